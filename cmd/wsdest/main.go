@@ -1,0 +1,99 @@
+// Command wsdest streams a Kafka (Quix) topic to WebSocket clients.
+//
+// It is configured through environment variables (and a .env file in the
+// working directory, which never overrides the environment); see the
+// README. With no broker configured it starts an embedded development
+// broker with demo data.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/wsdest/wsdest/internal/config"
+	"github.com/wsdest/wsdest/internal/service"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the service failed while running
+	exitConfig  = 2 // bad settings or start-up failure
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+// run is the whole program; it returns the exit status. Tests call it with
+// their own environment and PORT=0.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("wsdest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	envFile := fs.String("env-file", ".env", "`file` of KEY=VALUE settings read beneath the environment (missing is fine)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: wsdest [-env-file FILE]\n\n"+
+			"Streams the Kafka topic named by $input to WebSocket clients on ws://HOST:PORT/ws.\n"+
+			"All settings are environment variables; see the README. With no broker configured\n"+
+			"(Quix__Broker__Address, Quix__Sdk__Token) an embedded development broker with demo data starts.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitConfig
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "wsdest: unexpected argument %q (settings are environment variables)\n", fs.Arg(0))
+		return exitConfig
+	}
+
+	dotenv, err := config.LoadDotEnv(*envFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsdest: %v\n", err)
+		return exitConfig
+	}
+	cfg, err := config.FromEnv(config.Lookup(dotenv, lookup))
+	if err != nil {
+		fmt.Fprintf(stderr, "wsdest: %v\n", err)
+		return exitConfig
+	}
+	logger := newLogger(cfg.Log, stderr)
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
+
+	svc, err := service.New(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsdest: %v\n", err)
+		return exitConfig
+	}
+	logger.Info("wsdest started", append([]any{"listen", svc.Addr().String()}, cfg.Summary()...)...)
+	if !cfg.Auth.Enabled {
+		logger.Warn("authentication is off: any client can read the stream (set AUTH_API_KEYS or WS_USERNAME/WS_PASSWORD)")
+	}
+	if err := svc.Run(ctx); err != nil {
+		logger.Error("wsdest stopped", "err", err)
+		return exitFailure
+	}
+	logger.Info("wsdest stopped")
+	return exitOK
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.Level}
+	if c.Format == config.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,73 @@
+package config
+
+import "strings"
+
+// Summary returns the effective configuration as slog key-value pairs for
+// the start-up log line. Secrets are never included: credentials appear as
+// counts or as "set".
+func (c Config) Summary() []any {
+	attrs := []any{
+		"topic", c.Topic,
+		"addr", c.Server.Addr(),
+	}
+
+	k := c.Kafka
+	switch {
+	case c.DevBroker.Enabled:
+		attrs = append(attrs,
+			"kafka", "dev broker",
+			"brokers", c.DevBroker.Addr,
+			"demo_data", c.DevBroker.DemoData,
+		)
+		if c.DevBroker.DemoData {
+			attrs = append(attrs, "demo_interval", c.DevBroker.DemoInterval.String())
+		}
+	case k.QuixCloud():
+		attrs = append(attrs,
+			"kafka", "quix cloud",
+			"portal_api", k.Quix.PortalAPI,
+			"workspace", k.Quix.WorkspaceID,
+			"sdk_token", "set",
+		)
+	default:
+		attrs = append(attrs,
+			"kafka", "brokers",
+			"brokers", strings.Join(k.Brokers, ","),
+		)
+		if k.SASL.Mechanism != "" {
+			attrs = append(attrs, "sasl", k.SASL.Mechanism, "sasl_user", "set")
+		} else {
+			attrs = append(attrs, "sasl", "none")
+		}
+		attrs = append(attrs, "tls", k.TLS.Enabled)
+		if k.TLS.CAFile != "" {
+			attrs = append(attrs, "tls_ca_file", k.TLS.CAFile)
+		}
+		if k.TLS.InsecureSkipVerify {
+			attrs = append(attrs, "tls_insecure_skip_verify", true)
+		}
+	}
+	group := k.ConsumerGroup
+	if group == "" {
+		group = "none"
+	}
+	attrs = append(attrs,
+		"consumer_group", group,
+		"auto_offset_reset", string(k.AutoOffsetReset),
+		"auth", c.Auth.Enabled,
+		"api_keys", len(c.Auth.APIKeys),
+		"basic_auth", c.Auth.Username != "",
+		"format", string(c.Decode.Format),
+		"envelope", c.Decode.Envelope,
+		"max_queue_bytes", c.Clients.MaxQueueBytes,
+		"write_timeout", c.Clients.WriteTimeout.String(),
+		"ping_interval", c.Clients.PingInterval.String(),
+		"max_client_message", c.Clients.MaxMessageBytes,
+		"socket_send_buffer", c.Clients.SocketSendBuffer,
+		"write_budget", c.Clients.WriteBudget,
+		"shutdown_timeout", c.Server.ShutdownTimeout.String(),
+		"log_level", c.Log.Level.String(),
+		"log_format", string(c.Log.Format),
+	)
+	return attrs
+}

@@ -1,0 +1,87 @@
+package encode
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/hub"
+)
+
+var benchValue = []byte(`{"car":"car-1","speed":88.5,"rpm":12000,"gear":7,"throttle":0.93,"brake":0,"ts":1692703362840389000}`)
+
+func benchRecord() *wsdest.Record {
+	return &wsdest.Record{
+		Topic: "telemetry", Partition: 3, Offset: 123456789, Timestamp: ts,
+		Key:     []byte("car-1"),
+		Headers: []wsdest.Header{{Key: "source", Value: []byte("sim")}},
+		Value:   benchValue,
+	}
+}
+
+func benchEncode(b *testing.B, rec *wsdest.Record, want [hub.NumShapes]bool, perRecord int) {
+	e := New(Options{})
+	dst := make([]*hub.Message, 0, perRecord)
+	b.SetBytes(int64(len(rec.Value)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = e.Encode(dst[:0], rec, want)
+		if len(dst) != perRecord {
+			b.Fatal(len(dst))
+		}
+	}
+}
+
+func BenchmarkEncodePlain(b *testing.B) {
+	benchEncode(b, benchRecord(), plainOnly, 1)
+}
+
+func BenchmarkEncodeEnvelope(b *testing.B) {
+	benchEncode(b, benchRecord(), envelopeOnly, 1)
+}
+
+func BenchmarkEncodeBoth(b *testing.B) {
+	benchEncode(b, benchRecord(), both, 1)
+}
+
+// BenchmarkEncodeQuixRows encodes a 10-row, 5-parameter TimeseriesData
+// record in both shapes.
+func BenchmarkEncodeQuixRows(b *testing.B) {
+	const rows = 10
+	var p strings.Builder
+	p.WriteString(`{"Timestamps":[`)
+	for r := range rows {
+		if r > 0 {
+			p.WriteByte(',')
+		}
+		fmt.Fprintf(&p, "%d", 1692703362840389000+r)
+	}
+	p.WriteString(`],"NumericValues":{`)
+	for i := range 5 {
+		if i > 0 {
+			p.WriteByte(',')
+		}
+		fmt.Fprintf(&p, `"p%d":[`, i)
+		for r := range rows {
+			if r > 0 {
+				p.WriteByte(',')
+			}
+			fmt.Fprintf(&p, "%d.5", r+i)
+		}
+		p.WriteByte(']')
+	}
+	p.WriteString(`},"TagValues":{"car":["a","a","a","a","a","a","a","a","a","a"]}}`)
+	rec := benchRecord()
+	rec.Headers = quixHeaders("TimeseriesData", "JT")
+	rec.Value = []byte(p.String())
+	for _, w := range []struct {
+		name string
+		want [hub.NumShapes]bool
+	}{{"plain", plainOnly}, {"both", both}} {
+		b.Run(w.name, func(b *testing.B) {
+			benchEncode(b, rec, w.want, rows)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
+		})
+	}
+}

@@ -1,0 +1,455 @@
+// Package encode turns Kafka records into hub messages: it decides what a
+// record becomes (nothing, one message, or one message per Quix row) and
+// builds, once per message, the WebSocket frame of each shape somebody is
+// subscribed to.
+//
+// Plain shape: the record's value (or one decoded Quix row) exactly as
+// received, when it is JSON; no re-encoding. A value that is null (a
+// tombstone), empty, not UTF-8 or not JSON has no plain frame.
+//
+// Envelope shape:
+//
+//	{"topic":"t","partition":0,"offset":42,"timestamp":1700000000000,
+//	 "key":"k","headers":{"h":"v"},"value":<value>}
+//
+// timestamp is the record's Kafka timestamp in milliseconds since the epoch.
+// key and header values are JSON strings when they are UTF-8, null when
+// absent, and {"base64":"..."} otherwise. When a header name repeats, the
+// last value wins and the name sits where its last occurrence was; header
+// names and the topic are written as JSON strings, invalid UTF-8 in them
+// replaced by U+FFFD. value is the JSON value verbatim (or the decoded Quix
+// row), a JSON string for UTF-8 text that is not JSON, {"base64":"..."} for
+// other bytes, and null for a tombstone: nothing is dropped from the
+// envelope shape except Quix protocol messages and Quix records that cannot
+// be decoded.
+package encode
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/quix"
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// Format selects how record values are interpreted.
+type Format uint8
+
+const (
+	// FormatAuto (the default) passes plain JSON values through unchanged
+	// and decodes Quix-formatted records into rows.
+	FormatAuto Format = iota
+	// FormatRaw passes every value through unchanged, Quix-formatted or
+	// not; no Quix decoding.
+	FormatRaw
+)
+
+// String returns "auto" or "raw".
+func (f Format) String() string {
+	switch f {
+	case FormatAuto:
+		return "auto"
+	case FormatRaw:
+		return "raw"
+	}
+	return "unknown"
+}
+
+// ParseFormat parses "auto" or "raw" (case-insensitive, surrounding spaces
+// ignored); an empty string means FormatAuto.
+func ParseFormat(s string) (Format, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "auto":
+		return FormatAuto, nil
+	case "raw":
+		return FormatRaw, nil
+	}
+	return 0, fmt.Errorf("encode: unknown format %q (want auto or raw)", s)
+}
+
+// SkipReason says why a record, or its plain frame, was not delivered.
+type SkipReason string
+
+const (
+	// SkipTombstone: a null value; no plain frame (the envelope carries null).
+	SkipTombstone SkipReason = "tombstone"
+	// SkipEmpty: an empty value; no plain frame.
+	SkipEmpty SkipReason = "empty"
+	// SkipNotUTF8: the value is not UTF-8; no plain frame.
+	SkipNotUTF8 SkipReason = "not_utf8"
+	// SkipNotJSON: the value is UTF-8 text but not JSON; no plain frame.
+	SkipNotJSON SkipReason = "not_json"
+	// SkipQuixProtocol: a Quix protocol message (StreamEnd...), dropped
+	// silently in every shape.
+	SkipQuixProtocol SkipReason = "quix_protocol"
+	// SkipQuixUnsupported: a Quix record the decoder cannot read (split
+	// message, non-JSON codec, unknown model key), dropped in every shape.
+	SkipQuixUnsupported SkipReason = "quix_unsupported"
+	// SkipQuixMalformed: a Quix record with a broken payload, dropped in
+	// every shape.
+	SkipQuixMalformed SkipReason = "quix_malformed"
+)
+
+var skipReasons = [...]SkipReason{
+	SkipTombstone, SkipEmpty, SkipNotUTF8, SkipNotJSON,
+	SkipQuixProtocol, SkipQuixUnsupported, SkipQuixMalformed,
+}
+
+// SkipReasons returns every SkipReason, so that callers can create their
+// metrics at zero.
+func SkipReasons() []SkipReason {
+	return append([]SkipReason(nil), skipReasons[:]...)
+}
+
+func (r SkipReason) index() int {
+	for i, s := range skipReasons {
+		if s == r {
+			return i
+		}
+	}
+	panic("encode: unknown skip reason " + string(r))
+}
+
+// Stats is a snapshot of an Encoder's counters.
+type Stats struct {
+	// Records is the number of records passed to Encode.
+	Records uint64
+	// Messages is the number of messages Encode returned.
+	Messages uint64
+	// Skipped counts, by reason, records dropped or delivered without a
+	// plain frame. Every reason is present, zero or not.
+	Skipped map[SkipReason]uint64
+}
+
+// WarnInterval is the least time between two warning lines for the same
+// skip reason; the line says how many records were skipped since the last.
+const WarnInterval = 10 * time.Second
+
+// Options configure an Encoder.
+type Options struct {
+	// Format is how values are interpreted; the zero value is FormatAuto.
+	Format Format
+	// Logger receives the rate-limited warnings about skipped records; nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Encoder turns records into hub messages. It is safe for concurrent use.
+type Encoder struct {
+	format Format
+	log    *slog.Logger
+
+	records  atomic.Uint64
+	messages atomic.Uint64
+	skipped  [len(skipReasons)]atomic.Uint64
+	warn     [len(skipReasons)]warnState
+
+	// scratch holds *scratch: a Quix decoder and the buffers Encode reuses.
+	scratch sync.Pool
+}
+
+type warnState struct {
+	mu      sync.Mutex
+	last    time.Time // when the last line was written; guarded by mu
+	pending uint64    // records skipped since that line; guarded by mu
+}
+
+type scratch struct {
+	dec quix.Decoder
+	res quix.Result
+	env []byte
+}
+
+// maxPooledEnv bounds the envelope buffer kept in the pool, so that one
+// huge record does not pin its memory forever.
+const maxPooledEnv = 1 << 20
+
+// New returns an Encoder.
+func New(opts Options) *Encoder {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Encoder{format: opts.Format, log: log}
+}
+
+// Stats returns a snapshot of the counters.
+func (e *Encoder) Stats() Stats {
+	s := Stats{
+		Records:  e.records.Load(),
+		Messages: e.messages.Load(),
+		Skipped:  make(map[SkipReason]uint64, len(skipReasons)),
+	}
+	for i, r := range skipReasons {
+		s.Skipped[r] = e.skipped[i].Load()
+	}
+	return s
+}
+
+// Encode appends to dst the messages for rec and returns the extended
+// slice: none for Quix protocol messages and Quix records that cannot be
+// decoded, one per row for decoded Quix rows (in row order, all with the
+// record's key, partition and offset), and one otherwise. want[s] says which
+// shapes anybody is subscribed to: only those frames are built, the others
+// are left nil. A message is returned even when none of its frames could be
+// built, so that the caller sees every record's position.
+func (e *Encoder) Encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool) []*hub.Message {
+	e.records.Add(1)
+	var s *scratch
+	if e.format == FormatAuto || want[hub.ShapeEnvelope] {
+		s = e.getScratch()
+		defer e.putScratch(s)
+	}
+	if e.format == FormatAuto {
+		err := s.dec.Decode(rec.Headers, rec.Value, &s.res)
+		switch s.res.Kind {
+		case quix.KindRows:
+			return e.rows(dst, rec, want, s)
+		case quix.KindIgnored:
+			e.skip(SkipQuixProtocol, rec, nil)
+			return dst
+		case quix.KindUnsupported:
+			e.skip(SkipQuixUnsupported, rec, &s.res, slog.String("detail", s.res.Reason))
+			return dst
+		case quix.KindMalformed:
+			e.skip(SkipQuixMalformed, rec, &s.res, slog.String("error", err.Error()))
+			return dst
+		}
+	}
+
+	m := &hub.Message{Key: rec.Key, Partition: rec.Partition, Offset: rec.Offset}
+	reason, isJSON := classify(rec.Value)
+	if !isJSON {
+		e.skip(reason, rec, nil)
+	}
+	if want[hub.ShapePlain] && isJSON {
+		m.Frames[hub.ShapePlain] = wsframe.Text(rec.Value)
+	}
+	if want[hub.ShapeEnvelope] {
+		s.env = appendEnvelopeHead(s.env[:0], rec)
+		if isJSON {
+			m.Frames[hub.ShapeEnvelope] = joinFrame(s.env, rec.Value)
+		} else {
+			s.env = appendBytes(s.env, rec.Value)
+			s.env = append(s.env, '}')
+			m.Frames[hub.ShapeEnvelope] = wsframe.Text(s.env)
+		}
+	}
+	e.messages.Add(1)
+	return append(dst, m)
+}
+
+func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, s *scratch) []*hub.Message {
+	rows := s.res.Rows
+	if len(rows) == 0 {
+		return dst
+	}
+	if want[hub.ShapeEnvelope] {
+		s.env = appendEnvelopeHead(s.env[:0], rec)
+	}
+	// One allocation for all the row messages of the record.
+	msgs := make([]hub.Message, len(rows))
+	for i, row := range rows {
+		m := &msgs[i]
+		m.Key, m.Partition, m.Offset = rec.Key, rec.Partition, rec.Offset
+		if want[hub.ShapePlain] {
+			m.Frames[hub.ShapePlain] = wsframe.Text(row)
+		}
+		if want[hub.ShapeEnvelope] {
+			m.Frames[hub.ShapeEnvelope] = joinFrame(s.env, row)
+		}
+		dst = append(dst, m)
+	}
+	e.messages.Add(uint64(len(rows)))
+	return dst
+}
+
+func (e *Encoder) getScratch() *scratch {
+	if s, ok := e.scratch.Get().(*scratch); ok {
+		return s
+	}
+	return new(scratch)
+}
+
+func (e *Encoder) putScratch(s *scratch) {
+	if cap(s.env) > maxPooledEnv {
+		s.env = nil
+	}
+	e.scratch.Put(s)
+}
+
+// classify reports whether v can be sent as is in the plain shape, and if
+// not, why. quix.ValidJSON checks JSON and UTF-8 in one pass (json.Valid
+// would let invalid UTF-8 through inside strings).
+func classify(v []byte) (SkipReason, bool) {
+	switch {
+	case v == nil:
+		return SkipTombstone, false
+	case len(v) == 0:
+		return SkipEmpty, false
+	case quix.ValidJSON(v):
+		return "", true
+	case !utf8.Valid(v):
+		return SkipNotUTF8, false
+	}
+	return SkipNotJSON, false
+}
+
+// skip counts a skipped record and logs it, at most one line per reason per
+// WarnInterval. The line never carries value bytes.
+func (e *Encoder) skip(r SkipReason, rec *wsdest.Record, res *quix.Result, extra ...slog.Attr) {
+	i := r.index()
+	e.skipped[i].Add(1)
+	if r == SkipQuixProtocol {
+		return
+	}
+	w := &e.warn[i]
+	now := time.Now()
+	w.mu.Lock()
+	w.pending++
+	if !w.last.IsZero() && now.Sub(w.last) < WarnInterval {
+		w.mu.Unlock()
+		return
+	}
+	n := w.pending
+	w.pending, w.last = 0, now
+	w.mu.Unlock()
+
+	msg := "record value is not JSON; plain-shape clients do not receive it"
+	switch r {
+	case SkipQuixUnsupported:
+		msg = "unsupported Quix record dropped"
+	case SkipQuixMalformed:
+		msg = "malformed Quix record dropped"
+	}
+	attrs := make([]slog.Attr, 0, 8+len(extra))
+	attrs = append(attrs,
+		slog.String("reason", string(r)),
+		slog.Uint64("skipped", n),
+		slog.String("topic", rec.Topic),
+		slog.Int("partition", int(rec.Partition)),
+		slog.Int64("offset", rec.Offset),
+	)
+	if res != nil && res.ModelKey != "" {
+		attrs = append(attrs, slog.String("model_key", res.ModelKey))
+	}
+	if res != nil && res.Codec != "" {
+		attrs = append(attrs, slog.String("codec", res.Codec))
+	}
+	attrs = append(attrs, extra...)
+	e.log.LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
+}
+
+// joinFrame returns the text frame whose payload is head, body and a
+// closing brace, in one allocation of exactly the frame's size.
+func joinFrame(head, body []byte) []byte {
+	return wsframe.TextFunc(len(head)+len(body)+1, func(p []byte) {
+		n := copy(p, head)
+		n += copy(p[n:], body)
+		p[n] = '}'
+	})
+}
+
+// appendEnvelopeHead appends the envelope up to and including `"value":`.
+func appendEnvelopeHead(b []byte, rec *wsdest.Record) []byte {
+	b = append(b, `{"topic":`...)
+	b = appendText(b, rec.Topic)
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(rec.Partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, rec.Offset, 10)
+	b = append(b, `,"timestamp":`...)
+	b = strconv.AppendInt(b, rec.Timestamp.UnixMilli(), 10)
+	b = append(b, `,"key":`...)
+	b = appendBytes(b, rec.Key)
+	b = append(b, `,"headers":{`...)
+	first := true
+	for i := range rec.Headers {
+		h := &rec.Headers[i]
+		if repeatedLater(rec.Headers[i+1:], h.Key) {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendText(b, h.Key)
+		b = append(b, ':')
+		b = appendBytes(b, h.Value)
+	}
+	return append(b, `},"value":`...)
+}
+
+func repeatedLater(hs []wsdest.Header, key string) bool {
+	for i := range hs {
+		if hs[i].Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// appendText appends s as a JSON string, replacing invalid UTF-8 with
+// U+FFFD.
+func appendText(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return appendJSONString(b, s)
+}
+
+// appendBytes appends v as null (nil), a JSON string (UTF-8) or
+// {"base64":"..."}.
+func appendBytes(b, v []byte) []byte {
+	switch {
+	case v == nil:
+		return append(b, "null"...)
+	case utf8.Valid(v):
+		return appendJSONString(b, v)
+	}
+	b = append(b, `{"base64":"`...)
+	b = base64.StdEncoding.AppendEncode(b, v)
+	return append(b, `"}`...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s, which must be valid UTF-8, as a JSON string.
+// Only what JSON requires is escaped: quote, backslash and control
+// characters.
+func appendJSONString[S ~string | ~[]byte](b []byte, s S) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

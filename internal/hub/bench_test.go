@@ -1,0 +1,88 @@
+package hub
+
+import (
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// discardConn is a net.Conn that accepts every write at once.
+type discardConn struct {
+	net.Conn // nil: only the methods below are used
+	closed   atomic.Bool
+}
+
+func (d *discardConn) Write(b []byte) (int, error)      { return len(b), nil }
+func (d *discardConn) SetWriteDeadline(time.Time) error { return nil }
+func (d *discardConn) Close() error                     { d.closed.Store(true); return nil }
+
+// waitWritten spins until the hub has written n frames in all.
+func waitWritten(b *testing.B, h *Hub, n uint64) {
+	for h.stats.written.Load() < n {
+		if h.stats.clients.Load() == 0 {
+			b.Fatal("all clients gone")
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+func benchFrames(n int) []*Message {
+	msgs := make([]*Message, n)
+	for i := range msgs {
+		p := fmt.Appendf(nil, `{"ts":%d,"seq":%d,"pad":"0123456789012345678901234567890123456789"}`, time.Now().UnixNano(), i)
+		msgs[i] = &Message{Key: fmt.Appendf(nil, "k-%d", i%100), Frames: [NumShapes][]byte{wsframe.Text(p)}}
+	}
+	return msgs
+}
+
+// BenchmarkPublish measures the fan-out of one batch of messages to 10,000
+// clients that take everything, until every frame is written (to sockets
+// that never block). ns/delivery is the cost per frame per client.
+func BenchmarkPublish(b *testing.B) {
+	for _, batch := range []int{1, 16} {
+		b.Run(fmt.Sprintf("clients=10000/batch=%d", batch), func(b *testing.B) {
+			const clients = 10000
+			h := New(Config{PingInterval: -1})
+			for range clients {
+				h.Add(&discardConn{}, Subscription{All: true}, nil)
+			}
+			msgs := benchFrames(batch)
+			b.ResetTimer()
+			for i := range b.N {
+				h.Publish(msgs)
+				waitWritten(b, h, uint64(i+1)*uint64(batch)*clients)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch*clients), "ns/delivery")
+		})
+	}
+}
+
+// BenchmarkRoute measures routing alone: 10,000 clients each subscribed to
+// one exact key (found by map lookup) or to one pattern (tested one by one),
+// for messages that match one client each.
+func BenchmarkRoute(b *testing.B) {
+	for _, kind := range []string{"exact", "glob"} {
+		b.Run(kind, func(b *testing.B) {
+			const clients = 10000
+			h := New(Config{PingInterval: -1})
+			for i := range clients {
+				k := fmt.Sprintf("k-%d", i)
+				if kind == "glob" {
+					k += "*"
+				}
+				h.Add(&discardConn{}, Subscription{Keys: []string{k}}, nil)
+			}
+			msgs := benchFrames(100)
+			b.ResetTimer()
+			for range b.N {
+				h.Publish(msgs)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(msgs)), "ns/message")
+		})
+	}
+}

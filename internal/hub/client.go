@@ -1,0 +1,308 @@
+package hub
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// Conn is a connection that has completed the WebSocket handshake. A
+// *net.TCPConn gets vectored writes (writev) and a half-close after the close
+// frame; any other net.Conn works too.
+type Conn = net.Conn
+
+// maxSpareCap bounds the capacity of the queue slices a client keeps between
+// bursts, so that an idle client holds no large arrays.
+const maxSpareCap = 256
+
+// Client is one connected WebSocket client.
+//
+// Ownership: the publisher and control senders append to queue under mu; the
+// writer goroutine, of which at most one runs (writing), swaps the queue out
+// under mu and writes it without the lock. teardown runs exactly once and is
+// the only place that closes conn.
+type Client struct {
+	hub      *Hub
+	conn     Conn
+	id       uint64
+	shape    Shape
+	sub      compiled
+	pos      int // index in the shard's all or globs slice; guarded by the shard's mu
+	onClosed func()
+
+	lastRead atomic.Int64 // unix ns of the last read from the peer
+
+	// lastWrite is when the last batch write ended; owned by the writer.
+	lastWrite time.Time
+
+	mu         sync.Mutex
+	queue      [][]byte // frames waiting, in order
+	spare      [][]byte // the writer's emptied batch, reused as the next queue
+	queued     int      // bytes in queue
+	writing    bool     // a writer goroutine is running
+	closing    bool     // no more data frames are accepted
+	closeFrame []byte   // sent after the queue drains, when closing
+	reason     CloseReason
+
+	torn atomic.Bool
+}
+
+// ID returns the client's hub-unique id.
+func (c *Client) ID() uint64 { return c.id }
+
+// Shape returns the shape of the frames the client receives.
+func (c *Client) Shape() Shape { return c.shape }
+
+// Touch records that something was read from the peer; clients that are not
+// touched for two ping intervals are dropped.
+func (c *Client) Touch() { c.lastRead.Store(time.Now().UnixNano()) }
+
+// enqueue appends the frames of msgs that match (every message when sub is
+// nil) and returns how many it queued.
+func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
+	var n uint64
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return 0
+	}
+	for _, m := range msgs {
+		f := m.Frames[c.shape]
+		if f == nil || sub != nil && !sub.matches(m.Key) {
+			continue
+		}
+		if c.queued+len(f) > c.hub.cfg.MaxQueueBytes {
+			c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
+			break
+		}
+		c.queue = append(c.queue, f)
+		c.queued += len(f)
+		n++
+	}
+	start := c.startLocked()
+	c.mu.Unlock()
+	if start {
+		go c.write()
+	}
+	return n
+}
+
+func (c *Client) enqueueOne(m *Message) uint64 {
+	return c.enqueue([]*Message{m}, nil)
+}
+
+// sendControl queues a control frame (ping, pong) unless the client is
+// closing. Control frames count against the queue bound like data.
+func (c *Client) sendControl(f []byte) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	if c.queued+len(f) > c.hub.cfg.MaxQueueBytes {
+		c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
+	} else {
+		c.queue = append(c.queue, f)
+		c.queued += len(f)
+	}
+	start := c.startLocked()
+	c.mu.Unlock()
+	if start {
+		go c.write()
+	}
+}
+
+// Pong answers a client's ping with payload.
+func (c *Client) Pong(payload []byte) {
+	c.sendControl(wsframe.Control(wsframe.OpPong, payload))
+}
+
+// startLocked reports whether the caller must start a writer, marking one
+// as running. c.mu must be held.
+func (c *Client) startLocked() bool {
+	if c.writing || (len(c.queue) == 0 && !c.closing) || c.torn.Load() {
+		return false
+	}
+	c.writing = true
+	return true
+}
+
+// Close starts a clean close: the close frame with code and reason is sent
+// after what is queued (graceful codes 1000 and 1001) or instead of it (any
+// other code), then the connection is half-closed and dropped once the
+// client answers or CloseGrace passes. Calling Close again has no effect.
+func (c *Client) Close(code uint16, reason string, why CloseReason) {
+	c.mu.Lock()
+	keep := code == wsframe.CloseNormal || code == wsframe.CloseGoingAway
+	c.closeLocked(code, reason, why, keep)
+	start := c.startLocked()
+	c.mu.Unlock()
+	if start {
+		go c.write()
+	}
+}
+
+func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQueue bool) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.reason = why
+	c.closeFrame = wsframe.Close(code, reason)
+	if !keepQueue {
+		c.hub.stats.dropFrames.Add(uint64(len(c.queue)))
+		clear(c.queue)
+		c.queue = c.queue[:0]
+		c.queued = 0
+	}
+}
+
+// Closing reports whether the server has started closing the client.
+func (c *Client) Closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// PeerClosed handles the end of the peer's side: a close frame (after which
+// the peer sends nothing more) or end of stream. If the server had not
+// started closing, it answers with a close frame; either way the
+// connection is then dropped.
+func (c *Client) PeerClosed(why CloseReason) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		c.teardown(c.reasonOr(why))
+		return
+	}
+	c.closeLocked(wsframe.CloseNormal, "", why, false)
+	start := c.startLocked()
+	c.mu.Unlock()
+	if start {
+		go c.write()
+	}
+}
+
+// abort drops the connection at once, without a close frame.
+func (c *Client) abort(why CloseReason) {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		c.reason = why
+	}
+	c.mu.Unlock()
+	c.teardown(c.reasonOr(why))
+}
+
+// Abort drops the connection at once, for a reader that found the peer
+// gone or broken.
+func (c *Client) Abort(why CloseReason) { c.abort(why) }
+
+func (c *Client) reasonOr(why CloseReason) CloseReason {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reason != "" {
+		return c.reason
+	}
+	return why
+}
+
+// write is the client's writer goroutine: it drains the queue in batches,
+// one vectored write each, until the queue is empty, then exits. Under load
+// the queue refills while a write is in flight, so batches grow by
+// themselves and the system calls per frame fall.
+func (c *Client) write() {
+	st := c.hub.stats
+	for {
+		if sp := c.hub.writeSpacing(); sp > 0 {
+			if d := sp - time.Since(c.lastWrite); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			if !c.closing {
+				c.writing = false
+				c.mu.Unlock()
+				return
+			}
+			f := c.closeFrame
+			c.mu.Unlock()
+			c.finish(f)
+			return
+		}
+		batch := c.queue
+		c.queue = c.spare[:0]
+		c.spare = nil
+		c.queued = 0
+		c.mu.Unlock()
+
+		frames := len(batch)
+		bufs := net.Buffers(batch)
+		_ = c.conn.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout))
+		n, err := bufs.WriteTo(c.conn)
+		st.writes.Add(1)
+		st.bytes.Add(uint64(n))
+		clear(batch)
+		if cap(batch) <= maxSpareCap {
+			c.mu.Lock()
+			c.spare = batch[:0]
+			c.mu.Unlock()
+		}
+		if err != nil {
+			why := ReasonWriteError
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				why = ReasonWriteTimeout
+			}
+			c.teardown(c.reasonOr(why))
+			return
+		}
+		st.written.Add(uint64(frames))
+		c.lastWrite = time.Now()
+	}
+}
+
+// finish sends the close frame, half-closes the connection so the peer sees
+// the end of the stream, and drops the connection once the peer hangs up
+// (the reader calls PeerClosed) or CloseGrace passes.
+func (c *Client) finish(closeFrame []byte) {
+	if c.torn.Load() {
+		return
+	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(min(c.hub.cfg.WriteTimeout, c.hub.cfg.CloseGrace)))
+	if _, err := c.conn.Write(closeFrame); err != nil {
+		c.teardown(c.reasonOr(ReasonWriteError))
+		return
+	}
+	if hc, ok := c.conn.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+	}
+	time.AfterFunc(c.hub.cfg.CloseGrace, func() { c.teardown(c.reasonOr(ReasonClientClosed)) })
+}
+
+// teardown closes the connection and forgets the client. It runs once.
+func (c *Client) teardown(why CloseReason) {
+	if !c.torn.CompareAndSwap(false, true) {
+		return
+	}
+	_ = c.conn.Close()
+	c.mu.Lock()
+	c.closing = true
+	if c.reason == "" {
+		c.reason = why
+	}
+	c.hub.stats.dropFrames.Add(uint64(len(c.queue)))
+	c.queue, c.spare, c.queued = nil, nil, 0
+	c.mu.Unlock()
+	c.hub.remove(c)
+	c.hub.stats.closed(why)
+	if c.onClosed != nil {
+		c.onClosed()
+	}
+	c.hub.live.Done()
+}

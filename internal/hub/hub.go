@@ -1,0 +1,329 @@
+// Package hub is the fan-out core of wsdest: it keeps the set of connected
+// clients with their subscriptions, routes each published message to the
+// clients it matches, and owns every client's bounded send queue, its single
+// writer and the policy that closes clients which do not keep up.
+//
+// The hub knows nothing about HTTP or Kafka. It is given connections that
+// have already completed the WebSocket handshake and messages whose frames
+// are already encoded.
+//
+// Publishing never blocks on a client: a message is appended to each
+// matching client's queue under that client's own lock, and a writer
+// goroutine, started only while the client has something to write, drains
+// the queue with one vectored write per batch.
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// Config holds the hub's limits. Zero values mean the documented defaults.
+type Config struct {
+	// Shards is the number of subscriber shards; subscribe and unsubscribe
+	// lock one shard, publishing read-locks one shard at a time. Default
+	// 8 × GOMAXPROCS.
+	Shards int
+	// MaxQueueBytes bounds the bytes waiting in one client's queue (not
+	// counting the batch being written). A client that would exceed it is
+	// closed with 1008 "too slow". Default 4 MiB.
+	MaxQueueBytes int
+	// WriteTimeout bounds one batch write to a client. A client whose
+	// socket does not take a batch within it is dropped. Default 10 s.
+	WriteTimeout time.Duration
+	// PingInterval is how often clients are pinged. A client from which
+	// nothing was read for two intervals is dropped. Default 30 s; negative
+	// disables pings.
+	PingInterval time.Duration
+	// WriteBudget is the number of write system calls per second the hub
+	// aims to stay under, all clients together. Each write costs about the
+	// same whatever its size, so the hub spaces each client's writes at
+	// least clients/WriteBudget apart: a client that receives faster than
+	// that gets its frames in batches, one vectored write per batch, while
+	// a client that receives less often is written at once. Default
+	// 50,000 per CPU (GOMAXPROCS); negative means no spacing at all.
+	WriteBudget int
+	// CloseGrace is how long the hub waits for a client to answer its close
+	// frame before dropping the connection. Default 2 s.
+	CloseGrace time.Duration
+	// Logger receives the hub's log lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Shards <= 0 {
+		c.Shards = 8 * runtime.GOMAXPROCS(0)
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 4 << 20
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 30 * time.Second
+	}
+	if c.WriteBudget == 0 {
+		c.WriteBudget = 50000 * runtime.GOMAXPROCS(0)
+	}
+	if c.CloseGrace <= 0 {
+		c.CloseGrace = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Hub routes messages to clients. Its methods are safe for concurrent use.
+type Hub struct {
+	cfg    Config
+	log    *slog.Logger
+	shards []shard
+	nextID atomic.Uint64
+	shapes [NumShapes]atomic.Int64 // clients per shape, for Wants
+	stats  *counters
+	live   sync.WaitGroup // one per client not yet torn down
+	ping   []byte         // the shared ping frame
+}
+
+// shard holds a subset of the clients, indexed for routing. mu guards every
+// field; Publish holds it for reading while it enqueues.
+type shard struct {
+	mu      sync.RWMutex
+	all     []*Client            // clients that take every record
+	exact   map[string][]*Client // clients with only exact keys, by key
+	globs   []*Client            // clients with at least one pattern
+	members map[*Client]struct{} // every client of the shard
+}
+
+// New returns a hub with cfg's limits.
+func New(cfg Config) *Hub {
+	cfg.setDefaults()
+	h := &Hub{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		shards: make([]shard, cfg.Shards),
+		stats:  newCounters(),
+		ping:   wsframe.Control(wsframe.OpPing, nil),
+	}
+	for i := range h.shards {
+		h.shards[i].exact = make(map[string][]*Client)
+		h.shards[i].members = make(map[*Client]struct{})
+	}
+	return h
+}
+
+// writeSpacing is the least time between two writes to one client under
+// the write budget, for the clients connected now.
+func (h *Hub) writeSpacing() time.Duration {
+	if h.cfg.WriteBudget < 0 {
+		return 0
+	}
+	return time.Duration(h.stats.clients.Load() * int64(time.Second) / int64(h.cfg.WriteBudget))
+}
+
+// Wants reports, for each shape, whether any client currently receives it,
+// so that encoders build only the frames someone will read.
+func (h *Hub) Wants() [NumShapes]bool {
+	var w [NumShapes]bool
+	for i := range w {
+		w[i] = h.shapes[i].Load() > 0
+	}
+	return w
+}
+
+// Stats returns a snapshot of the hub's counters.
+func (h *Hub) Stats() Stats { return h.stats.snapshot() }
+
+// Add registers a client for conn with subscription sub and returns it. The
+// connection must have completed the WebSocket handshake; from now on the
+// client's writer is the only one writing to it. onClosed, if not nil, is
+// called once, after the connection is closed.
+func (h *Hub) Add(conn Conn, sub Subscription, onClosed func()) *Client {
+	c := &Client{
+		hub:      h,
+		conn:     conn,
+		id:       h.nextID.Add(1),
+		shape:    sub.Shape,
+		sub:      compile(sub),
+		onClosed: onClosed,
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	h.live.Add(1)
+	h.stats.accepted.Add(1)
+	h.stats.clients.Add(1)
+	h.shapes[c.shape].Add(1)
+
+	s := h.shardOf(c)
+	s.mu.Lock()
+	s.members[c] = struct{}{}
+	switch {
+	case c.sub.all:
+		c.pos = len(s.all)
+		s.all = append(s.all, c)
+	case len(c.sub.globs) > 0:
+		c.pos = len(s.globs)
+		s.globs = append(s.globs, c)
+	default:
+		for _, k := range c.sub.exact {
+			s.exact[k] = append(s.exact[k], c)
+		}
+	}
+	s.mu.Unlock()
+	return c
+}
+
+func (h *Hub) shardOf(c *Client) *shard { return &h.shards[c.id%uint64(len(h.shards))] }
+
+// remove takes c out of the routing index. It is called once per client,
+// from teardown, never with a shard lock held.
+func (h *Hub) remove(c *Client) {
+	s := h.shardOf(c)
+	s.mu.Lock()
+	delete(s.members, c)
+	switch {
+	case c.sub.all:
+		removeAt(&s.all, c)
+	case len(c.sub.globs) > 0:
+		removeAt(&s.globs, c)
+	default:
+		for _, k := range c.sub.exact {
+			l := s.exact[k]
+			for i, x := range l {
+				if x == c {
+					l[i] = l[len(l)-1]
+					l[len(l)-1] = nil
+					l = l[:len(l)-1]
+					break
+				}
+			}
+			if len(l) == 0 {
+				delete(s.exact, k)
+			} else {
+				s.exact[k] = l
+			}
+		}
+	}
+	s.mu.Unlock()
+	h.shapes[c.shape].Add(-1)
+	h.stats.clients.Add(-1)
+}
+
+// removeAt swap-removes c from *l using c.pos, keeping positions right.
+func removeAt(l *[]*Client, c *Client) {
+	s := *l
+	i := c.pos
+	last := len(s) - 1
+	s[i] = s[last]
+	s[i].pos = i
+	s[last] = nil
+	*l = s[:last]
+}
+
+// Publish routes msgs, in order, to every client they match. It never
+// blocks on a client: frames are appended to queues and written by each
+// client's own writer. Publish must be called from one goroutine at a time
+// for clients to see messages in publish order.
+func (h *Hub) Publish(msgs []*Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	h.stats.published.Add(uint64(len(msgs)))
+	var enqueued uint64
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for _, c := range s.all {
+			enqueued += c.enqueue(msgs, nil)
+		}
+		if len(s.exact) > 0 {
+			for _, m := range msgs {
+				if m.Key == nil {
+					continue
+				}
+				for _, c := range s.exact[string(m.Key)] {
+					enqueued += c.enqueueOne(m)
+				}
+			}
+		}
+		for _, c := range s.globs {
+			enqueued += c.enqueue(msgs, &c.sub)
+		}
+		s.mu.RUnlock()
+	}
+	h.stats.enqueued.Add(enqueued)
+}
+
+// clients returns a snapshot of every client.
+func (h *Hub) clients() []*Client {
+	var out []*Client
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for c := range s.members {
+			out = append(out, c)
+		}
+		s.mu.RUnlock()
+	}
+	return out
+}
+
+// Run pings clients and drops dead ones until ctx is done. It returns nil.
+func (h *Hub) Run(ctx context.Context) error {
+	if h.cfg.PingInterval < 0 {
+		<-ctx.Done()
+		return nil
+	}
+	t := time.NewTicker(h.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			h.pingAll(now)
+		}
+	}
+}
+
+func (h *Hub) pingAll(now time.Time) {
+	deadline := now.Add(-2 * h.cfg.PingInterval).UnixNano()
+	for _, c := range h.clients() {
+		if c.lastRead.Load() < deadline {
+			c.abort(ReasonPingTimeout)
+			continue
+		}
+		c.sendControl(h.ping)
+	}
+}
+
+// Shutdown closes every client with 1001 "going away" after what is
+// already queued for it, and waits until all are gone or ctx is done; then
+// it drops the rest. It returns ctx's error if it had to drop clients.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	for _, c := range h.clients() {
+		c.Close(wsframe.CloseGoingAway, "going away", ReasonShutdown)
+	}
+	done := make(chan struct{})
+	go func() {
+		h.live.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range h.clients() {
+			c.abort(ReasonShutdown)
+		}
+		<-done
+		return errors.Join(errors.New("hub: clients dropped at shutdown"), ctx.Err())
+	}
+}

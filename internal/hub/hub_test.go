@@ -1,0 +1,276 @@
+package hub
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// frame is one server frame as read by a test peer.
+type frame struct {
+	op      byte
+	payload []byte
+}
+
+// readFrame reads one unmasked server frame.
+func readFrame(r io.Reader) (frame, error) {
+	var h [10]byte
+	if _, err := io.ReadFull(r, h[:2]); err != nil {
+		return frame{}, err
+	}
+	n := uint64(h[1] & 0x7F)
+	switch n {
+	case 126:
+		if _, err := io.ReadFull(r, h[2:4]); err != nil {
+			return frame{}, err
+		}
+		n = uint64(binary.BigEndian.Uint16(h[2:4]))
+	case 127:
+		if _, err := io.ReadFull(r, h[2:10]); err != nil {
+			return frame{}, err
+		}
+		n = binary.BigEndian.Uint64(h[2:10])
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return frame{}, err
+	}
+	return frame{op: h[0] & 0x0F, payload: p}, nil
+}
+
+func msg(key string, payload string) *Message {
+	m := &Message{Frames: [NumShapes][]byte{wsframe.Text([]byte(payload)), wsframe.Text([]byte(`{"env":` + payload + `}`))}}
+	if key != "\x00" {
+		m.Key = []byte(key)
+	}
+	return m
+}
+
+// peer is the test's end of a pipe given to the hub.
+type peer struct {
+	conn   net.Conn
+	client *Client
+	closed chan struct{}
+}
+
+func addPeer(t *testing.T, h *Hub, sub Subscription) *peer {
+	t.Helper()
+	srv, cli := net.Pipe()
+	p := &peer{conn: cli, closed: make(chan struct{})}
+	p.client = h.Add(srv, sub, func() { close(p.closed) })
+	t.Cleanup(func() { cli.Close() })
+	return p
+}
+
+// texts reads n text frames.
+func (p *peer) texts(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for len(out) < n {
+		f, err := readFrame(p.conn)
+		if err != nil {
+			t.Fatalf("read frame %d: %v", len(out), err)
+		}
+		if f.op == wsframe.OpText {
+			out = append(out, string(f.payload))
+		}
+	}
+	return out
+}
+
+func TestRouting(t *testing.T) {
+	tests := []struct {
+		name string
+		sub  Subscription
+		want []string
+	}{
+		{"all", Subscription{All: true}, []string{"1", "2", "3", "null", "4", "5e", "5"}},
+		{"star", Subscription{Keys: []string{"*"}}, []string{"1", "2", "3", "null", "4", "5e", "5"}},
+		{"exact", Subscription{Keys: []string{"a"}}, []string{"1", "4"}},
+		{"two exact", Subscription{Keys: []string{"a", "b-1"}}, []string{"1", "2", "4"}},
+		{"glob", Subscription{Keys: []string{"b-*"}}, []string{"2", "3"}},
+		{"glob question", Subscription{Keys: []string{"b-?"}}, []string{"2"}},
+		{"glob and exact", Subscription{Keys: []string{"b-1?", "a"}}, []string{"1", "3", "4"}},
+		{"empty key", Subscription{Keys: []string{""}}, []string{"5e"}},
+		{"envelope", Subscription{Keys: []string{"a"}, Shape: ShapeEnvelope}, []string{`{"env":1}`, `{"env":4}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := New(Config{Shards: 3, PingInterval: -1})
+			p := addPeer(t, h, tt.sub)
+			done := make(chan []string)
+			go func() { done <- p.texts(t, len(tt.want)) }()
+			h.Publish([]*Message{msg("a", "1"), msg("b-1", "2"), msg("b-12", "3")})
+			h.Publish([]*Message{msg("\x00", "null"), msg("a", "4"), msg("", "5e"), msg("c", "5")})
+			got := <-done
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWants(t *testing.T) {
+	h := New(Config{PingInterval: -1})
+	if w := h.Wants(); w[ShapePlain] || w[ShapeEnvelope] {
+		t.Fatalf("empty hub wants %v", w)
+	}
+	p := addPeer(t, h, Subscription{All: true, Shape: ShapeEnvelope})
+	if w := h.Wants(); w[ShapePlain] || !w[ShapeEnvelope] {
+		t.Fatalf("wants %v, want envelope only", w)
+	}
+	p.client.Abort(ReasonClientClosed)
+	<-p.closed
+	if w := h.Wants(); w[ShapeEnvelope] {
+		t.Fatalf("wants %v after the client left", w)
+	}
+}
+
+// A client that never reads is closed when its queue passes the bound,
+// while a reading client gets everything.
+func TestSlowClientClosedOthersServed(t *testing.T) {
+	h := New(Config{MaxQueueBytes: 1 << 10, WriteTimeout: time.Hour, PingInterval: -1})
+	slow := addPeer(t, h, Subscription{All: true})
+	fast := addPeer(t, h, Subscription{All: true})
+	// The fast peer reads each message before the next is published, so
+	// only the slow one falls behind.
+	for i := range 500 {
+		want := fmt.Sprintf(`{"i":%d}`, i)
+		h.Publish([]*Message{msg("k", want)})
+		if got := fast.texts(t, 1)[0]; got != want {
+			t.Fatalf("frame %d = %s, want %s", i, got, want)
+		}
+	}
+	if !slow.client.Closing() {
+		t.Fatal("slow client not closing")
+	}
+	// The slow peer finally reads: it finds data, then the close frame
+	// 1008 "too slow".
+	var last frame
+	for {
+		f, err := readFrame(slow.conn)
+		if err != nil {
+			break
+		}
+		last = f
+		if f.op == wsframe.OpClose {
+			break
+		}
+	}
+	if last.op != wsframe.OpClose || binary.BigEndian.Uint16(last.payload) != wsframe.ClosePolicyViolation || string(last.payload[2:]) != "too slow" {
+		t.Fatalf("last frame %v %q, want close 1008 too slow", last.op, last.payload)
+	}
+	slow.conn.Close()
+	<-slow.closed
+	if got := h.Stats().Closes[ReasonQueueFull]; got != 1 {
+		t.Fatalf("queue_full closes = %d, want 1", got)
+	}
+}
+
+// A write that does not complete within WriteTimeout drops the client.
+func TestWriteTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{WriteTimeout: 5 * time.Second, PingInterval: -1})
+		p := addPeer(t, h, Subscription{All: true})
+		h.Publish([]*Message{msg("k", "1")})
+		<-p.closed
+		if got := h.Stats().Closes[ReasonWriteTimeout]; got != 1 {
+			t.Fatalf("write_timeout closes = %d, want 1", got)
+		}
+	})
+}
+
+// A peer from which nothing is read for two ping intervals is dropped; one
+// that answers stays.
+func TestPingTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: time.Second, WriteTimeout: time.Hour})
+		ctx, cancel := context.WithCancel(t.Context())
+		go h.Run(ctx)
+		dead := addPeer(t, h, Subscription{All: true})
+		alive := addPeer(t, h, Subscription{All: true})
+		go func() {
+			for {
+				f, err := readFrame(alive.conn)
+				if err != nil {
+					return
+				}
+				if f.op == wsframe.OpPing {
+					alive.client.Touch()
+				}
+			}
+		}()
+		go func() { _, _ = io.Copy(io.Discard, dead.conn) }()
+		<-dead.closed
+		if alive.client.Closing() {
+			t.Fatal("live client closed")
+		}
+		if got := h.Stats().Closes[ReasonPingTimeout]; got != 1 {
+			t.Fatalf("ping_timeout closes = %d, want 1", got)
+		}
+		cancel()
+	})
+}
+
+func TestShutdownSendsGoingAwayAfterQueued(t *testing.T) {
+	h := New(Config{PingInterval: -1, CloseGrace: time.Hour})
+	p := addPeer(t, h, Subscription{All: true})
+	var frames []frame
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			f, err := readFrame(p.conn)
+			if err != nil {
+				return
+			}
+			frames = append(frames, f)
+			if f.op == wsframe.OpClose {
+				p.conn.Close() // the peer hangs up after the close frame
+				return
+			}
+		}
+	})
+	h.Publish([]*Message{msg("k", "1"), msg("k", "2")})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	shut := make(chan error)
+	go func() { shut <- h.Shutdown(ctx) }()
+	wg.Wait()
+	// The pipe has no half-close, so the hub learns of the hang-up only
+	// through the reader, as the server's session would tell it.
+	p.client.PeerClosed(ReasonClientClosed)
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if len(frames) != 3 || string(frames[0].payload) != "1" || string(frames[1].payload) != "2" {
+		t.Fatalf("frames = %v", frames)
+	}
+	if c := binary.BigEndian.Uint16(frames[2].payload); c != wsframe.CloseGoingAway || string(frames[2].payload[2:]) != "going away" {
+		t.Fatalf("close = %d %q", c, frames[2].payload[2:])
+	}
+}
+
+func TestMatchGlob(t *testing.T) {
+	tests := []struct {
+		pat, key string
+		want     bool
+	}{
+		{"*", "", true}, {"*", "abc", true}, {"a*", "abc", true}, {"a*", "bac", false},
+		{"*c", "abc", true}, {"a?c", "abc", true}, {"a?c", "ac", false}, {"a*b*c", "aXbYc", true},
+		{"a*b*c", "aXbY", false}, {"sensor-*", "sensor-1/x", true}, {"??", "a", false},
+		{"*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaa", false}, {"", "", true}, {"", "a", false},
+	}
+	for _, tt := range tests {
+		if got := matchGlob(tt.pat, []byte(tt.key)); got != tt.want {
+			t.Errorf("matchGlob(%q, %q) = %v, want %v", tt.pat, tt.key, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,44 @@
+package hub
+
+// Shape is the form in which a client receives records.
+type Shape uint8
+
+const (
+	// ShapePlain is the record's JSON value (or one decoded Quix row) as is.
+	ShapePlain Shape = iota
+	// ShapeEnvelope wraps the value with topic, partition, offset,
+	// timestamp, key and headers.
+	ShapeEnvelope
+	// NumShapes is the number of shapes.
+	NumShapes
+)
+
+// String returns "plain" or "envelope".
+func (s Shape) String() string {
+	switch s {
+	case ShapePlain:
+		return "plain"
+	case ShapeEnvelope:
+		return "envelope"
+	}
+	return "unknown"
+}
+
+// Message is one unit of fan-out: one record, or one row of a record that
+// decodes into several rows. Frames are complete WebSocket frames (header
+// and payload), built once and written unchanged to every client that
+// receives the message.
+//
+// A Message is immutable once published; the hub and every client share it.
+type Message struct {
+	// Key is the record's Kafka key; nil for a null key.
+	Key []byte
+	// Partition and Offset locate the record the message came from, so that
+	// a client's position can be expressed as Kafka offsets.
+	Partition int32
+	Offset    int64
+	// Frames holds the encoded frame for each shape, or nil where the
+	// message cannot be delivered in that shape (for instance a non-JSON
+	// value has no plain frame).
+	Frames [NumShapes][]byte
+}

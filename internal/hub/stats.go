@@ -1,0 +1,83 @@
+package hub
+
+import "sync/atomic"
+
+// CloseReason is why the hub closed a client, or why the client went away.
+type CloseReason string
+
+// Close reasons. Every reason has a counter from the start, at zero.
+const (
+	ReasonQueueFull     CloseReason = "queue_full"     // send queue over MaxQueueBytes: closed 1008 "too slow"
+	ReasonWriteTimeout  CloseReason = "write_timeout"  // a write did not finish within WriteTimeout
+	ReasonWriteError    CloseReason = "write_error"    // the connection failed while writing
+	ReasonPingTimeout   CloseReason = "ping_timeout"   // nothing read for two ping intervals
+	ReasonClientClosed  CloseReason = "client_closed"  // the client sent a close frame or hung up
+	ReasonProtocol      CloseReason = "protocol_error" // the client broke the WebSocket protocol
+	ReasonMessageTooBig CloseReason = "message_too_big"
+	ReasonShutdown      CloseReason = "shutdown" // the service is stopping: 1001 "going away"
+	ReasonReadError     CloseReason = "read_error"
+)
+
+var allReasons = [...]CloseReason{
+	ReasonQueueFull, ReasonWriteTimeout, ReasonWriteError, ReasonPingTimeout,
+	ReasonClientClosed, ReasonProtocol, ReasonMessageTooBig, ReasonShutdown, ReasonReadError,
+}
+
+// counters are the hub's live counters; all fields are atomics.
+type counters struct {
+	published  atomic.Uint64 // messages handed to Publish
+	enqueued   atomic.Uint64 // frames queued for some client
+	written    atomic.Uint64 // frames fully written to sockets
+	writes     atomic.Uint64 // write system calls (writev batches)
+	bytes      atomic.Uint64 // bytes written
+	accepted   atomic.Uint64 // clients ever added
+	clients    atomic.Int64  // clients now connected
+	closes     [len(allReasons)]atomic.Uint64
+	reasonIdx  map[CloseReason]int
+	dropFrames atomic.Uint64 // frames discarded with a closed client's queue
+}
+
+func newCounters() *counters {
+	c := &counters{reasonIdx: make(map[CloseReason]int, len(allReasons))}
+	for i, r := range allReasons {
+		c.reasonIdx[r] = i
+	}
+	return c
+}
+
+func (c *counters) closed(r CloseReason) {
+	if i, ok := c.reasonIdx[r]; ok {
+		c.closes[i].Add(1)
+	}
+}
+
+// Stats is a snapshot of the hub's counters.
+type Stats struct {
+	Clients       int64                  `json:"clients"`
+	Accepted      uint64                 `json:"accepted"`
+	Published     uint64                 `json:"published"`
+	Enqueued      uint64                 `json:"enqueued"`
+	Written       uint64                 `json:"written"`
+	Writes        uint64                 `json:"writes"`
+	Bytes         uint64                 `json:"bytes"`
+	DroppedFrames uint64                 `json:"dropped_frames"`
+	Closes        map[CloseReason]uint64 `json:"closes"`
+}
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		Clients:       c.clients.Load(),
+		Accepted:      c.accepted.Load(),
+		Published:     c.published.Load(),
+		Enqueued:      c.enqueued.Load(),
+		Written:       c.written.Load(),
+		Writes:        c.writes.Load(),
+		Bytes:         c.bytes.Load(),
+		DroppedFrames: c.dropFrames.Load(),
+		Closes:        make(map[CloseReason]uint64, len(allReasons)),
+	}
+	for i, r := range allReasons {
+		s.Closes[r] = c.closes[i].Load()
+	}
+	return s
+}

@@ -1,0 +1,140 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// reach tracks whether any broker is reachable, from franz-go's connection
+// hooks, and logs the transitions: one warning when the last reachable
+// broker is lost, one info line (with the outage length) when one is back.
+// franz-go retries on its own, so per-attempt failures are not logged.
+//
+// A broker counts as up after a successful connect or response, and stops
+// counting when a connection to it closes or fails. The service is down
+// only after a connection attempt fails while no broker is up: an idle
+// connection being reaped, or one broker of several failing, is not an
+// outage. Seed brokers (negative node ids) make the service up but are not
+// remembered as up: franz-go talks to the real node ids after the first
+// metadata, and a silently dead seed connection would otherwise hide an
+// outage until the seed happens to be used again.
+//
+// The hooks run on franz-go's goroutines; all state is guarded by mu except
+// up and closing, which Ready and Close read without it.
+type reach struct {
+	logger *slog.Logger
+	now    func() time.Time
+
+	up      atomic.Bool // some broker is up
+	closing atomic.Bool // the client is being closed: failures are expected
+
+	mu        sync.Mutex
+	upNodes   map[int32]bool
+	connected bool      // was ever up
+	down      bool      // an outage has been logged and has not ended
+	downSince time.Time // start of the current outage
+}
+
+var (
+	_ kgo.HookBrokerConnect    = (*reach)(nil)
+	_ kgo.HookBrokerRead       = (*reach)(nil)
+	_ kgo.HookBrokerDisconnect = (*reach)(nil)
+)
+
+func newReach(logger *slog.Logger) *reach {
+	return &reach{logger: logger, now: time.Now, upNodes: make(map[int32]bool)}
+}
+
+// OnBrokerConnect sees every connection attempt, including the ApiVersions
+// and SASL exchange.
+func (r *reach) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		r.failed(meta, err)
+		return
+	}
+	r.ok(meta)
+}
+
+// OnBrokerRead marks a broker up when a response arrives, except for the
+// responses of the connection set-up (ApiVersions, SASL): those arrive
+// before authentication has succeeded, and OnBrokerConnect reports its end.
+func (r *reach) OnBrokerRead(meta kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if err != nil {
+		return
+	}
+	switch kmsg.Key(key) {
+	case kmsg.ApiVersions, kmsg.SASLHandshake, kmsg.SASLAuthenticate:
+		return
+	}
+	r.ok(meta)
+}
+
+// OnBrokerDisconnect forgets a broker until it answers again.
+func (r *reach) OnBrokerDisconnect(meta kgo.BrokerMetadata, _ net.Conn) {
+	r.mu.Lock()
+	delete(r.upNodes, meta.NodeID)
+	r.mu.Unlock()
+}
+
+func (r *reach) ok(meta kgo.BrokerMetadata) {
+	r.mu.Lock()
+	if meta.NodeID >= 0 {
+		r.upNodes[meta.NodeID] = true
+	}
+	if r.up.Load() {
+		r.mu.Unlock()
+		return
+	}
+	r.up.Store(true)
+	first, wasDown, since := !r.connected, r.down, r.downSince
+	r.connected, r.down = true, false
+	r.mu.Unlock()
+
+	switch {
+	case wasDown:
+		r.logger.Info("kafka broker reachable again", "broker", addr(meta), "outage", r.now().Sub(since).Round(time.Millisecond).String())
+	case first:
+		r.logger.Info("kafka broker connected", "broker", addr(meta))
+	}
+}
+
+func (r *reach) failed(meta kgo.BrokerMetadata, err error) {
+	if r.closing.Load() || errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+		return
+	}
+	r.mu.Lock()
+	delete(r.upNodes, meta.NodeID)
+	if len(r.upNodes) > 0 || r.down {
+		r.mu.Unlock()
+		return
+	}
+	r.up.Store(false)
+	r.down, r.downSince = true, r.now()
+	r.mu.Unlock()
+
+	msg := "kafka broker unreachable; retrying"
+	if authError(err) {
+		msg = "kafka broker rejected the client's credentials; retrying"
+	}
+	r.logger.Warn(msg, "broker", addr(meta), "err", err)
+}
+
+func authError(err error) bool {
+	return errors.Is(err, kerr.SaslAuthenticationFailed) ||
+		errors.Is(err, kerr.IllegalSaslState) ||
+		errors.Is(err, kerr.UnsupportedSaslMechanism)
+}
+
+func addr(meta kgo.BrokerMetadata) string {
+	return net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port)))
+}

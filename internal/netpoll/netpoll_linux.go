@@ -1,0 +1,215 @@
+//go:build linux
+
+package netpoll
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+)
+
+// readBuf is the size of the shared read buffer.
+const readBuf = 64 << 10
+
+// Poller reads registered connections. Its methods are safe for
+// concurrent use.
+type Poller struct {
+	epfd   int
+	wakeR  int // read end of the wake-up pipe, registered with id 0
+	wakeW  int
+	mu     sync.Mutex
+	conns  map[uint64]*entry // guarded by mu
+	nextID uint64            // guarded by mu
+	closed bool              // guarded by mu
+	done   chan struct{}     // closed when the loop has exited
+	wg     sync.WaitGroup    // fallback readers
+}
+
+type entry struct {
+	raw syscall.RawConn
+	h   Handler
+}
+
+// Watch is what Poller.Watch returns: a token to Forget the connection.
+type Watch struct {
+	p  *Poller
+	id uint64 // 0 for a goroutine reader
+}
+
+// New starts a poller with its reading goroutine.
+func New() (*Poller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("netpoll: epoll_create1: %w", err)
+	}
+	var pipe [2]int
+	if err := syscall.Pipe2(pipe[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("netpoll: pipe2: %w", err)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, pipe[0], &ev); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(pipe[0])
+		syscall.Close(pipe[1])
+		return nil, fmt.Errorf("netpoll: epoll_ctl: %w", err)
+	}
+	p := &Poller{
+		epfd:  epfd,
+		wakeR: pipe[0],
+		wakeW: pipe[1],
+		conns: make(map[uint64]*entry),
+		done:  make(chan struct{}),
+	}
+	go p.loop()
+	return p, nil
+}
+
+// Watch starts reading conn and calling h. A *net.TCPConn (or anything
+// exposing its socket through syscall.Conn whose reads go straight to the
+// socket) is served by the shared epoll loop; any other connection by a
+// goroutine of its own. Call Forget once conn is closed by its owner.
+func (p *Poller) Watch(conn net.Conn, h Handler) (Watch, error) {
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		p.mu.Lock()
+		closed := p.closed
+		p.mu.Unlock()
+		if closed {
+			return Watch{}, ErrClosed
+		}
+		watchGoroutine(conn, h, &p.wg)
+		return Watch{p: p}, nil
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return Watch{}, fmt.Errorf("netpoll: %w", err)
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return Watch{}, ErrClosed
+	}
+	p.nextID++
+	id := p.nextID
+	p.conns[id] = &entry{raw: raw, h: h}
+	p.mu.Unlock()
+
+	var ctlErr error
+	err = raw.Control(func(fd uintptr) {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP}
+		setID(&ev, id)
+		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+	})
+	if err == nil {
+		err = ctlErr
+	}
+	if err != nil {
+		p.mu.Lock()
+		delete(p.conns, id)
+		p.mu.Unlock()
+		return Watch{}, fmt.Errorf("netpoll: register: %w", err)
+	}
+	return Watch{p: p, id: id}, nil
+}
+
+// Forget stops serving a connection its owner has closed. Closing the
+// socket already took it out of the epoll set; this drops the entry.
+func (w Watch) Forget() {
+	if w.p == nil || w.id == 0 {
+		return
+	}
+	w.p.mu.Lock()
+	delete(w.p.conns, w.id)
+	w.p.mu.Unlock()
+}
+
+// setID and getID keep the 64-bit id in the event's data, in place of the
+// file descriptor: ids are never reused, descriptors are.
+func setID(ev *syscall.EpollEvent, id uint64) {
+	ev.Fd = int32(id)
+	ev.Pad = int32(id >> 32)
+}
+
+func getID(ev *syscall.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+func (p *Poller) loop() {
+	defer close(p.done)
+	events := make([]syscall.EpollEvent, 256)
+	buf := make([]byte, readBuf)
+	for {
+		n, err := syscall.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return
+		}
+		for i := range n {
+			id := getID(&events[i])
+			if id == 0 {
+				return // woken by Close
+			}
+			p.mu.Lock()
+			e := p.conns[id]
+			p.mu.Unlock()
+			if e != nil {
+				p.serve(id, e, buf)
+			}
+		}
+	}
+}
+
+// serve does one read for a readable connection. Level-triggered epoll
+// reports it again if more is waiting.
+func (p *Poller) serve(id uint64, e *entry, buf []byte) {
+	var n int
+	var rerr error
+	err := e.raw.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), buf)
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+		return
+	}
+	if n > 0 {
+		e.h.OnData(buf[:n])
+		return
+	}
+	// End of stream or a failed read: stop watching before telling the
+	// handler, while the descriptor is still certainly this connection's.
+	_ = e.raw.Control(func(fd uintptr) {
+		_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+	})
+	p.mu.Lock()
+	delete(p.conns, id)
+	p.mu.Unlock()
+	e.h.OnEOF(err)
+}
+
+// Close stops the loop and releases the epoll instance. Connections are not
+// closed; their owners close them. It waits for fallback readers to end, so
+// their connections must be closed first.
+func (p *Poller) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	_, _ = syscall.Write(p.wakeW, []byte{1})
+	<-p.done
+	syscall.Close(p.epfd)
+	syscall.Close(p.wakeR)
+	syscall.Close(p.wakeW)
+	p.wg.Wait()
+	return nil
+}

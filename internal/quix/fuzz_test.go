@@ -1,0 +1,94 @@
+package quix
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/wsdest/wsdest"
+)
+
+// FuzzDecode checks that Decode never panics, that every row it emits is a
+// valid JSON object in valid UTF-8, that an error comes exactly with
+// KindMalformed, and that a Decoder and Result reused after arbitrary
+// earlier inputs give the same answer as fresh ones.
+func FuzzDecode(f *testing.F) {
+	seeds := []struct {
+		model, codec string
+		value        []byte
+	}{
+		{"", "", []byte(docLegacy)},
+		{"", "", legacy("JT", "ParameterData", tsPayload)},
+		{"", "", legacy("[GZIP]JT", "ParameterData", `"`+b64(gz(tsPayload))+`"`)},
+		{"", "", legacy("JT", "EventData", `{"Timestamp":1,"Id":"e","Value":""}`)},
+		{"", "", []byte(`{"a":1}`)},
+		{"", "", []byte("<\x00\x00\x00\x07/\x00/\x02>")},
+		{"TimeseriesData", "JT", []byte(tsPayload)},
+		{"TimeseriesData", "[GZIP]JT", gz(tsPayload)},
+		{"TimeseriesData", "JT", []byte(`{"BinaryValues":{"b":["AQI=",null]},"TagValues":{"t":["x",null]},"StringValues":{"s":["v","\u00e9"]},"Timestamps":[7,8],"NumericValues":{"n":[0,1e5],"Tags":[1,2]}}`)},
+		{"ParameterData", "J", []byte(`{"Timestamps":[1],"NumericValues":{"x":[1,2,3],"y":[4]},"StringValues":{"\u0078":["s"]}}`)},
+		{"EventData", "JT", []byte(`{"Id":"an_event","Value":"any_string","Tags":{"tag1":"tag"},"Timestamp":1692703362840389000}`)},
+		{"EventData[]", "J", []byte(`[{"Timestamp":1,"Id":"a","Value":"x","Tags":null},{"Timestamp":2,"Id":"b","Value":"y"}]`)},
+		{"EventData[]", "[GZIP]J", gz(`[{"Timestamp":1,"Id":"a","Value":"x"}]`)},
+		{"StreamEnd", "JT", nil},
+		{"TimeseriesData", "PB", []byte{8, 1}},
+	}
+	for _, s := range seeds {
+		f.Add(s.model, s.codec, s.value)
+	}
+	var reused Decoder
+	var reusedRes Result
+	f.Fuzz(func(t *testing.T, model, codec string, value []byte) {
+		var headers []wsdest.Header
+		if model != "" || codec != "" {
+			headers = hdrs(model, codec)
+		}
+		var fresh Result
+		err := Decode(headers, value, &fresh)
+		if (err != nil) != (fresh.Kind == KindMalformed) {
+			t.Fatalf("err=%v kind=%v", err, fresh.Kind)
+		}
+		if fresh.Kind != KindRows && len(fresh.Rows) != 0 {
+			t.Fatalf("kind %v with %d rows", fresh.Kind, len(fresh.Rows))
+		}
+		for _, r := range fresh.Rows {
+			if !json.Valid(r) || !utf8.Valid(r) || r[0] != '{' {
+				t.Fatalf("invalid row %q", r)
+			}
+		}
+		err2 := reused.Decode(headers, value, &reusedRes)
+		if (err == nil) != (err2 == nil) || fresh.Kind != reusedRes.Kind || fresh.ModelKey != reusedRes.ModelKey ||
+			fresh.Codec != reusedRes.Codec || fresh.Reason != reusedRes.Reason || len(fresh.Rows) != len(reusedRes.Rows) {
+			t.Fatalf("reused decoder differs: %v %v / %v %v", err, fresh.Kind, err2, reusedRes.Kind)
+		}
+		for i := range fresh.Rows {
+			if !bytes.Equal(fresh.Rows[i], reusedRes.Rows[i]) {
+				t.Fatalf("row %d differs: %q / %q", i, fresh.Rows[i], reusedRes.Rows[i])
+			}
+		}
+	})
+}
+
+// FuzzValidJSON checks ValidJSON against encoding/json and unescape against
+// json.Unmarshal.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{"a":[1,-2.5e3,true,false,null,"x\u00e9\n"]}`, `"\ud83d\ude00"`, ` [ ] `, `01`, "\"\xff\"", `{"a":1,}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := ValidJSON(b)
+		if want := json.Valid(b) && utf8.Valid(b); got != want {
+			t.Fatalf("ValidJSON(%q) = %v, encoding/json says %v", b, got, want)
+		}
+		if raw := bytes.TrimSpace(b); got && raw[0] == '"' {
+			var want string
+			if err := json.Unmarshal(raw, &want); err != nil {
+				t.Fatal(err)
+			}
+			if u := unescape(nil, raw); string(u) != want {
+				t.Fatalf("unescape(%q) = %q, want %q", raw, u, want)
+			}
+		}
+	})
+}

@@ -1,0 +1,470 @@
+package quix
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+)
+
+var sectionNames = [3]string{"NumericValues", "StringValues", "BinaryValues"}
+
+const (
+	keyOther = iota
+	keyTimestamps
+	keyNumeric
+	keyString
+	keyBinary
+	keyTags
+)
+
+// content returns the decoded content of the JSON string at sp; when it
+// holds escapes it is unescaped into d.tmp, so the result is only valid
+// until the next call.
+func (d *Decoder) content(s []byte, sp span, esc bool) []byte {
+	return d.strContent(s, sp, esc, &d.tmp)
+}
+
+func (d *Decoder) topKey(body []byte, key span, esc bool) int {
+	switch string(d.content(body, key, esc)) {
+	case "Timestamps":
+		return keyTimestamps
+	case "NumericValues":
+		return keyNumeric
+	case "StringValues":
+		return keyString
+	case "BinaryValues":
+		return keyBinary
+	case "TagValues":
+		return keyTags
+	}
+	return keyOther
+}
+
+func isNumberStart(c byte) bool { return c == '-' || isDigit(c) }
+
+// timeseries decodes a TimeseriesData/ParameterData payload:
+//
+//	{"Timestamps":[...], "NumericValues":{"p":[...]}, "StringValues":{...},
+//	 "BinaryValues":{...}, "TagValues":{...}}
+func (d *Decoder) timeseries(body []byte, dst *Result) error {
+	sc := scanner{s: body}
+	it, err := sc.objectStart(sc.ws(0))
+	if err != nil {
+		return err
+	}
+	d.elems, d.ts = d.elems[:0], d.ts[:0]
+	for k := range d.sect {
+		d.sect[k] = d.sect[k][:0]
+	}
+	d.tagCol = d.tagCol[:0]
+	haveTS := false
+	for {
+		key, esc, vs, more, err := sc.objectNext(&it)
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+		var end int
+		switch d.topKey(body, key, esc) {
+		case keyTimestamps:
+			haveTS = true
+			end, err = d.timestamps(&sc, vs)
+		case keyNumeric:
+			end, err = d.section(&sc, vs, &d.sect[0], false)
+		case keyString:
+			end, err = d.section(&sc, vs, &d.sect[1], false)
+		case keyBinary:
+			end, err = d.section(&sc, vs, &d.sect[2], true)
+		case keyTags:
+			end, err = d.section(&sc, vs, &d.tagCol, false)
+		default:
+			end, err = sc.value(vs)
+		}
+		if err != nil {
+			return err
+		}
+		it.pos = end
+	}
+	if i := sc.ws(it.pos); i != len(body) {
+		return errAt(i, "data after payload")
+	}
+	if !haveTS {
+		return errors.New("missing Timestamps")
+	}
+	for k := range d.sect {
+		for _, c := range d.sect[k] {
+			if string(d.content(body, c.name, c.esc)) == "Timestamp" {
+				return fmt.Errorf("a parameter in %s is named Timestamp, which conflicts with the row timestamp", sectionNames[k])
+			}
+		}
+	}
+	d.cols = d.merge(body, d.cols, d.sect[0], d.sect[1], d.sect[2])
+	d.tagOut = d.merge(body, d.tagOut, d.tagCol, nil, nil)
+	n := len(d.ts)
+	for i := range d.cols {
+		c := &d.cols[i]
+		if c.n != n {
+			return fmt.Errorf("a parameter column has %d values for %d timestamps", c.n, n)
+		}
+		c.tags = string(d.content(body, c.name, c.esc)) == "Tags"
+	}
+	for _, c := range d.tagOut {
+		if c.n != n {
+			return fmt.Errorf("a tag column has %d values for %d timestamps", c.n, n)
+		}
+	}
+	return d.writeRows(body, dst)
+}
+
+func (d *Decoder) timestamps(sc *scanner, i int) (int, error) {
+	d.ts = d.ts[:0]
+	it, err := sc.arrayStart(i)
+	if err != nil {
+		return 0, errShape(i, "Timestamps must be an array")
+	}
+	for {
+		vs, more, err := sc.arrayNext(&it)
+		if err != nil {
+			return 0, err
+		}
+		if !more {
+			return it.pos, nil
+		}
+		if vs >= len(sc.s) || !isNumberStart(sc.s[vs]) {
+			return 0, errShape(vs, "a timestamp is not a number")
+		}
+		end, err := sc.num(vs)
+		if err != nil {
+			return 0, err
+		}
+		d.ts = append(d.ts, span{vs, end})
+		it.pos = end
+	}
+}
+
+// section parses one of NumericValues, StringValues, BinaryValues or
+// TagValues: an object of name -> array of values. A repeated section
+// replaces the earlier one, as with any repeated JSON key in Quix Streams.
+func (d *Decoder) section(sc *scanner, i int, cols *[]column, binary bool) (int, error) {
+	*cols = (*cols)[:0]
+	s := sc.s
+	if i < len(s) && s[i] == 'n' {
+		return sc.lit(i, "null")
+	}
+	it, err := sc.objectStart(i)
+	if err != nil {
+		return 0, errShape(i, "a values section must be an object")
+	}
+	for {
+		key, esc, vs, more, err := sc.objectNext(&it)
+		if err != nil {
+			return 0, err
+		}
+		if !more {
+			return it.pos, nil
+		}
+		c := column{name: key, esc: esc, binary: binary, first: len(d.elems)}
+		ait, err := sc.arrayStart(vs)
+		if err != nil {
+			return 0, errShape(vs, "a values column must be an array")
+		}
+		for {
+			es, more, err := sc.arrayNext(&ait)
+			if err != nil {
+				return 0, err
+			}
+			if !more {
+				break
+			}
+			ee, err := sc.value(es)
+			if err != nil {
+				return 0, err
+			}
+			if binary && s[es] != '"' && s[es] != 'n' {
+				return 0, errShape(es, "a binary value is not a base64 string or null")
+			}
+			d.elems = append(d.elems, span{es, ee})
+			ait.pos = ee
+		}
+		c.n = len(d.elems) - c.first
+		*cols = append(*cols, c)
+		it.pos = ait.pos
+	}
+}
+
+// mergeHashMin is the column count from which merge uses a hash table
+// instead of comparing every pair of names.
+const mergeHashMin = 16
+
+// merge concatenates column lists the way Quix Streams builds its row dict:
+// when a name repeats, the column stays at the position of its first
+// occurrence and takes the values of its last one.
+func (d *Decoder) merge(body []byte, out []column, lists ...[]column) []column {
+	out = out[:0]
+	total := 0
+	for _, l := range lists {
+		total += len(l)
+	}
+	if total < mergeHashMin {
+		for _, l := range lists {
+			for _, c := range l {
+				out = d.mergeLinear(body, out, c)
+			}
+		}
+		return out
+	}
+	size := 1
+	for size < 2*total {
+		size <<= 1
+	}
+	tab := d.tab[:0]
+	for range size {
+		tab = append(tab, -1)
+	}
+	d.tab = tab
+	mask := uint64(size - 1)
+	for _, l := range lists {
+		for _, c := range l {
+			h := fnv(d.content(body, c.name, c.esc)) & mask
+			for {
+				j := tab[h]
+				if j < 0 {
+					tab[h] = int32(len(out))
+					out = append(out, c)
+					break
+				}
+				if d.sameName(body, out[j], c) {
+					replaceColumn(&out[j], c)
+					break
+				}
+				h = (h + 1) & mask
+			}
+		}
+	}
+	return out
+}
+
+func (d *Decoder) mergeLinear(body []byte, out []column, c column) []column {
+	for j := range out {
+		if d.sameName(body, out[j], c) {
+			replaceColumn(&out[j], c)
+			return out
+		}
+	}
+	return append(out, c)
+}
+
+// replaceColumn gives dst the values of c but keeps dst's name spelling,
+// since the row key keeps its first occurrence.
+func replaceColumn(dst *column, c column) {
+	name, esc := dst.name, dst.esc
+	*dst = c
+	dst.name, dst.esc = name, esc
+}
+
+func (d *Decoder) sameName(body []byte, a, b column) bool {
+	if !a.esc && !b.esc {
+		return bytes.Equal(body[a.name.start:a.name.end], body[b.name.start:b.name.end])
+	}
+	// strContent may return a slice of body; keep such results out of the
+	// scratch fields, which are written to.
+	x := d.strContent(body, a.name, a.esc, &d.tmp)
+	y := d.strContent(body, b.name, b.esc, &d.tmp2)
+	return bytes.Equal(x, y)
+}
+
+func fnv(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+func (d *Decoder) writeRows(body []byte, dst *Result) error {
+	var err error
+	dst.buf, err = d.appendRows(dst.buf, body, dst)
+	return err
+}
+
+// appendRows appends the rows to buf, recording each row's end in dst.ends.
+// It returns buf even on error so that its capacity is kept for reuse.
+func (d *Decoder) appendRows(buf, body []byte, dst *Result) ([]byte, error) {
+	for r := range d.ts {
+		buf = append(buf, '{')
+		wroteTags := false
+		for ci := range d.cols {
+			c := &d.cols[ci]
+			if ci > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, body[c.name.start:c.name.end]...)
+			buf = append(buf, ':')
+			el := d.elems[c.first+r]
+			switch {
+			case c.tags:
+				// Quix Streams decodes the value (and fails on bad base64)
+				// before the tags object overwrites it.
+				if c.binary && body[el.start] == '"' {
+					if err := d.decodeBinary(body, el); err != nil {
+						return buf, err
+					}
+				}
+				buf = d.appendTags(buf, body, r)
+				wroteTags = true
+			case c.binary && body[el.start] == '"':
+				if err := d.decodeBinary(body, el); err != nil {
+					return buf, err
+				}
+				buf = append(buf, '"')
+				buf = base64.StdEncoding.AppendEncode(buf, d.bin)
+				buf = append(buf, '"')
+			default:
+				buf = append(buf, body[el.start:el.end]...)
+			}
+		}
+		if !wroteTags {
+			if len(d.cols) > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, `"Tags":`...)
+			buf = d.appendTags(buf, body, r)
+		}
+		buf = append(buf, `,"Timestamp":`...)
+		ts := d.ts[r]
+		buf = append(buf, body[ts.start:ts.end]...)
+		buf = append(buf, '}')
+		dst.ends = append(dst.ends, len(buf))
+	}
+	return buf, nil
+}
+
+func (d *Decoder) decodeBinary(body []byte, el span) error {
+	var err error
+	d.bin, err = base64.StdEncoding.AppendDecode(d.bin[:0], d.content(body, el, hasEscape(body[el.start:el.end])))
+	if err != nil {
+		return errShape(el.start, "a binary value is not valid base64")
+	}
+	return nil
+}
+
+func (d *Decoder) appendTags(buf, body []byte, r int) []byte {
+	buf = append(buf, '{')
+	for i := range d.tagOut {
+		c := &d.tagOut[i]
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, body[c.name.start:c.name.end]...)
+		buf = append(buf, ':')
+		el := d.elems[c.first+r]
+		buf = append(buf, body[el.start:el.end]...)
+	}
+	return append(buf, '}')
+}
+
+// event decodes an EventData payload: one object, one row.
+func (d *Decoder) event(body []byte, dst *Result) error {
+	sc := scanner{s: body}
+	end, err := d.eventRow(&sc, sc.ws(0), dst)
+	if err != nil {
+		return err
+	}
+	if i := sc.ws(end); i != len(body) {
+		return errAt(i, "data after payload")
+	}
+	return nil
+}
+
+// eventList decodes an EventData[] payload: an array of EventData objects.
+func (d *Decoder) eventList(body []byte, dst *Result) error {
+	sc := scanner{s: body}
+	i := sc.ws(0)
+	it, err := sc.arrayStart(i)
+	if err != nil {
+		return errShape(i, "EventData[] must be an array")
+	}
+	for {
+		vs, more, err := sc.arrayNext(&it)
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+		if it.pos, err = d.eventRow(&sc, vs, dst); err != nil {
+			return err
+		}
+	}
+	if i := sc.ws(it.pos); i != len(body) {
+		return errAt(i, "data after payload")
+	}
+	return nil
+}
+
+// eventRow writes the row {"Timestamp","Id","Value","Tags"} of the EventData
+// object at i. Timestamp, Id and Value are required, as in Quix Streams;
+// Tags defaults to {}. Values other than Timestamp are copied as they are.
+func (d *Decoder) eventRow(sc *scanner, i int, dst *Result) (int, error) {
+	body := sc.s
+	it, err := sc.objectStart(i)
+	if err != nil {
+		return 0, errShape(i, "EventData must be an object")
+	}
+	var ts, id, val, tags span
+	for {
+		key, esc, vs, more, err := sc.objectNext(&it)
+		if err != nil {
+			return 0, err
+		}
+		if !more {
+			break
+		}
+		end, err := sc.value(vs)
+		if err != nil {
+			return 0, err
+		}
+		it.pos = end
+		switch string(d.content(body, key, esc)) {
+		case "Timestamp":
+			ts = span{vs, end}
+		case "Id":
+			id = span{vs, end}
+		case "Value":
+			val = span{vs, end}
+		case "Tags":
+			tags = span{vs, end}
+		}
+	}
+	switch {
+	case ts.end == 0:
+		return 0, errShape(i, "EventData without Timestamp")
+	case id.end == 0:
+		return 0, errShape(i, "EventData without Id")
+	case val.end == 0:
+		return 0, errShape(i, "EventData without Value")
+	case !isNumberStart(body[ts.start]):
+		return 0, errShape(ts.start, "EventData Timestamp is not a number")
+	}
+	buf := dst.buf
+	buf = append(buf, `{"Timestamp":`...)
+	buf = append(buf, body[ts.start:ts.end]...)
+	buf = append(buf, `,"Id":`...)
+	buf = append(buf, body[id.start:id.end]...)
+	buf = append(buf, `,"Value":`...)
+	buf = append(buf, body[val.start:val.end]...)
+	buf = append(buf, `,"Tags":`...)
+	if tags.end == 0 {
+		buf = append(buf, `{}`...)
+	} else {
+		buf = append(buf, body[tags.start:tags.end]...)
+	}
+	buf = append(buf, '}')
+	dst.buf = buf
+	dst.ends = append(dst.ends, len(buf))
+	return it.pos, nil
+}

@@ -1,0 +1,304 @@
+// Package server is wsdest's HTTP layer: it parses a WebSocket request into
+// a subscription, checks credentials, completes the handshake and hands the
+// connection to the hub; it also serves the health endpoints. It owns no
+// fan-out state.
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/netpoll"
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// Authorizer decides whether a request carries valid credentials. It must
+// be safe for concurrent use.
+type Authorizer interface {
+	Check(r *http.Request) bool
+}
+
+// Config configures a Server. Zero values mean the documented defaults.
+type Config struct {
+	// Auth checks credentials; nil lets every client in.
+	Auth Authorizer
+	// Envelope makes the envelope shape the default for clients that do
+	// not say ?envelope=. Default false (plain values).
+	Envelope bool
+	// MaxClientMessage is the largest message a client may send; a larger
+	// one closes the client with 1009. Default 4096 bytes.
+	MaxClientMessage int
+	// SocketSendBuffer sets SO_SNDBUF on client sockets; 0 keeps the
+	// kernel's default (autotuned).
+	SocketSendBuffer int
+	// Ready reports whether the service can deliver records (/readyz).
+	// Nil means always ready.
+	Ready func() bool
+	// Stats, if set, is served as JSON at /stats.
+	Stats func() any
+	// Logger receives the server's log lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves WebSocket clients and health checks. It is safe for
+// concurrent use.
+type Server struct {
+	cfg    Config
+	hub    *hub.Hub
+	poller *netpoll.Poller
+	log    *slog.Logger
+	mux    *http.ServeMux
+}
+
+// New returns a server that adds clients to h and reads them with p.
+func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
+	if cfg.MaxClientMessage <= 0 {
+		cfg.MaxClientMessage = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, hub: h, poller: p, log: cfg.Logger, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if cfg.Stats != nil {
+		s.mux.HandleFunc("GET /stats", s.stats)
+	}
+	s.mux.HandleFunc("/", s.websocket)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.cfg.Ready != nil && !s.cfg.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: waiting for the Kafka broker and the topic's partitions\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s.cfg.Stats())
+}
+
+// ParseSubscription turns a WebSocket request's path and query into a
+// subscription:
+//
+//	/ws, /ws/, /         every record
+//	/ws/*, /*            every record
+//	/ws/{key}, /{key}    records whose key is {key} (a pattern if it has * or ?)
+//	?key=a&key=b-*       more keys or patterns; with /ws alone, only these
+//	?envelope=true|false the envelope shape, or plain values
+//
+// defEnvelope is the shape when the query does not say.
+func ParseSubscription(path string, query map[string][]string, defEnvelope bool) (hub.Subscription, error) {
+	var sub hub.Subscription
+	rest, ok := strings.CutPrefix(path, "/ws")
+	if ok && (rest == "" || rest[0] == '/') {
+		rest = strings.TrimPrefix(rest, "/")
+	} else {
+		rest = strings.TrimPrefix(path, "/")
+	}
+	if rest != "" {
+		sub.Keys = append(sub.Keys, rest)
+	}
+	for _, k := range query["key"] {
+		if k == "" {
+			return sub, fmt.Errorf("empty key= parameter")
+		}
+		sub.Keys = append(sub.Keys, k)
+	}
+	sub.All = len(sub.Keys) == 0
+	env := defEnvelope
+	if v := query["envelope"]; len(v) > 0 {
+		b, err := strconv.ParseBool(v[len(v)-1])
+		if err != nil {
+			return sub, fmt.Errorf("envelope=%q is not a boolean (want true or false)", v[len(v)-1])
+		}
+		env = b
+	}
+	if env {
+		sub.Shape = hub.ShapeEnvelope
+	}
+	return sub, nil
+}
+
+func isUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusUpgradeRequired)
+		fmt.Fprintf(w, "426 Upgrade Required: this is a WebSocket endpoint.\n"+
+			"Connect with a WebSocket client, e.g. websocat ws://%s/ws\n"+
+			"Paths: /ws (every record), /ws/{key} (one Kafka key), ?key=a&key=b-* (keys and patterns), ?envelope=true (with topic, partition, offset, key, headers).\n", r.Host)
+		return
+	}
+	sub, err := ParseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
+	if err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	authorized := s.cfg.Auth == nil || s.cfg.Auth.Check(r)
+	conn, rw, _, err := ws.UpgradeHTTP(r, w)
+	if err != nil {
+		// UpgradeHTTP has answered the client with the reason.
+		s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	if !authorized {
+		s.log.Info("client rejected: missing or invalid credentials", "remote", r.RemoteAddr, "path", r.URL.Path)
+		go rejectConn(conn, wsframe.ClosePolicyViolation, "unauthorized")
+		return
+	}
+	if s.cfg.SocketSendBuffer > 0 {
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
+		}
+	}
+	sess := &session{parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
+	sess.client = s.hub.Add(conn, sub, sess.closed)
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.Debug("client connected", "id", sess.client.ID(), "remote", r.RemoteAddr, "path", r.URL.Path,
+			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String())
+	}
+	// Bytes the client sent right after its handshake are already buffered.
+	if n := rw.Reader.Buffered(); n > 0 {
+		b, _ := rw.Reader.Peek(n)
+		sess.OnData(b)
+	}
+	watch, err := s.poller.Watch(conn, sess)
+	if err != nil {
+		sess.client.Abort(hub.ReasonReadError)
+		return
+	}
+	sess.setWatch(watch)
+	// The handler returns now: an idle client costs no goroutine.
+}
+
+// rejectConn sends a close frame on a connection that never joined the
+// hub, waits briefly for the peer to hang up, and closes it.
+func rejectConn(conn net.Conn, code uint16, reason string) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write(wsframe.Close(code, reason)); err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	// Read until the peer closes so that the close frame is not lost to a
+	// reset; what it sends is discarded.
+	var buf [256]byte
+	for {
+		if _, err := conn.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+// session connects a client's reads to its hub.Client: it parses the
+// client's frames, answers pings and handles the close handshake. The
+// poller calls OnData and OnEOF from one goroutine at a time.
+type session struct {
+	client *hub.Client
+	parser wsframe.Parser
+	failed bool // the client broke the protocol; later bytes are ignored
+
+	mu    sync.Mutex
+	watch netpoll.Watch // guarded by mu
+	gone  bool          // the client is torn down; guarded by mu
+}
+
+func (s *session) setWatch(w netpoll.Watch) {
+	s.mu.Lock()
+	gone := s.gone
+	if !gone {
+		s.watch = w
+	}
+	s.mu.Unlock()
+	if gone {
+		w.Forget()
+	}
+}
+
+// closed is the hub's callback once the connection is closed.
+func (s *session) closed() {
+	s.mu.Lock()
+	s.gone = true
+	w := s.watch
+	s.mu.Unlock()
+	w.Forget()
+}
+
+func (s *session) OnData(b []byte) {
+	if s.failed {
+		return
+	}
+	s.client.Touch()
+	if err := s.parser.Feed(b, s); err != nil {
+		s.failed = true
+		why := hub.ReasonProtocol
+		code, reason := wsframe.CloseProtocolError, "protocol error"
+		if pe, ok := err.(*wsframe.ProtocolError); ok {
+			code, reason = pe.Code, pe.Reason
+			if pe.Code == wsframe.CloseMessageTooBig {
+				why = hub.ReasonMessageTooBig
+			}
+		}
+		s.client.Close(code, reason, why)
+	}
+}
+
+// OnEOF drops the connection at once: the peer has hung up (after its
+// close frame, or without one), so there is nobody left to send to.
+func (s *session) OnEOF(err error) {
+	if err != nil {
+		s.client.Abort(hub.ReasonReadError)
+		return
+	}
+	s.client.Abort(hub.ReasonClientClosed)
+}
+
+func (s *session) Ping(payload []byte) { s.client.Pong(payload) }
+
+func (s *session) Pong() {}
+
+func (s *session) CloseFrame(uint16, string) {
+	s.failed = true // nothing may follow a close frame
+	s.client.PeerClosed(hub.ReasonClientClosed)
+}

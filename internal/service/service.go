@@ -1,0 +1,240 @@
+// Package service assembles wsdest from its parts: the Kafka source (or the
+// embedded development broker), the encoder, the hub and the HTTP server,
+// and runs them until its context ends.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/auth"
+	"github.com/wsdest/wsdest/internal/config"
+	"github.com/wsdest/wsdest/internal/devbroker"
+	"github.com/wsdest/wsdest/internal/encode"
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/kafka"
+	"github.com/wsdest/wsdest/internal/netpoll"
+	"github.com/wsdest/wsdest/internal/server"
+)
+
+// Service is a configured, listening wsdest. Create it with New, then call
+// Run once.
+type Service struct {
+	cfg    config.Config
+	log    *slog.Logger
+	ln     net.Listener
+	dev    *devbroker.Broker // nil unless the dev broker is used
+	source *kafka.Source
+	hub    *hub.Hub
+	poller *netpoll.Poller
+	enc    *encode.Encoder
+	http   *http.Server
+
+	pprofLn   net.Listener // nil unless PPROF_ADDR is set
+	pprofHTTP *http.Server
+}
+
+// StartError is returned by New when the service cannot start because of
+// its settings or its environment (a bad value, a port in use, an
+// unreachable Quix Portal API). Its message is one line for the operator.
+type StartError struct{ Err error }
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// New starts the development broker if the configuration asks for it,
+// resolves the Kafka connection, and binds the HTTP listener, so that every
+// start-up failure is reported here as a *StartError.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Service, err error) {
+	// s is not the named result: the error returns set that to nil, and
+	// the deferred cleanup needs the parts created so far.
+	s := &Service{cfg: cfg, log: logger}
+	defer func() {
+		if err != nil {
+			s.closeParts()
+			err = &StartError{Err: err}
+		}
+	}()
+
+	if cfg.DevBroker.Enabled {
+		s.dev, err = devbroker.Start(ctx, devbroker.Config{
+			Addr:         cfg.DevBroker.Addr,
+			Topic:        cfg.Topic,
+			Demo:         cfg.DevBroker.DemoData,
+			DemoInterval: cfg.DevBroker.DemoInterval,
+		}, logger)
+		if err != nil {
+			return nil, err
+		}
+		cfg.DevBroker.Addr = s.dev.Addr()
+	}
+	kcfg, err := kafka.Resolve(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.source, err = kafka.NewSource(kcfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	s.poller, err = netpoll.New()
+	if err != nil {
+		return nil, err
+	}
+	format, err := encode.ParseFormat(string(cfg.Decode.Format))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", config.EnvFormat, err)
+	}
+	s.enc = encode.New(encode.Options{Format: format, Logger: logger})
+	s.hub = hub.New(hub.Config{
+		MaxQueueBytes: cfg.Clients.MaxQueueBytes,
+		WriteTimeout:  cfg.Clients.WriteTimeout,
+		PingInterval:  cfg.Clients.PingInterval,
+		WriteBudget:   cfg.Clients.WriteBudget,
+		Logger:        logger,
+	})
+	var authz server.Authorizer
+	if cfg.Auth.Enabled {
+		authz = auth.New(auth.Credentials{
+			APIKeys:  cfg.Auth.APIKeys,
+			Username: cfg.Auth.Username,
+			Password: cfg.Auth.Password,
+		})
+	}
+	srv := server.New(server.Config{
+		Auth:             authz,
+		Envelope:         cfg.Decode.Envelope,
+		MaxClientMessage: cfg.Clients.MaxMessageBytes,
+		SocketSendBuffer: cfg.Clients.SocketSendBuffer,
+		Ready:            s.source.Ready,
+		Stats:            s.stats,
+		Logger:           logger,
+	}, s.hub, s.poller)
+	s.http = &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	s.ln, err = net.Listen("tcp", cfg.Server.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s: %w", config.EnvHost, config.EnvPort, err)
+	}
+	if cfg.PprofAddr != "" {
+		s.pprofLn, err = net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.EnvPprofAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		s.pprofHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	return s, nil
+}
+
+// Addr returns the address the HTTP server listens on.
+func (s *Service) Addr() net.Addr { return s.ln.Addr() }
+
+// Ready reports whether the service is consuming its topic.
+func (s *Service) Ready() bool { return s.source.Ready() }
+
+// Stats is what /stats serves.
+type Stats struct {
+	Ready   bool         `json:"ready"`
+	Hub     hub.Stats    `json:"hub"`
+	Decoder encode.Stats `json:"decoder"`
+}
+
+func (s *Service) stats() any {
+	return Stats{Ready: s.source.Ready(), Hub: s.hub.Stats(), Decoder: s.enc.Stats()}
+}
+
+// Run serves until ctx is done, then shuts down: it stops accepting
+// connections, closes every client with 1001 "going away" (bounded by
+// SHUTDOWN_TIMEOUT) and closes the Kafka client. It returns nil after a
+// clean shutdown.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.closeParts()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.hub.Run(gctx) })
+	g.Go(func() error { return s.source.Run(gctx, s.publish()) })
+	g.Go(func() error {
+		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	if s.pprofHTTP != nil {
+		g.Go(func() error {
+			if err := s.pprofHTTP.Serve(s.pprofLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("pprof http: %w", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		if s.pprofHTTP != nil {
+			_ = s.pprofHTTP.Close()
+		}
+		s.log.Info("shutting down", "clients", s.hub.Stats().Clients)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
+		defer cancel()
+		err := s.http.Shutdown(sctx)
+		if herr := s.hub.Shutdown(sctx); herr != nil {
+			s.log.Warn("shutdown: some clients did not close in time", "timeout", s.cfg.Server.ShutdownTimeout)
+		}
+		if err != nil {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// publish returns the source's sink: it encodes each fetch's records and
+// hands the messages to the hub. It runs on the source's goroutine only.
+func (s *Service) publish() func([]*wsdest.Record) {
+	var msgs []*hub.Message
+	return func(recs []*wsdest.Record) {
+		want := s.hub.Wants()
+		msgs = msgs[:0]
+		for _, r := range recs {
+			msgs = s.enc.Encode(msgs, r, want)
+		}
+		s.hub.Publish(msgs)
+		clear(msgs)
+	}
+}
+
+// closeParts releases whatever New created.
+func (s *Service) closeParts() {
+	if s.source != nil {
+		s.source.Close()
+	}
+	if s.poller != nil {
+		_ = s.poller.Close()
+	}
+	if s.dev != nil {
+		s.dev.Close()
+	}
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	if s.pprofLn != nil {
+		_ = s.pprofLn.Close()
+	}
+}

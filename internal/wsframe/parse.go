@@ -1,0 +1,244 @@
+package wsframe
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Handler receives the events a Parser finds in a client's byte stream.
+// Data messages are discarded by the parser (wsdest is one-directional), so
+// only control frames reach the handler.
+type Handler interface {
+	// Ping is called for each ping frame; payload is only valid during the call.
+	Ping(payload []byte)
+	// Pong is called for each pong frame.
+	Pong()
+	// CloseFrame is called when the client sends a close frame. code is
+	// CloseNoStatus when the frame carried no status.
+	CloseFrame(code uint16, reason string)
+}
+
+// ProtocolError is returned by Parser.Feed when the client broke the
+// protocol or a limit; Code is the close status to answer with.
+type ProtocolError struct {
+	Code   uint16
+	Reason string
+}
+
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("websocket protocol error %d: %s", e.Code, e.Reason)
+}
+
+// Parser is an incremental parser of client-to-server frames. It keeps no
+// reference to the bytes it is fed, so one read buffer can serve many
+// connections. Its state is about 150 bytes.
+//
+// A Parser is not safe for concurrent use.
+type Parser struct {
+	// MaxMessage is the largest data message (sum of its fragments) a client
+	// may send; larger ones fail with CloseMessageTooBig. Zero means 4096.
+	MaxMessage int
+
+	hdr     [14]byte // partial header bytes
+	hdrN    uint8
+	inFrame bool // header parsed, payload pending
+	op      byte
+	fin     bool
+	mask    [4]byte
+	maskPos uint8
+	remain  uint64 // payload bytes still to come in this frame
+	msgLen  uint64 // bytes of the current data message so far
+	inMsg   bool   // a fragmented data message is open
+	ctl     [MaxControlPayload]byte
+	ctlN    uint8
+}
+
+func (p *Parser) maxMessage() uint64 {
+	if p.MaxMessage <= 0 {
+		return 4096
+	}
+	return uint64(p.MaxMessage)
+}
+
+// Feed parses b and calls h for the control frames it completes. It returns
+// a *ProtocolError when the stream is invalid; the parser must not be used
+// after an error.
+func (p *Parser) Feed(b []byte, h Handler) error {
+	for len(b) > 0 {
+		if !p.inFrame {
+			n, err := p.readHeader(b)
+			if err != nil {
+				return err
+			}
+			b = b[n:]
+			if !p.inFrame {
+				return nil // need more header bytes
+			}
+			if p.remain == 0 {
+				if err := p.endFrame(h); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		n := uint64(len(b))
+		if n > p.remain {
+			n = p.remain
+		}
+		chunk := b[:n]
+		if isControl(p.op) {
+			for _, c := range chunk {
+				p.ctl[p.ctlN] = c ^ p.mask[p.maskPos&3]
+				p.ctlN++
+				p.maskPos++
+			}
+		} else {
+			p.maskPos = uint8((uint64(p.maskPos) + n) & 3)
+		}
+		p.remain -= n
+		b = b[n:]
+		if p.remain == 0 {
+			if err := p.endFrame(h); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func isControl(op byte) bool { return op&0x8 != 0 }
+
+// readHeader consumes header bytes from b, returning how many it used. It
+// sets p.inFrame once the whole header is known.
+func (p *Parser) readHeader(b []byte) (int, error) {
+	used := 0
+	need := 2
+	for {
+		if int(p.hdrN) >= 2 {
+			need = 2 + 4
+			switch p.hdr[1] & 0x7F {
+			case 126:
+				need += 2
+			case 127:
+				need += 8
+			}
+		}
+		if int(p.hdrN) >= need {
+			break
+		}
+		if used == len(b) {
+			return used, nil
+		}
+		p.hdr[p.hdrN] = b[used]
+		p.hdrN++
+		used++
+		if p.hdrN == 2 {
+			if err := p.checkFirstBytes(); err != nil {
+				return used, err
+			}
+		}
+	}
+	h := p.hdr[:p.hdrN]
+	var length uint64
+	off := 2
+	switch h[1] & 0x7F {
+	case 126:
+		length = uint64(binary.BigEndian.Uint16(h[2:]))
+		off = 4
+	case 127:
+		length = binary.BigEndian.Uint64(h[2:])
+		off = 10
+		if length>>63 != 0 {
+			return used, &ProtocolError{CloseProtocolError, "invalid frame length"}
+		}
+	default:
+		length = uint64(h[1] & 0x7F)
+	}
+	copy(p.mask[:], h[off:off+4])
+	p.hdrN = 0
+	p.maskPos = 0
+	p.remain = length
+	p.inFrame = true
+	if isControl(p.op) {
+		if length > MaxControlPayload {
+			return used, &ProtocolError{CloseProtocolError, "control frame too long"}
+		}
+		p.ctlN = 0
+		return used, nil
+	}
+	p.msgLen += length
+	if p.msgLen > p.maxMessage() {
+		return used, &ProtocolError{CloseMessageTooBig, "message too big"}
+	}
+	return used, nil
+}
+
+func (p *Parser) checkFirstBytes() error {
+	b0, b1 := p.hdr[0], p.hdr[1]
+	if b0&0x70 != 0 {
+		return &ProtocolError{CloseProtocolError, "reserved bits set"}
+	}
+	if b1&0x80 == 0 {
+		return &ProtocolError{CloseProtocolError, "client frame not masked"}
+	}
+	p.op = b0 & 0x0F
+	p.fin = b0&0x80 != 0
+	switch p.op {
+	case OpContinuation:
+		if !p.inMsg {
+			return &ProtocolError{CloseProtocolError, "unexpected continuation frame"}
+		}
+	case OpText, OpBinary:
+		if p.inMsg {
+			return &ProtocolError{CloseProtocolError, "new message inside a fragmented one"}
+		}
+		p.msgLen = 0
+	case OpClose, OpPing, OpPong:
+		if !p.fin {
+			return &ProtocolError{CloseProtocolError, "fragmented control frame"}
+		}
+	default:
+		return &ProtocolError{CloseProtocolError, "unknown opcode"}
+	}
+	return nil
+}
+
+func (p *Parser) endFrame(h Handler) error {
+	p.inFrame = false
+	switch p.op {
+	case OpPing:
+		h.Ping(p.ctl[:p.ctlN])
+	case OpPong:
+		h.Pong()
+	case OpClose:
+		payload := p.ctl[:p.ctlN]
+		switch {
+		case len(payload) == 0:
+			h.CloseFrame(CloseNoStatus, "")
+		case len(payload) == 1:
+			return &ProtocolError{CloseProtocolError, "invalid close payload"}
+		default:
+			code := binary.BigEndian.Uint16(payload)
+			reason := payload[2:]
+			if !validCloseCode(code) {
+				return &ProtocolError{CloseProtocolError, "invalid close code"}
+			}
+			if !utf8.Valid(reason) {
+				return &ProtocolError{CloseInvalidPayload, "close reason not UTF-8"}
+			}
+			h.CloseFrame(code, string(reason))
+		}
+	default: // data frames are discarded
+		p.inMsg = !p.fin
+	}
+	return nil
+}
+
+func validCloseCode(c uint16) bool {
+	switch {
+	case c >= 1000 && c <= 1003, c >= 1007 && c <= 1011, c >= 3000 && c <= 4999:
+		return true
+	}
+	return false
+}
