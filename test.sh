@@ -18,7 +18,7 @@
 set -u -o pipefail
 
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2, which supports Go 1.26
-GO_TEST_TIMEOUT=4m         # per test binary; the whole suite takes ~20 s
+GO_TEST_TIMEOUT=3m         # per test binary; the whole suite takes ~20 s
 INTEROP_APT_PACKAGES=(kcat python3-websockets chromium curl)
 
 cd "$(dirname "$0")" || exit 1
@@ -113,7 +113,7 @@ ensure_apt() {
 # staticcheck_bin: prints the path of the pinned staticcheck, installing it
 # into a versioned cache directory the first time.
 staticcheck_bin() {
-	local dir=${XDG_CACHE_HOME:-$HOME/.cache}/wsdest-tools/staticcheck-$STATICCHECK_VERSION
+	local dir=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/wsdest-tools/staticcheck-$STATICCHECK_VERSION
 	if [[ ! -x $dir/staticcheck ]]; then
 		echo "installing staticcheck $STATICCHECK_VERSION into $dir" >&2
 		GOBIN=$dir go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" >&2 || return 1
@@ -125,10 +125,15 @@ run_go() {
 	local rc
 
 	step "gofmt -l"
-	local files unformatted
+	local files unformatted=""
 	mapfile -t files < <(find . \( -name .git -o -name node_modules \) -prune -o -name '*.go' -print)
-	unformatted=$(gofmt -l "${files[@]}" 2>&1)
-	rc=$?
+	if ((${#files[@]} == 0)); then
+		echo "no Go files found"
+		rc=1
+	else
+		unformatted=$(gofmt -l "${files[@]}" 2>&1)
+		rc=$?
+	fi
 	if [[ -n $unformatted ]]; then
 		echo "$unformatted"
 		echo "these files need gofmt -w"

@@ -71,7 +71,7 @@ func TestStartErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer busy.Close()
+	t.Cleanup(func() { busy.Close() }) // after the parallel subtests
 	base := e2etest.Env{
 		"Quix__Broker__Address": unreachable,
 		"input":                 "t",

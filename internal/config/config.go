@@ -80,6 +80,7 @@ const (
 	DefaultPingInterval     = 30 * time.Second
 	DefaultMaxClientMessage = 4096
 	DefaultShutdownTimeout  = 5 * time.Second
+	DefaultSocketSendBuffer = 128 << 10
 )
 
 // Config is the whole service configuration. FromEnv fills it; the zero
@@ -269,8 +270,11 @@ type Clients struct {
 	// MaxMessageBytes is MAX_CLIENT_MESSAGE (byte size > 0, default 4096):
 	// a larger client message closes the connection with status 1009.
 	MaxMessageBytes int
-	// SocketSendBuffer is SOCKET_SEND_BUFFER (byte size, default 0 = the
-	// kernel default): SO_SNDBUF for client sockets.
+	// SocketSendBuffer is SOCKET_SEND_BUFFER (byte size, default 128 KiB;
+	// 0 = the kernel's autotuned default, up to 4 MiB): SO_SNDBUF for
+	// client sockets. It bounds the kernel memory a client that stops
+	// reading can hold, and how soon such a client meets WRITE_TIMEOUT.
+	// Linux doubles the value for its own bookkeeping.
 	SocketSendBuffer int
 	// WriteBudget is WRITE_BUDGET: the write system calls per second that
 	// all clients together should stay under (integer; 0, the default,
@@ -327,7 +331,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		WriteTimeout:     p.duration(EnvWriteTimeout, DefaultWriteTimeout),
 		PingInterval:     p.duration(EnvPingInterval, DefaultPingInterval),
 		MaxMessageBytes:  p.byteSize(EnvMaxClientMessage, DefaultMaxClientMessage, 1),
-		SocketSendBuffer: p.byteSize(EnvSocketSendBuffer, 0, 0),
+		SocketSendBuffer: p.byteSize(EnvSocketSendBuffer, DefaultSocketSendBuffer, 0),
 		WriteBudget:      p.integer(EnvWriteBudget, 0, -1),
 	}
 	if v, ok := p.get(EnvPprofAddr); ok {

@@ -33,10 +33,11 @@ func TestDefaults(t *testing.T) {
 		},
 		Decode: Decode{Format: FormatAuto},
 		Clients: Clients{
-			MaxQueueBytes:   4 << 20,
-			WriteTimeout:    10 * time.Second,
-			PingInterval:    30 * time.Second,
-			MaxMessageBytes: 4096,
+			MaxQueueBytes:    4 << 20,
+			WriteTimeout:     10 * time.Second,
+			PingInterval:     30 * time.Second,
+			MaxMessageBytes:  4096,
+			SocketSendBuffer: 128 << 10,
 		},
 		Log: Log{Level: slog.LevelInfo, Format: LogText},
 	}

@@ -23,12 +23,13 @@ import (
 // Wait bounds every wait in the helpers. It only ever fails a broken test;
 // a passing run finishes far sooner, so it is generous enough for a loaded
 // machine running under -race.
-const Wait = 8 * time.Second
+const Wait = 20 * time.Second
 
 // poll is the interval at which Eventually re-checks its condition.
 const poll = 5 * time.Millisecond
 
-// Context returns a context that ends after Wait or with the test.
+// Context returns a context that ends after Wait or with the test. It is
+// already done in t.Cleanup functions, which run after the test's end.
 func Context(t testing.TB) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(t.Context(), Wait)
 }

@@ -123,12 +123,12 @@ func (r SkipReason) index() int {
 // Stats is a snapshot of an Encoder's counters.
 type Stats struct {
 	// Records is the number of records passed to Encode.
-	Records uint64
+	Records uint64 `json:"records"`
 	// Messages is the number of messages Encode returned.
-	Messages uint64
+	Messages uint64 `json:"messages"`
 	// Skipped counts, by reason, records dropped or delivered without a
 	// plain frame. Every reason is present, zero or not.
-	Skipped map[SkipReason]uint64
+	Skipped map[SkipReason]uint64 `json:"skipped"`
 }
 
 // WarnInterval is the least time between two warning lines for the same

@@ -24,11 +24,12 @@ const maxSpareCap = 256
 //
 // Ownership: the publisher and control senders append to queue under mu; the
 // writer goroutine, of which at most one runs (writing), swaps the queue out
-// under mu and writes it without the lock. teardown runs exactly once and is
-// the only place that closes conn.
+// under mu and writes it without the lock. conn is set once, by Add or
+// Attach, under mu, before any writer starts. teardown runs exactly once and
+// is the only place that closes conn.
 type Client struct {
 	hub      *Hub
-	conn     Conn
+	conn     Conn // nil while the handshake is under way
 	id       uint64
 	shape    Shape
 	sub      compiled
@@ -37,8 +38,10 @@ type Client struct {
 
 	lastRead atomic.Int64 // unix ns of the last read from the peer
 
-	// lastWrite is when the last batch write ended; owned by the writer.
+	// lastWrite is when the last batch write ended, and deadline the write
+	// deadline set on conn; both owned by the writer.
 	lastWrite time.Time
+	deadline  time.Time
 
 	mu         sync.Mutex
 	queue      [][]byte // frames waiting, in order
@@ -73,8 +76,8 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
 	}
 	for _, m := range msgs {
 		f := m.Frames[c.shape]
-		if f == nil || sub != nil && !sub.matches(m.Key) {
-			continue
+		if f == nil || len(f) > c.hub.cfg.MaxQueueBytes || sub != nil && !sub.matches(m.Key) {
+			continue // an oversized frame is counted once, by Publish
 		}
 		if c.queued+len(f) > c.hub.cfg.MaxQueueBytes {
 			c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
@@ -117,6 +120,24 @@ func (c *Client) sendControl(f []byte) {
 	}
 }
 
+// Attach gives a client added without a connection (Hub.Add with a nil
+// conn, while its handshake was being answered) its connection, and starts
+// writing what was queued meanwhile.
+func (c *Client) Attach(conn Conn) {
+	c.mu.Lock()
+	if c.torn.Load() {
+		c.mu.Unlock()
+		_ = conn.Close()
+		return
+	}
+	c.conn = conn
+	start := c.startLocked()
+	c.mu.Unlock()
+	if start {
+		go c.write()
+	}
+}
+
 // Pong answers a client's ping with payload.
 func (c *Client) Pong(payload []byte) {
 	c.sendControl(wsframe.Control(wsframe.OpPong, payload))
@@ -125,7 +146,7 @@ func (c *Client) Pong(payload []byte) {
 // startLocked reports whether the caller must start a writer, marking one
 // as running. c.mu must be held.
 func (c *Client) startLocked() bool {
-	if c.writing || (len(c.queue) == 0 && !c.closing) || c.torn.Load() {
+	if c.writing || c.conn == nil || (len(c.queue) == 0 && !c.closing) || c.torn.Load() {
 		return false
 	}
 	c.writing = true
@@ -213,17 +234,13 @@ func (c *Client) reasonOr(why CloseReason) CloseReason {
 }
 
 // write is the client's writer goroutine: it drains the queue in batches,
-// one vectored write each, until the queue is empty, then exits. Under load
-// the queue refills while a write is in flight, so batches grow by
-// themselves and the system calls per frame fall.
+// one vectored write each, until the queue is empty, then exits. Writes are
+// spaced by the write budget (Hub.writeSpacing): frames that arrive while
+// the writer waits or writes join the next batch, so under load the system
+// calls per frame fall.
 func (c *Client) write() {
 	st := c.hub.stats
 	for {
-		if sp := c.hub.writeSpacing(); sp > 0 {
-			if d := sp - time.Since(c.lastWrite); d > 0 {
-				time.Sleep(d)
-			}
-		}
 		c.mu.Lock()
 		if len(c.queue) == 0 {
 			if !c.closing {
@@ -236,6 +253,13 @@ func (c *Client) write() {
 			c.finish(f)
 			return
 		}
+		c.mu.Unlock()
+		if sp := c.hub.writeSpacing(); sp > 0 {
+			if d := sp - time.Since(c.lastWrite); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		c.mu.Lock()
 		batch := c.queue
 		c.queue = c.spare[:0]
 		c.spare = nil
@@ -244,7 +268,14 @@ func (c *Client) write() {
 
 		frames := len(batch)
 		bufs := net.Buffers(batch)
-		_ = c.conn.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout))
+		// Setting a deadline costs about as much as a tenth of the write,
+		// so it is moved only when less than half of WriteTimeout is left:
+		// a write may then take between WriteTimeout/2 and WriteTimeout.
+		wt := c.hub.cfg.WriteTimeout
+		if now := time.Now(); c.deadline.Sub(now) < wt/2 {
+			c.deadline = now.Add(wt)
+			_ = c.conn.SetWriteDeadline(c.deadline)
+		}
 		n, err := bufs.WriteTo(c.conn)
 		st.writes.Add(1)
 		st.bytes.Add(uint64(n))
@@ -274,7 +305,8 @@ func (c *Client) finish(closeFrame []byte) {
 	if c.torn.Load() {
 		return
 	}
-	_ = c.conn.SetWriteDeadline(time.Now().Add(min(c.hub.cfg.WriteTimeout, c.hub.cfg.CloseGrace)))
+	c.deadline = time.Now().Add(min(c.hub.cfg.WriteTimeout, c.hub.cfg.CloseGrace))
+	_ = c.conn.SetWriteDeadline(c.deadline)
 	if _, err := c.conn.Write(closeFrame); err != nil {
 		c.teardown(c.reasonOr(ReasonWriteError))
 		return
@@ -290,8 +322,10 @@ func (c *Client) teardown(why CloseReason) {
 	if !c.torn.CompareAndSwap(false, true) {
 		return
 	}
-	_ = c.conn.Close()
 	c.mu.Lock()
+	if c.conn != nil {
+		_ = c.conn.Close()
+	}
 	c.closing = true
 	if c.reason == "" {
 		c.reason = why

@@ -91,6 +91,8 @@ type Hub struct {
 	stats  *counters
 	live   sync.WaitGroup // one per client not yet torn down
 	ping   []byte         // the shared ping frame
+
+	lastOversizedLog atomic.Int64 // unix ns of the last oversized-frame warning
 }
 
 // shard holds a subset of the clients, indexed for routing. mu guards every
@@ -126,8 +128,12 @@ func (h *Hub) writeSpacing() time.Duration {
 	if h.cfg.WriteBudget < 0 {
 		return 0
 	}
-	return time.Duration(h.stats.clients.Load() * int64(time.Second) / int64(h.cfg.WriteBudget))
+	return min(maxSpacing, time.Duration(h.stats.clients.Load()*int64(time.Second)/int64(h.cfg.WriteBudget)))
 }
+
+// maxSpacing caps the write spacing, and so the delay it may add to a
+// frame, however many clients there are.
+const maxSpacing = 250 * time.Millisecond
 
 // Wants reports, for each shape, whether any client currently receives it,
 // so that encoders build only the frames someone will read.
@@ -142,10 +148,13 @@ func (h *Hub) Wants() [NumShapes]bool {
 // Stats returns a snapshot of the hub's counters.
 func (h *Hub) Stats() Stats { return h.stats.snapshot() }
 
-// Add registers a client for conn with subscription sub and returns it. The
-// connection must have completed the WebSocket handshake; from now on the
-// client's writer is the only one writing to it. onClosed, if not nil, is
-// called once, after the connection is closed.
+// Add registers a client for conn with subscription sub and returns it.
+// From now on the client's writer is the only one writing to conn. conn may
+// be nil: the client then receives from this moment on, but its frames wait
+// in its queue until Attach gives it the connection. That lets the server
+// register a client before it answers the handshake, so that no record
+// published after the client saw the handshake's answer is missed.
+// onClosed, if not nil, is called once, after the connection is closed.
 func (h *Hub) Add(conn Conn, sub Subscription, onClosed func()) *Client {
 	c := &Client{
 		hub:      h,
@@ -236,6 +245,7 @@ func (h *Hub) Publish(msgs []*Message) {
 		return
 	}
 	h.stats.published.Add(uint64(len(msgs)))
+	h.countOversized(msgs)
 	var enqueued uint64
 	for i := range h.shards {
 		s := &h.shards[i]
@@ -259,6 +269,26 @@ func (h *Hub) Publish(msgs []*Message) {
 		s.mu.RUnlock()
 	}
 	h.stats.enqueued.Add(enqueued)
+}
+
+// countOversized counts, and logs at most every 10 s, the frames that are
+// larger than a client's whole queue and so can never be delivered; clients
+// skip them.
+func (h *Hub) countOversized(msgs []*Message) {
+	for _, m := range msgs {
+		for sh, f := range m.Frames {
+			if len(f) <= h.cfg.MaxQueueBytes {
+				continue
+			}
+			h.stats.oversized.Add(1)
+			now := time.Now().UnixNano()
+			if last := h.lastOversizedLog.Load(); now-last > int64(10*time.Second) && h.lastOversizedLog.CompareAndSwap(last, now) {
+				h.log.Warn("record larger than a client's queue bound skipped (raise MAX_QUEUE_BYTES to deliver it)",
+					"partition", m.Partition, "offset", m.Offset, "shape", Shape(sh).String(),
+					"frame_bytes", len(f), "max_queue_bytes", h.cfg.MaxQueueBytes, "skipped_so_far", h.stats.oversized.Load())
+			}
+		}
+	}
 }
 
 // clients returns a snapshot of every client.

@@ -169,6 +169,7 @@ func TestSlowClientClosedOthersServed(t *testing.T) {
 		t.Fatalf("last frame %v %q, want close 1008 too slow", last.op, last.payload)
 	}
 	slow.conn.Close()
+	slow.client.Abort(ReasonClientClosed) // as the server's reader would on EOF
 	<-slow.closed
 	if got := h.Stats().Closes[ReasonQueueFull]; got != 1 {
 		t.Fatalf("queue_full closes = %d, want 1", got)
@@ -178,7 +179,7 @@ func TestSlowClientClosedOthersServed(t *testing.T) {
 // A write that does not complete within WriteTimeout drops the client.
 func TestWriteTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := New(Config{WriteTimeout: 5 * time.Second, PingInterval: -1})
+		h := New(Config{WriteTimeout: 5 * time.Second, PingInterval: -1, WriteBudget: -1})
 		p := addPeer(t, h, Subscription{All: true})
 		h.Publish([]*Message{msg("k", "1")})
 		<-p.closed
@@ -192,7 +193,7 @@ func TestWriteTimeout(t *testing.T) {
 // that answers stays.
 func TestPingTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := New(Config{PingInterval: time.Second, WriteTimeout: time.Hour})
+		h := New(Config{PingInterval: time.Second, WriteTimeout: time.Hour, WriteBudget: -1})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.Run(ctx)
 		dead := addPeer(t, h, Subscription{All: true})
@@ -272,5 +273,80 @@ func TestMatchGlob(t *testing.T) {
 		if got := matchGlob(tt.pat, []byte(tt.key)); got != tt.want {
 			t.Errorf("matchGlob(%q, %q) = %v, want %v", tt.pat, tt.key, got, tt.want)
 		}
+	}
+}
+
+// Under the write budget a client's writes are spaced clients/budget
+// apart: frames that arrive meanwhile go out together in one write.
+func TestWriteSpacing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: -1, WriteBudget: 10}) // 1 client: 100 ms apart
+		p := addPeer(t, h, Subscription{All: true})
+		start := time.Now()
+		h.Publish([]*Message{msg("k", "1")})
+		if got := p.texts(t, 1); got[0] != "1" || time.Since(start) != 0 {
+			t.Fatalf("first frame %q after %v, want at once", got, time.Since(start))
+		}
+		h.Publish([]*Message{msg("k", "2")})
+		h.Publish([]*Message{msg("k", "3")})
+		got := p.texts(t, 2)
+		if fmt.Sprint(got) != "[2 3]" || time.Since(start) != 100*time.Millisecond {
+			t.Fatalf("got %q after %v, want [2 3] after 100ms", got, time.Since(start))
+		}
+		synctest.Wait() // the writer has counted its write and exited
+		if w := h.Stats().Writes; w != 2 {
+			t.Fatalf("writes = %d, want 2 (the second batch in one write)", w)
+		}
+		p.client.Abort(ReasonClientClosed)
+		<-p.closed
+	})
+}
+
+// A client added before its handshake is answered keeps what is published
+// meanwhile and gets it once attached.
+func TestAttachDeliversWhatWasQueued(t *testing.T) {
+	h := New(Config{PingInterval: -1})
+	closed := make(chan struct{})
+	c := h.Add(nil, Subscription{All: true}, func() { close(closed) })
+	h.Publish([]*Message{msg("k", "1"), msg("k", "2")})
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	c.Attach(srv)
+	p := &peer{conn: cli, client: c, closed: closed}
+	if got := p.texts(t, 2); fmt.Sprint(got) != "[1 2]" {
+		t.Fatalf("got %q", got)
+	}
+	c.Abort(ReasonClientClosed)
+	<-closed
+}
+
+// A client that never gets its connection (failed handshake) is forgotten.
+func TestAbortBeforeAttach(t *testing.T) {
+	h := New(Config{PingInterval: -1})
+	c := h.Add(nil, Subscription{All: true}, nil)
+	h.Publish([]*Message{msg("k", "1")})
+	c.Abort(ReasonHandshake)
+	if s := h.Stats(); s.Clients != 0 || s.Closes[ReasonHandshake] != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	c.Attach(srv) // too late: the connection is closed at once
+	if _, err := srv.Write([]byte{0}); err == nil {
+		t.Fatal("connection attached to a torn-down client is still open")
+	}
+}
+
+// A frame larger than the queue bound is skipped, not a reason to close.
+func TestOversizedFrameSkipped(t *testing.T) {
+	h := New(Config{PingInterval: -1, MaxQueueBytes: 64})
+	p := addPeer(t, h, Subscription{All: true})
+	big := msg("k", fmt.Sprintf("%q", make([]byte, 100)))
+	h.Publish([]*Message{big, msg("k", "after")})
+	if got := p.texts(t, 1); got[0] != "after" {
+		t.Fatalf("got %q", got)
+	}
+	if s := h.Stats(); s.Oversized != 2 || p.client.Closing() { // plain and envelope frames
+		t.Fatalf("oversized = %d, closing = %v", s.Oversized, p.client.Closing())
 	}
 }

@@ -16,11 +16,13 @@ const (
 	ReasonMessageTooBig CloseReason = "message_too_big"
 	ReasonShutdown      CloseReason = "shutdown" // the service is stopping: 1001 "going away"
 	ReasonReadError     CloseReason = "read_error"
+	ReasonHandshake     CloseReason = "handshake_failed" // the WebSocket handshake did not complete
 )
 
 var allReasons = [...]CloseReason{
 	ReasonQueueFull, ReasonWriteTimeout, ReasonWriteError, ReasonPingTimeout,
 	ReasonClientClosed, ReasonProtocol, ReasonMessageTooBig, ReasonShutdown, ReasonReadError,
+	ReasonHandshake,
 }
 
 // counters are the hub's live counters; all fields are atomics.
@@ -35,6 +37,7 @@ type counters struct {
 	closes     [len(allReasons)]atomic.Uint64
 	reasonIdx  map[CloseReason]int
 	dropFrames atomic.Uint64 // frames discarded with a closed client's queue
+	oversized  atomic.Uint64 // frames larger than MaxQueueBytes, never queued
 }
 
 func newCounters() *counters {
@@ -61,6 +64,7 @@ type Stats struct {
 	Writes        uint64                 `json:"writes"`
 	Bytes         uint64                 `json:"bytes"`
 	DroppedFrames uint64                 `json:"dropped_frames"`
+	Oversized     uint64                 `json:"oversized"`
 	Closes        map[CloseReason]uint64 `json:"closes"`
 }
 
@@ -74,6 +78,7 @@ func (c *counters) snapshot() Stats {
 		Writes:        c.writes.Load(),
 		Bytes:         c.bytes.Load(),
 		DroppedFrames: c.dropFrames.Load(),
+		Oversized:     c.oversized.Load(),
 		Closes:        make(map[CloseReason]uint64, len(allReasons)),
 	}
 	for i, r := range allReasons {

@@ -173,16 +173,25 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	authorized := s.cfg.Auth == nil || s.cfg.Auth.Check(r)
+	if s.cfg.Auth != nil && !s.cfg.Auth.Check(r) {
+		conn, _, _, err := ws.UpgradeHTTP(r, w)
+		if err != nil {
+			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		s.log.Info("client rejected: missing or invalid credentials", "remote", r.RemoteAddr, "path", r.URL.Path)
+		go rejectConn(conn, wsframe.ClosePolicyViolation, "unauthorized")
+		return
+	}
+	// The client joins the hub before the handshake is answered: whatever
+	// is published once the client can see the answer reaches it.
+	sess := &session{parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
+	sess.client = s.hub.Add(nil, sub, sess.closed)
 	conn, rw, _, err := ws.UpgradeHTTP(r, w)
 	if err != nil {
 		// UpgradeHTTP has answered the client with the reason.
 		s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
-	if !authorized {
-		s.log.Info("client rejected: missing or invalid credentials", "remote", r.RemoteAddr, "path", r.URL.Path)
-		go rejectConn(conn, wsframe.ClosePolicyViolation, "unauthorized")
+		sess.client.Abort(hub.ReasonHandshake)
 		return
 	}
 	if s.cfg.SocketSendBuffer > 0 {
@@ -190,8 +199,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 			_ = tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
 		}
 	}
-	sess := &session{parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
-	sess.client = s.hub.Add(conn, sub, sess.closed)
+	sess.client.Attach(conn)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("client connected", "id", sess.client.ID(), "remote", r.RemoteAddr, "path", r.URL.Path,
 			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String())

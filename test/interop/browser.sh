@@ -24,7 +24,6 @@ pass "browser: two wsdest instances ready (no auth :$open_port, auth :$auth_port
 
 run_checker browser env CHROMIUM="$CHROMIUM" \
 	node "$INTEROP_DIR/browser.mjs" --open-port "$open_port" --auth-port "$auth_port" --key "$key" || {
-	echo "DEBUG ss:"; ss -ltnp | grep -E ":($open_port|$auth_port) " ; kill -0 $WS_PID && echo auth alive; echo "healthz: $(http_status http://127.0.0.1:$open_port/healthz)"
 	show_log wsdest-open "$open_log"
 	show_log wsdest-auth "$auth_log"
 }

@@ -81,6 +81,9 @@ class Reader:
                 self.changed.set()
         except ConnectionClosed as e:
             self.closed = close_info(e)
+        except Exception as e:  # noqa: BLE001 - a reset or a protocol error ends the reader too
+            self.errors.append(repr(e))
+            self.closed = (None, repr(e))
         else:
             self.closed = (self.ws.close_code, self.ws.close_reason)
         self.changed.set()
