@@ -97,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	fs.IntVar(&cfg.Procs, "procs", 1, "split the clients over this many child processes (one process may hold at most as many connections as its open-file limit)")
 	fs.IntVar(&cfg.SourceIPs, "source-ips", 0, "spread clients over local addresses 127.0.0.1 .. 127.0.0.`N` (more connections than one address has ephemeral ports); 0 = off")
 	fs.DurationVar(&cfg.Drain, "drain", 3*time.Second, "longest wait after producing for the last deliveries (ends early once all arrived)")
+	fs.IntVar(&cfg.StallRcvBuf, "stall-rcvbuf", 0, "SO_RCVBUF `bytes` of the stalled clients' sockets (0 = kernel default, which lets a stalled client absorb megabytes on loopback)")
 	fs.DurationVar(&cfg.StallRead, "stall-read", 2*time.Second, "how long stalled clients read at the end to learn whether the server closed them")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "hard bound on the whole run; 0 = the phases' sum plus two minutes")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback hosts in -url and -brokers")

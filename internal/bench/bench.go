@@ -72,6 +72,8 @@ type Config struct {
 	Drain time.Duration
 	// StallRead bounds the final read of the stalled clients; default 2s.
 	StallRead time.Duration
+	// StallRcvBuf, when above 0, is SO_RCVBUF for the stalled clients.
+	StallRcvBuf int
 	// Timeout is a hard bound on the whole run; default: the sum of the
 	// phases plus a minute.
 	Timeout time.Duration
@@ -458,6 +460,7 @@ func startSets(ctx context.Context, cfg Config) ([]clientSet, error) {
 			InFlight:    cfg.InFlight,
 			SourceIPs:   cfg.SourceIPs,
 			StallRead:   cfg.StallRead,
+			StallRcvBuf: cfg.StallRcvBuf,
 		}
 		if cfg.Procs == 1 {
 			sets = append(sets, localSet{NewGroup(gc)})

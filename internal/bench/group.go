@@ -2,12 +2,14 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -41,6 +43,10 @@ type GroupConfig struct {
 	DialTimeout time.Duration `json:"dial_timeout"`
 	// StallRead bounds the final read of the stalled clients.
 	StallRead time.Duration `json:"stall_read"`
+	// StallRcvBuf, when above 0, is the SO_RCVBUF of the stalled clients'
+	// sockets: how much a client that stops reading can still take in its
+	// kernel before the server's writes to it block.
+	StallRcvBuf int `json:"stall_rcvbuf"`
 }
 
 // GroupResult is what a group reports: the connect fields after Connect,
@@ -231,12 +237,22 @@ func (g *Group) dial(ctx context.Context, i int) (*client, error) {
 		url = strings.ReplaceAll(url, KeyPlaceholder, "k-"+strconv.Itoa(c.key))
 	}
 	d := ws.Dialer{Timeout: g.cfg.DialTimeout}
+	var nd net.Dialer
 	if n := g.cfg.SourceIPs; n > 0 {
-		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%n))}
-		d.NetDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			nd := net.Dialer{LocalAddr: local}
-			return nd.DialContext(ctx, network, addr)
+		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%n))}
+	}
+	if c.stalled && g.cfg.StallRcvBuf > 0 {
+		// Before connect, so that the window the client announces is small.
+		nd.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, g.cfg.StallRcvBuf)
+			})
+			return errors.Join(err, serr)
 		}
+	}
+	if nd.LocalAddr != nil || nd.Control != nil {
+		d.NetDial = nd.DialContext
 	}
 	conn, br, _, err := d.Dial(ctx, url)
 	if err != nil {

@@ -134,12 +134,12 @@ func (c Config) clientOpts(start time.Time) ([]kgo.Opt, error) {
 	case c.ResetLatest:
 		// A group member starts partitions that have no committed offset
 		// at the records stamped after start-up: the end of a partition
-		// that existed then, the beginning of one created later. (Unlike
-		// pinning, a record produced in the instant between franz-go's
-		// two listings of an empty partition can be skipped.)
+		// that existed then, the beginning of one created later. The
+		// Source's groupStart replaces this start offset with exact
+		// offsets listed the way the pinner lists them.
 		opts = append(opts,
 			kgo.ConsumeTopics(c.Topic),
-			kgo.ConsumeStartOffset(kgo.NewOffset().AfterMilli(start.UnixMilli())),
+			kgo.ConsumeStartOffset(sinceStart(start)),
 		)
 	default:
 		opts = append(opts,
@@ -178,6 +178,10 @@ func (c Config) clientOpts(start time.Time) ([]kgo.Opt, error) {
 // pinned reports whether the Source assigns partitions itself: without a
 // group, starting at the end of the topic.
 func (c Config) pinned() bool { return c.Group == "" && c.ResetLatest }
+
+// groupLatest reports whether the Source positions a group member's
+// partitions that have no commit itself (see groupStart).
+func (c Config) groupLatest() bool { return c.Group != "" && c.ResetLatest }
 
 func (s *SASL) mechanism() (sasl.Mechanism, error) {
 	switch s.Mechanism {

@@ -22,9 +22,7 @@ const listTimeout = 5 * time.Second
 //
 //   - the partitions that exist at start-up are pinned at exact offsets,
 //     chosen so that every record stamped at or after start-up, and every
-//     record written after the listing, is delivered: the lower of the end
-//     offset and (listed after it) the first offset stamped at or after
-//     start-up;
+//     record written after the listing, is delivered (see startOffsets);
 //   - partitions that appear later are added from their start: all of
 //     their records are newer than start-up;
 //   - a topic that does not exist at start-up, or that is recreated, is
@@ -70,44 +68,75 @@ func (p *pinner) handOver() {
 }
 
 func (p *pinner) list(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, listTimeout)
-	defer cancel()
 	// An error (broker unreachable, some partitions failed) leaves the
 	// rest for the next step; what was listed is still good.
-	ends, _ := p.adm.ListEndOffsets(ctx, p.topic)
-	parts := ends[p.topic]
-	if o, ok := parts[-1]; ok {
-		if errors.Is(o.Err, kerr.UnknownTopicOrPartition) && len(p.pinned) == 0 {
+	offs, n, err := startOffsets(ctx, p.adm, p.topic, p.start)
+	if err != nil {
+		if errors.Is(err, kerr.UnknownTopicOrPartition) && len(p.pinned) == 0 {
 			p.handOver()
 		}
 		return
 	}
-	if len(parts) == 0 {
+	if n == 0 {
 		return
 	}
-	// Listed after the ends: where the by-time answer is missing (no
-	// record stamped since start-up) kadm falls back to an end offset
-	// listed later still, which the end listed before is never above.
-	after, _ := p.adm.ListOffsetsAfterMilli(ctx, p.start.UnixMilli(), p.topic)
 	pins := make(map[int32]kgo.Offset)
-	for part, e := range parts {
-		a, ok := after[p.topic][part]
-		if e.Err != nil || !ok || a.Err != nil || e.Offset < 0 || a.Offset < 0 || p.pinned[part] {
-			continue
+	for part, o := range offs {
+		if !p.pinned[part] {
+			pins[part] = kgo.NewOffset().At(o)
+			p.pinned[part] = true
 		}
-		pins[part] = kgo.NewOffset().At(min(e.Offset, a.Offset))
-		p.pinned[part] = true
 	}
 	if len(pins) > 0 {
 		p.client.AddConsumePartitions(map[string]map[int32]kgo.Offset{p.topic: pins})
 	}
-	for part := range int32(len(parts)) {
+	for part := range n {
 		if !p.pinned[part] {
 			return
 		}
 	}
-	p.listed, p.next, p.pinned = true, int32(len(parts)), nil
+	p.listed, p.next, p.pinned = true, n, nil
 	p.ready.Store(true)
+}
+
+// startOffsets lists where the records since start begin in each
+// partition of topic: the lower of the end offset and (listed after it) the
+// first offset stamped at or after start. Every record stamped at or after
+// start, and every record written after the call began, is at or after that
+// offset, which is what "start at the end of the topic" promises once Ready.
+// Listing the end first matters: franz-go's own AfterMilli lists by time
+// first and falls back to an end listed afterwards, which is above a record
+// produced in between.
+//
+// offs holds the partitions both listings answered; n is the number of
+// partitions the end listing saw (0 if it failed). err is
+// kerr.UnknownTopicOrPartition (or another topic-level error) when the
+// broker does not know the topic; other failures only leave partitions
+// out of offs.
+func startOffsets(ctx context.Context, adm *kadm.Client, topic string, start time.Time) (offs map[int32]int64, n int32, err error) {
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
+	ends, _ := adm.ListEndOffsets(ctx, topic)
+	parts := ends[topic]
+	if o, ok := parts[-1]; ok {
+		return nil, 0, o.Err
+	}
+	if len(parts) == 0 {
+		return nil, 0, nil
+	}
+	// Where the by-time answer is missing (no record stamped since
+	// start-up) kadm falls back to an end offset listed later still,
+	// which the end listed before is never above.
+	after, _ := adm.ListOffsetsAfterMilli(ctx, start.UnixMilli(), topic)
+	offs = make(map[int32]int64, len(parts))
+	for part, e := range parts {
+		a, ok := after[topic][part]
+		if e.Err != nil || !ok || a.Err != nil || e.Offset < 0 || a.Offset < 0 {
+			continue
+		}
+		offs[part] = min(e.Offset, a.Offset)
+	}
+	return offs, int32(len(parts)), nil
 }
 
 // addNew adds the partitions franz-go's metadata shows beyond those

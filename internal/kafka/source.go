@@ -40,6 +40,10 @@ type Source struct {
 	// pins assigns partitions when Config.pinned; nil otherwise. Owned by
 	// Run's watcher, except pins.ready.
 	pins *pinner
+	// group positions a group member's partitions that have no commit
+	// when Config.groupLatest; nil otherwise. Called by franz-go's group
+	// goroutines; group.ready is read by Ready.
+	group *groupStart
 
 	errLog *logLimiter // owned by the Run goroutine
 }
@@ -60,6 +64,11 @@ func NewSource(cfg Config, logger *slog.Logger) (*Source, error) {
 		kgo.WithHooks(r),
 		kgo.WithLogger(kgoLogger{l: logger, topic: cfg.Topic, recreated: recreated}),
 	)
+	var group *groupStart
+	if cfg.groupLatest() {
+		group = newGroupStart(cfg.Topic, start, orDefault(cfg.watchEvery, watchEvery))
+		opts = append(opts, group.opts()...)
+	}
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: create client: %w", err)
@@ -70,6 +79,7 @@ func NewSource(cfg Config, logger *slog.Logger) (*Source, error) {
 		client:    client,
 		reach:     r,
 		recreated: recreated,
+		group:     group,
 		errLog:    newLogLimiter(orDefault(cfg.errorLogEvery, errorLogEvery)),
 	}
 	if cfg.pinned() {
@@ -154,11 +164,14 @@ func (s *Source) watch(ctx context.Context) {
 
 // Ready reports whether the topic's partitions are known and a broker is
 // reachable. It is false until the first metadata arrives, while the topic
-// does not exist, and during broker outages. Without a group and starting
-// at the end, it also waits until the start offsets are fixed: a record
-// produced once Ready is true is delivered.
+// does not exist, and during broker outages. Starting at the end, it also
+// waits until the start offsets are fixed (with a group: until the member
+// has joined and positioned the partitions it was assigned), so that a
+// record produced once Ready is true is delivered.
 func (s *Source) Ready() bool {
-	return s.reach.up.Load() && s.partitionsKnown() && (s.pins == nil || s.pins.ready.Load())
+	return s.reach.up.Load() && s.partitionsKnown() &&
+		(s.pins == nil || s.pins.ready.Load()) &&
+		(s.group == nil || s.group.ready.Load())
 }
 
 // Close leaves the consumer group (committing its offsets) and closes the

@@ -803,23 +803,18 @@ func TestBrokerRestart(t *testing.T) {
 func TestNothingMissedAfterReady(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
-		name  string
-		env   e2etest.Env
-		hold  int    // which ListOffsets request for the topic to hold, from 1
-		known string // a known bug: the case is skipped with this note
+		name string
+		env  e2etest.Env
+		hold int // which ListOffsets request for the topic to hold, from 1
 	}{
 		{name: "first listing", hold: 1},
 		{name: "second listing", hold: 2},
 		{name: "third listing", hold: 3},
 		{name: "group, first listing", env: e2etest.Env{"Quix__Consumer_Group": "g"}, hold: 1},
-		{name: "group, second listing", env: e2etest.Env{"Quix__Consumer_Group": "g"}, hold: 2,
-			known: "a group member starts with franz-go's AfterMilli, whose by-time and end listings are two requests; " +
-				"Ready is true between them and a record produced then is skipped (see kafka.Config.clientOpts)"},
+		{name: "group, second listing", env: e2etest.Env{"Quix__Consumer_Group": "g"}, hold: 2},
+		{name: "group, third listing", env: e2etest.Env{"Quix__Consumer_Group": "g"}, hold: 3},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.known != "" {
-				t.Skip("known bug: " + tt.known)
-			}
 			t.Parallel()
 			b := e2etest.StartBroker(t, "t", 2)
 			held, release := make(chan struct{}), make(chan struct{})
