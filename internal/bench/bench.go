@@ -483,30 +483,16 @@ func startSets(ctx context.Context, cfg Config) ([]clientSet, error) {
 }
 
 func connectAll(ctx context.Context, sets []clientSet) (GroupResult, error) {
-	type out struct {
-		res GroupResult
-		err error
-	}
-	ch := make(chan out, len(sets))
-	for _, s := range sets {
-		go func() {
-			r, err := s.connect(ctx)
-			ch <- out{r, err}
-		}()
-	}
-	var total GroupResult
-	var firstErr error
-	for range sets {
-		o := <-ch
-		if o.err != nil && firstErr == nil {
-			firstErr = o.err
-		}
-		total.merge(&o.res)
-	}
-	return total, firstErr
+	return onAll(ctx, sets, clientSet.connect)
 }
 
 func stopAll(ctx context.Context, sets []clientSet) (GroupResult, error) {
+	return onAll(ctx, sets, clientSet.stop)
+}
+
+// onAll runs step on every set at once and merges the results; the error
+// joins every set's error.
+func onAll(ctx context.Context, sets []clientSet, step func(clientSet, context.Context) (GroupResult, error)) (GroupResult, error) {
 	type out struct {
 		res GroupResult
 		err error
@@ -514,7 +500,7 @@ func stopAll(ctx context.Context, sets []clientSet) (GroupResult, error) {
 	ch := make(chan out, len(sets))
 	for _, s := range sets {
 		go func() {
-			r, err := s.stop(ctx)
+			r, err := step(s, ctx)
 			ch <- out{r, err}
 		}()
 	}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // Read buffer sizes of a reading client: it starts small, since thousands
@@ -89,19 +91,19 @@ func (c *client) readLoop() {
 				}
 				r += size
 				switch f.Op {
-				case opText, opBinary:
+				case wsframe.OpText, wsframe.OpBinary:
 					if !inFragment {
 						st.deliver(f.Payload, now, c.key, c.keys)
 					}
 					inFragment = !f.Fin
-				case opContinuation:
+				case wsframe.OpContinuation:
 					inFragment = !f.Fin
-				case opPing:
-					if err := c.writeControl(ctl[:0], opPong, f.Payload); err != nil {
+				case wsframe.OpPing:
+					if err := c.writeControl(ctl[:0], wsframe.OpPong, f.Payload); err != nil {
 						c.end(endError, err)
 						return
 					}
-				case opClose:
+				case wsframe.OpClose:
 					c.replyClose(ctl[:0], f.Payload)
 					c.end(endServerClose, nil)
 					return
@@ -159,7 +161,7 @@ func (c *client) drainStalled(deadline time.Time) {
 				break
 			}
 			r += size
-			if f.Op == opClose {
+			if f.Op == wsframe.OpClose {
 				c.end(endServerClose, nil)
 				return
 			}
@@ -208,7 +210,7 @@ func (c *client) replyClose(buf []byte, payload []byte) {
 	if len(payload) > 2 {
 		payload = payload[:2]
 	}
-	_ = c.writeControl(buf, opClose, payload)
+	_ = c.writeControl(buf, wsframe.OpClose, payload)
 }
 
 // deliver records one data message received at nowNs.

@@ -3,16 +3,8 @@ package bench
 import (
 	"encoding/binary"
 	"errors"
-)
 
-// Opcodes (RFC 6455 section 5.2).
-const (
-	opContinuation byte = 0x0
-	opText         byte = 0x1
-	opBinary       byte = 0x2
-	opClose        byte = 0x8
-	opPing         byte = 0x9
-	opPong         byte = 0xA
+	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // MaxFrame is the largest server frame the client accepts; larger ones end
@@ -54,8 +46,8 @@ func ParseFrame(b []byte) (f Frame, size int, err error) {
 	f.Fin = b0&0x80 != 0
 	f.Op = b0 & 0x0F
 	switch f.Op {
-	case opContinuation, opText, opBinary:
-	case opClose, opPing, opPong:
+	case wsframe.OpContinuation, wsframe.OpText, wsframe.OpBinary:
+	case wsframe.OpClose, wsframe.OpPing, wsframe.OpPong:
 		if !f.Fin || b1&0x7F > 125 {
 			return Frame{}, 0, ErrBadControl
 		}

@@ -26,18 +26,18 @@ func TestParseFrame(t *testing.T) {
 	}{
 		{"empty", nil, Frame{}, 2, nil},
 		{"one byte", []byte{0x81}, Frame{}, 2, nil},
-		{"text 7-bit", wsframe.Text([]byte("hello")), Frame{Fin: true, Op: opText, Payload: []byte("hello")}, 7, nil},
-		{"empty text", wsframe.Text(nil), Frame{Fin: true, Op: opText, Payload: []byte{}}, 2, nil},
-		{"text 16-bit", wsframe.Text(long), Frame{Fin: true, Op: opText, Payload: long}, 4 + 300, nil},
+		{"text 7-bit", wsframe.Text([]byte("hello")), Frame{Fin: true, Op: wsframe.OpText, Payload: []byte("hello")}, 7, nil},
+		{"empty text", wsframe.Text(nil), Frame{Fin: true, Op: wsframe.OpText, Payload: []byte{}}, 2, nil},
+		{"text 16-bit", wsframe.Text(long), Frame{Fin: true, Op: wsframe.OpText, Payload: long}, 4 + 300, nil},
 		{"16-bit header cut", wsframe.Text(long)[:3], Frame{}, 4, nil},
 		{"16-bit payload cut", wsframe.Text(long)[:100], Frame{}, 304, nil},
-		{"text 64-bit", wsframe.Text(huge), Frame{Fin: true, Op: opText, Payload: huge}, 10 + 70000, nil},
+		{"text 64-bit", wsframe.Text(huge), Frame{Fin: true, Op: wsframe.OpText, Payload: huge}, 10 + 70000, nil},
 		{"64-bit header cut", wsframe.Text(huge)[:9], Frame{}, 10, nil},
-		{"ping", wsframe.Control(wsframe.OpPing, []byte("p")), Frame{Fin: true, Op: opPing, Payload: []byte("p")}, 3, nil},
-		{"close", wsframe.Close(1001, "bye"), Frame{Fin: true, Op: opClose, Payload: []byte("\x03\xe9bye")}, 7, nil},
-		{"fragment", []byte{0x01, 0x02, 'a', 'b'}, Frame{Fin: false, Op: opText, Payload: []byte("ab")}, 4, nil},
-		{"continuation", []byte{0x80, 0x01, 'c'}, Frame{Fin: true, Op: opContinuation, Payload: []byte("c")}, 3, nil},
-		{"trailing bytes", append(wsframe.Text([]byte("x")), 0x81), Frame{Fin: true, Op: opText, Payload: []byte("x")}, 3, nil},
+		{"ping", wsframe.Control(wsframe.OpPing, []byte("p")), Frame{Fin: true, Op: wsframe.OpPing, Payload: []byte("p")}, 3, nil},
+		{"close", wsframe.Close(1001, "bye"), Frame{Fin: true, Op: wsframe.OpClose, Payload: []byte("\x03\xe9bye")}, 7, nil},
+		{"fragment", []byte{0x01, 0x02, 'a', 'b'}, Frame{Fin: false, Op: wsframe.OpText, Payload: []byte("ab")}, 4, nil},
+		{"continuation", []byte{0x80, 0x01, 'c'}, Frame{Fin: true, Op: wsframe.OpContinuation, Payload: []byte("c")}, 3, nil},
+		{"trailing bytes", append(wsframe.Text([]byte("x")), 0x81), Frame{Fin: true, Op: wsframe.OpText, Payload: []byte("x")}, 3, nil},
 		{"masked", []byte{0x81, 0x81, 1, 2, 3, 4, 'a'}, Frame{}, 0, ErrMaskedFrame},
 		{"reserved bits", []byte{0xC1, 0x00}, Frame{}, 0, ErrReservedBits},
 		{"fragmented ping", []byte{0x09, 0x00}, Frame{}, 0, ErrBadControl},
@@ -79,9 +79,9 @@ func (r *recorder) CloseFrame(code uint16, _ string) { r.closes = append(r.close
 
 func TestAppendClientFrame(t *testing.T) {
 	var b []byte
-	b = AppendClientFrame(b, opPing, []byte("hello"), [4]byte{1, 2, 3, 4})
-	b = AppendClientFrame(b, opPong, nil, [4]byte{9, 9, 9, 9})
-	b = AppendClientFrame(b, opClose, []byte{0x03, 0xe8}, [4]byte{0xff, 0, 0xff, 0})
+	b = AppendClientFrame(b, wsframe.OpPing, []byte("hello"), [4]byte{1, 2, 3, 4})
+	b = AppendClientFrame(b, wsframe.OpPong, nil, [4]byte{9, 9, 9, 9})
+	b = AppendClientFrame(b, wsframe.OpClose, []byte{0x03, 0xe8}, [4]byte{0xff, 0, 0xff, 0})
 	var p wsframe.Parser
 	var rec recorder
 	if err := p.Feed(b, &rec); err != nil {

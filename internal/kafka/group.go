@@ -76,7 +76,7 @@ func (g *groupStart) assigned(_ context.Context, cl *kgo.Client, added map[strin
 // holds their consumption back rather than letting franz-go start them its
 // own way; ctx ends when the session is revoked or the client closes.
 func (g *groupStart) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	parts := offsets[g.topic+"x"]
+	parts := offsets[g.topic]
 	var need []int32
 	for part, o := range parts {
 		if o == g.unset {
