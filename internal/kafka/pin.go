@@ -103,10 +103,9 @@ func (p *pinner) list(ctx context.Context) {
 // partition of topic: the lower of the end offset and (listed after it) the
 // first offset stamped at or after start. Every record stamped at or after
 // start, and every record written after the call began, is at or after that
-// offset, which is what "start at the end of the topic" promises once Ready.
-// Listing the end first matters: franz-go's own AfterMilli lists by time
-// first and falls back to an end listed afterwards, which is above a record
-// produced in between.
+// offset: the promise Ready makes. Listing the end first matters: franz-go's
+// own AfterMilli lists by time first and falls back to an end listed
+// afterwards, which is above a record produced in between.
 //
 // offs holds the partitions both listings answered; n is the number of
 // partitions the end listing saw (0 if it failed). err is

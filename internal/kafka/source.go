@@ -165,9 +165,11 @@ func (s *Source) watch(ctx context.Context) {
 // Ready reports whether the topic's partitions are known and a broker is
 // reachable. It is false until the first metadata arrives, while the topic
 // does not exist, and during broker outages. Starting at the end, it also
-// waits until the start offsets are fixed (with a group: until the member
-// has joined and positioned the partitions it was assigned), so that a
-// record produced once Ready is true is delivered.
+// waits until the start offsets are fixed, so that a record produced once
+// Ready is true is delivered. With a group, that is once the member has
+// joined and positioned the partitions it was assigned (none is fine); the
+// record is delivered by whichever member owns its partition, and later
+// rebalances do not make Ready false.
 func (s *Source) Ready() bool {
 	return s.reach.up.Load() && s.partitionsKnown() &&
 		(s.pins == nil || s.pins.ready.Load()) &&
