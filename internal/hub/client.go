@@ -50,6 +50,7 @@ type Client struct {
 	writing    bool     // a writer goroutine is running
 	closing    bool     // no more data frames are accepted
 	closeFrame []byte   // sent after the queue drains, when closing
+	closeSent  bool     // the writer has taken closeFrame to send it
 	reason     CloseReason
 
 	torn atomic.Bool
@@ -176,11 +177,16 @@ func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQu
 	c.reason = why
 	c.closeFrame = wsframe.Close(code, reason)
 	if !keepQueue {
-		c.hub.stats.dropFrames.Add(uint64(len(c.queue)))
-		clear(c.queue)
-		c.queue = c.queue[:0]
-		c.queued = 0
+		c.dropQueueLocked()
 	}
+}
+
+// dropQueueLocked discards the queued frames. c.mu must be held.
+func (c *Client) dropQueueLocked() {
+	c.hub.stats.dropFrames.Add(uint64(len(c.queue)))
+	clear(c.queue)
+	c.queue = c.queue[:0]
+	c.queued = 0
 }
 
 // Closing reports whether the server has started closing the client.
@@ -191,17 +197,23 @@ func (c *Client) Closing() bool {
 }
 
 // PeerClosed handles the end of the peer's side: a close frame (after which
-// the peer sends nothing more) or end of stream. If the server had not
-// started closing, it answers with a close frame; either way the
-// connection is then dropped.
+// the peer sends nothing more) or end of stream. If the server's close
+// frame has been sent, the handshake is complete and the connection is
+// dropped; otherwise the frames still queued are discarded and the close
+// frame (1000, or the code the server was already closing with) answers
+// the peer's after at most the batch being written.
 func (c *Client) PeerClosed(why CloseReason) {
 	c.mu.Lock()
-	if c.closing {
+	if c.closeSent {
 		c.mu.Unlock()
 		c.teardown(c.reasonOr(why))
 		return
 	}
-	c.closeLocked(wsframe.CloseNormal, "", why, false)
+	if c.closing {
+		c.dropQueueLocked()
+	} else {
+		c.closeLocked(wsframe.CloseNormal, "", why, false)
+	}
 	start := c.startLocked()
 	c.mu.Unlock()
 	if start {
@@ -249,6 +261,7 @@ func (c *Client) write() {
 				return
 			}
 			f := c.closeFrame
+			c.closeSent = true
 			c.mu.Unlock()
 			c.finish(f)
 			return
@@ -338,5 +351,5 @@ func (c *Client) teardown(why CloseReason) {
 	if c.onClosed != nil {
 		c.onClosed()
 	}
-	c.hub.live.Done()
+	c.hub.gone()
 }

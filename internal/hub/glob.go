@@ -14,12 +14,14 @@ func matchGlob(pattern string, key []byte) bool {
 	starP, starK := -1, 0
 	for k < len(key) {
 		switch {
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == key[k]):
-			p++
-			k++
+		// '*' first: a '*' in the key must not be matched by the pattern's
+		// '*' as if it were a literal.
 		case p < len(pattern) && pattern[p] == '*':
 			starP, starK = p, k
 			p++
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == key[k]):
+			p++
+			k++
 		case starP >= 0:
 			starK++
 			p, k = starP+1, starK

@@ -89,8 +89,18 @@ type Hub struct {
 	nextID atomic.Uint64
 	shapes [NumShapes]atomic.Int64 // clients per shape, for Wants
 	stats  *counters
-	live   sync.WaitGroup // one per client not yet torn down
-	ping   []byte         // the shared ping frame
+	ping   []byte // the shared ping frame
+
+	// live counts the clients not yet torn down; idle is closed whenever
+	// live is zero and replaced when it rises again. Not a WaitGroup:
+	// clients may be added while Shutdown waits, even once none is left.
+	liveMu sync.Mutex
+	live   int
+	idle   chan struct{}
+
+	// stopping is set by Shutdown: clients added from then on (their
+	// handshake was in flight) are closed with 1001 at once.
+	stopping atomic.Bool
 
 	lastOversizedLog atomic.Int64 // unix ns of the last oversized-frame warning
 }
@@ -114,7 +124,9 @@ func New(cfg Config) *Hub {
 		shards: make([]shard, cfg.Shards),
 		stats:  newCounters(),
 		ping:   wsframe.Control(wsframe.OpPing, nil),
+		idle:   make(chan struct{}),
 	}
+	close(h.idle)
 	for i := range h.shards {
 		h.shards[i].exact = make(map[string][]*Client)
 		h.shards[i].members = make(map[*Client]struct{})
@@ -155,6 +167,7 @@ func (h *Hub) Stats() Stats { return h.stats.snapshot() }
 // register a client before it answers the handshake, so that no record
 // published after the client saw the handshake's answer is missed.
 // onClosed, if not nil, is called once, after the connection is closed.
+// Once Shutdown has been called, the client is closed with 1001 at once.
 func (h *Hub) Add(conn Conn, sub Subscription, onClosed func()) *Client {
 	c := &Client{
 		hub:      h,
@@ -165,7 +178,12 @@ func (h *Hub) Add(conn Conn, sub Subscription, onClosed func()) *Client {
 		onClosed: onClosed,
 	}
 	c.lastRead.Store(time.Now().UnixNano())
-	h.live.Add(1)
+	h.liveMu.Lock()
+	if h.live == 0 {
+		h.idle = make(chan struct{})
+	}
+	h.live++
+	h.liveMu.Unlock()
 	h.stats.accepted.Add(1)
 	h.stats.clients.Add(1)
 	h.shapes[c.shape].Add(1)
@@ -186,6 +204,12 @@ func (h *Hub) Add(conn Conn, sub Subscription, onClosed func()) *Client {
 		}
 	}
 	s.mu.Unlock()
+	// Checked after the client is in its shard: either Shutdown's
+	// snapshot, taken after stopping was set, finds it, or this sees
+	// stopping.
+	if h.stopping.Load() {
+		c.Close(wsframe.CloseGoingAway, "going away", ReasonShutdown)
+	}
 	return c
 }
 
@@ -336,24 +360,49 @@ func (h *Hub) pingAll(now time.Time) {
 
 // Shutdown closes every client with 1001 "going away" after what is
 // already queued for it, and waits until all are gone or ctx is done; then
-// it drops the rest. It returns ctx's error if it had to drop clients.
+// it drops the rest. Clients added from the moment Shutdown is called (a
+// handshake in flight) are closed the same way, so it may run alongside
+// the HTTP server's own shutdown. It returns ctx's error if it had to drop
+// clients.
 func (h *Hub) Shutdown(ctx context.Context) error {
+	h.stopping.Store(true)
 	for _, c := range h.clients() {
 		c.Close(wsframe.CloseGoingAway, "going away", ReasonShutdown)
 	}
-	done := make(chan struct{})
-	go func() {
-		h.live.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
+	if h.waitGone(ctx) {
 		return nil
-	case <-ctx.Done():
-		for _, c := range h.clients() {
-			c.abort(ReasonShutdown)
-		}
-		<-done
-		return errors.Join(errors.New("hub: clients dropped at shutdown"), ctx.Err())
 	}
+	for _, c := range h.clients() {
+		c.abort(ReasonShutdown)
+	}
+	h.waitGone(context.Background())
+	return errors.Join(errors.New("hub: clients dropped at shutdown"), ctx.Err())
+}
+
+// waitGone waits until no client is left, or ctx is done; it reports
+// whether none is left.
+func (h *Hub) waitGone(ctx context.Context) bool {
+	for {
+		h.liveMu.Lock()
+		n, idle := h.live, h.idle
+		h.liveMu.Unlock()
+		if n == 0 {
+			return true
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// gone counts a client torn down.
+func (h *Hub) gone() {
+	h.liveMu.Lock()
+	h.live--
+	if h.live == 0 {
+		close(h.idle)
+	}
+	h.liveMu.Unlock()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -268,6 +269,9 @@ func TestMatchGlob(t *testing.T) {
 		{"*c", "abc", true}, {"a?c", "abc", true}, {"a?c", "ac", false}, {"a*b*c", "aXbYc", true},
 		{"a*b*c", "aXbY", false}, {"sensor-*", "sensor-1/x", true}, {"??", "a", false},
 		{"*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaa", false}, {"", "", true}, {"", "a", false},
+		// A '*' in the key is an ordinary byte: the pattern's '*' must not
+		// match it literally and lose its power to match a run.
+		{"*a", "*ba", true}, {"*-x", "*-y-x", true}, {"a*", "a*", true}, {"?*c", "**bc", true},
 	}
 	for _, tt := range tests {
 		if got := matchGlob(tt.pat, []byte(tt.key)); got != tt.want {
@@ -348,5 +352,137 @@ func TestOversizedFrameSkipped(t *testing.T) {
 	}
 	if s := h.Stats(); s.Oversized != 2 || p.client.Closing() { // plain and envelope frames
 		t.Fatalf("oversized = %d, closing = %v", s.Oversized, p.client.Closing())
+	}
+}
+
+// A peer whose close frame arrives while the hub's own close frame still
+// waits behind data must still get a close frame (RFC 6455 5.5.1), after
+// at most the batch being written, not a dropped connection.
+func TestPeerCloseBeforeOurCloseFrameIsAnswered(t *testing.T) {
+	tests := []struct {
+		name   string
+		code   uint16
+		reason string
+		why    CloseReason
+	}{
+		{"going away", wsframe.CloseGoingAway, "going away", ReasonShutdown},
+		{"normal", wsframe.CloseNormal, "bye", ReasonClientClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := New(Config{PingInterval: -1, CloseGrace: time.Hour, WriteBudget: -1})
+			p := addPeer(t, h, Subscription{All: true})
+			// The peer does not read yet: the writer blocks on the pipe with
+			// "1", so the close frame waits behind it.
+			h.Publish([]*Message{msg("k", "1")})
+			h.Publish([]*Message{msg("k", "2")})
+			p.client.Close(tt.code, tt.reason, tt.why)
+			p.client.PeerClosed(ReasonClientClosed) // the peer's close frame, read meanwhile
+			var frames []frame
+			for {
+				f, err := readFrame(p.conn)
+				if err != nil {
+					t.Fatalf("after %d frames: %v, want a close frame", len(frames), err)
+				}
+				frames = append(frames, f)
+				if f.op == wsframe.OpClose {
+					break
+				}
+			}
+			last := frames[len(frames)-1]
+			if c := binary.BigEndian.Uint16(last.payload); c != tt.code || string(last.payload[2:]) != tt.reason {
+				t.Errorf("close %d %q, want %d %q", c, last.payload[2:], tt.code, tt.reason)
+			}
+			if len(frames) > 3 || len(frames) > 1 && string(frames[0].payload) != "1" {
+				t.Errorf("frames before the close: %v, want at most [1 2]", frames[:len(frames)-1])
+			}
+			p.conn.Close()
+			p.client.Abort(ReasonClientClosed) // as the reader would on EOF
+			<-p.closed
+			if got := h.Stats().Closes[tt.why]; got != 1 {
+				t.Errorf("closes[%s] = %d, want 1", tt.why, got)
+			}
+		})
+	}
+}
+
+// A client that joins while Shutdown is under way (its handshake was in
+// flight when the snapshot was taken) is closed with 1001 like the others,
+// and Shutdown waits for it too.
+func TestShutdownClosesClientsAddedMeanwhile(t *testing.T) {
+	h := New(Config{PingInterval: -1, CloseGrace: time.Hour})
+	early := addPeer(t, h, Subscription{All: true})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- h.Shutdown(ctx) }()
+	expectGoingAway := func(p *peer) {
+		t.Helper()
+		_ = p.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		f, err := readFrame(p.conn)
+		if err != nil {
+			t.Fatalf("want close 1001: %v", err)
+		}
+		if f.op != wsframe.OpClose || binary.BigEndian.Uint16(f.payload) != wsframe.CloseGoingAway {
+			t.Fatalf("got %v %q, want close 1001", f.op, f.payload)
+		}
+	}
+	expectGoingAway(early) // Shutdown has taken its snapshot
+	late := addPeer(t, h, Subscription{All: true})
+	pending := h.Add(nil, Subscription{All: true}, nil) // handshake not yet answered
+	expectGoingAway(late)
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	pending.Attach(srv)
+	expectGoingAway(&peer{conn: cli, client: pending})
+	for _, c := range []*Client{early.client, late.client} {
+		select {
+		case err := <-shut:
+			t.Fatalf("Shutdown returned %v with clients left", err)
+		default:
+		}
+		c.PeerClosed(ReasonClientClosed) // the peers answer the close frame
+	}
+	pending.PeerClosed(ReasonClientClosed)
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if s := h.Stats(); s.Clients != 0 || s.Closes[ReasonShutdown] != 3 {
+		t.Fatalf("clients %d, shutdown closes %d, want 0 and 3", s.Clients, s.Closes[ReasonShutdown])
+	}
+}
+
+// Clients may be added while Shutdown waits, including at the moment the
+// last one leaves; Shutdown must neither panic nor miss them. The loop
+// aims the late Add at that moment; with a sync.WaitGroup in place of the
+// hub's count of live clients, a run of it panics ("WaitGroup is reused
+// before previous Wait has returned").
+func TestAddWhileShutdownWaits(t *testing.T) {
+	for range 2000 {
+		h := New(Config{PingInterval: -1})
+		srv, cli := net.Pipe()
+		c := h.Add(srv, Subscription{All: true}, nil)
+		shut := make(chan error, 1)
+		go func() { shut <- h.Shutdown(context.Background()) }()
+		added := make(chan *Client)
+		go func() {
+			for h.stats.clients.Load() != 0 { // until c leaves
+				runtime.Gosched()
+			}
+			added <- h.Add(nil, Subscription{All: true}, nil)
+		}()
+		for !h.stopping.Load() {
+			runtime.Gosched()
+		}
+		c.Abort(ReasonClientClosed)
+		late := <-added
+		if !late.Closing() {
+			t.Fatal("client added during Shutdown is not closing")
+		}
+		late.Abort(ReasonHandshake)
+		if err := <-shut; err != nil {
+			t.Fatal(err)
+		}
+		cli.Close()
 	}
 }

@@ -177,6 +177,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		conn, _, _, err := ws.UpgradeHTTP(r, w)
 		if err != nil {
 			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
+			closeHijacked(conn)
 			return
 		}
 		s.log.Info("client rejected: missing or invalid credentials", "remote", r.RemoteAddr, "path", r.URL.Path)
@@ -191,6 +192,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// UpgradeHTTP has answered the client with the reason.
 		s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
+		closeHijacked(conn)
 		sess.client.Abort(hub.ReasonHandshake)
 		return
 	}
@@ -216,6 +218,15 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	sess.setWatch(watch)
 	// The handler returns now: an idle client costs no goroutine.
+}
+
+// closeHijacked closes the connection a failed ws.UpgradeHTTP returns: it
+// has been taken from the HTTP server, which no longer closes it, and
+// gobwas/ws leaves it open after writing the error answer.
+func closeHijacked(conn net.Conn) {
+	if conn != nil {
+		_ = conn.Close()
+	}
 }
 
 // rejectConn sends a close frame on a connection that never joined the

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -250,4 +251,49 @@ func TestProtocolErrorCloses(t *testing.T) {
 	}
 	c.ExpectClose(t, 1009, "message too big")
 	e2etest.Eventually(t, "the close counted", func() bool { return f.hub.Stats().Closes[hub.ReasonMessageTooBig] == 1 })
+}
+
+// TestFailedHandshakeClosesConnection: a request that looks like an
+// upgrade but fails the handshake (here a bad Sec-WebSocket-Key) gets an
+// error answer and then the end of the connection, with or without
+// credentials; the hijacked connection must not be left open.
+func TestFailedHandshakeClosesConnection(t *testing.T) {
+	tests := []struct {
+		name, target string
+		cfg          server.Config
+	}{
+		{"no auth", "/ws", server.Config{}},
+		{"authorized", "/ws?token=good", server.Config{Auth: authorizer{}}},
+		{"unauthorized", "/ws?token=bad", server.Config{Auth: authorizer{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newServer(t, tt.cfg)
+			conn, err := net.Dial("tcp", strings.TrimPrefix(f.url, "ws://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(e2etest.Wait))
+			req := "GET " + tt.target + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+				"Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n"
+			if _, err := conn.Write([]byte(req)); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("status %d, want 400", resp.StatusCode)
+			}
+			// What follows the answer's headers (its body, if any) must end
+			// with the connection, not hang until the deadline.
+			if _, err := io.Copy(io.Discard, br); err != nil {
+				t.Fatalf("after the answer: %v, want the connection closed", err)
+			}
+			e2etest.Eventually(t, "the client forgotten", func() bool { return f.hub.Stats().Clients == 0 })
+		})
+	}
 }

@@ -195,8 +195,18 @@ func (s *Service) Run(ctx context.Context) error {
 		s.log.Info("shutting down", "clients", s.hub.Stats().Clients)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
 		defer cancel()
+		// The hub shuts down alongside the HTTP server, not after it: a
+		// connection that has sent no request yet (a browser's preconnect)
+		// holds http.Server.Shutdown for seconds, and the clients must get
+		// their 1001 meanwhile. Handshakes still in flight join a hub that
+		// closes them at once.
+		hubDone := make(chan error, 1)
+		go func() { hubDone <- s.hub.Shutdown(sctx) }()
 		err := s.http.Shutdown(sctx)
-		if herr := s.hub.Shutdown(sctx); herr != nil {
+		if err != nil {
+			_ = s.http.Close() // drop the connections that did not go idle
+		}
+		if herr := <-hubDone; herr != nil {
 			s.log.Warn("shutdown: some clients did not close in time", "timeout", s.cfg.Server.ShutdownTimeout)
 		}
 		if err != nil {
