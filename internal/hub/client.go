@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/wsdest/wsdest/internal/wsframe"
@@ -18,7 +19,7 @@ type Conn = net.Conn
 
 // maxSpareCap bounds the capacity of the queue slices a client keeps between
 // bursts, so that an idle client holds no large arrays.
-const maxSpareCap = 256
+const maxSpareCap = 64
 
 // Client is one connected WebSocket client.
 //
@@ -29,7 +30,8 @@ const maxSpareCap = 256
 // is the only place that closes conn.
 type Client struct {
 	hub      *Hub
-	conn     Conn // nil while the handshake is under way
+	conn     Conn            // nil while the handshake is under way
+	raw      syscall.RawConn // conn's socket, for non-blocking writes; nil if conn is not a *net.TCPConn
 	id       uint64
 	shape    Shape
 	sub      compiled
@@ -91,7 +93,7 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
 	start := c.startLocked()
 	c.mu.Unlock()
 	if start {
-		go c.write()
+		c.hub.kick(c)
 	}
 	return n
 }
@@ -117,7 +119,18 @@ func (c *Client) sendControl(f []byte) {
 	start := c.startLocked()
 	c.mu.Unlock()
 	if start {
-		go c.write()
+		c.hub.kick(c)
+	}
+}
+
+// setConn sets conn and, for a TCP socket, raw. c.mu must be held or the
+// client not yet shared.
+func (c *Client) setConn(conn Conn) {
+	c.conn = conn
+	if tc, ok := conn.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
 	}
 }
 
@@ -131,11 +144,11 @@ func (c *Client) Attach(conn Conn) {
 		_ = conn.Close()
 		return
 	}
-	c.conn = conn
+	c.setConn(conn)
 	start := c.startLocked()
 	c.mu.Unlock()
 	if start {
-		go c.write()
+		c.hub.kick(c)
 	}
 }
 
@@ -255,6 +268,14 @@ func (c *Client) write() {
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
+			if !c.closing && c.raw != nil && !c.deadline.IsZero() {
+				// The pool's non-blocking writes fail on an expired
+				// deadline: leave none behind.
+				c.mu.Unlock()
+				c.deadline = time.Time{}
+				_ = c.conn.SetWriteDeadline(time.Time{})
+				continue
+			}
 			if !c.closing {
 				c.writing = false
 				c.mu.Unlock()
@@ -292,23 +313,21 @@ func (c *Client) write() {
 		n, err := bufs.WriteTo(c.conn)
 		st.writes.Add(1)
 		st.bytes.Add(uint64(n))
-		clear(batch)
-		if cap(batch) <= maxSpareCap {
-			c.mu.Lock()
-			c.spare = batch[:0]
-			c.mu.Unlock()
-		}
+		c.recycle(batch)
 		if err != nil {
-			why := ReasonWriteError
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				why = ReasonWriteTimeout
-			}
-			c.teardown(c.reasonOr(why))
+			c.teardown(c.reasonOr(writeErrReason(err)))
 			return
 		}
 		st.written.Add(uint64(frames))
 		c.lastWrite = time.Now()
 	}
+}
+
+func writeErrReason(err error) CloseReason {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return ReasonWriteTimeout
+	}
+	return ReasonWriteError
 }
 
 // finish sends the close frame, half-closes the connection so the peer sees

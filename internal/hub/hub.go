@@ -103,6 +103,9 @@ type Hub struct {
 	stopping atomic.Bool
 
 	lastOversizedLog atomic.Int64 // unix ns of the last oversized-frame warning
+
+	pool        *pool       // the writers; running while Run is
+	poolRunning atomic.Bool // Run has started the pool
 }
 
 // shard holds a subset of the clients, indexed for routing. mu guards every
@@ -125,6 +128,7 @@ func New(cfg Config) *Hub {
 		stats:  newCounters(),
 		ping:   wsframe.Control(wsframe.OpPing, nil),
 		idle:   make(chan struct{}),
+		pool:   newPool(),
 	}
 	close(h.idle)
 	for i := range h.shards {
@@ -171,11 +175,13 @@ func (h *Hub) Stats() Stats { return h.stats.snapshot() }
 func (h *Hub) Add(conn Conn, sub Subscription, onClosed func()) *Client {
 	c := &Client{
 		hub:      h,
-		conn:     conn,
 		id:       h.nextID.Add(1),
 		shape:    sub.Shape,
 		sub:      compile(sub),
 		onClosed: onClosed,
+	}
+	if conn != nil {
+		c.setConn(conn)
 	}
 	c.lastRead.Store(time.Now().UnixNano())
 	h.liveMu.Lock()
@@ -329,8 +335,20 @@ func (h *Hub) clients() []*Client {
 	return out
 }
 
-// Run pings clients and drops dead ones until ctx is done. It returns nil.
+// Run runs the writer pool and pings clients, dropping dead ones, until
+// ctx is done. It returns nil. Without Run, every write is made by a
+// goroutine of the client's own.
 func (h *Hub) Run(ctx context.Context) error {
+	poolDone := make(chan struct{})
+	go func() {
+		defer close(poolDone)
+		h.poolRunning.Store(true)
+		h.pool.run(ctx)
+	}()
+	defer func() {
+		h.poolRunning.Store(false)
+		<-poolDone
+	}()
 	if h.cfg.PingInterval < 0 {
 		<-ctx.Done()
 		return nil

@@ -38,6 +38,7 @@ type counters struct {
 	reasonIdx  map[CloseReason]int
 	dropFrames atomic.Uint64 // frames discarded with a closed client's queue
 	oversized  atomic.Uint64 // frames larger than MaxQueueBytes, never queued
+	blocked    atomic.Uint64 // non-blocking writes the socket took only part of
 }
 
 func newCounters() *counters {
@@ -65,6 +66,7 @@ type Stats struct {
 	Bytes         uint64                 `json:"bytes"`
 	DroppedFrames uint64                 `json:"dropped_frames"`
 	Oversized     uint64                 `json:"oversized"`
+	BlockedWrites uint64                 `json:"blocked_writes"`
 	Closes        map[CloseReason]uint64 `json:"closes"`
 }
 
@@ -79,6 +81,7 @@ func (c *counters) snapshot() Stats {
 		Bytes:         c.bytes.Load(),
 		DroppedFrames: c.dropFrames.Load(),
 		Oversized:     c.oversized.Load(),
+		BlockedWrites: c.blocked.Load(),
 		Closes:        make(map[CloseReason]uint64, len(allReasons)),
 	}
 	for i, r := range allReasons {

@@ -5,6 +5,7 @@ package netpoll
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"syscall"
@@ -25,6 +26,7 @@ type Poller struct {
 	closed bool              // guarded by mu
 	done   chan struct{}     // closed when the loop has exited
 	wg     sync.WaitGroup    // fallback readers
+	log    *slog.Logger
 }
 
 type entry struct {
@@ -38,8 +40,12 @@ type Watch struct {
 	id uint64 // 0 for a goroutine reader
 }
 
-// New starts a poller with its reading goroutine.
-func New() (*Poller, error) {
+// New starts a poller with its reading goroutine. logger (nil: discard)
+// hears of a failure of the loop itself.
+func New(logger *slog.Logger) (*Poller, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("netpoll: epoll_create1: %w", err)
@@ -62,6 +68,7 @@ func New() (*Poller, error) {
 		wakeW: pipe[1],
 		conns: make(map[uint64]*entry),
 		done:  make(chan struct{}),
+		log:   logger,
 	}
 	go p.loop()
 	return p, nil
@@ -87,16 +94,15 @@ func (p *Poller) Watch(conn net.Conn, h Handler) (Watch, error) {
 	if err != nil {
 		return Watch{}, fmt.Errorf("netpoll: %w", err)
 	}
+	// p.mu is held across the registration so that Close cannot release
+	// the epoll descriptor (which may then be reused) in the middle of it.
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.closed {
-		p.mu.Unlock()
 		return Watch{}, ErrClosed
 	}
 	p.nextID++
 	id := p.nextID
-	p.conns[id] = &entry{raw: raw, h: h}
-	p.mu.Unlock()
-
 	var ctlErr error
 	err = raw.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP}
@@ -107,11 +113,9 @@ func (p *Poller) Watch(conn net.Conn, h Handler) (Watch, error) {
 		err = ctlErr
 	}
 	if err != nil {
-		p.mu.Lock()
-		delete(p.conns, id)
-		p.mu.Unlock()
 		return Watch{}, fmt.Errorf("netpoll: register: %w", err)
 	}
+	p.conns[id] = &entry{raw: raw, h: h}
 	return Watch{p: p, id: id}, nil
 }
 
@@ -146,6 +150,14 @@ func (p *Poller) loop() {
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) {
 				continue
+			}
+			p.mu.Lock()
+			closed := p.closed
+			p.mu.Unlock()
+			if !closed {
+				// Cannot happen with a valid descriptor; say so loudly,
+				// since clients would go unread until pings drop them.
+				p.log.Error("netpoll: epoll_wait failed; client connections are no longer read", "err", err)
 			}
 			return
 		}

@@ -3,6 +3,7 @@
 package netpoll
 
 import (
+	"log/slog"
 	"net"
 	"sync"
 )
@@ -17,8 +18,8 @@ type Poller struct {
 // Watch is what Poller.Watch returns.
 type Watch struct{}
 
-// New returns a poller.
-func New() (*Poller, error) { return &Poller{}, nil }
+// New returns a poller; logger is unused here.
+func New(*slog.Logger) (*Poller, error) { return &Poller{}, nil }
 
 // Watch starts reading conn and calling h.
 func (p *Poller) Watch(conn net.Conn, h Handler) (Watch, error) {

@@ -112,7 +112,7 @@ func (r *recorder) waitEOF() error {
 
 func newPoller(t *testing.T) *netpoll.Poller {
 	t.Helper()
-	p, err := netpoll.New()
+	p, err := netpoll.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestManyConns(t *testing.T) {
 }
 
 func TestWatchAfterClose(t *testing.T) {
-	p, err := netpoll.New()
+	p, err := netpoll.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestWatchAfterClose(t *testing.T) {
 // TestCloseWaitsForFallbackReaders: Close returns once the goroutine
 // readers have ended, which they do when their connections close.
 func TestCloseWaitsForFallbackReaders(t *testing.T) {
-	p, err := netpoll.New()
+	p, err := netpoll.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,7 +100,7 @@ func newServer(t *testing.T, cfg server.Config) *fixture {
 	f.log.DumpOnFailure(t, "server")
 	logger := f.log.Logger(slog.LevelDebug)
 	f.hub = hub.New(hub.Config{Logger: logger, PingInterval: -1})
-	p, err := netpoll.New()
+	p, err := netpoll.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	if err != nil {
 		return nil, err
 	}
-	s.poller, err = netpoll.New()
+	s.poller, err = netpoll.New(logger)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,131 @@
+package hub
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (server, client *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return s.(*net.TCPConn), c.(*net.TCPConn)
+}
+
+func runHub(t *testing.T, h *Hub) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = h.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// Frames written through the pool arrive whole and in order, also when the
+// socket fills up and a write completes only in part (the rest then goes
+// out from a goroutine of the client's own).
+func TestPoolPartialWrites(t *testing.T) {
+	h := New(Config{PingInterval: -1, WriteBudget: -1, MaxQueueBytes: 64 << 20})
+	runHub(t, h)
+	srv, cli := tcpPair(t)
+	// Buffers small enough for 2 MB to fill them (very small ones make
+	// loopback TCP crawl), and a reader that starts late.
+	_ = srv.SetWriteBuffer(32 << 10)
+	_ = cli.SetReadBuffer(256 << 10)
+	closed := make(chan struct{})
+	c := h.Add(srv, Subscription{All: true}, func() { close(closed) })
+	if c.raw == nil {
+		t.Fatal("a TCP client has no raw connection: the pool is not used")
+	}
+	const n = 2000
+	pad := make([]byte, 1000)
+	for i := range pad {
+		pad[i] = 'x'
+	}
+	for i := range n {
+		h.Publish([]*Message{{Frames: [NumShapes][]byte{wsframe.Text(fmt.Appendf(nil, `{"i":%d,"p":"%s"}`, i, pad))}}})
+	}
+	r := bufio.NewReader(cli)
+	_ = cli.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for i := range n {
+		f, err := readFrame(r)
+		if err != nil {
+			t.Fatalf("frame %d: %v; stats %+v", i, err, h.Stats())
+		}
+		if want := fmt.Sprintf(`{"i":%d,"p":"%s"}`, i, pad); string(f.payload) != want {
+			t.Fatalf("frame %d = %.30s..., want %.30s...", i, f.payload, want)
+		}
+	}
+	if h.Stats().BlockedWrites == 0 {
+		t.Error("no write was left unfinished by the socket: the test did not cover the hand-over")
+	}
+	c.Abort(ReasonClientClosed)
+	<-closed
+}
+
+// Clients waiting in the pool's wheel when the pool stops still get their
+// frames and their close frame at shutdown.
+func TestPoolStopHandsOverWaitingClients(t *testing.T) {
+	h := New(Config{PingInterval: -1, WriteBudget: 4, CloseGrace: time.Second}) // 1 client: 250 ms apart
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = h.Run(ctx); close(done) }()
+	srv, cli := tcpPair(t)
+	h.Add(srv, Subscription{All: true}, nil)
+	for !h.poolRunning.Load() {
+		time.Sleep(time.Millisecond) // Run has not started the pool yet
+	}
+	h.Publish([]*Message{msg("k", "1")})
+	r := bufio.NewReader(cli)
+	if f, err := readFrame(r); err != nil || string(f.payload) != "1" {
+		t.Fatalf("first frame %q, %v", f.payload, err)
+	}
+	h.Publish([]*Message{msg("k", "2")}) // waits in the wheel for 250 ms
+	cancel()
+	<-done
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	shut := make(chan error, 1)
+	go func() { shut <- h.Shutdown(sctx) }()
+	var got []string
+	for {
+		f, err := readFrame(r)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		got = append(got, string(f.payload))
+		if f.op == wsframe.OpClose {
+			break
+		}
+	}
+	cli.Close()
+	if len(got) != 2 || got[0] != "2" {
+		t.Fatalf("got %q, want frame 2 then the close frame", got)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}
