@@ -127,11 +127,7 @@ func (c *Client) sendControl(f []byte) {
 // client not yet shared.
 func (c *Client) setConn(conn Conn) {
 	c.conn = conn
-	if tc, ok := conn.(*net.TCPConn); ok {
-		if raw, err := tc.SyscallConn(); err == nil {
-			c.raw = raw
-		}
-	}
+	c.raw = rawConnOf(conn)
 }
 
 // Attach gives a client added without a connection (Hub.Add with a nil

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // wheelSlots is the number of 1 ms slots of the timing wheel; it must
@@ -38,11 +37,11 @@ func (p *pool) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			iov := make([]syscall.Iovec, 0, 64)
+			var ws writeScratch
 			for {
 				select {
 				case c := <-p.ready:
-					c.flushFast(&iov)
+					c.flushFast(&ws)
 				case <-ctx.Done():
 					return
 				}
@@ -62,14 +61,14 @@ func (p *pool) run(ctx context.Context) {
 	}
 	p.pending = 0
 	p.mu.Unlock()
+drain:
 	for {
 		select {
 		case c := <-p.ready:
 			left = append(left, c)
-			continue
 		default:
+			break drain
 		}
-		break
 	}
 	for _, c := range left {
 		go c.write()
@@ -176,7 +175,7 @@ func (h *Hub) kick(c *Client) {
 }
 
 // flushFast writes a client's queue with one non-blocking writev.
-func (c *Client) flushFast(iov *[]syscall.Iovec) {
+func (c *Client) flushFast(ws *writeScratch) {
 	c.mu.Lock()
 	if len(c.queue) == 0 || c.closing {
 		c.mu.Unlock()
@@ -190,7 +189,7 @@ func (c *Client) flushFast(iov *[]syscall.Iovec) {
 	c.mu.Unlock()
 
 	st := c.hub.stats
-	n, rest, err := writevNonblock(c.raw, batch, iov)
+	n, rest, err := writevNonblock(c.raw, batch, ws)
 	st.writes.Add(1)
 	st.bytes.Add(uint64(n))
 	if err != nil && err != syscall.EAGAIN {
@@ -248,66 +247,4 @@ func (c *Client) recycle(batch [][]byte) {
 		c.spare = batch[:0]
 		c.mu.Unlock()
 	}
-}
-
-// writevNonblock writes bufs to the socket without waiting. It returns the
-// bytes written and, when the socket took only part, what is left (the
-// first element may be a tail of a frame).
-func writevNonblock(rc syscall.RawConn, bufs [][]byte, iovp *[]syscall.Iovec) (int, net.Buffers, error) {
-	total := 0
-	var werr error
-	rest := bufs
-	err := rc.Write(func(fd uintptr) bool {
-		for len(rest) > 0 {
-			chunk := rest[:min(len(rest), 1024)]
-			iov := (*iovp)[:0]
-			want := 0
-			for _, b := range chunk {
-				if len(b) == 0 {
-					continue
-				}
-				v := syscall.Iovec{Base: &b[0]}
-				v.SetLen(len(b))
-				iov = append(iov, v)
-				want += len(b)
-			}
-			*iovp = iov
-			if len(iov) == 0 {
-				rest = rest[len(chunk):]
-				continue
-			}
-			r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-			if e == syscall.EINTR {
-				continue
-			}
-			if e != 0 {
-				werr = e
-				return true
-			}
-			total += int(r)
-			left := int(r)
-			for left > 0 && len(rest) > 0 {
-				if left >= len(rest[0]) {
-					left -= len(rest[0])
-					rest = rest[1:]
-					continue
-				}
-				// A partial frame: rest aliases the caller's batch, which
-				// is cleared once written, so its element may be cut.
-				rest[0] = rest[0][left:]
-				left = 0
-			}
-			if int(r) < want {
-				return true // the socket is full
-			}
-		}
-		return true
-	})
-	if err != nil {
-		return total, nil, err
-	}
-	if len(rest) > 0 && (werr == nil || werr == syscall.EAGAIN) {
-		return total, net.Buffers(rest), nil
-	}
-	return total, nil, werr
 }
