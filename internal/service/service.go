@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -129,7 +131,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		ErrorLog:          log.New(httpErrorLog{logger}, "", 0),
 	}
 	if cfg.PprofAddr != "" {
 		s.pprofLn, err = net.Listen("tcp", cfg.PprofAddr)
@@ -247,4 +249,20 @@ func (s *Service) closeParts() {
 	if s.pprofLn != nil {
 		_ = s.pprofLn.Close()
 	}
+}
+
+// httpErrorLog routes net/http's own log lines to slog: accept errors
+// (such as running out of file descriptors) at warn level, where an
+// operator sees them; the rest, which clients can cause at will (a bad
+// query string), at debug level.
+type httpErrorLog struct{ log *slog.Logger }
+
+func (w httpErrorLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelDebug
+	if strings.Contains(msg, "Accept error") {
+		level = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), level, "http server: "+msg)
+	return len(p), nil
 }
