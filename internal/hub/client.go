@@ -23,11 +23,15 @@ const maxSpareCap = 64
 
 // Client is one connected WebSocket client.
 //
-// Ownership: the publisher and control senders append to queue under mu; the
-// writer goroutine, of which at most one runs (writing), swaps the queue out
-// under mu and writes it without the lock. conn is set once, by Add or
-// Attach, under mu, before any writer starts. teardown runs exactly once and
-// is the only place that closes conn.
+// Ownership: the publisher and control senders append to queue under mu.
+// The writer, of which there is at most one at a time (writing), swaps the
+// queue out under mu and writes it without the lock; the writer is either a
+// pool worker (flushFast), a waiting slot in the pool's wheel, or a
+// goroutine of the client's own (write, writeRest), and ownership passes
+// between them with writing still set. lastWrite and deadline belong to
+// whichever holds it. conn is set once, by Add or Attach, under mu, before
+// any writer starts. teardown runs exactly once and is the only place that
+// closes conn.
 type Client struct {
 	hub      *Hub
 	conn     Conn            // nil while the handshake is under way
@@ -49,7 +53,7 @@ type Client struct {
 	queue      [][]byte // frames waiting, in order
 	spare      [][]byte // the writer's emptied batch, reused as the next queue
 	queued     int      // bytes in queue
-	writing    bool     // a writer goroutine is running
+	writing    bool     // a writer owns the connection (see above)
 	closing    bool     // no more data frames are accepted
 	closeFrame []byte   // sent after the queue drains, when closing
 	closeSent  bool     // the writer has taken closeFrame to send it
