@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"sync"
@@ -343,7 +344,7 @@ func TestAbortBeforeAttach(t *testing.T) {
 
 // A frame larger than the queue bound is skipped, not a reason to close.
 func TestOversizedFrameSkipped(t *testing.T) {
-	h := New(Config{PingInterval: -1, MaxQueueBytes: 64})
+	h := New(Config{PingInterval: -1, MaxQueueBytes: 64, Logger: slog.New(slog.DiscardHandler)})
 	p := addPeer(t, h, Subscription{All: true})
 	big := msg("k", fmt.Sprintf("%q", make([]byte, 100)))
 	h.Publish([]*Message{big, msg("k", "after")})

@@ -42,6 +42,15 @@ func runHub(t *testing.T, h *Hub) {
 	done := make(chan struct{})
 	go func() { _ = h.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	waitPool(h)
+}
+
+// waitPool waits until Run has started the writer pool; until then writes
+// go through goroutines of the clients' own.
+func waitPool(h *Hub) {
+	for !h.poolRunning.Load() {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Frames written through the pool arrive whole and in order, also when the
@@ -95,9 +104,7 @@ func TestPoolStopHandsOverWaitingClients(t *testing.T) {
 	go func() { _ = h.Run(ctx); close(done) }()
 	srv, cli := tcpPair(t)
 	h.Add(srv, Subscription{All: true}, nil)
-	for !h.poolRunning.Load() {
-		time.Sleep(time.Millisecond) // Run has not started the pool yet
-	}
+	waitPool(h)
 	h.Publish([]*Message{msg("k", "1")})
 	r := bufio.NewReader(cli)
 	if f, err := readFrame(r); err != nil || string(f.payload) != "1" {
