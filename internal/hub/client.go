@@ -17,9 +17,9 @@ import (
 // frame; any other net.Conn works too.
 type Conn = net.Conn
 
-// maxSpareCap bounds the capacity of the queue slices a client keeps between
-// bursts, so that an idle client holds no large arrays.
-const maxSpareCap = 64
+// maxSpareCap bounds the capacity of the queue arrays that are reused
+// (by the client while it is busy, then through its shard's free list).
+const maxSpareCap = 256
 
 // Client is one connected WebSocket client.
 //
@@ -89,6 +89,9 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
 		if c.queued+len(f) > c.hub.cfg.MaxQueueBytes {
 			c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
 			break
+		}
+		if c.queue == nil {
+			c.queue = c.hub.shardOf(c).getArray()
 		}
 		c.queue = append(c.queue, f)
 		c.queued += len(f)
@@ -202,6 +205,17 @@ func (c *Client) dropQueueLocked() {
 	c.queued = 0
 }
 
+// idleLocked ends the writer's turn with the queue empty: the client gives
+// its queue arrays back to its shard, so that an idle client holds none.
+// c.mu must be held.
+func (c *Client) idleLocked() {
+	c.writing = false
+	s := c.hub.shardOf(c)
+	s.putArray(c.queue)
+	s.putArray(c.spare)
+	c.queue, c.spare = nil, nil
+}
+
 // Closing reports whether the server has started closing the client.
 func (c *Client) Closing() bool {
 	c.mu.Lock()
@@ -277,7 +291,7 @@ func (c *Client) write() {
 				continue
 			}
 			if !c.closing {
-				c.writing = false
+				c.idleLocked()
 				c.mu.Unlock()
 				return
 			}

@@ -116,6 +116,39 @@ type shard struct {
 	exact   map[string][]*Client // clients with only exact keys, by key
 	globs   []*Client            // clients with at least one pattern
 	members map[*Client]struct{} // every client of the shard
+
+	freeMu sync.Mutex
+	free   [][][]byte // empty queue arrays that idle clients gave back; guarded by freeMu
+}
+
+// maxFree bounds a shard's free list of queue arrays.
+const maxFree = 256
+
+// getArray returns an empty queue array, reused when one is free.
+func (s *shard) getArray() [][]byte {
+	s.freeMu.Lock()
+	defer s.freeMu.Unlock()
+	if n := len(s.free); n > 0 {
+		a := s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
+		return a
+	}
+	return make([][]byte, 0, 8)
+}
+
+// putArray keeps an array, emptied, for getArray, unless it is nil, large,
+// or the free list is full.
+func (s *shard) putArray(a [][]byte) {
+	if a == nil || cap(a) > maxSpareCap {
+		return
+	}
+	clear(a[:cap(a)])
+	s.freeMu.Lock()
+	if len(s.free) < maxFree {
+		s.free = append(s.free, a[:0])
+	}
+	s.freeMu.Unlock()
 }
 
 // New returns a hub with cfg's limits.

@@ -487,3 +487,38 @@ func TestAddWhileShutdownWaits(t *testing.T) {
 		cli.Close()
 	}
 }
+
+// An idle client holds no queue arrays: after a burst they go back to its
+// shard, for the next busy client.
+func TestIdleClientHoldsNoArrays(t *testing.T) {
+	h := New(Config{PingInterval: -1, WriteBudget: -1})
+	p := addPeer(t, h, Subscription{All: true})
+	msgs := make([]*Message, 100)
+	for i := range msgs {
+		msgs[i] = msg("k", fmt.Sprint(i))
+	}
+	h.Publish(msgs)
+	p.texts(t, len(msgs))
+	// The writer ends its turn right after its last write; the next
+	// publish waits for nothing, so poll the client's state.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.client.mu.Lock()
+		idle := !p.client.writing
+		held := p.client.queue != nil || p.client.spare != nil
+		p.client.mu.Unlock()
+		if idle {
+			if held {
+				t.Fatal("idle client still holds queue arrays")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writer never went idle")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if s := h.shardOf(p.client); len(s.free) == 0 {
+		t.Fatal("arrays not given back to the shard")
+	}
+}

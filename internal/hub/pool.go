@@ -208,7 +208,7 @@ func (c *Client) flushFast(ws *writeScratch) {
 	c.mu.Lock()
 	switch {
 	case len(c.queue) == 0 && !c.closing:
-		c.writing = false
+		c.idleLocked()
 		c.mu.Unlock()
 	case c.closing:
 		c.mu.Unlock()
