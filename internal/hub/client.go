@@ -86,15 +86,9 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
 		if f == nil || len(f) > c.hub.cfg.MaxQueueBytes || sub != nil && !sub.matches(m.Key) {
 			continue // an oversized frame is counted once, by Publish
 		}
-		if c.queued+len(f) > c.hub.cfg.MaxQueueBytes {
-			c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
+		if !c.pushLocked(f) {
 			break
 		}
-		if c.queue == nil {
-			c.queue = c.hub.shardOf(c).getArray()
-		}
-		c.queue = append(c.queue, f)
-		c.queued += len(f)
 		n++
 	}
 	start := c.startLocked()
@@ -103,6 +97,38 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
 		c.hub.kick(c)
 	}
 	return n
+}
+
+// pushLocked appends f to the queue, or, when that would pass
+// MaxQueueBytes, closes the client with 1008 "too slow" and reports false.
+// c.mu must be held.
+func (c *Client) pushLocked(f []byte) bool {
+	if c.queued+len(f) > c.hub.cfg.MaxQueueBytes {
+		c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
+		return false
+	}
+	if c.queue == nil {
+		c.queue = c.hub.shardOf(c).getArray()
+	}
+	c.queue = append(c.queue, f)
+	c.queued += len(f)
+	return true
+}
+
+// takeBatchLocked hands the writer the queued frames, leaving it an empty
+// queue on the spare array. c.mu must be held.
+func (c *Client) takeBatchLocked() [][]byte {
+	batch := c.queue
+	c.queue = c.spare[:0]
+	c.spare = nil
+	c.queued = 0
+	return batch
+}
+
+// nextWrite is the earliest time the write budget lets the writer write
+// again; zero spacing means at once.
+func (c *Client) nextWrite() time.Time {
+	return c.lastWrite.Add(c.hub.writeSpacing())
 }
 
 func (c *Client) enqueueOne(m *Message) uint64 {
@@ -117,12 +143,7 @@ func (c *Client) sendControl(f []byte) {
 		c.mu.Unlock()
 		return
 	}
-	if c.queued+len(f) > c.hub.cfg.MaxQueueBytes {
-		c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
-	} else {
-		c.queue = append(c.queue, f)
-		c.queued += len(f)
-	}
+	c.pushLocked(f)
 	start := c.startLocked()
 	c.mu.Unlock()
 	if start {
@@ -302,16 +323,11 @@ func (c *Client) write() {
 			return
 		}
 		c.mu.Unlock()
-		if sp := c.hub.writeSpacing(); sp > 0 {
-			if d := sp - time.Since(c.lastWrite); d > 0 {
-				time.Sleep(d)
-			}
+		if d := time.Until(c.nextWrite()); d > 0 {
+			time.Sleep(d)
 		}
 		c.mu.Lock()
-		batch := c.queue
-		c.queue = c.spare[:0]
-		c.spare = nil
-		c.queued = 0
+		batch := c.takeBatchLocked()
 		c.mu.Unlock()
 
 		frames := len(batch)

@@ -137,13 +137,14 @@ func (s *shard) getArray() [][]byte {
 	return make([][]byte, 0, 8)
 }
 
-// putArray keeps an array, emptied, for getArray, unless it is nil, large,
-// or the free list is full.
+// putArray keeps an array for getArray, unless it is nil, large, or the
+// free list is full. The arrays clients give back hold no frames: a batch
+// is cleared once written (Client.recycle), and a queue is only given back
+// empty.
 func (s *shard) putArray(a [][]byte) {
 	if a == nil || cap(a) > maxSpareCap {
 		return
 	}
-	clear(a[:cap(a)])
 	s.freeMu.Lock()
 	if len(s.free) < maxFree {
 		s.free = append(s.free, a[:0])

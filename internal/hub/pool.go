@@ -165,11 +165,9 @@ func (h *Hub) kick(c *Client) {
 		go c.write()
 		return
 	}
-	if sp := h.writeSpacing(); sp > 0 {
-		if due := c.lastWrite.Add(sp); due.After(time.Now()) {
-			h.pool.later(c, due)
-			return
-		}
+	if due := c.nextWrite(); due.After(time.Now()) {
+		h.pool.later(c, due)
+		return
 	}
 	h.pool.push(c)
 }
@@ -182,10 +180,7 @@ func (c *Client) flushFast(ws *writeScratch) {
 		go c.write() // the blocking writer handles exits and closes
 		return
 	}
-	batch := c.queue
-	c.queue = c.spare[:0]
-	c.spare = nil
-	c.queued = 0
+	batch := c.takeBatchLocked()
 	c.mu.Unlock()
 
 	st := c.hub.stats
