@@ -1,0 +1,266 @@
+// Package history keeps the recent messages of every partition in memory
+// and serves the older ones from Kafka, so that a client can start from a
+// position (a cursor, the earliest record, a time, the last N records) and
+// be handed over to the live stream with no gap and no duplicate.
+//
+// It knows nothing of HTTP. The publisher (one goroutine) runs every
+// published batch through a Tap, which keeps the publish position, stamps
+// each message with its cursor and appends it to the Store; the Resumer
+// takes a hub client added held and fills it from the Store and, for what
+// the Store no longer has, from the Reader, the one shared Kafka catch-up
+// reader.
+package history
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsdest/wsdest/internal/hub"
+)
+
+// DefaultMaxBytes is the default bound of a Store: 64 MiB, about 40,000
+// records of a few hundred bytes with all four of their frames (WebSocket
+// and SSE, plain and envelope).
+const DefaultMaxBytes = 64 << 20
+
+// entryOverhead is what one stored message costs on top of its frames and
+// key: the message struct, its cursor string and the index slots.
+const entryOverhead = 256
+
+// StoreConfig bounds a Store. Zero values mean the documented defaults.
+type StoreConfig struct {
+	// MaxBytes bounds the bytes the stored messages hold (frames, key and
+	// entryOverhead each); the oldest are dropped first, whatever their
+	// partition. Default DefaultMaxBytes.
+	MaxBytes int64
+	// MaxAge, if positive, drops messages appended longer ago than this.
+	// Default 0: no age bound.
+	MaxAge time.Duration
+}
+
+// Store holds the most recently published messages of every partition, in
+// publish order, bounded in bytes and optionally in age. Append is called
+// by the publishing goroutine only; the other methods are safe for
+// concurrent use with it and with each other.
+type Store struct {
+	maxBytes int64
+	maxAge   time.Duration
+
+	mu    sync.RWMutex
+	ring  []entry // in publish order; ring[i] has seq first+i
+	first uint64  // seq of ring[0]
+	parts []part  // by partition
+	bytes int64
+
+	evicted atomic.Uint64
+}
+
+type entry struct {
+	m    *hub.Message
+	at   int64 // unix ns appended
+	size int32
+}
+
+// part is one partition's view of the ring.
+type part struct {
+	// seqs are the ring seqs of the partition's messages, oldest first;
+	// seqs[head:] are live.
+	seqs []uint64
+	head int
+	// from: every message of the partition published at an offset ≥ from
+	// is held; -1 while none was appended.
+	from int64
+}
+
+// NewStore returns an empty store.
+func NewStore(cfg StoreConfig) *Store {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	return &Store{maxBytes: cfg.MaxBytes, maxAge: cfg.MaxAge}
+}
+
+func size(m *hub.Message) int32 {
+	n := entryOverhead + len(m.Key)
+	for _, f := range m.Frames {
+		n += len(f)
+	}
+	return int32(n)
+}
+
+// Append adds msgs, in order, evicting the oldest messages to stay within
+// the bounds. Call it from the publishing goroutine, before the messages
+// are published.
+func (s *Store) Append(msgs []*hub.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range msgs {
+		p := int(m.Partition)
+		for p >= len(s.parts) {
+			s.parts = append(s.parts, part{from: -1})
+		}
+		pt := &s.parts[p]
+		if pt.from < 0 {
+			pt.from = m.Offset
+		}
+		e := entry{m: m, at: now, size: size(m)}
+		pt.seqs = append(pt.seqs, s.first+uint64(len(s.ring)))
+		s.ring = append(s.ring, e)
+		s.bytes += int64(e.size)
+	}
+	s.evictLocked(now)
+}
+
+// evictLocked drops the oldest messages while over the byte bound or older
+// than the age bound. The rows of one record go together, so that a
+// partition's coverage (from) always starts at a whole record.
+func (s *Store) evictLocked(now int64) {
+	minAt := int64(-1 << 63)
+	if s.maxAge > 0 {
+		minAt = now - int64(s.maxAge)
+	}
+	for len(s.ring) > 0 && (s.bytes > s.maxBytes || s.ring[0].at < minAt) {
+		m := s.ring[0].m
+		for len(s.ring) > 0 && s.ring[0].m.Partition == m.Partition && s.ring[0].m.Offset == m.Offset {
+			s.dropFirstLocked()
+		}
+		s.parts[m.Partition].from = m.Offset + 1
+	}
+	// Compact the ring's backing array once half of it is dropped.
+	if cap(s.ring) > 1024 && len(s.ring) < cap(s.ring)/4 {
+		s.ring = append(make([]entry, 0, 2*len(s.ring)), s.ring...)
+	}
+}
+
+func (s *Store) dropFirstLocked() {
+	e := s.ring[0]
+	s.ring[0] = entry{}
+	s.ring = s.ring[1:]
+	s.first++
+	s.bytes -= int64(e.size)
+	s.evicted.Add(1)
+	pt := &s.parts[e.m.Partition]
+	pt.head++
+	if pt.head > 64 && pt.head > len(pt.seqs)/2 {
+		pt.seqs = append(pt.seqs[:0:0], pt.seqs[pt.head:]...)
+		pt.head = 0
+	}
+}
+
+// Reset drops every message (the topic was recreated: its offsets start
+// again).
+func (s *Store) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.ring)
+	s.ring, s.parts, s.bytes = nil, nil, 0
+}
+
+// Coverage returns, for partition p, the offset from which every published
+// message is held, or -1 when the store holds nothing of p.
+func (s *Store) Coverage(p int32) int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.coverageLocked(p)
+}
+
+func (s *Store) coverageLocked(p int32) int64 {
+	if p < 0 || int(p) >= len(s.parts) || s.parts[p].head == len(s.parts[p].seqs) {
+		return -1
+	}
+	return s.parts[p].from
+}
+
+// Snapshot is what a Store held at one moment for one client.
+type Snapshot struct {
+	// Msgs are the held messages not before the requested positions, in
+	// publish order.
+	Msgs []*hub.Message
+	// From holds, by partition, the coverage at the time (see Coverage).
+	From []int64
+}
+
+// Since returns the held messages of each partition p at or after
+// offset(p) (never those before it; offset returns -1 for "none of this
+// partition"), in publish order, with the coverage of every partition.
+func (s *Store) Since(offset func(p int32) int64) Snapshot {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	snap := Snapshot{From: make([]int64, len(s.parts))}
+	start := s.first + uint64(len(s.ring))
+	for p := range s.parts {
+		snap.From[p] = s.coverageLocked(int32(p))
+		o := offset(int32(p))
+		if o < 0 || snap.From[p] < 0 {
+			continue
+		}
+		pt := &s.parts[p]
+		live := pt.seqs[pt.head:]
+		// The first message of p at or after o, by binary search.
+		lo, hi := 0, len(live)
+		for lo < hi {
+			mid := (lo + hi) / 2
+			if s.ring[live[mid]-s.first].m.Offset < o {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		if lo < len(live) && live[lo] < start {
+			start = live[lo]
+		}
+	}
+	for i := start - s.first; i < uint64(len(s.ring)); i++ {
+		m := s.ring[i].m
+		if o := offset(m.Partition); o >= 0 && m.Offset >= o {
+			snap.Msgs = append(snap.Msgs, m)
+		}
+	}
+	return snap
+}
+
+// Last returns, for each partition, its newest held messages that match,
+// at most n each, oldest first, with the coverage of every partition.
+func (s *Store) Last(n int, match func(key []byte) bool) (byPart [][]*hub.Message, from []int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	byPart = make([][]*hub.Message, len(s.parts))
+	from = make([]int64, len(s.parts))
+	for p := range s.parts {
+		from[p] = s.coverageLocked(int32(p))
+		pt := &s.parts[p]
+		live := pt.seqs[pt.head:]
+		var got []*hub.Message
+		for i := len(live) - 1; i >= 0 && len(got) < n; i-- {
+			m := s.ring[live[i]-s.first].m
+			if match(m.Key) {
+				got = append(got, m)
+			}
+		}
+		for i, j := 0, len(got)-1; i < j; i, j = i+1, j-1 {
+			got[i], got[j] = got[j], got[i]
+		}
+		byPart[p] = got
+	}
+	return byPart, from
+}
+
+// StoreStats is a snapshot of a Store's size.
+type StoreStats struct {
+	Messages int    `json:"messages"`
+	Bytes    int64  `json:"bytes"`
+	MaxBytes int64  `json:"max_bytes"`
+	Evicted  uint64 `json:"evicted"`
+}
+
+// Stats returns the store's size.
+func (s *Store) Stats() StoreStats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return StoreStats{Messages: len(s.ring), Bytes: s.bytes, MaxBytes: s.maxBytes, Evicted: s.evicted.Load()}
+}
