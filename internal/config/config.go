@@ -61,12 +61,14 @@ const (
 	EnvPingInterval     = "PING_INTERVAL"
 	EnvMaxClientMessage = "MAX_CLIENT_MESSAGE"
 	EnvSocketSendBuffer = "SOCKET_SEND_BUFFER"
-	EnvWriteBudget      = "WRITE_BUDGET"
 
 	EnvPprofAddr = "PPROF_ADDR"
 
 	EnvLogLevel  = "LOG_LEVEL"
 	EnvLogFormat = "LOG_FORMAT"
+
+	EnvMaxRecordRows   = "MAX_RECORD_ROWS"
+	EnvMaxDecodedBytes = "MAX_DECODED_BYTES"
 )
 
 // Defaults of the settings that have one.
@@ -253,6 +255,15 @@ type Decode struct {
 	// its topic, partition, offset, key, timestamp and headers unless the
 	// client asks otherwise.
 	Envelope bool
+	// MaxRecordRows is MAX_RECORD_ROWS (whole number > 0; 0 = the
+	// decoder's default, quix.DefaultMaxRows, 250,000): a Quix record that
+	// decodes into more rows is skipped with a rate-limited warning.
+	MaxRecordRows int
+	// MaxDecodedBytes is MAX_DECODED_BYTES (byte size; 0 = the decoder's
+	// default, quix.DefaultMaxDecoded, 16 MiB): the most a Quix record may
+	// decompress to, and its rows may take; a record over it is skipped
+	// with a rate-limited warning.
+	MaxDecodedBytes int
 }
 
 // Clients holds the per-client limits applied by the hub and the server.
@@ -276,12 +287,6 @@ type Clients struct {
 	// reading can hold, and how soon such a client meets WRITE_TIMEOUT.
 	// Linux doubles the value for its own bookkeeping.
 	SocketSendBuffer int
-	// WriteBudget is WRITE_BUDGET: the write system calls per second that
-	// all clients together should stay under (integer; 0, the default,
-	// means 50,000 per CPU; -1 turns spacing off). Each client's writes
-	// are spaced at least clients/WRITE_BUDGET apart, so fast streams go
-	// out in batches of frames, one system call per batch.
-	WriteBudget int
 }
 
 // LogFormat is the log output format.
@@ -326,13 +331,14 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		Format:   Format(p.enum(EnvFormat, string(FormatAuto), "a format", string(FormatAuto), string(FormatRaw))),
 		Envelope: p.boolean(EnvEnvelope, false),
 	}
+	c.Decode.MaxRecordRows = p.integer(EnvMaxRecordRows, 0, 0)
+	c.Decode.MaxDecodedBytes = p.byteSize(EnvMaxDecodedBytes, 0, 0)
 	c.Clients = Clients{
 		MaxQueueBytes:    p.byteSize(EnvMaxQueueBytes, DefaultMaxQueueBytes, 1),
 		WriteTimeout:     p.duration(EnvWriteTimeout, DefaultWriteTimeout),
 		PingInterval:     p.duration(EnvPingInterval, DefaultPingInterval),
 		MaxMessageBytes:  p.byteSize(EnvMaxClientMessage, DefaultMaxClientMessage, 1),
 		SocketSendBuffer: p.byteSize(EnvSocketSendBuffer, DefaultSocketSendBuffer, 0),
-		WriteBudget:      p.integer(EnvWriteBudget, 0, -1),
 	}
 	if v, ok := p.get(EnvPprofAddr); ok {
 		if validHostPort(v, true) {

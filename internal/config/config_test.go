@@ -145,9 +145,10 @@ func TestGoodValues(t *testing.T) {
 		{"max client message", with(nil, "MAX_CLIENT_MESSAGE", "1KiB"), func(c Config) any { return c.Clients.MaxMessageBytes }, 1024},
 		{"socket send buffer", with(nil, "SOCKET_SEND_BUFFER", "256KiB"), func(c Config) any { return c.Clients.SocketSendBuffer }, 256 << 10},
 		{"socket send buffer 0", with(nil, "SOCKET_SEND_BUFFER", "0"), func(c Config) any { return c.Clients.SocketSendBuffer }, 0},
-		{"write budget", with(nil, "WRITE_BUDGET", "20000"), func(c Config) any { return c.Clients.WriteBudget }, 20000},
-		{"write budget off", with(nil, "WRITE_BUDGET", "-1"), func(c Config) any { return c.Clients.WriteBudget }, -1},
 		{"pprof addr", with(nil, "PPROF_ADDR", "127.0.0.1:6060"), func(c Config) any { return c.PprofAddr }, "127.0.0.1:6060"},
+		{"max record rows", with(nil, "MAX_RECORD_ROWS", "1000"), func(c Config) any { return c.Decode.MaxRecordRows }, 1000},
+		{"max record rows default", nil, func(c Config) any { return c.Decode.MaxRecordRows }, 0},
+		{"max decoded bytes", with(nil, "MAX_DECODED_BYTES", "2MiB"), func(c Config) any { return c.Decode.MaxDecodedBytes }, 2 << 20},
 
 		// Logging.
 		{"log debug", with(nil, "LOG_LEVEL", "DEBUG"), func(c Config) any { return c.Log.Level }, slog.LevelDebug},
@@ -185,8 +186,8 @@ func TestBadValues(t *testing.T) {
 		{with(broker, "input", ""), "input", `input: topic name is empty (want the name of the topic to stream)`},
 		{with(quix, "input", ""), "input", `input: topic name is empty (want the name of the topic to stream)`},
 
-		{with(nil, "WRITE_BUDGET", "lots"), "WRITE_BUDGET", `WRITE_BUDGET: "lots" is not a whole number`},
-		{with(nil, "WRITE_BUDGET", "-2"), "WRITE_BUDGET", `WRITE_BUDGET: "-2" is too small (want at least -1)`},
+		{with(nil, "MAX_RECORD_ROWS", "many"), "MAX_RECORD_ROWS", `MAX_RECORD_ROWS: "many" is not a whole number`},
+		{with(nil, "MAX_RECORD_ROWS", "-1"), "MAX_RECORD_ROWS", `MAX_RECORD_ROWS: "-1" is too small (want at least 0)`},
 		{with(nil, "PPROF_ADDR", "6060"), "PPROF_ADDR", `PPROF_ADDR: "6060" is not host:port (want e.g. 127.0.0.1:6060)`},
 		{with(nil, "PORT", "abc"), "PORT", `PORT: "abc" is not a port number (want 0-65535)`},
 		{with(nil, "PORT", "-1"), "PORT", `PORT: "-1" is not a port number (want 0-65535)`},

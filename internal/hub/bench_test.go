@@ -47,7 +47,7 @@ func BenchmarkPublish(b *testing.B) {
 		b.Run(fmt.Sprintf("clients=10000/batch=%d", batch), func(b *testing.B) {
 			const clients = 10000
 			// No write spacing: this measures the hub's own work.
-			h := New(Config{PingInterval: -1, WriteBudget: -1})
+			h := New(Config{PingInterval: -1})
 			for range clients {
 				h.Add(&discardConn{}, Subscription{All: true}, nil)
 			}

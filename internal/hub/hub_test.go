@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -48,8 +49,12 @@ func readFrame(r io.Reader) (frame, error) {
 	return frame{op: h[0] & 0x0F, payload: p}, nil
 }
 
+// msgOffset gives each test message an offset of its own: the queue bound
+// treats messages of one partition and offset as the rows of one record.
+var msgOffset atomic.Int64
+
 func msg(key string, payload string) *Message {
-	m := &Message{Frames: [NumShapes][]byte{wsframe.Text([]byte(payload)), wsframe.Text([]byte(`{"env":` + payload + `}`))}}
+	m := &Message{Offset: msgOffset.Add(1), Frames: [NumShapes][]byte{wsframe.Text([]byte(payload)), wsframe.Text([]byte(`{"env":` + payload + `}`))}}
 	if key != "\x00" {
 		m.Key = []byte(key)
 	}
@@ -181,7 +186,7 @@ func TestSlowClientClosedOthersServed(t *testing.T) {
 // A write that does not complete within WriteTimeout drops the client.
 func TestWriteTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := New(Config{WriteTimeout: 5 * time.Second, PingInterval: -1, WriteBudget: -1})
+		h := New(Config{WriteTimeout: 5 * time.Second, PingInterval: -1})
 		p := addPeer(t, h, Subscription{All: true})
 		h.Publish([]*Message{msg("k", "1")})
 		<-p.closed
@@ -195,7 +200,7 @@ func TestWriteTimeout(t *testing.T) {
 // that answers stays.
 func TestPingTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := New(Config{PingInterval: time.Second, WriteTimeout: time.Hour, WriteBudget: -1})
+		h := New(Config{PingInterval: time.Second, WriteTimeout: time.Hour})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.Run(ctx)
 		dead := addPeer(t, h, Subscription{All: true})
@@ -281,26 +286,24 @@ func TestMatchGlob(t *testing.T) {
 	}
 }
 
-// Under the write budget a client's writes are spaced clients/budget
-// apart: frames that arrive meanwhile go out together in one write.
-func TestWriteSpacing(t *testing.T) {
+// Frames published while a client's batch is being written go out
+// together in its next write: batches grow with the backlog, with no
+// delay added while the writer keeps up.
+func TestBatchesGrowOnlyWithBacklog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := New(Config{PingInterval: -1, WriteBudget: 10}) // 1 client: 100 ms apart
+		h := New(Config{PingInterval: -1})
 		p := addPeer(t, h, Subscription{All: true})
 		start := time.Now()
-		h.Publish([]*Message{msg("k", "1")})
-		if got := p.texts(t, 1); got[0] != "1" || time.Since(start) != 0 {
-			t.Fatalf("first frame %q after %v, want at once", got, time.Since(start))
-		}
+		h.Publish([]*Message{msg("k", "1")}) // the pipe blocks the writer until read
+		synctest.Wait()
 		h.Publish([]*Message{msg("k", "2")})
 		h.Publish([]*Message{msg("k", "3")})
-		got := p.texts(t, 2)
-		if fmt.Sprint(got) != "[2 3]" || time.Since(start) != 100*time.Millisecond {
-			t.Fatalf("got %q after %v, want [2 3] after 100ms", got, time.Since(start))
+		if got := p.texts(t, 3); fmt.Sprint(got) != "[1 2 3]" || time.Since(start) != 0 {
+			t.Fatalf("got %q after %v, want [1 2 3] at once", got, time.Since(start))
 		}
-		synctest.Wait() // the writer has counted its write and exited
+		synctest.Wait() // the writer has counted its write and gone idle
 		if w := h.Stats().Writes; w != 2 {
-			t.Fatalf("writes = %d, want 2 (the second batch in one write)", w)
+			t.Fatalf("writes = %d, want 2 (frames 2 and 3 in one write)", w)
 		}
 		p.client.Abort(ReasonClientClosed)
 		<-p.closed
@@ -344,9 +347,9 @@ func TestAbortBeforeAttach(t *testing.T) {
 
 // A frame larger than the queue bound is skipped, not a reason to close.
 func TestOversizedFrameSkipped(t *testing.T) {
-	h := New(Config{PingInterval: -1, MaxQueueBytes: 64, Logger: slog.New(slog.DiscardHandler)})
+	h := New(Config{PingInterval: -1, MaxQueueBytes: 200, Logger: slog.New(slog.DiscardHandler)})
 	p := addPeer(t, h, Subscription{All: true})
-	big := msg("k", fmt.Sprintf("%q", make([]byte, 100)))
+	big := msg("k", fmt.Sprintf("%q", make([]byte, 300)))
 	h.Publish([]*Message{big, msg("k", "after")})
 	if got := p.texts(t, 1); got[0] != "after" {
 		t.Fatalf("got %q", got)
@@ -371,7 +374,7 @@ func TestPeerCloseBeforeOurCloseFrameIsAnswered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := New(Config{PingInterval: -1, CloseGrace: time.Hour, WriteBudget: -1})
+			h := New(Config{PingInterval: -1, CloseGrace: time.Hour})
 			p := addPeer(t, h, Subscription{All: true})
 			// The peer does not read yet: the writer blocks on the pipe with
 			// "1", so the close frame waits behind it.
@@ -491,7 +494,7 @@ func TestAddWhileShutdownWaits(t *testing.T) {
 // An idle client holds no queue arrays: after a burst they go back to its
 // shard, for the next busy client.
 func TestIdleClientHoldsNoArrays(t *testing.T) {
-	h := New(Config{PingInterval: -1, WriteBudget: -1})
+	h := New(Config{PingInterval: -1})
 	p := addPeer(t, h, Subscription{All: true})
 	msgs := make([]*Message, 100)
 	for i := range msgs {
@@ -504,7 +507,7 @@ func TestIdleClientHoldsNoArrays(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		p.client.mu.Lock()
-		idle := !p.client.writing
+		idle := p.client.state == stateIdle
 		held := p.client.queue != nil || p.client.spare != nil
 		p.client.mu.Unlock()
 		if idle {

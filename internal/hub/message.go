@@ -1,5 +1,7 @@
 package hub
 
+import "time"
+
 // Shape is the form in which a client receives records.
 type Shape uint8
 
@@ -37,6 +39,9 @@ type Message struct {
 	// a client's position can be expressed as Kafka offsets.
 	Partition int32
 	Offset    int64
+	// Timestamp is the record's Kafka timestamp, for latency samples
+	// (Config.ObserveLatency); zero when unknown.
+	Timestamp time.Time
 	// Frames holds the encoded frame for each shape, or nil where the
 	// message cannot be delivered in that shape (for instance a non-JSON
 	// value has no plain frame).

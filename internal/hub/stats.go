@@ -17,12 +17,13 @@ const (
 	ReasonShutdown      CloseReason = "shutdown" // the service is stopping: 1001 "going away"
 	ReasonReadError     CloseReason = "read_error"
 	ReasonHandshake     CloseReason = "handshake_failed" // the WebSocket handshake did not complete
+	ReasonControlFlood  CloseReason = "control_flood"    // over 100 pings in a second: closed 1008 "too many pings"
 )
 
 var allReasons = [...]CloseReason{
 	ReasonQueueFull, ReasonWriteTimeout, ReasonWriteError, ReasonPingTimeout,
 	ReasonClientClosed, ReasonProtocol, ReasonMessageTooBig, ReasonShutdown, ReasonReadError,
-	ReasonHandshake,
+	ReasonHandshake, ReasonControlFlood,
 }
 
 // counters are the hub's live counters; all fields are atomics.

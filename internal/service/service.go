@@ -101,12 +101,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", config.EnvFormat, err)
 	}
-	s.enc = encode.New(encode.Options{Format: format, Logger: logger})
+	s.enc = encode.New(encode.Options{
+		Format:          format,
+		Logger:          logger,
+		MaxRecordRows:   cfg.Decode.MaxRecordRows,
+		MaxDecodedBytes: cfg.Decode.MaxDecodedBytes,
+	})
 	s.hub = hub.New(hub.Config{
 		MaxQueueBytes: cfg.Clients.MaxQueueBytes,
 		WriteTimeout:  cfg.Clients.WriteTimeout,
 		PingInterval:  cfg.Clients.PingInterval,
-		WriteBudget:   cfg.Clients.WriteBudget,
 		Logger:        logger,
 	})
 	var authz server.Authorizer
