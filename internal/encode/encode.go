@@ -40,7 +40,6 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/quix"
-	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // Format selects how record values are interpreted.
@@ -183,6 +182,8 @@ type scratch struct {
 	dec quix.Decoder
 	res quix.Result
 	env []byte
+	cur []byte // the cursor text (cursor.go)
+	tmp []byte // an envelope being built for SSE (cursor.go)
 }
 
 // maxPooledEnv bounds the envelope buffer kept in the pool, so that one
@@ -219,17 +220,33 @@ func (e *Encoder) Stats() Stats {
 // are left nil. A message is returned even when none of its frames could be
 // built, so that the caller sees every record's position.
 func (e *Encoder) Encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool) []*hub.Message {
+	return e.EncodeAt(dst, rec, want, nil)
+}
+
+// EncodeAt is Encode for a stream whose position is pos: pos is advanced
+// past every message (and past rec when it yields none), and each message
+// carries the cursor of the position just after it (Message.Cursor, the
+// envelope's "cursor" member and the SSE event id). pos nil means no
+// cursor, as Encode.
+func (e *Encoder) EncodeAt(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, pos *wsdest.Cursor) []*hub.Message {
 	e.records.Add(1)
 	var s *scratch
-	if e.format == FormatAuto || want[hub.ShapeEnvelope] {
+	if e.format == FormatAuto || want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope] || pos != nil {
 		s = e.getScratch()
 		defer e.putScratch(s)
 	}
+	n := len(dst)
+	defer func() {
+		if pos != nil && len(dst) == n {
+			pos.Advance(rec.Partition, rec.Offset, 0, 1)
+		}
+	}()
 	if e.format == FormatAuto {
 		err := s.dec.Decode(rec.Headers, rec.Value, &s.res)
 		switch s.res.Kind {
 		case quix.KindRows:
-			return e.rows(dst, rec, want, s)
+			dst = e.rows(dst, rec, want, s, pos)
+			return dst
 		case quix.KindIgnored:
 			e.skip(SkipQuixProtocol, rec, nil)
 			return dst
@@ -246,34 +263,32 @@ func (e *Encoder) Encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumSh
 		}
 	}
 
-	m := &hub.Message{Key: rec.Key, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp}
+	m := &hub.Message{Key: rec.Key, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Rows: 1}
 	reason, isJSON := classify(rec.Value)
 	if !isJSON {
 		e.skip(reason, rec, nil)
 	}
-	if want[hub.ShapePlain] && isJSON {
-		m.Frames[hub.ShapePlain] = wsframe.Text(rec.Value)
+	var plain, value []byte
+	if isJSON {
+		plain, value = rec.Value, rec.Value
 	}
-	if want[hub.ShapeEnvelope] {
+	if wantsEnvelope(want) {
 		s.env = appendEnvelopeHead(s.env[:0], rec)
-		if isJSON {
-			m.Frames[hub.ShapeEnvelope] = joinFrame(s.env, rec.Value)
-		} else {
+		if !isJSON {
 			s.env = appendBytes(s.env, rec.Value)
-			s.env = append(s.env, '}')
-			m.Frames[hub.ShapeEnvelope] = wsframe.Text(s.env)
 		}
 	}
+	e.frames(m, plain, value, want, s, pos)
 	e.messages.Add(1)
 	return append(dst, m)
 }
 
-func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, s *scratch) []*hub.Message {
+func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, s *scratch, pos *wsdest.Cursor) []*hub.Message {
 	rows := s.res.Rows
 	if len(rows) == 0 {
 		return dst
 	}
-	if want[hub.ShapeEnvelope] {
+	if wantsEnvelope(want) {
 		s.env = appendEnvelopeHead(s.env[:0], rec)
 	}
 	// One allocation for all the row messages of the record.
@@ -281,12 +296,8 @@ func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShap
 	for i, row := range rows {
 		m := &msgs[i]
 		m.Key, m.Partition, m.Offset, m.Timestamp = rec.Key, rec.Partition, rec.Offset, rec.Timestamp
-		if want[hub.ShapePlain] {
-			m.Frames[hub.ShapePlain] = wsframe.Text(row)
-		}
-		if want[hub.ShapeEnvelope] {
-			m.Frames[hub.ShapeEnvelope] = joinFrame(s.env, row)
-		}
+		m.Row, m.Rows = int32(i), int32(len(rows))
+		e.frames(m, row, row, want, s, pos)
 		dst = append(dst, m)
 	}
 	e.messages.Add(uint64(len(rows)))
@@ -373,15 +384,6 @@ func (e *Encoder) skip(r SkipReason, rec *wsdest.Record, res *quix.Result, extra
 	e.log.LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
 }
 
-// joinFrame returns the text frame whose payload is head, body and a
-// closing brace, in one allocation of exactly the frame's size.
-func joinFrame(head, body []byte) []byte {
-	return wsframe.TextFunc(len(head)+len(body)+1, func(p []byte) {
-		n := copy(p, head)
-		n += copy(p[n:], body)
-		p[n] = '}'
-	})
-}
 
 // appendEnvelopeHead appends the envelope up to and including `"value":`.
 func appendEnvelopeHead(b []byte, rec *wsdest.Record) []byte {

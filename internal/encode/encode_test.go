@@ -458,7 +458,7 @@ func ExampleEncoder_Encode() {
 	rec := &wsdest.Record{Topic: "sensors", Offset: 42, Timestamp: time.UnixMilli(1700000000000).UTC(),
 		Key: []byte("car-1"), Value: []byte(`{"speed": 88}`)}
 	msgs := e.Encode(nil, rec, [hub.NumShapes]bool{true, true})
-	for _, f := range msgs[0].Frames {
+	for _, f := range msgs[0].Frames[:hub.ShapeSSEPlain] {
 		fmt.Println(string(f[2:]))
 	}
 	// Output:

@@ -28,6 +28,11 @@ type ClientOptions struct {
 	// live messages queue from that moment on while the older ones are
 	// fetched, and Release puts the older ones ahead of them.
 	Hold bool
+	// Park keeps live messages away from the client (they are not queued)
+	// until HoldLive, while messages pushed with Push are written: a
+	// client catching up from far behind reads the past first, then holds
+	// the live stream for the last stretch (see resume.go).
+	Park bool
 }
 
 // ID returns the client's hub-unique id.
@@ -46,7 +51,7 @@ func (c *Client) Touch() { c.lastRead.Store(time.Now().UnixNano()) }
 func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
 	var n uint64
 	c.mu.Lock()
-	if c.closing {
+	if c.closing || c.parked {
 		c.mu.Unlock()
 		return 0
 	}
@@ -72,7 +77,7 @@ func (c *Client) enqueueOne(m *Message) uint64 {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || !c.pushLocked(m) {
+	if c.closing || c.parked || !c.pushLocked(m) {
 		return 0
 	}
 	c.wakeLocked()

@@ -258,6 +258,7 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 		onClosed: o.OnClosed,
 		added:    time.Now(),
 		held:     o.Hold,
+		parked:   o.Park,
 	}
 	if conn != nil {
 		c.setConn(conn)

@@ -11,6 +11,11 @@ const (
 	// ShapeEnvelope wraps the value with topic, partition, offset,
 	// timestamp, key and headers.
 	ShapeEnvelope
+	// ShapeSSEPlain is ShapePlain as a Server-Sent Event: the cursor as
+	// its id, the plain value as its data.
+	ShapeSSEPlain
+	// ShapeSSEEnvelope is ShapeEnvelope as a Server-Sent Event.
+	ShapeSSEEnvelope
 	// NumShapes is the number of shapes.
 	NumShapes
 )
@@ -22,6 +27,10 @@ func (s Shape) String() string {
 		return "plain"
 	case ShapeEnvelope:
 		return "envelope"
+	case ShapeSSEPlain:
+		return "sse-plain"
+	case ShapeSSEEnvelope:
+		return "sse-envelope"
 	}
 	return "unknown"
 }
@@ -39,6 +48,13 @@ type Message struct {
 	// a client's position can be expressed as Kafka offsets.
 	Partition int32
 	Offset    int64
+	// Row and Rows place the message among the messages of its record
+	// (Quix rows): row Row (from 0) of Rows. Rows is 0 for a message that
+	// is not a record's (a notice).
+	Row, Rows int32
+	// Cursor is the text form of the publish position just after this
+	// message (wsdest.Cursor), "" when none was computed.
+	Cursor string
 	// Timestamp is the record's Kafka timestamp, for latency samples
 	// (Config.ObserveLatency); zero when unknown.
 	Timestamp time.Time

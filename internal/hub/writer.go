@@ -106,8 +106,12 @@ type Client struct {
 	conn  Conn            // set once, by Add or Attach, before any writer starts
 	raw   syscall.RawConn // conn's socket for non-blocking writes; nil for other conns
 	held  bool            // frames wait until Release
-	queue []*Message      // data waiting, in order
-	spare []*Message      // the writer's emptied batch, reused as the next queue
+	// parked: live messages are not queued at all (ClientOptions.Park)
+	// while a catch-up is written; see resume.go.
+	parked bool
+	holdAt int        // queue entries before HoldLive; see resume.go
+	queue  []*Message // data waiting, in order
+	spare  []*Message // the writer's emptied batch, reused as the next queue
 	// queued is the cost of queue against MaxQueueBytes: frame bytes plus
 	// entryCost per entry.
 	queued int

@@ -1,0 +1,105 @@
+package hub
+
+// This file is the hub's side of clients that start from a position (the
+// history package drives it): a client added with ClientOptions.Park gets
+// no live messages while the past is pushed to it with Push, paced by
+// Backlog; HoldLive then lets live messages queue, unwritten, behind what
+// was pushed; ReleaseFunc puts the last stretch of the past ahead of them,
+// passes each held live message through a filter (dropping what the past
+// already held, replacing what must be re-framed) and lets the writer go.
+
+// Push queues catch-up messages for a client, in order, behind what is
+// queued; a message without a frame for the client's shape is skipped.
+// Pushed messages count in Backlog and against the queue bound of live
+// messages, but Push itself never closes the client: the caller paces
+// itself with Backlog. It reports false when the client is closing.
+func (c *Client) Push(msgs []*Message) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	for _, m := range msgs {
+		f := m.Frames[c.shape]
+		if f == nil {
+			continue
+		}
+		if c.queue == nil {
+			c.queue = c.hub.shardOf(c).getArray()
+		}
+		c.queue = append(c.queue, m)
+		c.queued += len(f) + entryCost
+		c.lastPart, c.lastOff = m.Partition, m.Offset
+	}
+	c.wakeLocked()
+	return true
+}
+
+// Backlog returns the cost of what is queued and not yet taken by the
+// writer (frame bytes plus a fixed cost per message), and whether the
+// client is closing.
+func (c *Client) Backlog() (queued int, closing bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queued, c.closing
+}
+
+// MaxQueueBytes returns the hub's per-client queue bound.
+func (c *Client) MaxQueueBytes() int { return c.hub.cfg.MaxQueueBytes }
+
+// HoldLive ends a Park: live messages published from now on are queued
+// behind what was pushed, and nothing more is written until ReleaseFunc.
+func (c *Client) HoldLive() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.parked = false
+	c.held = true
+	c.holdAt = len(c.queue)
+}
+
+// ReleaseFunc ends a hold begun by HoldLive: ahead is queued after what
+// was pushed before the hold and before the live messages queued since,
+// each of which is passed through fix first (fix returns nil to drop it, or
+// the message to queue instead, for instance one re-framed). Then the
+// writer resumes. fix runs with the client's lock held and must be quick.
+func (c *Client) ReleaseFunc(ahead []*Message, fix func(*Message) *Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || !c.held {
+		c.held = false
+		c.wakeLocked()
+		return
+	}
+	at := min(c.holdAt, len(c.queue))
+	live := c.queue[at:]
+	q := make([]*Message, 0, at+len(ahead)+len(live))
+	q = append(q, c.queue[:at]...)
+	q = append(q, ahead...)
+	for _, m := range live {
+		if m = fix(m); m != nil {
+			q = append(q, m)
+		} else {
+			c.hub.stats.dropFrames.Add(1)
+		}
+	}
+	cost := 0
+	out := q[:0]
+	for _, m := range q {
+		if f := m.Frames[c.shape]; f != nil {
+			out = append(out, m)
+			cost += len(f) + entryCost
+		}
+	}
+	clear(c.queue)
+	c.hub.shardOf(c).putArray(c.queue)
+	c.queue, c.queued = out, cost
+	if n := len(out); n > 0 {
+		c.lastPart, c.lastOff = out[n-1].Partition, out[n-1].Offset
+	}
+	c.held = false
+	c.holdAt = 0
+	c.wakeLocked()
+}
