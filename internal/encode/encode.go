@@ -384,7 +384,6 @@ func (e *Encoder) skip(r SkipReason, rec *wsdest.Record, res *quix.Result, extra
 	e.log.LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
 }
 
-
 // appendEnvelopeHead appends the envelope up to and including `"value":`.
 func appendEnvelopeHead(b []byte, rec *wsdest.Record) []byte {
 	b = append(b, `{"topic":`...)
