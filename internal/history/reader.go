@@ -68,13 +68,10 @@ type Reader struct {
 	reading map[int32]bool       // partitions with a read running; guarded by mu
 	closed  bool
 
-	offMu   sync.Mutex
-	offAt   time.Time       // when starts was listed; guarded by offMu
-	starts  map[int32]int64 // the last listing of start offsets; guarded by offMu
-	offWait chan struct{}   // closed when the listing in flight ends; guarded by offMu
-	offErr  error           // the last listing's error; guarded by offMu
-	closeMu sync.Mutex      // serialises Close with client creation
-	all     []*kgo.Client   // every consumer created; guarded by closeMu
+	starts, ends shared // listings shared by the callers of offsetsTTL
+
+	closeMu sync.Mutex    // serialises Close with client creation
+	all     []*kgo.Client // every consumer created; guarded by closeMu
 }
 
 type readReq struct {
@@ -157,48 +154,75 @@ func (r *Reader) Identity(ctx context.Context) (wsdest.TopicIdentity, int, error
 }
 
 // StartOffsets returns each partition's first offset still in Kafka (after
-// retention and DeleteRecords). Listings are shared by the callers of
-// offsetsTTL.
+// retention and DeleteRecords). A listing is shared by the callers of
+// offsetsTTL, so that a reconnect storm costs one request.
 func (r *Reader) StartOffsets(ctx context.Context) (map[int32]int64, error) {
-	for {
-		r.offMu.Lock()
-		if r.starts != nil && time.Since(r.offAt) < offsetsTTL {
-			s, err := r.starts, r.offErr
-			r.offMu.Unlock()
-			return s, err
-		}
-		if w := r.offWait; w != nil {
-			r.offMu.Unlock()
-			select {
-			case <-w:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		w := make(chan struct{})
-		r.offWait = w
-		r.offMu.Unlock()
-
-		offs, err := r.list(ctx, func(ctx context.Context) (kadm.ListedOffsets, error) {
+	return r.starts.get(ctx, func(ctx context.Context) (map[int32]int64, error) {
+		return r.list(ctx, func(ctx context.Context) (kadm.ListedOffsets, error) {
 			return r.adm.ListStartOffsets(ctx, r.cfg.Topic)
 		})
-		r.offMu.Lock()
-		r.offWait = nil
-		if err == nil {
-			r.starts, r.offAt, r.offErr = offs, time.Now(), nil
-		}
-		close(w)
-		r.offMu.Unlock()
-		return offs, err
-	}
+	})
 }
 
-// EndOffsets returns each partition's end offset (the next to be written).
-func (r *Reader) EndOffsets(ctx context.Context) (map[int32]int64, error) {
-	return r.list(ctx, func(ctx context.Context) (kadm.ListedOffsets, error) {
-		return r.adm.ListEndOffsets(ctx, r.cfg.Topic)
-	})
+// EndOffsets returns each partition's end offset (the next to be written):
+// a listing shared by the callers of offsetsTTL when shared is set, a
+// fresh one otherwise.
+func (r *Reader) EndOffsets(ctx context.Context, shared bool) (map[int32]int64, error) {
+	f := func(ctx context.Context) (map[int32]int64, error) {
+		return r.list(ctx, func(ctx context.Context) (kadm.ListedOffsets, error) {
+			return r.adm.ListEndOffsets(ctx, r.cfg.Topic)
+		})
+	}
+	if shared {
+		return r.ends.get(ctx, f)
+	}
+	return f(ctx)
+}
+
+// shared is one listing shared by its callers for offsetsTTL: one request
+// in flight at a time, the others wait for it.
+type shared struct {
+	mu   sync.Mutex
+	at   time.Time       // when offs was listed; guarded by mu
+	offs map[int32]int64 // the last good listing; guarded by mu
+	wait chan struct{}   // closed when the listing in flight ends; guarded by mu
+}
+
+func (s *shared) get(ctx context.Context, list func(context.Context) (map[int32]int64, error)) (map[int32]int64, error) {
+	s.mu.Lock()
+	if s.offs != nil && time.Since(s.at) < offsetsTTL {
+		o := s.offs
+		s.mu.Unlock()
+		return o, nil
+	}
+	if w := s.wait; w != nil {
+		s.mu.Unlock()
+		select {
+		case <-w:
+			s.mu.Lock()
+			o, fresh := s.offs, s.offs != nil && time.Since(s.at) < offsetsTTL
+			s.mu.Unlock()
+			if fresh {
+				return o, nil
+			}
+			// The shared listing failed: try one of our own.
+			return list(ctx)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	w := make(chan struct{})
+	s.wait = w
+	s.mu.Unlock()
+	offs, err := list(ctx)
+	s.mu.Lock()
+	s.wait = nil
+	if err == nil {
+		s.offs, s.at = offs, time.Now()
+	}
+	close(w)
+	s.mu.Unlock()
+	return offs, err
 }
 
 // OffsetsAfter returns, for each partition, the first offset whose record

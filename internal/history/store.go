@@ -224,9 +224,10 @@ func (s *Store) Since(offset func(p int32) int64) Snapshot {
 	return snap
 }
 
-// Last returns, for each partition, its newest held messages that match,
-// at most n each, oldest first, with the coverage of every partition.
-func (s *Store) Last(n int, match func(key []byte) bool) (byPart [][]*hub.Message, from []int64) {
+// Last returns, for each partition, its newest held messages that keep
+// accepts, at most n each, oldest first, with the coverage of every
+// partition.
+func (s *Store) Last(n int, keep func(m *hub.Message) bool) (byPart [][]*hub.Message, from []int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	byPart = make([][]*hub.Message, len(s.parts))
@@ -238,7 +239,7 @@ func (s *Store) Last(n int, match func(key []byte) bool) (byPart [][]*hub.Messag
 		var got []*hub.Message
 		for i := len(live) - 1; i >= 0 && len(got) < n; i-- {
 			m := s.ring[live[i]-s.first].m
-			if match(m.Key) {
+			if keep(m) {
 				got = append(got, m)
 			}
 		}
