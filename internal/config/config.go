@@ -69,6 +69,18 @@ const (
 
 	EnvMaxRecordRows   = "MAX_RECORD_ROWS"
 	EnvMaxDecodedBytes = "MAX_DECODED_BYTES"
+
+	EnvHistoryBytes   = "HISTORY_BYTES"
+	EnvHistoryMaxAge  = "HISTORY_MAX_AGE"
+	EnvCatchUpReaders = "CATCHUP_READERS"
+	EnvSSEHeartbeat   = "SSE_HEARTBEAT"
+)
+
+// Defaults of the resume and SSE settings.
+const (
+	DefaultHistoryBytes   = 64 << 20
+	DefaultCatchUpReaders = 4
+	DefaultSSEHeartbeat   = 15 * time.Second
 )
 
 // Defaults of the settings that have one.
@@ -110,6 +122,27 @@ type Config struct {
 	// the operator meant (for instance credentials set while AUTH_ENABLED
 	// is false). The caller logs each one at start-up.
 	Warnings []string
+
+	// History holds the settings of resumable streams and SSE.
+	History History
+}
+
+// History holds the settings of the in-memory history, the catch-up
+// reader and Server-Sent Events.
+type History struct {
+	// MaxBytes is HISTORY_BYTES: the memory the recent messages of every
+	// partition may hold, all four frames of each counted. Default 64 MiB;
+	// 0 keeps no history (every resume reads Kafka).
+	MaxBytes int
+	// MaxAge is HISTORY_MAX_AGE: messages older than this leave the
+	// history. Default 0: no age bound.
+	MaxAge time.Duration
+	// CatchUpReaders is CATCHUP_READERS: how many partitions the shared
+	// catch-up reader reads from Kafka at once. Default 4.
+	CatchUpReaders int
+	// SSEHeartbeat is SSE_HEARTBEAT: the interval of the comment line sent
+	// to idle SSE clients. Default 15 s.
+	SSEHeartbeat time.Duration
 }
 
 // Server holds the HTTP listener settings.
@@ -350,6 +383,14 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	c.Log = Log{
 		Level:  p.logLevel(),
 		Format: LogFormat(p.enum(EnvLogFormat, string(LogText), "a log format", string(LogText), string(LogJSON))),
+	}
+	c.History = History{
+		MaxBytes:       p.byteSize(EnvHistoryBytes, DefaultHistoryBytes, 0),
+		CatchUpReaders: p.integer(EnvCatchUpReaders, DefaultCatchUpReaders, 1),
+		SSEHeartbeat:   p.duration(EnvSSEHeartbeat, DefaultSSEHeartbeat),
+	}
+	if _, ok := p.get(EnvHistoryMaxAge); ok {
+		c.History.MaxAge = p.duration(EnvHistoryMaxAge, time.Hour) // the default is only the example in an error
 	}
 	c.Warnings = p.warnings
 

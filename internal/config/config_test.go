@@ -39,7 +39,8 @@ func TestDefaults(t *testing.T) {
 			MaxMessageBytes:  4096,
 			SocketSendBuffer: 128 << 10,
 		},
-		Log: Log{Level: slog.LevelInfo, Format: LogText},
+		Log:     Log{Level: slog.LevelInfo, Format: LogText},
+		History: History{MaxBytes: 64 << 20, CatchUpReaders: 4, SSEHeartbeat: 15 * time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -133,6 +134,11 @@ func TestGoodValues(t *testing.T) {
 		{"envelope", with(nil, "ENVELOPE", "true"), func(c Config) any { return c.Decode.Envelope }, true},
 
 		// Client limits.
+		{"history bytes", with(nil, "HISTORY_BYTES", "16MiB"), func(c Config) any { return c.History.MaxBytes }, 16 << 20},
+		{"history off", with(nil, "HISTORY_BYTES", "0"), func(c Config) any { return c.History.MaxBytes }, 0},
+		{"history age", with(nil, "HISTORY_MAX_AGE", "10m"), func(c Config) any { return c.History.MaxAge }, 10 * time.Minute},
+		{"catch-up readers", with(nil, "CATCHUP_READERS", "2"), func(c Config) any { return c.History.CatchUpReaders }, 2},
+		{"sse heartbeat", with(nil, "SSE_HEARTBEAT", "5s"), func(c Config) any { return c.History.SSEHeartbeat }, 5 * time.Second},
 		{"queue bytes plain", with(nil, "MAX_QUEUE_BYTES", "1000"), func(c Config) any { return c.Clients.MaxQueueBytes }, 1000},
 		{"queue bytes KiB", with(nil, "MAX_QUEUE_BYTES", "64KiB"), func(c Config) any { return c.Clients.MaxQueueBytes }, 64 << 10},
 		{"queue bytes MiB", with(nil, "MAX_QUEUE_BYTES", "8 MiB"), func(c Config) any { return c.Clients.MaxQueueBytes }, 8 << 20},
@@ -235,6 +241,10 @@ func TestBadValues(t *testing.T) {
 		{with(nil, "FORMAT", "xml"), "FORMAT", `FORMAT: "xml" is not a format (want auto or raw)`},
 		{with(nil, "ENVELOPE", "2"), "ENVELOPE", `ENVELOPE: "2" is not a boolean (want true/false, yes/no or 1/0)`},
 
+		{with(nil, "HISTORY_BYTES", "lots"), "HISTORY_BYTES", `HISTORY_BYTES: "lots" is not a byte size (want an integer with an optional KiB, MiB, GiB, KB, MB or GB suffix, e.g. 4MiB)`},
+		{with(nil, "HISTORY_MAX_AGE", "-1m"), "HISTORY_MAX_AGE", `HISTORY_MAX_AGE: "-1m" is not positive (want a duration greater than 0, such as 1h0m0s)`},
+		{with(nil, "CATCHUP_READERS", "0"), "CATCHUP_READERS", `CATCHUP_READERS: "0" is too small (want at least 1)`},
+		{with(nil, "SSE_HEARTBEAT", "soon"), "SSE_HEARTBEAT", `SSE_HEARTBEAT: "soon" is not a duration (want a Go duration such as 15s)`},
 		{with(nil, "MAX_QUEUE_BYTES", "4XB"), "MAX_QUEUE_BYTES", `MAX_QUEUE_BYTES: "4XB" is not a byte size (want an integer with an optional KiB, MiB, GiB, KB, MB or GB suffix, e.g. 4MiB)`},
 		{with(nil, "MAX_QUEUE_BYTES", "1.5MiB"), "MAX_QUEUE_BYTES", `MAX_QUEUE_BYTES: "1.5MiB" is not a byte size (want an integer with an optional KiB, MiB, GiB, KB, MB or GB suffix, e.g. 4MiB)`},
 		{with(nil, "MAX_QUEUE_BYTES", "MiB"), "MAX_QUEUE_BYTES", `MAX_QUEUE_BYTES: "MiB" is not a byte size (want an integer with an optional KiB, MiB, GiB, KB, MB or GB suffix, e.g. 4MiB)`},

@@ -70,5 +70,11 @@ func (c Config) Summary() []any {
 		"log_level", c.Log.Level.String(),
 		"log_format", string(c.Log.Format),
 	)
+	attrs = append(attrs,
+		"history_bytes", c.History.MaxBytes,
+		"history_max_age", c.History.MaxAge.String(),
+		"catchup_readers", c.History.CatchUpReaders,
+		"sse_heartbeat", c.History.SSEHeartbeat.String(),
+	)
 	return attrs
 }

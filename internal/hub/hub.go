@@ -403,8 +403,8 @@ func (h *Hub) Publish(msgs []*Message) {
 func (h *Hub) countOversized(msgs []*Message) {
 	for _, m := range msgs {
 		for sh, f := range m.Frames {
-			if len(f) <= h.cfg.MaxQueueBytes {
-				continue
+			if len(f) <= h.cfg.MaxQueueBytes || h.shapes[sh].Load() == 0 {
+				continue // fits, or built for nobody (every shape is built for the history)
 			}
 			h.stats.oversized.Add(1)
 			now := time.Now().UnixNano()

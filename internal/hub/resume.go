@@ -103,3 +103,7 @@ func (c *Client) ReleaseFunc(ahead []*Message, fix func(*Message) *Message) {
 	c.holdAt = 0
 	c.wakeLocked()
 }
+
+// Matches reports whether a record with this key goes to the client under
+// its subscription.
+func (c *Client) Matches(key []byte) bool { return c.sub.matches(key) }

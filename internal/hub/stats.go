@@ -18,12 +18,13 @@ const (
 	ReasonReadError     CloseReason = "read_error"
 	ReasonHandshake     CloseReason = "handshake_failed" // the WebSocket handshake did not complete
 	ReasonControlFlood  CloseReason = "control_flood"    // over 100 pings in a second: closed 1008 "too many pings"
+	ReasonCatchUp       CloseReason = "catch_up_failed"  // Kafka could not serve a resuming client's past: 1011
 )
 
 var allReasons = [...]CloseReason{
 	ReasonQueueFull, ReasonWriteTimeout, ReasonWriteError, ReasonPingTimeout,
 	ReasonClientClosed, ReasonProtocol, ReasonMessageTooBig, ReasonShutdown, ReasonReadError,
-	ReasonHandshake, ReasonControlFlood,
+	ReasonHandshake, ReasonControlFlood, ReasonCatchUp,
 }
 
 // counters are the hub's live counters; all fields are atomics.

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -12,11 +13,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
 
+	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/wsframe"
@@ -48,6 +49,9 @@ type Config struct {
 	Stats func() any
 	// Logger receives the server's log lines. Default slog.Default().
 	Logger *slog.Logger
+	// Resumer serves clients that ask for a start position (from=,
+	// last=, SSE Last-Event-ID); nil answers them 400.
+	Resumer Resumer
 }
 
 // Server serves WebSocket clients and health checks. It is safe for
@@ -58,6 +62,8 @@ type Server struct {
 	poller *netpoll.Poller
 	log    *slog.Logger
 	mux    *http.ServeMux
+
+	resumeLog logLimit // failed catch-ups (resume.go)
 }
 
 // New returns a server that adds clients to h and reads them with p.
@@ -74,6 +80,8 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	if cfg.Stats != nil {
 		s.mux.HandleFunc("GET /stats", s.stats)
 	}
+	s.mux.HandleFunc("GET /sse", s.sse)
+	s.mux.HandleFunc("GET /sse/{key...}", s.sse)
 	s.mux.HandleFunc("/", s.websocket)
 	return s
 }
@@ -186,8 +194,15 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	// The client joins the hub before the handshake is answered: whatever
 	// is published once the client can see the answer reaches it.
+	st, err := s.parseStart(r, false)
+	if err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	sess := &session{parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
-	sess.client = s.hub.Add(nil, sub, sess.closed)
+	ctx, cancel := context.WithCancel(context.Background())
+	resuming := st.Kind != history.StartLatest
+	sess.client = s.hub.AddClient(nil, hub.ClientOptions{Sub: sub, OnClosed: func() { cancel(); sess.closed() }, Park: resuming})
 	conn, rw, _, err := ws.UpgradeHTTP(r, w)
 	if err != nil {
 		// UpgradeHTTP has answered the client with the reason.
@@ -217,6 +232,9 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.setWatch(watch)
+	if resuming {
+		s.startResume(ctx, sess.client, st)
+	}
 	// The handler returns now: an idle client costs no goroutine.
 }
 
@@ -257,31 +275,7 @@ type session struct {
 	client *hub.Client
 	parser wsframe.Parser
 	failed bool // the client broke the protocol; later bytes are ignored
-
-	mu    sync.Mutex
-	watch netpoll.Watch // guarded by mu
-	gone  bool          // the client is torn down; guarded by mu
-}
-
-func (s *session) setWatch(w netpoll.Watch) {
-	s.mu.Lock()
-	gone := s.gone
-	if !gone {
-		s.watch = w
-	}
-	s.mu.Unlock()
-	if gone {
-		w.Forget()
-	}
-}
-
-// closed is the hub's callback once the connection is closed.
-func (s *session) closed() {
-	s.mu.Lock()
-	s.gone = true
-	w := s.watch
-	s.mu.Unlock()
-	w.Forget()
+	watchSlot
 }
 
 func (s *session) OnData(b []byte) {

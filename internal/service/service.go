@@ -22,6 +22,7 @@ import (
 	"github.com/wsdest/wsdest/internal/config"
 	"github.com/wsdest/wsdest/internal/devbroker"
 	"github.com/wsdest/wsdest/internal/encode"
+	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/kafka"
 	"github.com/wsdest/wsdest/internal/netpoll"
@@ -43,6 +44,12 @@ type Service struct {
 
 	pprofLn   net.Listener // nil unless PPROF_ADDR is set
 	pprofHTTP *http.Server
+
+	// Resumable streams (history.go).
+	store   *history.Store // nil with HISTORY_BYTES=0
+	reader  *history.Reader
+	tap     *history.Tap
+	resumer *history.Resumer
 }
 
 // StartError is returned by New when the service cannot start because of
@@ -89,6 +96,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	if err != nil {
 		return nil, err
 	}
+	since := time.Now() // before the source's own start: see history.TapConfig.Since
 	s.source, err = kafka.NewSource(kcfg, logger)
 	if err != nil {
 		return nil, err
@@ -113,6 +121,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		PingInterval:  cfg.Clients.PingInterval,
 		Logger:        logger,
 	})
+	if err := s.newHistory(kcfg, since); err != nil {
+		return nil, err
+	}
 	var authz server.Authorizer
 	if cfg.Auth.Enabled {
 		authz = auth.New(auth.Credentials{
@@ -126,9 +137,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		Envelope:         cfg.Decode.Envelope,
 		MaxClientMessage: cfg.Clients.MaxMessageBytes,
 		SocketSendBuffer: cfg.Clients.SocketSendBuffer,
-		Ready:            s.source.Ready,
+		Ready:            s.Ready,
 		Stats:            s.stats,
 		Logger:           logger,
+		Resumer:          s.resumer,
 	}, s.hub, s.poller)
 	s.http = &http.Server{
 		Handler:           srv,
@@ -156,18 +168,25 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 // Addr returns the address the HTTP server listens on.
 func (s *Service) Addr() net.Addr { return s.ln.Addr() }
 
-// Ready reports whether the service is consuming its topic.
-func (s *Service) Ready() bool { return s.source.Ready() }
+// Ready reports whether the service is consuming its topic and knows the
+// topic's identity (for cursors).
+func (s *Service) Ready() bool { return s.source.Ready() && s.tap.Ready() }
 
 // Stats is what /stats serves.
 type Stats struct {
-	Ready   bool         `json:"ready"`
-	Hub     hub.Stats    `json:"hub"`
-	Decoder encode.Stats `json:"decoder"`
+	Ready   bool                `json:"ready"`
+	Hub     hub.Stats           `json:"hub"`
+	Decoder encode.Stats        `json:"decoder"`
+	History history.StoreStats  `json:"history"`
+	Resume  history.ResumeStats `json:"resume"`
 }
 
 func (s *Service) stats() any {
-	return Stats{Ready: s.source.Ready(), Hub: s.hub.Stats(), Decoder: s.enc.Stats()}
+	st := Stats{Ready: s.Ready(), Hub: s.hub.Stats(), Decoder: s.enc.Stats(), Resume: s.resumer.Stats()}
+	if s.store != nil {
+		st.History = s.store.Stats()
+	}
+	return st
 }
 
 // Run serves until ctx is done, then shuts down: it stops accepting
@@ -178,6 +197,8 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.closeParts()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.hub.Run(gctx) })
+	g.Go(func() error { return s.tap.Run(gctx) })
+	g.Go(func() error { return s.hub.Heartbeat(gctx, s.cfg.History.SSEHeartbeat, hub.SSE{}) })
 	g.Go(func() error { return s.source.Run(gctx, s.publish()) })
 	g.Go(func() error {
 		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
@@ -226,12 +247,9 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) publish() func([]*wsdest.Record) {
 	var msgs []*hub.Message
 	return func(recs []*wsdest.Record) {
-		want := s.hub.Wants()
-		msgs = msgs[:0]
-		for _, r := range recs {
-			msgs = s.enc.Encode(msgs, r, want)
-		}
+		msgs = s.encode(msgs[:0], recs)
 		s.hub.Publish(msgs)
+		s.tap.Done()
 		clear(msgs)
 	}
 }
@@ -240,6 +258,9 @@ func (s *Service) publish() func([]*wsdest.Record) {
 func (s *Service) closeParts() {
 	if s.source != nil {
 		s.source.Close()
+	}
+	if s.reader != nil {
+		s.reader.Close()
 	}
 	if s.poller != nil {
 		_ = s.poller.Close()

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/history"
+	"github.com/wsdest/wsdest/internal/hub"
+)
+
+// Resumer fills clients that start from a position (history.Resumer).
+type Resumer interface {
+	Resume(ctx context.Context, c *hub.Client, st history.Start, match func(key []byte) bool) error
+	Identity() wsdest.TopicIdentity
+}
+
+// parseStart reads a request's start position: from= and last= on every
+// stream path, and for SSE (sse set) the Last-Event-ID header or the
+// last_event_id / lastEventId query parameters, which win over both (an
+// EventSource reconnecting sends the header with its original URL). The
+// error is one line for a 400 answer.
+func (s *Server) parseStart(r *http.Request, sse bool) (history.Start, error) {
+	q := r.URL.Query()
+	from, last := lastValue(q["from"]), lastValue(q["last"])
+	if sse {
+		id := r.Header.Get("Last-Event-ID")
+		name := "Last-Event-ID"
+		for _, k := range []string{"last_event_id", "lastEventId"} {
+			if v := lastValue(q[k]); id == "" && v != "" {
+				id, name = v, k
+			}
+		}
+		if id = strings.TrimSpace(id); id != "" {
+			st, err := history.ParseStart(id, "", time.Now())
+			if err == nil && st.Kind != history.StartCursor {
+				err = errors.New("is not a cursor")
+			}
+			if err != nil {
+				return history.Start{}, fmt.Errorf("%s: %w", name, err)
+			}
+			return s.checkStart(st)
+		}
+	}
+	st, err := history.ParseStart(from, last, time.Now())
+	if err != nil {
+		return history.Start{}, err
+	}
+	return s.checkStart(st)
+}
+
+func (s *Server) checkStart(st history.Start) (history.Start, error) {
+	if st.Kind == history.StartLatest {
+		return st, nil
+	}
+	if s.cfg.Resumer == nil {
+		return history.Start{}, errors.New("start positions (from=, last=) are not enabled on this server")
+	}
+	if st.Kind == history.StartCursor {
+		if err := history.CheckCursor(&st.Cursor, s.cfg.Resumer.Identity()); err != nil {
+			return history.Start{}, fmt.Errorf("from: %w", err)
+		}
+	}
+	return st, nil
+}
+
+func lastValue(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[len(v)-1]
+}
+
+// startResume runs the catch-up of a client added parked, closing it if
+// Kafka cannot serve it. ctx ends when the client is closed.
+func (s *Server) startResume(ctx context.Context, c *hub.Client, st history.Start) {
+	go func() {
+		err := s.cfg.Resumer.Resume(ctx, c, st, c.Matches)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if n, ok := s.resumeLog.allow(); ok {
+			s.log.Warn("client closed: catch-up from Kafka failed", "id", c.ID(), "err", err, "suppressed", n)
+		}
+		c.Close(history.CloseCode, history.CloseReason, hub.ReasonCatchUp)
+	}()
+}
+
+// logLimit lets one line through every 10 s and counts the rest.
+type logLimit struct {
+	mu         sync.Mutex
+	last       time.Time // guarded by mu
+	suppressed int       // guarded by mu
+}
+
+func (l *logLimit) allow() (suppressed int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := time.Now(); now.Sub(l.last) >= 10*time.Second {
+		n := l.suppressed
+		l.last, l.suppressed = now, 0
+		return n, true
+	}
+	l.suppressed++
+	return 0, false
+}

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wsdest/wsdest/internal/history"
+	"github.com/wsdest/wsdest/internal/hub"
+)
+
+// SSERetry is the reconnection delay wsdest asks EventSource clients for.
+const SSERetry = 2 * time.Second
+
+// sseHead is the response head of an event stream: the connection is
+// taken over after it, the stream delimited by the connection's close.
+var sseHead = []byte("HTTP/1.1 200 OK\r\n" +
+	"Content-Type: text/event-stream; charset=utf-8\r\n" +
+	"Cache-Control: no-cache\r\n" +
+	"X-Accel-Buffering: no\r\n" +
+	"Connection: close\r\n" +
+	"\r\n" +
+	fmt.Sprintf("retry: %d\n\n", SSERetry.Milliseconds()))
+
+// sseSubscription parses an SSE request's path (/sse, /sse/{key}) and query
+// like a WebSocket request's, with the SSE shapes.
+func sseSubscription(path string, query map[string][]string, defEnvelope bool) (hub.Subscription, error) {
+	rest := strings.TrimPrefix(path, "/sse")
+	sub, err := ParseSubscription("/ws"+rest, query, defEnvelope)
+	if err != nil {
+		return sub, err
+	}
+	if sub.Shape == hub.ShapeEnvelope {
+		sub.Shape = hub.ShapeSSEEnvelope
+	} else {
+		sub.Shape = hub.ShapeSSEPlain
+	}
+	return sub, nil
+}
+
+// sse serves GET /sse and /sse/{key}: the same subscriptions, start
+// positions and credentials as WebSocket, as Server-Sent Events. The
+// connection is taken from net/http once the head is written; the hub
+// writes the events and the poller watches for the client hanging up, so
+// an idle SSE client costs no goroutine.
+func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
+	sub, err := sseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
+	if err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	st, err := s.parseStart(r, true)
+	if err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if s.cfg.Auth != nil && !s.cfg.Auth.Check(r) {
+		if b, ok := s.cfg.Auth.(interface{ BasicConfigured() bool }); ok && b.BasicConfigured() {
+			w.Header().Set("WWW-Authenticate", `Basic realm="wsdest", charset="UTF-8"`)
+		}
+		s.log.Info("client rejected: missing or invalid credentials", "remote", r.RemoteAddr, "path", r.URL.Path)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "Server-Sent Events need HTTP/1.1 here", http.StatusHTTPVersionNotSupported)
+		return
+	}
+	sess := &sseSession{}
+	ctx, cancel := context.WithCancel(context.Background())
+	resuming := st.Kind != history.StartLatest
+	sess.client = s.hub.AddClient(nil, hub.ClientOptions{
+		Sub:       sub,
+		Transport: hub.SSE{},
+		OnClosed:  func() { cancel(); sess.closed() },
+		Park:      resuming,
+	})
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		s.log.Debug("sse: hijack failed", "remote", r.RemoteAddr, "err", err)
+		closeHijacked(conn)
+		sess.client.Abort(hub.ReasonHandshake)
+		return
+	}
+	if s.cfg.SocketSendBuffer > 0 {
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
+		}
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write(sseHead); err != nil {
+		_ = conn.Close()
+		sess.client.Abort(hub.ReasonHandshake)
+		return
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	sess.client.Attach(conn)
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.Debug("sse client connected", "id", sess.client.ID(), "remote", r.RemoteAddr, "path", r.URL.Path,
+			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", resuming)
+	}
+	_ = brw // a client sends nothing after its request; what it sends is ignored
+	watch, err := s.poller.Watch(conn, sess)
+	if err != nil {
+		sess.client.Abort(hub.ReasonReadError)
+		return
+	}
+	sess.setWatch(watch)
+	if resuming {
+		s.startResume(ctx, sess.client, st)
+	}
+}
+
+// sseSession watches an SSE client's connection for its end; what the
+// client sends is ignored.
+type sseSession struct {
+	client *hub.Client
+	watchSlot
+}
+
+// OnData ignores what the client sends.
+func (s *sseSession) OnData([]byte) {}
+
+// OnEOF drops the client: it hung up.
+func (s *sseSession) OnEOF(err error) {
+	if err != nil {
+		s.client.Abort(hub.ReasonReadError)
+		return
+	}
+	s.client.Abort(hub.ReasonClientClosed)
+}

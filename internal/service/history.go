@@ -1,0 +1,73 @@
+package service
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/history"
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/kafka"
+)
+
+// allShapes builds every frame of a message: with a history, any client
+// may later need any of them.
+var allShapes = [hub.NumShapes]bool{true, true, true, true}
+
+// newHistory creates the history store (unless HISTORY_BYTES is 0), the
+// shared catch-up reader, the publisher's tap and the resumer. since is a
+// moment at or before the source's start.
+func (s *Service) newHistory(kcfg kafka.Config, since time.Time) error {
+	opts, err := kcfg.ConnOpts()
+	if err != nil {
+		return err
+	}
+	s.reader, err = history.NewReader(history.ReaderConfig{
+		Topic:       kcfg.Topic,
+		Opts:        opts,
+		Concurrency: s.cfg.History.CatchUpReaders,
+		Logger:      s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	if s.cfg.History.MaxBytes > 0 {
+		s.store = history.NewStore(history.StoreConfig{
+			MaxBytes: int64(s.cfg.History.MaxBytes),
+			MaxAge:   s.cfg.History.MaxAge,
+		})
+	}
+	s.tap = history.NewTap(history.TapConfig{
+		Encoder: s.enc,
+		Store:   s.store,
+		Reader:  s.reader,
+		Since:   since,
+		Logger:  s.log,
+	})
+	s.resumer = history.NewResumer(history.ResumerConfig{
+		Tap:     s.tap,
+		Store:   s.store,
+		Reader:  s.reader,
+		Encoder: s.enc,
+		Logger:  s.log,
+	})
+	return nil
+}
+
+// encode builds the messages of one fetch, each with its cursor. With a
+// history, every shape is built and the messages are stored before the
+// hub's Wants snapshot is taken: a client added after that snapshot skips
+// this batch in Publish, and must find it in the history. Without one, the
+// shapes somebody receives are built, with the WebSocket frame beside each
+// SSE one (history.Resumer re-frames from it).
+func (s *Service) encode(dst []*hub.Message, recs []*wsdest.Record) []*hub.Message {
+	if s.store != nil {
+		dst = s.tap.Encode(dst, recs, allShapes)
+		s.hub.Wants()
+		return dst
+	}
+	want := s.hub.Wants()
+	want[hub.ShapePlain] = want[hub.ShapePlain] || want[hub.ShapeSSEPlain]
+	want[hub.ShapeEnvelope] = want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope]
+	return s.tap.Encode(dst, recs, want)
+}
