@@ -340,7 +340,15 @@ func (r *Reader) readRange(p int32, lo, hi int64) (recs []*wsdest.Record, end in
 	if err != nil {
 		return nil, lo, err
 	}
-	defer func() { r.clients <- cl }()
+	defer func() {
+		if err != nil {
+			// A consumer that failed (a recreated topic's old id, a
+			// broken connection) is replaced by a fresh one.
+			r.drop(cl)
+			return
+		}
+		r.clients <- cl
+	}()
 	topic := r.cfg.Topic
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(lo)}})
 	defer cl.RemoveConsumePartitions(map[string][]int32{topic: {p}})
@@ -409,6 +417,20 @@ func (r *Reader) consumer() (*kgo.Client, error) {
 		r.closeMu.Unlock()
 		return c, nil
 	}
+}
+
+// drop closes a failed consumer and frees its slot.
+func (r *Reader) drop(cl *kgo.Client) {
+	r.closeMu.Lock()
+	for i, c := range r.all {
+		if c == cl {
+			r.all = append(r.all[:i], r.all[i+1:]...)
+			break
+		}
+	}
+	r.closeMu.Unlock()
+	cl.Close()
+	r.slots <- struct{}{}
 }
 
 func toRecord(kr *kgo.Record) *wsdest.Record {

@@ -442,27 +442,9 @@ func (j *job) last(ctx context.Context, n int) ([]*hub.Message, error) {
 		}
 		var older []*hub.Message
 		if len(hist) < n && bound > starts[p] {
-			lo := max(starts[p], bound-int64(n))
-			recs, err := j.readRange(ctx, p, lo, bound)
-			if err != nil {
+			var err error
+			if older, err = j.lastFromKafka(ctx, p, starts[p], bound, n-len(hist)); err != nil {
 				return nil, err
-			}
-			var tmp wsdest.Cursor
-			for _, rec := range recs {
-				if j.match(rec.Key) {
-					k := len(older)
-					older = j.r.cfg.Encoder.EncodeAt(older, rec, j.want, &tmp)
-					kept := older[:k]
-					for _, m := range older[k:] {
-						if m.Frames[j.shape] != nil {
-							kept = append(kept, m)
-						}
-					}
-					older = kept
-				}
-			}
-			if k := n - len(hist); len(older) > k {
-				older = older[len(older)-k:]
 			}
 		}
 		lists[p] = append(older, hist...)
@@ -521,6 +503,48 @@ func (j *job) last(ctx context.Context, n int) ([]*hub.Message, error) {
 		heads[best]++
 		j.pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
 		out = append(out, encode.Reframe(m, j.shape, j.pos.String()))
+	}
+	return out, nil
+}
+
+// maxLastScan bounds the records of one partition read from Kafka to find
+// the last N matching ones.
+const maxLastScan = 100000
+
+// lastFromKafka returns the need newest messages of partition p below hi
+// that the client gets, reading backwards from hi in windows that double,
+// down to start or maxLastScan records.
+func (j *job) lastFromKafka(ctx context.Context, p int32, start, hi int64, need int) ([]*hub.Message, error) {
+	var out []*hub.Message
+	size := int64(max(need, 64))
+	for scanned := int64(0); len(out) < need && hi > start && scanned < maxLastScan; size *= 2 {
+		lo := max(start, hi-size)
+		recs, err := j.readRange(ctx, p, lo, hi)
+		if err != nil {
+			return nil, err
+		}
+		scanned += hi - lo
+		var got []*hub.Message
+		var tmp wsdest.Cursor
+		for _, rec := range recs {
+			if !j.match(rec.Key) {
+				continue
+			}
+			k := len(got)
+			got = j.r.cfg.Encoder.EncodeAt(got, rec, j.want, &tmp)
+			kept := got[:k]
+			for _, m := range got[k:] {
+				if m.Frames[j.shape] != nil {
+					kept = append(kept, m)
+				}
+			}
+			got = kept
+		}
+		out = append(got, out...)
+		hi = lo
+	}
+	if len(out) > need {
+		out = out[len(out)-need:]
 	}
 	return out, nil
 }
