@@ -1,0 +1,120 @@
+// Chromium's own EventSource reconnecting to a restarted wsdest with
+// nothing lost. The page is one of wsdest's own (/healthz), so that the
+// EventSource is same-origin, as a dashboard served next to the stream.
+//
+//   node sse_restart.mjs --bin WSDEST --broker HOST:PORT --port P --log FILE --env "K=V\n..."
+//
+// Prints PASS/FAIL lines; exit status 1 if any failed.
+
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const TIMEOUT = 20_000;
+const { values: opts } = parseArgs({
+  options: {
+    bin: { type: 'string' }, broker: { type: 'string' }, port: { type: 'string' },
+    log: { type: 'string' }, env: { type: 'string' },
+  },
+});
+let failed = 0;
+function report(ok, what, why = '') {
+  if (ok) console.log(`PASS ${what}`);
+  else { failed++; console.log(`FAIL ${what}: ${why}`); }
+}
+
+const baseEnv = Object.fromEntries(opts.env.split('\n').filter(Boolean).map((l) => {
+  const i = l.indexOf('=');
+  return [l.slice(0, i), l.slice(i + 1)];
+}));
+let child = null;
+function startWsdest() {
+  const out = openSync(opts.log, 'a');
+  child = spawn(opts.bin, [], {
+    env: { ...baseEnv, PORT: opts.port, HOST: '127.0.0.1', Quix__Broker__Address: opts.broker, input: 'input' },
+    stdio: ['ignore', out, out],
+  });
+  return child;
+}
+async function waitReady() {
+  const deadline = Date.now() + TIMEOUT;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${opts.port}/readyz`);
+      if (r.ok) return true;
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+async function stopWsdest() {
+  const c = child;
+  const exited = new Promise((r) => c.once('exit', r));
+  c.kill('SIGTERM');
+  await exited;
+}
+
+let browser;
+try {
+  startWsdest();
+  report(await waitReady(), `sse_restart: wsdest ready on :${opts.port} (broker ${opts.broker})`);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    timeout: 60_000,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const tab = await browser.newPage();
+  await tab.goto(`http://127.0.0.1:${opts.port}/healthz`, { timeout: TIMEOUT });
+  // The README's example: EventSource needs no code to resume.
+  await tab.evaluate(() => {
+    window.state = { events: [], opens: 0, errors: 0, notices: [], bad: [] };
+    const es = new EventSource('/sse?envelope=true');
+    es.onopen = () => { window.state.opens++; };
+    es.onerror = () => { window.state.errors++; };
+    es.onmessage = (e) => {
+      const m = JSON.parse(e.data);
+      if (m.notice) { window.state.notices.push(m); return; }
+      if (e.lastEventId !== m.cursor) window.state.bad.push(`id ${e.lastEventId} != cursor ${m.cursor}`);
+      window.state.events.push([m.partition, m.offset]);
+    };
+  });
+  const count = () => tab.evaluate(() => window.state.events.length);
+  await tab.waitForFunction(() => window.state.events.length >= 20, null, { timeout: TIMEOUT, polling: 50 });
+  report(true, 'sse_restart: EventSource receives demo records');
+
+  await stopWsdest();
+  const atStop = await count();
+  await new Promise((r) => setTimeout(r, 1500)); // records keep coming meanwhile
+  startWsdest();
+  report(await waitReady(), 'sse_restart: wsdest restarted on the same port');
+  const want = atStop + 80;
+  let ok = true;
+  try {
+    await tab.waitForFunction((n) => window.state.events.length >= n && window.state.opens >= 2, want,
+      { timeout: TIMEOUT, polling: 50 });
+  } catch { ok = false; }
+  const s = await tab.evaluate(() => window.state);
+  report(ok, 'sse_restart: EventSource reconnected by itself and records flow again',
+    `opens=${s.opens} errors=${s.errors} events=${s.events.length} (want ${want})`);
+
+  // Nothing lost, nothing twice: each partition's offsets go up by one.
+  const last = new Map();
+  const problems = [...s.bad];
+  for (const [p, o] of s.events) {
+    if (last.has(p) && o !== last.get(p) + 1) problems.push(`partition ${p}: offset ${o} after ${last.get(p)}`);
+    last.set(p, o);
+  }
+  if (s.notices.length) problems.push(`notices ${JSON.stringify(s.notices)}`);
+  report(problems.length === 0 && last.size > 0,
+    `sse_restart: ${s.events.length} records over ${last.size} partitions across the restart, none lost or repeated`,
+    problems.slice(0, 5).join('; '));
+} catch (e) {
+  report(false, 'sse_restart: run the checks', String(e && e.stack ? e.stack : e));
+} finally {
+  if (browser) await browser.close();
+  if (child && child.exitCode === null) await stopWsdest();
+}
+process.exit(failed ? 1 : 0);
