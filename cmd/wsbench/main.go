@@ -75,10 +75,18 @@ produce_seconds, measure_seconds. Server figures need -pid (Linux /proc).
 
 // parseFlags turns the command line into a bench configuration.
 func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
+	cfg, _, err := parseAllFlags(args, stderr)
+	return cfg, err
+}
+
+// parseAllFlags is parseFlags with the resume mode's configuration, set
+// (not nil) when -resume or -sse asks for that mode.
+func parseAllFlags(args []string, stderr io.Writer) (bench.Config, *bench.ResumeConfig, error) {
 	fs := flag.NewFlagSet("wsbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		cfg     bench.Config
+		rcfg    bench.ResumeConfig
 		brokers string
 	)
 	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8000/ws", "WebSocket `URL` to connect to; may contain {key}")
@@ -101,6 +109,10 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	fs.DurationVar(&cfg.StallRead, "stall-read", 2*time.Second, "how long stalled clients read at the end to learn whether the server closed them")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "hard bound on the whole run; 0 = the phases' sum plus two minutes")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback hosts in -url and -brokers")
+	fs.IntVar(&rcfg.Resume, "resume", 0, "resume mode: this many of the clients drop at once and reconnect with their last cursor (envelope shape, from=/Last-Event-ID); see -resume-after, -away, -sse")
+	fs.DurationVar(&rcfg.DropAfter, "resume-after", 0, "resume mode: when the clients drop, after producing starts; 0 = a third of -duration")
+	fs.DurationVar(&rcfg.Away, "away", time.Second, "resume mode: how long the dropped clients stay away")
+	fs.BoolVar(&rcfg.SSE, "sse", false, "resume mode with Server-Sent Events clients (GET /sse with Last-Event-ID) instead of WebSocket; with -resume 0, a plain SSE load run")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
@@ -108,21 +120,30 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
+			return cfg, nil, err
 		}
-		return cfg, usageError{err}
+		return cfg, nil, usageError{err}
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "unexpected arguments: %q\n", fs.Args())
 		fs.Usage()
-		return cfg, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return cfg, nil, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	for _, b := range strings.Split(brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			cfg.Brokers = append(cfg.Brokers, b)
 		}
 	}
-	return cfg, nil
+	if rcfg.Resume == 0 && !rcfg.SSE {
+		return cfg, nil, nil
+	}
+	rcfg.URL, rcfg.Clients, rcfg.Brokers, rcfg.Topic = cfg.URL, cfg.Clients, cfg.Brokers, cfg.Topic
+	rcfg.Rate, rcfg.Duration, rcfg.Size, rcfg.PID = cfg.Rate, cfg.Duration, cfg.Size, cfg.PID
+	rcfg.InFlight, rcfg.AllowRemote = cfg.InFlight, cfg.AllowRemote
+	if cfg.Drain > 0 {
+		rcfg.Drain = cfg.Drain
+	}
+	return cfg, &rcfg, nil
 }
 
 // run is the whole program: flags in, one JSON line out. With the hidden
@@ -131,9 +152,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) == 2 && args[0] == bench.WorkerFlag {
 		return bench.ServeWorker(ctx, args[1], stdin, stdout)
 	}
-	cfg, err := parseFlags(args, stderr)
+	cfg, rcfg, err := parseAllFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if rcfg != nil {
+		return runResume(ctx, *rcfg, stdout, stderr)
 	}
 	cfg.WorkerStderr = stderr
 	exe, err := os.Executable()
@@ -160,4 +184,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	return runErr
+}
+
+// runResume runs the resume mode and prints its JSON line.
+func runResume(ctx context.Context, cfg bench.ResumeConfig, stdout, stderr io.Writer) error {
+	res, err := bench.RunResume(ctx, cfg, slog.New(slog.NewTextHandler(stderr, nil)))
+	if err != nil && res.Connected == 0 {
+		return err
+	}
+	line, jerr := json.Marshal(res)
+	if jerr != nil {
+		return fmt.Errorf("encode result: %w", jerr)
+	}
+	if _, werr := fmt.Fprintf(stdout, "%s\n", line); werr != nil {
+		return fmt.Errorf("write result: %w", werr)
+	}
+	return err
 }
