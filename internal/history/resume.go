@@ -197,7 +197,9 @@ func (j *job) run(ctx context.Context, st Start) error {
 			ahead = append(ahead, m2)
 		}
 	}
-	j.c.ReleaseFunc(ahead, func(m *hub.Message) *hub.Message { return j.take(m, false) })
+	// The floor is pos as fix leaves it; the job only reads pos from then
+	// on.
+	j.c.ReleaseFunc(ahead, func(m *hub.Message) *hub.Message { return j.take(m, false) }, &j.pos)
 	if !j.shared && !j.r.cfg.Tap.Published().Covers(&j.pos) {
 		j.r.log.Debug("history: client resumed ahead of this replica's position; live cursors lag its own until this replica catches up",
 			"client", j.c.ID())

@@ -57,7 +57,7 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
 	}
 	for _, m := range msgs {
 		f := m.Frames[c.shape]
-		if f == nil || len(f) > c.hub.cfg.MaxQueueBytes || sub != nil && !sub.matches(m.Key) {
+		if f == nil || len(f) > c.hub.cfg.MaxQueueBytes || sub != nil && !sub.matches(m.Key) || c.covered(m) {
 			continue // an oversized frame is counted once, by Publish
 		}
 		if !c.pushLocked(m) {
@@ -77,7 +77,7 @@ func (c *Client) enqueueOne(m *Message) uint64 {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || c.parked || !c.pushLocked(m) {
+	if c.closing || c.parked || c.covered(m) || !c.pushLocked(m) {
 		return 0
 	}
 	c.wakeLocked()

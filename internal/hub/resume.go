@@ -1,5 +1,7 @@
 package hub
 
+import "github.com/wsdest/wsdest"
+
 // This file is the hub's side of clients that start from a position (the
 // history package drives it): a client added with ClientOptions.Park gets
 // no live messages while the past is pushed to it with Push, paced by
@@ -65,7 +67,13 @@ func (c *Client) HoldLive() {
 // each of which is passed through fix first (fix returns nil to drop it, or
 // the message to queue instead, for instance one re-framed). Then the
 // writer resumes. fix runs with the client's lock held and must be quick.
-func (c *Client) ReleaseFunc(ahead []*Message, fix func(*Message) *Message) {
+//
+// floor, if not nil, is the client's position once ahead is delivered:
+// live messages published later that it already covers are dropped (a
+// message can reach the history, which ahead was taken from, a moment
+// before its Publish reaches this client). floor must not be modified
+// afterwards.
+func (c *Client) ReleaseFunc(ahead []*Message, fix func(*Message) *Message, floor *wsdest.Cursor) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing || !c.held {
@@ -101,7 +109,14 @@ func (c *Client) ReleaseFunc(ahead []*Message, fix func(*Message) *Message) {
 	}
 	c.held = false
 	c.holdAt = 0
+	c.floor = floor
 	c.wakeLocked()
+}
+
+// covered reports whether m is below the client's floor. c.mu must be
+// held.
+func (c *Client) covered(m *Message) bool {
+	return c.floor != nil && m.Rows > 0 && c.floor.Delivered(m.Partition, m.Offset, m.Row)
 }
 
 // Matches reports whether a record with this key goes to the client under

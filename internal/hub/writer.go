@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/wsdest/wsdest"
 )
 
 // This file is the client's writer: one state machine, driven from one
@@ -109,9 +111,12 @@ type Client struct {
 	// parked: live messages are not queued at all (ClientOptions.Park)
 	// while a catch-up is written; see resume.go.
 	parked bool
-	holdAt int        // queue entries before HoldLive; see resume.go
-	queue  []*Message // data waiting, in order
-	spare  []*Message // the writer's emptied batch, reused as the next queue
+	holdAt int // queue entries before HoldLive; see resume.go
+	// floor: live messages it already covers are not queued (the client
+	// got them during its catch-up); nil for most clients. See resume.go.
+	floor *wsdest.Cursor
+	queue []*Message // data waiting, in order
+	spare []*Message // the writer's emptied batch, reused as the next queue
 	// queued is the cost of queue against MaxQueueBytes: frame bytes plus
 	// entryCost per entry.
 	queued int

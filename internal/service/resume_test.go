@@ -301,7 +301,7 @@ func TestBadStartPositions(t *testing.T) {
 	other := wsdest.Cursor{Topic: wsdest.NewTopicIdentity("another-topic", [16]byte{1}), Offsets: []int64{3}}.String()
 	tests := []struct {
 		name, query, want string
-		header           http.Header
+		header            http.Header
 	}{
 		{"garbage", "from=hello", "is not valid", nil},
 		{"truncated", "from=" + other[:len(other)-4], "is not valid", nil},
