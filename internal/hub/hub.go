@@ -371,7 +371,7 @@ func (h *Hub) Publish(msgs []*Message) {
 		s.mu.RLock()
 		for _, c := range s.all {
 			if c.from < seq {
-				enqueued += c.enqueue(msgs, nil)
+				enqueued += c.enqueue(msgs, nil, seq)
 			}
 		}
 		if len(s.exact) > 0 {
@@ -381,14 +381,14 @@ func (h *Hub) Publish(msgs []*Message) {
 				}
 				for _, c := range s.exact[string(m.Key)] {
 					if c.from < seq {
-						enqueued += c.enqueueOne(m)
+						enqueued += c.enqueueOne(m, seq)
 					}
 				}
 			}
 		}
 		for _, c := range s.globs {
 			if c.from < seq {
-				enqueued += c.enqueue(msgs, &c.sub)
+				enqueued += c.enqueue(msgs, &c.sub, seq)
 			}
 		}
 		s.mu.RUnlock()

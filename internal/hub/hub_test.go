@@ -49,8 +49,8 @@ func readFrame(r io.Reader) (frame, error) {
 	return frame{op: h[0] & 0x0F, payload: p}, nil
 }
 
-// msgOffset gives each test message an offset of its own: the queue bound
-// treats messages of one partition and offset as the rows of one record.
+// msgOffset gives each test message an offset of its own, as records have
+// (Release tells messages apart by partition and offset).
 var msgOffset atomic.Int64
 
 func msg(key string, payload string) *Message {

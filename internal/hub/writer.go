@@ -111,10 +111,11 @@ type Client struct {
 	// queued is the cost of queue against MaxQueueBytes: frame bytes plus
 	// entryCost per entry.
 	queued int
-	// lastPart and lastOff name the record of the last message queued:
-	// the rows of one record are queued together (see pushLocked).
-	lastPart  int32
-	lastOff   int64
+	// checked is the number of the last Publish whose first message
+	// checked the queue bound, and pubCost the cost that Publish queued
+	// (see pushLocked).
+	checked   uint64
+	pubCost   int
 	pong      []byte // the pong answering the most recent ping, not yet taken
 	keepalive bool   // the transport's keepalive is due
 	pingSec   int64  // the second (unix) pings are counted in
