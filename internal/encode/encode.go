@@ -276,16 +276,40 @@ func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShap
 	if want[hub.ShapeEnvelope] {
 		s.env = appendEnvelopeHead(s.env[:0], rec)
 	}
-	// One allocation for all the row messages of the record.
+	// One allocation for all the row messages of the record, and one per
+	// shape for all their frames: a record of many rows is then a few
+	// large objects, not many small ones.
 	msgs := make([]hub.Message, len(rows))
+	var plain, env []byte
+	if want[hub.ShapePlain] {
+		n := 0
+		for _, row := range rows {
+			n += wsframe.HeaderLen(len(row)) + len(row)
+		}
+		plain = make([]byte, 0, n)
+	}
+	if want[hub.ShapeEnvelope] {
+		n := 0
+		for _, row := range rows {
+			l := len(s.env) + len(row) + 1
+			n += wsframe.HeaderLen(l) + l
+		}
+		env = make([]byte, 0, n)
+	}
 	for i, row := range rows {
 		m := &msgs[i]
 		m.Key, m.Partition, m.Offset, m.Timestamp = rec.Key, rec.Partition, rec.Offset, rec.Timestamp
 		if want[hub.ShapePlain] {
-			m.Frames[hub.ShapePlain] = wsframe.Text(row)
+			start := len(plain)
+			plain = wsframe.AppendHeader(plain, wsframe.OpText, len(row))
+			plain = append(plain, row...)
+			m.Frames[hub.ShapePlain] = plain[start:len(plain):len(plain)]
 		}
 		if want[hub.ShapeEnvelope] {
-			m.Frames[hub.ShapeEnvelope] = joinFrame(s.env, row)
+			start := len(env)
+			env = wsframe.AppendHeader(env, wsframe.OpText, len(s.env)+len(row)+1)
+			env = append(append(append(env, s.env...), row...), '}')
+			m.Frames[hub.ShapeEnvelope] = env[start:len(env):len(env)]
 		}
 		dst = append(dst, m)
 	}

@@ -237,9 +237,10 @@ func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQu
 
 // dropQueueLocked discards the queued frames. c.mu must be held.
 func (c *Client) dropQueueLocked() {
-	c.hub.stats.dropFrames.Add(uint64(len(c.queue)))
+	c.hub.stats.dropFrames.Add(uint64(len(c.queue) + len(c.backlog)))
 	clear(c.queue)
-	c.queue = c.queue[:0]
+	clear(c.backlog)
+	c.queue, c.backlog = c.queue[:0], nil
 	c.queued = 0
 	c.pong = nil
 	c.keepalive = false

@@ -76,6 +76,11 @@ const entryCost = 64
 // the client while it is busy, then through its shard's free list).
 const maxSpareCap = 256
 
+// maxBatch is the most data frames one write carries: a client with a long
+// queue (a large record) is written a piece a turn, so that the others
+// get their turns meanwhile and the writer's scratch stays small.
+const maxBatch = 512
+
 // maxPingsPerSecond is how many pings a client may send in one second; a
 // client that sends more is closed with 1008 "too many pings".
 const maxPingsPerSecond = 100
@@ -106,8 +111,11 @@ type Client struct {
 	conn  Conn            // set once, by Add or Attach, before any writer starts
 	raw   syscall.RawConn // conn's socket for non-blocking writes; nil for other conns
 	held  bool            // frames wait until Release
-	queue []*Message      // data waiting, in order
-	spare []*Message      // the writer's emptied batch, reused as the next queue
+	queue []*Message      // data waiting, in order, after backlog
+	// backlog is a queue longer than maxBatch that the writer took over:
+	// it writes it maxBatch entries a turn, before queue.
+	backlog []*Message
+	spare   []*Message // the writer's emptied batch, reused as the next queue
 	// queued is the cost of queue against MaxQueueBytes: frame bytes plus
 	// entryCost per entry.
 	queued int
@@ -144,7 +152,7 @@ func (c *Client) wakeLocked() {
 
 // hasWorkLocked reports whether anything is due. c.mu must be held.
 func (c *Client) hasWorkLocked() bool {
-	return len(c.queue) > 0 || c.pong != nil || c.keepalive || c.closing && !c.closeSent
+	return len(c.queue) > 0 || len(c.backlog) > 0 || c.pong != nil || c.keepalive || c.closing && !c.closeSent
 }
 
 // dispatchLocked hands a client in stateQueued to its writer: the pool's
@@ -164,12 +172,13 @@ type batch struct {
 	frames [][]byte   // the byte slices to write, in order
 	msgs   []*Message // the data messages among them, for stats and recycling
 	final  bool       // the close frame is the last of frames
+	chunk  bool       // msgs is a piece of a backlog: not reused as a queue array
 }
 
 // takeLocked moves everything due into b and reports whether there was
 // anything. The state must be stateWriting. c.mu must be held.
 func (c *Client) takeLocked(b *batch) bool {
-	b.frames, b.msgs, b.final = b.frames[:0], nil, false
+	b.frames, b.msgs, b.final, b.chunk = b.frames[:0], nil, false, false
 	if c.state != stateWriting {
 		return false
 	}
@@ -183,16 +192,26 @@ func (c *Client) takeLocked(b *batch) bool {
 		}
 		c.keepalive = false
 	}
-	if len(c.queue) > 0 {
-		b.msgs = c.queue
-		c.queue = c.spare[:0]
-		c.spare = nil
-		c.queued = 0
-		for _, m := range b.msgs {
-			b.frames = append(b.frames, m.Frames[c.shape])
-		}
+	if len(c.backlog) == 0 && len(c.queue) > maxBatch {
+		c.backlog, c.queue, c.spare = c.queue, c.spare[:0], nil
 	}
-	if c.closing && !c.closeSent {
+	switch {
+	case len(c.backlog) > 0:
+		n := min(maxBatch, len(c.backlog))
+		b.msgs, c.backlog = c.backlog[:n:n], c.backlog[n:]
+		b.chunk = true
+		if len(c.backlog) == 0 {
+			c.backlog = nil
+		}
+	case len(c.queue) > 0:
+		b.msgs, c.queue, c.spare = c.queue, c.spare[:0], nil
+	}
+	for _, m := range b.msgs {
+		f := m.Frames[c.shape]
+		b.frames = append(b.frames, f)
+		c.queued -= len(f) + entryCost
+	}
+	if c.closing && !c.closeSent && len(c.backlog) == 0 && len(c.queue) == 0 {
 		c.closeSent = true
 		b.final = true
 		if c.closeFrame != nil {
@@ -231,7 +250,7 @@ func (c *Client) flushOne(b *batch, ws *writeScratch) {
 	}
 	if len(rest) > 0 {
 		st.blocked.Add(1)
-		own := batch{frames: append([][]byte(nil), rest...), msgs: b.msgs, final: b.final}
+		own := batch{frames: append([][]byte(nil), rest...), msgs: b.msgs, final: b.final, chunk: b.chunk}
 		clear(b.frames)
 		c.mu.Lock()
 		if c.state == stateWriting {
@@ -331,7 +350,7 @@ func (c *Client) writeBlocking(b *batch, bufs net.Buffers) bool {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			why = ReasonWriteTimeout
 		}
-		c.recycle(b.msgs)
+		c.recycle(b)
 		c.teardown(c.reasonOr(why))
 		return false
 	}
@@ -350,7 +369,7 @@ func (c *Client) written(b *batch, ownLoop bool) bool {
 	if h.cfg.ObserveLatency != nil && len(b.msgs) > 0 {
 		h.sampleLatency(b.msgs[0])
 	}
-	c.recycle(b.msgs)
+	c.recycle(b)
 	if b.final {
 		c.closeWritten()
 		return false
@@ -398,13 +417,14 @@ func (c *Client) closeWritten() {
 }
 
 // recycle clears a written batch's messages and keeps the array as the
-// next queue's unless it grew large.
-func (c *Client) recycle(msgs []*Message) {
+// next queue's unless it grew large or is a piece of a backlog.
+func (c *Client) recycle(b *batch) {
+	msgs := b.msgs
 	if msgs == nil {
 		return
 	}
 	clear(msgs)
-	if cap(msgs) <= maxSpareCap {
+	if !b.chunk && cap(msgs) <= maxSpareCap {
 		c.mu.Lock()
 		if c.state != stateClosed && c.spare == nil {
 			c.spare = msgs[:0]
@@ -444,9 +464,10 @@ func (c *Client) teardown(why CloseReason) {
 		c.reason = why
 	}
 	why = c.reason
-	c.hub.stats.dropFrames.Add(uint64(len(c.queue)))
+	c.hub.stats.dropFrames.Add(uint64(len(c.queue) + len(c.backlog)))
 	clear(c.queue)
-	c.queue, c.spare, c.queued, c.pong = nil, nil, 0, nil
+	clear(c.backlog)
+	c.queue, c.backlog, c.spare, c.queued, c.pong = nil, nil, nil, 0, nil
 	c.mu.Unlock()
 	h := c.hub
 	h.remove(c)

@@ -2,9 +2,14 @@ package service_test
 
 import (
 	"fmt"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -151,5 +156,138 @@ func TestPingFloodClosed(t *testing.T) {
 		if got, want := string(good.Next(t)), fmt.Sprintf(`{"i":%d}`, i); got != want {
 			t.Fatalf("reader got %s, want %s", got, want)
 		}
+	}
+}
+
+// vmRSS returns this process's resident memory in bytes.
+func vmRSS(b *testing.B) int64 {
+	b.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skip("no /proc/self/status:", err)
+	}
+	for l := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS line")
+	return 0
+}
+
+// peakRSS samples vmRSS every 20 ms until stop is called, which returns
+// the highest sample.
+func peakRSS(b *testing.B) (stop func() int64) {
+	var peak atomic.Int64
+	peak.Store(vmRSS(b))
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if r := vmRSS(b); r > peak.Load() {
+					peak.Store(r)
+				}
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		<-finished
+		return max(peak.Load(), vmRSS(b))
+	}
+}
+
+// BenchmarkHostile measures the memory that hostile or huge input costs
+// the service (in this process, with its clients and the broker): the
+// peak RSS growth while two clients flood empty pings without reading
+// (until the service closes them), and while a 200,000-row record, a
+// 2,000,000-row gzip record (over MAX_RECORD_ROWS) or a gzip bomb of
+// 64 MiB reaches two reading clients. MB-rss is the growth of the peak
+// over the RSS before, closed the clients the service closed.
+func BenchmarkHostile(b *testing.B) {
+	startB := func(b *testing.B) (*e2etest.Producer, *e2etest.Service) {
+		br := e2etest.StartBroker(b, "t", 1)
+		s := e2etest.StartService(b, e2etest.BrokerEnv(br).With(e2etest.Env{"LOG_LEVEL": "error"}))
+		s.WaitReady(b)
+		return e2etest.NewProducer(b, br), s
+	}
+	b.Run("ping-flood", func(b *testing.B) {
+		var growth, closed float64
+		for range b.N {
+			_, s := startB(b)
+			ping := e2etest.MaskedFrame(true, ws.OpPing, nil)
+			burst := []byte(strings.Repeat(string(ping), 64))
+			runtime.GC()
+			stop := peakRSS(b)
+			before := vmRSS(b)
+			var wg sync.WaitGroup
+			for range 2 {
+				f := e2etest.Connect(b, s.URL("/ws"), e2etest.WithReadBuffer(4096))
+				wg.Go(func() {
+					for f.WriteRaw(burst) == nil {
+					}
+				})
+			}
+			wg.Wait() // the service closed both
+			growth += float64(stop()-before) / 1e6
+			closed += float64(s.Stats(b).Hub.Closes["control_flood"])
+		}
+		b.ReportMetric(growth/float64(b.N), "MB-rss")
+		b.ReportMetric(closed/float64(b.N), "closed")
+	})
+	bomb := `{"Timestamps":[1],"NumericValues":{"v":[1]},"pad":"` + strings.Repeat("0", 64<<20) + `"}`
+	records := []struct {
+		name  string
+		value string
+		rows  int
+	}{
+		{"rows=200000", timeseries(200_000, false), 200_000},
+		{"rows=2000000", timeseries(2_000_000, true), 0},
+		{"gzip-bomb-64MiB", bomb, 0},
+	}
+	for _, r := range records {
+		b.Run(r.name, func(b *testing.B) {
+			value := gzipped(b, r.value)
+			var growth, closed float64
+			for range b.N {
+				p, s := startB(b)
+				clients := []*e2etest.Client{e2etest.Connect(b, s.URL("/ws")), e2etest.Connect(b, s.URL("/ws"))}
+				runtime.GC()
+				stop := peakRSS(b)
+				before := vmRSS(b)
+				p.Produce([]byte("k"), value, quixGzipHeaders("TimeseriesData")...)
+				p.Produce([]byte("k"), []byte(`{"after":true}`))
+				var wg sync.WaitGroup
+				for _, c := range clients {
+					wg.Go(func() {
+						ctx, cancel := e2etest.Context(b)
+						defer cancel()
+						for range r.rows + 1 {
+							if _, err := c.NextText(ctx); err != nil {
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				growth += float64(stop()-before) / 1e6
+				for _, n := range s.Stats(b).Hub.Closes {
+					closed += float64(n)
+				}
+			}
+			b.ReportMetric(growth/float64(b.N), "MB-rss")
+			b.ReportMetric(closed/float64(b.N), "closed")
+		})
 	}
 }
