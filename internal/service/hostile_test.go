@@ -94,7 +94,7 @@ func TestLargeRecordDelivered(t *testing.T) {
 
 // TestRecordOverLimitsSkipped: a Quix record with more rows than
 // MAX_RECORD_ROWS (2,000,000 rows in 4 KB of gzip), or a gzip bomb past
-// MAX_DECODED_BYTES, is dropped, counted and logged with its position;
+// MAX_DECODED_BYTES (16 MiB of zeros), is dropped, counted and logged with its position;
 // the client stays and gets the next record.
 func TestRecordOverLimitsSkipped(t *testing.T) {
 	t.Parallel()
@@ -102,7 +102,7 @@ func TestRecordOverLimitsSkipped(t *testing.T) {
 	c := e2etest.Connect(t, s.URL("/ws"))
 
 	many := p.Produce([]byte("k"), gzipped(t, timeseries(2_000_000, true)), quixGzipHeaders("TimeseriesData")...)
-	bomb := `{"Timestamps":[1],"NumericValues":{"v":[1]},"pad":"` + strings.Repeat("0", 64<<20) + `"}`
+	bomb := `{"Timestamps":[1],"NumericValues":{"v":[1]},"pad":"` + strings.Repeat("0", 16<<20) + `"}`
 	p.Produce([]byte("k"), gzipped(t, bomb), quixGzipHeaders("TimeseriesData")...)
 	p.Produce([]byte("k"), []byte(`{"after":true}`))
 	if got := c.Next(t); string(got) != `{"after":true}` {
@@ -116,8 +116,10 @@ func TestRecordOverLimitsSkipped(t *testing.T) {
 		t.Errorf("%d clients, want 1", n)
 	}
 	lines := s.Log.Lines("over MAX_RECORD_ROWS or MAX_DECODED_BYTES")
-	if len(lines) != 1 { // rate-limited: one line per 10 s
-		t.Fatalf("%d warnings, want 1: %q", len(lines), lines)
+	// Rate-limited to one line per 10 s (tested in internal/encode): the
+	// second record's line appears only if the run took that long.
+	if len(lines) == 0 || len(lines) > 2 {
+		t.Fatalf("%d warnings, want 1 (or 2 on a slow run): %q", len(lines), lines)
 	}
 	for _, want := range []string{"topic=t", "partition=0", fmt.Sprintf("offset=%d", many.Offset), "more than 250000 timestamps"} {
 		if !strings.Contains(lines[0], want) {
