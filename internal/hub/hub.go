@@ -131,6 +131,10 @@ type Hub struct {
 	lastOversizedLog atomic.Int64 // unix ns of the last oversized-frame warning
 
 	pool *pool // the writers for raw sockets; running while Run is
+
+	// bufs holds *[]byte: the buffers in which writers of connections that
+	// are not raw sockets join a batch for its one Write.
+	bufs sync.Pool
 }
 
 // shard holds a subset of the clients, indexed for routing. mu guards every

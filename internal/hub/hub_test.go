@@ -77,20 +77,48 @@ func addPeer(t *testing.T, h *Hub, sub Subscription) *peer {
 	return p
 }
 
-// texts reads n text frames.
-func (p *peer) texts(t *testing.T, n int) []string {
-	t.Helper()
+// testWait bounds every wait of these tests; a passing run is far
+// quicker.
+const testWait = 20 * time.Second
+
+// readTexts reads n text frames within testWait. It does not fail the
+// test, so that a spawned goroutine may call it.
+func (p *peer) readTexts(n int) ([]string, error) {
+	_ = p.conn.SetReadDeadline(time.Now().Add(testWait))
 	var out []string
 	for len(out) < n {
 		f, err := readFrame(p.conn)
 		if err != nil {
-			t.Fatalf("read frame %d: %v", len(out), err)
+			return out, fmt.Errorf("read frame %d: %w", len(out), err)
 		}
 		if f.op == wsframe.OpText {
 			out = append(out, string(f.payload))
 		}
 	}
+	return out, nil
+}
+
+// texts reads n text frames, failing the test if they do not come.
+func (p *peer) texts(t *testing.T, n int) []string {
+	t.Helper()
+	out, err := p.readTexts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return out
+}
+
+// spinUntil waits, yielding, until cond holds; it reports false if that
+// takes longer than testWait.
+func spinUntil(cond func() bool) bool {
+	deadline := time.Now().Add(testWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		runtime.Gosched()
+	}
+	return true
 }
 
 func TestRouting(t *testing.T) {
@@ -113,11 +141,22 @@ func TestRouting(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := New(Config{Shards: 3, PingInterval: -1})
 			p := addPeer(t, h, tt.sub)
-			done := make(chan []string)
-			go func() { done <- p.texts(t, len(tt.want)) }()
+			type result struct {
+				got []string
+				err error
+			}
+			done := make(chan result)
+			go func() {
+				got, err := p.readTexts(len(tt.want))
+				done <- result{got, err}
+			}()
 			h.Publish([]*Message{msg("a", "1"), msg("b-1", "2"), msg("b-12", "3")})
 			h.Publish([]*Message{msg("\x00", "null"), msg("a", "4"), msg("", "5e"), msg("c", "5")})
-			got := <-done
+			r := <-done
+			got := r.got
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
@@ -161,6 +200,7 @@ func TestSlowClientClosedOthersServed(t *testing.T) {
 	}
 	// The slow peer finally reads: it finds data, then the close frame
 	// 1008 "too slow".
+	_ = slow.conn.SetReadDeadline(time.Now().Add(testWait))
 	var last frame
 	for {
 		f, err := readFrame(slow.conn)
@@ -233,6 +273,7 @@ func TestShutdownSendsGoingAwayAfterQueued(t *testing.T) {
 	p := addPeer(t, h, Subscription{All: true})
 	var frames []frame
 	var wg sync.WaitGroup
+	_ = p.conn.SetReadDeadline(time.Now().Add(testWait))
 	wg.Go(func() {
 		for {
 			f, err := readFrame(p.conn)
@@ -468,18 +509,22 @@ func TestAddWhileShutdownWaits(t *testing.T) {
 		c := h.Add(srv, Subscription{All: true}, nil)
 		shut := make(chan error, 1)
 		go func() { shut <- h.Shutdown(context.Background()) }()
-		added := make(chan *Client)
+		added := make(chan *Client, 1)
 		go func() {
-			for h.stats.clients.Load() != 0 { // until c leaves
-				runtime.Gosched()
+			if !spinUntil(func() bool { return h.stats.clients.Load() == 0 }) { // until c leaves
+				added <- nil
+				return
 			}
 			added <- h.Add(nil, Subscription{All: true}, nil)
 		}()
-		for !h.stopping.Load() {
-			runtime.Gosched()
+		if !spinUntil(h.stopping.Load) {
+			t.Fatal("Shutdown never started")
 		}
 		c.Abort(ReasonClientClosed)
 		late := <-added
+		if late == nil {
+			t.Fatal("the client never left")
+		}
 		if !late.Closing() {
 			t.Fatal("client added during Shutdown is not closing")
 		}
@@ -504,7 +549,7 @@ func TestIdleClientHoldsNoArrays(t *testing.T) {
 	p.texts(t, len(msgs))
 	// The writer ends its turn right after its last write; the next
 	// publish waits for nothing, so poll the client's state.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testWait)
 	for {
 		p.client.mu.Lock()
 		idle := p.client.state == stateIdle

@@ -289,7 +289,12 @@ func (c *Client) finishBlocked(b batch) {
 // writev) and a WriteTimeout deadline, until nothing is left.
 func (c *Client) writeLoop() {
 	var b batch
-	var buf []byte
+	var buf *[]byte // the copy of a batch for one Write, from the hub's pool
+	defer func() {
+		if buf != nil {
+			c.hub.bufs.Put(buf)
+		}
+	}()
 	for {
 		c.mu.Lock()
 		if c.state != stateQueued {
@@ -309,14 +314,21 @@ func (c *Client) writeLoop() {
 		} else {
 			// One Write per batch: a TLS connection then seals the batch
 			// in one run of records and one system call.
-			buf = buf[:0]
+			if buf == nil {
+				buf, _ = c.hub.bufs.Get().(*[]byte)
+				if buf == nil {
+					buf = new([]byte)
+				}
+			}
+			p := (*buf)[:0]
 			for _, f := range b.frames {
-				buf = append(buf, f...)
+				p = append(p, f...)
 			}
-			ok = c.writeBlocking(&b, net.Buffers{buf})
-			if cap(buf) > 64<<10 {
-				buf = nil
+			ok = c.writeBlocking(&b, net.Buffers{p})
+			if cap(p) > 64<<10 {
+				p = nil // do not keep a large record's copy
 			}
+			*buf = p
 		}
 		clear(b.frames)
 		if !ok {
