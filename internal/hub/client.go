@@ -246,13 +246,6 @@ func (c *Client) dropQueueLocked() {
 	c.keepalive = false
 }
 
-// Closing reports whether the server has started closing the client.
-func (c *Client) Closing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
-}
-
 // PeerClosed handles the end of the peer's side: a close frame (after which
 // the peer sends nothing more) or end of stream. If the server's close
 // frame has been sent, the handshake is complete and the connection is

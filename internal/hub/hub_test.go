@@ -195,7 +195,7 @@ func TestSlowClientClosedOthersServed(t *testing.T) {
 			t.Fatalf("frame %d = %s, want %s", i, got, want)
 		}
 	}
-	if !slow.client.Closing() {
+	if !slow.client.isClosing() {
 		t.Fatal("slow client not closing")
 	}
 	// The slow peer finally reads: it finds data, then the close frame
@@ -258,7 +258,7 @@ func TestPingTimeout(t *testing.T) {
 		}()
 		go func() { _, _ = io.Copy(io.Discard, dead.conn) }()
 		<-dead.closed
-		if alive.client.Closing() {
+		if alive.client.isClosing() {
 			t.Fatal("live client closed")
 		}
 		if got := h.Stats().Closes[ReasonPingTimeout]; got != 1 {
@@ -395,8 +395,8 @@ func TestOversizedFrameSkipped(t *testing.T) {
 	if got := p.texts(t, 1); got[0] != "after" {
 		t.Fatalf("got %q", got)
 	}
-	if s := h.Stats(); s.Oversized != 2 || p.client.Closing() { // plain and envelope frames
-		t.Fatalf("oversized = %d, closing = %v", s.Oversized, p.client.Closing())
+	if s := h.Stats(); s.Oversized != 2 || p.client.isClosing() { // plain and envelope frames
+		t.Fatalf("oversized = %d, closing = %v", s.Oversized, p.client.isClosing())
 	}
 }
 
@@ -525,7 +525,7 @@ func TestAddWhileShutdownWaits(t *testing.T) {
 		if late == nil {
 			t.Fatal("the client never left")
 		}
-		if !late.Closing() {
+		if !late.isClosing() {
 			t.Fatal("client added during Shutdown is not closing")
 		}
 		late.Abort(ReasonHandshake)
@@ -569,4 +569,11 @@ func TestIdleClientHoldsNoArrays(t *testing.T) {
 	if s := h.shardOf(p.client); len(s.free) == 0 {
 		t.Fatal("arrays not given back to the shard")
 	}
+}
+
+// isClosing reports whether the hub has started closing the client.
+func (c *Client) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
 }
