@@ -68,7 +68,7 @@ deliveries_expected (records x reading clients), deliveries_received,
 loss, deliveries_per_sec, latency_ms {p50,p90,p99,max}, server_pid,
 server_rss_bytes {before,idle,peak}, rss_per_idle_conn_bytes
 ((idle-before)/connected), server_cpu_seconds (produce and drain),
-server_cpu_us_per_delivery, stalled_clients, stalled_closed,
+server_cpu_us_per_delivery, stalled_clients, idle_connected, stalled_closed,
 duplicates, out_of_order, disconnected, unparsed, misrouted,
 produce_seconds, measure_seconds. Server figures need -pid (Linux /proc).
 `
@@ -109,6 +109,8 @@ func parseAllFlags(args []string, stderr io.Writer) (bench.Config, *bench.Resume
 	fs.DurationVar(&cfg.StallRead, "stall-read", 2*time.Second, "how long stalled clients read at the end to learn whether the server closed them")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "hard bound on the whole run; 0 = the phases' sum plus two minutes")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback hosts in -url and -brokers")
+	fs.IntVar(&cfg.IdleClients, "idle-clients", 0, "also hold this many connections that never read, on -idle-url, for the whole run (idle load; not in the figures)")
+	fs.StringVar(&cfg.IdleURL, "idle-url", "", "WebSocket `URL` of the idle clients; default -url with path /ws/wsbench-idle")
 	fs.IntVar(&rcfg.Resume, "resume", 0, "resume mode: this many of the clients drop at once and reconnect with their last cursor (envelope shape, from=/Last-Event-ID); see -resume-after, -away, -sse")
 	fs.DurationVar(&rcfg.DropAfter, "resume-after", 0, "resume mode: when the clients drop, after producing starts; 0 = a third of -duration")
 	fs.DurationVar(&rcfg.Away, "away", time.Second, "resume mode: how long the dropped clients stay away")

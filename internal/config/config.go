@@ -18,6 +18,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wsdest/wsdest/internal/encode"
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // Names of the environment variables read by FromEnv. Other packages use them
@@ -85,14 +89,16 @@ const (
 
 // Defaults of the settings that have one.
 const (
-	DefaultPort             = 8000
-	DefaultDevTopic         = "input"
-	DefaultDevBrokerAddr    = "127.0.0.1:9092"
-	DefaultDemoInterval     = 250 * time.Millisecond
-	DefaultMaxQueueBytes    = 4 << 20
-	DefaultWriteTimeout     = 10 * time.Second
-	DefaultPingInterval     = 30 * time.Second
-	DefaultMaxClientMessage = 4096
+	DefaultPort          = 8000
+	DefaultDevTopic      = "input"
+	DefaultDevBrokerAddr = "127.0.0.1:9092"
+	DefaultDemoInterval  = 250 * time.Millisecond
+	// The client limits' defaults are those of the packages that apply
+	// them.
+	DefaultMaxQueueBytes    = hub.DefaultMaxQueueBytes
+	DefaultWriteTimeout     = hub.DefaultWriteTimeout
+	DefaultPingInterval     = hub.DefaultPingInterval
+	DefaultMaxClientMessage = wsframe.DefaultMaxMessage
 	DefaultShutdownTimeout  = 5 * time.Second
 	DefaultSocketSendBuffer = 128 << 10
 )
@@ -131,7 +137,7 @@ type Config struct {
 // reader and Server-Sent Events.
 type History struct {
 	// MaxBytes is HISTORY_BYTES: the memory the recent messages of every
-	// partition may hold, all four frames of each counted. Default 64 MiB;
+	// partition may hold, every frame of each counted. Default 64 MiB;
 	// 0 keeps no history (every resume reads Kafka).
 	MaxBytes int
 	// MaxAge is HISTORY_MAX_AGE: messages older than this leave the
@@ -269,21 +275,10 @@ type DevBroker struct {
 	DemoInterval time.Duration
 }
 
-// Format says how record values are decoded.
-type Format string
-
-// The values of FORMAT.
-const (
-	// FormatAuto detects JSON values and the Quix formats.
-	FormatAuto Format = "auto"
-	// FormatRaw sends values as they are.
-	FormatRaw Format = "raw"
-)
-
 // Decode holds the record decoding settings.
 type Decode struct {
-	// Format is FORMAT: auto (default) or raw.
-	Format Format
+	// Format is FORMAT: auto (default, encode.FormatAuto) or raw.
+	Format encode.Format
 	// Envelope is ENVELOPE (boolean, default false): wrap each value with
 	// its topic, partition, offset, key, timestamp and headers unless the
 	// client asks otherwise.
@@ -361,7 +356,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	c.Topic = p.topic(c.DevBroker.Enabled)
 	c.Decode = Decode{
-		Format:   Format(p.enum(EnvFormat, string(FormatAuto), "a format", string(FormatAuto), string(FormatRaw))),
+		Format:   p.format(),
 		Envelope: p.boolean(EnvEnvelope, false),
 	}
 	c.Decode.MaxRecordRows = p.integer(EnvMaxRecordRows, 0, 0)

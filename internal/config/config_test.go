@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsdest/wsdest/internal/encode"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -31,7 +33,7 @@ func TestDefaults(t *testing.T) {
 			DemoData:     true,
 			DemoInterval: 250 * time.Millisecond,
 		},
-		Decode: Decode{Format: FormatAuto},
+		Decode: Decode{Format: encode.FormatAuto},
 		Clients: Clients{
 			MaxQueueBytes:    4 << 20,
 			WriteTimeout:     10 * time.Second,
@@ -129,8 +131,8 @@ func TestGoodValues(t *testing.T) {
 		{"demo interval", with(nil, "DEMO_INTERVAL", "1s"), func(c Config) any { return c.DevBroker.DemoInterval }, time.Second},
 
 		// Decoding.
-		{"format raw", with(nil, "FORMAT", "RAW"), func(c Config) any { return c.Decode.Format }, FormatRaw},
-		{"format auto", with(nil, "FORMAT", "auto"), func(c Config) any { return c.Decode.Format }, FormatAuto},
+		{"format raw", with(nil, "FORMAT", "RAW"), func(c Config) any { return c.Decode.Format }, encode.FormatRaw},
+		{"format auto", with(nil, "FORMAT", "auto"), func(c Config) any { return c.Decode.Format }, encode.FormatAuto},
 		{"envelope", with(nil, "ENVELOPE", "true"), func(c Config) any { return c.Decode.Envelope }, true},
 
 		// Client limits.

@@ -57,7 +57,7 @@ func (c Config) Summary() []any {
 		"auth", c.Auth.Enabled,
 		"api_keys", len(c.Auth.APIKeys),
 		"basic_auth", c.Auth.Username != "",
-		"format", string(c.Decode.Format),
+		"format", c.Decode.Format.String(),
 		"envelope", c.Decode.Envelope,
 		"max_record_rows", c.Decode.MaxRecordRows,
 		"max_decoded_bytes", c.Decode.MaxDecodedBytes,

@@ -71,6 +71,92 @@ func (e *Encoder) frames(m *hub.Message, plain, value []byte, want [hub.NumShape
 	}
 }
 
+// setCursors advances pos past each of msgs (the rows of one record) and
+// stamps each with its cursor; the texts share one string. pos nil leaves
+// them without.
+func setCursors(msgs []hub.Message, pos *wsdest.Cursor, s *scratch) {
+	if pos == nil {
+		return
+	}
+	s.cur = s.cur[:0]
+	ends := make([]int, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
+		s.cur = pos.AppendText(s.cur)
+		ends[i] = len(s.cur)
+	}
+	all := string(s.cur)
+	from := 0
+	for i := range msgs {
+		msgs[i].Cursor = all[from:ends[i]]
+		from = ends[i]
+	}
+}
+
+// envTail appends the end of an envelope after its value: the cursor
+// member, if any, and the closing brace.
+func envTail(b []byte, cursor string) []byte {
+	if cursor != "" {
+		b = append(b, cursorKey...)
+		b = append(b, cursor...)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
+func envTailLen(cursor string) int {
+	if cursor == "" {
+		return 1
+	}
+	return len(cursorKey) + len(cursor) + 2
+}
+
+// rowFrames builds the wanted frames of msgs, the rows of one record, with
+// one allocation per shape. s.env holds the envelope's head.
+func rowFrames(msgs []hub.Message, rows [][]byte, want [hub.NumShapes]bool, s *scratch) {
+	for sh := range hub.NumShapes {
+		if !want[sh] {
+			continue
+		}
+		n := 0
+		for i, row := range rows {
+			c := msgs[i].Cursor
+			switch sh {
+			case hub.ShapePlain:
+				n += wsframe.HeaderLen(len(row)) + len(row)
+			case hub.ShapeEnvelope:
+				l := len(s.env) + len(row) + envTailLen(c)
+				n += wsframe.HeaderLen(l) + l
+			case hub.ShapeSSEPlain:
+				n += sseframe.Len(c, row)
+			case hub.ShapeSSEEnvelope:
+				s.tmp = envTail(append(append(s.tmp[:0], s.env...), row...), c)
+				n += sseframe.Len(c, s.tmp)
+			}
+		}
+		buf := make([]byte, 0, n)
+		for i, row := range rows {
+			m := &msgs[i]
+			start := len(buf)
+			switch sh {
+			case hub.ShapePlain:
+				buf = wsframe.AppendHeader(buf, wsframe.OpText, len(row))
+				buf = append(buf, row...)
+			case hub.ShapeEnvelope:
+				buf = wsframe.AppendHeader(buf, wsframe.OpText, len(s.env)+len(row)+envTailLen(m.Cursor))
+				buf = envTail(append(append(buf, s.env...), row...), m.Cursor)
+			case hub.ShapeSSEPlain:
+				buf = sseframe.AppendEvent(buf, m.Cursor, row)
+			case hub.ShapeSSEEnvelope:
+				s.tmp = envTail(append(append(s.tmp[:0], s.env...), row...), m.Cursor)
+				buf = sseframe.AppendEvent(buf, m.Cursor, s.tmp)
+			}
+			m.Frames[sh] = buf[start:len(buf):len(buf)]
+		}
+	}
+}
+
 // Reframe returns m with the frame of shape built again for cursor: a new
 // message sharing everything else with m, for a client whose position is
 // not m's publish position. It needs m's WebSocket frame of the matching

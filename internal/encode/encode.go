@@ -291,14 +291,19 @@ func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShap
 	if wantsEnvelope(want) {
 		s.env = appendEnvelopeHead(s.env[:0], rec)
 	}
-	// One allocation for all the row messages of the record.
+	// One allocation for all the row messages of the record, one for
+	// their cursors and one per shape for all their frames: a record of
+	// many rows is then a few large objects, not many small ones.
 	msgs := make([]hub.Message, len(rows))
-	for i, row := range rows {
+	for i := range msgs {
 		m := &msgs[i]
 		m.Key, m.Partition, m.Offset, m.Timestamp = rec.Key, rec.Partition, rec.Offset, rec.Timestamp
 		m.Row, m.Rows = int32(i), int32(len(rows))
-		e.frames(m, row, row, want, s, pos)
-		dst = append(dst, m)
+	}
+	setCursors(msgs, pos, s)
+	rowFrames(msgs, rows, want, s)
+	for i := range msgs {
+		dst = append(dst, &msgs[i])
 	}
 	e.messages.Add(uint64(len(rows)))
 	return dst

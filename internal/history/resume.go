@@ -25,6 +25,14 @@ const DefaultResumeConcurrency = 64
 // catch-up waits this long before pushing more.
 const pushPace = 2 * time.Millisecond
 
+// A client catching up from the history takes it in paced chunks while
+// parked until fewer than lastStretch messages are left (at most
+// maxParkedRounds chunks); the rest goes ahead of the held live stream.
+const (
+	lastStretch     = 256
+	maxParkedRounds = 64
+)
+
 // ResumerConfig configures a Resumer.
 type ResumerConfig struct {
 	Tap     *Tap
@@ -157,6 +165,25 @@ func (j *job) run(ctx context.Context, st Start) error {
 	}
 	if ok, err := j.fromKafka(ctx, ends); !ok || err != nil {
 		return err
+	}
+	// The history, while parked, in paced chunks, until what is left is
+	// short: what is published meanwhile is the next chunk.
+	if s := j.r.cfg.Store; s != nil {
+		for range maxParkedRounds {
+			snap := s.Since(func(p int32) int64 { o, _ := j.pos.Next(p); return o })
+			if len(snap.Msgs) < lastStretch {
+				break
+			}
+			var msgs []*hub.Message
+			for _, m := range snap.Msgs {
+				if m2 := j.take(m, true); m2 != nil {
+					msgs = append(msgs, m2)
+				}
+			}
+			if !j.push(ctx, msgs) {
+				return nil
+			}
+		}
 	}
 	// The last stretch: hold the live stream, take the history, fill what
 	// it lacks from Kafka, and release.
@@ -359,15 +386,21 @@ func (j *job) take(m *hub.Message, filter bool) *hub.Message {
 		return nil
 	}
 	j.pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
-	if j.shared {
-		return m
+	if !j.shared {
+		if c, err := wsdest.ParseCursor(m.Cursor); err == nil && c.Covers(&j.pos) {
+			j.shared = true
+			j.pos = c
+		}
 	}
-	if c, err := wsdest.ParseCursor(m.Cursor); err == nil && c.Covers(&j.pos) {
-		j.shared = true
-		j.pos = c
-		return m
+	switch {
+	case !j.shared:
+		return encode.Reframe(m, j.shape, j.pos.String())
+	case m.Frames[j.shape] == nil:
+		// Published while nobody had this shape (an SSE frame): built
+		// from the WebSocket one, with the shared cursor.
+		return encode.Reframe(m, j.shape, m.Cursor)
 	}
-	return encode.Reframe(m, j.shape, j.pos.String())
+	return m
 }
 
 // push queues msgs for the client, waiting while its backlog is above half

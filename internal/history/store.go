@@ -19,9 +19,9 @@ import (
 	"github.com/wsdest/wsdest/internal/hub"
 )
 
-// DefaultMaxBytes is the default bound of a Store: 64 MiB, about 40,000
-// records of a few hundred bytes with all four of their frames (WebSocket
-// and SSE, plain and envelope).
+// DefaultMaxBytes is the default bound of a Store: 64 MiB, about 60,000
+// records of a few hundred bytes with their two WebSocket frames (plain
+// and envelope; SSE frames too while SSE clients are connected).
 const DefaultMaxBytes = 64 << 20
 
 // entryOverhead is what one stored message costs on top of its frames and

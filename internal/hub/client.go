@@ -48,7 +48,7 @@ func (c *Client) Touch() { c.lastRead.Store(time.Now().UnixNano()) }
 
 // enqueue appends the messages of msgs that match (every message when sub
 // is nil) and returns how many it queued.
-func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
+func (c *Client) enqueue(msgs []*Message, sub *compiled, seq uint64) uint64 {
 	var n uint64
 	c.mu.Lock()
 	if c.closing || c.parked {
@@ -60,7 +60,7 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
 		if f == nil || len(f) > c.hub.cfg.MaxQueueBytes || sub != nil && !sub.matches(m.Key) || c.covered(m) {
 			continue // an oversized frame is counted once, by Publish
 		}
-		if !c.pushLocked(m) {
+		if !c.pushLocked(m, seq) {
 			break
 		}
 		n++
@@ -70,38 +70,48 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
 	return n
 }
 
-func (c *Client) enqueueOne(m *Message) uint64 {
+func (c *Client) enqueueOne(m *Message, seq uint64) uint64 {
 	f := m.Frames[c.shape]
 	if f == nil || len(f) > c.hub.cfg.MaxQueueBytes {
 		return 0
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || c.parked || c.covered(m) || !c.pushLocked(m) {
+	if c.closing || c.parked || c.covered(m) || !c.pushLocked(m, seq) {
 		return 0
 	}
 	c.wakeLocked()
 	return 1
 }
 
-// pushLocked appends m to the queue, or closes the client with 1008 "too
-// slow" and reports false when its queue is full. The bound is checked at
-// the first message of each record: the rows of one record (a Quix record
-// may decode into many) go in together, so that a client that keeps up
-// receives a large record whole, and a client already holding
-// MaxQueueBytes gets nothing more. c.mu must be held.
-func (c *Client) pushLocked(m *Message) bool {
-	sameRecord := len(c.queue) > 0 && m.Partition == c.lastPart && m.Offset == c.lastOff
-	if !sameRecord && c.queued+len(m.Frames[c.shape])+entryCost > c.hub.cfg.MaxQueueBytes {
-		c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
-		return false
+// pushLocked appends m, a message of the Publish numbered seq, to the
+// queue. The bound is checked at the first message of each Publish,
+// against what the client still holds from before the previous Publish: a
+// client holding more than MaxQueueBytes of that is closed with 1008 "too
+// slow" and pushLocked reports false. So a client that keeps up takes
+// every message of a Publish (one Kafka fetch) and has until the end of
+// the next one to work through it: a large record (a Quix record may
+// decode into many rows) reaches it whole. The messages themselves are
+// shared by every client; a slow client holds at most MaxQueueBytes plus
+// two fetches' entries beyond what the others hold. c.mu must be held.
+func (c *Client) pushLocked(m *Message, seq uint64) bool {
+	cost := len(m.Frames[c.shape]) + entryCost
+	if seq != c.checked {
+		// The previous Publish's entries are at the tail of the queue,
+		// after whatever the writer has not taken yet.
+		older := c.queued - min(c.queued, c.pubCost)
+		c.checked, c.pubCost = seq, 0
+		if older+cost > c.hub.cfg.MaxQueueBytes {
+			c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
+			return false
+		}
 	}
 	if c.queue == nil {
 		c.queue = c.hub.shardOf(c).getArray()
 	}
 	c.queue = append(c.queue, m)
-	c.queued += len(m.Frames[c.shape]) + entryCost
-	c.lastPart, c.lastOff = m.Partition, m.Offset
+	c.queued += cost
+	c.pubCost += cost
 	return true
 }
 
@@ -232,19 +242,13 @@ func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQu
 
 // dropQueueLocked discards the queued frames. c.mu must be held.
 func (c *Client) dropQueueLocked() {
-	c.hub.stats.dropFrames.Add(uint64(len(c.queue)))
+	c.hub.stats.dropFrames.Add(uint64(len(c.queue) + len(c.backlog)))
 	clear(c.queue)
-	c.queue = c.queue[:0]
+	clear(c.backlog)
+	c.queue, c.backlog = c.queue[:0], nil
 	c.queued = 0
 	c.pong = nil
 	c.keepalive = false
-}
-
-// Closing reports whether the server has started closing the client.
-func (c *Client) Closing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
 }
 
 // PeerClosed handles the end of the peer's side: a close frame (after which

@@ -131,6 +131,10 @@ type Hub struct {
 	lastOversizedLog atomic.Int64 // unix ns of the last oversized-frame warning
 
 	pool *pool // the writers for raw sockets; running while Run is
+
+	// bufs holds *[]byte: the buffers in which writers of connections that
+	// are not raw sockets join a batch for its one Write.
+	bufs sync.Pool
 }
 
 // shard holds a subset of the clients, indexed for routing. mu guards every
@@ -372,7 +376,7 @@ func (h *Hub) Publish(msgs []*Message) {
 		s.mu.RLock()
 		for _, c := range s.all {
 			if c.from < seq {
-				enqueued += c.enqueue(msgs, nil)
+				enqueued += c.enqueue(msgs, nil, seq)
 			}
 		}
 		if len(s.exact) > 0 {
@@ -382,14 +386,14 @@ func (h *Hub) Publish(msgs []*Message) {
 				}
 				for _, c := range s.exact[string(m.Key)] {
 					if c.from < seq {
-						enqueued += c.enqueueOne(m)
+						enqueued += c.enqueueOne(m, seq)
 					}
 				}
 			}
 		}
 		for _, c := range s.globs {
 			if c.from < seq {
-				enqueued += c.enqueue(msgs, &c.sub)
+				enqueued += c.enqueue(msgs, &c.sub, seq)
 			}
 		}
 		s.mu.RUnlock()

@@ -49,8 +49,8 @@ func readFrame(r io.Reader) (frame, error) {
 	return frame{op: h[0] & 0x0F, payload: p}, nil
 }
 
-// msgOffset gives each test message an offset of its own: the queue bound
-// treats messages of one partition and offset as the rows of one record.
+// msgOffset gives each test message an offset of its own, as records have
+// (Release tells messages apart by partition and offset).
 var msgOffset atomic.Int64
 
 func msg(key string, payload string) *Message {
@@ -77,20 +77,48 @@ func addPeer(t *testing.T, h *Hub, sub Subscription) *peer {
 	return p
 }
 
-// texts reads n text frames.
-func (p *peer) texts(t *testing.T, n int) []string {
-	t.Helper()
+// testWait bounds every wait of these tests; a passing run is far
+// quicker.
+const testWait = 20 * time.Second
+
+// readTexts reads n text frames within testWait. It does not fail the
+// test, so that a spawned goroutine may call it.
+func (p *peer) readTexts(n int) ([]string, error) {
+	_ = p.conn.SetReadDeadline(time.Now().Add(testWait))
 	var out []string
 	for len(out) < n {
 		f, err := readFrame(p.conn)
 		if err != nil {
-			t.Fatalf("read frame %d: %v", len(out), err)
+			return out, fmt.Errorf("read frame %d: %w", len(out), err)
 		}
 		if f.op == wsframe.OpText {
 			out = append(out, string(f.payload))
 		}
 	}
+	return out, nil
+}
+
+// texts reads n text frames, failing the test if they do not come.
+func (p *peer) texts(t *testing.T, n int) []string {
+	t.Helper()
+	out, err := p.readTexts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return out
+}
+
+// spinUntil waits, yielding, until cond holds; it reports false if that
+// takes longer than testWait.
+func spinUntil(cond func() bool) bool {
+	deadline := time.Now().Add(testWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		runtime.Gosched()
+	}
+	return true
 }
 
 func TestRouting(t *testing.T) {
@@ -113,11 +141,22 @@ func TestRouting(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := New(Config{Shards: 3, PingInterval: -1})
 			p := addPeer(t, h, tt.sub)
-			done := make(chan []string)
-			go func() { done <- p.texts(t, len(tt.want)) }()
+			type result struct {
+				got []string
+				err error
+			}
+			done := make(chan result)
+			go func() {
+				got, err := p.readTexts(len(tt.want))
+				done <- result{got, err}
+			}()
 			h.Publish([]*Message{msg("a", "1"), msg("b-1", "2"), msg("b-12", "3")})
 			h.Publish([]*Message{msg("\x00", "null"), msg("a", "4"), msg("", "5e"), msg("c", "5")})
-			got := <-done
+			r := <-done
+			got := r.got
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
@@ -156,11 +195,12 @@ func TestSlowClientClosedOthersServed(t *testing.T) {
 			t.Fatalf("frame %d = %s, want %s", i, got, want)
 		}
 	}
-	if !slow.client.Closing() {
+	if !slow.client.isClosing() {
 		t.Fatal("slow client not closing")
 	}
 	// The slow peer finally reads: it finds data, then the close frame
 	// 1008 "too slow".
+	_ = slow.conn.SetReadDeadline(time.Now().Add(testWait))
 	var last frame
 	for {
 		f, err := readFrame(slow.conn)
@@ -218,7 +258,7 @@ func TestPingTimeout(t *testing.T) {
 		}()
 		go func() { _, _ = io.Copy(io.Discard, dead.conn) }()
 		<-dead.closed
-		if alive.client.Closing() {
+		if alive.client.isClosing() {
 			t.Fatal("live client closed")
 		}
 		if got := h.Stats().Closes[ReasonPingTimeout]; got != 1 {
@@ -233,6 +273,7 @@ func TestShutdownSendsGoingAwayAfterQueued(t *testing.T) {
 	p := addPeer(t, h, Subscription{All: true})
 	var frames []frame
 	var wg sync.WaitGroup
+	_ = p.conn.SetReadDeadline(time.Now().Add(testWait))
 	wg.Go(func() {
 		for {
 			f, err := readFrame(p.conn)
@@ -354,8 +395,8 @@ func TestOversizedFrameSkipped(t *testing.T) {
 	if got := p.texts(t, 1); got[0] != "after" {
 		t.Fatalf("got %q", got)
 	}
-	if s := h.Stats(); s.Oversized != 1 || p.client.Closing() { // the plain frame: no envelope client
-		t.Fatalf("oversized = %d, closing = %v", s.Oversized, p.client.Closing())
+	if s := h.Stats(); s.Oversized != 1 || p.client.isClosing() { // the plain frame: no envelope client
+		t.Fatalf("oversized = %d, closing = %v", s.Oversized, p.client.isClosing())
 	}
 }
 
@@ -468,19 +509,23 @@ func TestAddWhileShutdownWaits(t *testing.T) {
 		c := h.Add(srv, Subscription{All: true}, nil)
 		shut := make(chan error, 1)
 		go func() { shut <- h.Shutdown(context.Background()) }()
-		added := make(chan *Client)
+		added := make(chan *Client, 1)
 		go func() {
-			for h.stats.clients.Load() != 0 { // until c leaves
-				runtime.Gosched()
+			if !spinUntil(func() bool { return h.stats.clients.Load() == 0 }) { // until c leaves
+				added <- nil
+				return
 			}
 			added <- h.Add(nil, Subscription{All: true}, nil)
 		}()
-		for !h.stopping.Load() {
-			runtime.Gosched()
+		if !spinUntil(h.stopping.Load) {
+			t.Fatal("Shutdown never started")
 		}
 		c.Abort(ReasonClientClosed)
 		late := <-added
-		if !late.Closing() {
+		if late == nil {
+			t.Fatal("the client never left")
+		}
+		if !late.isClosing() {
 			t.Fatal("client added during Shutdown is not closing")
 		}
 		late.Abort(ReasonHandshake)
@@ -504,7 +549,7 @@ func TestIdleClientHoldsNoArrays(t *testing.T) {
 	p.texts(t, len(msgs))
 	// The writer ends its turn right after its last write; the next
 	// publish waits for nothing, so poll the client's state.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testWait)
 	for {
 		p.client.mu.Lock()
 		idle := p.client.state == stateIdle
@@ -524,4 +569,11 @@ func TestIdleClientHoldsNoArrays(t *testing.T) {
 	if s := h.shardOf(p.client); len(s.free) == 0 {
 		t.Fatal("arrays not given back to the shard")
 	}
+}
+
+// isClosing reports whether the hub has started closing the client.
+func (c *Client) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
 }

@@ -42,20 +42,14 @@ func runHub(t *testing.T, h *Hub) {
 	done := make(chan struct{})
 	go func() { _ = h.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitPool(h)
-}
-
-// waitPool waits until Run has started the writer pool; until then writes
-// go through goroutines of the clients' own.
-func waitPool(h *Hub) {
-	for {
+	// Until the pool runs, writes go through goroutines of the clients'
+	// own.
+	if !spinUntil(func() bool {
 		h.pool.mu.Lock()
-		running := h.pool.running
-		h.pool.mu.Unlock()
-		if running {
-			return
-		}
-		time.Sleep(time.Millisecond)
+		defer h.pool.mu.Unlock()
+		return h.pool.running
+	}) {
+		t.Fatal("the writer pool never started")
 	}
 }
 

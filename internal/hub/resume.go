@@ -31,7 +31,6 @@ func (c *Client) Push(msgs []*Message) bool {
 		}
 		c.queue = append(c.queue, m)
 		c.queued += len(f) + entryCost
-		c.lastPart, c.lastOff = m.Partition, m.Offset
 	}
 	c.wakeLocked()
 	return true
@@ -103,10 +102,9 @@ func (c *Client) ReleaseFunc(ahead []*Message, fix func(*Message) *Message, floo
 	}
 	clear(c.queue)
 	c.hub.shardOf(c).putArray(c.queue)
-	c.queue, c.queued = out, cost
-	if n := len(out); n > 0 {
-		c.lastPart, c.lastOff = out[n-1].Partition, out[n-1].Offset
-	}
+	// What is queued now counts as the latest Publish's (see pushLocked):
+	// the client has until the end of the next one to work through it.
+	c.queue, c.queued, c.pubCost = out, cost, cost
 	c.held = false
 	c.holdAt = 0
 	c.floor = floor

@@ -78,6 +78,11 @@ const entryCost = 64
 // the client while it is busy, then through its shard's free list).
 const maxSpareCap = 256
 
+// maxBatch is the most data frames one write carries: a client with a long
+// queue (a large record) is written a piece a turn, so that the others
+// get their turns meanwhile and the writer's scratch stays small.
+const maxBatch = 512
+
 // maxPingsPerSecond is how many pings a client may send in one second; a
 // client that sends more is closed with 1008 "too many pings".
 const maxPingsPerSecond = 100
@@ -115,15 +120,19 @@ type Client struct {
 	// floor: live messages it already covers are not queued (the client
 	// got them during its catch-up); nil for most clients. See resume.go.
 	floor *wsdest.Cursor
-	queue []*Message // data waiting, in order
-	spare []*Message // the writer's emptied batch, reused as the next queue
+	queue []*Message // data waiting, in order, after backlog
+	// backlog is a queue longer than maxBatch that the writer took over:
+	// it writes it maxBatch entries a turn, before queue.
+	backlog []*Message
+	spare   []*Message // the writer's emptied batch, reused as the next queue
 	// queued is the cost of queue against MaxQueueBytes: frame bytes plus
 	// entryCost per entry.
 	queued int
-	// lastPart and lastOff name the record of the last message queued:
-	// the rows of one record are queued together (see pushLocked).
-	lastPart  int32
-	lastOff   int64
+	// checked is the number of the last Publish whose first message
+	// checked the queue bound, and pubCost the cost that Publish queued
+	// (see pushLocked).
+	checked   uint64
+	pubCost   int
 	pong      []byte // the pong answering the most recent ping, not yet taken
 	keepalive bool   // the transport's keepalive is due
 	pingSec   int64  // the second (unix) pings are counted in
@@ -152,7 +161,7 @@ func (c *Client) wakeLocked() {
 
 // hasWorkLocked reports whether anything is due. c.mu must be held.
 func (c *Client) hasWorkLocked() bool {
-	return len(c.queue) > 0 || c.pong != nil || c.keepalive || c.closing && !c.closeSent
+	return len(c.queue) > 0 || len(c.backlog) > 0 || c.pong != nil || c.keepalive || c.closing && !c.closeSent
 }
 
 // dispatchLocked hands a client in stateQueued to its writer: the pool's
@@ -172,12 +181,13 @@ type batch struct {
 	frames [][]byte   // the byte slices to write, in order
 	msgs   []*Message // the data messages among them, for stats and recycling
 	final  bool       // the close frame is the last of frames
+	chunk  bool       // msgs is a piece of a backlog: not reused as a queue array
 }
 
 // takeLocked moves everything due into b and reports whether there was
 // anything. The state must be stateWriting. c.mu must be held.
 func (c *Client) takeLocked(b *batch) bool {
-	b.frames, b.msgs, b.final = b.frames[:0], nil, false
+	b.frames, b.msgs, b.final, b.chunk = b.frames[:0], nil, false, false
 	if c.state != stateWriting {
 		return false
 	}
@@ -191,16 +201,26 @@ func (c *Client) takeLocked(b *batch) bool {
 		}
 		c.keepalive = false
 	}
-	if len(c.queue) > 0 {
-		b.msgs = c.queue
-		c.queue = c.spare[:0]
-		c.spare = nil
-		c.queued = 0
-		for _, m := range b.msgs {
-			b.frames = append(b.frames, m.Frames[c.shape])
-		}
+	if len(c.backlog) == 0 && len(c.queue) > maxBatch {
+		c.backlog, c.queue, c.spare = c.queue, c.spare[:0], nil
 	}
-	if c.closing && !c.closeSent {
+	switch {
+	case len(c.backlog) > 0:
+		n := min(maxBatch, len(c.backlog))
+		b.msgs, c.backlog = c.backlog[:n:n], c.backlog[n:]
+		b.chunk = true
+		if len(c.backlog) == 0 {
+			c.backlog = nil
+		}
+	case len(c.queue) > 0:
+		b.msgs, c.queue, c.spare = c.queue, c.spare[:0], nil
+	}
+	for _, m := range b.msgs {
+		f := m.Frames[c.shape]
+		b.frames = append(b.frames, f)
+		c.queued -= len(f) + entryCost
+	}
+	if c.closing && !c.closeSent && len(c.backlog) == 0 && len(c.queue) == 0 {
 		c.closeSent = true
 		b.final = true
 		if c.closeFrame != nil {
@@ -239,7 +259,7 @@ func (c *Client) flushOne(b *batch, ws *writeScratch) {
 	}
 	if len(rest) > 0 {
 		st.blocked.Add(1)
-		own := batch{frames: append([][]byte(nil), rest...), msgs: b.msgs, final: b.final}
+		own := batch{frames: append([][]byte(nil), rest...), msgs: b.msgs, final: b.final, chunk: b.chunk}
 		clear(b.frames)
 		c.mu.Lock()
 		if c.state == stateWriting {
@@ -278,7 +298,12 @@ func (c *Client) finishBlocked(b batch) {
 // writev) and a WriteTimeout deadline, until nothing is left.
 func (c *Client) writeLoop() {
 	var b batch
-	var buf []byte
+	var buf *[]byte // the copy of a batch for one Write, from the hub's pool
+	defer func() {
+		if buf != nil {
+			c.hub.bufs.Put(buf)
+		}
+	}()
 	for {
 		c.mu.Lock()
 		if c.state != stateQueued {
@@ -298,14 +323,21 @@ func (c *Client) writeLoop() {
 		} else {
 			// One Write per batch: a TLS connection then seals the batch
 			// in one run of records and one system call.
-			buf = buf[:0]
+			if buf == nil {
+				buf, _ = c.hub.bufs.Get().(*[]byte)
+				if buf == nil {
+					buf = new([]byte)
+				}
+			}
+			p := (*buf)[:0]
 			for _, f := range b.frames {
-				buf = append(buf, f...)
+				p = append(p, f...)
 			}
-			ok = c.writeBlocking(&b, net.Buffers{buf})
-			if cap(buf) > 64<<10 {
-				buf = nil
+			ok = c.writeBlocking(&b, net.Buffers{p})
+			if cap(p) > 64<<10 {
+				p = nil // do not keep a large record's copy
 			}
+			*buf = p
 		}
 		clear(b.frames)
 		if !ok {
@@ -339,7 +371,7 @@ func (c *Client) writeBlocking(b *batch, bufs net.Buffers) bool {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			why = ReasonWriteTimeout
 		}
-		c.recycle(b.msgs)
+		c.recycle(b)
 		c.teardown(c.reasonOr(why))
 		return false
 	}
@@ -358,7 +390,7 @@ func (c *Client) written(b *batch, ownLoop bool) bool {
 	if h.cfg.ObserveLatency != nil && len(b.msgs) > 0 {
 		h.sampleLatency(b.msgs[0])
 	}
-	c.recycle(b.msgs)
+	c.recycle(b)
 	if b.final {
 		c.closeWritten()
 		return false
@@ -406,13 +438,14 @@ func (c *Client) closeWritten() {
 }
 
 // recycle clears a written batch's messages and keeps the array as the
-// next queue's unless it grew large.
-func (c *Client) recycle(msgs []*Message) {
+// next queue's unless it grew large or is a piece of a backlog.
+func (c *Client) recycle(b *batch) {
+	msgs := b.msgs
 	if msgs == nil {
 		return
 	}
 	clear(msgs)
-	if cap(msgs) <= maxSpareCap {
+	if !b.chunk && cap(msgs) <= maxSpareCap {
 		c.mu.Lock()
 		if c.state != stateClosed && c.spare == nil {
 			c.spare = msgs[:0]
@@ -452,9 +485,10 @@ func (c *Client) teardown(why CloseReason) {
 		c.reason = why
 	}
 	why = c.reason
-	c.hub.stats.dropFrames.Add(uint64(len(c.queue)))
+	c.hub.stats.dropFrames.Add(uint64(len(c.queue) + len(c.backlog)))
 	clear(c.queue)
-	c.queue, c.spare, c.queued, c.pong = nil, nil, 0, nil
+	clear(c.backlog)
+	c.queue, c.backlog, c.spare, c.queued, c.pong = nil, nil, nil, 0, nil
 	c.mu.Unlock()
 	h := c.hub
 	h.remove(c)

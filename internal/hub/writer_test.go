@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/wsdest/wsdest/internal/wsframe"
+
+	"github.com/wsdest/wsdest/internal/testlog"
 )
 
 // sseLike is a transport shaped like Server-Sent Events: a comment as
@@ -256,7 +258,7 @@ func TestObserveLatencySampled(t *testing.T) {
 // Teardown logs each close once, at debug, with the client's id, remote
 // address, reason and how long it was connected.
 func TestCloseLoggedAtDebug(t *testing.T) {
-	var buf syncBuffer
+	var buf testlog.Buffer
 	h := New(Config{PingInterval: -1, Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	c := h.Add(newRecConn(), Subscription{All: true}, nil)
 	c.Abort(ReasonReadError)
@@ -269,22 +271,4 @@ func TestCloseLoggedAtDebug(t *testing.T) {
 	if strings.Count(out, "client closed") != 1 {
 		t.Fatalf("logged %d times", strings.Count(out, "client closed"))
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -210,13 +210,6 @@ type Decoder struct {
 	tab    []int32  // hash table of merge
 }
 
-// Decode decodes one record with a throwaway Decoder. Prefer reusing a
-// Decoder on hot paths.
-func Decode(headers []wsdest.Header, value []byte, dst *Result) error {
-	var d Decoder
-	return d.Decode(headers, value, dst)
-}
-
 // Decode inspects a record's headers and value and, when the record is in a
 // Quix format, decodes it into dst. It returns an error, with dst.Kind set to
 // KindMalformed, when a Quix payload is broken (bad gzip, bad JSON, ragged

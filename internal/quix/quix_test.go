@@ -367,7 +367,7 @@ func TestDecodeMalformed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h, v := tt.in()
 			var res Result
-			err := Decode(h, v, &res)
+			err := new(Decoder).Decode(h, v, &res)
 			if err == nil {
 				t.Fatalf("no error; kind=%v rows=%q", res.Kind, res.Rows)
 			}
@@ -415,7 +415,7 @@ func TestDecodeManyColumns(t *testing.T) {
 	p.WriteString(`},"StringValues":{"p\u0037":["dup"],"q":["x"]}}`)
 	want.WriteString(`,"q":"x","Tags":{},"Timestamp":9}`)
 	var res Result
-	if err := Decode(hdrs("TimeseriesData", "JT"), []byte(p.String()), &res); err != nil {
+	if err := new(Decoder).Decode(hdrs("TimeseriesData", "JT"), []byte(p.String()), &res); err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Rows) != 1 || string(res.Rows[0]) != want.String() {

@@ -37,7 +37,8 @@ type Config struct {
 	// not say ?envelope=. Default false (plain values).
 	Envelope bool
 	// MaxClientMessage is the largest message a client may send; a larger
-	// one closes the client with 1009. Default 4096 bytes.
+	// one closes the client with 1009. Default wsframe.DefaultMaxMessage
+	// (4096 bytes).
 	MaxClientMessage int
 	// SocketSendBuffer sets SO_SNDBUF on client sockets; 0 keeps the
 	// kernel's default (autotuned).
@@ -69,7 +70,7 @@ type Server struct {
 // New returns a server that adds clients to h and reads them with p.
 func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	if cfg.MaxClientMessage <= 0 {
-		cfg.MaxClientMessage = 4096
+		cfg.MaxClientMessage = wsframe.DefaultMaxMessage
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

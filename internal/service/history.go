@@ -10,10 +10,6 @@ import (
 	"github.com/wsdest/wsdest/internal/kafka"
 )
 
-// allShapes builds every frame of a message: with a history, any client
-// may later need any of them.
-var allShapes = [hub.NumShapes]bool{true, true, true, true}
-
 // newHistory creates the history store (unless HISTORY_BYTES is 0), the
 // shared catch-up reader, the publisher's tap and the resumer. since is a
 // moment at or before the source's start.
@@ -54,20 +50,20 @@ func (s *Service) newHistory(kcfg kafka.Config, since time.Time) error {
 	return nil
 }
 
-// encode builds the messages of one fetch, each with its cursor. With a
-// history, every shape is built and the messages are stored before the
-// hub's Wants snapshot is taken: a client added after that snapshot skips
-// this batch in Publish, and must find it in the history. Without one, the
-// shapes somebody receives are built, with the WebSocket frame beside each
-// SSE one (history.Resumer re-frames from it).
+// encode builds the messages of one fetch, each with its cursor: the
+// shapes somebody receives, and always the WebSocket frame beside each SSE
+// one (history.Resumer re-frames the other shapes from them). With a
+// history, both WebSocket shapes are built, whoever is connected, and the
+// messages are stored before a second Wants snapshot bounds this batch's
+// Publish: a client added after it skips the batch and finds it in the
+// history.
 func (s *Service) encode(dst []*hub.Message, recs []*wsdest.Record) []*hub.Message {
-	if s.store != nil {
-		dst = s.tap.Encode(dst, recs, allShapes)
-		s.hub.Wants()
-		return dst
-	}
 	want := s.hub.Wants()
-	want[hub.ShapePlain] = want[hub.ShapePlain] || want[hub.ShapeSSEPlain]
-	want[hub.ShapeEnvelope] = want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope]
-	return s.tap.Encode(dst, recs, want)
+	want[hub.ShapePlain] = want[hub.ShapePlain] || want[hub.ShapeSSEPlain] || s.store != nil
+	want[hub.ShapeEnvelope] = want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope] || s.store != nil
+	dst = s.tap.Encode(dst, recs, want)
+	if s.store != nil {
+		s.hub.Wants()
+	}
+	return dst
 }

@@ -105,12 +105,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	if err != nil {
 		return nil, err
 	}
-	format, err := encode.ParseFormat(string(cfg.Decode.Format))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", config.EnvFormat, err)
-	}
 	s.enc = encode.New(encode.Options{
-		Format:          format,
+		Format:          cfg.Decode.Format,
 		Logger:          logger,
 		MaxRecordRows:   cfg.Decode.MaxRecordRows,
 		MaxDecodedBytes: cfg.Decode.MaxDecodedBytes,

@@ -37,7 +37,8 @@ func (e *ProtocolError) Error() string {
 // A Parser is not safe for concurrent use.
 type Parser struct {
 	// MaxMessage is the largest data message (sum of its fragments) a client
-	// may send; larger ones fail with CloseMessageTooBig. Zero means 4096.
+	// may send; larger ones fail with CloseMessageTooBig. Zero means
+	// DefaultMaxMessage.
 	MaxMessage int
 
 	hdr     [14]byte // partial header bytes
@@ -54,9 +55,13 @@ type Parser struct {
 	ctlN    uint8
 }
 
+// DefaultMaxMessage is the default Parser.MaxMessage: the largest message
+// a client may send, in bytes.
+const DefaultMaxMessage = 4096
+
 func (p *Parser) maxMessage() uint64 {
 	if p.MaxMessage <= 0 {
-		return 4096
+		return DefaultMaxMessage
 	}
 	return uint64(p.MaxMessage)
 }
