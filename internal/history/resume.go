@@ -188,6 +188,11 @@ func (j *job) run(ctx context.Context, st Start) error {
 	// The last stretch: hold the live stream, take the history, fill what
 	// it lacks from Kafka, and release.
 	j.c.HoldLive()
+	// A batch being encoded when the client was added may hold no frame
+	// of its shape: it must be in the history before the snapshot.
+	if err := j.r.cfg.Tap.settle(ctx); err != nil {
+		return err
+	}
 	var snap Snapshot
 	if s := j.r.cfg.Store; s != nil {
 		snap = s.Since(func(p int32) int64 { o, _ := j.pos.Next(p); return o })

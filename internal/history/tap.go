@@ -50,6 +50,9 @@ type Tap struct {
 
 	published atomic.Pointer[wsdest.Cursor] // pos after the last Publish
 	ready     atomic.Bool                   // the identity is known
+	// begun counts the batches Begin started, finished those Done ended;
+	// written by the publisher.
+	begun, finished atomic.Uint64
 }
 
 // NewTap returns a tap; Run must run beside the publisher for cursors to
@@ -176,6 +179,10 @@ func (t *Tap) recreated() bool {
 	return true
 }
 
+// Begin starts a batch; call it before Hub.Wants, whose snapshot decides
+// which frames the batch has.
+func (t *Tap) Begin() { t.begun.Add(1) }
+
 // Done records that the batch last encoded was published: the Resumer
 // compares clients' positions with it. Call it after Hub.Publish.
 func (t *Tap) Done() {
@@ -183,4 +190,21 @@ func (t *Tap) Done() {
 	p := t.pos.Clone()
 	t.mu.Unlock()
 	t.published.Store(&p)
+	t.finished.Store(t.begun.Load())
+}
+
+// settle waits until every batch begun before the call is published (in
+// the history, when there is one): a client added while a batch was
+// being encoded may have no frame in it, and must find it in the history.
+// It waits at most one Publish.
+func (t *Tap) settle(ctx context.Context) error {
+	b := t.begun.Load()
+	for t.finished.Load() < b {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
 }

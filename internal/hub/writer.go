@@ -454,15 +454,20 @@ func (c *Client) recycle(b *batch) {
 	}
 }
 
-// idleLocked ends the writer's turn with nothing left: the client gives its
-// queue arrays back to its shard, so that an idle client holds none. c.mu
-// must be held.
+// idleLocked ends the writer's turn with nothing left to write (or held):
+// the client gives its empty queue arrays back to its shard, so that an
+// idle client holds none; a held client keeps the queue it is holding.
+// c.mu must be held.
 func (c *Client) idleLocked() {
 	c.state = stateIdle
 	s := c.hub.shardOf(c)
-	s.putArray(c.queue)
+	if len(c.queue) == 0 {
+		// A held client goes idle with its live messages still queued.
+		s.putArray(c.queue)
+		c.queue = nil
+	}
 	s.putArray(c.spare)
-	c.queue, c.spare = nil, nil
+	c.spare = nil
 }
 
 // teardown closes the connection and forgets the client. It runs once,

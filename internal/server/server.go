@@ -212,11 +212,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		sess.client.Abort(hub.ReasonHandshake)
 		return
 	}
-	if s.cfg.SocketSendBuffer > 0 {
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
-		}
-	}
+	s.setSendBuffer(conn)
 	sess.client.Attach(conn)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("client connected", "id", sess.client.ID(), "remote", r.RemoteAddr, "path", r.URL.Path,
@@ -227,15 +223,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		b, _ := rw.Reader.Peek(n)
 		sess.OnData(b)
 	}
-	watch, err := s.poller.Watch(conn, sess)
-	if err != nil {
-		sess.client.Abort(hub.ReasonReadError)
-		return
-	}
-	sess.setWatch(watch)
-	if resuming {
-		s.startResume(ctx, sess.client, st)
-	}
+	s.follow(ctx, conn, sess, &sess.watchSlot, sess.client, st)
 	// The handler returns now: an idle client costs no goroutine.
 }
 

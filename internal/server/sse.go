@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -87,11 +86,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		sess.client.Abort(hub.ReasonHandshake)
 		return
 	}
-	if s.cfg.SocketSendBuffer > 0 {
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
-		}
-	}
+	s.setSendBuffer(conn)
 	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := conn.Write(sseHead); err != nil {
 		_ = conn.Close()
@@ -105,15 +100,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", resuming)
 	}
 	_ = brw // a client sends nothing after its request; what it sends is ignored
-	watch, err := s.poller.Watch(conn, sess)
-	if err != nil {
-		sess.client.Abort(hub.ReasonReadError)
-		return
-	}
-	sess.setWatch(watch)
-	if resuming {
-		s.startResume(ctx, sess.client, st)
-	}
+	s.follow(ctx, conn, sess, &sess.watchSlot, sess.client, st)
 }
 
 // sseSession watches an SSE client's connection for its end; what the

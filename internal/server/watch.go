@@ -1,10 +1,38 @@
 package server
 
 import (
+	"context"
+	"net"
 	"sync"
 
+	"github.com/wsdest/wsdest/internal/history"
+	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
 )
+
+// setSendBuffer applies SocketSendBuffer to a client's TCP socket.
+func (s *Server) setSendBuffer(conn net.Conn) {
+	if s.cfg.SocketSendBuffer > 0 {
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
+		}
+	}
+}
+
+// follow hands a client's connection, now attached to c, to the poller
+// (h reads it, slot keeps the registration) and starts the catch-up of a
+// client that asked for a start position. ctx ends when c is closed.
+func (s *Server) follow(ctx context.Context, conn net.Conn, h netpoll.Handler, slot *watchSlot, c *hub.Client, st history.Start) {
+	watch, err := s.poller.Watch(conn, h)
+	if err != nil {
+		c.Abort(hub.ReasonReadError)
+		return
+	}
+	slot.setWatch(watch)
+	if st.Kind != history.StartLatest {
+		s.startResume(ctx, c, st)
+	}
+}
 
 // watchSlot holds a client connection's poller registration, which is
 // made after the client joined the hub: whichever of setWatch and closed

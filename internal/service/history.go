@@ -58,6 +58,7 @@ func (s *Service) newHistory(kcfg kafka.Config, since time.Time) error {
 // Publish: a client added after it skips the batch and finds it in the
 // history.
 func (s *Service) encode(dst []*hub.Message, recs []*wsdest.Record) []*hub.Message {
+	s.tap.Begin()
 	want := s.hub.Wants()
 	want[hub.ShapePlain] = want[hub.ShapePlain] || want[hub.ShapeSSEPlain] || s.store != nil
 	want[hub.ShapeEnvelope] = want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope] || s.store != nil
