@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"sync"
@@ -152,6 +153,15 @@ func (t *Tap) Encode(dst []*hub.Message, recs []*wsdest.Record, want [hub.NumSha
 		n := len(dst)
 		dst = t.cfg.Encoder.EncodeAt(dst, rec, want, &t.pos)
 		if !old {
+			if t.cfg.Store != nil && rec.Key != nil && len(dst) > n {
+				// The key is a slice of the fetch's buffer, which holds
+				// every record of the fetch: a stored message must not
+				// keep that alive.
+				key := bytes.Clone(rec.Key)
+				for _, m := range dst[n:] {
+					m.Key = key
+				}
+			}
 			fresh = append(fresh, dst[n:]...)
 		}
 	}
