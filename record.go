@@ -1,10 +1,10 @@
 // Package wsdest holds the domain types shared by the packages of the wsdest
 // service: the Kafka record as it travels from the consumer, through decoding,
-// to the fan-out hub.
+// to the fan-out hub, and the Cursor, a position in the topic that clients
+// resume from.
 //
-// The record keeps its topic, partition and offset all the way through so
-// that later features (resume cursors, start positions) can be built on top
-// of what the hub already carries.
+// The record keeps its topic, partition and offset all the way through, so
+// that every message can carry the position after it (its cursor).
 package wsdest
 
 import "time"

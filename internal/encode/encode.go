@@ -1,7 +1,11 @@
 // Package encode turns Kafka records into hub messages: it decides what a
 // record becomes (nothing, one message, or one message per Quix row) and
-// builds, once per message, the WebSocket frame of each shape somebody is
-// subscribed to.
+// builds, once per message, the frame of each shape somebody is subscribed
+// to: WebSocket text frames, and Server-Sent Events (the same JSON as data,
+// the message's cursor as id) for the SSE shapes. EncodeAt stamps each
+// message with its cursor (the stream position after it); Reframe builds a
+// message's frame again for another cursor; the notices (gap, reset) are
+// built here too (cursor.go).
 //
 // Plain shape: the record's value (or one decoded Quix row) exactly as
 // received, when it is JSON; no re-encoding. A value that is null (a
@@ -10,7 +14,10 @@
 // Envelope shape:
 //
 //	{"topic":"t","partition":0,"offset":42,"timestamp":1700000000000,
-//	 "key":"k","headers":{"h":"v"},"value":<value>}
+//	 "key":"k","headers":{"h":"v"},"value":<value>,"cursor":"AQ..."}
+//
+// cursor, present when the message was encoded with a position (EncodeAt),
+// is always the last member.
 //
 // timestamp is the record's Kafka timestamp in milliseconds since the epoch.
 // key and header values are JSON strings when they are UTF-8, null when

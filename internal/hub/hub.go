@@ -18,6 +18,15 @@
 // Client.Release, which puts older messages (a catch-up) ahead of them and
 // drops the queued ones it already holds.
 //
+// A client that starts from a position (resume.go, driven by the history
+// package) is added with Park: it gets no live messages while its past is
+// pushed to it (Push, paced by Backlog); HoldLive then holds the live
+// stream behind what was pushed, and ReleaseFunc puts the last stretch
+// ahead of the held messages, filters them, and sets a floor below which
+// later live messages are dropped. SSE clients have their own shapes
+// (ShapeSSEPlain, ShapeSSEEnvelope), whose frames are events, and the SSE
+// transport; Heartbeat sends their keepalive.
+//
 // # Writing
 //
 // Publishing never blocks on a client: a message is appended to each

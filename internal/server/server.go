@@ -1,7 +1,9 @@
-// Package server is wsdest's HTTP layer: it parses a WebSocket request into
-// a subscription, checks credentials, completes the handshake and hands the
-// connection to the hub; it also serves the health endpoints. It owns no
-// fan-out state.
+// Package server is wsdest's HTTP layer: it parses a WebSocket or
+// Server-Sent Events request (sse.go) into a subscription and a start
+// position (resume.go: from=, last=, Last-Event-ID), checks credentials,
+// completes the handshake and hands the connection to the hub, and starts
+// the catch-up of a client that asked for a position; it also serves the
+// health endpoints. It owns no fan-out state.
 package server
 
 import (
