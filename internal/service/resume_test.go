@@ -331,3 +331,31 @@ func TestBadStartPositions(t *testing.T) {
 		})
 	}
 }
+
+// A Quix record decodes into several messages that share its offset: a
+// cursor taken in the middle of them resumes with the next row, from the
+// history and from Kafka alike.
+func TestResumeInsideQuixRecord(t *testing.T) {
+	b := e2etest.StartBroker(t, "rows", 1)
+	svc := e2etest.StartService(t, e2etest.BrokerEnv(b))
+	svc.WaitReady(t)
+	p := e2etest.NewProducer(t, b)
+	a := e2etest.Connect(t, svc.URL("/ws?envelope=true"))
+	p.Produce([]byte("car"), []byte(`{"C":"JT","K":"ParameterData","V":{"NumericValues":{"a":[1,2,3,4,5]},"Timestamps":[1,2,3,4,5]},"S":1,"E":2}`))
+	first := readEnv(t, a, 2)
+	cursor := first[1].Cursor
+	second := e2etest.StartService(t, e2etest.BrokerEnv(b))
+	second.WaitReady(t)
+	for name, s := range map[string]*e2etest.Service{"history": svc, "kafka": second} {
+		t.Run(name, func(t *testing.T) {
+			c := e2etest.Connect(t, s.URL("/ws?envelope=true&from="+cursor))
+			for i, m := range readEnv(t, c, 3) {
+				var row struct{ A int }
+				if err := json.Unmarshal(m.Value, &row); err != nil || row.A != i+3 || m.Offset != 0 {
+					t.Fatalf("message %d: %s, want row a=%d of offset 0", i, m.raw, i+3)
+				}
+			}
+			c.ExpectQuiet(t)
+		})
+	}
+}
