@@ -29,10 +29,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// noEnvFile returns an -env-file argument naming a file that does not
-// exist, so that no .env of the developer's can change a test.
+// noEnvFile returns an -env-file argument naming an empty file, so that no
+// .env of the developer's can change a test.
 func noEnvFile(t *testing.T) []string {
-	return []string{"-env-file", filepath.Join(t.TempDir(), "absent.env")}
+	path := filepath.Join(t.TempDir(), "empty.env")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"-env-file", path}
 }
 
 // freePort returns a loopback port nothing listens on.
@@ -151,7 +155,7 @@ type program struct {
 	done   chan int // receives the exit status
 }
 
-var listenRE = regexp.MustCompile(`msg="wsdest started" listen=(\S+)`)
+var listenRE = regexp.MustCompile(`msg="wsdest started" .*?listen=(\S+)`)
 
 // startProgram calls run with env and waits for the start-up line.
 func startProgram(t *testing.T, env e2etest.Env) *program {
@@ -276,4 +280,44 @@ func TestDevBroker(t *testing.T) {
 		}
 		c.ExpectQuiet(t) // no demo records
 	})
+}
+
+// TestEnvFile: an -env-file that does not exist stops start-up with one
+// line naming it; a file that exists is read, and the start-up line says
+// which file was read and, first, the URL to open.
+func TestEnvFile(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "typo.env")
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"-env-file", missing}, e2etest.Env{}.Lookup, &stdout, &stderr); code != 2 {
+		t.Errorf("missing -env-file: exit %d, want 2", code)
+	}
+	if out := stderr.String(); strings.Count(out, "\n") != 1 || !strings.Contains(out, missing+" does not exist") {
+		t.Errorf("missing -env-file: stderr %q, want one line naming the file", out)
+	}
+
+	file := filepath.Join(t.TempDir(), "dev.env")
+	if err := os.WriteFile(file, []byte("DEMO_DATA=false\nHOST=127.0.0.1\nPORT=0\nDEV_BROKER_ADDR=127.0.0.1:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &program{log: &e2etest.LogBuffer{}, done: make(chan int, 1)}
+	p.log.DumpOnFailure(t, "wsdest")
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	p.cancel = cancel
+	go func() { p.done <- run(ctx, []string{"-env-file", file}, e2etest.Env{}.Lookup, &bytes.Buffer{}, p.log) }()
+	var line string
+	e2etest.Eventually(t, "the start-up line", func() bool {
+		l := p.log.Lines("wsdest started")
+		if len(l) > 0 {
+			line = l[0]
+		}
+		return line != ""
+	})
+	if code, ok := p.stop(); !ok || code != 0 {
+		t.Errorf("run: exit %d (returned %v), want 0", code, ok)
+	}
+	want := regexp.MustCompile(`msg="wsdest started" open=http://localhost:\d+/ listen=127\.0\.0\.1:\d+ env_file=` + regexp.QuoteMeta(file) + ` `)
+	if !want.MatchString(line) || !strings.Contains(line, "demo_data=false") || strings.Contains(line, " addr=") {
+		t.Errorf("start-up line %q, want it to match %s, say demo_data=false (read from the file) and no second addr", line, want)
+	}
 }

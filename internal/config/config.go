@@ -67,6 +67,9 @@ const (
 
 	EnvLogLevel  = "LOG_LEVEL"
 	EnvLogFormat = "LOG_FORMAT"
+
+	EnvViewer    = "VIEWER"
+	EnvPublicURL = "Quix__Deployment__Network__PublicUrl"
 )
 
 // Defaults of the settings that have one.
@@ -103,6 +106,14 @@ type Config struct {
 	// net/http/pprof profiles, for performance work. Default "" = off.
 	// Bind it to a loopback address: profiles reveal internals.
 	PprofAddr string
+
+	// Viewer is VIEWER: serve the live viewer page to browsers on /, /{key},
+	// /ws and /ws/{key}, and its assets under /_wsdest/. Default true.
+	Viewer bool
+	// PublicURL is Quix__Deployment__Network__PublicUrl, the URL Quix
+	// Cloud gives a deployment with public access; the start-up line shows
+	// it as the address to open. Default "" (the local address is shown).
+	PublicURL string
 
 	// Warnings lists settings that were accepted but are probably not what
 	// the operator meant (for instance credentials set while AUTH_ENABLED
@@ -345,6 +356,8 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		Level:  p.logLevel(),
 		Format: LogFormat(p.enum(EnvLogFormat, string(LogText), "a log format", string(LogText), string(LogJSON))),
 	}
+	c.Viewer = p.boolean(EnvViewer, true)
+	c.PublicURL = p.str(EnvPublicURL)
 	c.Warnings = p.warnings
 
 	if len(p.problems) > 0 {

@@ -1,6 +1,7 @@
 // Package server is wsdest's HTTP layer: it parses a WebSocket request into
 // a subscription, checks credentials, completes the handshake and hands the
-// connection to the hub; it also serves the health endpoints. It owns no
+// connection to the hub; it also serves the health endpoints and, to
+// browsers, the live viewer page of internal/web (viewer.go). It owns no
 // fan-out state.
 package server
 
@@ -10,15 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
 
+	"github.com/wsdest/wsdest/internal/boolval"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
+	"github.com/wsdest/wsdest/internal/web"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -48,6 +50,10 @@ type Config struct {
 	Stats func() any
 	// Logger receives the server's log lines. Default slog.Default().
 	Logger *slog.Logger
+	// NoViewer turns the browser viewer off: browsers get the 426 answer
+	// like every other plain GET, and /_wsdest/ is not served. Default
+	// false (the viewer is on).
+	NoViewer bool
 }
 
 // Server serves WebSocket clients and health checks. It is safe for
@@ -58,6 +64,7 @@ type Server struct {
 	poller *netpoll.Poller
 	log    *slog.Logger
 	mux    *http.ServeMux
+	viewer *web.Viewer // nil when the viewer is off
 }
 
 // New returns a server that adds clients to h and reads them with p.
@@ -73,6 +80,15 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.Stats != nil {
 		s.mux.HandleFunc("GET /stats", s.stats)
+	}
+	if !cfg.NoViewer {
+		v, err := web.New()
+		if err != nil {
+			s.log.Error("viewer disabled", "err", err)
+		} else {
+			s.viewer = v
+			s.mux.HandleFunc("GET "+web.AssetPrefix, v.ServeAsset)
+		}
 	}
 	s.mux.HandleFunc("/", s.websocket)
 	return s
@@ -131,9 +147,9 @@ func ParseSubscription(path string, query map[string][]string, defEnvelope bool)
 	sub.All = len(sub.Keys) == 0
 	env := defEnvelope
 	if v := query["envelope"]; len(v) > 0 {
-		b, err := strconv.ParseBool(v[len(v)-1])
+		b, err := boolval.Parse(v[len(v)-1])
 		if err != nil {
-			return sub, fmt.Errorf("envelope=%q is not a boolean (want true or false)", v[len(v)-1])
+			return sub, fmt.Errorf("envelope=%w", err)
 		}
 		env = b
 	}
@@ -160,6 +176,10 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
+		if s.viewer != nil && wantsViewer(r) {
+			s.viewer.ServePage(w, r)
+			return
+		}
 		w.Header().Set("Upgrade", "websocket")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusUpgradeRequired)

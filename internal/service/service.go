@@ -125,6 +125,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		Ready:            s.source.Ready,
 		Stats:            s.stats,
 		Logger:           logger,
+		NoViewer:         !cfg.Viewer,
 	}, s.hub, s.poller)
 	s.http = &http.Server{
 		Handler:           srv,
