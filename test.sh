@@ -2,7 +2,8 @@
 # The project's test command; CI runs it through .ci/run.
 #
 #   ./test.sh            everything below, in this order
-#   ./test.sh go         gofmt, go vet, staticcheck, go test -race
+#   ./test.sh go         gofmt, go vet, staticcheck, go test -race, and the
+#                        dockerfile's go build command
 #   ./test.sh interop    the interop tests in test/interop (real binary,
 #                        kcat, Python websockets, Chromium)
 #
@@ -24,7 +25,7 @@ INTEROP_APT_PACKAGES=(kcat python3-websockets chromium curl)
 cd "$(dirname "$0")" || exit 1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 # the tests use Debian's Chromium
 
-usage() { sed -n '2,8s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,9s/^# \{0,1\}//p' "$0"; }
 
 mode=${1:-all}
 case $mode in
@@ -163,6 +164,45 @@ run_go() {
 	fi
 	go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./... 2>&1
 	done_step "go test" $?
+
+	run_dockerfile_build
+}
+
+# run_dockerfile_build: runs the dockerfile's `go build` line exactly as
+# written (only its -o path moved to a scratch directory), so the image's
+# build cannot rot while no Docker is at hand, and checks what it made: a
+# static (CGO_ENABLED=0), -trimpath binary that starts (-version), built by
+# the Go release the image's golang tag names.
+run_dockerfile_build() {
+	step "dockerfile: its go build command"
+	local rc=0 lines line tmp
+	mapfile -t lines < <(grep -E '^RUN .*go build' dockerfile)
+	if ((${#lines[@]} != 1)); then
+		echo "dockerfile: want exactly one 'RUN ... go build' line, found ${#lines[@]}"
+		done_step "dockerfile build" 1
+		return
+	fi
+	line=${lines[0]#RUN }
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/wsdest-dockerfile.XXXXXX")
+	if [[ $line != *" -o /out/wsdest "* ]]; then
+		echo "dockerfile: the go build line must write -o /out/wsdest (the COPY --from=build path)"
+		rc=1
+	elif ! (set -x && bash -c "${line/ -o \/out\/wsdest / -o $tmp/wsdest }"); then
+		rc=1
+	else
+		local info want_go
+		info=$(go version -m "$tmp/wsdest")
+		grep -q 'build	CGO_ENABLED=0' <<<"$info" || { echo "dockerfile build: not CGO_ENABLED=0"; rc=1; }
+		grep -q 'build	-trimpath=true' <<<"$info" || { echo "dockerfile build: not -trimpath"; rc=1; }
+		"$tmp/wsdest" -version || { echo "dockerfile build: wsdest -version failed"; rc=1; }
+		want_go=$(sed -n 's/^go \([0-9]*\.[0-9]*\).*/\1/p' go.mod)
+		if ! grep -q "^FROM golang:$want_go[-.]" dockerfile; then
+			echo "dockerfile: the build image is not golang:$want_go (go.mod says go $want_go)"
+			rc=1
+		fi
+	fi
+	rm -rf "$tmp"
+	done_step "dockerfile build" "$rc"
 }
 
 run_interop() {

@@ -15,6 +15,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/wsdest/wsdest/internal/config"
@@ -48,11 +51,17 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			"(Quix__Broker__Address, Quix__Sdk__Token) an embedded development broker with demo data starts.\n\n")
 		fs.PrintDefaults()
 	}
+	showVersion := fs.Bool("version", false, "print the version and build information, and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitConfig
+	}
+	if *showVersion {
+		info, _ := debug.ReadBuildInfo()
+		fmt.Fprintln(stdout, versionLine(info))
+		return exitOK
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "wsdest: unexpected argument %q (settings are environment variables)\n", fs.Arg(0))
@@ -112,6 +121,36 @@ func loadEnvFile(named string) (env map[string]string, read string, err error) {
 		return env, "none", err
 	}
 	return env, ".env", err
+}
+
+// versionLine describes the build: the module version (a tag for
+// `go install ...@vX`, "(devel)" for a local build), the commit and its
+// time when the build recorded them, and the Go release and platform.
+func versionLine(info *debug.BuildInfo) string {
+	if info == nil {
+		return "wsdest (no build information) " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
+	}
+	parts := []string{"wsdest", info.Main.Version}
+	var rev, when, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev != "" {
+		parts = append(parts, "commit "+rev[:min(12, len(rev))]+dirty)
+	}
+	if when != "" {
+		parts = append(parts, when)
+	}
+	return strings.Join(append(parts, info.GoVersion, runtime.GOOS+"/"+runtime.GOARCH), " ")
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -319,5 +321,23 @@ func TestEnvFile(t *testing.T) {
 	want := regexp.MustCompile(`msg="wsdest started" open=http://localhost:\d+/ listen=127\.0\.0\.1:\d+ env_file=` + regexp.QuoteMeta(file) + ` `)
 	if !want.MatchString(line) || !strings.Contains(line, "demo_data=false") || strings.Contains(line, " addr=") {
 		t.Errorf("start-up line %q, want it to match %s, say demo_data=false (read from the file) and no second addr", line, want)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"-version"}, e2etest.Env{}.Lookup, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, want 0; stderr %q", code, stderr.String())
+	}
+	if out := stdout.String(); !strings.HasPrefix(out, "wsdest ") || !strings.Contains(out, runtime.Version()) || strings.Count(out, "\n") != 1 {
+		t.Errorf("-version printed %q", out)
+	}
+	info := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-12-01T00:00:00Z"}, {Key: "vcs.modified", Value: "true"},
+	}}
+	want := "wsdest v1.2.3 commit 0123456789ab+dirty 2026-12-01T00:00:00Z go1.26.0 " + runtime.GOOS + "/" + runtime.GOARCH
+	if got := versionLine(info); got != want {
+		t.Errorf("versionLine = %q, want %q", got, want)
 	}
 }
