@@ -98,7 +98,12 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	head = append(head, "listen", svc.Addr().String(), "env_file", envRead)
 	logger.Info("wsdest started", append(head, cfg.Summary()...)...)
 	if !cfg.Auth.Enabled {
-		logger.Warn("authentication is off: any client can read the stream (set AUTH_API_KEYS or WS_USERNAME/WS_PASSWORD)")
+		// Expected with the dev broker; worth a warning anywhere else.
+		level := slog.LevelWarn
+		if cfg.DevBroker.Enabled {
+			level = slog.LevelInfo
+		}
+		logger.Log(ctx, level, "authentication is off: any client can read the stream (set AUTH_API_KEYS or WS_USERNAME/WS_PASSWORD)")
 	}
 	if err := svc.Run(ctx); err != nil {
 		logger.Error("wsdest stopped", "err", err)

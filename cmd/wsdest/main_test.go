@@ -255,6 +255,10 @@ func TestDevBroker(t *testing.T) {
 		if l := p.log.Lines("development Kafka broker running"); len(l) != 1 {
 			t.Errorf("dev broker warning lines: %q", l)
 		}
+		// A normal dev start warns once: the dev broker is memory only.
+		if l := p.log.Lines("level=WARN"); len(l) != 1 {
+			t.Errorf("a dev start logs %d warnings, want 1: %q", len(l), l)
+		}
 	})
 
 	t.Run("no demo data, own producer", func(t *testing.T) {

@@ -63,10 +63,22 @@ func (c Config) Summary() []any {
 		"ping_interval", c.Clients.PingInterval.String(),
 		"max_client_message", c.Clients.MaxMessageBytes,
 		"socket_send_buffer", c.Clients.SocketSendBuffer,
-		"write_budget", c.Clients.WriteBudget,
+		"write_budget", writeBudgetText(c.Clients.WriteBudget),
 		"shutdown_timeout", c.Server.ShutdownTimeout.String(),
 		"log_level", c.Log.Level.String(),
 		"log_format", string(c.Log.Format),
 	)
 	return attrs
+}
+
+// writeBudgetText shows WRITE_BUDGET as it takes effect: 0 leaves the
+// budget to the hub's default (per CPU), -1 turns pacing off.
+func writeBudgetText(n int) any {
+	switch n {
+	case 0:
+		return "auto"
+	case -1:
+		return "off"
+	}
+	return n
 }

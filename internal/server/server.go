@@ -184,7 +184,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusUpgradeRequired)
 		fmt.Fprintf(w, "426 Upgrade Required: this is a WebSocket endpoint.\n"+
-			"Connect with a WebSocket client, e.g. websocat ws://%s/ws\n"+
+			"Open http://%[1]s/ in a browser for the live viewer, or connect with a WebSocket client, e.g. python3 -m websockets ws://%[1]s/ws\n"+
 			"Paths: /ws (every record), /ws/{key} (one Kafka key), ?key=a&key=b-* (keys and patterns), ?envelope=true (with topic, partition, offset, key, headers).\n", r.Host)
 		return
 	}
