@@ -225,6 +225,68 @@ async function openChecks() {
   await w3.context.close();
 }
 
+// mockChecks loads the page from wsdest but answers its WebSocket with a
+// scripted server (playwright's routeWebSocket): messages wsdest is about
+// to send (envelopes with a "cursor", {"notice":...} messages), timestamps
+// beyond a double's precision, and a burst the page must absorb.
+async function mockChecks() {
+  const origin = `http://127.0.0.1:${opts['open-port']}`;
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const errors = [];
+  const BURST = 20_000;
+  await context.routeWebSocket(/\/ws\?/, (ws) => {
+    const env = (key, value, offset, extra = {}) => JSON.stringify({
+      topic: 'input', partition: 0, offset, timestamp: 1796167464325, key, headers: {}, value, ...extra,
+    });
+    // JSON.stringify cannot write a 19-digit integer exactly: splice it in.
+    ws.send(env('m-1', { Timestamp: 'TS', v: 1.5 }, 1, { cursor: 'c0-1' }).replace('"TS"', '1796167464325734275'));
+    ws.send(env('m-2', { v: 2 }, 10));
+    const start = 1796167464000000000n;
+    for (let i = 0; i < BURST; i++) {
+      ws.send(env('m-3', { Timestamp: 'TS', v: i % 100 }, 11 + i).replace('"TS"', String(start + BigInt(i) * 1000000n)));
+    }
+    // Last, so that the log (the newest 2,000 messages) still holds it.
+    ws.send(JSON.stringify({ notice: 'gap', partition: 0, from: 2, to: 9 }));
+  });
+  const tab = await context.newPage();
+  tab.on('pageerror', (e) => errors.push(`pageerror: ${e}`));
+  tab.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  await tab.goto(`${origin}/`, { timeout: TIMEOUT });
+  const all = await until(tab, (n) => window.wsdestViewer.total >= n, BURST + 3);
+  await tab.waitForTimeout(500);
+  const s = await viewerState(tab);
+  report(all, `viewer (scripted server): a burst of ${BURST} messages is absorbed`, JSON.stringify({ total: s.total }));
+
+  const ns = 1796167464325734275n;
+  const want = `${new Date(Number(ns / 1000000000n) * 1000).toISOString().slice(0, 19)}.${(ns % 1000000000n).toString().padStart(9, '0')}Z`;
+  const m1 = await tableValue(tab, 'm-1', 'v');
+  report(m1 && m1.time === want, 'viewer (scripted server): a 19-digit Quix Timestamp is shown to the nanosecond',
+    `got ${JSON.stringify(m1)}, want ${want}`);
+  const m2 = await tableValue(tab, 'm-2', 'v');
+  report(m2 && m2.time === '2026-12-01T23:24:24.325Z (Kafka)', 'viewer (scripted server): without a Timestamp, the Kafka timestamp', JSON.stringify(m2));
+
+  const notice = await tab.evaluate(() => ({
+    n: window.wsdestViewer.notices,
+    logged: [...document.querySelectorAll('#log span.notice')].some((e) => e.textContent.includes('"notice":"gap"')),
+    keys: window.wsdestViewer.keys, charts: window.wsdestViewer.charts,
+  }));
+  report(notice.n === 1 && notice.keys.join() === 'm-1,m-2,m-3' && !notice.charts.includes('notice') && !notice.charts.includes('partition'),
+    'viewer (scripted server): a notice is counted, never taken for a record or charted', JSON.stringify(notice));
+  await tab.fill('#f-filter', '"notice"');
+  await tab.waitForTimeout(300);
+  const shownNotice = await tab.evaluate(() => document.querySelector('#log span.notice')?.textContent ?? '');
+  report(shownNotice.includes('"notice":"gap"'), 'viewer (scripted server): the notice is in the log', shownNotice);
+  await tab.fill('#f-filter', '');
+
+  const m3 = await tableValue(tab, 'm-3', 'v');
+  const bounded = await tab.evaluate(() => document.querySelectorAll('#log span').length);
+  report(m3 && m3.count === BURST && bounded <= 400, 'viewer (scripted server): every record counted, the log DOM stays bounded',
+    `m-3=${JSON.stringify(m3)} log lines=${bounded}`);
+  report(errors.length === 0, 'viewer (scripted server): no console errors', JSON.stringify(errors.slice(0, 3)));
+  await tab.screenshot({ path: `${opts.shots}/viewer-scripted.png` });
+  await context.close();
+}
+
 async function authChecks() {
   const origin = `http://127.0.0.1:${opts['auth-port']}`;
   let w = await open(`${origin}/?token=${encodeURIComponent(opts.key)}`, origin);
@@ -283,6 +345,7 @@ try {
   if (opts['restart-port']) await restartChecks();
   else {
     await openChecks();
+    await mockChecks();
     await authChecks();
   }
 } catch (e) {

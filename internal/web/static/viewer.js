@@ -469,7 +469,7 @@
           scales: { x: { time: true } },
           axes: [axis, { ...axis, size: 60 }],
           series: [{ label: 'time', value: (u, v) => (v == null ? '' : new Date(v * 1000).toISOString().slice(11, 23)) },
-            ...c.keys.map((k, i) => ({ label: k, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: false } }))],
+            ...c.keys.map((k, i) => ({ label: k, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }))],
           legend: { live: true },
         }, data, c.el);
       } else {
