@@ -18,6 +18,7 @@
   const LOG_SHOW = 400; // lines in the log's DOM
   const LOG_LINE_MAX = 2000; // characters shown of one line (copy has all)
   const CHART_HZ = 10; // chart redraws per second, at most
+  const LOG_HZ = 10; // log redraws per second under a fast stream
   const AUTO_FIELDS = 2; // numeric fields charted by themselves ...
   const AUTO_KEYS = 8; // ... for this many keys each
   const BACKOFF_MIN = 500, BACKOFF_MAX = 15000; // reconnect delay, ms
@@ -78,7 +79,7 @@
   const charted = new Map(); // "key\0field" -> true (on) | false (user turned it off)
   const autoFields = []; // the first numeric field names seen
   const charts = new Map(); // field -> {el, plot, keys: [], dirty}
-  let chartsDirty = false, tableDirty = false, lastChartDraw = 0;
+  let chartsDirty = false, tableDirty = false, lastChartDraw = 0, lastLogDraw = 0;
   const log = []; // ring of {text, cls}
   let logStart = 0; // index in log of the oldest entry
   let logPending = 0; // entries added since the last render
@@ -351,7 +352,9 @@
   function render(now) {
     frame = 0;
     renderTable();
-    renderLog();
+    // A fast stream scrolls the log faster than anyone reads: redraw it at
+    // most LOG_HZ times a second once many lines are waiting.
+    if (logRebuild || logPending <= 20 || now - lastLogDraw >= 1000 / LOG_HZ) { lastLogDraw = now; renderLog(); } else schedule();
     if (chartsDirty) {
       if (now - lastChartDraw >= 1000 / CHART_HZ) { lastChartDraw = now; renderCharts(); } else schedule();
     }
@@ -450,7 +453,7 @@
       }
       if (!c.dirty && !c.rebuild) continue;
       c.dirty = false;
-      const data = chartData(field, c.keys, windowS);
+      const data = chartData(field, c.keys, windowS, Math.max(200, box.clientWidth - 70));
       if (!c.el) {
         c.el = document.createElement('div');
         c.el.className = 'chart';
@@ -479,31 +482,33 @@
     $('charts-empty').hidden = charts.size > 0;
   }
 
-  // chartData aligns the series of one chart on the union of their x
-  // values within the window that ends at the newest point (data time, so
-  // a replay of older records shows too).
-  function chartData(field, chartKeys, windowS) {
+  // chartData builds uPlot's aligned data for one chart, over the window
+  // that ends at the newest point (data time, so a replay of older records
+  // shows too). One series is drawn point for point while it is small;
+  // otherwise x is cut into at most one column per pixel and each series
+  // keeps its last value per column: the cost is bounded by the points in
+  // the window, with no sort, however many keys and records there are.
+  function chartData(field, chartKeys, windowS, width) {
     const ss = chartKeys.map((k) => series.get(`${k}\0${field}`)).filter(Boolean);
     let end = -Infinity;
     for (const s of ss) if (s.xs.length) end = Math.max(end, s.xs[s.xs.length - 1]);
-    const start = end - windowS;
-    const slices = ss.map((s) => { const i = lowerBound(s.xs, start); return [s.xs.slice(i), s.ys.slice(i)]; });
-    if (slices.length === 1) return [slices[0][0], slices[0][1]];
-    const all = new Float64Array(slices.reduce((n, s) => n + s[0].length, 0));
-    let o = 0;
-    for (const s of slices) { all.set(s[0], o); o += s[0].length; }
-    all.sort();
-    const xs = [];
-    for (let i = 0; i < all.length; i++) if (i === 0 || all[i] !== all[i - 1]) xs.push(all[i]);
+    let start = end - windowS;
+    const from = ss.map((s) => lowerBound(s.xs, start));
+    if (ss.length === 1 && ss[0].xs.length - from[0] <= width) return [ss[0].xs.slice(from[0]), ss[0].ys.slice(from[0])];
+    // Columns span the data present, not an empty window before it.
+    let first = end;
+    ss.forEach((s, i) => { if (from[i] < s.xs.length) first = Math.min(first, s.xs[from[i]]); });
+    start = Math.max(start, first);
+    const cols = Math.max(10, Math.min(1000, Math.floor(width)));
+    const step = Math.max(end - start, 1e-6) / cols;
+    const xs = new Array(cols + 1);
+    for (let c = 0; c <= cols; c++) xs[c] = start + c * step;
     const out = [xs];
-    for (const [sx, sy] of slices) {
-      const ys = new Array(xs.length).fill(null);
-      for (let i = 0, j = 0; i < sx.length; i++) {
-        while (xs[j] < sx[i]) j++;
-        ys[j] = sy[i];
-      }
+    ss.forEach((s, i) => {
+      const ys = new Array(cols + 1).fill(null);
+      for (let j = from[i]; j < s.xs.length; j++) ys[Math.min(cols, Math.floor((s.xs[j] - start) / step))] = s.ys[j];
       out.push(ys);
-    }
+    });
     return out;
   }
 
