@@ -14,7 +14,7 @@
 
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { Checks, launchChromium } from './lib.mjs';
 
 const TIMEOUT = 15_000; // ms any single wait may take
 
@@ -33,23 +33,10 @@ if (!opts.shots || !((opts['restart-port'] && opts.restarted) || (opts['open-por
   process.exit(2);
 }
 
-let failed = 0;
-function report(ok, what, why = '') {
-  if (ok) {
-    console.log(`PASS ${what}`);
-  } else {
-    failed++;
-    console.log(`FAIL ${what}: ${why}`);
-  }
-}
+const checks = new Checks();
+const report = (ok, what, why) => checks.report(ok, what, why);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  timeout: 60_000,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 
 // open loads url in a fresh context and watches it: errors (uncaught
 // exceptions and console errors) and foreign (requests to any other origin,
@@ -353,4 +340,4 @@ try {
 } finally {
   await browser.close();
 }
-process.exit(failed ? 1 : 0);
+process.exit(checks.failed ? 1 : 0);

@@ -10,18 +10,13 @@
 // Run it through viewer_bench.sh, which supplies the load.
 
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib.mjs';
 
 const { values: opts } = parseArgs({
   options: { port: { type: 'string' }, seconds: { type: 'string', default: '20' }, shot: { type: 'string' } },
 });
 const seconds = Number(opts.seconds);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-precise-memory-info'],
-});
+const browser = await launchChromium(['--enable-precise-memory-info']);
 try {
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   const tab = await context.newPage();
