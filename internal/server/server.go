@@ -50,6 +50,12 @@ type Config struct {
 	Stats func() any
 	// Logger receives the server's log lines. Default slog.Default().
 	Logger *slog.Logger
+	// ViewerBasicAuth makes the viewer page ask a browser for HTTP Basic
+	// credentials (401 with WWW-Authenticate) when its URL has no ?token=
+	// and it sent none that Auth accepts: the browser then sends them on
+	// the page's WebSocket too. Set it when WS_USERNAME/WS_PASSWORD are
+	// configured. Default false.
+	ViewerBasicAuth bool
 	// NoViewer turns the browser viewer off: browsers get the 426 answer
 	// like every other plain GET, and /_wsdest/ is not served. Default
 	// false (the viewer is on).
@@ -177,7 +183,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
 		if s.viewer != nil && wantsViewer(r) {
-			s.viewer.ServePage(w, r)
+			s.servePage(w, r)
 			return
 		}
 		w.Header().Set("Upgrade", "websocket")

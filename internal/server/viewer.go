@@ -15,6 +15,20 @@ import (
 // page's assets are under /_wsdest/, a reserved prefix that is never a key
 // path.
 
+// servePage answers a browser's page load with the viewer. The page holds
+// no data, so it is served to anyone; only with ViewerBasicAuth does a
+// request without a token or valid credentials get a 401 challenge first
+// (with the page as its body, so cancelling the prompt still leaves the
+// Token field to use).
+func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.ViewerBasicAuth && s.cfg.Auth != nil && !r.URL.Query().Has("token") && !s.cfg.Auth.Check(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="wsdest", charset="UTF-8"`)
+		s.viewer.ServePageStatus(w, r, http.StatusUnauthorized)
+		return
+	}
+	s.viewer.ServePage(w, r)
+}
+
 // wantsViewer reports whether r is a browser's plain page load.
 func wantsViewer(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

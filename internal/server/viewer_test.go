@@ -143,3 +143,51 @@ func TestViewerURL(t *testing.T) {
 		}
 	}
 }
+
+// basicAuthorizer accepts HTTP Basic u:p.
+type basicAuthorizer struct{}
+
+func (basicAuthorizer) Check(r *http.Request) bool {
+	u, p, ok := r.BasicAuth()
+	return ok && u == "u" && p == "p"
+}
+
+func TestViewerBasicChallenge(t *testing.T) {
+	f := newServer(t, server.Config{Auth: basicAuthorizer{}, ViewerBasicAuth: true})
+	base := "http" + strings.TrimPrefix(f.url, "ws")
+	tests := []struct {
+		name, url string
+		basic     bool
+		status    int
+	}{
+		{"no credentials: challenged", base + "/", false, http.StatusUnauthorized},
+		{"credentials: the page", base + "/", true, http.StatusOK},
+		{"a token in the URL: the page, the token is for the WebSocket", base + "/?token=x", false, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", tt.url, nil)
+			req.Header.Set("Accept", chromeAccept)
+			if tt.basic {
+				req.SetBasicAuth("u", "p")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || !strings.Contains(string(body), "<title>wsdest viewer</title>") {
+				t.Errorf("= %d, want %d with the page as body", resp.StatusCode, tt.status)
+			}
+			if ch := resp.Header.Get("WWW-Authenticate"); (tt.status == http.StatusUnauthorized) != strings.HasPrefix(ch, "Basic ") {
+				t.Errorf("WWW-Authenticate %q with status %d", ch, resp.StatusCode)
+			}
+		})
+	}
+	// Without ViewerBasicAuth nobody is challenged: the page holds no data.
+	g := newServer(t, server.Config{Auth: basicAuthorizer{}})
+	if status, _, _ := request(t, "GET", "http"+strings.TrimPrefix(g.url, "ws")+"/", chromeAccept); status != http.StatusOK {
+		t.Errorf("without ViewerBasicAuth: %d, want 200", status)
+	}
+}

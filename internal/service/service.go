@@ -126,6 +126,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		Stats:            s.stats,
 		Logger:           logger,
 		NoViewer:         !cfg.Viewer,
+		ViewerBasicAuth:  cfg.Auth.Enabled && cfg.Auth.Username != "",
 	}, s.hub, s.poller)
 	s.http = &http.Server{
 		Handler:           srv,

@@ -93,10 +93,17 @@ func securityHeaders(h http.Header) {
 // ServePage answers with the viewer page. It is never cached: the page
 // may carry a token in its URL, and a new binary may bring a new page.
 func (v *Viewer) ServePage(w http.ResponseWriter, r *http.Request) {
+	v.ServePageStatus(w, r, http.StatusOK)
+}
+
+// ServePageStatus is ServePage with another status, such as 401 with a
+// challenge the caller has set.
+func (v *Viewer) ServePageStatus(w http.ResponseWriter, r *http.Request, status int) {
 	h := w.Header()
 	securityHeaders(h)
 	h.Set("Content-Type", v.page.contentType)
 	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
 		return
 	}

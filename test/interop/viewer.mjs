@@ -2,10 +2,11 @@
 // playwright-core, opens the page wsdest serves and is watched for console
 // errors and for any request that would leave that server.
 //
-//   node viewer.mjs --open-port P --auth-port P2 --key K --shots DIR
+//   node viewer.mjs --open-port P --auth-port P2 --key K --basic-port P4 --basic U:PW --shots DIR
 //   node viewer.mjs --restart-port P3 --restarted FILE --shots DIR
 //
-// P serves demo data without auth; P2 with AUTH_API_KEYS=K. With
+// P serves demo data without auth; P2 with AUTH_API_KEYS=K; P4 with
+// WS_USERNAME=U and WS_PASSWORD=PW. With
 // --restart-port the script loads the viewer and prints "stop-now"; the
 // calling shell then stops wsdest, starts it again on the same port and
 // creates FILE.
@@ -25,11 +26,14 @@ const { values: opts } = parseArgs({
     'restart-port': { type: 'string' },
     restarted: { type: 'string' },
     key: { type: 'string' },
+    'basic-port': { type: 'string' },
+    basic: { type: 'string' },
     shots: { type: 'string' },
   },
 });
-if (!opts.shots || !((opts['restart-port'] && opts.restarted) || (opts['open-port'] && opts['auth-port'] && opts.key))) {
-  console.error('viewer.mjs: want --shots and either --open-port, --auth-port, --key or --restart-port');
+if (!opts.shots || !((opts['restart-port'] && opts.restarted) ||
+  (opts['open-port'] && opts['auth-port'] && opts.key && opts['basic-port'] && opts.basic))) {
+  console.error('viewer.mjs: want --shots and either --open-port, --auth-port, --key, --basic-port, --basic or --restart-port, --restarted');
   process.exit(2);
 }
 
@@ -156,6 +160,14 @@ async function openChecks() {
   const filtered = await tab.evaluate(() => [...document.querySelectorAll('#log span')].map((e) => e.textContent));
   report(filtered.length > 0 && filtered.every((l) => l.includes('sensor-3')), 'viewer: the log filter keeps only matching lines',
     `${filtered.length} lines, first ${JSON.stringify(filtered[0])}`);
+  // Copy takes what the filter shows, whole lines, onto the clipboard.
+  await w.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+  await tab.click('#b-copy');
+  await until(tab, () => document.getElementById('b-copy').textContent !== 'copy');
+  const copied = await tab.evaluate(() => navigator.clipboard.readText());
+  const lines = copied.split('\n');
+  report(lines.length > 0 && lines.every((l) => l.includes('"key":"sensor-3"') && JSON.parse(l).key === 'sensor-3'),
+    'viewer: copy puts the filtered log lines on the clipboard, each a whole JSON message', `${lines.length} lines, first ${JSON.stringify(lines[0])}`);
   await tab.fill('#f-filter', '');
 
   // Snippets name the current subscription's URL.
@@ -307,6 +319,34 @@ async function authChecks() {
   await w.context.close();
 }
 
+// basicChecks: wsdest with only WS_USERNAME/WS_PASSWORD. The page asks for
+// them (401 with WWW-Authenticate), and the browser then sends them on the
+// page's WebSocket as well.
+async function basicChecks() {
+  const origin = `http://127.0.0.1:${opts['basic-port']}`;
+  const [username, password] = opts.basic.split(':');
+  let context = await browser.newContext({ httpCredentials: { username, password } });
+  let tab = await context.newPage();
+  const errors = [];
+  tab.on('pageerror', (e) => errors.push(String(e)));
+  await tab.goto(`${origin}/sensor-1`, { timeout: TIMEOUT });
+  let ok = await until(tab, () => window.wsdestViewer.total >= 5);
+  let s = await viewerState(tab);
+  report(ok && s.state === 'connected' && s.keys.join() === 'sensor-1' && errors.length === 0,
+    'viewer: with HTTP Basic only, the browser asked for the password streams (its WebSocket carries it too)', JSON.stringify(s));
+  await context.close();
+
+  // A wrong password: playwright answers the challenge once and then
+  // gives up, as a user cancelling the prompt, and the 401 body shows.
+  context = await browser.newContext({ httpCredentials: { username, password: 'wrong' } });
+  tab = await context.newPage();
+  await tab.goto(`${origin}/`, { timeout: TIMEOUT });
+  ok = await until(tab, () => window.wsdestViewer.state === 'unauthorized');
+  s = await viewerState(tab);
+  report(ok && s.alert.includes('HTTP Basic'), 'viewer: with HTTP Basic only and a wrong password, the page says what it needs', JSON.stringify(s));
+  await context.close();
+}
+
 async function restartChecks() {
   const origin = `http://127.0.0.1:${opts['restart-port']}`;
   const w = await open(`${origin}/`, origin);
@@ -334,6 +374,7 @@ try {
     await openChecks();
     await mockChecks();
     await authChecks();
+    await basicChecks();
   }
 } catch (e) {
   report(false, 'viewer: run the checks', String(e && e.stack ? e.stack : e));

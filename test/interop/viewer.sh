@@ -24,7 +24,10 @@ open_port=$WS_PORT open_log=$WS_LOG
 key=viewer-key-$RANDOM$RANDOM
 start_wsdest viewer-auth AUTH_API_KEYS="$key" DEMO_INTERVAL=100ms || finish
 auth_port=$WS_PORT auth_log=$WS_LOG
-pass "viewer: two wsdest instances ready (no auth :$open_port, auth :$auth_port)"
+pw=pw-$RANDOM$RANDOM
+start_wsdest viewer-basic WS_USERNAME=viewer WS_PASSWORD="$pw" DEMO_INTERVAL=100ms || finish
+basic_port=$WS_PORT basic_pid=$WS_PID basic_log=$WS_LOG
+pass "viewer: three wsdest instances ready (no auth :$open_port, API key :$auth_port, Basic :$basic_port)"
 
 # Non-browser clients keep their answers on the same paths.
 if [[ $(http_status "http://127.0.0.1:$open_port/") == 426 ]] &&
@@ -35,11 +38,13 @@ else
 fi
 
 run_checker viewer env CHROMIUM="$CHROMIUM" \
-	node "$INTEROP_DIR/viewer.mjs" --open-port "$open_port" --auth-port "$auth_port" --key "$key" --shots "$shots" || {
+	node "$INTEROP_DIR/viewer.mjs" --open-port "$open_port" --auth-port "$auth_port" --key "$key" \
+	--basic-port "$basic_port" --basic "viewer:$pw" --shots "$shots" || {
 	show_log wsdest-open "$open_log"
 	show_log wsdest-auth "$auth_log"
+	show_log wsdest-basic "$basic_log"
 }
-stop_bg "$WS_PID" # the auth instance; the open one stops at exit
+stop_bg "$basic_pid" # the others stop at exit
 
 # Restart: the page is open while wsdest stops and starts again on the same
 # port (with a new dev broker on the same address).

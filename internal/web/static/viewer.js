@@ -118,9 +118,15 @@
       ws = null;
       if (ev.code === 1008 && ev.reason === 'unauthorized') {
         setState('unauthorized', 'unauthorized');
+        // A 401 page load means wsdest asked for HTTP Basic and the
+        // browser has none to send (the prompt was cancelled).
+        const nav = performance.getEntriesByType('navigation')[0];
+        const basic = nav && nav.responseStatus === 401;
         showAlert(sub.token
           ? 'wsdest refused this token (close 1008 "unauthorized"). Enter a valid API key in the Token field and press Subscribe.'
-          : 'This wsdest requires an API key: add ?token=API_KEY to the page URL, or enter it in the Token field and press Subscribe.');
+          : basic
+            ? 'This wsdest requires a user name and password (HTTP Basic) or an API key: reload the page to be asked for the password, or enter an API key in the Token field and press Subscribe.'
+            : 'This wsdest requires an API key: add ?token=API_KEY to the page URL, or enter it in the Token field and press Subscribe.');
         $('f-token').focus();
         return; // retrying the same token cannot help
       }
