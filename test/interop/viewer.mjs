@@ -286,6 +286,31 @@ async function mockChecks() {
   await context.close();
 }
 
+// resumeChecks: a scripted server that sends one envelope with a cursor
+// and then goes away; the page's next connection must resume from that
+// cursor (from=...), and leave out last=N, which would repeat records.
+async function resumeChecks() {
+  const origin = `http://127.0.0.1:${opts['open-port']}`;
+  const context = await browser.newContext();
+  const urls = [];
+  await context.routeWebSocket(/\/ws\?/, (ws) => {
+    urls.push(ws.url());
+    if (urls.length === 1) {
+      ws.send(JSON.stringify({ topic: 'input', partition: 0, offset: 7, timestamp: 1796167464325, key: 'r-1', headers: {},
+        value: { v: 1 }, cursor: 'c-7_x' }));
+      setTimeout(() => ws.close({ code: 1001, reason: 'going away' }), 300);
+    }
+  });
+  const tab = await context.newPage();
+  await tab.goto(`${origin}/?last=50`, { timeout: TIMEOUT });
+  const ok = await until(tab, () => window.wsdestViewer.state === 'connected' && window.wsdestViewer.total === 1);
+  for (let i = 0; i < 100 && urls.length < 2; i++) await tab.waitForTimeout(100);
+  const second = urls[1] ? new URL(urls[1]) : null;
+  report(ok && new URL(urls[0]).searchParams.get('last') === '50' && second && second.searchParams.get('from') === 'c-7_x' &&
+    !second.searchParams.has('last'), 'viewer (scripted server): a reconnect resumes from the last cursor, without last=N', JSON.stringify(urls));
+  await context.close();
+}
+
 async function authChecks() {
   const origin = `http://127.0.0.1:${opts['auth-port']}`;
   let w = await open(`${origin}/?token=${encodeURIComponent(opts.key)}`, origin);
@@ -373,6 +398,7 @@ try {
   else {
     await openChecks();
     await mockChecks();
+    await resumeChecks();
     await authChecks();
     await basicChecks();
   }

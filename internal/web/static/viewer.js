@@ -72,6 +72,11 @@
 
   let sub = fromLocation(location);
   let ws = null, attempt = 0, retryTimer = 0, everOpened = false;
+  // cursor is the "cursor" of the newest envelope: a reconnect resumes
+  // from it (from=cursor), so a restart of wsdest loses nothing. A cursor
+  // refused twice (the handshake fails: a recreated topic, say) is dropped
+  // and the next attempt starts where the subscription says.
+  let cursor = '', resumeFailures = 0;
   let total = 0, bytes = 0, lastTotal = 0, rate = 0, notices = 0, lastTopic = '';
   const keys = new Map(); // key -> {count, time, fields: Map(name -> {text, num, el}), dirty, cells (rebuild them), row}
   let droppedKeys = 0;
@@ -96,18 +101,23 @@
   function showAlert(text) { const a = $('alert'); a.textContent = text; a.hidden = false; }
   function hideAlert() { $('alert').hidden = true; }
 
-  function connect() {
+  function connect(resume) {
     clearTimeout(retryTimer);
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       ws.close(1000, 'resubscribe');
     }
     setState(attempt ? 'reconnecting' : 'connecting', attempt ? `reconnecting (attempt ${attempt + 1})` : 'connecting');
-    $('ws-url').textContent = wsURL(sub, false) + (sub.token ? '&token=•••' : '');
-    const sock = new WebSocket(wsURL(sub, true));
+    const resumed = resume && cursor !== '';
+    const at = resumed ? { ...sub, last: '', from: cursor } : sub;
+    $('ws-url').textContent = wsURL(at, false) + (sub.token ? '&token=•••' : '');
+    const sock = new WebSocket(wsURL(at, true));
+    let opened = false;
     ws = sock;
     sock.onopen = () => {
+      opened = true;
       attempt = 0;
+      resumeFailures = 0;
       everOpened = true;
       setState('open', 'connected');
       hideAlert();
@@ -130,6 +140,7 @@
         $('f-token').focus();
         return; // retrying the same token cannot help
       }
+      if (resumed && !opened && ++resumeFailures >= 2) cursor = '';
       attempt++;
       const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (attempt - 1)) * (0.8 + 0.4 * Math.random());
       const why = ev.code === 1006 ? (everOpened ? 'connection lost' : 'cannot connect')
@@ -138,7 +149,7 @@
       if (ev.code === 1008 && ev.reason === 'too slow') {
         showAlert('wsdest closed this tab for falling behind ("too slow"); it reconnects by itself. A narrower subscription helps.');
       }
-      retryTimer = setTimeout(connect, delay);
+      retryTimer = setTimeout(() => connect(true), delay);
     };
   }
 
@@ -177,6 +188,7 @@
       value = msg.value;
       kafkaMs = typeof msg.timestamp === 'number' ? msg.timestamp : undefined;
       lastTopic = msg.topic;
+      if (typeof msg.cursor === 'string') cursor = msg.cursor;
     } else {
       key = plainKey();
       value = msg;
@@ -575,7 +587,9 @@
     resetData();
     attempt = 0;
     everOpened = false;
-    connect();
+    cursor = '';
+    resumeFailures = 0;
+    connect(false);
     snippet();
     schedule();
   });
@@ -664,5 +678,5 @@
 
   fillForm();
   snippet();
-  connect();
+  connect(false);
 })();
