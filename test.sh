@@ -10,7 +10,7 @@
 # It installs what it lacks and skips what is already there, so a second run
 # is fast: staticcheck (pinned, with go install) and, for the interop tests,
 # Debian's kcat, python3-websockets, chromium and curl (apt-get; as root, or
-# through sudo) and playwright-core (npm ci in test/interop; it never
+# through sudo) and playwright-core and ws (npm ci in test/interop; it never
 # downloads a browser). Needs Go 1.26 and, for the interop tests, Node.js 20+
 # with npm and a Debian-based system.
 #
@@ -208,7 +208,7 @@ run_dockerfile_build() {
 run_interop() {
 	local rc=0
 
-	step "interop prerequisites: ${INTEROP_APT_PACKAGES[*]}, playwright-core"
+	step "interop prerequisites: ${INTEROP_APT_PACKAGES[*]}, playwright-core, ws"
 	ensure_apt "${INTEROP_APT_PACKAGES[@]}" || rc=1
 	if ! command -v npm >/dev/null 2>&1; then
 		echo "test.sh: npm not found: install Node.js 20 or later with npm" >&2

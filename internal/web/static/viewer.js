@@ -266,7 +266,7 @@
   function record(key, value, t) {
     let k = keys.get(key);
     if (!k) {
-      if (keys.size >= MAX_KEYS) { droppedKeys++; return; }
+      if (keys.size >= MAX_KEYS) { droppedKeys++; tableDirty = true; return; }
       k = { count: 0, time: '', fields: new Map(), dirty: true, cells: true, row: null };
       keys.set(key, k);
       tableDirty = true;
