@@ -345,3 +345,36 @@ func TestVersion(t *testing.T) {
 		t.Errorf("versionLine = %q, want %q", got, want)
 	}
 }
+
+// TestViewerSetting: a browser's GET of / gets the viewer by default and
+// the 426 answer with VIEWER=false, and the start-up line says which.
+func TestViewerSetting(t *testing.T) {
+	t.Parallel()
+	env := e2etest.Env{"DEV_BROKER_ADDR": "127.0.0.1:0", "HOST": "127.0.0.1", "PORT": "0", "DEMO_DATA": "false"}
+	for _, tt := range []struct {
+		viewer string
+		status int
+		line   string
+	}{
+		{"", http.StatusOK, " open=http://localhost:"},
+		{"false", http.StatusUpgradeRequired, " viewer=false "},
+	} {
+		t.Run("VIEWER="+tt.viewer, func(t *testing.T) {
+			t.Parallel()
+			p := startProgram(t, env.With(e2etest.Env{"VIEWER": tt.viewer}))
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+p.addr+"/sensor-1", nil)
+			req.Header.Set("Accept", "text/html,*/*;q=0.8")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("browser GET /sensor-1: %d, want %d", resp.StatusCode, tt.status)
+			}
+			if l := p.log.Lines("wsdest started"); len(l) != 1 || !strings.Contains(l[0], tt.line) {
+				t.Errorf("start-up line %q, want %q in it", l, tt.line)
+			}
+		})
+	}
+}
