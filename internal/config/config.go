@@ -74,6 +74,9 @@ const (
 	EnvMaxRecordRows   = "MAX_RECORD_ROWS"
 	EnvMaxDecodedBytes = "MAX_DECODED_BYTES"
 
+	EnvViewer    = "VIEWER"
+	EnvPublicURL = "Quix__Deployment__Network__PublicUrl"
+
 	EnvHistoryBytes   = "HISTORY_BYTES"
 	EnvHistoryMaxAge  = "HISTORY_MAX_AGE"
 	EnvCatchUpReaders = "CATCHUP_READERS"
@@ -123,6 +126,14 @@ type Config struct {
 	// net/http/pprof profiles, for performance work. Default "" = off.
 	// Bind it to a loopback address: profiles reveal internals.
 	PprofAddr string
+
+	// Viewer is VIEWER: serve the live viewer page to browsers on /, /{key},
+	// /ws and /ws/{key}, and its assets under /_wsdest/. Default true.
+	Viewer bool
+	// PublicURL is Quix__Deployment__Network__PublicUrl, the URL Quix
+	// Cloud gives a deployment with public access; the start-up line shows
+	// it as the address to open. Default "" (the local address is shown).
+	PublicURL string
 
 	// Warnings lists settings that were accepted but are probably not what
 	// the operator meant (for instance credentials set while AUTH_ENABLED
@@ -387,6 +398,8 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if _, ok := p.get(EnvHistoryMaxAge); ok {
 		c.History.MaxAge = p.duration(EnvHistoryMaxAge, time.Hour) // the default is only the example in an error
 	}
+	c.Viewer = p.boolean(EnvViewer, true)
+	c.PublicURL = p.str(EnvPublicURL)
 	c.Warnings = p.warnings
 
 	if len(p.problems) > 0 {

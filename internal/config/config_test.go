@@ -42,6 +42,7 @@ func TestDefaults(t *testing.T) {
 			SocketSendBuffer: 128 << 10,
 		},
 		Log:     Log{Level: slog.LevelInfo, Format: LogText},
+		Viewer:  true,
 		History: History{MaxBytes: 64 << 20, CatchUpReaders: 4, SSEHeartbeat: 15 * time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -157,6 +158,9 @@ func TestGoodValues(t *testing.T) {
 		{"max record rows", with(nil, "MAX_RECORD_ROWS", "1000"), func(c Config) any { return c.Decode.MaxRecordRows }, 1000},
 		{"max record rows default", nil, func(c Config) any { return c.Decode.MaxRecordRows }, 0},
 		{"max decoded bytes", with(nil, "MAX_DECODED_BYTES", "2MiB"), func(c Config) any { return c.Decode.MaxDecodedBytes }, 2 << 20},
+		{"viewer default", nil, func(c Config) any { return c.Viewer }, true},
+		{"viewer off", with(nil, "VIEWER", "no"), func(c Config) any { return c.Viewer }, false},
+		{"public url", with(nil, "Quix__Deployment__Network__PublicUrl", "https://ws-x.deployments.quix.io"), func(c Config) any { return c.PublicURL }, "https://ws-x.deployments.quix.io"},
 
 		// Logging.
 		{"log debug", with(nil, "LOG_LEVEL", "DEBUG"), func(c Config) any { return c.Log.Level }, slog.LevelDebug},
@@ -241,6 +245,7 @@ func TestBadValues(t *testing.T) {
 		{with(nil, "DEMO_INTERVAL", "-1s"), "DEMO_INTERVAL", `DEMO_INTERVAL: "-1s" is not positive (want a duration greater than 0, such as 250ms)`},
 
 		{with(nil, "FORMAT", "xml"), "FORMAT", `FORMAT: "xml" is not a format (want auto or raw)`},
+		{with(nil, "VIEWER", "maybe"), "VIEWER", `VIEWER: "maybe" is not a boolean (want true/false, yes/no or 1/0)`},
 		{with(nil, "ENVELOPE", "2"), "ENVELOPE", `ENVELOPE: "2" is not a boolean (want true/false, yes/no or 1/0)`},
 
 		{with(nil, "HISTORY_BYTES", "lots"), "HISTORY_BYTES", `HISTORY_BYTES: "lots" is not a byte size (want an integer with an optional KiB, MiB, GiB, KB, MB or GB suffix, e.g. 4MiB)`},

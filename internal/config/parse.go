@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsdest/wsdest/internal/boolval"
 	"github.com/wsdest/wsdest/internal/encode"
 )
 
@@ -75,14 +76,12 @@ func (p *parser) optBoolean(name string) (val, set bool) {
 	if !ok {
 		return false, false
 	}
-	switch strings.ToLower(v) {
-	case "true", "1", "yes":
-		return true, true
-	case "false", "0", "no":
-		return false, true
+	b, err := boolval.Parse(v)
+	if err != nil {
+		p.fail("%s: %s is not a boolean (want %s)", name, quote(v), boolval.Want)
+		return false, false
 	}
-	p.fail("%s: %s is not a boolean (want true/false, yes/no or 1/0)", name, quote(v))
-	return false, false
+	return b, true
 }
 
 func (p *parser) boolean(name string, def bool) bool {

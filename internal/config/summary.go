@@ -8,7 +8,6 @@ import "strings"
 func (c Config) Summary() []any {
 	attrs := []any{
 		"topic", c.Topic,
-		"addr", c.Server.Addr(),
 	}
 
 	k := c.Kafka

@@ -3,7 +3,8 @@
 // position (resume.go: from=, last=, Last-Event-ID), checks credentials,
 // completes the handshake and hands the connection to the hub, and starts
 // the catch-up of a client that asked for a position; it also serves the
-// health endpoints. It owns no fan-out state.
+// health endpoints and, to browsers, the live viewer page of internal/web
+// (viewer.go). It owns no fan-out state.
 package server
 
 import (
@@ -13,15 +14,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gobwas/ws"
 
+	"github.com/wsdest/wsdest/internal/boolval"
 	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
+	"github.com/wsdest/wsdest/internal/web"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -55,6 +57,16 @@ type Config struct {
 	// Resumer serves clients that ask for a start position (from=,
 	// last=, SSE Last-Event-ID); nil answers them 400.
 	Resumer Resumer
+	// ViewerBasicAuth makes the viewer page ask a browser for HTTP Basic
+	// credentials (401 with WWW-Authenticate) when its URL has no ?token=
+	// and it sent none that Auth accepts: the browser then sends them on
+	// the page's WebSocket too. Set it when WS_USERNAME/WS_PASSWORD are
+	// configured. Default false.
+	ViewerBasicAuth bool
+	// NoViewer turns the browser viewer off: browsers get the 426 answer
+	// like every other plain GET, and /_wsdest/ is not served. Default
+	// false (the viewer is on).
+	NoViewer bool
 }
 
 // Server serves WebSocket clients and health checks. It is safe for
@@ -66,7 +78,8 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 
-	resumeLog logLimit // failed catch-ups (resume.go)
+	resumeLog logLimit    // failed catch-ups (resume.go)
+	viewer    *web.Viewer // nil when the viewer is off
 }
 
 // New returns a server that adds clients to h and reads them with p.
@@ -85,6 +98,15 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	}
 	s.mux.HandleFunc("GET /sse", s.sse)
 	s.mux.HandleFunc("GET /sse/{key...}", s.sse)
+	if !cfg.NoViewer {
+		v, err := web.New()
+		if err != nil {
+			s.log.Error("viewer disabled", "err", err)
+		} else {
+			s.viewer = v
+			s.mux.HandleFunc("GET "+web.AssetPrefix, v.ServeAsset)
+		}
+	}
 	s.mux.HandleFunc("/", s.websocket)
 	return s
 }
@@ -142,9 +164,9 @@ func ParseSubscription(path string, query map[string][]string, defEnvelope bool)
 	sub.All = len(sub.Keys) == 0
 	env := defEnvelope
 	if v := query["envelope"]; len(v) > 0 {
-		b, err := strconv.ParseBool(v[len(v)-1])
+		b, err := boolval.Parse(v[len(v)-1])
 		if err != nil {
-			return sub, fmt.Errorf("envelope=%q is not a boolean (want true or false)", v[len(v)-1])
+			return sub, fmt.Errorf("envelope=%w", err)
 		}
 		env = b
 	}
@@ -171,11 +193,15 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
+		if s.viewer != nil && wantsViewer(r) {
+			s.servePage(w, r)
+			return
+		}
 		w.Header().Set("Upgrade", "websocket")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusUpgradeRequired)
 		fmt.Fprintf(w, "426 Upgrade Required: this is a WebSocket endpoint.\n"+
-			"Connect with a WebSocket client, e.g. websocat ws://%s/ws\n"+
+			"Open http://%[1]s/ in a browser for the live viewer, or connect with a WebSocket client, e.g. python3 -m websockets ws://%[1]s/ws\n"+
 			"Paths: /ws (every record), /ws/{key} (one Kafka key), ?key=a&key=b-* (keys and patterns), ?envelope=true (with topic, partition, offset, key, headers).\n", r.Host)
 		return
 	}

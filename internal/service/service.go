@@ -137,6 +137,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		Stats:            s.stats,
 		Logger:           logger,
 		Resumer:          s.resumer,
+		NoViewer:         !cfg.Viewer,
+		ViewerBasicAuth:  cfg.Auth.Enabled && cfg.Auth.Username != "",
 	}, s.hub, s.poller)
 	s.http = &http.Server{
 		Handler:           srv,
