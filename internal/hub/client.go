@@ -190,7 +190,7 @@ func (c *Client) setConn(conn Conn) {
 // it), so a ping flood holds at most one pong. A client that sends more
 // than 100 pings in a second is closed with 1008 "too many pings".
 func (c *Client) Pong(payload []byte) {
-	sec := time.Now().Unix()
+	sec := uint32(time.Now().Unix())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {

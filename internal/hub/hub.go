@@ -132,6 +132,10 @@ type Hub struct {
 
 	pool *pool // the writers for raw sockets; running while Run is
 
+	// all is the compiled subscription shared by every client that takes
+	// every record, so that those clients carry none of their own.
+	all compiled
+
 	// bufs holds *[]byte: the buffers in which writers of connections that
 	// are not raw sockets join a batch for its one Write.
 	bufs sync.Pool
@@ -193,6 +197,7 @@ func New(cfg Config) *Hub {
 		pool:   newPool(),
 	}
 	close(h.idle)
+	h.all = compiled{all: true}
 	for i := range h.shards {
 		h.shards[i].exact = make(map[string][]*Client)
 		h.shards[i].members = make(map[*Client]struct{})
@@ -257,16 +262,16 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 		hub:      h,
 		id:       h.nextID.Add(1),
 		shape:    sub.Shape,
-		sub:      compile(sub),
+		sub:      h.compile(sub),
 		tr:       tr,
 		onClosed: o.OnClosed,
-		added:    time.Now(),
+		added:    time.Now().UnixNano(),
 		held:     o.Hold,
 	}
 	if conn != nil {
 		c.setConn(conn)
 	}
-	c.lastRead.Store(c.added.UnixNano())
+	c.lastRead.Store(c.added)
 	h.liveMu.Lock()
 	if h.live == 0 {
 		h.idle = make(chan struct{})
@@ -392,7 +397,7 @@ func (h *Hub) Publish(msgs []*Message) {
 		}
 		for _, c := range s.globs {
 			if c.from < seq {
-				enqueued += c.enqueue(msgs, &c.sub, seq)
+				enqueued += c.enqueue(msgs, c.sub, seq)
 			}
 		}
 		s.mu.RUnlock()
@@ -518,4 +523,14 @@ func (h *Hub) gone() {
 		close(h.idle)
 	}
 	h.liveMu.Unlock()
+}
+
+// compile returns the routing form of s: the hub's shared one for clients
+// that take everything.
+func (h *Hub) compile(s Subscription) *compiled {
+	c := compile(s)
+	if c.all {
+		return &h.all
+	}
+	return &c
 }

@@ -92,50 +92,50 @@ type Client struct {
 	// Set by Add, read-only afterwards.
 	hub      *Hub
 	id       uint64
-	shape    Shape
-	sub      compiled
+	sub      *compiled
 	tr       Transport
 	onClosed func()
-	added    time.Time
+	added    int64  // unix ns
 	from     uint64 // the Wants snapshot number at Add (see Hub.Wants)
+	shape    Shape
 
 	pos int // index in the shard's all or globs slice; guarded by the shard's mu
 
 	// Set by the reader (the poller's goroutine), read by the pinger.
 	lastRead atomic.Int64 // unix ns of the last read from the peer
 
+	torn atomic.Bool // teardown has run
+
 	// Guarded by mu: shared by the publisher, the control senders (pinger,
 	// reader) and the writer.
-	mu    sync.Mutex
-	state writerState
-	conn  Conn            // set once, by Add or Attach, before any writer starts
-	raw   syscall.RawConn // conn's socket for non-blocking writes; nil for other conns
-	held  bool            // frames wait until Release
-	queue []*Message      // data waiting, in order, after backlog
+	mu        sync.Mutex
+	state     writerState
+	held      bool            // frames wait until Release
+	keepalive bool            // the transport's keepalive is due
+	closing   bool            // no more data is accepted; closeFrame follows the queue
+	closeSent bool            // a writer has taken closeFrame
+	pingSec   uint32          // the second (unix) pings are counted in
+	pings     uint32          // pings received in pingSec
+	conn      Conn            // set once, by Add or Attach, before any writer starts
+	raw       syscall.RawConn // conn's socket for non-blocking writes; nil for other conns
+	queue     []*Message      // data waiting, in order, after backlog
 	// backlog is a queue longer than maxBatch that the writer took over:
 	// it writes it maxBatch entries a turn, before queue.
 	backlog []*Message
 	spare   []*Message // the writer's emptied batch, reused as the next queue
-	// queued is the cost of queue against MaxQueueBytes: frame bytes plus
-	// entryCost per entry.
+	// queued is the cost of queue and backlog against MaxQueueBytes:
+	// frame bytes plus entryCost per entry.
 	queued int
 	// checked is the number of the last Publish whose first message
 	// checked the queue bound, and pubCost the cost that Publish queued
 	// (see pushLocked).
-	checked   uint64
-	pubCost   int
-	pong      []byte // the pong answering the most recent ping, not yet taken
-	keepalive bool   // the transport's keepalive is due
-	pingSec   int64  // the second (unix) pings are counted in
-	pings     int    // pings received in pingSec
-	closing   bool   // no more data is accepted; closeFrame follows the queue
+	checked uint64
+	pubCost int
+	pong    []byte // the pong answering the most recent ping, not yet taken
 	// closeFrame is sent after the queue drains (nil when the transport
-	// has none); closeSent is set when a writer takes it.
+	// has none).
 	closeFrame []byte
-	closeSent  bool
 	reason     CloseReason
-
-	torn atomic.Bool // teardown has run
 }
 
 // wakeLocked is the single entry point that starts or wakes the writer:
@@ -490,7 +490,7 @@ func (c *Client) teardown(why CloseReason) {
 			remote = conn.RemoteAddr().String()
 		}
 		h.log.Debug("client closed", "id", c.id, "remote", remote, "transport", c.tr.Name(),
-			"reason", string(why), "connected", time.Since(c.added).Round(time.Millisecond))
+			"reason", string(why), "connected", time.Since(time.Unix(0, c.added)).Round(time.Millisecond))
 	}
 	if c.onClosed != nil {
 		c.onClosed()
