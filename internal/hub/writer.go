@@ -114,6 +114,7 @@ type Client struct {
 	keepalive bool            // the transport's keepalive is due
 	closing   bool            // no more data is accepted; closeFrame follows the queue
 	closeSent bool            // a writer has taken closeFrame
+	deflate   bool            // the client negotiated permessage-deflate (UseDeflate)
 	pingSec   uint32          // the second (unix) pings are counted in
 	pings     uint32          // pings received in pingSec
 	conn      Conn            // set once, by Add or Attach, before any writer starts
@@ -173,12 +174,28 @@ type batch struct {
 	msgs   []*Message // the data messages among them, for stats and recycling
 	final  bool       // the close frame is the last of frames
 	chunk  bool       // msgs is a piece of a backlog: not reused as a queue array
+	// deflate says the data frames must be swapped for their compressed
+	// forms (deflateFrames) before the write.
+	deflate bool
+	first   int // index in frames of the first data frame
+}
+
+// deflateFrames swaps the data frames of b for their permessage-deflate
+// forms; it runs outside c.mu, since the first writer to need a frame
+// compresses it.
+func (c *Client) deflateFrames(b *batch) {
+	if !b.deflate {
+		return
+	}
+	for i, m := range b.msgs {
+		b.frames[b.first+i] = c.hub.deflatedFrame(m, c.shape)
+	}
 }
 
 // takeLocked moves everything due into b and reports whether there was
 // anything. The state must be stateWriting. c.mu must be held.
 func (c *Client) takeLocked(b *batch) bool {
-	b.frames, b.msgs, b.final, b.chunk = b.frames[:0], nil, false, false
+	b.frames, b.msgs, b.final, b.chunk, b.deflate = b.frames[:0], nil, false, false, false
 	if c.state != stateWriting {
 		return false
 	}
@@ -206,8 +223,14 @@ func (c *Client) takeLocked(b *batch) bool {
 	case len(c.queue) > 0:
 		b.msgs, c.queue, c.spare = c.queue, c.spare[:0], nil
 	}
+	b.first = len(b.frames)
 	for _, m := range b.msgs {
 		f := m.Frames[c.shape]
+		if c.deflate {
+			// Replaced by the compressed frame in buildFrames, outside
+			// the lock.
+			b.deflate = true
+		}
 		b.frames = append(b.frames, f)
 		c.queued -= len(f) + entryCost
 	}
@@ -238,6 +261,7 @@ func (c *Client) flushOne(b *batch, ws *writeScratch) {
 		return
 	}
 	c.mu.Unlock()
+	c.deflateFrames(b)
 
 	st := c.hub.stats
 	n, rest, err := writevNonblock(c.raw, b.frames, ws)
@@ -308,6 +332,7 @@ func (c *Client) writeLoop() {
 			return
 		}
 		c.mu.Unlock()
+		c.deflateFrames(&b)
 		var ok bool
 		if c.raw != nil {
 			ok = c.writeBlocking(&b, net.Buffers(b.frames))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
@@ -42,6 +43,10 @@ type Config struct {
 	// SocketSendBuffer sets SO_SNDBUF on client sockets; 0 keeps the
 	// kernel's default (autotuned).
 	SocketSendBuffer int
+	// Compression offers permessage-deflate (RFC 7692, no context
+	// takeover) to clients that ask for it; their frames are compressed
+	// once per message and shape by the hub. Default false.
+	Compression bool
 	// Ready reports whether the service can deliver records (/readyz).
 	// Nil means always ready.
 	Ready func() bool
@@ -189,7 +194,13 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	// is published once the client can see the answer reaches it.
 	sess := &session{parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
 	sess.client = s.hub.Add(nil, sub, sess.closed)
-	conn, rw, _, err := ws.UpgradeHTTP(r, w)
+	up := ws.DefaultHTTPUpgrader
+	var flate *wsflate.Extension
+	if s.cfg.Compression {
+		flate = &wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
+		up.Negotiate = flate.Negotiate
+	}
+	conn, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
 		// UpgradeHTTP has answered the client with the reason.
 		s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
@@ -200,6 +211,12 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.SocketSendBuffer > 0 {
 		if tc, ok := conn.(*net.TCPConn); ok {
 			_ = tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
+		}
+	}
+	if flate != nil {
+		if _, ok := flate.Accepted(); ok {
+			sess.parser.Deflate = true
+			sess.client.UseDeflate()
 		}
 	}
 	sess.client.Attach(conn)

@@ -40,6 +40,9 @@ type Parser struct {
 	// may send; larger ones fail with CloseMessageTooBig. Zero means
 	// DefaultMaxMessage.
 	MaxMessage int
+	// Deflate accepts RSV1 on the first frame of a data message: the
+	// client negotiated permessage-deflate.
+	Deflate bool
 
 	hdr     [14]byte // partial header bytes
 	hdrN    uint8
@@ -194,8 +197,13 @@ func (p *Parser) readHeader(b []byte) (int, error) {
 
 func (p *Parser) checkFirstBytes() error {
 	b0, b1 := p.hdr[0], p.hdr[1]
-	if b0&0x70 != 0 {
-		return &ProtocolError{CloseProtocolError, "reserved bits set"}
+	if rsv := b0 & 0x70; rsv != 0 {
+		// permessage-deflate (RFC 7692) sets RSV1 on the first frame of a
+		// compressed data message; the payload is discarded anyway.
+		op := b0 & 0x0F
+		if !p.Deflate || rsv != 0x40 || (op != OpText && op != OpBinary) {
+			return &ProtocolError{CloseProtocolError, "reserved bits set"}
+		}
 	}
 	if b1&0x80 == 0 {
 		return &ProtocolError{CloseProtocolError, "client frame not masked"}
