@@ -1,10 +1,14 @@
 package bench
 
 import (
+	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,6 +52,8 @@ type client struct {
 
 	stats *clientStats // nil for stalled clients
 
+	inflaters *sync.Pool // the group's flate readers, for permessage-deflate
+
 	// Set by the reader goroutine before it exits.
 	closedByServer bool // close frame, EOF or reset from the server
 	err            error
@@ -72,6 +78,7 @@ func (c *client) readLoop() {
 	r := 0
 	inFragment := false
 	var ctl [2 + 4 + 125]byte
+	var zbuf []byte // an inflated message
 	for {
 		if w > r {
 			now := time.Now().UnixNano()
@@ -93,7 +100,14 @@ func (c *client) readLoop() {
 				switch f.Op {
 				case wsframe.OpText, wsframe.OpBinary:
 					if !inFragment {
-						st.deliver(f.Payload, now, c.key, c.keys)
+						p := f.Payload
+						if f.Compressed {
+							if p, err = inflate(c.inflaters, p, &zbuf); err != nil {
+								c.end(endError, err)
+								return
+							}
+						}
+						st.deliver(p, now, c.key, c.keys)
 					}
 					inFragment = !f.Fin
 				case wsframe.OpContinuation:
@@ -254,4 +268,36 @@ func newClientStats(key, keys int) *clientStats {
 		st.lastSeq = make([]uint32, keys)
 	}
 	return st
+}
+
+// inflate decompresses a permessage-deflate payload into *buf and returns
+// it, with a flate reader from pool (shared by the clients: one each would
+// cost tens of kilobytes).
+func inflate(pool *sync.Pool, p []byte, buf *[]byte) ([]byte, error) {
+	// The payload lies in the read buffer: the stream's end goes on a copy.
+	in := append(append(make([]byte, 0, len(p)+9), p...), 0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff)
+	src := bytes.NewReader(in)
+	r, _ := pool.Get().(io.ReadCloser)
+	if r == nil {
+		r = flate.NewReader(src)
+	} else if err := r.(flate.Resetter).Reset(src, nil); err != nil {
+		return nil, err
+	}
+	defer pool.Put(r)
+	out := (*buf)[:0]
+	for {
+		if len(out) == cap(out) {
+			out = append(out, 0)[:len(out)]
+		}
+		n, err := r.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bench: inflate: %w", err)
+		}
+	}
+	*buf = out
+	return out, nil
 }

@@ -575,14 +575,16 @@ func (h *Hub) deflatedFrame(m *Message, s Shape) []byte {
 		if d != nil {
 			if z := d.Deflate(f); z != nil {
 				out = z
-				h.stats.deflated.Add(1)
-				h.stats.deflateSaved.Add(uint64(len(f) - len(z)))
 			}
 			h.deflaters.Put(d)
 		}
 	}
 	if !m.deflated[s].CompareAndSwap(nil, &out) {
-		return *m.deflated[s].Load() // another writer was first
+		return *m.deflated[s].Load() // another writer was first; its bytes win
+	}
+	if len(out) < len(f) {
+		h.stats.deflated.Add(1)
+		h.stats.deflateSaved.Add(uint64(len(f) - len(out)))
 	}
 	return out
 }
