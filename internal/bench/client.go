@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -52,7 +50,7 @@ type client struct {
 
 	stats *clientStats // nil for stalled clients
 
-	inflaters *sync.Pool // the group's flate readers, for permessage-deflate
+	inflaters *sync.Pool // the group's *wsframe.Inflater, for permessage-deflate
 
 	// Set by the reader goroutine before it exits.
 	closedByServer bool // close frame, EOF or reset from the server
@@ -102,7 +100,7 @@ func (c *client) readLoop() {
 					if !inFragment {
 						p := f.Payload
 						if f.Compressed {
-							if p, err = inflate(c.inflaters, p, &zbuf); err != nil {
+							if p, err = c.inflate(p, &zbuf); err != nil {
 								c.end(endError, err)
 								return
 							}
@@ -270,33 +268,18 @@ func newClientStats(key, keys int) *clientStats {
 	return st
 }
 
-// inflate decompresses a permessage-deflate payload into *buf and returns
-// it, with a flate reader from pool (shared by the clients: one each would
-// cost tens of kilobytes).
-func inflate(pool *sync.Pool, p []byte, buf *[]byte) ([]byte, error) {
-	// The payload lies in the read buffer: the stream's end goes on a copy.
-	in := append(append(make([]byte, 0, len(p)+9), p...), 0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff)
-	src := bytes.NewReader(in)
-	r, _ := pool.Get().(io.ReadCloser)
-	if r == nil {
-		r = flate.NewReader(src)
-	} else if err := r.(flate.Resetter).Reset(src, nil); err != nil {
-		return nil, err
+// inflate decompresses a permessage-deflate payload into *buf, with an
+// inflater from the group's pool (one per client would cost tens of
+// kilobytes each).
+func (c *client) inflate(p []byte, buf *[]byte) ([]byte, error) {
+	f, _ := c.inflaters.Get().(*wsframe.Inflater)
+	if f == nil {
+		f = new(wsframe.Inflater)
 	}
-	defer pool.Put(r)
-	out := (*buf)[:0]
-	for {
-		if len(out) == cap(out) {
-			out = append(out, 0)[:len(out)]
-		}
-		n, err := r.Read(out[len(out):cap(out)])
-		out = out[:len(out)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("bench: inflate: %w", err)
-		}
+	defer c.inflaters.Put(f)
+	out, err := f.Inflate((*buf)[:0], p)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
 	}
 	*buf = out
 	return out, nil

@@ -116,7 +116,7 @@ func stalls(i int, frac float64) bool {
 type Group struct {
 	cfg GroupConfig
 
-	inflaters sync.Pool // flate readers shared by the clients (GroupConfig.Deflate)
+	inflaters sync.Pool // *wsframe.Inflater shared by the clients (GroupConfig.Deflate)
 
 	// clients[j] is client First+j, nil when it failed to connect. Written
 	// by the connecting goroutines; read-only once Connect returns.

@@ -92,7 +92,7 @@ func TestCompression(t *testing.T) {
 		}
 		if c.z {
 			var err error
-			if got, err = wsframe.Inflate(got); err != nil {
+			if got, err = new(wsframe.Inflater).Inflate(nil, got); err != nil {
 				t.Fatalf("client %d: inflate: %v", i, err)
 			}
 		}

@@ -3,6 +3,8 @@ package wsframe
 import (
 	"bytes"
 	"compress/flate"
+	"fmt"
+	"io"
 )
 
 // Deflater compresses text frames for permessage-deflate (RFC 7692) with
@@ -72,14 +74,44 @@ func (d *Deflater) Deflate(f []byte) []byte {
 	return out
 }
 
-// Inflate decompresses the payload of a compressed frame (RSV1 set), for
-// tests and tools.
-func Inflate(payload []byte) ([]byte, error) {
-	r := flate.NewReader(bytes.NewReader(append(append([]byte(nil), payload...), 0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff)))
-	defer r.Close()
-	var out bytes.Buffer
-	if _, err := out.ReadFrom(r); err != nil {
-		return nil, err
+// Inflater decompresses permessage-deflate payloads (no context
+// takeover), reusing its flate reader and input buffer from one message to
+// the next. The zero value is ready; an Inflater is not safe for
+// concurrent use.
+type Inflater struct {
+	r  io.ReadCloser
+	in []byte
+}
+
+// deflateTail ends a message's deflate stream: the 4 bytes RFC 7692 has
+// the sender strip, then a final empty stored block.
+var deflateTail = [...]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}
+
+// Inflate appends the decompressed payload of a compressed frame (RSV1
+// set) to dst and returns it.
+func (f *Inflater) Inflate(dst, payload []byte) ([]byte, error) {
+	f.in = append(append(f.in[:0], payload...), deflateTail[:]...)
+	src := bytes.NewReader(f.in)
+	if f.r == nil {
+		f.r = flate.NewReader(src)
+	} else if err := f.r.(flate.Resetter).Reset(src, nil); err != nil {
+		return dst, err
 	}
-	return out.Bytes(), nil
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := f.r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return dst, fmt.Errorf("wsframe: inflate: %w", err)
+		}
+	}
+	if cap(f.in) > 1<<20 {
+		f.in = nil
+	}
+	return dst, nil
 }

@@ -40,7 +40,7 @@ func TestDeflate(t *testing.T) {
 			if z[0] != 0x80|0x40|wsframe.OpText {
 				t.Fatalf("first byte %#x, want FIN|RSV1|text", z[0])
 			}
-			got, err := wsframe.Inflate(payload(z))
+			got, err := new(wsframe.Inflater).Inflate(nil, payload(z))
 			if err != nil || !bytes.Equal(got, []byte(tt.payload)) {
 				t.Fatalf("inflate: %v, %d bytes, want %d", err, len(got), len(tt.payload))
 			}
