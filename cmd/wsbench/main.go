@@ -109,6 +109,7 @@ func parseAllFlags(args []string, stderr io.Writer) (bench.Config, *bench.Resume
 	fs.DurationVar(&cfg.StallRead, "stall-read", 2*time.Second, "how long stalled clients read at the end to learn whether the server closed them")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "hard bound on the whole run; 0 = the phases' sum plus two minutes")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback hosts in -url and -brokers")
+	fs.BoolVar(&cfg.Deflate, "deflate", false, "clients offer permessage-deflate (for a server with COMPRESSION=true) and inflate what they get")
 	fs.IntVar(&cfg.IdleClients, "idle-clients", 0, "also hold this many connections that never read, on -idle-url, for the whole run (idle load; not in the figures)")
 	fs.StringVar(&cfg.IdleURL, "idle-url", "", "WebSocket `URL` of the idle clients; default -url with path /ws/wsbench-idle")
 	fs.IntVar(&rcfg.Resume, "resume", 0, "resume mode: this many of the clients drop at once and reconnect with their last cursor (envelope shape, from=/Last-Event-ID); see -resume-after, -away, -sse")

@@ -85,6 +85,9 @@ type Config struct {
 	// never receives anything. They are not counted in the figures (but
 	// they are in the server's memory and CPU).
 	IdleClients int
+	// Deflate makes the measured clients offer permessage-deflate and
+	// inflate what they receive compressed.
+	Deflate bool
 	// IdleURL is where the idle clients connect; default URL with the
 	// path /ws/wsbench-idle (a key nothing is produced to).
 	IdleURL string
@@ -489,6 +492,7 @@ func startSets(ctx context.Context, cfg Config) ([]clientSet, error) {
 			SourceIPs:   cfg.SourceIPs,
 			StallRead:   cfg.StallRead,
 			StallRcvBuf: cfg.StallRcvBuf,
+			Deflate:     cfg.Deflate,
 		}
 		if cfg.Procs == 1 {
 			sets = append(sets, localSet{NewGroup(gc)})

@@ -12,7 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 )
 
 // KeyPlaceholder in a URL is replaced, per client, by the key that client
@@ -47,6 +49,9 @@ type GroupConfig struct {
 	// sockets: how much a client that stops reading can still take in its
 	// kernel before the server's writes to it block.
 	StallRcvBuf int `json:"stall_rcvbuf"`
+	// Deflate offers permessage-deflate (no context takeover) and inflates
+	// the compressed frames before measuring them.
+	Deflate bool `json:"deflate"`
 }
 
 // GroupResult is what a group reports: the connect fields after Connect,
@@ -110,6 +115,8 @@ func stalls(i int, frac float64) bool {
 // before the others are called, and only one of Stop and Abort, once.
 type Group struct {
 	cfg GroupConfig
+
+	inflaters sync.Pool // *wsframe.Inflater shared by the clients (GroupConfig.Deflate)
 
 	// clients[j] is client First+j, nil when it failed to connect. Written
 	// by the connecting goroutines; read-only once Connect returns.
@@ -226,10 +233,11 @@ loop:
 
 func (g *Group) dial(ctx context.Context, i int) (*client, error) {
 	c := &client{
-		stalled: stalls(i, g.cfg.Stall),
-		key:     -1,
-		keys:    g.cfg.Keys,
-		maskKey: uint32(i)*2654435761 | 1,
+		stalled:   stalls(i, g.cfg.Stall),
+		key:       -1,
+		keys:      g.cfg.Keys,
+		maskKey:   uint32(i)*2654435761 | 1,
+		inflaters: &g.inflaters,
 	}
 	url := g.cfg.URL
 	if strings.Contains(url, KeyPlaceholder) {
@@ -237,6 +245,9 @@ func (g *Group) dial(ctx context.Context, i int) (*client, error) {
 		url = strings.ReplaceAll(url, KeyPlaceholder, "k-"+strconv.Itoa(c.key))
 	}
 	d := ws.Dialer{Timeout: g.cfg.DialTimeout}
+	if g.cfg.Deflate {
+		d.Extensions = []httphead.Option{wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}.Option()}
+	}
 	var nd net.Dialer
 	if n := g.cfg.SourceIPs; n > 0 {
 		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%n))}

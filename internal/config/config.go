@@ -73,6 +73,7 @@ const (
 
 	EnvMaxRecordRows   = "MAX_RECORD_ROWS"
 	EnvMaxDecodedBytes = "MAX_DECODED_BYTES"
+	EnvCompression     = "COMPRESSION"
 
 	EnvViewer    = "VIEWER"
 	EnvPublicURL = "Quix__Deployment__Network__PublicUrl"
@@ -326,6 +327,9 @@ type Clients struct {
 	// reading can hold, and how soon such a client meets WRITE_TIMEOUT.
 	// Linux doubles the value for its own bookkeeping.
 	SocketSendBuffer int
+	// Compression is COMPRESSION (boolean, default false): offer
+	// permessage-deflate to clients that ask for it.
+	Compression bool
 }
 
 // LogFormat is the log output format.
@@ -379,6 +383,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		MaxMessageBytes:  p.byteSize(EnvMaxClientMessage, DefaultMaxClientMessage, 1),
 		SocketSendBuffer: p.byteSize(EnvSocketSendBuffer, DefaultSocketSendBuffer, 0),
 	}
+	c.Clients.Compression = p.boolean(EnvCompression, false)
 	if v, ok := p.get(EnvPprofAddr); ok {
 		if validHostPort(v, true) {
 			c.PprofAddr = v

@@ -155,6 +155,7 @@ func TestGoodValues(t *testing.T) {
 		{"socket send buffer", with(nil, "SOCKET_SEND_BUFFER", "256KiB"), func(c Config) any { return c.Clients.SocketSendBuffer }, 256 << 10},
 		{"socket send buffer 0", with(nil, "SOCKET_SEND_BUFFER", "0"), func(c Config) any { return c.Clients.SocketSendBuffer }, 0},
 		{"pprof addr", with(nil, "PPROF_ADDR", "127.0.0.1:6060"), func(c Config) any { return c.PprofAddr }, "127.0.0.1:6060"},
+		{"compression", with(nil, "COMPRESSION", "true"), func(c Config) any { return c.Clients.Compression }, true},
 		{"max record rows", with(nil, "MAX_RECORD_ROWS", "1000"), func(c Config) any { return c.Decode.MaxRecordRows }, 1000},
 		{"max record rows default", nil, func(c Config) any { return c.Decode.MaxRecordRows }, 0},
 		{"max decoded bytes", with(nil, "MAX_DECODED_BYTES", "2MiB"), func(c Config) any { return c.Decode.MaxDecodedBytes }, 2 << 20},

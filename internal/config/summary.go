@@ -59,6 +59,7 @@ func (c Config) Summary() []any {
 		"format", c.Decode.Format.String(),
 		"envelope", c.Decode.Envelope,
 		"max_record_rows", c.Decode.MaxRecordRows,
+		"compression", c.Clients.Compression,
 		"max_decoded_bytes", c.Decode.MaxDecodedBytes,
 		"max_queue_bytes", c.Clients.MaxQueueBytes,
 		"write_timeout", c.Clients.WriteTimeout.String(),

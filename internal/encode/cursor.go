@@ -175,12 +175,11 @@ func Reframe(m *hub.Message, shape hub.Shape, cursor string) *hub.Message {
 	if !ok {
 		return m
 	}
-	c := *m
-	c.Frames = [hub.NumShapes][]byte{}
-	c.Cursor = cursor
+	c := &hub.Message{Key: m.Key, Partition: m.Partition, Offset: m.Offset, Row: m.Row, Rows: m.Rows,
+		Cursor: cursor, Timestamp: m.Timestamp}
 	if shape == hub.ShapeSSEPlain {
 		c.Frames[shape] = sseframe.Event(cursor, payload)
-		return &c
+		return c
 	}
 	body := payload
 	if m.Cursor != "" {
@@ -202,7 +201,7 @@ func Reframe(m *hub.Message, shape hub.Shape, cursor string) *hub.Message {
 	} else {
 		c.Frames[shape] = sseframe.Event(cursor, b)
 	}
-	return &c
+	return c
 }
 
 // Notices: JSON messages with a "notice" member that tell an envelope or

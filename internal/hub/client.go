@@ -167,6 +167,16 @@ func (c *Client) sendKeepalive() {
 	c.mu.Unlock()
 }
 
+// UseDeflate makes the client receive permessage-deflate frames (RFC
+// 7692, no context takeover): call it before Attach, once the handshake
+// negotiated the extension. Each frame is compressed once and shared by
+// every such client of its shape.
+func (c *Client) UseDeflate() {
+	c.mu.Lock()
+	c.deflate = true
+	c.mu.Unlock()
+}
+
 // Attach gives a client added without a connection (Hub.Add with a nil
 // conn, while its handshake was being answered) its connection, and starts
 // writing what was queued meanwhile. If the client is already torn down,
@@ -195,7 +205,7 @@ func (c *Client) setConn(conn Conn) {
 // it), so a ping flood holds at most one pong. A client that sends more
 // than 100 pings in a second is closed with 1008 "too many pings".
 func (c *Client) Pong(payload []byte) {
-	sec := time.Now().Unix()
+	sec := uint32(time.Now().Unix())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {

@@ -1,6 +1,9 @@
 package hub
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Shape is the form in which a client receives records.
 type Shape uint8
@@ -62,4 +65,10 @@ type Message struct {
 	// message cannot be delivered in that shape (for instance a non-JSON
 	// value has no plain frame).
 	Frames [NumShapes][]byte
+
+	// deflated holds, per shape, the frame compressed for clients that
+	// negotiated permessage-deflate: built by the first writer that needs
+	// it and shared by the others; it points at the uncompressed frame
+	// when that is below the threshold or does not shrink.
+	deflated [NumShapes]atomic.Pointer[[]byte]
 }

@@ -94,25 +94,34 @@ type Client struct {
 	// Set by Add, read-only afterwards.
 	hub      *Hub
 	id       uint64
-	shape    Shape
-	sub      compiled
+	sub      *compiled
 	tr       Transport
 	onClosed func()
-	added    time.Time
+	added    int64  // unix ns
 	from     uint64 // the Wants snapshot number at Add (see Hub.Wants)
+	shape    Shape
 
 	pos int // index in the shard's all or globs slice; guarded by the shard's mu
 
 	// Set by the reader (the poller's goroutine), read by the pinger.
 	lastRead atomic.Int64 // unix ns of the last read from the peer
 
+	torn atomic.Bool // teardown has run
+
 	// Guarded by mu: shared by the publisher, the control senders (pinger,
 	// reader) and the writer.
-	mu    sync.Mutex
-	state writerState
-	conn  Conn            // set once, by Add or Attach, before any writer starts
-	raw   syscall.RawConn // conn's socket for non-blocking writes; nil for other conns
-	held  bool            // frames wait until Release
+	mu        sync.Mutex
+	state     writerState
+	held      bool            // frames wait until Release
+	keepalive bool            // the transport's keepalive is due
+	closing   bool            // no more data is accepted; closeFrame follows the queue
+	closeSent bool            // a writer has taken closeFrame
+	deflate   bool            // the client negotiated permessage-deflate (UseDeflate)
+	pingSec   uint32          // the second (unix) pings are counted in
+	pings     uint32          // pings received in pingSec
+	conn      Conn            // set once, by Add or Attach, before any writer starts
+	raw       syscall.RawConn // conn's socket for non-blocking writes; nil for other conns
+	queue     []*Message      // data waiting, in order, after backlog
 	// parked: live messages are not queued at all (ClientOptions.Park)
 	// while a catch-up is written; see resume.go.
 	parked bool
@@ -120,31 +129,23 @@ type Client struct {
 	// floor: live messages it already covers are not queued (the client
 	// got them during its catch-up); nil for most clients. See resume.go.
 	floor *wsdest.Cursor
-	queue []*Message // data waiting, in order, after backlog
 	// backlog is a queue longer than maxBatch that the writer took over:
 	// it writes it maxBatch entries a turn, before queue.
 	backlog []*Message
 	spare   []*Message // the writer's emptied batch, reused as the next queue
-	// queued is the cost of queue against MaxQueueBytes: frame bytes plus
-	// entryCost per entry.
+	// queued is the cost of queue and backlog against MaxQueueBytes:
+	// frame bytes plus entryCost per entry.
 	queued int
 	// checked is the number of the last Publish whose first message
 	// checked the queue bound, and pubCost the cost that Publish queued
 	// (see pushLocked).
-	checked   uint64
-	pubCost   int
-	pong      []byte // the pong answering the most recent ping, not yet taken
-	keepalive bool   // the transport's keepalive is due
-	pingSec   int64  // the second (unix) pings are counted in
-	pings     int    // pings received in pingSec
-	closing   bool   // no more data is accepted; closeFrame follows the queue
+	checked uint64
+	pubCost int
+	pong    []byte // the pong answering the most recent ping, not yet taken
 	// closeFrame is sent after the queue drains (nil when the transport
-	// has none); closeSent is set when a writer takes it.
+	// has none).
 	closeFrame []byte
-	closeSent  bool
 	reason     CloseReason
-
-	torn atomic.Bool // teardown has run
 }
 
 // wakeLocked is the single entry point that starts or wakes the writer:
@@ -182,12 +183,28 @@ type batch struct {
 	msgs   []*Message // the data messages among them, for stats and recycling
 	final  bool       // the close frame is the last of frames
 	chunk  bool       // msgs is a piece of a backlog: not reused as a queue array
+	// deflate says the data frames must be swapped for their compressed
+	// forms (deflateFrames) before the write.
+	deflate bool
+	first   int // index in frames of the first data frame
+}
+
+// deflateFrames swaps the data frames of b for their permessage-deflate
+// forms; it runs outside c.mu, since the first writer to need a frame
+// compresses it.
+func (c *Client) deflateFrames(b *batch) {
+	if !b.deflate {
+		return
+	}
+	for i, m := range b.msgs {
+		b.frames[b.first+i] = c.hub.deflatedFrame(m, c.shape)
+	}
 }
 
 // takeLocked moves everything due into b and reports whether there was
 // anything. The state must be stateWriting. c.mu must be held.
 func (c *Client) takeLocked(b *batch) bool {
-	b.frames, b.msgs, b.final, b.chunk = b.frames[:0], nil, false, false
+	b.frames, b.msgs, b.final, b.chunk, b.deflate = b.frames[:0], nil, false, false, false
 	if c.state != stateWriting {
 		return false
 	}
@@ -215,8 +232,14 @@ func (c *Client) takeLocked(b *batch) bool {
 	case len(c.queue) > 0:
 		b.msgs, c.queue, c.spare = c.queue, c.spare[:0], nil
 	}
+	b.first = len(b.frames)
 	for _, m := range b.msgs {
 		f := m.Frames[c.shape]
+		if c.deflate {
+			// Replaced by the compressed frame in buildFrames, outside
+			// the lock.
+			b.deflate = true
+		}
 		b.frames = append(b.frames, f)
 		c.queued -= len(f) + entryCost
 	}
@@ -247,6 +270,7 @@ func (c *Client) flushOne(b *batch, ws *writeScratch) {
 		return
 	}
 	c.mu.Unlock()
+	c.deflateFrames(b)
 
 	st := c.hub.stats
 	n, rest, err := writevNonblock(c.raw, b.frames, ws)
@@ -317,6 +341,7 @@ func (c *Client) writeLoop() {
 			return
 		}
 		c.mu.Unlock()
+		c.deflateFrames(&b)
 		var ok bool
 		if c.raw != nil {
 			ok = c.writeBlocking(&b, net.Buffers(b.frames))
@@ -504,7 +529,7 @@ func (c *Client) teardown(why CloseReason) {
 			remote = conn.RemoteAddr().String()
 		}
 		h.log.Debug("client closed", "id", c.id, "remote", remote, "transport", c.tr.Name(),
-			"reason", string(why), "connected", time.Since(c.added).Round(time.Millisecond))
+			"reason", string(why), "connected", time.Since(time.Unix(0, c.added)).Round(time.Millisecond))
 	}
 	if c.onClosed != nil {
 		c.onClosed()

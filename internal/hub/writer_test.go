@@ -159,6 +159,7 @@ func TestPongsCoalescedAndFloodClosed(t *testing.T) {
 		synctest.Wait()
 		var frames []frame
 		done := make(chan struct{})
+		_ = p.conn.SetReadDeadline(time.Now().Add(testWait))
 		go func() {
 			defer close(done)
 			for {

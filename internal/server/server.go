@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
 	"github.com/wsdest/wsdest/internal/boolval"
 	"github.com/wsdest/wsdest/internal/history"
@@ -47,6 +48,10 @@ type Config struct {
 	// SocketSendBuffer sets SO_SNDBUF on client sockets; 0 keeps the
 	// kernel's default (autotuned).
 	SocketSendBuffer int
+	// Compression offers permessage-deflate (RFC 7692, no context
+	// takeover) to clients that ask for it; their frames are compressed
+	// once per message and shape by the hub. Default false.
+	Compression bool
 	// Ready reports whether the service can deliver records (/readyz).
 	// Nil means always ready.
 	Ready func() bool
@@ -232,7 +237,13 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	resuming := st.Kind != history.StartLatest
 	sess.client = s.hub.AddClient(nil, hub.ClientOptions{Sub: sub, OnClosed: func() { cancel(); sess.closed() }, Park: resuming})
-	conn, rw, _, err := ws.UpgradeHTTP(r, w)
+	up := ws.DefaultHTTPUpgrader
+	var flate *wsflate.Extension
+	if s.cfg.Compression {
+		flate = &wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
+		up.Negotiate = flate.Negotiate
+	}
+	conn, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
 		// UpgradeHTTP has answered the client with the reason.
 		s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
@@ -241,6 +252,12 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setSendBuffer(conn)
+	if flate != nil {
+		if _, ok := flate.Accepted(); ok {
+			sess.parser.Deflate = true
+			sess.client.UseDeflate()
+		}
+	}
 	sess.client.Attach(conn)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("client connected", "id", sess.client.ID(), "remote", r.RemoteAddr, "path", r.URL.Path,

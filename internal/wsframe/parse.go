@@ -40,6 +40,9 @@ type Parser struct {
 	// may send; larger ones fail with CloseMessageTooBig. Zero means
 	// DefaultMaxMessage.
 	MaxMessage int
+	// Deflate accepts RSV1 on the first frame of a data message: the
+	// client negotiated permessage-deflate.
+	Deflate bool
 
 	hdr     [14]byte // partial header bytes
 	hdrN    uint8
@@ -51,13 +54,23 @@ type Parser struct {
 	remain  uint64 // payload bytes still to come in this frame
 	msgLen  uint64 // bytes of the current data message so far
 	inMsg   bool   // a fragmented data message is open
-	ctl     [MaxControlPayload]byte
-	ctlN    uint8
+	// ctl holds a control frame's payload; allocated at the first one that
+	// has a payload, so that an idle client's parser stays small.
+	ctl  *[MaxControlPayload]byte
+	ctlN uint8
 }
 
 // DefaultMaxMessage is the default Parser.MaxMessage: the largest message
 // a client may send, in bytes.
 const DefaultMaxMessage = 4096
+
+// ctlPayload returns the payload of the control frame just read.
+func (p *Parser) ctlPayload() []byte {
+	if p.ctl == nil {
+		return nil
+	}
+	return p.ctl[:p.ctlN]
+}
 
 func (p *Parser) maxMessage() uint64 {
 	if p.MaxMessage <= 0 {
@@ -170,6 +183,9 @@ func (p *Parser) readHeader(b []byte) (int, error) {
 			return used, &ProtocolError{CloseProtocolError, "control frame too long"}
 		}
 		p.ctlN = 0
+		if length > 0 && p.ctl == nil {
+			p.ctl = new([MaxControlPayload]byte)
+		}
 		return used, nil
 	}
 	p.msgLen += length
@@ -181,8 +197,13 @@ func (p *Parser) readHeader(b []byte) (int, error) {
 
 func (p *Parser) checkFirstBytes() error {
 	b0, b1 := p.hdr[0], p.hdr[1]
-	if b0&0x70 != 0 {
-		return &ProtocolError{CloseProtocolError, "reserved bits set"}
+	if rsv := b0 & 0x70; rsv != 0 {
+		// permessage-deflate (RFC 7692) sets RSV1 on the first frame of a
+		// compressed data message; the payload is discarded anyway.
+		op := b0 & 0x0F
+		if !p.Deflate || rsv != 0x40 || (op != OpText && op != OpBinary) {
+			return &ProtocolError{CloseProtocolError, "reserved bits set"}
+		}
 	}
 	if b1&0x80 == 0 {
 		return &ProtocolError{CloseProtocolError, "client frame not masked"}
@@ -213,11 +234,11 @@ func (p *Parser) endFrame(h Handler) error {
 	p.inFrame = false
 	switch p.op {
 	case OpPing:
-		h.Ping(p.ctl[:p.ctlN])
+		h.Ping(p.ctlPayload())
 	case OpPong:
 		h.Pong()
 	case OpClose:
-		payload := p.ctl[:p.ctlN]
+		payload := p.ctlPayload()
 		switch {
 		case len(payload) == 0:
 			h.CloseFrame(CloseNoStatus, "")
