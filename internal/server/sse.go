@@ -42,10 +42,11 @@ func sseSubscription(path string, query map[string][]string, defEnvelope bool) (
 }
 
 // sse serves GET /sse and /sse/{key}: the same subscriptions, start
-// positions and credentials as WebSocket, as Server-Sent Events. The
-// connection is taken from net/http once the head is written; the hub
-// writes the events and the poller watches for the client hanging up, so
-// an idle SSE client costs no goroutine.
+// positions and credentials as WebSocket, as Server-Sent Events. Over
+// HTTP/1.1 the connection is taken from net/http once the head is written;
+// the hub writes the events and the poller watches for the client hanging
+// up, so an idle SSE client costs no goroutine. Over HTTP/2 (TLS) the
+// stream stays with net/http (sseStream).
 func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	sub, err := sseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
 	if err != nil {
@@ -66,8 +67,8 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hj, ok := w.(http.Hijacker)
-	if !ok {
-		http.Error(w, "Server-Sent Events need HTTP/1.1 here", http.StatusHTTPVersionNotSupported)
+	if !ok || r.ProtoMajor != 1 {
+		s.sseStream(w, r, sub, st)
 		return
 	}
 	sess := &sseSession{}

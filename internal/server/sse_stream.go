@@ -1,0 +1,115 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/wsdest/wsdest/internal/history"
+	"github.com/wsdest/wsdest/internal/hub"
+)
+
+// sseStream serves an SSE client whose connection cannot be taken over
+// (HTTP/2, behind TLS): the events go through net/http's ResponseWriter,
+// wrapped as the hub's connection, and the handler's goroutine waits for
+// the end of the stream, so such a client costs a goroutine.
+func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, sub hub.Subscription, st history.Start) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	sc := &streamConn{w: w, rc: http.NewResponseController(w), done: make(chan struct{}), remote: remoteAddr(r)}
+	if _, err := sc.Write([]byte("retry: " + strconv.FormatInt(SSERetry.Milliseconds(), 10) + "\n\n")); err != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := s.hub.AddClient(nil, hub.ClientOptions{
+		Sub:       sub,
+		Transport: hub.SSE{},
+		OnClosed:  cancel,
+		Park:      st.Kind != history.StartLatest,
+	})
+	c.Attach(sc)
+	if st.Kind != history.StartLatest {
+		s.startResume(ctx, c, st)
+	}
+	select {
+	case <-r.Context().Done():
+		c.Abort(hub.ReasonClientClosed)
+	case <-sc.done:
+	}
+	sc.finish()
+}
+
+// streamConn is an HTTP response body as a net.Conn for the hub's writer:
+// each Write is written and flushed; Close ends the handler. Write and
+// Close may be called from any goroutine; finish, called by the handler
+// before it returns, waits for a Write in progress, after which nothing
+// touches the ResponseWriter.
+type streamConn struct {
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	remote net.Addr
+
+	mu     sync.Mutex // held by Write while it uses w
+	closed bool       // guarded by mu
+	once   sync.Once
+	done   chan struct{} // closed by Close
+}
+
+func (c *streamConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	n, err := c.w.Write(p)
+	if err == nil {
+		err = c.rc.Flush()
+	}
+	return n, err
+}
+
+// Close ends the stream; the handler returns.
+func (c *streamConn) Close() error {
+	c.once.Do(func() { close(c.done) })
+	return nil
+}
+
+// finish makes later Writes fail and waits for one in progress.
+func (c *streamConn) finish() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	_ = c.Close()
+}
+
+// Read blocks until the stream ends: the peer of an event stream sends
+// nothing.
+func (c *streamConn) Read([]byte) (int, error) {
+	<-c.done
+	return 0, io.EOF
+}
+
+func (c *streamConn) LocalAddr() net.Addr  { return c.remote }
+func (c *streamConn) RemoteAddr() net.Addr { return c.remote }
+
+func (c *streamConn) SetDeadline(t time.Time) error      { return c.SetWriteDeadline(t) }
+func (c *streamConn) SetReadDeadline(time.Time) error    { return nil }
+func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.rc.SetWriteDeadline(t) }
+
+// remoteAddr parses the request's remote address, for logs.
+func remoteAddr(r *http.Request) net.Addr {
+	a, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+	if err != nil {
+		return &net.TCPAddr{}
+	}
+	return a
+}
+
+var _ net.Conn = (*streamConn)(nil)

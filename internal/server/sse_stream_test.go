@@ -1,0 +1,76 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/wsdest/wsdest/internal/e2etest"
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/netpoll"
+	"github.com/wsdest/wsdest/internal/server"
+	"github.com/wsdest/wsdest/internal/sseframe"
+)
+
+// Over HTTP/2 (TLS) the connection cannot be taken over: the events go
+// through net/http's response, with the same framing, and the client's
+// going away ends the stream.
+func TestSSEOverHTTP2(t *testing.T) {
+	lb := &e2etest.LogBuffer{}
+	lb.DumpOnFailure(t, "server")
+	h := hub.New(hub.Config{Logger: lb.Logger(slog.LevelDebug), PingInterval: -1})
+	p, err := netpoll.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(server.New(server.Config{Logger: lb.Logger(slog.LevelDebug)}, h, p))
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(func() {
+		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), e2etest.Wait)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		p.Close()
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), e2etest.Wait)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/sse/k", nil)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
+		t.Fatalf("%s %d %v", resp.Proto, resp.StatusCode, resp.Header)
+	}
+	br := bufio.NewReader(resp.Body)
+	if line, _ := br.ReadString('\n'); line != "retry: 2000\n" {
+		t.Fatalf("first line %q", line)
+	}
+	_, _ = br.ReadString('\n')
+	e2etest.Eventually(t, "the SSE client added", func() bool { return h.Stats().Clients == 1 })
+	m := &hub.Message{Key: []byte("k"), Rows: 1}
+	m.Frames[hub.ShapeSSEPlain] = sseframe.Event("c1", []byte(`{"a":1}`))
+	h.Publish([]*hub.Message{m})
+	var got []string
+	for len(got) < 3 {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		got = append(got, line)
+	}
+	if strings.Join(got, "") != "id: c1\ndata: {\"a\":1}\n\n" {
+		t.Fatalf("event %q", got)
+	}
+	cancel() // the client goes away
+	e2etest.Eventually(t, "the SSE client removed after its request ended", func() bool { return h.Stats().Clients == 0 })
+}
+
