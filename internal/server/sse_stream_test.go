@@ -73,4 +73,3 @@ func TestSSEOverHTTP2(t *testing.T) {
 	cancel() // the client goes away
 	e2etest.Eventually(t, "the SSE client removed after its request ended", func() bool { return h.Stats().Clients == 0 })
 }
-
