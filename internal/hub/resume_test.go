@@ -1,10 +1,13 @@
 package hub
 
 import (
+	"context"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/wsframe"
@@ -61,5 +64,28 @@ func TestParkHoldRelease(t *testing.T) {
 	}
 	if q, closing := c.Backlog(); q != 0 || closing {
 		t.Fatalf("backlog %d, closing %v", q, closing)
+	}
+}
+
+// SSE clients get the heartbeat comment from Heartbeat, WebSocket clients
+// do not; SSE clients are never dropped for silence.
+func TestSSEHeartbeat(t *testing.T) {
+	h := New(Config{PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	srv, cli := net.Pipe()
+	t.Cleanup(func() { cli.Close() })
+	h.AddClient(srv, ClientOptions{Sub: Subscription{All: true, Shape: ShapeSSEPlain}, Transport: SSE{}})
+	ws := addPeer(t, h, Subscription{All: true})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = h.Heartbeat(ctx, 5*time.Millisecond, SSE{}) }()
+	_ = cli.SetReadDeadline(time.Now().Add(testWait))
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(cli, buf); err != nil || string(buf) != ":\n\n" {
+		t.Fatalf("read %q, %v; want the heartbeat", buf, err)
+	}
+	cancel()
+	h.Publish([]*Message{rec(1)}) // the WebSocket client's first frame is data, not a ping
+	if got := ws.texts(t, 1); got[0] != "1" {
+		t.Fatalf("websocket client got %q", got)
 	}
 }
