@@ -1,6 +1,9 @@
 package config
 
-import "strings"
+import (
+	"cmp"
+	"strings"
+)
 
 // Summary returns the effective configuration as slog key-value pairs for
 // the start-up log line. Secrets are never included: credentials appear as
@@ -16,7 +19,7 @@ func (c Config) Summary() []any {
 	case c.DevBroker.Enabled:
 		attrs = append(attrs,
 			"kafka", "dev broker",
-			"brokers", c.DevBroker.Addr,
+			"brokers", cmp.Or(c.DevBroker.Addr, "default"),
 			"demo_data", c.DevBroker.DemoData,
 		)
 		if c.DevBroker.DemoData {
@@ -66,6 +69,8 @@ func (c Config) Summary() []any {
 		"socket_send_buffer", c.Clients.SocketSendBuffer,
 		"write_budget", c.Clients.WriteBudget,
 		"shutdown_timeout", c.Server.ShutdownTimeout.String(),
+		"tls", c.Edge.TLS(),
+		"allowed_origins", cmp.Or(strings.Join(c.Edge.AllowedOrigins, ","), "any (ALLOWED_ORIGINS unset)"),
 		"log_level", c.Log.Level.String(),
 		"log_format", string(c.Log.Format),
 	)

@@ -5,11 +5,13 @@
 package server
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,16 +50,41 @@ type Config struct {
 	Stats func() any
 	// Logger receives the server's log lines. Default slog.Default().
 	Logger *slog.Logger
+
+	// AllowedOrigins are the browser origins allowed to connect (see
+	// config.Edge.AllowedOrigins); empty = every origin. A request with
+	// another Origin gets 403 before the handshake; one without Origin is
+	// not affected.
+	AllowedOrigins []string
+	// MaxConnections bounds the clients connected at once; over it a new
+	// one gets 503 with Retry-After. 0 = no bound (the service passes one
+	// derived from the open-file limit, see FileBudget).
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the clients from one address; over it
+	// 429 with Retry-After. 0 = no bound.
+	MaxConnectionsPerIP int
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// for MaxConnectionsPerIP and the logs. Default none.
+	TrustedProxies []netip.Prefix
+	// MaxSubscriptionKeys and MaxKeyLength bound a subscription; over
+	// them the request gets 400 naming the limit. Defaults 64 and 256.
+	MaxSubscriptionKeys int
+	MaxKeyLength        int
+	// Metrics, if set, is served at GET /metrics.
+	Metrics http.Handler
 }
 
 // Server serves WebSocket clients and health checks. It is safe for
 // concurrent use.
 type Server struct {
-	cfg    Config
-	hub    *hub.Hub
-	poller *netpoll.Poller
-	log    *slog.Logger
-	mux    *http.ServeMux
+	cfg     Config
+	hub     *hub.Hub
+	poller  *netpoll.Poller
+	log     *slog.Logger
+	mux     *http.ServeMux
+	origins *originPolicy
+	limits  *limits
+	rejects *rejections
 }
 
 // New returns a server that adds clients to h and reads them with p.
@@ -68,15 +95,35 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, hub: h, poller: p, log: cfg.Logger, mux: http.NewServeMux()}
+	if cfg.MaxSubscriptionKeys <= 0 {
+		cfg.MaxSubscriptionKeys = 64
+	}
+	if cfg.MaxKeyLength <= 0 {
+		cfg.MaxKeyLength = 256
+	}
+	s := &Server{cfg: cfg, hub: h, poller: p, log: cfg.Logger, mux: http.NewServeMux(),
+		origins: newOriginPolicy(cfg.AllowedOrigins),
+		limits:  &limits{max: cfg.MaxConnections, perIP: cfg.MaxConnectionsPerIP, byIP: make(map[netip.Addr]int)},
+		rejects: newRejections(cfg.Logger),
+	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.Stats != nil {
 		s.mux.HandleFunc("GET /stats", s.stats)
 	}
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", cfg.Metrics)
+	}
 	s.mux.HandleFunc("/", s.websocket)
 	return s
 }
+
+// Rejections returns how many requests were refused, by reason; every
+// reason is present.
+func (s *Server) Rejections() map[RejectReason]uint64 { return s.rejects.counts() }
+
+// Clients returns the number of clients holding a connection slot.
+func (s *Server) Clients() int64 { return s.limits.open.Load() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -168,42 +215,70 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 			"Paths: /ws (every record), /ws/{key} (one Kafka key), ?key=a&key=b-* (keys and patterns), ?envelope=true (with topic, partition, offset, key, headers).\n", r.Host)
 		return
 	}
+	if Reserved(r.URL.Path) {
+		http.NotFound(w, r)
+		return
+	}
+	ip := clientAddr(r, s.cfg.TrustedProxies)
+	remote := r.RemoteAddr
+	if ip != addrOf(r.RemoteAddr) {
+		remote = ip.String() + " via " + r.RemoteAddr
+	}
+	if !s.origins.allowed(r) {
+		s.rejects.reject(r.Context(), RejectOrigin, remote, "client rejected: origin not allowed", "origin", r.Header.Get("Origin"))
+		http.Error(w, "403 Forbidden: this origin may not connect (ALLOWED_ORIGINS)", http.StatusForbidden)
+		return
+	}
 	sub, err := ParseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
+	if err == nil {
+		err = s.checkSubscription(sub)
+	}
 	if err != nil {
-		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		s.rejects.reject(r.Context(), RejectBadRequest, remote, "client rejected: bad subscription", "err", err)
+		http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	release, why := s.limits.acquire(ip)
+	if why != "" {
+		s.rejects.reject(r.Context(), why, remote, "client rejected: connection limit")
+		tooMany(w, why)
 		return
 	}
 	if s.cfg.Auth != nil && !s.cfg.Auth.Check(r) {
 		conn, _, _, err := ws.UpgradeHTTP(r, w)
 		if err != nil {
-			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
+			s.rejects.reject(r.Context(), RejectHandshake, remote, "websocket handshake failed", "err", err)
 			closeHijacked(conn)
+			release()
 			return
 		}
-		s.log.Info("client rejected: missing or invalid credentials", "remote", r.RemoteAddr, "path", r.URL.Path)
-		go rejectConn(conn, wsframe.ClosePolicyViolation, "unauthorized")
+		s.rejects.reject(r.Context(), RejectUnauthorized, remote, "client rejected: missing or invalid credentials", "path", r.URL.Path)
+		go func() {
+			defer release()
+			rejectConn(conn, wsframe.ClosePolicyViolation, "unauthorized")
+		}()
 		return
 	}
 	// The client joins the hub before the handshake is answered: whatever
 	// is published once the client can see the answer reaches it.
-	sess := &session{parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
+	sess := &session{parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}, release: release}
 	sess.client = s.hub.Add(nil, sub, sess.closed)
 	conn, rw, _, err := ws.UpgradeHTTP(r, w)
 	if err != nil {
 		// UpgradeHTTP has answered the client with the reason.
-		s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
+		s.rejects.reject(r.Context(), RejectHandshake, remote, "websocket handshake failed", "err", err)
 		closeHijacked(conn)
 		sess.client.Abort(hub.ReasonHandshake)
 		return
 	}
 	if s.cfg.SocketSendBuffer > 0 {
-		if tc, ok := conn.(*net.TCPConn); ok {
+		if tc, ok := tcpConn(conn); ok {
 			_ = tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
 		}
 	}
 	sess.client.Attach(conn)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
-		s.log.Debug("client connected", "id", sess.client.ID(), "remote", r.RemoteAddr, "path", r.URL.Path,
+		s.log.Debug("client connected", "id", sess.client.ID(), "remote", remote, "path", r.URL.Path,
 			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String())
 	}
 	// Bytes the client sent right after its handshake are already buffered.
@@ -239,6 +314,8 @@ func rejectConn(conn net.Conn, code uint16, reason string) {
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
+	} else if tc, ok := conn.(*tls.Conn); ok {
+		_ = tc.CloseWrite()
 	}
 	// Read until the peer closes so that the close frame is not lost to a
 	// reset; what it sends is discarded.
@@ -254,9 +331,10 @@ func rejectConn(conn net.Conn, code uint16, reason string) {
 // client's frames, answers pings and handles the close handshake. The
 // poller calls OnData and OnEOF from one goroutine at a time.
 type session struct {
-	client *hub.Client
-	parser wsframe.Parser
-	failed bool // the client broke the protocol; later bytes are ignored
+	client  *hub.Client
+	parser  wsframe.Parser
+	failed  bool   // the client broke the protocol; later bytes are ignored
+	release func() // gives the connection slot back; called once, by closed
 
 	mu    sync.Mutex
 	watch netpoll.Watch // guarded by mu
@@ -282,6 +360,9 @@ func (s *session) closed() {
 	w := s.watch
 	s.mu.Unlock()
 	w.Forget()
+	if s.release != nil {
+		s.release()
+	}
 }
 
 func (s *session) OnData(b []byte) {

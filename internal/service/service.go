@@ -43,6 +43,10 @@ type Service struct {
 
 	pprofLn   net.Listener // nil unless PPROF_ADDR is set
 	pprofHTTP *http.Server
+
+	srv   *server.Server
+	certs *server.Certificates // nil without TLS_CERT_FILE
+	guard *server.ConnGuard
 }
 
 // StartError is returned by New when the service cannot start because of
@@ -117,22 +121,45 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 			Password: cfg.Auth.Password,
 		})
 	}
-	srv := server.New(server.Config{
-		Auth:             authz,
-		Envelope:         cfg.Decode.Envelope,
-		MaxClientMessage: cfg.Clients.MaxMessageBytes,
-		SocketSendBuffer: cfg.Clients.SocketSendBuffer,
-		Ready:            s.source.Ready,
-		Stats:            s.stats,
-		Logger:           logger,
+	if e := cfg.Edge; e.TLS() {
+		s.certs, err = server.LoadCertificates(e.TLSCertFile, e.TLSKeyFile, logger)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", config.EnvTLSCertFile, config.EnvTLSKeyFile, err)
+		}
+	}
+	maxClients, httpConns := server.FileBudget(openFileLimit())
+	if cfg.Edge.MaxConnections > 0 {
+		maxClients = cfg.Edge.MaxConnections
+	}
+	s.srv = server.New(server.Config{
+		Auth:                authz,
+		Envelope:            cfg.Decode.Envelope,
+		MaxClientMessage:    cfg.Clients.MaxMessageBytes,
+		SocketSendBuffer:    cfg.Clients.SocketSendBuffer,
+		Ready:               s.source.Ready,
+		Stats:               s.stats,
+		Logger:              logger,
+		AllowedOrigins:      cfg.Edge.AllowedOrigins,
+		MaxConnections:      maxClients,
+		MaxConnectionsPerIP: cfg.Edge.MaxConnectionsPerIP,
+		TrustedProxies:      cfg.Edge.TrustedProxies,
+		MaxSubscriptionKeys: cfg.Edge.MaxSubscriptionKeys,
+		MaxKeyLength:        cfg.Edge.MaxKeyLength,
 	}, s.hub, s.poller)
+	s.guard = server.NewConnGuard(httpConns)
 	s.http = &http.Server{
-		Handler:           srv,
+		Handler:           s.guard.Handler(s.srv),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(httpErrorLog{logger}, "", 0),
+		ConnState:         s.guard.ConnState,
+		ConnContext:       s.guard.ConnContext,
 	}
+	if s.certs != nil {
+		s.http.TLSConfig = s.certs.TLSConfig()
+	}
+	s.logEdge(maxClients, httpConns)
 	if cfg.PprofAddr != "" {
 		s.pprofLn, err = net.Listen("tcp", cfg.PprofAddr)
 		if err != nil {
@@ -176,11 +203,20 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.hub.Run(gctx) })
 	g.Go(func() error { return s.source.Run(gctx, s.publish()) })
 	g.Go(func() error {
-		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.certs != nil {
+			err = s.http.ServeTLS(s.ln, "", "")
+		} else {
+			err = s.http.Serve(s.ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
 	})
+	if s.certs != nil {
+		g.Go(func() error { return s.certs.Run(gctx, 0) })
+	}
 	if s.pprofHTTP != nil {
 		g.Go(func() error {
 			if err := s.pprofHTTP.Serve(s.pprofLn); !errors.Is(err, http.ErrServerClosed) {
