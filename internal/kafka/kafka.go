@@ -81,6 +81,9 @@ type Config struct {
 	metadataMinAge time.Duration
 	errorLogEvery  time.Duration
 	watchEvery     time.Duration
+	probeEvery     time.Duration
+	probeTimeout   time.Duration
+	remindEvery    time.Duration
 }
 
 // SASL holds SASL credentials. Mechanism is one of MechanismPlain,

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wsdest/wsdest"
@@ -24,6 +25,7 @@ import (
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/kafka"
+	"github.com/wsdest/wsdest/internal/metrics"
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/server"
 )
@@ -47,6 +49,10 @@ type Service struct {
 	srv   *server.Server
 	certs *server.Certificates // nil without TLS_CERT_FILE
 	guard *server.ConnGuard
+
+	metrics     *metrics.Metrics
+	metricsLn   net.Listener // nil unless METRICS_ADDR is set
+	metricsHTTP *http.Server
 }
 
 // StartError is returned by New when the service cannot start because of
@@ -127,6 +133,19 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 			return nil, fmt.Errorf("%s/%s: %w", config.EnvTLSCertFile, config.EnvTLSKeyFile, err)
 		}
 	}
+	s.metrics, err = metrics.New(prometheus.NewRegistry(), s.metricsSnapshot)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if cfg.MetricsAddr != "" {
+		s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.EnvMetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
 	maxClients, httpConns := server.FileBudget(openFileLimit())
 	if cfg.Edge.MaxConnections > 0 {
 		maxClients = cfg.Edge.MaxConnections
@@ -145,6 +164,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		TrustedProxies:      cfg.Edge.TrustedProxies,
 		MaxSubscriptionKeys: cfg.Edge.MaxSubscriptionKeys,
 		MaxKeyLength:        cfg.Edge.MaxKeyLength,
+		Metrics:             s.metrics.Handler(),
 	}, s.hub, s.poller)
 	s.guard = server.NewConnGuard(httpConns)
 	s.http = &http.Server{
@@ -178,6 +198,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 
 // Addr returns the address the HTTP server listens on.
 func (s *Service) Addr() net.Addr { return s.ln.Addr() }
+
+// MetricsAddr returns the address of the METRICS_ADDR listener, or nil.
+func (s *Service) MetricsAddr() net.Addr {
+	if s.metricsLn == nil {
+		return nil
+	}
+	return s.metricsLn.Addr()
+}
 
 // Ready reports whether the service is consuming its topic.
 func (s *Service) Ready() bool { return s.source.Ready() }
@@ -217,6 +245,14 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.certs != nil {
 		g.Go(func() error { return s.certs.Run(gctx, 0) })
 	}
+	if s.metricsHTTP != nil {
+		g.Go(func() error {
+			if err := s.metricsHTTP.Serve(s.metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics http: %w", err)
+			}
+			return nil
+		})
+	}
 	if s.pprofHTTP != nil {
 		g.Go(func() error {
 			if err := s.pprofHTTP.Serve(s.pprofLn); !errors.Is(err, http.ErrServerClosed) {
@@ -229,6 +265,9 @@ func (s *Service) Run(ctx context.Context) error {
 		<-gctx.Done()
 		if s.pprofHTTP != nil {
 			_ = s.pprofHTTP.Close()
+		}
+		if s.metricsHTTP != nil {
+			_ = s.metricsHTTP.Close()
 		}
 		s.log.Info("shutting down", "clients", s.hub.Stats().Clients)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
@@ -284,6 +323,9 @@ func (s *Service) closeParts() {
 	}
 	if s.pprofLn != nil {
 		_ = s.pprofLn.Close()
+	}
+	if s.metricsLn != nil {
+		_ = s.metricsLn.Close()
 	}
 }
 
