@@ -1,7 +1,17 @@
 // Package server is wsdest's HTTP layer: it parses a WebSocket request into
-// a subscription, checks credentials, completes the handshake and hands the
-// connection to the hub; it also serves the health endpoints. It owns no
-// fan-out state.
+// a subscription, checks its origin, limits and credentials, completes the
+// handshake and hands the connection to the hub; it also serves the health
+// endpoints and /metrics. It owns no fan-out state.
+//
+// What protects the listener lives beside it: origin.go (ALLOWED_ORIGINS),
+// limits.go (client slots, per-address limits, trusted proxies, the
+// subscription limits, and ConnGuard, which keeps descriptors for the HTTP
+// endpoints however many connections are held open), reserved.go (the
+// operational paths that are never /{key} subscriptions), reject.go (counted,
+// rate-limited logging of refused requests) and tls.go (the certificate
+// pair, reloaded when its files change). Every check that refuses a request
+// answers before the WebSocket handshake, except a bad credential, which
+// gets the original connector's close 1008 "unauthorized".
 package server
 
 import (

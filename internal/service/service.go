@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		}
 		cfg.DevBroker.Addr = s.dev.Addr()
 	}
-	kcfg, err := kafka.Resolve(ctx, cfg, nil)
+	kcfg, err := kafka.Resolve(ctx, kafkaSettings(cfg), nil)
 	if err != nil {
 		return nil, err
 	}
