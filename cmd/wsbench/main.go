@@ -101,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	fs.DurationVar(&cfg.StallRead, "stall-read", 2*time.Second, "how long stalled clients read at the end to learn whether the server closed them")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "hard bound on the whole run; 0 = the phases' sum plus two minutes")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback hosts in -url and -brokers")
+	fs.StringVar(&cfg.TLSCAFile, "tls-ca", "", "PEM `file` of the CA that signed the server's certificate, for a wss:// -url (default: the system roots)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
@@ -116,6 +117,10 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 		fmt.Fprintf(stderr, "unexpected arguments: %q\n", fs.Args())
 		fs.Usage()
 		return cfg, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if err := bench.CheckCAFile(cfg.TLSCAFile); err != nil {
+		fmt.Fprintf(stderr, "-tls-ca: %v\n", err)
+		return cfg, usageError{err}
 	}
 	for _, b := range strings.Split(brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
