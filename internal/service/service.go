@@ -112,6 +112,21 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		return nil, fmt.Errorf("%s: %w", config.EnvFormat, err)
 	}
 	s.enc = encode.New(encode.Options{Format: format, Logger: logger})
+	// Before the hub: the latency histogram is fed by the hub's writers;
+	// the rest is read from the parts at scrape time.
+	s.metrics, err = metrics.New(prometheus.NewRegistry(), s.metricsSnapshot)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if cfg.MetricsAddr != "" {
+		s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.EnvMetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
 	s.hub = hub.New(hub.Config{
 		MaxQueueBytes: cfg.Clients.MaxQueueBytes,
 		WriteTimeout:  cfg.Clients.WriteTimeout,
@@ -132,19 +147,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		if err != nil {
 			return nil, fmt.Errorf("%s/%s: %w", config.EnvTLSCertFile, config.EnvTLSKeyFile, err)
 		}
-	}
-	s.metrics, err = metrics.New(prometheus.NewRegistry(), s.metricsSnapshot)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	if cfg.MetricsAddr != "" {
-		s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", config.EnvMetricsAddr, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", s.metrics.Handler())
-		s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	maxClients, httpConns := server.FileBudget(openFileLimit())
 	if cfg.Edge.MaxConnections > 0 {
