@@ -45,17 +45,40 @@ type rejections struct {
 	now   func() time.Time
 	count [len(RejectReasons)]atomic.Uint64
 
-	mu    sync.Mutex
-	state [len(RejectReasons)]rejectState // guarded by mu
+	mu       sync.Mutex
+	state    [len(RejectReasons)]rejectState // guarded by mu
+	connects lineLimit                       // "client connected" lines; guarded by mu
 }
 
 type rejectState struct {
-	second     time.Time // start of the current debug second
-	lines      int       // debug lines in it
-	suppressed int       // debug lines left out since the last one
-	window     time.Time // start of the current warning window
-	inWindow   int       // rejections in it
-	warned     bool      // the window's warning is out
+	debug    lineLimit
+	window   time.Time // start of the current warning window
+	inWindow int       // rejections in it
+	warned   bool      // the window's warning is out
+}
+
+// lineLimit lets rejectDebugBurst lines a second through and counts the
+// rest. Not safe for concurrent use: its owner holds a lock.
+type lineLimit struct {
+	second     time.Time // start of the current second
+	lines      int       // lines in it
+	suppressed int       // lines left out since the last one let through
+}
+
+// allow reports whether a line may be logged at now, and how many were
+// left out before it.
+func (l *lineLimit) allow(now time.Time) (suppressed int, ok bool) {
+	if now.Sub(l.second) >= time.Second {
+		l.second, l.lines = now, 0
+	}
+	if l.lines >= rejectDebugBurst {
+		l.suppressed++
+		return 0, false
+	}
+	l.lines++
+	n := l.suppressed
+	l.suppressed = 0
+	return n, true
 }
 
 func newRejections(log *slog.Logger) *rejections {
@@ -92,16 +115,7 @@ func (j *rejections) reject(ctx context.Context, why RejectReason, remote string
 	st := &j.state[i]
 	logDebug, suppressed := false, 0
 	if debug {
-		if now.Sub(st.second) >= time.Second {
-			st.second, st.lines = now, 0
-		}
-		if st.lines < rejectDebugBurst {
-			st.lines++
-			logDebug, suppressed = true, st.suppressed
-			st.suppressed = 0
-		} else {
-			st.suppressed++
-		}
+		suppressed, logDebug = st.debug.allow(now)
 	}
 	threshold := rejectFlood
 	if why == RejectMaxConnections || why == RejectMaxConnectionsPerIP {
@@ -123,5 +137,19 @@ func (j *rejections) reject(ctx context.Context, why RejectReason, remote string
 	if warn {
 		j.log.Warn("clients rejected", "reason", string(why), "count", n, "within", rejectWarnEvery.String(), "remote", remote,
 			"note", "at most one such line per minute and reason; each rejection is logged at debug")
+	}
+}
+
+// connected logs a client's arrival at debug, within the same per-second
+// limit as each rejection reason.
+func (j *rejections) connected(ctx context.Context, attrs ...any) {
+	if !j.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	j.mu.Lock()
+	suppressed, ok := j.connects.allow(j.now())
+	j.mu.Unlock()
+	if ok {
+		j.log.Debug("client connected", append(attrs, "suppressed", suppressed)...)
 	}
 }

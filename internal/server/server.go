@@ -288,7 +288,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	sess.client.Attach(conn)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
-		s.log.Debug("client connected", "id", sess.client.ID(), "remote", remote, "path", r.URL.Path,
+		s.rejects.connected(r.Context(), "id", sess.client.ID(), "remote", remote, "path", r.URL.Path,
 			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String())
 	}
 	// Bytes the client sent right after its handshake are already buffered.

@@ -2,6 +2,8 @@ package service
 
 import (
 	"syscall"
+
+	"github.com/wsdest/wsdest/internal/server"
 )
 
 // openFileLimit returns the process's soft limit on open files (Go raises
@@ -20,6 +22,10 @@ func openFileLimit() int {
 // logEdge logs, once at start-up, what protects the listener.
 func (s *Service) logEdge(maxClients, httpConns int) {
 	e := s.cfg.Edge
+	if derived, _ := server.FileBudget(openFileLimit()); e.MaxConnections > derived {
+		s.log.Warn("MAX_CONNECTIONS is above what the open-file limit leaves for clients: at the limit, health checks and the Kafka client may fail to open connections",
+			"max_connections", e.MaxConnections, "open_file_limit", openFileLimit(), "clients_within_the_limit", derived)
+	}
 	scheme := "ws:// and http://"
 	if e.TLS() {
 		scheme = "wss:// and https:// (TLS 1.2+, HTTP/2 for the HTTP endpoints)"

@@ -217,10 +217,15 @@ type Stats struct {
 	Ready   bool         `json:"ready"`
 	Hub     hub.Stats    `json:"hub"`
 	Decoder encode.Stats `json:"decoder"`
+	// Rejected counts requests refused before they became clients.
+	Rejected map[server.RejectReason]uint64 `json:"rejected"`
+	// Kafka is what the consumer has read: records, lag, broker state.
+	Kafka kafka.Stats `json:"kafka"`
 }
 
 func (s *Service) stats() any {
-	return Stats{Ready: s.source.Ready(), Hub: s.hub.Stats(), Decoder: s.enc.Stats()}
+	return Stats{Ready: s.source.Ready(), Hub: s.hub.Stats(), Decoder: s.enc.Stats(),
+		Rejected: s.srv.Rejections(), Kafka: s.source.Stats()}
 }
 
 // Run serves until ctx is done, then shuts down: it stops accepting
