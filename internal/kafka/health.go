@@ -3,21 +3,20 @@ package kafka
 import (
 	"context"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Broker health. franz-go notices a broker that keeps its connections open
 // but answers nothing (a process under SIGSTOP, a hung JVM, a network that
-// drops packets) only when its request timeouts expire, 20 s or more
-// later. The watchdog closes that gap: when no broker has answered
-// anything for probeEvery, it sends a small metadata request; if nothing at
-// all is heard within probeTimeout, the brokers are declared unreachable
-// (Ready turns false) with the outage dated from the last answer. So a
-// frozen broker turns /readyz 503 within probeEvery + probeTimeout of its
-// last answer, plus at most probeEvery of tick granularity: 4 s with the
-// defaults. While the outage lasts, a reminder is logged every remindEvery,
-// so a broker address with a typo never leaves a silent service.
+// drops packets) only when its request timeouts expire, 20 s or more later.
+// The watchdog closes that gap: when no broker has answered anything for
+// probeEvery, it pings them (a brokers-only metadata request to each known
+// broker in turn, kgo.Client.Ping); if nothing at all is heard within
+// probeTimeout, the brokers are declared unreachable (Ready turns false)
+// with the outage dated from the last answer. So a frozen broker turns
+// /readyz 503 within probeEvery + probeTimeout of its last answer, plus at
+// most probeEvery of tick granularity: 4 s with the defaults. While the
+// outage lasts, a reminder is logged every remindEvery, so a broker address
+// with a typo never leaves a silent service.
 const (
 	probeEvery   = time.Second
 	probeTimeout = 2 * time.Second
@@ -64,9 +63,7 @@ func (s *Source) health(ctx context.Context) {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, timeout)
-		req := kmsg.NewPtrMetadataRequest()
-		req.Topics = []kmsg.MetadataRequestTopic{} // brokers only, no topic
-		_, err := s.client.Request(pctx, req)
+		err := s.client.Ping(pctx)
 		cancel()
 		if ctx.Err() != nil {
 			return
