@@ -87,11 +87,13 @@ type Config struct {
 // Server serves WebSocket clients and health checks. It is safe for
 // concurrent use.
 type Server struct {
-	cfg     Config
-	hub     *hub.Hub
-	poller  *netpoll.Poller
-	log     *slog.Logger
-	mux     *http.ServeMux
+	cfg    Config
+	hub    *hub.Hub
+	poller *netpoll.Poller
+	log    *slog.Logger
+	mux    *http.ServeMux
+
+	// Listener protection (origin.go, limits.go, reject.go).
 	origins *originPolicy
 	limits  *limits
 	rejects *rejections
@@ -111,11 +113,10 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	if cfg.MaxKeyLength <= 0 {
 		cfg.MaxKeyLength = 256
 	}
-	s := &Server{cfg: cfg, hub: h, poller: p, log: cfg.Logger, mux: http.NewServeMux(),
-		origins: newOriginPolicy(cfg.AllowedOrigins),
-		limits:  &limits{max: cfg.MaxConnections, perIP: cfg.MaxConnectionsPerIP, byIP: make(map[netip.Addr]int)},
-		rejects: newRejections(cfg.Logger),
-	}
+	s := &Server{cfg: cfg, hub: h, poller: p, log: cfg.Logger, mux: http.NewServeMux()}
+	s.origins = newOriginPolicy(cfg.AllowedOrigins)
+	s.limits = &limits{max: cfg.MaxConnections, perIP: cfg.MaxConnectionsPerIP, byIP: make(map[netip.Addr]int)}
+	s.rejects = newRejections(cfg.Logger)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.Stats != nil {
@@ -341,9 +342,10 @@ func rejectConn(conn net.Conn, code uint16, reason string) {
 // client's frames, answers pings and handles the close handshake. The
 // poller calls OnData and OnEOF from one goroutine at a time.
 type session struct {
-	client  *hub.Client
-	parser  wsframe.Parser
-	failed  bool   // the client broke the protocol; later bytes are ignored
+	client *hub.Client
+	parser wsframe.Parser
+	failed bool // the client broke the protocol; later bytes are ignored
+
 	release func() // gives the connection slot back; called once, by closed
 
 	mu    sync.Mutex

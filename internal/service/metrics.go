@@ -1,8 +1,37 @@
 package service
 
 import (
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsdest/wsdest/internal/config"
 	"github.com/wsdest/wsdest/internal/metrics"
 )
+
+// newMetrics creates the service's registry and metrics, and binds
+// METRICS_ADDR when it is set.
+func (s *Service) newMetrics() error {
+	var err error
+	s.metrics, err = metrics.New(prometheus.NewRegistry(), s.metricsSnapshot)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if s.cfg.MetricsAddr == "" {
+		return nil
+	}
+	s.metricsLn, err = net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", config.EnvMetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
 
 // metricsSnapshot gathers, at scrape time, the counters the parts keep.
 func (s *Service) metricsSnapshot() metrics.Snapshot {

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wsdest/wsdest"
@@ -83,6 +82,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", config.EnvHost, config.EnvPort, err)
 	}
+	// Metrics before the other parts: METRICS_ADDR is bound with PORT, and
+	// the hub's writers feed the latency histogram; everything else is
+	// read from the parts at scrape time.
+	if err := s.newMetrics(); err != nil {
+		return nil, err
+	}
 	if cfg.DevBroker.Enabled {
 		s.dev, err = devbroker.Start(ctx, devbroker.Config{
 			Addr:         cfg.DevBroker.Addr,
@@ -112,21 +117,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		return nil, fmt.Errorf("%s: %w", config.EnvFormat, err)
 	}
 	s.enc = encode.New(encode.Options{Format: format, Logger: logger})
-	// Before the hub: the latency histogram is fed by the hub's writers;
-	// the rest is read from the parts at scrape time.
-	s.metrics, err = metrics.New(prometheus.NewRegistry(), s.metricsSnapshot)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	if cfg.MetricsAddr != "" {
-		s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", config.EnvMetricsAddr, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", s.metrics.Handler())
-		s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	}
 	s.hub = hub.New(hub.Config{
 		MaxQueueBytes: cfg.Clients.MaxQueueBytes,
 		WriteTimeout:  cfg.Clients.WriteTimeout,
@@ -152,14 +142,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	if cfg.Edge.MaxConnections > 0 {
 		maxClients = cfg.Edge.MaxConnections
 	}
-	s.srv = server.New(server.Config{
-		Auth:                authz,
-		Envelope:            cfg.Decode.Envelope,
-		MaxClientMessage:    cfg.Clients.MaxMessageBytes,
-		SocketSendBuffer:    cfg.Clients.SocketSendBuffer,
-		Ready:               s.source.Ready,
-		Stats:               s.stats,
-		Logger:              logger,
+	srv := server.New(server.Config{
+		Auth:             authz,
+		Envelope:         cfg.Decode.Envelope,
+		MaxClientMessage: cfg.Clients.MaxMessageBytes,
+		SocketSendBuffer: cfg.Clients.SocketSendBuffer,
+		Ready:            s.source.Ready,
+		Stats:            s.stats,
+		Logger:           logger,
+
+		// Listener protection and metrics.
 		AllowedOrigins:      cfg.Edge.AllowedOrigins,
 		MaxConnections:      maxClients,
 		MaxConnectionsPerIP: cfg.Edge.MaxConnectionsPerIP,
@@ -168,9 +160,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		MaxKeyLength:        cfg.Edge.MaxKeyLength,
 		Metrics:             s.metrics.Handler(),
 	}, s.hub, s.poller)
+	s.srv = srv
 	s.guard = server.NewConnGuard(httpConns)
 	s.http = &http.Server{
-		Handler:           s.guard.Handler(s.srv),
+		Handler:           s.guard.Handler(srv),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
