@@ -3,6 +3,7 @@ package server
 import (
 	"container/list"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -201,9 +202,20 @@ func (g *ConnGuard) ConnContext(ctx context.Context, c net.Conn) context.Context
 	g.mu.Unlock()
 	if victim != nil {
 		g.evicted.Add(1)
-		_ = victim.Close() // its state hook removes it
+		closeNow(victim) // its state hook removes it
 	}
 	return context.WithValue(ctx, guardKey{}, e)
+}
+
+// closeNow closes c without writing to it: for a TLS connection, the
+// socket under it, since tls.Conn.Close may wait seconds to send its
+// close_notify to a peer that does not read, and this runs on the
+// server's accept loop.
+func closeNow(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	_ = c.Close()
 }
 
 // victimLocked unlinks and returns the oldest connection not serving a

@@ -70,3 +70,11 @@ func (p *originPolicy) allowed(r *http.Request) bool {
 	}
 	return false
 }
+
+// clip shortens a client-supplied value for a log line.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

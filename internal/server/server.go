@@ -236,7 +236,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		remote = ip.String() + " via " + r.RemoteAddr
 	}
 	if !s.origins.allowed(r) {
-		s.rejects.reject(r.Context(), RejectOrigin, remote, "client rejected: origin not allowed", "origin", r.Header.Get("Origin"))
+		s.rejects.reject(r.Context(), RejectOrigin, remote, "client rejected: origin not allowed", "origin", clip(r.Header.Get("Origin"), 100))
 		http.Error(w, "403 Forbidden: this origin may not connect (ALLOWED_ORIGINS)", http.StatusForbidden)
 		return
 	}
