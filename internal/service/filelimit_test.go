@@ -175,3 +175,47 @@ func TestAtFileLimit(t *testing.T) {
 		t.Errorf("the service ran out of file descriptors")
 	}
 }
+
+// TestHelperBrokerProcess is not a test: see e2etest.StartBrokerProcess.
+func TestHelperBrokerProcess(t *testing.T) { e2etest.ServeBrokerProcess(t) }
+
+// TestFrozenBroker freezes the broker process with SIGSTOP under a running
+// service: /readyz turns 503 and wsdest_broker_up 0 within seconds (not
+// franz-go's request timeouts), the connected client stays connected, the
+// outage logged when the broker is thawed is at least as long as the
+// freeze, and records produced before and after all arrive.
+func TestFrozenBroker(t *testing.T) {
+	bp := e2etest.StartBrokerProcess(t, "TestHelperBrokerProcess", 1)
+	s := e2etest.StartService(t, e2etest.Env{config.EnvBrokerAddress: bp.Addr, config.EnvTopic: "t"})
+	s.WaitReady(t)
+	c := e2etest.Connect(t, s.URL("/ws"))
+	p := e2etest.NewProducerTo(t, bp.Addr)
+	p.Produce([]byte("k"), []byte(`{"n":1}`))
+	if got := c.Next(t); string(got) != `{"n":1}` {
+		t.Fatalf("got %s", got)
+	}
+
+	bp.Freeze(t)
+	frozeAt := time.Now()
+	s.WaitUnready(t)
+	t.Logf("/readyz 503 %v after SIGSTOP", time.Since(frozeAt).Round(time.Millisecond))
+	if v := value(scrape(t, s.HTTPURL("/metrics")), "wsdest_broker_up"); v != 0 {
+		t.Errorf("wsdest_broker_up = %v while frozen", v)
+	}
+	bp.Thaw(t)
+	frozen := time.Since(frozeAt)
+	s.WaitReady(t)
+	p.Produce([]byte("k"), []byte(`{"n":2}`))
+	if got := c.Next(t); string(got) != `{"n":2}` {
+		t.Fatalf("after the freeze the connected client got %s", got)
+	}
+	l := s.Log.Lines("reachable again")
+	if len(l) != 1 {
+		t.Fatalf("reachable-again lines: %q", l)
+	}
+	_, after, _ := strings.Cut(l[0], "outage=")
+	outage, err := time.ParseDuration(strings.Fields(after)[0])
+	if err != nil || outage < frozen {
+		t.Errorf("outage logged as %q, the broker was frozen for %v", after, frozen)
+	}
+}
