@@ -23,7 +23,8 @@ type Edge struct {
 	// 0 = derived from the open-file limit by the server package.
 	MaxConnections int
 	// MaxConnectionsPerIP is MAX_CONNECTIONS_PER_IP: the most clients at
-	// once from one address. Default 0 = no per-address limit.
+	// once from one address (an IPv6 address counts by its /64). Default
+	// 0 = no per-address limit.
 	MaxConnectionsPerIP int
 	// TrustedProxies is TRUSTED_PROXIES: comma-separated CIDRs (or single
 	// addresses) of reverse proxies whose X-Forwarded-For names the client

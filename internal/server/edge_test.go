@@ -275,3 +275,18 @@ func TestRejectLogLimited(t *testing.T) {
 		t.Error("the log shows what the client sent")
 	}
 }
+
+func TestPerIPKey(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"127.0.0.2", "127.0.0.2"},
+		{"2001:db8:1:2:aaaa::1", "2001:db8:1:2::"},
+		{"2001:db8:1:2:bbbb::9", "2001:db8:1:2::"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::"},
+		{"::1", "::"},
+	}
+	for _, tt := range tests {
+		if got := server.PerIPKey(netip.MustParseAddr(tt.in)); got.String() != tt.want {
+			t.Errorf("PerIPKey(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

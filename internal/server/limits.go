@@ -57,6 +57,7 @@ func (l *limits) acquire(ip netip.Addr) (release func(), reject RejectReason) {
 	if l.perIP <= 0 {
 		return func() { l.open.Add(-1) }, ""
 	}
+	ip = perIPKey(ip)
 	l.mu.Lock()
 	if l.byIP[ip] >= l.perIP {
 		l.mu.Unlock()
@@ -76,6 +77,18 @@ func (l *limits) acquire(ip netip.Addr) (release func(), reject RejectReason) {
 			l.open.Add(-1)
 		})
 	}, ""
+}
+
+// perIPKey is what MAX_CONNECTIONS_PER_IP counts by: an IPv4 address, or
+// an IPv6 address's /64, since one subscriber line or host usually holds a
+// whole /64 and could otherwise take a slot per address.
+func perIPKey(ip netip.Addr) netip.Addr {
+	if ip.Is6() && !ip.Is4In6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
 }
 
 // clientAddr returns the address a request comes from: its peer, or, when

@@ -70,8 +70,8 @@ type Config struct {
 	// one gets 503 with Retry-After. 0 = no bound (the service passes one
 	// derived from the open-file limit, see FileBudget).
 	MaxConnections int
-	// MaxConnectionsPerIP bounds the clients from one address; over it
-	// 429 with Retry-After. 0 = no bound.
+	// MaxConnectionsPerIP bounds the clients from one address (IPv6: its
+	// /64); over it 429 with Retry-After. 0 = no bound.
 	MaxConnectionsPerIP int
 	// TrustedProxies are the peers whose X-Forwarded-For names the client
 	// for MaxConnectionsPerIP and the logs. Default none.
