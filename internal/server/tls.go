@@ -76,7 +76,21 @@ func LoadCertificates(certFile, keyFile string, log *slog.Logger) (*Certificates
 	c.cur.Store(cert)
 	c.loaded = st
 	log.Info("tls certificate loaded", certAttrs(cert)...)
+	c.warnExpiry(cert)
 	return c, nil
+}
+
+// ExpiryWarning is how long before its expiry a certificate being loaded
+// gets a warning.
+const ExpiryWarning = 14 * 24 * time.Hour
+
+func (c *Certificates) warnExpiry(cert *tls.Certificate) {
+	switch left := time.Until(cert.Leaf.NotAfter); {
+	case left <= 0:
+		c.log.Warn("tls certificate has expired: clients will refuse it", certAttrs(cert)...)
+	case left < ExpiryWarning:
+		c.log.Warn("tls certificate expires soon", append(certAttrs(cert), "left", left.Round(time.Hour).String())...)
+	}
 }
 
 func loadPair(certFile, keyFile string) (*tls.Certificate, error) {
@@ -133,6 +147,7 @@ func (c *Certificates) Reload() bool {
 	c.cur.Store(cert)
 	c.loaded, c.failed = st, failure{}
 	c.log.Info("tls certificate reloaded", certAttrs(cert)...)
+	c.warnExpiry(cert)
 	return true
 }
 
