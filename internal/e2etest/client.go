@@ -70,6 +70,7 @@ type dialConfig struct {
 	readBuffer int
 	localIP    net.IP      // source address; nil = the system's choice
 	tlsConfig  *tls.Config // non-nil: TLS over the TCP connection (wss://)
+	wrap       func(net.Conn) net.Conn
 }
 
 // WithHeader adds handshake request headers.
@@ -138,6 +139,9 @@ func Dial(ctx context.Context, url string, opts ...DialOption) (*Client, error) 
 				nd.LocalAddr = &net.TCPAddr{IP: cfg.localIP}
 			}
 			conn, err := nd.DialContext(ctx, network, addr)
+			if err == nil && cfg.wrap != nil {
+				conn = cfg.wrap(conn)
+			}
 			if err != nil || cfg.readBuffer <= 0 {
 				return conn, err
 			}
@@ -427,4 +431,10 @@ func FromIP(ip string) DialOption {
 // WithTLS sets the TLS settings of a wss:// dial (roots, server name).
 func WithTLS(cfg *tls.Config) DialOption {
 	return func(c *dialConfig) { c.tlsConfig = cfg }
+}
+
+// WithConnWrapper wraps the TCP connection (beneath TLS for wss://), for
+// instance to cut what the client sends into small pieces.
+func WithConnWrapper(wrap func(net.Conn) net.Conn) DialOption {
+	return func(c *dialConfig) { c.wrap = wrap }
 }

@@ -297,6 +297,14 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		b, _ := rw.Reader.Peek(n)
 		sess.OnData(b)
 	}
+	if tc, ok := conn.(*tls.Conn); ok {
+		if handled, err := s.watchTLS(tc, sess); handled {
+			if err != nil {
+				sess.client.Abort(hub.ReasonReadError)
+			}
+			return
+		}
+	}
 	watch, err := s.poller.Watch(conn, sess)
 	if err != nil {
 		sess.client.Abort(hub.ReasonReadError)

@@ -180,10 +180,14 @@ func (c *Certificates) TLSConfig() *tls.Config {
 	}
 }
 
-// tcpConn returns the TCP socket under conn, which may be a *tls.Conn.
+// tcpConn returns the TCP socket under conn, which may be a *tls.Conn
+// (over a feedConn).
 func tcpConn(conn net.Conn) (*net.TCPConn, bool) {
 	if tc, ok := conn.(*tls.Conn); ok {
 		conn = tc.NetConn()
+	}
+	if fc, ok := conn.(*feedConn); ok {
+		return fc.TCPConn, true
 	}
 	tc, ok := conn.(*net.TCPConn)
 	return tc, ok

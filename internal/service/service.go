@@ -233,7 +233,9 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error {
 		var err error
 		if s.certs != nil {
-			err = s.http.ServeTLS(s.ln, "", "")
+			// TLSListener lets the poller read TLS clients without a
+			// goroutine each once they are WebSocket clients.
+			err = s.http.ServeTLS(server.TLSListener(s.ln), "", "")
 		} else {
 			err = s.http.Serve(s.ln)
 		}
