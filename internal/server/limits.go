@@ -147,6 +147,47 @@ func (s *Server) checkSubscription(sub hub.Subscription) error {
 	return nil
 }
 
+// admission is a request that passed admit.
+type admission struct {
+	sub     hub.Subscription
+	remote  string // for log lines: the peer, or "client via peer" behind a trusted proxy
+	release func() // gives the connection slot back; call it once
+}
+
+// admit runs the checks every would-be client passes before its
+// transport's handshake, whatever the transport (WebSocket here; SSE in
+// its own handler): the origin, the subscription (parsed by parse) and its
+// limits, and a connection slot. On refusal it has answered the request
+// (403, 400, 503 or 429), counted and logged it, and reports false.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, parse func() (hub.Subscription, error)) (admission, bool) {
+	ip := clientAddr(r, s.cfg.TrustedProxies)
+	remote := r.RemoteAddr
+	if ip != addrOf(r.RemoteAddr) {
+		remote = ip.String() + " via " + r.RemoteAddr
+	}
+	if !s.origins.allowed(r) {
+		s.rejects.reject(r.Context(), RejectOrigin, remote, "client rejected: origin not allowed", "origin", clip(r.Header.Get("Origin"), 100))
+		http.Error(w, "403 Forbidden: this origin may not connect (ALLOWED_ORIGINS)", http.StatusForbidden)
+		return admission{}, false
+	}
+	sub, err := parse()
+	if err == nil {
+		err = s.checkSubscription(sub)
+	}
+	if err != nil {
+		s.rejects.reject(r.Context(), RejectBadRequest, remote, "client rejected: bad subscription", "err", err)
+		http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
+		return admission{}, false
+	}
+	release, why := s.limits.acquire(ip)
+	if why != "" {
+		s.rejects.reject(r.Context(), why, remote, "client rejected: connection limit")
+		tooMany(w, why)
+		return admission{}, false
+	}
+	return admission{sub: sub, remote: remote, release: release}, true
+}
+
 // tooMany answers a request over a connection limit, before the handshake.
 func tooMany(w http.ResponseWriter, why RejectReason) {
 	w.Header().Set("Retry-After", retryAfter)

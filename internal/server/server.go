@@ -230,31 +230,13 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	ip := clientAddr(r, s.cfg.TrustedProxies)
-	remote := r.RemoteAddr
-	if ip != addrOf(r.RemoteAddr) {
-		remote = ip.String() + " via " + r.RemoteAddr
-	}
-	if !s.origins.allowed(r) {
-		s.rejects.reject(r.Context(), RejectOrigin, remote, "client rejected: origin not allowed", "origin", clip(r.Header.Get("Origin"), 100))
-		http.Error(w, "403 Forbidden: this origin may not connect (ALLOWED_ORIGINS)", http.StatusForbidden)
+	a, ok := s.admit(w, r, func() (hub.Subscription, error) {
+		return ParseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
+	})
+	if !ok {
 		return
 	}
-	sub, err := ParseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
-	if err == nil {
-		err = s.checkSubscription(sub)
-	}
-	if err != nil {
-		s.rejects.reject(r.Context(), RejectBadRequest, remote, "client rejected: bad subscription", "err", err)
-		http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	release, why := s.limits.acquire(ip)
-	if why != "" {
-		s.rejects.reject(r.Context(), why, remote, "client rejected: connection limit")
-		tooMany(w, why)
-		return
-	}
+	sub, release, remote := a.sub, a.release, a.remote
 	if s.cfg.Auth != nil && !s.cfg.Auth.Check(r) {
 		conn, _, _, err := ws.UpgradeHTTP(r, w)
 		if err != nil {
