@@ -2,14 +2,15 @@
 # The project's test command; CI runs it through .ci/run.
 #
 #   ./test.sh            everything below, in this order
-#   ./test.sh go         gofmt, go vet, staticcheck, go test -race
+#   ./test.sh go         gofmt, go vet, staticcheck, go test -race, and the
+#                        dockerfile's go build command
 #   ./test.sh interop    the interop tests in test/interop (real binary,
 #                        kcat, Python websockets, Chromium)
 #
 # It installs what it lacks and skips what is already there, so a second run
 # is fast: staticcheck (pinned, with go install) and, for the interop tests,
 # Debian's kcat, python3-websockets, chromium, curl and openssl (apt-get; as root, or
-# through sudo) and playwright-core (npm ci in test/interop; it never
+# through sudo) and playwright-core and ws (npm ci in test/interop; it never
 # downloads a browser). Needs Go 1.26 and, for the interop tests, Node.js 20+
 # with npm and a Debian-based system.
 #
@@ -18,13 +19,13 @@
 set -u -o pipefail
 
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2, which supports Go 1.26
-GO_TEST_TIMEOUT=3m         # per test binary; the whole suite takes ~20 s
+GO_TEST_TIMEOUT=3m         # per test binary; the whole suite takes ~40 s here with a warm build cache
 INTEROP_APT_PACKAGES=(kcat python3-websockets chromium curl openssl)
 
 cd "$(dirname "$0")" || exit 1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 # the tests use Debian's Chromium
 
-usage() { sed -n '2,8s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,9s/^# \{0,1\}//p' "$0"; }
 
 mode=${1:-all}
 case $mode in
@@ -163,12 +164,51 @@ run_go() {
 	fi
 	go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./... 2>&1
 	done_step "go test" $?
+
+	run_dockerfile_build
+}
+
+# run_dockerfile_build: runs the dockerfile's `go build` line exactly as
+# written (only its -o path moved to a scratch directory), so the image's
+# build cannot rot while no Docker is at hand, and checks what it made: a
+# static (CGO_ENABLED=0), -trimpath binary that starts (-version), built by
+# the Go release the image's golang tag names.
+run_dockerfile_build() {
+	step "dockerfile: its go build command"
+	local rc=0 lines line tmp
+	mapfile -t lines < <(grep -E '^RUN .*go build' dockerfile)
+	if ((${#lines[@]} != 1)); then
+		echo "dockerfile: want exactly one 'RUN ... go build' line, found ${#lines[@]}"
+		done_step "dockerfile build" 1
+		return
+	fi
+	line=${lines[0]#RUN }
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/wsdest-dockerfile.XXXXXX")
+	if [[ $line != *" -o /out/wsdest "* ]]; then
+		echo "dockerfile: the go build line must write -o /out/wsdest (the COPY --from=build path)"
+		rc=1
+	elif ! (set -x && bash -c "${line/ -o \/out\/wsdest / -o $tmp/wsdest }"); then
+		rc=1
+	else
+		local info want_go
+		info=$(go version -m "$tmp/wsdest")
+		grep -q 'build	CGO_ENABLED=0' <<<"$info" || { echo "dockerfile build: not CGO_ENABLED=0"; rc=1; }
+		grep -q 'build	-trimpath=true' <<<"$info" || { echo "dockerfile build: not -trimpath"; rc=1; }
+		"$tmp/wsdest" -version || { echo "dockerfile build: wsdest -version failed"; rc=1; }
+		want_go=$(sed -n 's/^go \([0-9]*\.[0-9]*\).*/\1/p' go.mod)
+		if ! grep -q "^FROM golang:$want_go[-.]" dockerfile; then
+			echo "dockerfile: the build image is not golang:$want_go (go.mod says go $want_go)"
+			rc=1
+		fi
+	fi
+	rm -rf "$tmp"
+	done_step "dockerfile build" "$rc"
 }
 
 run_interop() {
 	local rc=0
 
-	step "interop prerequisites: ${INTEROP_APT_PACKAGES[*]}, playwright-core"
+	step "interop prerequisites: ${INTEROP_APT_PACKAGES[*]}, playwright-core, ws"
 	ensure_apt "${INTEROP_APT_PACKAGES[@]}" || rc=1
 	if ! command -v npm >/dev/null 2>&1; then
 		echo "test.sh: npm not found: install Node.js 20 or later with npm" >&2

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -29,10 +31,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// noEnvFile returns an -env-file argument naming a file that does not
-// exist, so that no .env of the developer's can change a test.
+// noEnvFile returns an -env-file argument naming an empty file, so that no
+// .env of the developer's can change a test.
 func noEnvFile(t *testing.T) []string {
-	return []string{"-env-file", filepath.Join(t.TempDir(), "absent.env")}
+	path := filepath.Join(t.TempDir(), "empty.env")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"-env-file", path}
 }
 
 // freePort returns a loopback port nothing listens on.
@@ -151,7 +157,7 @@ type program struct {
 	done   chan int // receives the exit status
 }
 
-var listenRE = regexp.MustCompile(`msg="wsdest started" listen=(\S+)`)
+var listenRE = regexp.MustCompile(`msg="wsdest started" .*?listen=(\S+)`)
 
 // startProgram calls run with env and waits for the start-up line.
 func startProgram(t *testing.T, env e2etest.Env) *program {
@@ -249,6 +255,10 @@ func TestDevBroker(t *testing.T) {
 		if l := p.log.Lines("development Kafka broker running"); len(l) != 1 {
 			t.Errorf("dev broker warning lines: %q", l)
 		}
+		// A normal dev start warns once: the dev broker is memory only.
+		if l := p.log.Lines("level=WARN"); len(l) != 1 {
+			t.Errorf("a dev start logs %d warnings, want 1: %q", len(l), l)
+		}
 	})
 
 	t.Run("no demo data, own producer", func(t *testing.T) {
@@ -276,4 +286,95 @@ func TestDevBroker(t *testing.T) {
 		}
 		c.ExpectQuiet(t) // no demo records
 	})
+}
+
+// TestEnvFile: an -env-file that does not exist stops start-up with one
+// line naming it; a file that exists is read, and the start-up line says
+// which file was read and, first, the URL to open.
+func TestEnvFile(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "typo.env")
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"-env-file", missing}, e2etest.Env{}.Lookup, &stdout, &stderr); code != 2 {
+		t.Errorf("missing -env-file: exit %d, want 2", code)
+	}
+	if out := stderr.String(); strings.Count(out, "\n") != 1 || !strings.Contains(out, missing+" does not exist") {
+		t.Errorf("missing -env-file: stderr %q, want one line naming the file", out)
+	}
+
+	file := filepath.Join(t.TempDir(), "dev.env")
+	if err := os.WriteFile(file, []byte("DEMO_DATA=false\nHOST=127.0.0.1\nPORT=0\nDEV_BROKER_ADDR=127.0.0.1:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &program{log: &e2etest.LogBuffer{}, done: make(chan int, 1)}
+	p.log.DumpOnFailure(t, "wsdest")
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	p.cancel = cancel
+	go func() { p.done <- run(ctx, []string{"-env-file", file}, e2etest.Env{}.Lookup, &bytes.Buffer{}, p.log) }()
+	var line string
+	e2etest.Eventually(t, "the start-up line", func() bool {
+		l := p.log.Lines("wsdest started")
+		if len(l) > 0 {
+			line = l[0]
+		}
+		return line != ""
+	})
+	if code, ok := p.stop(); !ok || code != 0 {
+		t.Errorf("run: exit %d (returned %v), want 0", code, ok)
+	}
+	want := regexp.MustCompile(`msg="wsdest started" open=http://localhost:\d+/ listen=127\.0\.0\.1:\d+ env_file=` + regexp.QuoteMeta(file) + ` `)
+	if !want.MatchString(line) || !strings.Contains(line, "demo_data=false") || strings.Contains(line, " addr=") {
+		t.Errorf("start-up line %q, want it to match %s, say demo_data=false (read from the file) and no second addr", line, want)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"-version"}, e2etest.Env{}.Lookup, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, want 0; stderr %q", code, stderr.String())
+	}
+	if out := stdout.String(); !strings.HasPrefix(out, "wsdest ") || !strings.Contains(out, runtime.Version()) || strings.Count(out, "\n") != 1 {
+		t.Errorf("-version printed %q", out)
+	}
+	info := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-12-01T00:00:00Z"}, {Key: "vcs.modified", Value: "true"},
+	}}
+	want := "wsdest v1.2.3 commit 0123456789ab+dirty 2026-12-01T00:00:00Z go1.26.0 " + runtime.GOOS + "/" + runtime.GOARCH
+	if got := versionLine(info); got != want {
+		t.Errorf("versionLine = %q, want %q", got, want)
+	}
+}
+
+// TestViewerSetting: a browser's GET of / gets the viewer by default and
+// the 426 answer with VIEWER=false, and the start-up line says which.
+func TestViewerSetting(t *testing.T) {
+	t.Parallel()
+	env := e2etest.Env{"DEV_BROKER_ADDR": "127.0.0.1:0", "HOST": "127.0.0.1", "PORT": "0", "DEMO_DATA": "false"}
+	for _, tt := range []struct {
+		viewer string
+		status int
+		line   string
+	}{
+		{"", http.StatusOK, " open=http://localhost:"},
+		{"false", http.StatusUpgradeRequired, " viewer=false "},
+	} {
+		t.Run("VIEWER="+tt.viewer, func(t *testing.T) {
+			t.Parallel()
+			p := startProgram(t, env.With(e2etest.Env{"VIEWER": tt.viewer}))
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+p.addr+"/sensor-1", nil)
+			req.Header.Set("Accept", "text/html,*/*;q=0.8")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("browser GET /sensor-1: %d, want %d", resp.StatusCode, tt.status)
+			}
+			if l := p.log.Lines("wsdest started"); len(l) != 1 || !strings.Contains(l[0], tt.line) {
+				t.Errorf("start-up line %q, want %q in it", l, tt.line)
+			}
+		})
+	}
 }

@@ -54,7 +54,7 @@ func TestSIGTERM(t *testing.T) {
 		<-exited
 	})
 
-	re := regexp.MustCompile(`msg="wsdest started" listen=(\S+)`)
+	re := regexp.MustCompile(`msg="wsdest started" .*?listen=(\S+)`)
 	var addr string
 	e2etest.Eventually(t, "the start-up line", func() bool {
 		if m := re.FindStringSubmatch(log.String()); m != nil {

@@ -68,6 +68,9 @@ const (
 	EnvLogLevel  = "LOG_LEVEL"
 	EnvLogFormat = "LOG_FORMAT"
 
+	EnvViewer    = "VIEWER"
+	EnvPublicURL = "Quix__Deployment__Network__PublicUrl"
+
 	EnvTLSCertFile         = "TLS_CERT_FILE"
 	EnvTLSKeyFile          = "TLS_KEY_FILE"
 	EnvAllowedOrigins      = "ALLOWED_ORIGINS"
@@ -122,6 +125,13 @@ type Config struct {
 	// /metrics too (besides PORT), e.g. for a scraper on an internal
 	// network. Default "" = only on PORT.
 	MetricsAddr string
+	// Viewer is VIEWER: serve the live viewer page to browsers on /, /{key},
+	// /ws and /ws/{key}, and its assets under /_wsdest/. Default true.
+	Viewer bool
+	// PublicURL is Quix__Deployment__Network__PublicUrl, the URL Quix
+	// Cloud gives a deployment with public access; the start-up line shows
+	// it as the address to open. Default "" (the local address is shown).
+	PublicURL string
 
 	// Warnings lists settings that were accepted but are probably not what
 	// the operator meant (for instance credentials set while AUTH_ENABLED
@@ -372,6 +382,8 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 			p.fail("%s: %s is not host:port (want e.g. 127.0.0.1:9100)", EnvMetricsAddr, quote(v))
 		}
 	}
+	c.Viewer = p.boolean(EnvViewer, true)
+	c.PublicURL = p.str(EnvPublicURL)
 	c.Warnings = p.warnings
 
 	if len(p.problems) > 0 {

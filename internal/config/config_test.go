@@ -38,8 +38,9 @@ func TestDefaults(t *testing.T) {
 			MaxMessageBytes:  4096,
 			SocketSendBuffer: 128 << 10,
 		},
-		Log:  Log{Level: slog.LevelInfo, Format: LogText},
-		Edge: Edge{MaxSubscriptionKeys: 64, MaxKeyLength: 256},
+		Log:    Log{Level: slog.LevelInfo, Format: LogText},
+		Viewer: true,
+		Edge:   Edge{MaxSubscriptionKeys: 64, MaxKeyLength: 256},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -157,6 +158,9 @@ func TestGoodValues(t *testing.T) {
 		{"write budget", with(nil, "WRITE_BUDGET", "20000"), func(c Config) any { return c.Clients.WriteBudget }, 20000},
 		{"write budget off", with(nil, "WRITE_BUDGET", "-1"), func(c Config) any { return c.Clients.WriteBudget }, -1},
 		{"pprof addr", with(nil, "PPROF_ADDR", "127.0.0.1:6060"), func(c Config) any { return c.PprofAddr }, "127.0.0.1:6060"},
+		{"viewer default", nil, func(c Config) any { return c.Viewer }, true},
+		{"viewer off", with(nil, "VIEWER", "no"), func(c Config) any { return c.Viewer }, false},
+		{"public url", with(nil, "Quix__Deployment__Network__PublicUrl", "https://ws-x.deployments.quix.io"), func(c Config) any { return c.PublicURL }, "https://ws-x.deployments.quix.io"},
 
 		// Logging.
 		{"log debug", with(nil, "LOG_LEVEL", "DEBUG"), func(c Config) any { return c.Log.Level }, slog.LevelDebug},
@@ -253,6 +257,7 @@ func TestBadValues(t *testing.T) {
 		{with(nil, "DEMO_INTERVAL", "-1s"), "DEMO_INTERVAL", `DEMO_INTERVAL: "-1s" is not positive (want a duration greater than 0, such as 250ms)`},
 
 		{with(nil, "FORMAT", "xml"), "FORMAT", `FORMAT: "xml" is not a format (want auto or raw)`},
+		{with(nil, "VIEWER", "maybe"), "VIEWER", `VIEWER: "maybe" is not a boolean (want true/false, yes/no or 1/0)`},
 		{with(nil, "ENVELOPE", "2"), "ENVELOPE", `ENVELOPE: "2" is not a boolean (want true/false, yes/no or 1/0)`},
 
 		{with(nil, "MAX_QUEUE_BYTES", "4XB"), "MAX_QUEUE_BYTES", `MAX_QUEUE_BYTES: "4XB" is not a byte size (want an integer with an optional KiB, MiB, GiB, KB, MB or GB suffix, e.g. 4MiB)`},

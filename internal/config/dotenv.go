@@ -16,16 +16,36 @@ import (
 // \$ escapes) or bare (trimmed, and cut at " #" which starts a comment). A
 // later line overrides an earlier one for the same key.
 //
-// A missing file is not an error: the result is empty. Errors name the file
-// and line but never echo the line, which may hold a secret.
+// A missing file is an error (it was named on purpose: wsdest -env-file);
+// use LoadDotEnvIfExists for the implicit ./.env. Errors name the file and
+// line but never echo the line, which may hold a secret.
 func LoadDotEnv(path string) (map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]string{}, nil
+		return nil, fmt.Errorf("config: env file %s does not exist", path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("config: read %s: %w", path, err)
 	}
+	return dotEnvOf(path, data)
+}
+
+// LoadDotEnvIfExists is LoadDotEnv for a file that may be absent (the
+// .env in the working directory): a missing file gives an empty result and
+// found false.
+func LoadDotEnvIfExists(path string) (env map[string]string, found bool, err error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]string{}, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	env, err = dotEnvOf(path, data)
+	return env, err == nil, err
+}
+
+func dotEnvOf(path string, data []byte) (map[string]string, error) {
 	env, err := parseDotEnv(data)
 	if err != nil {
 		return nil, fmt.Errorf("config: %s %w", path, err)

@@ -82,12 +82,20 @@ func TestLoadDotEnvErrors(t *testing.T) {
 }
 
 func TestLoadDotEnvMissingFile(t *testing.T) {
-	got, err := LoadDotEnv(filepath.Join(t.TempDir(), "nope.env"))
-	if err != nil {
-		t.Fatalf("missing file: %v", err)
+	path := filepath.Join(t.TempDir(), "nope.env")
+	if _, err := LoadDotEnv(path); err == nil || !strings.Contains(err.Error(), path+" does not exist") {
+		t.Errorf("LoadDotEnv of a missing file: err = %v, want one naming the file", err)
 	}
-	if len(got) != 0 {
-		t.Errorf("got %v, want empty", got)
+	got, found, err := LoadDotEnvIfExists(path)
+	if err != nil || found || len(got) != 0 {
+		t.Errorf("LoadDotEnvIfExists of a missing file = %v, %v, %v; want empty, false, nil", got, found, err)
+	}
+	got, found, err = LoadDotEnvIfExists(writeFile(t, "PORT=1\n"))
+	if err != nil || !found || got["PORT"] != "1" {
+		t.Errorf("LoadDotEnvIfExists of a file = %v, %v, %v; want PORT=1, true, nil", got, found, err)
+	}
+	if _, found, err := LoadDotEnvIfExists(writeFile(t, "no equals\n")); err == nil || found {
+		t.Errorf("LoadDotEnvIfExists of a bad file = found %v, err %v; want an error", found, err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wsdest/wsdest/internal/boolval"
 )
 
 // parser reads variables through lookup and collects every problem, so that
@@ -73,14 +75,12 @@ func (p *parser) optBoolean(name string) (val, set bool) {
 	if !ok {
 		return false, false
 	}
-	switch strings.ToLower(v) {
-	case "true", "1", "yes":
-		return true, true
-	case "false", "0", "no":
-		return false, true
+	b, err := boolval.Parse(v)
+	if err != nil {
+		p.fail("%s: %s is not a boolean (want %s)", name, quote(v), boolval.Want)
+		return false, false
 	}
-	p.fail("%s: %s is not a boolean (want true/false, yes/no or 1/0)", name, quote(v))
-	return false, false
+	return b, true
 }
 
 func (p *parser) boolean(name string, def bool) bool {

@@ -11,7 +11,6 @@ import (
 func (c Config) Summary() []any {
 	attrs := []any{
 		"topic", c.Topic,
-		"addr", c.Server.Addr(),
 	}
 
 	k := c.Kafka
@@ -67,7 +66,7 @@ func (c Config) Summary() []any {
 		"ping_interval", c.Clients.PingInterval.String(),
 		"max_client_message", c.Clients.MaxMessageBytes,
 		"socket_send_buffer", c.Clients.SocketSendBuffer,
-		"write_budget", c.Clients.WriteBudget,
+		"write_budget", writeBudgetText(c.Clients.WriteBudget),
 		"shutdown_timeout", c.Server.ShutdownTimeout.String(),
 		"tls", c.Edge.TLS(),
 		"allowed_origins", cmp.Or(strings.Join(c.Edge.AllowedOrigins, ","), "any (ALLOWED_ORIGINS unset)"),
@@ -75,4 +74,16 @@ func (c Config) Summary() []any {
 		"log_format", string(c.Log.Format),
 	)
 	return attrs
+}
+
+// writeBudgetText shows WRITE_BUDGET as it takes effect: 0 leaves the
+// budget to the hub's default (per CPU), -1 turns pacing off.
+func writeBudgetText(n int) any {
+	switch n {
+	case 0:
+		return "auto"
+	case -1:
+		return "off"
+	}
+	return n
 }

@@ -151,16 +151,16 @@ func (b *Broker) Close() {
 	})
 }
 
+// logStart says, once, what runs: one warning (this is not a real broker)
+// and one line on how to use it.
 func logStart(logger *slog.Logger, addr string, cfg Config) {
-	logger.Warn("development Kafka broker running: in memory only, all data is lost on exit; not for production",
+	logger.Warn("development Kafka broker running: in memory only, all data is lost on exit; for a real broker set Quix__Broker__Address=host:port",
 		"addr", addr, "topic", cfg.Topic, "partitions", Partitions)
-	logger.Warn("produce into the development broker with any Kafka client",
-		"example", "kcat -P -b "+addr+" -t "+cfg.Topic+" -k my-key")
+	attrs := []any{"example", "kcat -P -b " + addr + " -t " + cfg.Topic + " -k my-key"}
 	if cfg.Demo {
-		logger.Warn("writing demo sensor data to the development broker; set DEMO_DATA=false to turn it off",
-			"topic", cfg.Topic, "interval", cfg.DemoInterval.String(), "sensors", numSensors)
+		attrs = append(attrs, "demo_sensors", numSensors, "demo_interval", cfg.DemoInterval.String(), "demo_off", "DEMO_DATA=false")
 	}
-	logger.Warn("to use a real Kafka broker, set Quix__Broker__Address=host:port")
+	logger.Info("dev broker: produce into it with any Kafka client", attrs...)
 }
 
 // listenCause strips net.Listen's "listen tcp <addr>: bind:" prefix, which

@@ -38,8 +38,10 @@ func newOriginPolicy(allowed []string) *originPolicy {
 }
 
 // allowed reports whether r may connect: a request without an Origin
-// header (a non-browser client) always may; a browser's only when its
-// origin is listed or matches a pattern. The comparison is on the whole
+// header (a non-browser client) always may; a browser's when its origin is
+// the server's own (a page the server served, such as the viewer: the
+// Origin's host[:port] is the request's Host, whatever the scheme, since a
+// proxy in front may terminate TLS) or is listed or matches a pattern. The comparison is on the whole
 // scheme://host[:port], so "https://app.example.com.evil.io" does not
 // match "https://*.example.com", and a pattern without a port matches only
 // the scheme's default port.
@@ -52,7 +54,7 @@ func (p *originPolicy) allowed(r *http.Request) bool {
 		return true
 	}
 	origin = strings.ToLower(origin)
-	if p.exact[origin] {
+	if p.exact[origin] || sameOrigin(origin, r.Host) {
 		return true
 	}
 	for _, s := range p.suffixes {
@@ -77,4 +79,12 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// sameOrigin reports whether origin (lower case) names host, the Host the
+// browser sent the request to. A page elsewhere cannot make a browser send
+// another site's name as Host.
+func sameOrigin(origin, host string) bool {
+	_, h, ok := strings.Cut(origin, "://")
+	return ok && h != "" && strings.EqualFold(h, host)
 }

@@ -1,17 +1,19 @@
 // Package server is wsdest's HTTP layer: it parses a WebSocket request into
 // a subscription, checks its origin, limits and credentials, completes the
 // handshake and hands the connection to the hub; it also serves the health
-// endpoints and /metrics. It owns no fan-out state.
+// endpoints, /metrics and, to browsers, the live viewer page of
+// internal/web (viewer.go). It owns no fan-out state.
 //
 // What protects the listener lives beside it: origin.go (ALLOWED_ORIGINS),
 // limits.go (client slots, per-address limits, trusted proxies, the
 // subscription limits, and ConnGuard, which keeps descriptors for the HTTP
 // endpoints however many connections are held open), reserved.go (the
 // operational paths that are never /{key} subscriptions), reject.go (counted,
-// rate-limited logging of refused requests) and tls.go (the certificate
-// pair, reloaded when its files change). Every check that refuses a request
-// answers before the WebSocket handshake, except a bad credential, which
-// gets the original connector's close 1008 "unauthorized".
+// rate-limited logging of refused requests), tls.go (the certificate pair,
+// reloaded when its files change) and tlsread.go (TLS clients read from the
+// epoll loop). Every check that refuses a request answers before the
+// WebSocket handshake, except a bad credential, which gets the original
+// connector's close 1008 "unauthorized".
 package server
 
 import (
@@ -22,15 +24,16 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
 
+	"github.com/wsdest/wsdest/internal/boolval"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
+	"github.com/wsdest/wsdest/internal/web"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -82,6 +85,16 @@ type Config struct {
 	MaxKeyLength        int
 	// Metrics, if set, is served at GET /metrics.
 	Metrics http.Handler
+	// ViewerBasicAuth makes the viewer page ask a browser for HTTP Basic
+	// credentials (401 with WWW-Authenticate) when its URL has no ?token=
+	// and it sent none that Auth accepts: the browser then sends them on
+	// the page's WebSocket too. Set it when WS_USERNAME/WS_PASSWORD are
+	// configured. Default false.
+	ViewerBasicAuth bool
+	// NoViewer turns the browser viewer off: browsers get the 426 answer
+	// like every other plain GET, and /_wsdest/ is not served. Default
+	// false (the viewer is on).
+	NoViewer bool
 }
 
 // Server serves WebSocket clients and health checks. It is safe for
@@ -92,6 +105,7 @@ type Server struct {
 	poller *netpoll.Poller
 	log    *slog.Logger
 	mux    *http.ServeMux
+	viewer *web.Viewer // nil when the viewer is off
 
 	// Listener protection (origin.go, limits.go, reject.go).
 	origins *originPolicy
@@ -124,6 +138,15 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	}
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if !cfg.NoViewer {
+		v, err := web.New()
+		if err != nil {
+			s.log.Error("viewer disabled", "err", err)
+		} else {
+			s.viewer = v
+			s.mux.HandleFunc("GET "+web.AssetPrefix, v.ServeAsset)
+		}
 	}
 	s.mux.HandleFunc("/", s.websocket)
 	return s
@@ -189,9 +212,9 @@ func ParseSubscription(path string, query map[string][]string, defEnvelope bool)
 	sub.All = len(sub.Keys) == 0
 	env := defEnvelope
 	if v := query["envelope"]; len(v) > 0 {
-		b, err := strconv.ParseBool(v[len(v)-1])
+		b, err := boolval.Parse(v[len(v)-1])
 		if err != nil {
-			return sub, fmt.Errorf("envelope=%q is not a boolean (want true or false)", v[len(v)-1])
+			return sub, fmt.Errorf("envelope=%w", err)
 		}
 		env = b
 	}
@@ -218,11 +241,15 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
+		if s.viewer != nil && wantsViewer(r) {
+			s.servePage(w, r)
+			return
+		}
 		w.Header().Set("Upgrade", "websocket")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusUpgradeRequired)
 		fmt.Fprintf(w, "426 Upgrade Required: this is a WebSocket endpoint.\n"+
-			"Connect with a WebSocket client, e.g. websocat ws://%s/ws\n"+
+			"Open http://%[1]s/ in a browser for the live viewer, or connect with a WebSocket client, e.g. python3 -m websockets ws://%[1]s/ws\n"+
 			"Paths: /ws (every record), /ws/{key} (one Kafka key), ?key=a&key=b-* (keys and patterns), ?envelope=true (with topic, partition, offset, key, headers).\n", r.Host)
 		return
 	}

@@ -50,6 +50,8 @@ func TestParseSubscription(t *testing.T) {
 		{target: "/ws/sp%20ace", keys: []string{"sp ace"}},
 		{target: "/ws?envelope=true", all: true, shape: hub.ShapeEnvelope},
 		{target: "/ws?envelope=1", all: true, shape: hub.ShapeEnvelope},
+		{target: "/ws?envelope=yes", all: true, shape: hub.ShapeEnvelope}, // as ENVELOPE=yes
+		{target: "/ws?envelope=No", envelope: true, all: true},
 		{target: "/ws?envelope=false", envelope: true, all: true},
 		{target: "/ws", envelope: true, all: true, shape: hub.ShapeEnvelope},
 		{target: "/ws?envelope=false&envelope=true", all: true, shape: hub.ShapeEnvelope},

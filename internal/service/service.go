@@ -150,6 +150,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		Ready:            s.source.Ready,
 		Stats:            s.stats,
 		Logger:           logger,
+		NoViewer:         !cfg.Viewer,
+		ViewerBasicAuth:  cfg.Auth.Enabled && cfg.Auth.Username != "",
 
 		// Listener protection and metrics.
 		AllowedOrigins:      cfg.Edge.AllowedOrigins,

@@ -11,8 +11,9 @@ mapfile -t env_args < <(clean_env)
 args=()
 if [[ -e $REPO_ROOT/.env ]]; then
 	# A developer's own settings would change what is tested.
-	echo "note: $REPO_ROOT/.env exists; these runs pass -env-file to ignore it"
-	args=(-env-file "$WORK/none.env")
+	echo "note: $REPO_ROOT/.env exists; these runs pass -env-file with an empty file to ignore it"
+	: >"$WORK/empty.env"
+	args=(-env-file "$WORK/empty.env")
 fi
 
 # readme_run NAME PORT [VAR=VALUE...]: runs `go run ./cmd/wsdest` with a
