@@ -13,7 +13,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { Checks, launchChromium } from './lib.mjs';
 
 const TIMEOUT = 15_000;
 const { values: opts } = parseArgs({ options: { port: { type: 'string' }, spki: { type: 'string' } } });
@@ -22,31 +22,18 @@ if (!opts.port || !opts.spki) {
   process.exit(2);
 }
 
-let failed = 0;
-function report(ok, what, why = '') {
-  if (ok) {
-    console.log(`PASS ${what}`);
-  } else {
-    failed++;
-    console.log(`FAIL ${what}: ${why}`);
-  }
-}
-
+const checks = new Checks();
+const report = checks.report.bind(checks);
 const page = await readFile(new URL('./www/client.html', import.meta.url));
 let browser;
 try {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    timeout: 60_000,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      // The pages play public origins connecting to 127.0.0.1, which
-      // Chromium's Local Network Access checks would block on its side,
-      // before wsdest could decide.
-      '--disable-features=LocalNetworkAccessChecks',
-      `--ignore-certificate-errors-spki-list=${opts.spki}`],
-  });
+  browser = await launchChromium([
+    // The pages play public origins connecting to 127.0.0.1, which
+    // Chromium's Local Network Access checks would block on its side,
+    // before wsdest could decide.
+    '--disable-features=LocalNetworkAccessChecks',
+    `--ignore-certificate-errors-spki-list=${opts.spki}`,
+  ]);
 } catch (e) {
   report(false, 'browser tls: launch Chromium', String(e));
   process.exit(1);
@@ -101,4 +88,4 @@ try {
 } finally {
   await browser.close();
 }
-process.exit(failed ? 1 : 0);
+process.exit(checks.failed ? 1 : 0);
