@@ -77,12 +77,28 @@ func StartBrokerProcess(t testing.TB, helperTest string, partitions int32) *Brok
 	return &BrokerProcess{Addr: addr, proc: cmd.Process}
 }
 
-// Freeze stops the broker process (SIGSTOP).
+// Freeze stops the broker process (SIGSTOP) and returns once the kernel
+// reports it stopped: the signal is delivered asynchronously, and until then
+// the broker may still answer.
 func (b *BrokerProcess) Freeze(t testing.TB) {
 	t.Helper()
 	if err := b.proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	Eventually(t, "broker process stopped", func() bool { return ProcessStopped(b.proc.Pid) })
+}
+
+// ProcessStopped reports whether the process pid is stopped by a signal,
+// from /proc/pid/stat (Linux).
+func ProcessStopped(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and may
+	// itself hold spaces or parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] == 'T'
 }
 
 // Thaw resumes it (SIGCONT).
