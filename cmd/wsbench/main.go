@@ -68,7 +68,7 @@ deliveries_expected (records x reading clients), deliveries_received,
 loss, deliveries_per_sec, latency_ms {p50,p90,p99,max}, server_pid,
 server_rss_bytes {before,idle,peak}, rss_per_idle_conn_bytes
 ((idle-before)/connected), server_cpu_seconds (produce and drain),
-server_cpu_us_per_delivery, stalled_clients, stalled_closed,
+server_cpu_us_per_delivery, stalled_clients, idle_connected, stalled_closed,
 duplicates, out_of_order, disconnected, unparsed, misrouted,
 produce_seconds, measure_seconds. Server figures need -pid (Linux /proc).
 `
@@ -102,6 +102,9 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "hard bound on the whole run; 0 = the phases' sum plus two minutes")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback hosts in -url and -brokers")
 	fs.StringVar(&cfg.TLSCAFile, "tls-ca", "", "PEM `file` of the CA that signed the server's certificate, for a wss:// -url (default: the system roots)")
+	fs.BoolVar(&cfg.Deflate, "deflate", false, "clients offer permessage-deflate (for a server with COMPRESSION=true) and inflate what they get")
+	fs.IntVar(&cfg.IdleClients, "idle-clients", 0, "also hold this many connections that never read, on -idle-url, for the whole run (idle load; not in the figures)")
+	fs.StringVar(&cfg.IdleURL, "idle-url", "", "WebSocket `URL` of the idle clients; default -url with path /ws/wsbench-idle")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()

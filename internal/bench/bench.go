@@ -82,6 +82,18 @@ type Config struct {
 	Timeout time.Duration
 	// AllowRemote permits non-loopback hosts in URL and Brokers.
 	AllowRemote bool
+	// IdleClients, when above 0, opens that many more connections to
+	// IdleURL before the measured clients connect, and holds them, never
+	// reading, for the whole run: idle load, such as clients of a key that
+	// never receives anything. They are not counted in the figures (but
+	// they are in the server's memory and CPU).
+	IdleClients int
+	// Deflate makes the measured clients offer permessage-deflate and
+	// inflate what they receive compressed.
+	Deflate bool
+	// IdleURL is where the idle clients connect; default URL with the
+	// path /ws/wsbench-idle (a key nothing is produced to).
+	IdleURL string
 	// Spawn returns a command that runs ServeWorker with args (the
 	// wsbench binary re-executing itself). Required when Procs > 1.
 	Spawn func(ctx context.Context, args []string) *exec.Cmd
@@ -133,6 +145,7 @@ type Result struct {
 	ServerCPUSeconds       float64 `json:"server_cpu_seconds"`
 	ServerCPUUsPerDelivery float64 `json:"server_cpu_us_per_delivery"`
 	StalledClients         int     `json:"stalled_clients"`
+	IdleConnected          int     `json:"idle_connected,omitempty"`
 	StalledClosed          int     `json:"stalled_closed"`
 	Duplicates             int64   `json:"duplicates"`
 	OutOfOrder             int64   `json:"out_of_order"`
@@ -204,7 +217,14 @@ func (cfg Config) withDefaults(ctx context.Context) (Config, error) {
 			return cfg, errors.New("bench: source IPs need an IPv4 address in the url")
 		}
 	}
-	if err := checkOpenFiles(cfg.Clients, cfg.Procs); err != nil {
+	if cfg.IdleClients < 0 {
+		return cfg, errors.New("bench: idle clients must be 0 or more")
+	}
+	if cfg.IdleClients > 0 && cfg.IdleURL == "" {
+		u.Path, u.RawQuery = "/ws/wsbench-idle", ""
+		cfg.IdleURL = u.String()
+	}
+	if err := checkOpenFiles(cfg.Clients+cfg.IdleClients*cfg.Procs, cfg.Procs); err != nil {
 		return cfg, err
 	}
 	if cfg.Timeout <= 0 {
@@ -285,6 +305,17 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (Result, error) {
 		logger.Warn("more clients than one source address has ephemeral ports; consider -source-ips", "clients", cfg.Clients)
 	}
 
+	if cfg.IdleClients > 0 {
+		idle := NewGroup(GroupConfig{URL: cfg.IdleURL, Count: cfg.IdleClients, Keys: 1, Stall: 1,
+			InFlight: cfg.InFlight, SourceIPs: cfg.SourceIPs, StallRcvBuf: cfg.StallRcvBuf})
+		defer idle.Abort()
+		logger.Info("connecting idle clients", "clients", cfg.IdleClients, "url", cfg.IdleURL)
+		r := idle.Connect(ctx)
+		res.IdleConnected = r.Connected
+		if r.Connected < cfg.IdleClients {
+			logger.Warn("not every idle client connected", "connected", r.Connected, "first_error", r.FirstConnectError)
+		}
+	}
 	sets, err := startSets(ctx, cfg)
 	if err != nil {
 		return res, err
@@ -465,6 +496,7 @@ func startSets(ctx context.Context, cfg Config) ([]clientSet, error) {
 			StallRead:   cfg.StallRead,
 			StallRcvBuf: cfg.StallRcvBuf,
 			TLSCAFile:   cfg.TLSCAFile,
+			Deflate:     cfg.Deflate,
 		}
 		if cfg.Procs == 1 {
 			sets = append(sets, localSet{NewGroup(gc)})

@@ -3,8 +3,10 @@ package bench
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,6 +50,8 @@ type client struct {
 
 	stats *clientStats // nil for stalled clients
 
+	inflaters *sync.Pool // the group's *wsframe.Inflater, for permessage-deflate
+
 	// Set by the reader goroutine before it exits.
 	closedByServer bool // close frame, EOF or reset from the server
 	err            error
@@ -72,6 +76,7 @@ func (c *client) readLoop() {
 	r := 0
 	inFragment := false
 	var ctl [2 + 4 + 125]byte
+	var zbuf []byte // an inflated message
 	for {
 		if w > r {
 			now := time.Now().UnixNano()
@@ -93,7 +98,14 @@ func (c *client) readLoop() {
 				switch f.Op {
 				case wsframe.OpText, wsframe.OpBinary:
 					if !inFragment {
-						st.deliver(f.Payload, now, c.key, c.keys)
+						p := f.Payload
+						if f.Compressed {
+							if p, err = c.inflate(p, &zbuf); err != nil {
+								c.end(endError, err)
+								return
+							}
+						}
+						st.deliver(p, now, c.key, c.keys)
 					}
 					inFragment = !f.Fin
 				case wsframe.OpContinuation:
@@ -254,4 +266,21 @@ func newClientStats(key, keys int) *clientStats {
 		st.lastSeq = make([]uint32, keys)
 	}
 	return st
+}
+
+// inflate decompresses a permessage-deflate payload into *buf, with an
+// inflater from the group's pool (one per client would cost tens of
+// kilobytes each).
+func (c *client) inflate(p []byte, buf *[]byte) ([]byte, error) {
+	f, _ := c.inflaters.Get().(*wsframe.Inflater)
+	if f == nil {
+		f = new(wsframe.Inflater)
+	}
+	defer c.inflaters.Put(f)
+	out, err := f.Inflate((*buf)[:0], p)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	*buf = out
+	return out, nil
 }

@@ -56,6 +56,7 @@ func TestRunEndToEnd(t *testing.T) {
 		stall    float64
 		filter   bool
 		procs    int
+		idle     int
 	}{
 		{name: "broadcast", clients: 20, rate: 1000, duration: 300 * time.Millisecond, size: 200, keys: 4},
 		{name: "key filter", clients: 20, rate: 1000, duration: 300 * time.Millisecond, keys: 3, filter: true},
@@ -63,6 +64,7 @@ func TestRunEndToEnd(t *testing.T) {
 		// queue with few of them, while the readers have a second of slack.
 		{name: "stalled clients", clients: 20, rate: 500, duration: 1500 * time.Millisecond, size: 8000, keys: 2, stall: 0.25},
 		{name: "worker processes", clients: 21, rate: 1000, duration: 300 * time.Millisecond, keys: 5, procs: 3},
+		{name: "idle clients beside", clients: 5, rate: 200, duration: 300 * time.Millisecond, keys: 1, idle: 30},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,6 +100,8 @@ func TestRunEndToEnd(t *testing.T) {
 				Timeout:      time.Minute,
 				Spawn:        spawnTestWorker,
 				WorkerStderr: t.Output(),
+				IdleClients:  tt.idle,
+				IdleURL:      srv.URL() + "?key=nothing-is-produced-here",
 			}, testLogger(t))
 			if err != nil {
 				t.Fatal(err)
@@ -138,6 +142,8 @@ func TestRunEndToEnd(t *testing.T) {
 			switch {
 			case res.Connected != tt.clients || res.ConnectErrors != 0:
 				t.Errorf("connected %d, errors %d", res.Connected, res.ConnectErrors)
+			case res.IdleConnected != tt.idle:
+				t.Errorf("idle clients connected %d, want %d", res.IdleConnected, tt.idle)
 			case res.RecordsProduced != wantRecords || res.ProduceErrors != 0:
 				t.Errorf("produced %d (errors %d), want %d", res.RecordsProduced, res.ProduceErrors, wantRecords)
 			case res.DeliveriesExpected != wantExpected:

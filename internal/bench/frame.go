@@ -14,9 +14,11 @@ const MaxFrame = 16 << 20
 // Frame is one server-to-client frame. Payload aliases the buffer the frame
 // was parsed from.
 type Frame struct {
-	Fin     bool
-	Op      byte
-	Payload []byte
+	Fin bool
+	Op  byte
+	// Compressed is RSV1 on a data frame: a permessage-deflate message.
+	Compressed bool
+	Payload    []byte
 }
 
 // Errors ParseFrame returns for streams a conforming server never sends.
@@ -40,8 +42,11 @@ func ParseFrame(b []byte) (f Frame, size int, err error) {
 	if b1&0x80 != 0 {
 		return Frame{}, 0, ErrMaskedFrame
 	}
-	if b0&0x70 != 0 {
-		return Frame{}, 0, ErrReservedBits
+	if rsv := b0 & 0x70; rsv != 0 {
+		if op := b0 & 0x0F; rsv != 0x40 || op != wsframe.OpText && op != wsframe.OpBinary {
+			return Frame{}, 0, ErrReservedBits
+		}
+		f.Compressed = true
 	}
 	f.Fin = b0&0x80 != 0
 	f.Op = b0 & 0x0F

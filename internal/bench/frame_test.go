@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -39,7 +40,9 @@ func TestParseFrame(t *testing.T) {
 		{"continuation", []byte{0x80, 0x01, 'c'}, Frame{Fin: true, Op: wsframe.OpContinuation, Payload: []byte("c")}, 3, nil},
 		{"trailing bytes", append(wsframe.Text([]byte("x")), 0x81), Frame{Fin: true, Op: wsframe.OpText, Payload: []byte("x")}, 3, nil},
 		{"masked", []byte{0x81, 0x81, 1, 2, 3, 4, 'a'}, Frame{}, 0, ErrMaskedFrame},
-		{"reserved bits", []byte{0xC1, 0x00}, Frame{}, 0, ErrReservedBits},
+		{"reserved bits", []byte{0xA1, 0x00}, Frame{}, 0, ErrReservedBits},
+		{"compressed control", []byte{0xC9, 0x00}, Frame{}, 0, ErrReservedBits},
+		{"compressed text", []byte{0xC1, 0x01, 'z'}, Frame{Fin: true, Op: wsframe.OpText, Compressed: true, Payload: []byte("z")}, 3, nil},
 		{"fragmented ping", []byte{0x09, 0x00}, Frame{}, 0, ErrBadControl},
 		{"long ping", []byte{0x89, 126, 0, 200}, Frame{}, 0, ErrBadControl},
 		{"bad opcode", []byte{0x83, 0x00}, Frame{}, 0, ErrBadOpcode},
@@ -106,11 +109,16 @@ func (c *fakeConn) SetReadDeadline(time.Time) error  { return nil }
 
 // stream builds a server byte stream: n values of the given size, with a
 // ping after the first and a fragmented message in the middle.
-func stream(n, size int) []byte {
+func stream(n, size int, deflate bool) []byte {
 	now := time.Now().UnixNano()
 	var s []byte
+	d, _ := wsframe.NewDeflater(1)
 	for i := range n {
-		s = append(s, wsframe.Text(AppendValue(nil, now, int64(i), size))...)
+		f := wsframe.Text(AppendValue(nil, now, int64(i), size))
+		if z := d.Deflate(f); deflate && z != nil {
+			f = z
+		}
+		s = append(s, f...)
 		if i == 0 {
 			s = append(s, wsframe.Control(wsframe.OpPing, []byte("pp"))...)
 		}
@@ -130,21 +138,23 @@ func TestReadLoop(t *testing.T) {
 		pending int // bytes handed over from the handshake reader
 		end     []byte
 		closed  bool
+		deflate bool // permessage-deflate frames
 	}{
-		{"whole", 100, func(r io.Reader) io.Reader { return r }, 0, nil, true},
-		{"one byte reads", 100, iotest.OneByteReader, 0, nil, true},
-		{"half reads", 300, iotest.HalfReader, 0, nil, true},
-		{"16-bit frames", 1000, func(r io.Reader) io.Reader { return r }, 0, nil, true},
-		{"64-bit frames", 70000, iotest.HalfReader, 0, nil, true},
-		{"pending bytes", 100, func(r io.Reader) io.Reader { return r }, 37, nil, true},
-		{"close frame", 100, iotest.HalfReader, 0, wsframe.Close(1001, "going"), true},
-		{"protocol error", 100, func(r io.Reader) io.Reader { return r }, 0, []byte{0x83, 0}, false},
+		{"whole", 100, func(r io.Reader) io.Reader { return r }, 0, nil, true, false},
+		{"one byte reads", 100, iotest.OneByteReader, 0, nil, true, false},
+		{"half reads", 300, iotest.HalfReader, 0, nil, true, false},
+		{"16-bit frames", 1000, func(r io.Reader) io.Reader { return r }, 0, nil, true, false},
+		{"64-bit frames", 70000, iotest.HalfReader, 0, nil, true, false},
+		{"pending bytes", 100, func(r io.Reader) io.Reader { return r }, 37, nil, true, false},
+		{"close frame", 100, iotest.HalfReader, 0, wsframe.Close(1001, "going"), true, false},
+		{"protocol error", 100, func(r io.Reader) io.Reader { return r }, 0, []byte{0x83, 0}, false, false},
+		{"compressed", 300, iotest.HalfReader, 0, nil, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := append(stream(n, tt.size), tt.end...)
+			s := append(stream(n, tt.size, tt.deflate), tt.end...)
 			conn := &fakeConn{r: tt.reader(bytes.NewReader(s[tt.pending:]))}
-			c := &client{conn: conn, key: -1, keys: 3, maskKey: 1, pending: s[:tt.pending], stats: newClientStats(-1, 3)}
+			c := &client{conn: conn, key: -1, keys: 3, maskKey: 1, pending: s[:tt.pending], stats: newClientStats(-1, 3), inflaters: new(sync.Pool)}
 			c.readLoop()
 			st := c.stats
 			if got := st.received.Load(); got != n {
@@ -188,7 +198,7 @@ func TestDrainStalled(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := append(stream(50, 70000), tt.end...)
+			s := append(stream(50, 70000, false), tt.end...)
 			c := &client{conn: &fakeConn{r: iotest.HalfReader(bytes.NewReader(s))}, stalled: true}
 			c.drainStalled(time.Now().Add(time.Minute))
 			if c.closedByServer != tt.closed {
@@ -238,7 +248,7 @@ func TestDeliver(t *testing.T) {
 }
 
 func BenchmarkReadLoop(b *testing.B) {
-	s := stream(10000, 200)
+	s := stream(10000, 200, false)
 	b.SetBytes(int64(len(s)))
 	b.ReportAllocs()
 	for b.Loop() {

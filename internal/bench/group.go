@@ -13,7 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 )
 
 // KeyPlaceholder in a URL is replaced, per client, by the key that client
@@ -50,6 +52,9 @@ type GroupConfig struct {
 	StallRcvBuf int `json:"stall_rcvbuf"`
 	// TLSCAFile, for wss:// URLs, is the PEM file of the CA to trust.
 	TLSCAFile string `json:"tls_ca_file,omitempty"`
+	// Deflate offers permessage-deflate (no context takeover) and inflates
+	// the compressed frames before measuring them.
+	Deflate bool `json:"deflate"`
 }
 
 // GroupResult is what a group reports: the connect fields after Connect,
@@ -113,6 +118,8 @@ func stalls(i int, frac float64) bool {
 // before the others are called, and only one of Stop and Abort, once.
 type Group struct {
 	cfg GroupConfig
+
+	inflaters sync.Pool // *wsframe.Inflater shared by the clients (GroupConfig.Deflate)
 
 	// clients[j] is client First+j, nil when it failed to connect. Written
 	// by the connecting goroutines; read-only once Connect returns.
@@ -230,10 +237,11 @@ loop:
 
 func (g *Group) dial(ctx context.Context, i int) (*client, error) {
 	c := &client{
-		stalled: stalls(i, g.cfg.Stall),
-		key:     -1,
-		keys:    g.cfg.Keys,
-		maskKey: uint32(i)*2654435761 | 1,
+		stalled:   stalls(i, g.cfg.Stall),
+		key:       -1,
+		keys:      g.cfg.Keys,
+		maskKey:   uint32(i)*2654435761 | 1,
+		inflaters: &g.inflaters,
 	}
 	url := g.cfg.URL
 	if strings.Contains(url, KeyPlaceholder) {
@@ -241,6 +249,9 @@ func (g *Group) dial(ctx context.Context, i int) (*client, error) {
 		url = strings.ReplaceAll(url, KeyPlaceholder, "k-"+strconv.Itoa(c.key))
 	}
 	d := ws.Dialer{Timeout: g.cfg.DialTimeout, TLSConfig: g.tls}
+	if g.cfg.Deflate {
+		d.Extensions = []httphead.Option{wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}.Option()}
+	}
 	var nd net.Dialer
 	if n := g.cfg.SourceIPs; n > 0 {
 		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%n))}

@@ -18,6 +18,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wsdest/wsdest/internal/encode"
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // Names of the environment variables read by FromEnv. Other packages use them
@@ -61,7 +65,6 @@ const (
 	EnvPingInterval     = "PING_INTERVAL"
 	EnvMaxClientMessage = "MAX_CLIENT_MESSAGE"
 	EnvSocketSendBuffer = "SOCKET_SEND_BUFFER"
-	EnvWriteBudget      = "WRITE_BUDGET"
 
 	EnvPprofAddr = "PPROF_ADDR"
 
@@ -80,17 +83,23 @@ const (
 	EnvMaxSubscriptionKeys = "MAX_SUBSCRIPTION_KEYS"
 	EnvMaxKeyLength        = "MAX_KEY_LENGTH"
 	EnvMetricsAddr         = "METRICS_ADDR"
+
+	EnvMaxRecordRows   = "MAX_RECORD_ROWS"
+	EnvMaxDecodedBytes = "MAX_DECODED_BYTES"
+	EnvCompression     = "COMPRESSION"
 )
 
 // Defaults of the settings that have one.
 const (
-	DefaultPort                = 8000
-	DefaultDevTopic            = "input"
-	DefaultDemoInterval        = 250 * time.Millisecond
-	DefaultMaxQueueBytes       = 4 << 20
-	DefaultWriteTimeout        = 10 * time.Second
-	DefaultPingInterval        = 30 * time.Second
-	DefaultMaxClientMessage    = 4096
+	DefaultPort         = 8000
+	DefaultDevTopic     = "input"
+	DefaultDemoInterval = 250 * time.Millisecond
+	// The client limits' defaults are those of the packages that apply
+	// them.
+	DefaultMaxQueueBytes       = hub.DefaultMaxQueueBytes
+	DefaultWriteTimeout        = hub.DefaultWriteTimeout
+	DefaultPingInterval        = hub.DefaultPingInterval
+	DefaultMaxClientMessage    = wsframe.DefaultMaxMessage
 	DefaultShutdownTimeout     = 5 * time.Second
 	DefaultSocketSendBuffer    = 128 << 10
 	DefaultMaxSubscriptionKeys = 64
@@ -263,25 +272,23 @@ type DevBroker struct {
 	DemoInterval time.Duration
 }
 
-// Format says how record values are decoded.
-type Format string
-
-// The values of FORMAT.
-const (
-	// FormatAuto detects JSON values and the Quix formats.
-	FormatAuto Format = "auto"
-	// FormatRaw sends values as they are.
-	FormatRaw Format = "raw"
-)
-
 // Decode holds the record decoding settings.
 type Decode struct {
-	// Format is FORMAT: auto (default) or raw.
-	Format Format
+	// Format is FORMAT: auto (default, encode.FormatAuto) or raw.
+	Format encode.Format
 	// Envelope is ENVELOPE (boolean, default false): wrap each value with
 	// its topic, partition, offset, key, timestamp and headers unless the
 	// client asks otherwise.
 	Envelope bool
+	// MaxRecordRows is MAX_RECORD_ROWS (whole number > 0; 0 = the
+	// decoder's default, quix.DefaultMaxRows, 250,000): a Quix record that
+	// decodes into more rows is skipped with a rate-limited warning.
+	MaxRecordRows int
+	// MaxDecodedBytes is MAX_DECODED_BYTES (byte size; 0 = the decoder's
+	// default, quix.DefaultMaxDecoded, 16 MiB): the most a Quix record may
+	// decompress to, and its rows may take; a record over it is skipped
+	// with a rate-limited warning.
+	MaxDecodedBytes int
 }
 
 // Clients holds the per-client limits applied by the hub and the server.
@@ -305,12 +312,9 @@ type Clients struct {
 	// reading can hold, and how soon such a client meets WRITE_TIMEOUT.
 	// Linux doubles the value for its own bookkeeping.
 	SocketSendBuffer int
-	// WriteBudget is WRITE_BUDGET: the write system calls per second that
-	// all clients together should stay under (integer; 0, the default,
-	// means 50,000 per CPU; -1 turns spacing off). Each client's writes
-	// are spaced at least clients/WRITE_BUDGET apart, so fast streams go
-	// out in batches of frames, one system call per batch.
-	WriteBudget int
+	// Compression is COMPRESSION (boolean, default false): offer
+	// permessage-deflate to clients that ask for it.
+	Compression bool
 }
 
 // LogFormat is the log output format.
@@ -352,17 +356,19 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	c.Topic = p.topic(c.DevBroker.Enabled)
 	c.Decode = Decode{
-		Format:   Format(p.enum(EnvFormat, string(FormatAuto), "a format", string(FormatAuto), string(FormatRaw))),
+		Format:   p.format(),
 		Envelope: p.boolean(EnvEnvelope, false),
 	}
+	c.Decode.MaxRecordRows = p.integer(EnvMaxRecordRows, 0, 0)
+	c.Decode.MaxDecodedBytes = p.byteSize(EnvMaxDecodedBytes, 0, 0)
 	c.Clients = Clients{
 		MaxQueueBytes:    p.byteSize(EnvMaxQueueBytes, DefaultMaxQueueBytes, 1),
 		WriteTimeout:     p.duration(EnvWriteTimeout, DefaultWriteTimeout),
 		PingInterval:     p.duration(EnvPingInterval, DefaultPingInterval),
 		MaxMessageBytes:  p.byteSize(EnvMaxClientMessage, DefaultMaxClientMessage, 1),
 		SocketSendBuffer: p.byteSize(EnvSocketSendBuffer, DefaultSocketSendBuffer, 0),
-		WriteBudget:      p.integer(EnvWriteBudget, 0, -1),
 	}
+	c.Clients.Compression = p.boolean(EnvCompression, false)
 	if v, ok := p.get(EnvPprofAddr); ok {
 		if validHostPort(v, true) {
 			c.PprofAddr = v

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsdest/wsdest/internal/encode"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -30,7 +32,7 @@ func TestDefaults(t *testing.T) {
 			DemoData:     true,
 			DemoInterval: 250 * time.Millisecond,
 		},
-		Decode: Decode{Format: FormatAuto},
+		Decode: Decode{Format: encode.FormatAuto},
 		Clients: Clients{
 			MaxQueueBytes:    4 << 20,
 			WriteTimeout:     10 * time.Second,
@@ -138,8 +140,8 @@ func TestGoodValues(t *testing.T) {
 		{"demo interval", with(nil, "DEMO_INTERVAL", "1s"), func(c Config) any { return c.DevBroker.DemoInterval }, time.Second},
 
 		// Decoding.
-		{"format raw", with(nil, "FORMAT", "RAW"), func(c Config) any { return c.Decode.Format }, FormatRaw},
-		{"format auto", with(nil, "FORMAT", "auto"), func(c Config) any { return c.Decode.Format }, FormatAuto},
+		{"format raw", with(nil, "FORMAT", "RAW"), func(c Config) any { return c.Decode.Format }, encode.FormatRaw},
+		{"format auto", with(nil, "FORMAT", "auto"), func(c Config) any { return c.Decode.Format }, encode.FormatAuto},
 		{"envelope", with(nil, "ENVELOPE", "true"), func(c Config) any { return c.Decode.Envelope }, true},
 
 		// Client limits.
@@ -155,12 +157,14 @@ func TestGoodValues(t *testing.T) {
 		{"max client message", with(nil, "MAX_CLIENT_MESSAGE", "1KiB"), func(c Config) any { return c.Clients.MaxMessageBytes }, 1024},
 		{"socket send buffer", with(nil, "SOCKET_SEND_BUFFER", "256KiB"), func(c Config) any { return c.Clients.SocketSendBuffer }, 256 << 10},
 		{"socket send buffer 0", with(nil, "SOCKET_SEND_BUFFER", "0"), func(c Config) any { return c.Clients.SocketSendBuffer }, 0},
-		{"write budget", with(nil, "WRITE_BUDGET", "20000"), func(c Config) any { return c.Clients.WriteBudget }, 20000},
-		{"write budget off", with(nil, "WRITE_BUDGET", "-1"), func(c Config) any { return c.Clients.WriteBudget }, -1},
 		{"pprof addr", with(nil, "PPROF_ADDR", "127.0.0.1:6060"), func(c Config) any { return c.PprofAddr }, "127.0.0.1:6060"},
 		{"viewer default", nil, func(c Config) any { return c.Viewer }, true},
 		{"viewer off", with(nil, "VIEWER", "no"), func(c Config) any { return c.Viewer }, false},
 		{"public url", with(nil, "Quix__Deployment__Network__PublicUrl", "https://ws-x.deployments.quix.io"), func(c Config) any { return c.PublicURL }, "https://ws-x.deployments.quix.io"},
+		{"compression", with(nil, "COMPRESSION", "true"), func(c Config) any { return c.Clients.Compression }, true},
+		{"max record rows", with(nil, "MAX_RECORD_ROWS", "1000"), func(c Config) any { return c.Decode.MaxRecordRows }, 1000},
+		{"max record rows default", nil, func(c Config) any { return c.Decode.MaxRecordRows }, 0},
+		{"max decoded bytes", with(nil, "MAX_DECODED_BYTES", "2MiB"), func(c Config) any { return c.Decode.MaxDecodedBytes }, 2 << 20},
 
 		// Logging.
 		{"log debug", with(nil, "LOG_LEVEL", "DEBUG"), func(c Config) any { return c.Log.Level }, slog.LevelDebug},
@@ -198,8 +202,8 @@ func TestBadValues(t *testing.T) {
 		{with(broker, "input", ""), "input", `input: topic name is empty (want the name of the topic to stream)`},
 		{with(quix, "input", ""), "input", `input: topic name is empty (want the name of the topic to stream)`},
 
-		{with(nil, "WRITE_BUDGET", "lots"), "WRITE_BUDGET", `WRITE_BUDGET: "lots" is not a whole number`},
-		{with(nil, "WRITE_BUDGET", "-2"), "WRITE_BUDGET", `WRITE_BUDGET: "-2" is too small (want at least -1)`},
+		{with(nil, "MAX_RECORD_ROWS", "many"), "MAX_RECORD_ROWS", `MAX_RECORD_ROWS: "many" is not a whole number`},
+		{with(nil, "MAX_RECORD_ROWS", "-1"), "MAX_RECORD_ROWS", `MAX_RECORD_ROWS: "-1" is too small (want at least 0)`},
 		{with(nil, "PPROF_ADDR", "6060"), "PPROF_ADDR", `PPROF_ADDR: "6060" is not host:port (want e.g. 127.0.0.1:6060)`},
 		{with(nil, "PORT", "abc"), "PORT", `PORT: "abc" is not a port number (want 0-65535)`},
 		{with(nil, "PORT", "-1"), "PORT", `PORT: "-1" is not a port number (want 0-65535)`},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wsdest/wsdest/internal/boolval"
+	"github.com/wsdest/wsdest/internal/encode"
 )
 
 // parser reads variables through lookup and collects every problem, so that
@@ -102,6 +103,16 @@ func (p *parser) port(name string, def int) int {
 		return def
 	}
 	return n
+}
+
+// format parses FORMAT, one of encode's formats.
+func (p *parser) format() encode.Format {
+	v := p.enum(EnvFormat, encode.FormatAuto.String(), "a format", encode.FormatAuto.String(), encode.FormatRaw.String())
+	f, err := encode.ParseFormat(v)
+	if err != nil {
+		p.fail("%s: %v", EnvFormat, err)
+	}
+	return f
 }
 
 // integer parses a whole number that must be at least min.

@@ -59,14 +59,16 @@ func (c Config) Summary() []any {
 		"auth", c.Auth.Enabled,
 		"api_keys", len(c.Auth.APIKeys),
 		"basic_auth", c.Auth.Username != "",
-		"format", string(c.Decode.Format),
+		"format", c.Decode.Format.String(),
 		"envelope", c.Decode.Envelope,
+		"max_record_rows", c.Decode.MaxRecordRows,
+		"compression", c.Clients.Compression,
+		"max_decoded_bytes", c.Decode.MaxDecodedBytes,
 		"max_queue_bytes", c.Clients.MaxQueueBytes,
 		"write_timeout", c.Clients.WriteTimeout.String(),
 		"ping_interval", c.Clients.PingInterval.String(),
 		"max_client_message", c.Clients.MaxMessageBytes,
 		"socket_send_buffer", c.Clients.SocketSendBuffer,
-		"write_budget", writeBudgetText(c.Clients.WriteBudget),
 		"shutdown_timeout", c.Server.ShutdownTimeout.String(),
 		"tls", c.Edge.TLS(),
 		"allowed_origins", cmp.Or(strings.Join(c.Edge.AllowedOrigins, ","), "any (ALLOWED_ORIGINS unset)"),
@@ -74,16 +76,4 @@ func (c Config) Summary() []any {
 		"log_format", string(c.Log.Format),
 	)
 	return attrs
-}
-
-// writeBudgetText shows WRITE_BUDGET as it takes effect: 0 leaves the
-// budget to the hub's default (per CPU), -1 turns pacing off.
-func writeBudgetText(n int) any {
-	switch n {
-	case 0:
-		return "auto"
-	case -1:
-		return "off"
-	}
-	return n
 }

@@ -10,13 +10,14 @@ import (
 	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wsdest/wsdest/internal/testlog"
 )
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -52,7 +53,7 @@ type row struct {
 }
 
 func TestDemoRecords(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	b := start(t, Config{Topic: "input", Demo: true, DemoInterval: 5 * time.Millisecond},
 		slog.New(slog.NewTextHandler(&logs, nil)))
 	if strings.HasSuffix(b.Addr(), ":0") {
@@ -256,21 +257,4 @@ func TestAdvertisedAddr(t *testing.T) {
 	if got := advertised(fakeListener{}).Addr().String(); got != "127.0.0.1:1234" {
 		t.Errorf("unspecified host advertised as %s", got)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

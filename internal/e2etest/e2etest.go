@@ -11,13 +11,11 @@
 package e2etest
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsdest/wsdest/internal/testlog"
 )
 
 // Wait bounds every wait in the helpers. It only ever fails a broken test;
@@ -60,47 +58,6 @@ func WaitFor(ctx context.Context, d time.Duration, cond func() bool) error {
 	return nil
 }
 
-// LogBuffer collects log output. It is safe for concurrent use.
-type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write implements io.Writer.
-func (b *LogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *LogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Lines returns the lines that contain substr.
-func (b *LogBuffer) Lines(substr string) []string {
-	var out []string
-	for l := range strings.Lines(b.String()) {
-		if strings.Contains(l, substr) {
-			out = append(out, strings.TrimSuffix(l, "\n"))
-		}
-	}
-	return out
-}
-
-// Logger returns a text logger writing to b at level.
-func (b *LogBuffer) Logger(level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: level}))
-}
-
-// DumpOnFailure logs b's content at the end of a failed test.
-func (b *LogBuffer) DumpOnFailure(t testing.TB, name string) {
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, b.String())
-		}
-	})
-}
+// LogBuffer collects log output; it is testlog.Buffer, safe for
+// concurrent use.
+type LogBuffer = testlog.Buffer

@@ -27,6 +27,7 @@ package encode
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -98,11 +99,14 @@ const (
 	// SkipQuixMalformed: a Quix record with a broken payload, dropped in
 	// every shape.
 	SkipQuixMalformed SkipReason = "quix_malformed"
+	// SkipTooLarge: a Quix record with more rows than MaxRecordRows or
+	// more decoded bytes than MaxDecodedBytes, dropped in every shape.
+	SkipTooLarge SkipReason = "too_large"
 )
 
 var skipReasons = [...]SkipReason{
 	SkipTombstone, SkipEmpty, SkipNotUTF8, SkipNotJSON,
-	SkipQuixProtocol, SkipQuixUnsupported, SkipQuixMalformed,
+	SkipQuixProtocol, SkipQuixUnsupported, SkipQuixMalformed, SkipTooLarge,
 }
 
 // SkipReasons returns every SkipReason, so that callers can create their
@@ -142,12 +146,23 @@ type Options struct {
 	// Logger receives the rate-limited warnings about skipped records; nil
 	// discards them.
 	Logger *slog.Logger
+	// MaxRecordRows limits the rows one Quix record may decode into; a
+	// record with more is skipped (SkipTooLarge). Zero means
+	// quix.DefaultMaxRows (250,000).
+	MaxRecordRows int
+	// MaxDecodedBytes limits a Quix record's decompressed payload and its
+	// decoded rows; a record over it is skipped (SkipTooLarge), and a gzip
+	// payload is abandoned as soon as it passes it. Zero means
+	// quix.DefaultMaxDecoded (16 MiB).
+	MaxDecodedBytes int
 }
 
 // Encoder turns records into hub messages. It is safe for concurrent use.
 type Encoder struct {
-	format Format
-	log    *slog.Logger
+	format  Format
+	log     *slog.Logger
+	maxRows int // Options.MaxRecordRows
+	maxDec  int // Options.MaxDecodedBytes
 
 	records  atomic.Uint64
 	messages atomic.Uint64
@@ -180,7 +195,7 @@ func New(opts Options) *Encoder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Encoder{format: opts.Format, log: log}
+	return &Encoder{format: opts.Format, log: log, maxRows: opts.MaxRecordRows, maxDec: opts.MaxDecodedBytes}
 }
 
 // Stats returns a snapshot of the counters.
@@ -222,12 +237,16 @@ func (e *Encoder) Encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumSh
 			e.skip(SkipQuixUnsupported, rec, &s.res, slog.String("detail", s.res.Reason))
 			return dst
 		case quix.KindMalformed:
-			e.skip(SkipQuixMalformed, rec, &s.res, slog.String("error", err.Error()))
+			r := SkipQuixMalformed
+			if errors.Is(err, quix.ErrLimit) {
+				r = SkipTooLarge
+			}
+			e.skip(r, rec, &s.res, slog.String("error", err.Error()))
 			return dst
 		}
 	}
 
-	m := &hub.Message{Key: rec.Key, Partition: rec.Partition, Offset: rec.Offset}
+	m := &hub.Message{Key: rec.Key, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp}
 	reason, isJSON := classify(rec.Value)
 	if !isJSON {
 		e.skip(reason, rec, nil)
@@ -257,16 +276,40 @@ func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShap
 	if want[hub.ShapeEnvelope] {
 		s.env = appendEnvelopeHead(s.env[:0], rec)
 	}
-	// One allocation for all the row messages of the record.
+	// One allocation for all the row messages of the record, and one per
+	// shape for all their frames: a record of many rows is then a few
+	// large objects, not many small ones.
 	msgs := make([]hub.Message, len(rows))
+	var plain, env []byte
+	if want[hub.ShapePlain] {
+		n := 0
+		for _, row := range rows {
+			n += wsframe.HeaderLen(len(row)) + len(row)
+		}
+		plain = make([]byte, 0, n)
+	}
+	if want[hub.ShapeEnvelope] {
+		n := 0
+		for _, row := range rows {
+			l := len(s.env) + len(row) + 1
+			n += wsframe.HeaderLen(l) + l
+		}
+		env = make([]byte, 0, n)
+	}
 	for i, row := range rows {
 		m := &msgs[i]
-		m.Key, m.Partition, m.Offset = rec.Key, rec.Partition, rec.Offset
+		m.Key, m.Partition, m.Offset, m.Timestamp = rec.Key, rec.Partition, rec.Offset, rec.Timestamp
 		if want[hub.ShapePlain] {
-			m.Frames[hub.ShapePlain] = wsframe.Text(row)
+			start := len(plain)
+			plain = wsframe.AppendHeader(plain, wsframe.OpText, len(row))
+			plain = append(plain, row...)
+			m.Frames[hub.ShapePlain] = plain[start:len(plain):len(plain)]
 		}
 		if want[hub.ShapeEnvelope] {
-			m.Frames[hub.ShapeEnvelope] = joinFrame(s.env, row)
+			start := len(env)
+			env = wsframe.AppendHeader(env, wsframe.OpText, len(s.env)+len(row)+1)
+			env = append(append(append(env, s.env...), row...), '}')
+			m.Frames[hub.ShapeEnvelope] = env[start:len(env):len(env)]
 		}
 		dst = append(dst, m)
 	}
@@ -278,7 +321,9 @@ func (e *Encoder) getScratch() *scratch {
 	if s, ok := e.scratch.Get().(*scratch); ok {
 		return s
 	}
-	return new(scratch)
+	s := new(scratch)
+	s.dec.MaxRows, s.dec.MaxDecoded = e.maxRows, e.maxDec
+	return s
 }
 
 func (e *Encoder) putScratch(s *scratch) {
@@ -331,6 +376,8 @@ func (e *Encoder) skip(r SkipReason, rec *wsdest.Record, res *quix.Result, extra
 		msg = "unsupported Quix record dropped"
 	case SkipQuixMalformed:
 		msg = "malformed Quix record dropped"
+	case SkipTooLarge:
+		msg = "Quix record over MAX_RECORD_ROWS or MAX_DECODED_BYTES dropped"
 	}
 	attrs := make([]slog.Attr, 0, 8+len(extra))
 	attrs = append(attrs,

@@ -1,65 +1,33 @@
 package hub
 
 import (
-	"errors"
 	"net"
-	"os"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
-// Conn is a connection that has completed the WebSocket handshake. A
-// *net.TCPConn gets vectored writes (writev) and a half-close after the close
-// frame; any other net.Conn works too.
+// Conn is a connection that has completed its handshake. A *net.TCPConn is
+// written by the writer pool with non-blocking vectored writes (writev) and
+// half-closed after a WebSocket close frame; any other net.Conn (a
+// *tls.Conn) is written from a goroutine of the client's own with one
+// Write per batch.
 type Conn = net.Conn
 
-// maxSpareCap bounds the capacity of the queue arrays that are reused
-// (by the client while it is busy, then through its shard's free list).
-const maxSpareCap = 256
-
-// Client is one connected WebSocket client.
-//
-// Ownership: the publisher and control senders append to queue under mu.
-// The writer, of which there is at most one at a time (writing), swaps the
-// queue out under mu and writes it without the lock; the writer is either a
-// pool worker (flushFast), a waiting slot in the pool's wheel, or a
-// goroutine of the client's own (write, writeRest), and ownership passes
-// between them with writing still set. lastWrite and deadline belong to
-// whichever holds it. conn is set once, by Add or Attach, under mu, before
-// any writer starts. teardown runs exactly once and is the only place that
-// closes conn.
-type Client struct {
-	hub      *Hub
-	conn     Conn            // nil while the handshake is under way
-	raw      syscall.RawConn // conn's socket, for non-blocking writes; nil if conn is not a *net.TCPConn
-	id       uint64
-	shape    Shape
-	sub      compiled
-	pos      int // index in the shard's all or globs slice; guarded by the shard's mu
-	onClosed func()
-
-	lastRead atomic.Int64 // unix ns of the last read from the peer
-
-	// lastWrite is when the last batch write ended, and deadline the write
-	// deadline set on conn; both owned by the writer.
-	lastWrite time.Time
-	deadline  time.Time
-
-	mu         sync.Mutex
-	queue      [][]byte // frames waiting, in order
-	spare      [][]byte // the writer's emptied batch, reused as the next queue
-	queued     int      // bytes in queue
-	writing    bool     // a writer owns the connection (see above)
-	closing    bool     // no more data frames are accepted
-	closeFrame []byte   // sent after the queue drains, when closing
-	closeSent  bool     // the writer has taken closeFrame to send it
-	reason     CloseReason
-
-	torn atomic.Bool
+// ClientOptions describe a client for Hub.AddClient.
+type ClientOptions struct {
+	// Sub says which records the client receives, and in which shape.
+	Sub Subscription
+	// Transport supplies the control framing; nil means WebSocket{}.
+	Transport Transport
+	// OnClosed, if not nil, is called once, after the connection is
+	// closed, from the goroutine that tore the client down.
+	OnClosed func()
+	// Hold keeps everything queued for the client unwritten until
+	// Release: a client resuming from a position is added held, so that
+	// live messages queue from that moment on while the older ones are
+	// fetched, and Release puts the older ones ahead of them.
+	Hold bool
 }
 
 // ID returns the client's hub-unique id.
@@ -68,13 +36,14 @@ func (c *Client) ID() uint64 { return c.id }
 // Shape returns the shape of the frames the client receives.
 func (c *Client) Shape() Shape { return c.shape }
 
-// Touch records that something was read from the peer; clients that are not
-// touched for two ping intervals are dropped.
+// Touch records that something was read from the peer; clients of a
+// transport whose peer answers keepalives are dropped when not touched for
+// two ping intervals.
 func (c *Client) Touch() { c.lastRead.Store(time.Now().UnixNano()) }
 
-// enqueue appends the frames of msgs that match (every message when sub is
-// nil) and returns how many it queued.
-func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
+// enqueue appends the messages of msgs that match (every message when sub
+// is nil) and returns how many it queued.
+func (c *Client) enqueue(msgs []*Message, sub *compiled, seq uint64) uint64 {
 	var n uint64
 	c.mu.Lock()
 	if c.closing {
@@ -86,69 +55,137 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled) uint64 {
 		if f == nil || len(f) > c.hub.cfg.MaxQueueBytes || sub != nil && !sub.matches(m.Key) {
 			continue // an oversized frame is counted once, by Publish
 		}
-		if !c.pushLocked(f) {
+		if !c.pushLocked(m, seq) {
 			break
 		}
 		n++
 	}
-	start := c.startLocked()
+	c.wakeLocked()
 	c.mu.Unlock()
-	if start {
-		c.hub.kick(c)
-	}
 	return n
 }
 
-// pushLocked appends f to the queue, or, when that would pass
-// MaxQueueBytes, closes the client with 1008 "too slow" and reports false.
-// c.mu must be held.
-func (c *Client) pushLocked(f []byte) bool {
-	if c.queued+len(f) > c.hub.cfg.MaxQueueBytes {
-		c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
-		return false
+func (c *Client) enqueueOne(m *Message, seq uint64) uint64 {
+	f := m.Frames[c.shape]
+	if f == nil || len(f) > c.hub.cfg.MaxQueueBytes {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || !c.pushLocked(m, seq) {
+		return 0
+	}
+	c.wakeLocked()
+	return 1
+}
+
+// pushLocked appends m, a message of the Publish numbered seq, to the
+// queue. The bound is checked at the first message of each Publish,
+// against what the client still holds from before the previous Publish: a
+// client holding more than MaxQueueBytes of that is closed with 1008 "too
+// slow" and pushLocked reports false. So a client that keeps up takes
+// every message of a Publish (one Kafka fetch) and has until the end of
+// the next one to work through it: a large record (a Quix record may
+// decode into many rows) reaches it whole. The messages themselves are
+// shared by every client; a slow client holds at most MaxQueueBytes plus
+// two fetches' entries beyond what the others hold. c.mu must be held.
+func (c *Client) pushLocked(m *Message, seq uint64) bool {
+	cost := len(m.Frames[c.shape]) + entryCost
+	if seq != c.checked {
+		// The previous Publish's entries are at the tail of the queue,
+		// after whatever the writer has not taken yet.
+		older := c.queued - min(c.queued, c.pubCost)
+		c.checked, c.pubCost = seq, 0
+		if older+cost > c.hub.cfg.MaxQueueBytes {
+			c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
+			return false
+		}
 	}
 	if c.queue == nil {
 		c.queue = c.hub.shardOf(c).getArray()
 	}
-	c.queue = append(c.queue, f)
-	c.queued += len(f)
+	c.queue = append(c.queue, m)
+	c.queued += cost
+	c.pubCost += cost
 	return true
 }
 
-// takeBatchLocked hands the writer the queued frames, leaving it an empty
-// queue on the spare array. c.mu must be held.
-func (c *Client) takeBatchLocked() [][]byte {
-	batch := c.queue
-	c.queue = c.spare[:0]
-	c.spare = nil
-	c.queued = 0
-	return batch
-}
-
-// nextWrite is the earliest time the write budget lets the writer write
-// again; zero spacing means at once.
-func (c *Client) nextWrite() time.Time {
-	return c.lastWrite.Add(c.hub.writeSpacing())
-}
-
-func (c *Client) enqueueOne(m *Message) uint64 {
-	return c.enqueue([]*Message{m}, nil)
-}
-
-// sendControl queues a control frame (ping, pong) unless the client is
-// closing. Control frames count against the queue bound like data.
-func (c *Client) sendControl(f []byte) {
+// Release ends a hold (ClientOptions.Hold): ahead is queued before what
+// arrived meanwhile, and queued messages that ahead already holds (same
+// partition, offset not after the last of ahead in that partition) are
+// dropped, so that the client sees each record once and in order. ahead
+// counts against the queue bound like live messages, but is never cut by
+// it. Release on a client that is not held only queues ahead.
+func (c *Client) Release(ahead []*Message) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closing {
-		c.mu.Unlock()
+		c.held = false
+		c.wakeLocked()
 		return
 	}
-	c.pushLocked(f)
-	start := c.startLocked()
-	c.mu.Unlock()
-	if start {
-		c.hub.kick(c)
+	if len(ahead) > 0 {
+		last := make(map[int32]int64)
+		q := make([]*Message, 0, len(ahead)+len(c.queue))
+		cost := 0
+		for _, m := range ahead {
+			if m.Frames[c.shape] == nil {
+				continue
+			}
+			q = append(q, m)
+			cost += len(m.Frames[c.shape]) + entryCost
+			last[m.Partition] = max(last[m.Partition], m.Offset)
+		}
+		for _, m := range c.queue {
+			if o, ok := last[m.Partition]; ok && m.Offset <= o {
+				c.hub.stats.dropFrames.Add(1)
+				continue
+			}
+			q = append(q, m)
+			cost += len(m.Frames[c.shape]) + entryCost
+		}
+		c.hub.shardOf(c).putArray(c.queue)
+		c.queue, c.queued = q, cost
 	}
+	c.held = false
+	c.wakeLocked()
+}
+
+// sendKeepalive queues the transport's keepalive unless the client is
+// closing.
+func (c *Client) sendKeepalive() {
+	c.mu.Lock()
+	if !c.closing {
+		c.keepalive = true
+		c.wakeLocked()
+	}
+	c.mu.Unlock()
+}
+
+// UseDeflate makes the client receive permessage-deflate frames (RFC
+// 7692, no context takeover): call it before Attach, once the handshake
+// negotiated the extension. Each frame is compressed once and shared by
+// every such client of its shape.
+func (c *Client) UseDeflate() {
+	c.mu.Lock()
+	c.deflate = true
+	c.mu.Unlock()
+}
+
+// Attach gives a client added without a connection (Hub.Add with a nil
+// conn, while its handshake was being answered) its connection, and starts
+// writing what was queued meanwhile. If the client is already torn down,
+// conn is closed.
+func (c *Client) Attach(conn Conn) {
+	c.mu.Lock()
+	if c.torn.Load() {
+		c.mu.Unlock()
+		_ = conn.Close()
+		return
+	}
+	c.setConn(conn)
+	c.wakeLocked()
+	c.mu.Unlock()
 }
 
 // setConn sets conn and, for a TCP socket, raw. c.mu must be held or the
@@ -158,52 +195,42 @@ func (c *Client) setConn(conn Conn) {
 	c.raw = rawConnOf(conn)
 }
 
-// Attach gives a client added without a connection (Hub.Add with a nil
-// conn, while its handshake was being answered) its connection, and starts
-// writing what was queued meanwhile.
-func (c *Client) Attach(conn Conn) {
+// Pong answers a client's ping with payload. Pongs are coalesced: only
+// the most recent ping not yet answered is (RFC 6455 section 5.5.3 allows
+// it), so a ping flood holds at most one pong. A client that sends more
+// than 100 pings in a second is closed with 1008 "too many pings".
+func (c *Client) Pong(payload []byte) {
+	sec := uint32(time.Now().Unix())
 	c.mu.Lock()
-	if c.torn.Load() {
-		c.mu.Unlock()
-		_ = conn.Close()
+	defer c.mu.Unlock()
+	if c.closing {
 		return
 	}
-	c.setConn(conn)
-	start := c.startLocked()
-	c.mu.Unlock()
-	if start {
-		c.hub.kick(c)
+	if sec != c.pingSec {
+		c.pingSec, c.pings = sec, 0
 	}
-}
-
-// Pong answers a client's ping with payload.
-func (c *Client) Pong(payload []byte) {
-	c.sendControl(wsframe.Control(wsframe.OpPong, payload))
-}
-
-// startLocked reports whether the caller must start a writer, marking one
-// as running. c.mu must be held.
-func (c *Client) startLocked() bool {
-	if c.writing || c.conn == nil || (len(c.queue) == 0 && !c.closing) || c.torn.Load() {
-		return false
+	c.pings++
+	if c.pings > maxPingsPerSecond {
+		c.closeLocked(wsframe.ClosePolicyViolation, "too many pings", ReasonControlFlood, false)
+		c.wakeLocked()
+		return
 	}
-	c.writing = true
-	return true
+	c.pong = c.tr.Pong(payload)
+	c.wakeLocked()
 }
 
 // Close starts a clean close: the close frame with code and reason is sent
 // after what is queued (graceful codes 1000 and 1001) or instead of it (any
-// other code), then the connection is half-closed and dropped once the
-// client answers or CloseGrace passes. Calling Close again has no effect.
+// other code), then, with the WebSocket closing handshake, the connection is
+// half-closed and dropped once the client answers or CloseGrace passes.
+// Calling Close again has no effect.
 func (c *Client) Close(code uint16, reason string, why CloseReason) {
 	c.mu.Lock()
 	keep := code == wsframe.CloseNormal || code == wsframe.CloseGoingAway
 	c.closeLocked(code, reason, why, keep)
-	start := c.startLocked()
+	c.held = false
+	c.wakeLocked()
 	c.mu.Unlock()
-	if start {
-		go c.write()
-	}
 }
 
 func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQueue bool) {
@@ -212,7 +239,7 @@ func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQu
 	}
 	c.closing = true
 	c.reason = why
-	c.closeFrame = wsframe.Close(code, reason)
+	c.closeFrame = c.tr.CloseFrame(code, reason)
 	if !keepQueue {
 		c.dropQueueLocked()
 	}
@@ -220,28 +247,13 @@ func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQu
 
 // dropQueueLocked discards the queued frames. c.mu must be held.
 func (c *Client) dropQueueLocked() {
-	c.hub.stats.dropFrames.Add(uint64(len(c.queue)))
+	c.hub.stats.dropFrames.Add(uint64(len(c.queue) + len(c.backlog)))
 	clear(c.queue)
-	c.queue = c.queue[:0]
+	clear(c.backlog)
+	c.queue, c.backlog = c.queue[:0], nil
 	c.queued = 0
-}
-
-// idleLocked ends the writer's turn with the queue empty: the client gives
-// its queue arrays back to its shard, so that an idle client holds none.
-// c.mu must be held.
-func (c *Client) idleLocked() {
-	c.writing = false
-	s := c.hub.shardOf(c)
-	s.putArray(c.queue)
-	s.putArray(c.spare)
-	c.queue, c.spare = nil, nil
-}
-
-// Closing reports whether the server has started closing the client.
-func (c *Client) Closing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
+	c.pong = nil
+	c.keepalive = false
 }
 
 // PeerClosed handles the end of the peer's side: a close frame (after which
@@ -262,14 +274,15 @@ func (c *Client) PeerClosed(why CloseReason) {
 	} else {
 		c.closeLocked(wsframe.CloseNormal, "", why, false)
 	}
-	start := c.startLocked()
+	c.held = false
+	c.wakeLocked()
 	c.mu.Unlock()
-	if start {
-		go c.write()
-	}
 }
 
-// abort drops the connection at once, without a close frame.
+// Abort drops the connection at once, without a close frame: for a reader
+// that found the peer gone or broken.
+func (c *Client) Abort(why CloseReason) { c.abort(why) }
+
 func (c *Client) abort(why CloseReason) {
 	c.mu.Lock()
 	if !c.closing {
@@ -278,127 +291,4 @@ func (c *Client) abort(why CloseReason) {
 	}
 	c.mu.Unlock()
 	c.teardown(c.reasonOr(why))
-}
-
-// Abort drops the connection at once, for a reader that found the peer
-// gone or broken.
-func (c *Client) Abort(why CloseReason) { c.abort(why) }
-
-func (c *Client) reasonOr(why CloseReason) CloseReason {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.reason != "" {
-		return c.reason
-	}
-	return why
-}
-
-// write is the client's writer goroutine: it drains the queue in batches,
-// one vectored write each, until the queue is empty, then exits. Writes are
-// spaced by the write budget (Hub.writeSpacing): frames that arrive while
-// the writer waits or writes join the next batch, so under load the system
-// calls per frame fall.
-func (c *Client) write() {
-	st := c.hub.stats
-	for {
-		c.mu.Lock()
-		if len(c.queue) == 0 {
-			if !c.closing && c.raw != nil && !c.deadline.IsZero() {
-				// The pool's non-blocking writes fail on an expired
-				// deadline: leave none behind.
-				c.mu.Unlock()
-				c.deadline = time.Time{}
-				_ = c.conn.SetWriteDeadline(time.Time{})
-				continue
-			}
-			if !c.closing {
-				c.idleLocked()
-				c.mu.Unlock()
-				return
-			}
-			f := c.closeFrame
-			c.closeSent = true
-			c.mu.Unlock()
-			c.finish(f)
-			return
-		}
-		c.mu.Unlock()
-		if d := time.Until(c.nextWrite()); d > 0 {
-			time.Sleep(d)
-		}
-		c.mu.Lock()
-		batch := c.takeBatchLocked()
-		c.mu.Unlock()
-
-		frames := len(batch)
-		bufs := net.Buffers(batch)
-		// Setting a deadline costs about as much as a tenth of the write,
-		// so it is moved only when less than half of WriteTimeout is left:
-		// a write may then take between WriteTimeout/2 and WriteTimeout.
-		wt := c.hub.cfg.WriteTimeout
-		if now := time.Now(); c.deadline.Sub(now) < wt/2 {
-			c.deadline = now.Add(wt)
-			_ = c.conn.SetWriteDeadline(c.deadline)
-		}
-		n, err := bufs.WriteTo(c.conn)
-		st.writes.Add(1)
-		st.bytes.Add(uint64(n))
-		c.recycle(batch)
-		if err != nil {
-			c.teardown(c.reasonOr(writeErrReason(err)))
-			return
-		}
-		st.written.Add(uint64(frames))
-		c.lastWrite = time.Now()
-	}
-}
-
-func writeErrReason(err error) CloseReason {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return ReasonWriteTimeout
-	}
-	return ReasonWriteError
-}
-
-// finish sends the close frame, half-closes the connection so the peer sees
-// the end of the stream, and drops the connection once the peer hangs up
-// (the reader calls PeerClosed) or CloseGrace passes.
-func (c *Client) finish(closeFrame []byte) {
-	if c.torn.Load() {
-		return
-	}
-	c.deadline = time.Now().Add(min(c.hub.cfg.WriteTimeout, c.hub.cfg.CloseGrace))
-	_ = c.conn.SetWriteDeadline(c.deadline)
-	if _, err := c.conn.Write(closeFrame); err != nil {
-		c.teardown(c.reasonOr(ReasonWriteError))
-		return
-	}
-	if hc, ok := c.conn.(interface{ CloseWrite() error }); ok {
-		_ = hc.CloseWrite()
-	}
-	time.AfterFunc(c.hub.cfg.CloseGrace, func() { c.teardown(c.reasonOr(ReasonClientClosed)) })
-}
-
-// teardown closes the connection and forgets the client. It runs once.
-func (c *Client) teardown(why CloseReason) {
-	if !c.torn.CompareAndSwap(false, true) {
-		return
-	}
-	c.mu.Lock()
-	if c.conn != nil {
-		_ = c.conn.Close()
-	}
-	c.closing = true
-	if c.reason == "" {
-		c.reason = why
-	}
-	c.hub.stats.dropFrames.Add(uint64(len(c.queue)))
-	c.queue, c.spare, c.queued = nil, nil, 0
-	c.mu.Unlock()
-	c.hub.remove(c)
-	c.hub.stats.closed(why)
-	if c.onClosed != nil {
-		c.onClosed()
-	}
-	c.hub.gone()
 }

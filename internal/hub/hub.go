@@ -4,13 +4,36 @@
 // writer and the policy that closes clients which do not keep up.
 //
 // The hub knows nothing about HTTP or Kafka. It is given connections that
-// have already completed the WebSocket handshake and messages whose frames
-// are already encoded.
+// have already completed their handshake and messages whose frames are
+// already encoded.
+//
+// # Clients and transports
+//
+// Hub.AddClient registers a client with ClientOptions: its Subscription,
+// its Transport (the control framing: keepalive, pong, close frame and
+// whether a closing handshake follows; WebSocket{} by default, an SSE
+// transport supplies a comment as keepalive, no pongs and a bare end of
+// stream), an OnClosed callback, and Hold. Hub.Add is the WebSocket
+// shorthand. A held client queues live messages without writing them until
+// Client.Release, which puts older messages (a catch-up) ahead of them and
+// drops the queued ones it already holds.
+//
+// # Writing
 //
 // Publishing never blocks on a client: a message is appended to each
-// matching client's queue under that client's own lock, and a writer
-// goroutine, started only while the client has something to write, drains
-// the queue with one vectored write per batch.
+// matching client's queue under that client's own lock. Each client has one
+// writer, a state machine (writer.go) started only while the client has
+// something to write: raw TCP sockets are written by a pool of one worker
+// per CPU with one non-blocking writev per batch, taken in turn from one run
+// queue; a socket that is full, and every other connection (TLS), is
+// written by a goroutine of the client's own with a WriteTimeout deadline.
+// There is no added delay: batches grow only when the workers fall behind.
+// A queue longer than 512 frames is written 512 frames a turn.
+//
+// A client that negotiated permessage-deflate (Client.UseDeflate) gets
+// each frame compressed with no context takeover: the first writer that
+// needs a message's compressed frame builds it, and every other such
+// client of that shape shares the same bytes.
 package hub
 
 import (
@@ -35,46 +58,67 @@ type Config struct {
 	// counting the batch being written). A client that would exceed it is
 	// closed with 1008 "too slow". Default 4 MiB.
 	MaxQueueBytes int
-	// WriteTimeout bounds one batch write to a client. A client whose
-	// socket does not take a batch within it is dropped. Default 10 s.
+	// WriteTimeout bounds the wait for a client's socket: a write that
+	// the socket cannot take at once must finish within it, or the client
+	// is dropped (ReasonWriteTimeout). Default 10 s.
 	WriteTimeout time.Duration
 	// PingInterval is how often clients are pinged. A client from which
 	// nothing was read for two intervals is dropped. Default 30 s; negative
 	// disables pings.
 	PingInterval time.Duration
-	// WriteBudget is the number of write system calls per second the hub
-	// aims to stay under, all clients together. Each write costs about the
-	// same whatever its size, so the hub spaces each client's writes at
-	// least clients/WriteBudget apart: a client that receives faster than
-	// that gets its frames in batches, one vectored write per batch, while
-	// a client that receives less often is written at once. Default
-	// 50,000 per CPU (GOMAXPROCS); negative means no spacing at all.
-	WriteBudget int
 	// CloseGrace is how long the hub waits for a client to answer its close
 	// frame before dropping the connection. Default 2 s.
 	CloseGrace time.Duration
 	// Logger receives the hub's log lines. Default slog.Default().
 	Logger *slog.Logger
+	// DeflateLevel is the compress/flate level of permessage-deflate
+	// frames (Client.UseDeflate). Default 1 (flate.BestSpeed), which on
+	// JSON telemetry saves nearly as much as higher levels at a fraction
+	// of the CPU.
+	DeflateLevel int
+	// DeflateThreshold is the smallest frame that is compressed for
+	// permessage-deflate clients; smaller ones go out uncompressed (RFC
+	// 7692 allows either per message). Default 128 bytes.
+	DeflateThreshold int
+	// ObserveLatency, if not nil, is called by writers with the time from
+	// a record's Kafka timestamp to the end of the write that delivered
+	// it, for one sampled write at most every 100 ms in all (so about 10
+	// times a second). It must be safe for concurrent use and quick.
+	ObserveLatency func(time.Duration)
 }
+
+// Defaults of Config.
+const (
+	DefaultMaxQueueBytes = 4 << 20
+	DefaultWriteTimeout  = 10 * time.Second
+	DefaultPingInterval  = 30 * time.Second
+	DefaultCloseGrace    = 2 * time.Second
+	// DefaultDeflateLevel is flate.BestSpeed.
+	DefaultDeflateLevel     = 1
+	DefaultDeflateThreshold = 128
+)
 
 func (c *Config) setDefaults() {
 	if c.Shards <= 0 {
 		c.Shards = 8 * runtime.GOMAXPROCS(0)
 	}
 	if c.MaxQueueBytes <= 0 {
-		c.MaxQueueBytes = 4 << 20
+		c.MaxQueueBytes = DefaultMaxQueueBytes
 	}
 	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.PingInterval == 0 {
-		c.PingInterval = 30 * time.Second
-	}
-	if c.WriteBudget == 0 {
-		c.WriteBudget = 50000 * runtime.GOMAXPROCS(0)
+		c.PingInterval = DefaultPingInterval
 	}
 	if c.CloseGrace <= 0 {
-		c.CloseGrace = 2 * time.Second
+		c.CloseGrace = DefaultCloseGrace
+	}
+	if c.DeflateLevel == 0 {
+		c.DeflateLevel = DefaultDeflateLevel
+	}
+	if c.DeflateThreshold <= 0 {
+		c.DeflateThreshold = DefaultDeflateThreshold
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -89,7 +133,13 @@ type Hub struct {
 	nextID atomic.Uint64
 	shapes [NumShapes]atomic.Int64 // clients per shape, for Wants
 	stats  *counters
-	ping   []byte // the shared ping frame
+
+	// wantSeq numbers the snapshots Wants hands out (see Wants); pubSeq
+	// is the last one Publish used, owned by the publishing goroutine.
+	wantSeq atomic.Uint64
+	pubSeq  uint64
+
+	lastSample atomic.Int64 // unix ns of the last ObserveLatency sample
 
 	// live counts the clients not yet torn down; idle is closed whenever
 	// live is zero and replaced when it rises again. Not a WaitGroup:
@@ -104,8 +154,18 @@ type Hub struct {
 
 	lastOversizedLog atomic.Int64 // unix ns of the last oversized-frame warning
 
-	pool        *pool       // the writers; running while Run is
-	poolRunning atomic.Bool // Run has started the pool
+	pool *pool // the writers for raw sockets; running while Run is
+
+	// all is the compiled subscription shared by every client that takes
+	// every record, so that those clients carry none of their own.
+	all compiled
+
+	// deflaters holds *wsframe.Deflater at Config.DeflateLevel.
+	deflaters sync.Pool
+
+	// bufs holds *[]byte: the buffers in which writers of connections that
+	// are not raw sockets join a batch for its one Write.
+	bufs sync.Pool
 }
 
 // shard holds a subset of the clients, indexed for routing. mu guards every
@@ -118,14 +178,14 @@ type shard struct {
 	members map[*Client]struct{} // every client of the shard
 
 	freeMu sync.Mutex
-	free   [][][]byte // empty queue arrays that idle clients gave back; guarded by freeMu
+	free   [][]*Message // empty queue arrays that idle clients gave back; guarded by freeMu
 }
 
 // maxFree bounds a shard's free list of queue arrays.
 const maxFree = 256
 
 // getArray returns an empty queue array, reused when one is free.
-func (s *shard) getArray() [][]byte {
+func (s *shard) getArray() []*Message {
 	s.freeMu.Lock()
 	defer s.freeMu.Unlock()
 	if n := len(s.free); n > 0 {
@@ -134,14 +194,14 @@ func (s *shard) getArray() [][]byte {
 		s.free = s.free[:n-1]
 		return a
 	}
-	return make([][]byte, 0, 8)
+	return make([]*Message, 0, 8)
 }
 
 // putArray keeps an array for getArray, unless it is nil, large, or the
 // free list is full. The arrays clients give back hold no frames: a batch
 // is cleared once written (Client.recycle), and a queue is only given back
 // empty.
-func (s *shard) putArray(a [][]byte) {
+func (s *shard) putArray(a []*Message) {
 	if a == nil || cap(a) > maxSpareCap {
 		return
 	}
@@ -160,11 +220,11 @@ func New(cfg Config) *Hub {
 		log:    cfg.Logger,
 		shards: make([]shard, cfg.Shards),
 		stats:  newCounters(),
-		ping:   wsframe.Control(wsframe.OpPing, nil),
 		idle:   make(chan struct{}),
 		pool:   newPool(),
 	}
 	close(h.idle)
+	h.all = compiled{all: true}
 	for i := range h.shards {
 		h.shards[i].exact = make(map[string][]*Client)
 		h.shards[i].members = make(map[*Client]struct{})
@@ -172,22 +232,16 @@ func New(cfg Config) *Hub {
 	return h
 }
 
-// writeSpacing is the least time between two writes to one client under
-// the write budget, for the clients connected now.
-func (h *Hub) writeSpacing() time.Duration {
-	if h.cfg.WriteBudget < 0 {
-		return 0
-	}
-	return min(maxSpacing, time.Duration(h.stats.clients.Load()*int64(time.Second)/int64(h.cfg.WriteBudget)))
-}
-
-// maxSpacing caps the write spacing, and so the delay it may add to a
-// frame, however many clients there are.
-const maxSpacing = 250 * time.Millisecond
-
 // Wants reports, for each shape, whether any client currently receives it,
-// so that encoders build only the frames someone will read.
+// so that encoders build only the frames someone will read. Call it from
+// the publishing goroutine before building the messages of each Publish:
+// the next Publish goes to the clients this snapshot counted, and a client
+// added after it starts with the Publish after that, so that no client
+// gets a batch whose frames for its shape were never built. (Such a
+// client's handshake was not yet answered when the batch's records were
+// fetched.)
 func (h *Hub) Wants() [NumShapes]bool {
+	h.wantSeq.Add(1) // before the counts: see Add
 	var w [NumShapes]bool
 	for i := range w {
 		w[i] = h.shapes[i].Load() > 0
@@ -195,29 +249,56 @@ func (h *Hub) Wants() [NumShapes]bool {
 	return w
 }
 
+// sampleLatency calls ObserveLatency for m unless another write was
+// sampled less than 100 ms ago.
+func (h *Hub) sampleLatency(m *Message) {
+	if m.Timestamp.IsZero() {
+		return
+	}
+	now := time.Now()
+	last := h.lastSample.Load()
+	if now.UnixNano()-last < int64(100*time.Millisecond) || !h.lastSample.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	h.cfg.ObserveLatency(now.Sub(m.Timestamp))
+}
+
 // Stats returns a snapshot of the hub's counters.
 func (h *Hub) Stats() Stats { return h.stats.snapshot() }
 
-// Add registers a client for conn with subscription sub and returns it.
-// From now on the client's writer is the only one writing to conn. conn may
-// be nil: the client then receives from this moment on, but its frames wait
-// in its queue until Attach gives it the connection. That lets the server
-// register a client before it answers the handshake, so that no record
-// published after the client saw the handshake's answer is missed.
-// onClosed, if not nil, is called once, after the connection is closed.
-// Once Shutdown has been called, the client is closed with 1001 at once.
+// Add registers a WebSocket client for conn with subscription sub; it is
+// AddClient with the WebSocket transport and onClosed as OnClosed.
 func (h *Hub) Add(conn Conn, sub Subscription, onClosed func()) *Client {
+	return h.AddClient(conn, ClientOptions{Sub: sub, OnClosed: onClosed})
+}
+
+// AddClient registers a client for conn and returns it. From now on the
+// client's writer is the only one writing to conn. conn may be nil: the
+// client then receives from this moment on, but its frames wait in its
+// queue until Attach gives it the connection. That lets the server register
+// a client before it answers the handshake, so that no record published
+// after the client saw the handshake's answer is missed. Once Shutdown has
+// been called, the client is closed with 1001 at once.
+func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
+	sub := o.Sub
+	tr := o.Transport
+	if tr == nil {
+		tr = WebSocket{}
+	}
 	c := &Client{
 		hub:      h,
 		id:       h.nextID.Add(1),
 		shape:    sub.Shape,
-		sub:      compile(sub),
-		onClosed: onClosed,
+		sub:      h.compile(sub),
+		tr:       tr,
+		onClosed: o.OnClosed,
+		added:    time.Now().UnixNano(),
+		held:     o.Hold,
 	}
 	if conn != nil {
 		c.setConn(conn)
 	}
-	c.lastRead.Store(time.Now().UnixNano())
+	c.lastRead.Store(c.added)
 	h.liveMu.Lock()
 	if h.live == 0 {
 		h.idle = make(chan struct{})
@@ -227,6 +308,9 @@ func (h *Hub) Add(conn Conn, sub Subscription, onClosed func()) *Client {
 	h.stats.accepted.Add(1)
 	h.stats.clients.Add(1)
 	h.shapes[c.shape].Add(1)
+	// After the shape count: a Wants snapshot numbered after this saw the
+	// count, so the client may take that Publish (see Wants).
+	c.from = h.wantSeq.Load()
 
 	s := h.shardOf(c)
 	s.mu.Lock()
@@ -310,12 +394,21 @@ func (h *Hub) Publish(msgs []*Message) {
 	}
 	h.stats.published.Add(uint64(len(msgs)))
 	h.countOversized(msgs)
+	seq := h.wantSeq.Load()
+	if seq == h.pubSeq {
+		// No Wants since the last Publish: the frames were built without
+		// a snapshot, for every client registered now.
+		seq = h.wantSeq.Add(1)
+	}
+	h.pubSeq = seq
 	var enqueued uint64
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.RLock()
 		for _, c := range s.all {
-			enqueued += c.enqueue(msgs, nil)
+			if c.from < seq {
+				enqueued += c.enqueue(msgs, nil, seq)
+			}
 		}
 		if len(s.exact) > 0 {
 			for _, m := range msgs {
@@ -323,12 +416,16 @@ func (h *Hub) Publish(msgs []*Message) {
 					continue
 				}
 				for _, c := range s.exact[string(m.Key)] {
-					enqueued += c.enqueueOne(m)
+					if c.from < seq {
+						enqueued += c.enqueueOne(m, seq)
+					}
 				}
 			}
 		}
 		for _, c := range s.globs {
-			enqueued += c.enqueue(msgs, &c.sub)
+			if c.from < seq {
+				enqueued += c.enqueue(msgs, c.sub, seq)
+			}
 		}
 		s.mu.RUnlock()
 	}
@@ -376,13 +473,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	poolDone := make(chan struct{})
 	go func() {
 		defer close(poolDone)
-		h.poolRunning.Store(true)
 		h.pool.run(ctx)
 	}()
-	defer func() {
-		h.poolRunning.Store(false)
-		<-poolDone
-	}()
+	defer func() { <-poolDone }()
 	if h.cfg.PingInterval < 0 {
 		<-ctx.Done()
 		return nil
@@ -402,11 +495,11 @@ func (h *Hub) Run(ctx context.Context) error {
 func (h *Hub) pingAll(now time.Time) {
 	deadline := now.Add(-2 * h.cfg.PingInterval).UnixNano()
 	for _, c := range h.clients() {
-		if c.lastRead.Load() < deadline {
+		if c.tr.PeerAnswers() && c.lastRead.Load() < deadline {
 			c.abort(ReasonPingTimeout)
 			continue
 		}
-		c.sendControl(h.ping)
+		c.sendKeepalive()
 	}
 }
 
@@ -457,4 +550,47 @@ func (h *Hub) gone() {
 		close(h.idle)
 	}
 	h.liveMu.Unlock()
+}
+
+// compile returns the routing form of s: the hub's shared one for clients
+// that take everything.
+func (h *Hub) compile(s Subscription) *compiled {
+	c := compile(s)
+	if c.all {
+		return &h.all
+	}
+	return &c
+}
+
+// deflatedFrame returns m's frame of shape s for a permessage-deflate
+// client: compressed once, by whichever writer needs it first, then shared.
+func (h *Hub) deflatedFrame(m *Message, s Shape) []byte {
+	if p := m.deflated[s].Load(); p != nil {
+		return *p
+	}
+	f := m.Frames[s]
+	out := f
+	if len(f) >= h.cfg.DeflateThreshold {
+		d, _ := h.deflaters.Get().(*wsframe.Deflater)
+		if d == nil {
+			var err error
+			if d, err = wsframe.NewDeflater(h.cfg.DeflateLevel); err != nil {
+				d = nil
+			}
+		}
+		if d != nil {
+			if z := d.Deflate(f); z != nil {
+				out = z
+			}
+			h.deflaters.Put(d)
+		}
+	}
+	if !m.deflated[s].CompareAndSwap(nil, &out) {
+		return *m.deflated[s].Load() // another writer was first; its bytes win
+	}
+	if len(out) < len(f) {
+		h.stats.deflated.Add(1)
+		h.stats.deflateSaved.Add(uint64(len(f) - len(out)))
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -48,8 +49,12 @@ func readFrame(r io.Reader) (frame, error) {
 	return frame{op: h[0] & 0x0F, payload: p}, nil
 }
 
+// msgOffset gives each test message an offset of its own, as records have
+// (Release tells messages apart by partition and offset).
+var msgOffset atomic.Int64
+
 func msg(key string, payload string) *Message {
-	m := &Message{Frames: [NumShapes][]byte{wsframe.Text([]byte(payload)), wsframe.Text([]byte(`{"env":` + payload + `}`))}}
+	m := &Message{Offset: msgOffset.Add(1), Frames: [NumShapes][]byte{wsframe.Text([]byte(payload)), wsframe.Text([]byte(`{"env":` + payload + `}`))}}
 	if key != "\x00" {
 		m.Key = []byte(key)
 	}
@@ -72,20 +77,48 @@ func addPeer(t *testing.T, h *Hub, sub Subscription) *peer {
 	return p
 }
 
-// texts reads n text frames.
-func (p *peer) texts(t *testing.T, n int) []string {
-	t.Helper()
+// testWait bounds every wait of these tests; a passing run is far
+// quicker.
+const testWait = 20 * time.Second
+
+// readTexts reads n text frames within testWait. It does not fail the
+// test, so that a spawned goroutine may call it.
+func (p *peer) readTexts(n int) ([]string, error) {
+	_ = p.conn.SetReadDeadline(time.Now().Add(testWait))
 	var out []string
 	for len(out) < n {
 		f, err := readFrame(p.conn)
 		if err != nil {
-			t.Fatalf("read frame %d: %v", len(out), err)
+			return out, fmt.Errorf("read frame %d: %w", len(out), err)
 		}
 		if f.op == wsframe.OpText {
 			out = append(out, string(f.payload))
 		}
 	}
+	return out, nil
+}
+
+// texts reads n text frames, failing the test if they do not come.
+func (p *peer) texts(t *testing.T, n int) []string {
+	t.Helper()
+	out, err := p.readTexts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return out
+}
+
+// spinUntil waits, yielding, until cond holds; it reports false if that
+// takes longer than testWait.
+func spinUntil(cond func() bool) bool {
+	deadline := time.Now().Add(testWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		runtime.Gosched()
+	}
+	return true
 }
 
 func TestRouting(t *testing.T) {
@@ -108,11 +141,22 @@ func TestRouting(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := New(Config{Shards: 3, PingInterval: -1})
 			p := addPeer(t, h, tt.sub)
-			done := make(chan []string)
-			go func() { done <- p.texts(t, len(tt.want)) }()
+			type result struct {
+				got []string
+				err error
+			}
+			done := make(chan result)
+			go func() {
+				got, err := p.readTexts(len(tt.want))
+				done <- result{got, err}
+			}()
 			h.Publish([]*Message{msg("a", "1"), msg("b-1", "2"), msg("b-12", "3")})
 			h.Publish([]*Message{msg("\x00", "null"), msg("a", "4"), msg("", "5e"), msg("c", "5")})
-			got := <-done
+			r := <-done
+			got := r.got
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
@@ -151,11 +195,12 @@ func TestSlowClientClosedOthersServed(t *testing.T) {
 			t.Fatalf("frame %d = %s, want %s", i, got, want)
 		}
 	}
-	if !slow.client.Closing() {
+	if !slow.client.isClosing() {
 		t.Fatal("slow client not closing")
 	}
 	// The slow peer finally reads: it finds data, then the close frame
 	// 1008 "too slow".
+	_ = slow.conn.SetReadDeadline(time.Now().Add(testWait))
 	var last frame
 	for {
 		f, err := readFrame(slow.conn)
@@ -181,7 +226,7 @@ func TestSlowClientClosedOthersServed(t *testing.T) {
 // A write that does not complete within WriteTimeout drops the client.
 func TestWriteTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := New(Config{WriteTimeout: 5 * time.Second, PingInterval: -1, WriteBudget: -1})
+		h := New(Config{WriteTimeout: 5 * time.Second, PingInterval: -1})
 		p := addPeer(t, h, Subscription{All: true})
 		h.Publish([]*Message{msg("k", "1")})
 		<-p.closed
@@ -195,7 +240,7 @@ func TestWriteTimeout(t *testing.T) {
 // that answers stays.
 func TestPingTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := New(Config{PingInterval: time.Second, WriteTimeout: time.Hour, WriteBudget: -1})
+		h := New(Config{PingInterval: time.Second, WriteTimeout: time.Hour})
 		ctx, cancel := context.WithCancel(t.Context())
 		go h.Run(ctx)
 		dead := addPeer(t, h, Subscription{All: true})
@@ -213,7 +258,7 @@ func TestPingTimeout(t *testing.T) {
 		}()
 		go func() { _, _ = io.Copy(io.Discard, dead.conn) }()
 		<-dead.closed
-		if alive.client.Closing() {
+		if alive.client.isClosing() {
 			t.Fatal("live client closed")
 		}
 		if got := h.Stats().Closes[ReasonPingTimeout]; got != 1 {
@@ -228,6 +273,7 @@ func TestShutdownSendsGoingAwayAfterQueued(t *testing.T) {
 	p := addPeer(t, h, Subscription{All: true})
 	var frames []frame
 	var wg sync.WaitGroup
+	_ = p.conn.SetReadDeadline(time.Now().Add(testWait))
 	wg.Go(func() {
 		for {
 			f, err := readFrame(p.conn)
@@ -281,26 +327,24 @@ func TestMatchGlob(t *testing.T) {
 	}
 }
 
-// Under the write budget a client's writes are spaced clients/budget
-// apart: frames that arrive meanwhile go out together in one write.
-func TestWriteSpacing(t *testing.T) {
+// Frames published while a client's batch is being written go out
+// together in its next write: batches grow with the backlog, with no
+// delay added while the writer keeps up.
+func TestBatchesGrowOnlyWithBacklog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := New(Config{PingInterval: -1, WriteBudget: 10}) // 1 client: 100 ms apart
+		h := New(Config{PingInterval: -1})
 		p := addPeer(t, h, Subscription{All: true})
 		start := time.Now()
-		h.Publish([]*Message{msg("k", "1")})
-		if got := p.texts(t, 1); got[0] != "1" || time.Since(start) != 0 {
-			t.Fatalf("first frame %q after %v, want at once", got, time.Since(start))
-		}
+		h.Publish([]*Message{msg("k", "1")}) // the pipe blocks the writer until read
+		synctest.Wait()
 		h.Publish([]*Message{msg("k", "2")})
 		h.Publish([]*Message{msg("k", "3")})
-		got := p.texts(t, 2)
-		if fmt.Sprint(got) != "[2 3]" || time.Since(start) != 100*time.Millisecond {
-			t.Fatalf("got %q after %v, want [2 3] after 100ms", got, time.Since(start))
+		if got := p.texts(t, 3); fmt.Sprint(got) != "[1 2 3]" || time.Since(start) != 0 {
+			t.Fatalf("got %q after %v, want [1 2 3] at once", got, time.Since(start))
 		}
-		synctest.Wait() // the writer has counted its write and exited
+		synctest.Wait() // the writer has counted its write and gone idle
 		if w := h.Stats().Writes; w != 2 {
-			t.Fatalf("writes = %d, want 2 (the second batch in one write)", w)
+			t.Fatalf("writes = %d, want 2 (frames 2 and 3 in one write)", w)
 		}
 		p.client.Abort(ReasonClientClosed)
 		<-p.closed
@@ -344,15 +388,15 @@ func TestAbortBeforeAttach(t *testing.T) {
 
 // A frame larger than the queue bound is skipped, not a reason to close.
 func TestOversizedFrameSkipped(t *testing.T) {
-	h := New(Config{PingInterval: -1, MaxQueueBytes: 64, Logger: slog.New(slog.DiscardHandler)})
+	h := New(Config{PingInterval: -1, MaxQueueBytes: 200, Logger: slog.New(slog.DiscardHandler)})
 	p := addPeer(t, h, Subscription{All: true})
-	big := msg("k", fmt.Sprintf("%q", make([]byte, 100)))
+	big := msg("k", fmt.Sprintf("%q", make([]byte, 300)))
 	h.Publish([]*Message{big, msg("k", "after")})
 	if got := p.texts(t, 1); got[0] != "after" {
 		t.Fatalf("got %q", got)
 	}
-	if s := h.Stats(); s.Oversized != 2 || p.client.Closing() { // plain and envelope frames
-		t.Fatalf("oversized = %d, closing = %v", s.Oversized, p.client.Closing())
+	if s := h.Stats(); s.Oversized != 2 || p.client.isClosing() { // plain and envelope frames
+		t.Fatalf("oversized = %d, closing = %v", s.Oversized, p.client.isClosing())
 	}
 }
 
@@ -371,7 +415,7 @@ func TestPeerCloseBeforeOurCloseFrameIsAnswered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := New(Config{PingInterval: -1, CloseGrace: time.Hour, WriteBudget: -1})
+			h := New(Config{PingInterval: -1, CloseGrace: time.Hour})
 			p := addPeer(t, h, Subscription{All: true})
 			// The peer does not read yet: the writer blocks on the pipe with
 			// "1", so the close frame waits behind it.
@@ -465,19 +509,23 @@ func TestAddWhileShutdownWaits(t *testing.T) {
 		c := h.Add(srv, Subscription{All: true}, nil)
 		shut := make(chan error, 1)
 		go func() { shut <- h.Shutdown(context.Background()) }()
-		added := make(chan *Client)
+		added := make(chan *Client, 1)
 		go func() {
-			for h.stats.clients.Load() != 0 { // until c leaves
-				runtime.Gosched()
+			if !spinUntil(func() bool { return h.stats.clients.Load() == 0 }) { // until c leaves
+				added <- nil
+				return
 			}
 			added <- h.Add(nil, Subscription{All: true}, nil)
 		}()
-		for !h.stopping.Load() {
-			runtime.Gosched()
+		if !spinUntil(h.stopping.Load) {
+			t.Fatal("Shutdown never started")
 		}
 		c.Abort(ReasonClientClosed)
 		late := <-added
-		if !late.Closing() {
+		if late == nil {
+			t.Fatal("the client never left")
+		}
+		if !late.isClosing() {
 			t.Fatal("client added during Shutdown is not closing")
 		}
 		late.Abort(ReasonHandshake)
@@ -491,7 +539,7 @@ func TestAddWhileShutdownWaits(t *testing.T) {
 // An idle client holds no queue arrays: after a burst they go back to its
 // shard, for the next busy client.
 func TestIdleClientHoldsNoArrays(t *testing.T) {
-	h := New(Config{PingInterval: -1, WriteBudget: -1})
+	h := New(Config{PingInterval: -1})
 	p := addPeer(t, h, Subscription{All: true})
 	msgs := make([]*Message, 100)
 	for i := range msgs {
@@ -501,10 +549,10 @@ func TestIdleClientHoldsNoArrays(t *testing.T) {
 	p.texts(t, len(msgs))
 	// The writer ends its turn right after its last write; the next
 	// publish waits for nothing, so poll the client's state.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testWait)
 	for {
 		p.client.mu.Lock()
-		idle := !p.client.writing
+		idle := p.client.state == stateIdle
 		held := p.client.queue != nil || p.client.spare != nil
 		p.client.mu.Unlock()
 		if idle {
@@ -521,4 +569,11 @@ func TestIdleClientHoldsNoArrays(t *testing.T) {
 	if s := h.shardOf(p.client); len(s.free) == 0 {
 		t.Fatal("arrays not given back to the shard")
 	}
+}
+
+// isClosing reports whether the hub has started closing the client.
+func (c *Client) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
 }

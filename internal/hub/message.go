@@ -1,5 +1,10 @@
 package hub
 
+import (
+	"sync/atomic"
+	"time"
+)
+
 // Shape is the form in which a client receives records.
 type Shape uint8
 
@@ -37,8 +42,17 @@ type Message struct {
 	// a client's position can be expressed as Kafka offsets.
 	Partition int32
 	Offset    int64
+	// Timestamp is the record's Kafka timestamp, for latency samples
+	// (Config.ObserveLatency); zero when unknown.
+	Timestamp time.Time
 	// Frames holds the encoded frame for each shape, or nil where the
 	// message cannot be delivered in that shape (for instance a non-JSON
 	// value has no plain frame).
 	Frames [NumShapes][]byte
+
+	// deflated holds, per shape, the frame compressed for clients that
+	// negotiated permessage-deflate: built by the first writer that needs
+	// it and shared by the others; it points at the uncompressed frame
+	// when that is below the threshold or does not shrink.
+	deflated [NumShapes]atomic.Pointer[[]byte]
 }

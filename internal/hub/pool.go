@@ -2,244 +2,129 @@ package hub
 
 import (
 	"context"
-	"net"
 	"runtime"
 	"sync"
-	"syscall"
-	"time"
 )
 
-// wheelSlots is the number of 1 ms slots of the timing wheel; it must
-// exceed maxSpacing in milliseconds.
-const wheelSlots = 512
-
-// pool writes to clients from a few long-lived goroutines with
-// non-blocking vectored writes, so that the common write costs no
-// goroutine start, no timer and no deadline. A write that would block
-// hands the client to a goroutine of its own (Client.writeRest).
+// pool is the writers for raw sockets: one long-lived goroutine per CPU,
+// taking clients in stateQueued from one FIFO run queue and giving each one
+// non-blocking writev of everything it has (Client.flushOne). A client is
+// in the run queue at most once, so the queue is bounded by the number of
+// clients with something to write; idle clients are not in it.
+//
+// The run queue is also the pacing: when the workers keep up, a client is
+// written as soon as it is queued; when they do not, a client waits for its
+// turn while its frames accumulate, and its next write carries all of them.
 type pool struct {
-	ready chan *Client
-
 	mu      sync.Mutex
-	stopped bool                  // the workers are gone: writes go to goroutines
-	wheel   [wheelSlots][]*Client // clients due in that millisecond
-	pending int                   // clients in the wheel
-	next    int64                 // first millisecond not yet swept
-	wake    chan struct{}         // signalled when the wheel goes from empty to not
+	running bool      // workers are taking clients; guarded by mu
+	runq    []*Client // clients due, in order; guarded by mu
+	next    []*Client // the array runq is swapped with; guarded by mu
+	notify  chan struct{}
 }
 
 func newPool() *pool {
-	return &pool{ready: make(chan *Client, 1<<16), wake: make(chan struct{}, 1)}
+	return &pool{notify: make(chan struct{}, runtime.GOMAXPROCS(0))}
 }
 
-// run runs the workers and the wheel until ctx is done.
+// push appends c to the run queue and reports true, or reports false when
+// the pool is not running (the caller then writes from a goroutine). The
+// caller holds c.mu and has set c.state to stateQueued.
+func (p *pool) push(c *Client) bool {
+	p.mu.Lock()
+	if !p.running {
+		p.mu.Unlock()
+		return false
+	}
+	p.runq = append(p.runq, c)
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take moves up to max clients from the front of the run queue into dst.
+func (p *pool) take(dst []*Client, max int) []*Client {
+	p.mu.Lock()
+	n := min(max, len(p.runq))
+	dst = append(dst, p.runq[:n]...)
+	if n == len(p.runq) {
+		clear(p.runq)
+		p.runq = p.runq[:0]
+	} else {
+		// Keep the order: move the rest to the other array.
+		rest := append(p.next[:0], p.runq[n:]...)
+		clear(p.runq)
+		p.next = p.runq[:0]
+		p.runq = rest
+	}
+	p.mu.Unlock()
+	return dst
+}
+
+// takeMax is how many clients a worker takes from the run queue at once:
+// few enough that the workers share a burst, enough to take the lock
+// rarely.
+const takeMax = 32
+
+// run runs the workers until ctx is done. Then every client still in the
+// run queue gets a goroutine of its own, so that what is queued (and
+// shutdown's close frames) still goes out, and push reports false from
+// then on.
 func (p *pool) run(ctx context.Context) {
+	p.mu.Lock()
+	p.running = true
+	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			var ws writeScratch
+			var (
+				b     batch
+				ws    writeScratch
+				batch []*Client
+			)
 			for {
-				select {
-				case c := <-p.ready:
-					c.flushFast(&ws)
-				case <-ctx.Done():
+				batch = p.take(batch[:0], takeMax)
+				if len(batch) == 0 {
+					select {
+					case <-p.notify:
+						continue
+					case <-ctx.Done():
+						return
+					}
+				}
+				for _, c := range batch {
+					c.flushOne(&b, &ws)
+				}
+				clear(batch)
+				if cap(b.frames) > 4096 {
+					b.frames = nil
+				}
+				if ctx.Err() != nil {
 					return
 				}
 			}
 		})
 	}
-	p.sweep(ctx)
 	wg.Wait()
-	// Hand whoever is still waiting to goroutines of their own, so that
-	// shutdown's close frames go out.
+	p.stop()
+}
+
+// stop makes push report false from now on and hands every client still in
+// the run queue to a goroutine of its own.
+func (p *pool) stop() {
 	p.mu.Lock()
-	p.stopped = true
-	var left []*Client
-	for i := range p.wheel {
-		left = append(left, p.wheel[i]...)
-		p.wheel[i] = nil
-	}
-	p.pending = 0
+	p.running = false
+	left := p.runq
+	p.runq = nil
 	p.mu.Unlock()
-drain:
-	for {
-		select {
-		case c := <-p.ready:
-			left = append(left, c)
-		default:
-			break drain
-		}
-	}
 	for _, c := range left {
-		go c.write()
-	}
-}
-
-// sweep moves clients from the wheel to the ready queue as they fall due.
-func (p *pool) sweep(ctx context.Context) {
-	t := time.NewTimer(time.Millisecond)
-	defer t.Stop()
-	var due []*Client
-	for {
-		p.mu.Lock()
-		idle := p.pending == 0
-		p.mu.Unlock()
-		if idle {
-			select {
-			case <-p.wake:
-			case <-ctx.Done():
-				return
-			}
-		}
-		t.Reset(time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-		now := time.Now().UnixMilli()
-		p.mu.Lock()
-		if p.next == 0 || now-p.next > wheelSlots {
-			p.next = now - wheelSlots + 1
-		}
-		for ; p.next <= now; p.next++ {
-			s := &p.wheel[p.next%wheelSlots]
-			due = append(due, *s...)
-			p.pending -= len(*s)
-			clear(*s)
-			*s = (*s)[:0]
-		}
-		p.mu.Unlock()
-		for _, c := range due {
-			p.push(c)
-		}
-		clear(due)
-		due = due[:0]
-	}
-}
-
-// push hands c to a worker, or to a goroutine of its own when the workers
-// are that far behind.
-func (p *pool) push(c *Client) {
-	p.mu.Lock()
-	if !p.stopped {
-		select {
-		case p.ready <- c:
-			p.mu.Unlock()
-			return
-		default:
-		}
-	}
-	p.mu.Unlock()
-	go c.write()
-}
-
-// later queues c for its due time.
-func (p *pool) later(c *Client, due time.Time) {
-	ms := due.UnixMilli()
-	p.mu.Lock()
-	if p.stopped {
-		p.mu.Unlock()
-		go c.write()
-		return
-	}
-	if p.next != 0 && ms < p.next {
-		ms = p.next
-	}
-	p.wheel[ms%wheelSlots] = append(p.wheel[ms%wheelSlots], c)
-	p.pending++
-	first := p.pending == 1
-	p.mu.Unlock()
-	if first {
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// kick starts writing for a client whose writer flag the caller has just
-// set: at once, or when the write spacing allows.
-func (h *Hub) kick(c *Client) {
-	if c.raw == nil || !h.poolRunning.Load() {
-		go c.write()
-		return
-	}
-	if due := c.nextWrite(); due.After(time.Now()) {
-		h.pool.later(c, due)
-		return
-	}
-	h.pool.push(c)
-}
-
-// flushFast writes a client's queue with one non-blocking writev.
-func (c *Client) flushFast(ws *writeScratch) {
-	c.mu.Lock()
-	if len(c.queue) == 0 || c.closing {
-		c.mu.Unlock()
-		go c.write() // the blocking writer handles exits and closes
-		return
-	}
-	batch := c.takeBatchLocked()
-	c.mu.Unlock()
-
-	st := c.hub.stats
-	n, rest, err := writevNonblock(c.raw, batch, ws)
-	st.writes.Add(1)
-	st.bytes.Add(uint64(n))
-	if err != nil && err != syscall.EAGAIN {
-		clear(batch)
-		c.teardown(c.reasonOr(ReasonWriteError))
-		return
-	}
-	if len(rest) > 0 {
-		st.blocked.Add(1)
-		go c.writeRest(rest, batch)
-		return
-	}
-	st.written.Add(uint64(len(batch)))
-	c.lastWrite = time.Now()
-	c.recycle(batch)
-	c.mu.Lock()
-	switch {
-	case len(c.queue) == 0 && !c.closing:
-		c.idleLocked()
-		c.mu.Unlock()
-	case c.closing:
-		c.mu.Unlock()
-		go c.write()
-	default:
-		c.mu.Unlock()
-		c.hub.kick(c)
-	}
-}
-
-// writeRest finishes, blocking, a batch the socket took only part of, then
-// carries on as the client's blocking writer.
-func (c *Client) writeRest(rest net.Buffers, batch [][]byte) {
-	frames := len(batch)
-	wt := c.hub.cfg.WriteTimeout
-	c.deadline = time.Now().Add(wt)
-	_ = c.conn.SetWriteDeadline(c.deadline)
-	n, err := rest.WriteTo(c.conn)
-	c.hub.stats.bytes.Add(uint64(n))
-	c.recycle(batch)
-	if err != nil {
-		c.teardown(c.reasonOr(writeErrReason(err)))
-		return
-	}
-	c.hub.stats.written.Add(uint64(frames))
-	c.lastWrite = time.Now()
-	c.write()
-}
-
-// recycle clears an written batch and keeps it as the next queue's array
-// unless it grew large.
-func (c *Client) recycle(batch [][]byte) {
-	clear(batch)
-	if cap(batch) <= maxSpareCap {
 		c.mu.Lock()
-		c.spare = batch[:0]
+		if c.state == stateQueued {
+			go c.writeLoop()
+		}
 		c.mu.Unlock()
 	}
 }

@@ -42,14 +42,14 @@ func runHub(t *testing.T, h *Hub) {
 	done := make(chan struct{})
 	go func() { _ = h.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitPool(h)
-}
-
-// waitPool waits until Run has started the writer pool; until then writes
-// go through goroutines of the clients' own.
-func waitPool(h *Hub) {
-	for !h.poolRunning.Load() {
-		time.Sleep(time.Millisecond)
+	// Until the pool runs, writes go through goroutines of the clients'
+	// own.
+	if !spinUntil(func() bool {
+		h.pool.mu.Lock()
+		defer h.pool.mu.Unlock()
+		return h.pool.running
+	}) {
+		t.Fatal("the writer pool never started")
 	}
 }
 
@@ -57,7 +57,7 @@ func waitPool(h *Hub) {
 // socket fills up and a write completes only in part (the rest then goes
 // out from a goroutine of the client's own).
 func TestPoolPartialWrites(t *testing.T) {
-	h := New(Config{PingInterval: -1, WriteBudget: -1, MaxQueueBytes: 64 << 20})
+	h := New(Config{PingInterval: -1, MaxQueueBytes: 64 << 20})
 	runHub(t, h)
 	srv, cli := tcpPair(t)
 	// Buffers small enough for 2 MB to fill them (very small ones make
@@ -95,28 +95,34 @@ func TestPoolPartialWrites(t *testing.T) {
 	<-closed
 }
 
-// Clients waiting in the pool's wheel when the pool stops still get their
-// frames and their close frame at shutdown.
-func TestPoolStopHandsOverWaitingClients(t *testing.T) {
-	h := New(Config{PingInterval: -1, WriteBudget: 4, CloseGrace: time.Second}) // 1 client: 250 ms apart
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = h.Run(ctx); close(done) }()
+// Clients waiting in the pool's run queue when the pool stops still get
+// their frames and their close frame at shutdown. The pool is marked
+// running without workers, so the clients certainly wait in its queue
+// when it stops.
+func TestPoolStopHandsOverQueuedClients(t *testing.T) {
+	h := New(Config{PingInterval: -1, CloseGrace: time.Second})
+	h.pool.mu.Lock()
+	h.pool.running = true
+	h.pool.mu.Unlock()
 	srv, cli := tcpPair(t)
-	h.Add(srv, Subscription{All: true}, nil)
-	waitPool(h)
-	h.Publish([]*Message{msg("k", "1")})
-	r := bufio.NewReader(cli)
-	if f, err := readFrame(r); err != nil || string(f.payload) != "1" {
-		t.Fatalf("first frame %q, %v", f.payload, err)
+	c := h.Add(srv, Subscription{All: true}, nil)
+	h.Publish([]*Message{msg("k", "1"), msg("k", "2")})
+	c.mu.Lock()
+	state := c.state
+	c.mu.Unlock()
+	h.pool.mu.Lock()
+	queued := len(h.pool.runq)
+	h.pool.mu.Unlock()
+	if state != stateQueued || queued != 1 {
+		t.Fatalf("state %v, run queue %d: want the client queued once", state, queued)
 	}
-	h.Publish([]*Message{msg("k", "2")}) // waits in the wheel for 250 ms
-	cancel()
-	<-done
+	h.pool.stop()
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	shut := make(chan error, 1)
 	go func() { shut <- h.Shutdown(sctx) }()
+	r := bufio.NewReader(cli)
+	_ = cli.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var got []string
 	for {
 		f, err := readFrame(r)
@@ -129,8 +135,8 @@ func TestPoolStopHandsOverWaitingClients(t *testing.T) {
 		}
 	}
 	cli.Close()
-	if len(got) != 2 || got[0] != "2" {
-		t.Fatalf("got %q, want frame 2 then the close frame", got)
+	if len(got) != 3 || got[0] != "1" || got[1] != "2" {
+		t.Fatalf("got %q, want frames 1, 2, then the close frame", got)
 	}
 	if err := <-shut; err != nil {
 		t.Fatal(err)

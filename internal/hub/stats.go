@@ -17,28 +17,31 @@ const (
 	ReasonShutdown      CloseReason = "shutdown" // the service is stopping: 1001 "going away"
 	ReasonReadError     CloseReason = "read_error"
 	ReasonHandshake     CloseReason = "handshake_failed" // the WebSocket handshake did not complete
+	ReasonControlFlood  CloseReason = "control_flood"    // over 100 pings in a second: closed 1008 "too many pings"
 )
 
 var allReasons = [...]CloseReason{
 	ReasonQueueFull, ReasonWriteTimeout, ReasonWriteError, ReasonPingTimeout,
 	ReasonClientClosed, ReasonProtocol, ReasonMessageTooBig, ReasonShutdown, ReasonReadError,
-	ReasonHandshake,
+	ReasonHandshake, ReasonControlFlood,
 }
 
 // counters are the hub's live counters; all fields are atomics.
 type counters struct {
-	published  atomic.Uint64 // messages handed to Publish
-	enqueued   atomic.Uint64 // frames queued for some client
-	written    atomic.Uint64 // frames fully written to sockets
-	writes     atomic.Uint64 // write system calls (writev batches)
-	bytes      atomic.Uint64 // bytes written
-	accepted   atomic.Uint64 // clients ever added
-	clients    atomic.Int64  // clients now connected
-	closes     [len(allReasons)]atomic.Uint64
-	reasonIdx  map[CloseReason]int
-	dropFrames atomic.Uint64 // frames discarded with a closed client's queue
-	oversized  atomic.Uint64 // frames larger than MaxQueueBytes, never queued
-	blocked    atomic.Uint64 // non-blocking writes the socket took only part of
+	published    atomic.Uint64 // messages handed to Publish
+	enqueued     atomic.Uint64 // frames queued for some client
+	written      atomic.Uint64 // frames fully written to sockets
+	writes       atomic.Uint64 // write system calls (writev batches)
+	bytes        atomic.Uint64 // bytes written
+	accepted     atomic.Uint64 // clients ever added
+	clients      atomic.Int64  // clients now connected
+	closes       [len(allReasons)]atomic.Uint64
+	reasonIdx    map[CloseReason]int
+	dropFrames   atomic.Uint64 // frames discarded with a closed client's queue
+	oversized    atomic.Uint64 // frames larger than MaxQueueBytes, never queued
+	blocked      atomic.Uint64 // non-blocking writes the socket took only part of
+	deflated     atomic.Uint64 // frames compressed for permessage-deflate (once per message and shape)
+	deflateSaved atomic.Uint64 // bytes those compressions saved, per frame (not per client)
 }
 
 func newCounters() *counters {
@@ -57,17 +60,22 @@ func (c *counters) closed(r CloseReason) {
 
 // Stats is a snapshot of the hub's counters.
 type Stats struct {
-	Clients       int64                  `json:"clients"`
-	Accepted      uint64                 `json:"accepted"`
-	Published     uint64                 `json:"published"`
-	Enqueued      uint64                 `json:"enqueued"`
-	Written       uint64                 `json:"written"`
-	Writes        uint64                 `json:"writes"`
-	Bytes         uint64                 `json:"bytes"`
-	DroppedFrames uint64                 `json:"dropped_frames"`
-	Oversized     uint64                 `json:"oversized"`
-	BlockedWrites uint64                 `json:"blocked_writes"`
-	Closes        map[CloseReason]uint64 `json:"closes"`
+	Clients       int64  `json:"clients"`
+	Accepted      uint64 `json:"accepted"`
+	Published     uint64 `json:"published"`
+	Enqueued      uint64 `json:"enqueued"`
+	Written       uint64 `json:"written"`
+	Writes        uint64 `json:"writes"`
+	Bytes         uint64 `json:"bytes"`
+	DroppedFrames uint64 `json:"dropped_frames"`
+	Oversized     uint64 `json:"oversized"`
+	BlockedWrites uint64 `json:"blocked_writes"`
+	// Deflated counts frames compressed once for permessage-deflate
+	// clients; DeflateSaved the bytes saved by those compressions, each
+	// counted once however many clients the frame went to.
+	Deflated     uint64                 `json:"deflated"`
+	DeflateSaved uint64                 `json:"deflate_saved_bytes"`
+	Closes       map[CloseReason]uint64 `json:"closes"`
 }
 
 func (c *counters) snapshot() Stats {
@@ -82,6 +90,8 @@ func (c *counters) snapshot() Stats {
 		DroppedFrames: c.dropFrames.Load(),
 		Oversized:     c.oversized.Load(),
 		BlockedWrites: c.blocked.Load(),
+		Deflated:      c.deflated.Load(),
+		DeflateSaved:  c.deflateSaved.Load(),
 		Closes:        make(map[CloseReason]uint64, len(allReasons)),
 	}
 	for i, r := range allReasons {

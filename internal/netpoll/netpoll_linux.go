@@ -81,10 +81,11 @@ func New(logger *slog.Logger) (*Poller, error) {
 func (p *Poller) Watch(conn net.Conn, h Handler) (Watch, error) {
 	tc, ok := conn.(*net.TCPConn)
 	if !ok {
+		// wg.Add happens under p.mu, so that Close, which sets closed
+		// under it before it waits, never races with it.
 		p.mu.Lock()
-		closed := p.closed
-		p.mu.Unlock()
-		if closed {
+		defer p.mu.Unlock()
+		if p.closed {
 			return Watch{}, ErrClosed
 		}
 		watchGoroutine(conn, h, &p.wg)

@@ -45,7 +45,7 @@ func FuzzDecode(f *testing.F) {
 			headers = hdrs(model, codec)
 		}
 		var fresh Result
-		err := Decode(headers, value, &fresh)
+		err := new(Decoder).Decode(headers, value, &fresh)
 		if (err != nil) != (fresh.Kind == KindMalformed) {
 			t.Fatalf("err=%v kind=%v", err, fresh.Kind)
 		}

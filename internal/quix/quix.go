@@ -44,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/wsdest/wsdest"
@@ -113,9 +114,21 @@ const (
 	ReasonModelKey        = "unknown model key"
 )
 
-// DefaultMaxDecompressed is the default limit on the size of a gzip
-// payload once decompressed.
-const DefaultMaxDecompressed = 64 << 20
+// Defaults of the Decoder's limits.
+const (
+	// DefaultMaxDecoded is the default limit on a record's decoded bytes:
+	// its gzip payload once decompressed, and its rows once written.
+	DefaultMaxDecoded = 16 << 20
+	// DefaultMaxRows is the default limit on the rows of one record.
+	// Each row becomes a message that every subscribed client queues, so
+	// this bounds what one record can cost: about 50 MB of messages at
+	// 200 bytes a row.
+	DefaultMaxRows = 250_000
+)
+
+// ErrLimit is wrapped by the errors of records that exceed a Decoder's
+// MaxDecoded or MaxRows.
+var ErrLimit = errors.New("record over the decoder's limit")
 
 // Result is the outcome of one Decode. It can be reused across calls, which
 // is what makes decoding allocation-free in the steady state.
@@ -169,9 +182,17 @@ type column struct {
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
-	// MaxDecompressed limits the decompressed size of a gzip payload; zero
-	// means DefaultMaxDecompressed. A larger payload is malformed.
-	MaxDecompressed int
+	// MaxDecoded limits a record's decoded bytes: a gzip payload is
+	// decompressed as a stream and abandoned once it passes the limit,
+	// and the rows written may not pass it either. Zero means
+	// DefaultMaxDecoded. A larger record fails with an error wrapping
+	// ErrLimit.
+	MaxDecoded int
+	// MaxRows limits the rows of one record (timestamps of a
+	// TimeseriesData, events of an EventData[]); zero means
+	// DefaultMaxRows. A record with more fails with an error wrapping
+	// ErrLimit, before its rows are built.
+	MaxRows int
 
 	br     bytes.Reader
 	gz     *gzip.Reader
@@ -187,13 +208,6 @@ type Decoder struct {
 	cols   []column // merged parameter columns, in row key order
 	tagOut []column // merged tag columns
 	tab    []int32  // hash table of merge
-}
-
-// Decode decodes one record with a throwaway Decoder. Prefer reusing a
-// Decoder on hot paths.
-func Decode(headers []wsdest.Header, value []byte, dst *Result) error {
-	var d Decoder
-	return d.Decode(headers, value, dst)
 }
 
 // Decode inspects a record's headers and value and, when the record is in a
@@ -334,11 +348,22 @@ func (d *Decoder) legacyBytes(raw []byte) ([]byte, error) {
 	return d.vbuf, nil
 }
 
-func (d *Decoder) gunzip(b []byte) ([]byte, error) {
-	limit := d.MaxDecompressed
-	if limit <= 0 {
-		limit = DefaultMaxDecompressed
+func (d *Decoder) maxDecoded() int {
+	if d.MaxDecoded > 0 {
+		return d.MaxDecoded
 	}
+	return DefaultMaxDecoded
+}
+
+func (d *Decoder) maxRows() int {
+	if d.MaxRows > 0 {
+		return d.MaxRows
+	}
+	return DefaultMaxRows
+}
+
+func (d *Decoder) gunzip(b []byte) ([]byte, error) {
+	limit := d.maxDecoded()
 	d.br.Reset(b)
 	defer d.br.Reset(nil) // do not keep the record alive
 	var err error
@@ -352,23 +377,25 @@ func (d *Decoder) gunzip(b []byte) ([]byte, error) {
 	}
 	out := d.zbuf[:0]
 	if cap(out) == 0 {
-		out = make([]byte, 0, 4*len(b)+512)
+		out = make([]byte, 0, min(4*len(b)+512, limit+1))
 	}
 	for {
 		if len(out) == cap(out) {
-			out = append(out, 0)[:len(out)]
+			// Grow by doubling, but never past the limit: a bomb costs at
+			// most limit+1 bytes, then the buffer is dropped.
+			out = slices.Grow(out, min(cap(out), limit+1-len(out)))
 		}
 		n, err := d.gz.Read(out[len(out):cap(out)])
 		out = out[:len(out)+n]
 		if len(out) > limit {
-			d.zbuf = out[:0]
-			return nil, fmt.Errorf("gunzip: payload exceeds %d bytes", limit)
+			d.zbuf = nil
+			return nil, fmt.Errorf("gunzip: payload exceeds %d bytes: %w", limit, ErrLimit)
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			d.zbuf = out[:0]
+			d.zbuf = shrink(out)
 			return nil, fmt.Errorf("gunzip: %w", err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -366,7 +367,7 @@ func TestDecodeMalformed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h, v := tt.in()
 			var res Result
-			err := Decode(h, v, &res)
+			err := new(Decoder).Decode(h, v, &res)
 			if err == nil {
 				t.Fatalf("no error; kind=%v rows=%q", res.Kind, res.Rows)
 			}
@@ -380,15 +381,15 @@ func TestDecodeMalformed(t *testing.T) {
 	}
 }
 
-func TestDecodeMaxDecompressed(t *testing.T) {
-	d := Decoder{MaxDecompressed: 100}
+func TestDecodeMaxDecoded(t *testing.T) {
+	d := Decoder{MaxDecoded: 100}
 	payload := `{"Timestamps":[1],"StringValues":{"s":["` + strings.Repeat("a", 200) + `"]}}`
 	var res Result
 	err := d.Decode(hdrs("TimeseriesData", "[GZIP]JT"), gz(payload), &res)
 	if err == nil || !strings.Contains(err.Error(), "exceeds 100 bytes") {
 		t.Fatalf("err = %v", err)
 	}
-	d.MaxDecompressed = 0
+	d.MaxDecoded = 0
 	if err := d.Decode(hdrs("TimeseriesData", "[GZIP]JT"), gz(payload), &res); err != nil || len(res.Rows) != 1 {
 		t.Fatalf("err = %v, rows = %d", err, len(res.Rows))
 	}
@@ -414,7 +415,7 @@ func TestDecodeManyColumns(t *testing.T) {
 	p.WriteString(`},"StringValues":{"p\u0037":["dup"],"q":["x"]}}`)
 	want.WriteString(`,"q":"x","Tags":{},"Timestamp":9}`)
 	var res Result
-	if err := Decode(hdrs("TimeseriesData", "JT"), []byte(p.String()), &res); err != nil {
+	if err := new(Decoder).Decode(hdrs("TimeseriesData", "JT"), []byte(p.String()), &res); err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Rows) != 1 || string(res.Rows[0]) != want.String() {
@@ -468,5 +469,53 @@ func TestKindString(t *testing.T) {
 		if k.String() != want {
 			t.Errorf("%d: %q", k, k.String())
 		}
+	}
+}
+
+// A record over MaxRows or MaxDecoded fails with ErrLimit before its rows
+// are kept, whether plain or gzip, timeseries or events.
+func TestDecodeLimits(t *testing.T) {
+	ts := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`{"Timestamps":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprint(&b, i)
+		}
+		b.WriteString(`],"NumericValues":{},"StringValues":{},"BinaryValues":{},"TagValues":{}}`)
+		return b.String()
+	}
+	events := func(n int) string {
+		return "[" + strings.TrimSuffix(strings.Repeat(`{"Timestamp":1,"Id":"a","Value":"v"},`, n), ",") + "]"
+	}
+	tests := []struct {
+		name       string
+		d          Decoder
+		model, cdc string
+		value      []byte
+		wantErr    bool
+	}{
+		{"rows at the limit", Decoder{MaxRows: 10}, "TimeseriesData", "JT", []byte(ts(10)), false},
+		{"rows over", Decoder{MaxRows: 10}, "TimeseriesData", "JT", []byte(ts(11)), true},
+		{"gzip rows over", Decoder{MaxRows: 10}, "TimeseriesData", "[GZIP]JT", gz(ts(11)), true},
+		{"events over", Decoder{MaxRows: 3}, "EventData[]", "JT", []byte(events(4)), true},
+		{"events at the limit", Decoder{MaxRows: 3}, "EventData[]", "JT", []byte(events(3)), false},
+		{"row bytes over", Decoder{MaxDecoded: 200}, "TimeseriesData", "JT", []byte(ts(20)), true},
+		{"gzip bomb", Decoder{MaxDecoded: 1 << 20}, "TimeseriesData", "[GZIP]JT", gz(strings.Repeat(" ", 4<<20)), true},
+		{"default rows", Decoder{}, "TimeseriesData", "[GZIP]JT", gz(ts(DefaultMaxRows + 1)), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var res Result
+			err := tt.d.Decode(hdrs(tt.model, tt.cdc), tt.value, &res)
+			if got := errors.Is(err, ErrLimit); got != tt.wantErr {
+				t.Fatalf("err = %v, want ErrLimit: %v", err, tt.wantErr)
+			}
+			if tt.wantErr && (res.Kind != KindMalformed || len(res.Rows) != 0) {
+				t.Fatalf("kind %v with %d rows", res.Kind, len(res.Rows))
+			}
+		})
 	}
 }

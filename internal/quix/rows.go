@@ -140,6 +140,9 @@ func (d *Decoder) timestamps(sc *scanner, i int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		if len(d.ts) == d.maxRows() {
+			return 0, fmt.Errorf("more than %d timestamps: %w", d.maxRows(), ErrLimit)
+		}
 		d.ts = append(d.ts, span{vs, end})
 		it.pos = end
 	}
@@ -338,6 +341,9 @@ func (d *Decoder) appendRows(buf, body []byte, dst *Result) ([]byte, error) {
 		ts := d.ts[r]
 		buf = append(buf, body[ts.start:ts.end]...)
 		buf = append(buf, '}')
+		if len(buf) > d.maxDecoded() {
+			return buf, fmt.Errorf("rows over %d bytes: %w", d.maxDecoded(), ErrLimit)
+		}
 		dst.ends = append(dst.ends, len(buf))
 	}
 	return buf, nil
@@ -396,8 +402,14 @@ func (d *Decoder) eventList(body []byte, dst *Result) error {
 		if !more {
 			break
 		}
+		if len(dst.ends) == d.maxRows() {
+			return fmt.Errorf("more than %d events: %w", d.maxRows(), ErrLimit)
+		}
 		if it.pos, err = d.eventRow(&sc, vs, dst); err != nil {
 			return err
+		}
+		if len(dst.buf) > d.maxDecoded() {
+			return fmt.Errorf("rows over %d bytes: %w", d.maxDecoded(), ErrLimit)
 		}
 	}
 	if i := sc.ws(it.pos); i != len(body) {

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
 	"github.com/wsdest/wsdest/internal/boolval"
 	"github.com/wsdest/wsdest/internal/hub"
@@ -51,11 +52,16 @@ type Config struct {
 	// not say ?envelope=. Default false (plain values).
 	Envelope bool
 	// MaxClientMessage is the largest message a client may send; a larger
-	// one closes the client with 1009. Default 4096 bytes.
+	// one closes the client with 1009. Default wsframe.DefaultMaxMessage
+	// (4096 bytes).
 	MaxClientMessage int
 	// SocketSendBuffer sets SO_SNDBUF on client sockets; 0 keeps the
 	// kernel's default (autotuned).
 	SocketSendBuffer int
+	// Compression offers permessage-deflate (RFC 7692, no context
+	// takeover) to clients that ask for it; their frames are compressed
+	// once per message and shape by the hub. Default false.
+	Compression bool
 	// Ready reports whether the service can deliver records (/readyz).
 	// Nil means always ready.
 	Ready func() bool
@@ -116,7 +122,7 @@ type Server struct {
 // New returns a server that adds clients to h and reads them with p.
 func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	if cfg.MaxClientMessage <= 0 {
-		cfg.MaxClientMessage = 4096
+		cfg.MaxClientMessage = wsframe.DefaultMaxMessage
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -283,7 +289,13 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	// is published once the client can see the answer reaches it.
 	sess := &session{parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}, release: release}
 	sess.client = s.hub.Add(nil, sub, sess.closed)
-	conn, rw, _, err := ws.UpgradeHTTP(r, w)
+	up := ws.DefaultHTTPUpgrader
+	var flate *wsflate.Extension
+	if s.cfg.Compression {
+		flate = &wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
+		up.Negotiate = flate.Negotiate
+	}
+	conn, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
 		// UpgradeHTTP has answered the client with the reason.
 		s.rejects.reject(r.Context(), RejectHandshake, remote, "websocket handshake failed", "err", err)
@@ -294,6 +306,12 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.SocketSendBuffer > 0 {
 		if tc, ok := tcpConn(conn); ok {
 			_ = tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
+		}
+	}
+	if flate != nil {
+		if _, ok := flate.Accepted(); ok {
+			sess.parser.Deflate = true
+			sess.client.UseDeflate()
 		}
 	}
 	sess.client.Attach(conn)

@@ -112,17 +112,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	if err != nil {
 		return nil, err
 	}
-	format, err := encode.ParseFormat(string(cfg.Decode.Format))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", config.EnvFormat, err)
-	}
-	s.enc = encode.New(encode.Options{Format: format, Logger: logger})
+	s.enc = encode.New(encode.Options{
+		Format:          cfg.Decode.Format,
+		Logger:          logger,
+		MaxRecordRows:   cfg.Decode.MaxRecordRows,
+		MaxDecodedBytes: cfg.Decode.MaxDecodedBytes,
+	})
 	s.hub = hub.New(hub.Config{
-		MaxQueueBytes: cfg.Clients.MaxQueueBytes,
-		WriteTimeout:  cfg.Clients.WriteTimeout,
-		PingInterval:  cfg.Clients.PingInterval,
-		WriteBudget:   cfg.Clients.WriteBudget,
-		Logger:        logger,
+		MaxQueueBytes:  cfg.Clients.MaxQueueBytes,
+		WriteTimeout:   cfg.Clients.WriteTimeout,
+		PingInterval:   cfg.Clients.PingInterval,
+		ObserveLatency: s.metrics.ObserveLatency,
+		Logger:         logger,
 	})
 	var authz server.Authorizer
 	if cfg.Auth.Enabled {
@@ -147,6 +148,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		Envelope:         cfg.Decode.Envelope,
 		MaxClientMessage: cfg.Clients.MaxMessageBytes,
 		SocketSendBuffer: cfg.Clients.SocketSendBuffer,
+		Compression:      cfg.Clients.Compression,
 		Ready:            s.source.Ready,
 		Stats:            s.stats,
 		Logger:           logger,

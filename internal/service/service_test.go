@@ -429,7 +429,7 @@ func TestRecordOverQueueBound(t *testing.T) {
 // legacyEnvelope is the legacy example of quix-formats.md, verbatim.
 const legacyEnvelope = `{"C":"JT","K":"ParameterData","V":{"BinaryValues":{},"StringValues":{"c":["string"]},"NumericValues":{"a":[1],"b":[1.1]},"Timestamps":[123123123],"TagValues":{"tag1":["tag"]}},"S":34,"E":183}`
 
-func gzipped(t *testing.T, s string) []byte {
+func gzipped(t testing.TB, s string) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w := gzip.NewWriter(&b)

@@ -39,8 +39,12 @@ func (e *ProtocolError) Error() string {
 // A Parser is not safe for concurrent use.
 type Parser struct {
 	// MaxMessage is the largest data message (sum of its fragments) a client
-	// may send; larger ones fail with CloseMessageTooBig. Zero means 4096.
+	// may send; larger ones fail with CloseMessageTooBig. Zero means
+	// DefaultMaxMessage.
 	MaxMessage int
+	// Deflate accepts RSV1 on the first frame of a data message: the
+	// client negotiated permessage-deflate.
+	Deflate bool
 
 	hdr     [14]byte // partial header bytes
 	hdrN    uint8
@@ -49,19 +53,33 @@ type Parser struct {
 	fin     bool
 	mask    [4]byte
 	maskPos uint8
-	remain  uint64 // payload bytes still to come in this frame
-	msgLen  uint64 // bytes of the current data message so far
-	inMsg   bool   // a fragmented data message is open
-	ctl     [MaxControlPayload]byte
-	ctlN    uint8
+	remain  uint64  // payload bytes still to come in this frame
+	msgLen  uint64  // bytes of the current data message so far
+	inMsg   bool    // a fragmented data message is open
 	text    bool    // the open data message is a text message
 	partial [3]byte // bytes of a UTF-8 sequence cut by a fragment or read boundary
 	partN   uint8
+	// ctl holds a control frame's payload; allocated at the first one that
+	// has a payload, so that an idle client's parser stays small.
+	ctl  *[MaxControlPayload]byte
+	ctlN uint8
+}
+
+// DefaultMaxMessage is the default Parser.MaxMessage: the largest message
+// a client may send, in bytes.
+const DefaultMaxMessage = 4096
+
+// ctlPayload returns the payload of the control frame just read.
+func (p *Parser) ctlPayload() []byte {
+	if p.ctl == nil {
+		return nil
+	}
+	return p.ctl[:p.ctlN]
 }
 
 func (p *Parser) maxMessage() uint64 {
 	if p.MaxMessage <= 0 {
-		return 4096
+		return DefaultMaxMessage
 	}
 	return uint64(p.MaxMessage)
 }
@@ -174,6 +192,9 @@ func (p *Parser) readHeader(b []byte) (int, error) {
 			return used, &ProtocolError{CloseProtocolError, "control frame too long"}
 		}
 		p.ctlN = 0
+		if length > 0 && p.ctl == nil {
+			p.ctl = new([MaxControlPayload]byte)
+		}
 		return used, nil
 	}
 	p.msgLen += length
@@ -185,8 +206,13 @@ func (p *Parser) readHeader(b []byte) (int, error) {
 
 func (p *Parser) checkFirstBytes() error {
 	b0, b1 := p.hdr[0], p.hdr[1]
-	if b0&0x70 != 0 {
-		return &ProtocolError{CloseProtocolError, "reserved bits set"}
+	if rsv := b0 & 0x70; rsv != 0 {
+		// permessage-deflate (RFC 7692) sets RSV1 on the first frame of a
+		// compressed data message; the payload is discarded anyway.
+		op := b0 & 0x0F
+		if !p.Deflate || rsv != 0x40 || (op != OpText && op != OpBinary) {
+			return &ProtocolError{CloseProtocolError, "reserved bits set"}
+		}
 	}
 	if b1&0x80 == 0 {
 		return &ProtocolError{CloseProtocolError, "client frame not masked"}
@@ -203,7 +229,9 @@ func (p *Parser) checkFirstBytes() error {
 			return &ProtocolError{CloseProtocolError, "new message inside a fragmented one"}
 		}
 		p.msgLen = 0
-		p.text, p.partN = p.op == OpText, 0
+		// A compressed text message (RSV1) is not checked for UTF-8: its
+		// payload is discarded without being inflated.
+		p.text, p.partN = p.op == OpText && b0&0x40 == 0, 0
 	case OpClose, OpPing, OpPong:
 		if !p.fin {
 			return &ProtocolError{CloseProtocolError, "fragmented control frame"}
@@ -218,11 +246,11 @@ func (p *Parser) endFrame(h Handler) error {
 	p.inFrame = false
 	switch p.op {
 	case OpPing:
-		h.Ping(p.ctl[:p.ctlN])
+		h.Ping(p.ctlPayload())
 	case OpPong:
 		h.Pong()
 	case OpClose:
-		payload := p.ctl[:p.ctlN]
+		payload := p.ctlPayload()
 		switch {
 		case len(payload) == 0:
 			h.CloseFrame(CloseNoStatus, "")

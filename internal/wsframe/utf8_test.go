@@ -79,3 +79,20 @@ func TestTextUTF8(t *testing.T) {
 		})
 	}
 }
+
+// TestCompressedTextNotChecked: with permessage-deflate, a text message
+// with RSV1 carries compressed bytes, which are rarely UTF-8; the parser
+// discards it without inflating, so it must not close the client with 1007
+// for them, while the same bytes uncompressed still do.
+func TestCompressedTextNotChecked(t *testing.T) {
+	compressed := []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00} // "Hello", flate, no tail
+	p := wsframe.Parser{Deflate: true}
+	if err := p.Feed(frame(0x40|fText, compressed), &events{}); err != nil {
+		t.Errorf("compressed text: %v, want no error", err)
+	}
+	p = wsframe.Parser{Deflate: true}
+	var pe *wsframe.ProtocolError
+	if err := p.Feed(frame(fText, compressed), &events{}); !errors.As(err, &pe) || pe.Code != wsframe.CloseInvalidPayload {
+		t.Errorf("the same bytes uncompressed: %v, want close 1007", err)
+	}
+}

@@ -1,0 +1,275 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/wsdest/wsdest/internal/wsframe"
+
+	"github.com/wsdest/wsdest/internal/testlog"
+)
+
+// sseLike is a transport shaped like Server-Sent Events: a comment as
+// keepalive, no pongs, no close frame and no closing handshake.
+type sseLike struct{}
+
+func (sseLike) Name() string                     { return "sse-like" }
+func (sseLike) Keepalive() []byte                { return []byte(":\n\n") }
+func (sseLike) PeerAnswers() bool                { return false }
+func (sseLike) Pong([]byte) []byte               { return nil }
+func (sseLike) CloseFrame(uint16, string) []byte { return nil }
+func (sseLike) CloseHandshake() bool             { return false }
+
+// recConn is a net.Conn that records each Write call.
+type recConn struct {
+	net.Conn // nil: only the methods below are used
+	mu       sync.Mutex
+	writes   [][]byte
+	closed   bool
+	wrote    chan struct{}
+}
+
+func newRecConn() *recConn { return &recConn{wrote: make(chan struct{}, 1000)} }
+
+func (r *recConn) Write(b []byte) (int, error) {
+	r.mu.Lock()
+	r.writes = append(r.writes, bytes.Clone(b))
+	r.mu.Unlock()
+	r.wrote <- struct{}{}
+	return len(b), nil
+}
+func (r *recConn) SetWriteDeadline(time.Time) error { return nil }
+func (r *recConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9} }
+func (r *recConn) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recConn) all() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return string(bytes.Join(r.writes, nil))
+}
+
+func (r *recConn) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.writes)
+}
+
+func sseMsg(payload string) *Message {
+	return &Message{Offset: msgOffset.Add(1), Frames: [NumShapes][]byte{[]byte("data: " + payload + "\n\n")}}
+}
+
+// A client of another transport gets its data, its own keepalive, no ping
+// timeout (its peer never answers), and a close without a close frame or
+// handshake.
+func TestTransportSSELike(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: time.Second, CloseGrace: time.Hour})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go h.Run(ctx)
+		conn := newRecConn()
+		closed := make(chan struct{})
+		c := h.AddClient(conn, ClientOptions{Sub: Subscription{All: true}, Transport: sseLike{}, OnClosed: func() { close(closed) }})
+		h.Publish([]*Message{sseMsg("1"), sseMsg("2")})
+		time.Sleep(3500 * time.Millisecond) // three keepalives; no ping timeout
+		synctest.Wait()
+		if got, want := conn.all(), "data: 1\n\ndata: 2\n\n:\n\n:\n\n:\n\n"; got != want {
+			t.Fatalf("written %q, want %q", got, want)
+		}
+		c.Close(wsframe.CloseGoingAway, "going away", ReasonShutdown)
+		<-closed // at once: no handshake to wait for
+		if got := h.Stats().Closes; got[ReasonShutdown] != 1 || got[ReasonPingTimeout] != 0 {
+			t.Fatalf("closes %v", got)
+		}
+		if got := conn.all(); strings.Count(got, "data:") != 2 || !strings.HasSuffix(got, ":\n\n") {
+			t.Fatalf("close wrote more: %q", got)
+		}
+	})
+}
+
+// A connection that is not a raw socket (a *tls.Conn) gets one Write per
+// batch, whatever the number of frames in it.
+func TestGenericConnOneWritePerBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: -1})
+		conn := newRecConn()
+		h.Add(conn, Subscription{All: true}, nil)
+		msgs := make([]*Message, 50)
+		for i := range msgs {
+			msgs[i] = msg("k", fmt.Sprint(i))
+		}
+		h.Publish(msgs)
+		synctest.Wait()
+		if n := conn.count(); n != 1 {
+			t.Fatalf("%d writes for one batch of 50 frames, want 1", n)
+		}
+	})
+}
+
+// A held client queues without writing; Release writes the catch-up
+// first, then the live messages it does not already hold.
+func TestHoldRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: -1})
+		conn := newRecConn()
+		c := h.AddClient(conn, ClientOptions{Sub: Subscription{All: true}, Hold: true})
+		at := func(off int64, p string) *Message {
+			return &Message{Partition: 0, Offset: off, Frames: [NumShapes][]byte{[]byte(p)}}
+		}
+		h.Publish([]*Message{at(3, "c"), at(4, "d")}) // live, while the catch-up is fetched
+		synctest.Wait()
+		if n := conn.count(); n != 0 {
+			t.Fatalf("a held client was written %d times", n)
+		}
+		c.Release([]*Message{at(1, "a"), at(2, "b"), at(3, "c")})
+		synctest.Wait()
+		if got := conn.all(); got != "abcd" {
+			t.Fatalf("written %q, want abcd (catch-up, then live without the repeat)", got)
+		}
+	})
+}
+
+// Pings are answered with the most recent one's payload only, so a flood
+// holds at most one pong; more than 100 pings in a second close the
+// client with 1008.
+func TestPongsCoalescedAndFloodClosed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: -1, CloseGrace: time.Second})
+		p := addPeer(t, h, Subscription{All: true})
+		// The writer is blocked on the pipe with the first pong while the
+		// others arrive: they collapse into one.
+		p.client.Pong([]byte("0"))
+		synctest.Wait()
+		for i := 1; i <= 50; i++ {
+			p.client.Pong(fmt.Appendf(nil, "%d", i))
+		}
+		synctest.Wait()
+		var frames []frame
+		done := make(chan struct{})
+		_ = p.conn.SetReadDeadline(time.Now().Add(testWait))
+		go func() {
+			defer close(done)
+			for {
+				f, err := readFrame(p.conn)
+				if err != nil {
+					return
+				}
+				frames = append(frames, f)
+				if f.op == wsframe.OpClose {
+					p.client.PeerClosed(ReasonClientClosed)
+					return
+				}
+			}
+		}()
+		synctest.Wait()
+		p.client.mu.Lock()
+		held := p.client.pong
+		p.client.mu.Unlock()
+		if held != nil {
+			t.Fatalf("pong still queued: %q", held)
+		}
+		if len(frames) != 2 || string(frames[0].payload) != "0" || string(frames[1].payload) != "50" {
+			t.Fatalf("pongs %v, want the first and the last", frames)
+		}
+		for i := 51; i <= maxPingsPerSecond+1; i++ {
+			p.client.Pong(nil)
+		}
+		<-done
+		<-p.closed
+		last := frames[len(frames)-1]
+		if last.op != wsframe.OpClose || string(last.payload[2:]) != "too many pings" {
+			t.Fatalf("last frame %v %q, want close too many pings", last.op, last.payload)
+		}
+		if got := h.Stats().Closes[ReasonControlFlood]; got != 1 {
+			t.Fatalf("control_flood closes = %d", got)
+		}
+	})
+}
+
+// A client added between Wants and Publish starts with the next Publish
+// (the frames for its shape were not built for this one); one added
+// before Wants gets the batch.
+func TestAddBetweenWantsAndPublish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: -1})
+		before := newRecConn()
+		h.Add(before, Subscription{All: true}, nil)
+		h.Wants()
+		late := newRecConn()
+		h.Add(late, Subscription{All: true, Shape: ShapeEnvelope}, nil)
+		h.Publish([]*Message{{Offset: 1, Frames: [NumShapes][]byte{[]byte("p1")}}})
+		h.Wants()
+		h.Publish([]*Message{{Offset: 2, Frames: [NumShapes][]byte{[]byte("p2"), []byte("e2")}}})
+		synctest.Wait()
+		if got := before.all(); got != "p1p2" {
+			t.Errorf("earlier client got %q, want p1p2", got)
+		}
+		if got := late.all(); got != "e2" {
+			t.Errorf("late client got %q, want e2 (from the next Publish on)", got)
+		}
+	})
+}
+
+// ObserveLatency hears of at most one write per 100 ms, with the time from
+// the record's timestamp.
+func TestObserveLatencySampled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []time.Duration
+		h := New(Config{PingInterval: -1, ObserveLatency: func(d time.Duration) {
+			mu.Lock()
+			got = append(got, d)
+			mu.Unlock()
+		}})
+		for range 3 {
+			h.Add(newRecConn(), Subscription{All: true}, nil)
+		}
+		for i := range 10 {
+			ts := time.Now().Add(-5 * time.Millisecond)
+			h.Publish([]*Message{{Offset: int64(i), Timestamp: ts, Frames: [NumShapes][]byte{[]byte("x")}}})
+			synctest.Wait()
+			time.Sleep(50 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 5 {
+			t.Fatalf("%d samples over 30 writes in 500 ms, want 5", len(got))
+		}
+		for _, d := range got {
+			if d != 5*time.Millisecond {
+				t.Fatalf("sample %v, want 5ms", d)
+			}
+		}
+	})
+}
+
+// Teardown logs each close once, at debug, with the client's id, remote
+// address, reason and how long it was connected.
+func TestCloseLoggedAtDebug(t *testing.T) {
+	var buf testlog.Buffer
+	h := New(Config{PingInterval: -1, Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	c := h.Add(newRecConn(), Subscription{All: true}, nil)
+	c.Abort(ReasonReadError)
+	out := buf.String()
+	for _, want := range []string{"level=DEBUG", "client closed", fmt.Sprintf("id=%d", c.ID()), "remote=127.0.0.1:9", "reason=read_error", "connected="} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("log %q lacks %q", out, want)
+		}
+	}
+	if strings.Count(out, "client closed") != 1 {
+		t.Fatalf("logged %d times", strings.Count(out, "client closed"))
+	}
+}
