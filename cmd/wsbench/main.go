@@ -109,6 +109,7 @@ func parseAllFlags(args []string, stderr io.Writer) (bench.Config, *bench.Resume
 	fs.DurationVar(&cfg.StallRead, "stall-read", 2*time.Second, "how long stalled clients read at the end to learn whether the server closed them")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "hard bound on the whole run; 0 = the phases' sum plus two minutes")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback hosts in -url and -brokers")
+	fs.StringVar(&cfg.TLSCAFile, "tls-ca", "", "PEM `file` of the CA that signed the server's certificate, for a wss:// -url (default: the system roots)")
 	fs.BoolVar(&cfg.Deflate, "deflate", false, "clients offer permessage-deflate (for a server with COMPRESSION=true) and inflate what they get")
 	fs.IntVar(&cfg.IdleClients, "idle-clients", 0, "also hold this many connections that never read, on -idle-url, for the whole run (idle load; not in the figures)")
 	fs.StringVar(&cfg.IdleURL, "idle-url", "", "WebSocket `URL` of the idle clients; default -url with path /ws/wsbench-idle")
@@ -131,6 +132,10 @@ func parseAllFlags(args []string, stderr io.Writer) (bench.Config, *bench.Resume
 		fmt.Fprintf(stderr, "unexpected arguments: %q\n", fs.Args())
 		fs.Usage()
 		return cfg, nil, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if err := bench.CheckCAFile(cfg.TLSCAFile); err != nil {
+		fmt.Fprintf(stderr, "-tls-ca: %v\n", err)
+		return cfg, nil, usageError{err}
 	}
 	for _, b := range strings.Split(brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {

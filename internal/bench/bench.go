@@ -74,6 +74,9 @@ type Config struct {
 	StallRead time.Duration
 	// StallRcvBuf, when above 0, is SO_RCVBUF for the stalled clients.
 	StallRcvBuf int
+	// TLSCAFile is a PEM file of the CA that signed a wss:// server's
+	// certificate; "" = the system roots (see tls.go).
+	TLSCAFile string
 	// Timeout is a hard bound on the whole run; default: the sum of the
 	// phases plus a minute.
 	Timeout time.Duration
@@ -492,6 +495,7 @@ func startSets(ctx context.Context, cfg Config) ([]clientSet, error) {
 			SourceIPs:   cfg.SourceIPs,
 			StallRead:   cfg.StallRead,
 			StallRcvBuf: cfg.StallRcvBuf,
+			TLSCAFile:   cfg.TLSCAFile,
 			Deflate:     cfg.Deflate,
 		}
 		if cfg.Procs == 1 {

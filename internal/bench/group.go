@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"math"
 	"net"
@@ -49,6 +50,8 @@ type GroupConfig struct {
 	// sockets: how much a client that stops reading can still take in its
 	// kernel before the server's writes to it block.
 	StallRcvBuf int `json:"stall_rcvbuf"`
+	// TLSCAFile, for wss:// URLs, is the PEM file of the CA to trust.
+	TLSCAFile string `json:"tls_ca_file,omitempty"`
 	// Deflate offers permessage-deflate (no context takeover) and inflates
 	// the compressed frames before measuring them.
 	Deflate bool `json:"deflate"`
@@ -123,6 +126,7 @@ type Group struct {
 	clients []*client
 	readers sync.WaitGroup
 	res     GroupResult // connect fields, owned by Connect
+	tls     *tls.Config // for wss:// URLs; read-only
 }
 
 // NewGroup returns a group that has not connected yet. Zero fields of cfg
@@ -140,7 +144,7 @@ func NewGroup(cfg GroupConfig) *Group {
 	if cfg.StallRead <= 0 {
 		cfg.StallRead = 2 * time.Second
 	}
-	return &Group{cfg: cfg, clients: make([]*client, cfg.Count)}
+	return &Group{cfg: cfg, clients: make([]*client, cfg.Count), tls: tlsConfig(cfg.TLSCAFile)}
 }
 
 // Connect opens the group's connections, paced by ConnectRate with at most
@@ -244,7 +248,7 @@ func (g *Group) dial(ctx context.Context, i int) (*client, error) {
 		c.key = i % g.cfg.Keys
 		url = strings.ReplaceAll(url, KeyPlaceholder, "k-"+strconv.Itoa(c.key))
 	}
-	d := ws.Dialer{Timeout: g.cfg.DialTimeout}
+	d := ws.Dialer{Timeout: g.cfg.DialTimeout, TLSConfig: g.tls}
 	if g.cfg.Deflate {
 		d.Extensions = []httphead.Option{wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}.Option()}
 	}

@@ -71,12 +71,22 @@ const (
 	EnvLogLevel  = "LOG_LEVEL"
 	EnvLogFormat = "LOG_FORMAT"
 
+	EnvViewer    = "VIEWER"
+	EnvPublicURL = "Quix__Deployment__Network__PublicUrl"
+
+	EnvTLSCertFile         = "TLS_CERT_FILE"
+	EnvTLSKeyFile          = "TLS_KEY_FILE"
+	EnvAllowedOrigins      = "ALLOWED_ORIGINS"
+	EnvMaxConnections      = "MAX_CONNECTIONS"
+	EnvMaxConnectionsPerIP = "MAX_CONNECTIONS_PER_IP"
+	EnvTrustedProxies      = "TRUSTED_PROXIES"
+	EnvMaxSubscriptionKeys = "MAX_SUBSCRIPTION_KEYS"
+	EnvMaxKeyLength        = "MAX_KEY_LENGTH"
+	EnvMetricsAddr         = "METRICS_ADDR"
+
 	EnvMaxRecordRows   = "MAX_RECORD_ROWS"
 	EnvMaxDecodedBytes = "MAX_DECODED_BYTES"
 	EnvCompression     = "COMPRESSION"
-
-	EnvViewer    = "VIEWER"
-	EnvPublicURL = "Quix__Deployment__Network__PublicUrl"
 
 	EnvHistoryBytes   = "HISTORY_BYTES"
 	EnvHistoryMaxAge  = "HISTORY_MAX_AGE"
@@ -93,18 +103,19 @@ const (
 
 // Defaults of the settings that have one.
 const (
-	DefaultPort          = 8000
-	DefaultDevTopic      = "input"
-	DefaultDevBrokerAddr = "127.0.0.1:9092"
-	DefaultDemoInterval  = 250 * time.Millisecond
+	DefaultPort         = 8000
+	DefaultDevTopic     = "input"
+	DefaultDemoInterval = 250 * time.Millisecond
 	// The client limits' defaults are those of the packages that apply
 	// them.
-	DefaultMaxQueueBytes    = hub.DefaultMaxQueueBytes
-	DefaultWriteTimeout     = hub.DefaultWriteTimeout
-	DefaultPingInterval     = hub.DefaultPingInterval
-	DefaultMaxClientMessage = wsframe.DefaultMaxMessage
-	DefaultShutdownTimeout  = 5 * time.Second
-	DefaultSocketSendBuffer = 128 << 10
+	DefaultMaxQueueBytes       = hub.DefaultMaxQueueBytes
+	DefaultWriteTimeout        = hub.DefaultWriteTimeout
+	DefaultPingInterval        = hub.DefaultPingInterval
+	DefaultMaxClientMessage    = wsframe.DefaultMaxMessage
+	DefaultShutdownTimeout     = 5 * time.Second
+	DefaultSocketSendBuffer    = 128 << 10
+	DefaultMaxSubscriptionKeys = 64
+	DefaultMaxKeyLength        = 256
 )
 
 // Config is the whole service configuration. FromEnv fills it; the zero
@@ -128,6 +139,13 @@ type Config struct {
 	// Bind it to a loopback address: profiles reveal internals.
 	PprofAddr string
 
+	// Edge holds what protects the public listener: TLS, origins,
+	// connection and subscription limits.
+	Edge Edge
+	// MetricsAddr is METRICS_ADDR: a host:port on which to serve
+	// /metrics too (besides PORT), e.g. for a scraper on an internal
+	// network. Default "" = only on PORT.
+	MetricsAddr string
 	// Viewer is VIEWER: serve the live viewer page to browsers on /, /{key},
 	// /ws and /ws/{key}, and its assets under /_wsdest/. Default true.
 	Viewer bool
@@ -278,7 +296,7 @@ type DevBroker struct {
 	// SDK token is set.
 	Enabled bool
 	// Addr is DEV_BROKER_ADDR (host:port, port 0 picks a free one);
-	// default 127.0.0.1:9092.
+	// default "" = the devbroker package's default, 127.0.0.1:9092.
 	Addr string
 	// DemoData is DEMO_DATA (boolean, default true): produce demo records.
 	DemoData bool
@@ -365,7 +383,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	c.Kafka = p.kafka()
 	c.DevBroker = DevBroker{
 		Enabled:      len(c.Kafka.Brokers) == 0 && c.Kafka.Quix.SDKToken == "",
-		Addr:         p.hostPort(EnvDevBrokerAddr, DefaultDevBrokerAddr, true),
+		Addr:         p.hostPort(EnvDevBrokerAddr, "127.0.0.1:9092", true),
 		DemoData:     p.boolean(EnvDemoData, true),
 		DemoInterval: p.duration(EnvDemoInterval, DefaultDemoInterval),
 	}
@@ -394,6 +412,14 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	c.Log = Log{
 		Level:  p.logLevel(),
 		Format: LogFormat(p.enum(EnvLogFormat, string(LogText), "a log format", string(LogText), string(LogJSON))),
+	}
+	c.Edge = p.edge()
+	if v, ok := p.get(EnvMetricsAddr); ok {
+		if validHostPort(v, true) {
+			c.MetricsAddr = v
+		} else {
+			p.fail("%s: %s is not host:port (want e.g. 127.0.0.1:9100)", EnvMetricsAddr, quote(v))
+		}
 	}
 	c.History = History{
 		MaxBytes:       p.byteSize(EnvHistoryBytes, DefaultHistoryBytes, 0),
@@ -620,13 +646,15 @@ func (p *parser) brokerList(name, v string) []string {
 	return out
 }
 
-func (p *parser) hostPort(name, def string, allowZero bool) string {
+// hostPort parses an optional host:port; "" when unset. example goes into
+// the error message.
+func (p *parser) hostPort(name, example string, allowZero bool) string {
 	v, ok := p.get(name)
 	if !ok {
-		return def
+		return ""
 	}
 	if !validHostPort(v, allowZero) {
-		p.fail("%s: %s is not host:port (want e.g. %s)", name, quote(v), def)
+		p.fail("%s: %s is not host:port (want e.g. %s)", name, quote(v), example)
 	}
 	return v
 }

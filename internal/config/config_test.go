@@ -29,7 +29,6 @@ func TestDefaults(t *testing.T) {
 		Kafka:  Kafka{AutoOffsetReset: OffsetLatest},
 		DevBroker: DevBroker{
 			Enabled:      true,
-			Addr:         "127.0.0.1:9092",
 			DemoData:     true,
 			DemoInterval: 250 * time.Millisecond,
 		},
@@ -43,6 +42,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Log:     Log{Level: slog.LevelInfo, Format: LogText},
 		Viewer:  true,
+		Edge:    Edge{MaxSubscriptionKeys: 64, MaxKeyLength: 256},
 		History: History{MaxBytes: 64 << 20, CatchUpReaders: 4, SSEHeartbeat: 15 * time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -97,6 +97,15 @@ func TestGoodValues(t *testing.T) {
 		{"auth disabled no", with(nil, "AUTH_ENABLED", "NO", "AUTH_API_KEYS", "k"), func(c Config) any { return c.Auth.Enabled }, false},
 		{"auth disabled 0", with(nil, "AUTH_ENABLED", "0"), func(c Config) any { return c.Auth.Enabled }, false},
 		{"auth unset without credentials", nil, func(c Config) any { return c.Auth.Enabled }, false},
+
+		// Listener protection.
+		{"tls pair", with(nil, "TLS_CERT_FILE", "/c.pem", "TLS_KEY_FILE", "/k.pem"), func(c Config) any { return [2]string{c.Edge.TLSCertFile, c.Edge.TLSKeyFile} }, [2]string{"/c.pem", "/k.pem"}},
+		{"origins", with(nil, "ALLOWED_ORIGINS", " https://App.example.com , https://*.example.com,http://localhost:3000,"), func(c Config) any { return c.Edge.AllowedOrigins }, []string{"https://app.example.com", "https://*.example.com", "http://localhost:3000"}},
+		{"max connections", with(nil, "MAX_CONNECTIONS", "5000"), func(c Config) any { return c.Edge.MaxConnections }, 5000},
+		{"max per ip", with(nil, "MAX_CONNECTIONS_PER_IP", "10"), func(c Config) any { return c.Edge.MaxConnectionsPerIP }, 10},
+		{"trusted proxies", with(nil, "TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.5,::1"), func(c Config) any { return fmt.Sprint(c.Edge.TrustedProxies) }, "[10.0.0.0/8 192.168.1.5/32 ::1/128]"},
+		{"subscription limits", with(nil, "MAX_SUBSCRIPTION_KEYS", "8", "MAX_KEY_LENGTH", "32"), func(c Config) any { return [2]int{c.Edge.MaxSubscriptionKeys, c.Edge.MaxKeyLength} }, [2]int{8, 32}},
+		{"metrics addr", with(nil, "METRICS_ADDR", "127.0.0.1:9100"), func(c Config) any { return c.MetricsAddr }, "127.0.0.1:9100"},
 
 		// Kafka brokers.
 		{"broker address", with(nil, "Quix__Broker__Address", "a:1, b:2 ,", "input", "t"), func(c Config) any { return c.Kafka.Brokers }, []string{"a:1", "b:2"}},
@@ -155,13 +164,13 @@ func TestGoodValues(t *testing.T) {
 		{"socket send buffer", with(nil, "SOCKET_SEND_BUFFER", "256KiB"), func(c Config) any { return c.Clients.SocketSendBuffer }, 256 << 10},
 		{"socket send buffer 0", with(nil, "SOCKET_SEND_BUFFER", "0"), func(c Config) any { return c.Clients.SocketSendBuffer }, 0},
 		{"pprof addr", with(nil, "PPROF_ADDR", "127.0.0.1:6060"), func(c Config) any { return c.PprofAddr }, "127.0.0.1:6060"},
+		{"viewer default", nil, func(c Config) any { return c.Viewer }, true},
+		{"viewer off", with(nil, "VIEWER", "no"), func(c Config) any { return c.Viewer }, false},
+		{"public url", with(nil, "Quix__Deployment__Network__PublicUrl", "https://ws-x.deployments.quix.io"), func(c Config) any { return c.PublicURL }, "https://ws-x.deployments.quix.io"},
 		{"compression", with(nil, "COMPRESSION", "true"), func(c Config) any { return c.Clients.Compression }, true},
 		{"max record rows", with(nil, "MAX_RECORD_ROWS", "1000"), func(c Config) any { return c.Decode.MaxRecordRows }, 1000},
 		{"max record rows default", nil, func(c Config) any { return c.Decode.MaxRecordRows }, 0},
 		{"max decoded bytes", with(nil, "MAX_DECODED_BYTES", "2MiB"), func(c Config) any { return c.Decode.MaxDecodedBytes }, 2 << 20},
-		{"viewer default", nil, func(c Config) any { return c.Viewer }, true},
-		{"viewer off", with(nil, "VIEWER", "no"), func(c Config) any { return c.Viewer }, false},
-		{"public url", with(nil, "Quix__Deployment__Network__PublicUrl", "https://ws-x.deployments.quix.io"), func(c Config) any { return c.PublicURL }, "https://ws-x.deployments.quix.io"},
 
 		// Logging.
 		{"log debug", with(nil, "LOG_LEVEL", "DEBUG"), func(c Config) any { return c.Log.Level }, slog.LevelDebug},
@@ -208,6 +217,18 @@ func TestBadValues(t *testing.T) {
 		{with(nil, "PORT", "80\n81"), "PORT", `PORT: "80\n81" is not a port number (want 0-65535)`},
 		{with(nil, "SHUTDOWN_TIMEOUT", "5"), "SHUTDOWN_TIMEOUT", `SHUTDOWN_TIMEOUT: "5" is not a duration (want a Go duration such as 5s)`},
 		{with(nil, "SHUTDOWN_TIMEOUT", "0s"), "SHUTDOWN_TIMEOUT", `SHUTDOWN_TIMEOUT: "0s" is not positive (want a duration greater than 0, such as 5s)`},
+
+		{with(nil, "TLS_CERT_FILE", "/c.pem"), "TLS_CERT_FILE", `TLS_CERT_FILE is set but TLS_KEY_FILE is empty (set both or neither)`},
+		{with(nil, "TLS_KEY_FILE", "/k.pem"), "TLS_KEY_FILE", `TLS_KEY_FILE is set but TLS_CERT_FILE is empty (set both or neither)`},
+		{with(nil, "ALLOWED_ORIGINS", "example.com"), "ALLOWED_ORIGINS", `ALLOWED_ORIGINS: "example.com" is not an origin (want scheme://host[:port], or https://*.example.com for subdomains)`},
+		{with(nil, "ALLOWED_ORIGINS", "https://example.com/app"), "ALLOWED_ORIGINS", `ALLOWED_ORIGINS: "https://example.com/app" is not an origin (want scheme://host[:port], or https://*.example.com for subdomains)`},
+		{with(nil, "ALLOWED_ORIGINS", "https://a.*.com"), "ALLOWED_ORIGINS", `ALLOWED_ORIGINS: "https://a.*.com" is not an origin (want scheme://host[:port], or https://*.example.com for subdomains)`},
+		{with(nil, "ALLOWED_ORIGINS", ","), "ALLOWED_ORIGINS", `ALLOWED_ORIGINS is set but holds no origin (want a comma-separated list such as https://app.example.com)`},
+		{with(nil, "MAX_CONNECTIONS", "0"), "MAX_CONNECTIONS", `MAX_CONNECTIONS: "0" is too small (want at least 1)`},
+		{with(nil, "MAX_CONNECTIONS_PER_IP", "x"), "MAX_CONNECTIONS_PER_IP", `MAX_CONNECTIONS_PER_IP: "x" is not a whole number`},
+		{with(nil, "TRUSTED_PROXIES", "10.0.0.0/33"), "TRUSTED_PROXIES", `TRUSTED_PROXIES: "10.0.0.0/33" is not a CIDR or an address (want e.g. 10.0.0.0/8,192.168.1.5)`},
+		{with(nil, "MAX_KEY_LENGTH", "0"), "MAX_KEY_LENGTH", `MAX_KEY_LENGTH: "0" is too small (want at least 1)`},
+		{with(nil, "METRICS_ADDR", "9100"), "METRICS_ADDR", `METRICS_ADDR: "9100" is not host:port (want e.g. 127.0.0.1:9100)`},
 
 		{with(nil, "AUTH_ENABLED", "maybe"), "AUTH_ENABLED", `AUTH_ENABLED: "maybe" is not a boolean (want true/false, yes/no or 1/0)`},
 		{with(nil, "AUTH_ENABLED", "true"), "AUTH_ENABLED", `AUTH_ENABLED=true but no credential is configured (set AUTH_API_KEYS, or WS_USERNAME and WS_PASSWORD)`},
@@ -358,7 +379,7 @@ func TestSummaryHasNoSecrets(t *testing.T) {
 			[]string{"kafka=brokers", "brokers=k:1", "sasl=PLAIN", "sasl_user=set", "api_keys=3", "basic_auth=true", "auth=true", "consumer_group=none"}},
 		{"quix", with(secrets, "Quix__Sdk__Token", "the-token", "Quix__Portal__Api", "https://p", "Quix__Workspace__Id", "ws", "input", "t", "KAFKA_SASL_MECHANISM", "PLAIN"),
 			[]string{"kafka=quix cloud", "sdk_token=set", "workspace=ws"}},
-		{"dev", with(nil, "Quix__Consumer_Group", "g"), []string{"kafka=dev broker", "brokers=127.0.0.1:9092", "demo_data=true", "consumer_group=g", "auth=false", "api_keys=0"}},
+		{"dev", with(nil, "Quix__Consumer_Group", "g"), []string{"kafka=dev broker", "brokers=default", "demo_data=true", "consumer_group=g", "auth=false", "api_keys=0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,9 @@
 package config
 
-import "strings"
+import (
+	"cmp"
+	"strings"
+)
 
 // Summary returns the effective configuration as slog key-value pairs for
 // the start-up log line. Secrets are never included: credentials appear as
@@ -15,7 +18,7 @@ func (c Config) Summary() []any {
 	case c.DevBroker.Enabled:
 		attrs = append(attrs,
 			"kafka", "dev broker",
-			"brokers", c.DevBroker.Addr,
+			"brokers", cmp.Or(c.DevBroker.Addr, "default"),
 			"demo_data", c.DevBroker.DemoData,
 		)
 		if c.DevBroker.DemoData {
@@ -67,6 +70,8 @@ func (c Config) Summary() []any {
 		"max_client_message", c.Clients.MaxMessageBytes,
 		"socket_send_buffer", c.Clients.SocketSendBuffer,
 		"shutdown_timeout", c.Server.ShutdownTimeout.String(),
+		"tls", c.Edge.TLS(),
+		"allowed_origins", cmp.Or(strings.Join(c.Edge.AllowedOrigins, ","), "any (ALLOWED_ORIGINS unset)"),
 		"log_level", c.Log.Level.String(),
 		"log_format", string(c.Log.Format),
 	)

@@ -128,9 +128,21 @@ type Producer struct {
 // goroutine only: its methods fail the test on error.
 func NewProducer(t testing.TB, b *Broker, opts ...kgo.Opt) *Producer {
 	t.Helper()
+	return newProducer(t, b.Addr(), b.topic, opts...)
+}
+
+// NewProducerTo is NewProducer for the broker at addr, producing to topic
+// "t" (a BrokerProcess's).
+func NewProducerTo(t testing.TB, addr string, opts ...kgo.Opt) *Producer {
+	t.Helper()
+	return newProducer(t, addr, "t", opts...)
+}
+
+func newProducer(t testing.TB, addr, topic string, opts ...kgo.Opt) *Producer {
+	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(b.Addr()),
-		kgo.DefaultProduceTopic(b.topic),
+		kgo.SeedBrokers(addr),
+		kgo.DefaultProduceTopic(topic),
 		kgo.ProducerLinger(0),
 		kgo.ProducerBatchMaxBytes(MaxRecordBytes),
 		// Learn a restarted broker's topic quickly.
@@ -140,7 +152,7 @@ func NewProducer(t testing.TB, b *Broker, opts ...kgo.Opt) *Producer {
 		t.Fatalf("e2etest: producer: %v", err)
 	}
 	t.Cleanup(cl.Close)
-	return &Producer{t: t, cl: cl, topic: b.topic}
+	return &Producer{t: t, cl: cl, topic: topic}
 }
 
 // Client returns the underlying franz-go client.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -67,6 +68,9 @@ type dialConfig struct {
 	header     http.Header
 	noSync     bool
 	readBuffer int
+	localIP    net.IP      // source address; nil = the system's choice
+	tlsConfig  *tls.Config // non-nil: TLS over the TCP connection (wss://)
+	wrap       func(net.Conn) net.Conn
 }
 
 // WithHeader adds handshake request headers.
@@ -131,7 +135,13 @@ func Dial(ctx context.Context, url string, opts ...DialOption) (*Client, error) 
 		Header: ws.HandshakeHeaderHTTP(cfg.header),
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var nd net.Dialer
+			if cfg.localIP != nil {
+				nd.LocalAddr = &net.TCPAddr{IP: cfg.localIP}
+			}
 			conn, err := nd.DialContext(ctx, network, addr)
+			if err == nil && cfg.wrap != nil {
+				conn = cfg.wrap(conn)
+			}
 			if err != nil || cfg.readBuffer <= 0 {
 				return conn, err
 			}
@@ -152,6 +162,7 @@ func Dial(ctx context.Context, url string, opts ...DialOption) (*Client, error) 
 			statusErr.Body = string(body)
 		},
 	}
+	d.TLSConfig = cfg.tlsConfig
 	conn, br, _, err := d.Dial(ctx, url)
 	if err != nil {
 		if statusErr != nil {
@@ -409,4 +420,21 @@ func MaskedFrame(fin bool, op ws.OpCode, payload []byte) []byte {
 		panic(err) // only for a payload of more than 2^63 bytes
 	}
 	return b
+}
+
+// FromIP makes the client connect from the local address ip (such as
+// "127.0.0.2", which Linux serves on loopback without configuration).
+func FromIP(ip string) DialOption {
+	return func(c *dialConfig) { c.localIP = net.ParseIP(ip) }
+}
+
+// WithTLS sets the TLS settings of a wss:// dial (roots, server name).
+func WithTLS(cfg *tls.Config) DialOption {
+	return func(c *dialConfig) { c.tlsConfig = cfg }
+}
+
+// WithConnWrapper wraps the TCP connection (beneath TLS for wss://), for
+// instance to cut what the client sends into small pieces.
+func WithConnWrapper(wrap func(net.Conn) net.Conn) DialOption {
+	return func(c *dialConfig) { c.wrap = wrap }
 }

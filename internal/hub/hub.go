@@ -37,6 +37,12 @@
 // queue; a socket that is full, and every other connection (TLS), is
 // written by a goroutine of the client's own with a WriteTimeout deadline.
 // There is no added delay: batches grow only when the workers fall behind.
+// A queue longer than 512 frames is written 512 frames a turn.
+//
+// A client that negotiated permessage-deflate (Client.UseDeflate) gets
+// each frame compressed with no context takeover: the first writer that
+// needs a message's compressed frame builds it, and every other such
+// client of that shape shares the same bytes.
 package hub
 
 import (

@@ -1,12 +1,17 @@
 // Package kafka consumes the input topic with franz-go and hands its records
-// to the rest of the service, and resolves how to connect: a plain broker
-// address, the dev broker, or Quix Cloud (broker settings fetched from the
-// Quix Portal API).
+// to the rest of the service, and resolves how to connect (Resolve, from
+// Settings of its own: the service maps its configuration into them): a
+// plain broker address, the dev broker, or Quix Cloud (broker settings
+// fetched from the Quix Portal API).
 //
 // The consumer is built to keep running through broker outages: it never
 // returns an error for a lost connection, logs one warning when the broker
-// becomes unreachable and one line when it is back, and reports readiness
-// through Source.Ready.
+// becomes unreachable, a reminder every minute while it stays so, and one
+// line when it is back (with the outage's length from the broker's last
+// answer), and reports readiness through Source.Ready. A broker that keeps
+// its connections open but answers nothing is noticed within
+// FrozenBrokerDetection (see health.go). Source.Stats reports what was
+// consumed, for the metrics.
 package kafka
 
 import (
@@ -51,7 +56,7 @@ const (
 )
 
 // Config is a resolved Kafka connection and consumption setup. Build it with
-// Resolve, or directly in tests.
+// Resolve from Settings, or directly in tests.
 type Config struct {
 	// Brokers are the bootstrap servers, host:port each.
 	Brokers []string
@@ -81,6 +86,9 @@ type Config struct {
 	metadataMinAge time.Duration
 	errorLogEvery  time.Duration
 	watchEvery     time.Duration
+	probeEvery     time.Duration
+	probeTimeout   time.Duration
+	remindEvery    time.Duration
 }
 
 // SASL holds SASL credentials. Mechanism is one of MechanismPlain,

@@ -35,14 +35,16 @@ type reach struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	up      atomic.Bool // some broker is up
-	closing atomic.Bool // the client is being closed: failures are expected
+	up        atomic.Bool  // some broker is up
+	closing   atomic.Bool  // the client is being closed: failures are expected
+	lastHeard atomic.Int64 // unix ns of the last response from any broker; 0 = never
 
 	mu        sync.Mutex
 	upNodes   map[int32]bool
 	connected bool      // was ever up
 	down      bool      // an outage has been logged and has not ended
-	downSince time.Time // start of the current outage
+	downSince time.Time // start of the current outage: the last answer before it
+	lastErr   string    // why the broker is unreachable, for the reminders
 }
 
 var (
@@ -62,7 +64,20 @@ func (r *reach) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.
 		r.failed(meta, err)
 		return
 	}
+	r.heard()
 	r.ok(meta)
+}
+
+// heard notes that a broker answered.
+func (r *reach) heard() { r.lastHeard.Store(r.now().UnixNano()) }
+
+// outageStart is when the broker was last heard from, the true start of an
+// outage that is noticed only later; now if it never was.
+func (r *reach) outageStart() time.Time {
+	if ns := r.lastHeard.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return r.now()
 }
 
 // OnBrokerRead marks a broker up when a response arrives, except for the
@@ -72,6 +87,7 @@ func (r *reach) OnBrokerRead(meta kgo.BrokerMetadata, key int16, _ int, _, _ tim
 	if err != nil {
 		return
 	}
+	r.heard()
 	switch kmsg.Key(key) {
 	case kmsg.ApiVersions, kmsg.SASLHandshake, kmsg.SASLAuthenticate:
 		return
@@ -119,7 +135,7 @@ func (r *reach) failed(meta kgo.BrokerMetadata, err error) {
 		return
 	}
 	r.up.Store(false)
-	r.down, r.downSince = true, r.now()
+	r.down, r.downSince, r.lastErr = true, r.outageStart(), err.Error()
 	r.mu.Unlock()
 
 	msg := "kafka broker unreachable; retrying"
@@ -127,6 +143,34 @@ func (r *reach) failed(meta kgo.BrokerMetadata, err error) {
 		msg = "kafka broker rejected the client's credentials; retrying"
 	}
 	r.logger.Warn(msg, "broker", addr(meta), "err", err)
+}
+
+// silent is called by the watchdog when no broker has answered anything,
+// not even its probe, for the probe timeout: the brokers are frozen (TCP
+// open, no answers) or the network drops packets, which franz-go alone
+// notices only when its request timeouts expire, tens of seconds later.
+func (r *reach) silent(brokers []string, quiet time.Duration) {
+	if r.closing.Load() {
+		return
+	}
+	r.mu.Lock()
+	if r.down {
+		r.mu.Unlock()
+		return
+	}
+	clear(r.upNodes)
+	r.up.Store(false)
+	r.down, r.downSince = true, r.outageStart()
+	r.lastErr = "no answer for " + quiet.Round(time.Millisecond).String()
+	r.mu.Unlock()
+	r.logger.Warn("kafka broker not answering; retrying", "brokers", brokers, "silent_for", quiet.Round(time.Millisecond).String())
+}
+
+// outage reports whether an outage is going on, since when and why.
+func (r *reach) outage() (down bool, since time.Time, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.down, r.downSince, r.lastErr
 }
 
 func authError(err error) bool {

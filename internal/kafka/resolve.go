@@ -16,8 +16,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/wsdest/wsdest/internal/config"
 )
 
 // Portal API client settings, as Quix Streams uses them.
@@ -29,11 +27,11 @@ const (
 	portalMaxBodySize = 4 << 20
 )
 
-// Resolve turns the service configuration into a Config. See
+// Resolve turns the connection settings into a Config. See
 // Resolver.Resolve; hc is the HTTP client for the Quix Portal API (nil = a
 // client with a 30 s timeout).
-func Resolve(ctx context.Context, c config.Config, hc *http.Client) (Config, error) {
-	return Resolver{HTTP: hc}.Resolve(ctx, c)
+func Resolve(ctx context.Context, s Settings, hc *http.Client) (Config, error) {
+	return Resolver{HTTP: hc}.Resolve(ctx, s)
 }
 
 // Resolver resolves connection settings. The zero value is ready to use.
@@ -46,46 +44,47 @@ type Resolver struct {
 	Backoff func(n int) time.Duration
 }
 
-// Resolve builds the Config for c:
-//   - dev broker: the dev broker address, no SASL or TLS;
-//   - a broker address: that address, with SASL and TLS from KAFKA_SASL_*
-//     and KAFKA_TLS* (the CA file is read here);
-//   - Quix Cloud (SDK token, no broker address): the broker address, SASL
+// Resolve builds the Config for s:
+//   - a broker address (the dev broker's too): that address, with s.SASL
+//     and s.TLS (the CA file is read here);
+//   - Quix Cloud (s.Quix, no broker address): the broker address, SASL
 //     and TLS come from the Portal API, and the topic and consumer group
 //     get the "{workspaceId}-" prefix unless they already start with the
 //     workspace id.
 //
 // Portal API connection errors and 5xx/429 answers are retried (5 attempts
-// in all). Errors name the variable to check and never contain a secret.
-func (r Resolver) Resolve(ctx context.Context, c config.Config) (Config, error) {
+// in all). Errors name the setting to check (s.Names) and never contain a
+// secret.
+func (r Resolver) Resolve(ctx context.Context, s Settings) (Config, error) {
+	names := s.Names.orDefaults()
 	out := Config{
-		Topic:       c.Topic,
-		Group:       c.Kafka.ConsumerGroup,
-		ResetLatest: c.Kafka.AutoOffsetReset != config.OffsetEarliest,
+		Topic:       s.Topic,
+		Group:       s.Group,
+		ResetLatest: s.ResetLatest,
 		ClientID:    DefaultClientID,
 	}
-	switch {
-	case c.DevBroker.Enabled:
-		out.Brokers = []string{c.DevBroker.Addr}
-		return out, nil
-	case c.Kafka.QuixCloud():
-		return r.resolveQuix(ctx, c.Kafka.Quix, out)
+	if len(s.Brokers) == 0 {
+		if s.Quix == nil {
+			return Config{}, errors.New("kafka: no broker address and no Quix Cloud settings")
+		}
+		return r.resolveQuix(ctx, *s.Quix, names, out)
 	}
 
-	out.Brokers = c.Kafka.Brokers
-	if s := c.Kafka.SASL; s.Mechanism != "" {
-		out.SASL = &SASL{Mechanism: s.Mechanism, Username: s.Username, Password: s.Password}
+	out.Brokers = s.Brokers
+	if s.SASL != nil {
+		sasl := *s.SASL
+		out.SASL = &sasl
 	}
-	if t := c.Kafka.TLS; t.Enabled {
+	if t := s.TLS; t != nil {
 		out.TLS = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
 		if t.CAFile != "" {
 			pem, err := os.ReadFile(t.CAFile)
 			if err != nil {
-				return Config{}, fmt.Errorf("%s: %w", config.EnvTLSCAFile, err)
+				return Config{}, fmt.Errorf("%s: %w", names.CAFile, err)
 			}
 			pool, err := certPool(pem)
 			if err != nil {
-				return Config{}, fmt.Errorf("%s: %s: %w", config.EnvTLSCAFile, t.CAFile, err)
+				return Config{}, fmt.Errorf("%s: %s: %w", names.CAFile, t.CAFile, err)
 			}
 			out.TLS.RootCAs = pool
 		}
@@ -93,19 +92,19 @@ func (r Resolver) Resolve(ctx context.Context, c config.Config) (Config, error) 
 	return out, nil
 }
 
-func (r Resolver) resolveQuix(ctx context.Context, q config.Quix, out Config) (Config, error) {
+func (r Resolver) resolveQuix(ctx context.Context, q QuixSettings, names SettingNames, out Config) (Config, error) {
 	base := strings.TrimRight(q.PortalAPI, "/") + "/workspaces/" + url.PathEscape(q.WorkspaceID)
 
 	body, status, err := r.get(ctx, base+"/broker/librdkafka", q.SDKToken)
 	if err == nil && status != http.StatusOK {
-		err = statusError(status)
+		err = statusError(status, names)
 	}
 	if err != nil {
-		return Config{}, fmt.Errorf("%s: fetch broker settings: %w", config.EnvPortalAPI, err)
+		return Config{}, fmt.Errorf("%s: fetch broker settings: %w", names.PortalAPI, err)
 	}
 	settings, err := parseSettings(body)
 	if err != nil {
-		return Config{}, fmt.Errorf("%s: broker settings: %w", config.EnvPortalAPI, err)
+		return Config{}, fmt.Errorf("%s: broker settings: %w", names.PortalAPI, err)
 	}
 
 	servers := settings["bootstrap.servers"]
@@ -115,7 +114,7 @@ func (r Resolver) resolveQuix(ctx context.Context, q config.Quix, out Config) (C
 		}
 	}
 	if len(out.Brokers) == 0 {
-		return Config{}, fmt.Errorf("%s: broker settings: no bootstrap.servers", config.EnvPortalAPI)
+		return Config{}, fmt.Errorf("%s: broker settings: no bootstrap.servers", names.PortalAPI)
 	}
 
 	protocol := strings.ToLower(settings["security.protocol"])
@@ -129,7 +128,7 @@ func (r Resolver) resolveQuix(ctx context.Context, q config.Quix, out Config) (C
 	case "sasl_ssl":
 		useSASL, useTLS = true, true
 	default:
-		return Config{}, fmt.Errorf("%s: broker settings: security.protocol %q is not supported (want plaintext, ssl, sasl_plaintext or sasl_ssl)", config.EnvPortalAPI, protocol)
+		return Config{}, fmt.Errorf("%s: broker settings: security.protocol %q is not supported (want plaintext, ssl, sasl_plaintext or sasl_ssl)", names.PortalAPI, protocol)
 	}
 
 	if useSASL {
@@ -141,12 +140,12 @@ func (r Resolver) resolveQuix(ctx context.Context, q config.Quix, out Config) (C
 		switch mech {
 		case MechanismPlain, MechanismScramSHA256, MechanismScramSHA512:
 		case "":
-			return Config{}, fmt.Errorf("%s: broker settings: security.protocol is %s but no sasl.mechanism", config.EnvPortalAPI, protocol)
+			return Config{}, fmt.Errorf("%s: broker settings: security.protocol is %s but no sasl.mechanism", names.PortalAPI, protocol)
 		default:
-			return Config{}, fmt.Errorf("%s: broker settings: sasl.mechanism %q is not supported (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", config.EnvPortalAPI, mech)
+			return Config{}, fmt.Errorf("%s: broker settings: sasl.mechanism %q is not supported (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", names.PortalAPI, mech)
 		}
 		if settings["sasl.username"] == "" {
-			return Config{}, fmt.Errorf("%s: broker settings: security.protocol is %s but sasl.username is empty", config.EnvPortalAPI, protocol)
+			return Config{}, fmt.Errorf("%s: broker settings: security.protocol is %s but sasl.username is empty", names.PortalAPI, protocol)
 		}
 		out.SASL = &SASL{Mechanism: mech, Username: settings["sasl.username"], Password: settings["sasl.password"]}
 	}
@@ -157,13 +156,13 @@ func (r Resolver) resolveQuix(ctx context.Context, q config.Quix, out Config) (C
 		if enc := strings.TrimSpace(settings["ssl.ca.cert"]); enc != "" {
 			pem, err := base64.StdEncoding.DecodeString(enc)
 			if err != nil {
-				return Config{}, fmt.Errorf("%s: broker settings: ssl.ca.cert is not base64: %w", config.EnvPortalAPI, err)
+				return Config{}, fmt.Errorf("%s: broker settings: ssl.ca.cert is not base64: %w", names.PortalAPI, err)
 			}
 			pems = append(pems, pem)
 		}
-		cert, err := r.workspaceCert(ctx, base+"/certificates", q.SDKToken)
+		cert, err := r.workspaceCert(ctx, base+"/certificates", q.SDKToken, names)
 		if err != nil {
-			return Config{}, fmt.Errorf("%s: fetch certificates: %w", config.EnvPortalAPI, err)
+			return Config{}, fmt.Errorf("%s: fetch certificates: %w", names.PortalAPI, err)
 		}
 		if cert != nil {
 			pems = append(pems, cert)
@@ -171,7 +170,7 @@ func (r Resolver) resolveQuix(ctx context.Context, q config.Quix, out Config) (C
 		if len(pems) > 0 {
 			pool, err := certPool(pems...)
 			if err != nil {
-				return Config{}, fmt.Errorf("%s: broker CA certificate: %w", config.EnvPortalAPI, err)
+				return Config{}, fmt.Errorf("%s: broker CA certificate: %w", names.PortalAPI, err)
 			}
 			out.TLS.RootCAs = pool
 		}
@@ -187,7 +186,7 @@ func (r Resolver) resolveQuix(ctx context.Context, q config.Quix, out Config) (C
 
 // workspaceCert returns the ca.cert of the workspace's certificates zip,
 // or nil when the workspace has none (an empty body, or 204/404).
-func (r Resolver) workspaceCert(ctx context.Context, u, token string) ([]byte, error) {
+func (r Resolver) workspaceCert(ctx context.Context, u, token string, names SettingNames) ([]byte, error) {
 	body, status, err := r.get(ctx, u, token)
 	switch {
 	case err != nil:
@@ -195,7 +194,7 @@ func (r Resolver) workspaceCert(ctx context.Context, u, token string) ([]byte, e
 	case status == http.StatusNoContent || status == http.StatusNotFound:
 		return nil, nil
 	case status != http.StatusOK:
-		return nil, statusError(status)
+		return nil, statusError(status, names)
 	case len(body) == 0:
 		return nil, nil
 	}
@@ -234,7 +233,7 @@ func (r Resolver) get(ctx context.Context, u, token string) ([]byte, int, error)
 		}
 		lastErr = err
 		if err == nil {
-			lastErr = statusError(status)
+			lastErr = statusError(status, SettingNames{}) // 5xx and 429 carry no hint
 		}
 		if attempt == portalAttempts {
 			return nil, 0, fmt.Errorf("%w (after %d attempts)", lastErr, attempt)
@@ -287,13 +286,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // statusError describes a non-200 answer, with a hint at the setting that
 // most likely causes it.
-func statusError(status int) error {
+func statusError(status int, names SettingNames) error {
 	text := fmt.Sprintf("%d %s", status, http.StatusText(status))
 	switch status {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("%s (check %s)", text, config.EnvSDKToken)
+		return fmt.Errorf("%s (check %s)", text, names.SDKToken)
 	case http.StatusNotFound:
-		return fmt.Errorf("%s (check %s)", text, config.EnvWorkspaceID)
+		return fmt.Errorf("%s (check %s)", text, names.WorkspaceID)
 	}
 	return errors.New(text)
 }

@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/wsdest/wsdest/internal/config"
 )
 
 const (
@@ -25,13 +23,44 @@ const (
 	testWS    = "acme-prod"
 )
 
-func mustConfig(t *testing.T, env map[string]string) config.Config {
+// mustConfig maps the environment variables these tests use into
+// Settings the way the service does (internal/service's kafkaSettings),
+// so that the cases read as the operator writes them.
+func mustConfig(t *testing.T, env map[string]string) Settings {
 	t.Helper()
-	c, err := config.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
+	get := func(names ...string) string {
+		for _, n := range names {
+			if v := strings.TrimSpace(env[n]); v != "" {
+				return v
+			}
+		}
+		return ""
 	}
-	return c
+	s := Settings{
+		Topic:       get("input"),
+		Group:       get("Quix__Consumer_Group", "CONSUMER_GROUP"),
+		ResetLatest: get("AUTO_OFFSET_RESET") != "earliest",
+		Names:       SettingNames{CAFile: "KAFKA_TLS_CA_FILE", PortalAPI: "Quix__Portal__Api", SDKToken: "Quix__Sdk__Token", WorkspaceID: "Quix__Workspace__Id"},
+	}
+	brokers := get("Quix__Broker__Address", "KAFKA_BROKERS")
+	switch {
+	case brokers != "":
+		s.Brokers = strings.Split(brokers, ",")
+		if m := get("KAFKA_SASL_MECHANISM"); m != "" {
+			s.SASL = &SASL{Mechanism: m, Username: get("KAFKA_SASL_USERNAME"), Password: get("KAFKA_SASL_PASSWORD")}
+		}
+		if ca := get("KAFKA_TLS_CA_FILE"); ca != "" || get("KAFKA_TLS") == "true" {
+			s.TLS = &TLSSettings{CAFile: ca, InsecureSkipVerify: get("KAFKA_TLS_INSECURE_SKIP_VERIFY") == "true"}
+		}
+	case get("Quix__Sdk__Token") != "":
+		s.Quix = &QuixSettings{SDKToken: get("Quix__Sdk__Token"), PortalAPI: get("Quix__Portal__Api"), WorkspaceID: get("Quix__Workspace__Id")}
+	default:
+		s.Brokers = []string{get("DEV_BROKER_ADDR")}
+		if s.Topic == "" {
+			s.Topic = "input"
+		}
+	}
+	return s
 }
 
 func quixEnv(portal string, kv ...string) map[string]string {

@@ -45,7 +45,8 @@ type Source struct {
 	// goroutines; group.ready is read by Ready.
 	group *groupStart
 
-	errLog *logLimiter // owned by the Run goroutine
+	errLog   *logLimiter // owned by the Run goroutine
+	consumed consumption
 }
 
 // NewSource creates the franz-go client for cfg; it does not wait for the
@@ -96,14 +97,12 @@ func NewSource(cfg Config, logger *slog.Logger) (*Source, error) {
 // the Source is closed. Call it once.
 func (s *Source) Run(ctx context.Context, sink func(recs []*wsdest.Record)) error {
 	ctx, cancel := context.WithCancel(ctx)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		s.watch(ctx)
-	}()
+	var bg sync.WaitGroup
+	bg.Go(func() { s.watch(ctx) })
+	bg.Go(func() { s.health(ctx) })
 	defer func() {
 		cancel()
-		<-watched
+		bg.Wait()
 	}()
 
 	for {
@@ -112,6 +111,7 @@ func (s *Source) Run(ctx context.Context, sink func(recs []*wsdest.Record)) erro
 			return nil
 		}
 		s.handleErrors(fetches)
+		s.consumed.observe(fetches)
 		if recs := toRecords(fetches); len(recs) > 0 {
 			sink(recs)
 		}

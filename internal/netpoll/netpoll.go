@@ -6,8 +6,10 @@
 // whole life of an idle client; on Linux this package instead registers the
 // sockets with one epoll instance and reads whichever become readable, from
 // a single goroutine, into one shared buffer. Connections that are not plain
-// sockets (TLS, tests' pipes) and other systems fall back to a goroutine per
-// connection with a small buffer.
+// sockets (a *tls.Conn handed over as such, tests' pipes) and other systems
+// fall back to a goroutine per connection with a small buffer; the server
+// hands over the TCP socket under a TLS client instead, and decrypts what
+// this package reads (internal/server/tlsread.go).
 package netpoll
 
 import (

@@ -1,19 +1,33 @@
 // Package server is wsdest's HTTP layer: it parses a WebSocket or
-// Server-Sent Events request (sse.go) into a subscription and a start
-// position (resume.go: from=, last=, Last-Event-ID), checks credentials,
-// completes the handshake and hands the connection to the hub, and starts
-// the catch-up of a client that asked for a position; it also serves the
-// health endpoints and, to browsers, the live viewer page of internal/web
-// (viewer.go). It owns no fan-out state.
+// Server-Sent Events request (sse.go, sse_stream.go) into a subscription
+// and a start position (resume.go: from=, last=, Last-Event-ID), checks its
+// origin, limits and credentials, completes the handshake and hands the
+// connection to the hub, and starts the catch-up of a client that asked for
+// a position; it also serves the health endpoints, /metrics and, to
+// browsers, the live viewer page of internal/web (viewer.go). It owns no
+// fan-out state.
+//
+// What protects the listener lives beside it: origin.go (ALLOWED_ORIGINS),
+// limits.go (client slots, per-address limits, trusted proxies, the
+// subscription limits, and ConnGuard, which keeps descriptors for the HTTP
+// endpoints however many connections are held open), reserved.go (the
+// operational paths that are never /{key} subscriptions), reject.go (counted,
+// rate-limited logging of refused requests), tls.go (the certificate pair,
+// reloaded when its files change) and tlsread.go (TLS clients read from the
+// epoll loop). Every check that refuses a request answers before the
+// WebSocket handshake, except a bad credential, which gets the original
+// connector's close 1008 "unauthorized".
 package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -59,6 +73,28 @@ type Config struct {
 	Stats func() any
 	// Logger receives the server's log lines. Default slog.Default().
 	Logger *slog.Logger
+
+	// AllowedOrigins are the browser origins allowed to connect (see
+	// config.Edge.AllowedOrigins); empty = every origin. A request with
+	// another Origin gets 403 before the handshake; one without Origin is
+	// not affected.
+	AllowedOrigins []string
+	// MaxConnections bounds the clients connected at once; over it a new
+	// one gets 503 with Retry-After. 0 = no bound (the service passes one
+	// derived from the open-file limit, see FileBudget).
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the clients from one address (IPv6: its
+	// /64); over it 429 with Retry-After. 0 = no bound.
+	MaxConnectionsPerIP int
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// for MaxConnectionsPerIP and the logs. Default none.
+	TrustedProxies []netip.Prefix
+	// MaxSubscriptionKeys and MaxKeyLength bound a subscription; over
+	// them the request gets 400 naming the limit. Defaults 64 and 256.
+	MaxSubscriptionKeys int
+	MaxKeyLength        int
+	// Metrics, if set, is served at GET /metrics.
+	Metrics http.Handler
 	// Resumer serves clients that ask for a start position (from=,
 	// last=, SSE Last-Event-ID); nil answers them 400.
 	Resumer Resumer
@@ -82,9 +118,14 @@ type Server struct {
 	poller *netpoll.Poller
 	log    *slog.Logger
 	mux    *http.ServeMux
+	viewer *web.Viewer // nil when the viewer is off
 
-	resumeLog logLimit    // failed catch-ups (resume.go)
-	viewer    *web.Viewer // nil when the viewer is off
+	// Listener protection (origin.go, limits.go, reject.go).
+	origins *originPolicy
+	limits  *limits
+	rejects *rejections
+
+	resumeLog logLimit // failed catch-ups (resume.go)
 }
 
 // New returns a server that adds clients to h and reads them with p.
@@ -95,11 +136,23 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxSubscriptionKeys <= 0 {
+		cfg.MaxSubscriptionKeys = 64
+	}
+	if cfg.MaxKeyLength <= 0 {
+		cfg.MaxKeyLength = 256
+	}
 	s := &Server{cfg: cfg, hub: h, poller: p, log: cfg.Logger, mux: http.NewServeMux()}
+	s.origins = newOriginPolicy(cfg.AllowedOrigins)
+	s.limits = &limits{max: cfg.MaxConnections, perIP: cfg.MaxConnectionsPerIP, byIP: make(map[netip.Addr]int)}
+	s.rejects = newRejections(cfg.Logger)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.Stats != nil {
 		s.mux.HandleFunc("GET /stats", s.stats)
+	}
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", cfg.Metrics)
 	}
 	s.mux.HandleFunc("GET /sse", s.sse)
 	s.mux.HandleFunc("GET /sse/{key...}", s.sse)
@@ -115,6 +168,13 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	s.mux.HandleFunc("/", s.websocket)
 	return s
 }
+
+// Rejections returns how many requests were refused, by reason; every
+// reason is present.
+func (s *Server) Rejections() map[RejectReason]uint64 { return s.rejects.counts() }
+
+// Clients returns the number of clients holding a connection slot.
+func (s *Server) Clients() int64 { return s.limits.open.Load() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -210,33 +270,43 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 			"Paths: /ws (every record), /ws/{key} (one Kafka key), ?key=a&key=b-* (keys and patterns), ?envelope=true (with topic, partition, offset, key, headers).\n", r.Host)
 		return
 	}
-	sub, err := ParseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
-	if err != nil {
-		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+	if Reserved(r.URL.Path) {
+		http.NotFound(w, r)
 		return
 	}
-	if s.cfg.Auth != nil && !s.cfg.Auth.Check(r) {
-		conn, _, _, err := ws.UpgradeHTTP(r, w)
-		if err != nil {
-			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
-			closeHijacked(conn)
-			return
-		}
-		s.log.Info("client rejected: missing or invalid credentials", "remote", r.RemoteAddr, "path", r.URL.Path)
-		go rejectConn(conn, wsframe.ClosePolicyViolation, "unauthorized")
-		return
-	}
-	// The client joins the hub before the handshake is answered: whatever
-	// is published once the client can see the answer reaches it.
 	st, err := s.parseStart(r, false)
 	if err != nil {
 		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	sess := &session{parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
+	a, ok := s.admit(w, r, func() (hub.Subscription, error) {
+		return ParseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
+	})
+	if !ok {
+		return
+	}
+	sub, release, remote := a.sub, a.release, a.remote
+	if s.cfg.Auth != nil && !s.cfg.Auth.Check(r) {
+		conn, _, _, err := ws.UpgradeHTTP(r, w)
+		if err != nil {
+			s.rejects.reject(r.Context(), RejectHandshake, remote, "websocket handshake failed", "err", err)
+			closeHijacked(conn)
+			release()
+			return
+		}
+		s.rejects.reject(r.Context(), RejectUnauthorized, remote, "client rejected: missing or invalid credentials", "path", r.URL.Path)
+		go func() {
+			defer release()
+			rejectConn(conn, wsframe.ClosePolicyViolation, "unauthorized")
+		}()
+		return
+	}
+	// The client joins the hub before the handshake is answered: whatever
+	// is published once the client can see the answer reaches it.
+	sess := &session{parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}, release: release}
 	ctx, cancel := context.WithCancel(context.Background())
-	resuming := st.Kind != history.StartLatest
-	sess.client = s.hub.AddClient(nil, hub.ClientOptions{Sub: sub, OnClosed: func() { cancel(); sess.closed() }, Park: resuming})
+	sess.client = s.hub.AddClient(nil, hub.ClientOptions{Sub: sub, OnClosed: func() { cancel(); sess.closed() },
+		Park: st.Kind != history.StartLatest})
 	up := ws.DefaultHTTPUpgrader
 	var flate *wsflate.Extension
 	if s.cfg.Compression {
@@ -246,7 +316,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	conn, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
 		// UpgradeHTTP has answered the client with the reason.
-		s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
+		s.rejects.reject(r.Context(), RejectHandshake, remote, "websocket handshake failed", "err", err)
 		closeHijacked(conn)
 		sess.client.Abort(hub.ReasonHandshake)
 		return
@@ -260,7 +330,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	sess.client.Attach(conn)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
-		s.log.Debug("client connected", "id", sess.client.ID(), "remote", r.RemoteAddr, "path", r.URL.Path,
+		s.rejects.connected(r.Context(), "id", sess.client.ID(), "remote", remote, "path", r.URL.Path,
 			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String())
 	}
 	// Bytes the client sent right after its handshake are already buffered.
@@ -291,6 +361,8 @@ func rejectConn(conn net.Conn, code uint16, reason string) {
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
+	} else if tc, ok := conn.(*tls.Conn); ok {
+		_ = tc.CloseWrite()
 	}
 	// Read until the peer closes so that the close frame is not lost to a
 	// reset; what it sends is discarded.
@@ -309,7 +381,18 @@ type session struct {
 	client *hub.Client
 	parser wsframe.Parser
 	failed bool // the client broke the protocol; later bytes are ignored
+
+	release func() // gives the connection slot back; called once, by closed
+
 	watchSlot
+}
+
+// closed is the hub's callback once the connection is closed.
+func (s *session) closed() {
+	s.watchSlot.closed()
+	if s.release != nil {
+		s.release()
+	}
 }
 
 func (s *session) OnData(b []byte) {

@@ -90,6 +90,7 @@ func (authorizer) Check(r *http.Request) bool { return r.URL.Query().Get("token"
 
 type fixture struct {
 	hub   *hub.Hub
+	srv   *server.Server
 	url   string // ws://host
 	log   *e2etest.LogBuffer
 	ready atomic.Bool
@@ -110,7 +111,8 @@ func newServer(t *testing.T, cfg server.Config) *fixture {
 	if cfg.Ready == nil {
 		cfg.Ready = f.ready.Load
 	}
-	ts := httptest.NewServer(server.New(cfg, f.hub, p))
+	f.srv = server.New(cfg, f.hub, p)
+	ts := httptest.NewServer(f.srv)
 	t.Cleanup(func() {
 		ts.Close()
 		// Not t.Context: it has ended when cleanups run.

@@ -48,30 +48,35 @@ func sseSubscription(path string, query map[string][]string, defEnvelope bool) (
 // up, so an idle SSE client costs no goroutine. Over HTTP/2 (TLS) the
 // stream stays with net/http (sseStream).
 func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
-	sub, err := sseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
-	if err != nil {
-		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
-		return
-	}
 	st, err := s.parseStart(r, true)
 	if err != nil {
 		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	// Origins, connection limits and subscription limits as for WebSocket.
+	a, ok := s.admit(w, r, func() (hub.Subscription, error) {
+		return sseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
+	})
+	if !ok {
+		return
+	}
+	sub, release := a.sub, a.release
 	if s.cfg.Auth != nil && !s.cfg.Auth.Check(r) {
+		release()
 		if b, ok := s.cfg.Auth.(interface{ BasicConfigured() bool }); ok && b.BasicConfigured() {
 			w.Header().Set("WWW-Authenticate", `Basic realm="wsdest", charset="UTF-8"`)
 		}
-		s.log.Info("client rejected: missing or invalid credentials", "remote", r.RemoteAddr, "path", r.URL.Path)
+		s.rejects.reject(r.Context(), RejectUnauthorized, a.remote, "client rejected: missing or invalid credentials", "path", r.URL.Path)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
 	hj, ok := w.(http.Hijacker)
 	if !ok || r.ProtoMajor != 1 {
+		defer release()
 		s.sseStream(w, r, sub, st)
 		return
 	}
-	sess := &sseSession{}
+	sess := &sseSession{release: release}
 	ctx, cancel := context.WithCancel(context.Background())
 	resuming := st.Kind != history.StartLatest
 	sess.client = s.hub.AddClient(nil, hub.ClientOptions{
@@ -82,7 +87,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	})
 	conn, brw, err := hj.Hijack()
 	if err != nil {
-		s.log.Debug("sse: hijack failed", "remote", r.RemoteAddr, "err", err)
+		s.rejects.reject(r.Context(), RejectHandshake, a.remote, "sse: hijack failed", "err", err)
 		closeHijacked(conn)
 		sess.client.Abort(hub.ReasonHandshake)
 		return
@@ -107,8 +112,15 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 // sseSession watches an SSE client's connection for its end; what the
 // client sends is ignored.
 type sseSession struct {
-	client *hub.Client
+	client  *hub.Client
+	release func() // gives the connection slot back; called once, by closed
 	watchSlot
+}
+
+// closed is the hub's callback once the connection is closed.
+func (s *sseSession) closed() {
+	s.watchSlot.closed()
+	s.release()
 }
 
 // OnData ignores what the client sends.

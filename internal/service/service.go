@@ -25,6 +25,7 @@ import (
 	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/kafka"
+	"github.com/wsdest/wsdest/internal/metrics"
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/server"
 )
@@ -44,6 +45,14 @@ type Service struct {
 
 	pprofLn   net.Listener // nil unless PPROF_ADDR is set
 	pprofHTTP *http.Server
+
+	srv   *server.Server
+	certs *server.Certificates // nil without TLS_CERT_FILE
+	guard *server.ConnGuard
+
+	metrics     *metrics.Metrics
+	metricsLn   net.Listener // nil unless METRICS_ADDR is set
+	metricsHTTP *http.Server
 
 	// Resumable streams (history.go).
 	store   *history.Store // nil with HISTORY_BYTES=0
@@ -80,6 +89,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", config.EnvHost, config.EnvPort, err)
 	}
+	// Metrics before the other parts: METRICS_ADDR is bound with PORT, and
+	// the hub's writers feed the latency histogram; everything else is
+	// read from the parts at scrape time.
+	if err := s.newMetrics(); err != nil {
+		return nil, err
+	}
 	if cfg.DevBroker.Enabled {
 		s.dev, err = devbroker.Start(ctx, devbroker.Config{
 			Addr:         cfg.DevBroker.Addr,
@@ -92,7 +107,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		}
 		cfg.DevBroker.Addr = s.dev.Addr()
 	}
-	kcfg, err := kafka.Resolve(ctx, cfg, nil)
+	kcfg, err := kafka.Resolve(ctx, kafkaSettings(cfg), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -112,10 +127,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		MaxDecodedBytes: cfg.Decode.MaxDecodedBytes,
 	})
 	s.hub = hub.New(hub.Config{
-		MaxQueueBytes: cfg.Clients.MaxQueueBytes,
-		WriteTimeout:  cfg.Clients.WriteTimeout,
-		PingInterval:  cfg.Clients.PingInterval,
-		Logger:        logger,
+		MaxQueueBytes:  cfg.Clients.MaxQueueBytes,
+		WriteTimeout:   cfg.Clients.WriteTimeout,
+		PingInterval:   cfg.Clients.PingInterval,
+		ObserveLatency: s.metrics.ObserveLatency,
+		Logger:         logger,
 	})
 	if err := s.newHistory(kcfg, since); err != nil {
 		return nil, err
@@ -127,6 +143,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 			Username: cfg.Auth.Username,
 			Password: cfg.Auth.Password,
 		})
+	}
+	if e := cfg.Edge; e.TLS() {
+		s.certs, err = server.LoadCertificates(e.TLSCertFile, e.TLSKeyFile, logger)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", config.EnvTLSCertFile, config.EnvTLSKeyFile, err)
+		}
+	}
+	maxClients, httpConns := server.FileBudget(openFileLimit())
+	if cfg.Edge.MaxConnections > 0 {
+		maxClients = cfg.Edge.MaxConnections
 	}
 	srv := server.New(server.Config{
 		Auth:             authz,
@@ -140,14 +166,31 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		Resumer:          s.resumer,
 		NoViewer:         !cfg.Viewer,
 		ViewerBasicAuth:  cfg.Auth.Enabled && cfg.Auth.Username != "",
+
+		// Listener protection and metrics.
+		AllowedOrigins:      cfg.Edge.AllowedOrigins,
+		MaxConnections:      maxClients,
+		MaxConnectionsPerIP: cfg.Edge.MaxConnectionsPerIP,
+		TrustedProxies:      cfg.Edge.TrustedProxies,
+		MaxSubscriptionKeys: cfg.Edge.MaxSubscriptionKeys,
+		MaxKeyLength:        cfg.Edge.MaxKeyLength,
+		Metrics:             s.metrics.Handler(),
 	}, s.hub, s.poller)
+	s.srv = srv
+	s.guard = server.NewConnGuard(httpConns)
 	s.http = &http.Server{
-		Handler:           srv,
+		Handler:           s.guard.Handler(srv),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(httpErrorLog{logger}, "", 0),
+		ConnState:         s.guard.ConnState,
+		ConnContext:       s.guard.ConnContext,
 	}
+	if s.certs != nil {
+		s.http.TLSConfig = s.certs.TLSConfig()
+	}
+	s.logEdge(maxClients, httpConns)
 	if cfg.PprofAddr != "" {
 		s.pprofLn, err = net.Listen("tcp", cfg.PprofAddr)
 		if err != nil {
@@ -167,21 +210,36 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 // Addr returns the address the HTTP server listens on.
 func (s *Service) Addr() net.Addr { return s.ln.Addr() }
 
+// MetricsAddr returns the address of the METRICS_ADDR listener, or nil.
+func (s *Service) MetricsAddr() net.Addr {
+	if s.metricsLn == nil {
+		return nil
+	}
+	return s.metricsLn.Addr()
+}
+
 // Ready reports whether the service is consuming its topic and knows the
 // topic's identity (for cursors).
 func (s *Service) Ready() bool { return s.source.Ready() && s.tap.Ready() }
 
 // Stats is what /stats serves.
 type Stats struct {
-	Ready   bool                `json:"ready"`
-	Hub     hub.Stats           `json:"hub"`
-	Decoder encode.Stats        `json:"decoder"`
+	Ready   bool         `json:"ready"`
+	Hub     hub.Stats    `json:"hub"`
+	Decoder encode.Stats `json:"decoder"`
+	// Rejected counts requests refused before they became clients.
+	Rejected map[server.RejectReason]uint64 `json:"rejected"`
+	// Kafka is what the consumer has read: records, lag, broker state.
+	Kafka kafka.Stats `json:"kafka"`
+	// History is the size of the in-memory history, Resume the
+	// catch-ups of clients that started from a position.
 	History history.StoreStats  `json:"history"`
 	Resume  history.ResumeStats `json:"resume"`
 }
 
 func (s *Service) stats() any {
-	st := Stats{Ready: s.Ready(), Hub: s.hub.Stats(), Decoder: s.enc.Stats(), Resume: s.resumer.Stats()}
+	st := Stats{Ready: s.Ready(), Hub: s.hub.Stats(), Decoder: s.enc.Stats(),
+		Rejected: s.srv.Rejections(), Kafka: s.source.Stats(), Resume: s.resumer.Stats()}
 	if s.store != nil {
 		st.History = s.store.Stats()
 	}
@@ -200,11 +258,30 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.hub.Heartbeat(gctx, s.cfg.History.SSEHeartbeat, hub.SSE{}) })
 	g.Go(func() error { return s.source.Run(gctx, s.publish()) })
 	g.Go(func() error {
-		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.certs != nil {
+			// TLSListener lets the poller read TLS clients without a
+			// goroutine each once they are WebSocket clients.
+			err = s.http.ServeTLS(server.TLSListener(s.ln), "", "")
+		} else {
+			err = s.http.Serve(s.ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
 		}
 		return nil
 	})
+	if s.certs != nil {
+		g.Go(func() error { return s.certs.Run(gctx, 0) })
+	}
+	if s.metricsHTTP != nil {
+		g.Go(func() error {
+			if err := s.metricsHTTP.Serve(s.metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics http: %w", err)
+			}
+			return nil
+		})
+	}
 	if s.pprofHTTP != nil {
 		g.Go(func() error {
 			if err := s.pprofHTTP.Serve(s.pprofLn); !errors.Is(err, http.ErrServerClosed) {
@@ -217,6 +294,9 @@ func (s *Service) Run(ctx context.Context) error {
 		<-gctx.Done()
 		if s.pprofHTTP != nil {
 			_ = s.pprofHTTP.Close()
+		}
+		if s.metricsHTTP != nil {
+			_ = s.metricsHTTP.Close()
 		}
 		s.log.Info("shutting down", "clients", s.hub.Stats().Clients)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
@@ -272,6 +352,9 @@ func (s *Service) closeParts() {
 	}
 	if s.pprofLn != nil {
 		_ = s.pprofLn.Close()
+	}
+	if s.metricsLn != nil {
+		_ = s.metricsLn.Close()
 	}
 }
 

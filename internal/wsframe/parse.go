@@ -8,7 +8,9 @@ import (
 
 // Handler receives the events a Parser finds in a client's byte stream.
 // Data messages are discarded by the parser (wsdest is one-directional), so
-// only control frames reach the handler.
+// only control frames reach the handler; text messages are still checked
+// to be UTF-8 (RFC 6455 §8.1), and one that is not fails with
+// CloseInvalidPayload (1007).
 type Handler interface {
 	// Ping is called for each ping frame; payload is only valid during the call.
 	Ping(payload []byte)
@@ -51,9 +53,12 @@ type Parser struct {
 	fin     bool
 	mask    [4]byte
 	maskPos uint8
-	remain  uint64 // payload bytes still to come in this frame
-	msgLen  uint64 // bytes of the current data message so far
-	inMsg   bool   // a fragmented data message is open
+	remain  uint64  // payload bytes still to come in this frame
+	msgLen  uint64  // bytes of the current data message so far
+	inMsg   bool    // a fragmented data message is open
+	text    bool    // the open data message is a text message
+	partial [3]byte // bytes of a UTF-8 sequence cut by a fragment or read boundary
+	partN   uint8
 	// ctl holds a control frame's payload; allocated at the first one that
 	// has a payload, so that an idle client's parser stays small.
 	ctl  *[MaxControlPayload]byte
@@ -110,6 +115,10 @@ func (p *Parser) Feed(b []byte, h Handler) error {
 				p.ctl[p.ctlN] = c ^ p.mask[p.maskPos&3]
 				p.ctlN++
 				p.maskPos++
+			}
+		} else if p.text {
+			if !p.checkText(chunk) {
+				return &ProtocolError{CloseInvalidPayload, "invalid UTF-8 in text message"}
 			}
 		} else {
 			p.maskPos = uint8((uint64(p.maskPos) + n) & 3)
@@ -220,6 +229,9 @@ func (p *Parser) checkFirstBytes() error {
 			return &ProtocolError{CloseProtocolError, "new message inside a fragmented one"}
 		}
 		p.msgLen = 0
+		// A compressed text message (RSV1) is not checked for UTF-8: its
+		// payload is discarded without being inflated.
+		p.text, p.partN = p.op == OpText && b0&0x40 == 0, 0
 	case OpClose, OpPing, OpPong:
 		if !p.fin {
 			return &ProtocolError{CloseProtocolError, "fragmented control frame"}
@@ -257,8 +269,55 @@ func (p *Parser) endFrame(h Handler) error {
 		}
 	default: // data frames are discarded
 		p.inMsg = !p.fin
+		if p.fin && p.text && p.partN > 0 {
+			return &ProtocolError{CloseInvalidPayload, "invalid UTF-8 in text message"}
+		}
 	}
 	return nil
+}
+
+// checkText unmasks chunk (a piece of a text message's payload) into a
+// small buffer and checks that it continues valid UTF-8. A sequence cut at
+// the end is kept in p.partial and completed by the next chunk.
+func (p *Parser) checkText(chunk []byte) bool {
+	var buf [256 + 3]byte
+	for len(chunk) > 0 {
+		n := copy(buf[:], p.partial[:p.partN])
+		m := min(len(chunk), 256)
+		for i, c := range chunk[:m] {
+			buf[n+i] = c ^ p.mask[p.maskPos&3]
+			p.maskPos++
+		}
+		chunk = chunk[m:]
+		b := buf[:n+m]
+		// Keep back a trailing sequence that is still incomplete.
+		cut := len(b)
+		for i := len(b) - 1; i >= 0 && i >= len(b)-3; i-- {
+			if c := b[i]; c&0xC0 != 0x80 {
+				if c >= 0xC0 && seqLen(c) > len(b)-i {
+					cut = i
+				}
+				break
+			}
+		}
+		if !utf8.Valid(b[:cut]) {
+			return false
+		}
+		p.partN = uint8(copy(p.partial[:], b[cut:]))
+	}
+	return true
+}
+
+// seqLen is the length of the UTF-8 sequence that lead byte c starts
+// (4 for invalid leads above 0xF4, which utf8.Valid then rejects).
+func seqLen(c byte) int {
+	switch {
+	case c >= 0xF0:
+		return 4
+	case c >= 0xE0:
+		return 3
+	}
+	return 2
 }
 
 func validCloseCode(c uint16) bool {

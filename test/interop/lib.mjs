@@ -1,5 +1,5 @@
-// Helpers shared by the viewer's browser scripts (viewer.mjs,
-// viewer_bench.mjs).
+// Helpers shared by the browser scripts (viewer.mjs, viewer_bench.mjs,
+// browser_tls.mjs).
 
 import { chromium } from 'playwright-core';
 

@@ -122,7 +122,7 @@ free_port() {
 wait_http() {
 	local url=$1 pid=${3:-} deadline=$((SECONDS + $2))
 	while ((SECONDS < deadline)); do
-		curl -fsS -m 2 -o /dev/null "$url" 2>/dev/null && return 0
+		curl -fsS -m 2 ${WS_CACERT:+--cacert "$WS_CACERT"} -o /dev/null "$url" 2>/dev/null && return 0
 		if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
 			return 1
 		fi
@@ -186,7 +186,8 @@ start_wsdest() {
 		start_bg "$WS_LOG" env -i -C "$WORK" "${env_args[@]}" \
 			PORT="$WS_PORT" DEV_BROKER_ADDR="$BROKER" "$@" "$WSDEST_BIN"
 		WS_PID=$BG_PID
-		if wait_http "http://127.0.0.1:$WS_PORT/readyz" 20 "$WS_PID"; then
+		# WS_SCHEME=https (with WS_CACERT) for a wsdest serving TLS.
+		if wait_http "${WS_SCHEME:-http}://127.0.0.1:$WS_PORT/readyz" 20 "$WS_PID"; then
 			return 0
 		fi
 		if ! kill -0 "$WS_PID" 2>/dev/null; then

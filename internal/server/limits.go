@@ -1,0 +1,319 @@
+package server
+
+import (
+	"container/list"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/wsdest/wsdest/internal/hub"
+)
+
+// FileBudget splits the process's open-file limit nofile between clients
+// and everything else. It keeps a reserve of nofile/8, at least 64 and at
+// most 1024 descriptors; half of it is for HTTP connections that have not
+// become clients (health probes, /metrics scrapes, handshakes in flight:
+// see ConnGuard), the other half for the Kafka client's connections, the
+// listeners, the epoll descriptor and log files. maxClients is what is left.
+// With the usual container limit of 1,048,576 that is 1,047,552 clients and
+// 512 HTTP connections; with 1024, 896 and 64.
+func FileBudget(nofile int) (maxClients, httpConns int) {
+	reserve := min(max(nofile/8, 64), 1024)
+	return max(nofile-reserve, 1), max(reserve/2, 1)
+}
+
+// retryAfter is the Retry-After of a 503 or 429 answer, in seconds: long
+// enough that a retrying client does not hammer a full server, short
+// enough that it gets in soon after a slot frees up.
+const retryAfter = "5"
+
+// limits counts admitted clients, globally and per address. A slot is
+// taken before the handshake and given back when the connection is closed.
+// It is safe for concurrent use.
+type limits struct {
+	max   int // 0 = no global limit
+	perIP int // 0 = no per-address limit
+
+	open atomic.Int64 // admitted clients now
+
+	mu   sync.Mutex
+	byIP map[netip.Addr]int // guarded by mu; only with perIP > 0
+}
+
+// acquire takes a slot for a client from ip. It returns the rejection
+// reason when a limit is reached, and otherwise the function that gives
+// the slot back (call it exactly once).
+func (l *limits) acquire(ip netip.Addr) (release func(), reject RejectReason) {
+	if n := l.open.Add(1); l.max > 0 && n > int64(l.max) {
+		l.open.Add(-1)
+		return nil, RejectMaxConnections
+	}
+	if l.perIP <= 0 {
+		return func() { l.open.Add(-1) }, ""
+	}
+	ip = perIPKey(ip)
+	l.mu.Lock()
+	if l.byIP[ip] >= l.perIP {
+		l.mu.Unlock()
+		l.open.Add(-1)
+		return nil, RejectMaxConnectionsPerIP
+	}
+	l.byIP[ip]++
+	l.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			if l.byIP[ip]--; l.byIP[ip] <= 0 {
+				delete(l.byIP, ip)
+			}
+			l.mu.Unlock()
+			l.open.Add(-1)
+		})
+	}, ""
+}
+
+// perIPKey is what MAX_CONNECTIONS_PER_IP counts by: an IPv4 address, or
+// an IPv6 address's /64, since one subscriber line or host usually holds a
+// whole /64 and could otherwise take a slot per address.
+func perIPKey(ip netip.Addr) netip.Addr {
+	if ip.Is6() && !ip.Is4In6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
+}
+
+// clientAddr returns the address a request comes from: its peer, or, when
+// the peer is a trusted proxy, the right-most address of X-Forwarded-For
+// that is not itself a trusted proxy.
+func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	peer := addrOf(r.RemoteAddr)
+	if len(trusted) == 0 || !inPrefixes(peer, trusted) {
+		return peer
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return peer // a hop we cannot read: trust nothing before it
+			}
+			if a = a.Unmap(); !inPrefixes(a, trusted) {
+				return a
+			}
+		}
+	}
+	return peer
+}
+
+func addrOf(hostport string) netip.Addr {
+	ap, err := netip.ParseAddrPort(hostport)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSubscription enforces MAX_SUBSCRIPTION_KEYS and MAX_KEY_LENGTH, so
+// that no client can make routing (a pattern test per record and pattern)
+// expensive for everyone.
+func (s *Server) checkSubscription(sub hub.Subscription) error {
+	if n := len(sub.Keys); n > s.cfg.MaxSubscriptionKeys {
+		return fmt.Errorf("%d keys and patterns requested, at most %d allowed (MAX_SUBSCRIPTION_KEYS)", n, s.cfg.MaxSubscriptionKeys)
+	}
+	for _, k := range sub.Keys {
+		if len(k) > s.cfg.MaxKeyLength {
+			return fmt.Errorf("a key or pattern of %d bytes requested, at most %d allowed (MAX_KEY_LENGTH)", len(k), s.cfg.MaxKeyLength)
+		}
+	}
+	return nil
+}
+
+// admission is a request that passed admit.
+type admission struct {
+	sub     hub.Subscription
+	remote  string // for log lines: the peer, or "client via peer" behind a trusted proxy
+	release func() // gives the connection slot back; call it once
+}
+
+// admit runs the checks every would-be client passes before its
+// transport's handshake, whatever the transport (WebSocket here; SSE in
+// its own handler): the origin, the subscription (parsed by parse) and its
+// limits, and a connection slot. On refusal it has answered the request
+// (403, 400, 503 or 429), counted and logged it, and reports false.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, parse func() (hub.Subscription, error)) (admission, bool) {
+	ip := clientAddr(r, s.cfg.TrustedProxies)
+	remote := r.RemoteAddr
+	if ip != addrOf(r.RemoteAddr) {
+		remote = ip.String() + " via " + r.RemoteAddr
+	}
+	if !s.origins.allowed(r) {
+		s.rejects.reject(r.Context(), RejectOrigin, remote, "client rejected: origin not allowed", "origin", clip(r.Header.Get("Origin"), 100))
+		http.Error(w, "403 Forbidden: this origin may not connect (ALLOWED_ORIGINS)", http.StatusForbidden)
+		return admission{}, false
+	}
+	sub, err := parse()
+	if err == nil {
+		err = s.checkSubscription(sub)
+	}
+	if err != nil {
+		s.rejects.reject(r.Context(), RejectBadRequest, remote, "client rejected: bad subscription", "err", err)
+		http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
+		return admission{}, false
+	}
+	release, why := s.limits.acquire(ip)
+	if why != "" {
+		s.rejects.reject(r.Context(), why, remote, "client rejected: connection limit")
+		tooMany(w, why)
+		return admission{}, false
+	}
+	return admission{sub: sub, remote: remote, release: release}, true
+}
+
+// tooMany answers a request over a connection limit, before the handshake.
+func tooMany(w http.ResponseWriter, why RejectReason) {
+	w.Header().Set("Retry-After", retryAfter)
+	if why == RejectMaxConnectionsPerIP {
+		http.Error(w, "429 Too Many Requests: too many connections from your address (MAX_CONNECTIONS_PER_IP)", http.StatusTooManyRequests)
+		return
+	}
+	http.Error(w, "503 Service Unavailable: the server is at its connection limit (MAX_CONNECTIONS)", http.StatusServiceUnavailable)
+}
+
+// ConnGuard bounds the HTTP connections that are not (yet) clients, so
+// that however many connections an attacker opens and holds, the process
+// keeps descriptors for health probes, scrapes and the Kafka client. Wire
+// it into the http.Server with ConnState and ConnContext, and its Handler
+// around the server's handler.
+//
+// At the bound, a new connection makes room by closing the oldest one
+// that is not serving a request: one that has not finished sending its
+// request headers (a slow or silent client, a TLS handshake in progress)
+// or an idle keep-alive connection. A prober's request, sent at once,
+// therefore gets served while a flood of held connections only evicts
+// itself. When every connection is serving a request, the new one is
+// closed. Hijacked connections (WebSocket clients) leave the guard; the
+// limits on clients are MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP.
+//
+// Its methods are safe for concurrent use.
+type ConnGuard struct {
+	max     int
+	evicted atomic.Uint64
+
+	mu    sync.Mutex
+	order *list.List                 // *guarded in accept order; guarded by mu
+	conns map[net.Conn]*list.Element // guarded by mu
+}
+
+type guarded struct {
+	conn    net.Conn
+	serving atomic.Int32 // requests in a handler now
+}
+
+type guardKey struct{}
+
+// NewConnGuard returns a guard for at most max HTTP connections (see
+// FileBudget).
+func NewConnGuard(max int) *ConnGuard {
+	return &ConnGuard{max: max, order: list.New(), conns: make(map[net.Conn]*list.Element)}
+}
+
+// Evicted returns how many connections the guard has closed.
+func (g *ConnGuard) Evicted() uint64 { return g.evicted.Load() }
+
+// ConnContext is the http.Server's ConnContext: it registers c.
+func (g *ConnGuard) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	e := &guarded{conn: c}
+	var victim net.Conn
+	g.mu.Lock()
+	if len(g.conns) >= g.max {
+		victim = g.victimLocked()
+		if victim == nil {
+			victim = c // every connection is serving: refuse this one
+		}
+	}
+	if victim != c {
+		g.conns[c] = g.order.PushBack(e)
+	}
+	g.mu.Unlock()
+	if victim != nil {
+		g.evicted.Add(1)
+		closeNow(victim) // its state hook removes it
+	}
+	return context.WithValue(ctx, guardKey{}, e)
+}
+
+// closeNow closes c without writing to it: for a TLS connection, the
+// socket under it, since tls.Conn.Close may wait seconds to send its
+// close_notify to a peer that does not read, and this runs on the
+// server's accept loop.
+func closeNow(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	_ = c.Close()
+}
+
+// victimLocked unlinks and returns the oldest connection not serving a
+// request, or nil.
+func (g *ConnGuard) victimLocked() net.Conn {
+	for el := g.order.Front(); el != nil; el = el.Next() {
+		e := el.Value.(*guarded)
+		if e.serving.Load() == 0 {
+			g.order.Remove(el)
+			delete(g.conns, e.conn)
+			return e.conn
+		}
+	}
+	return nil
+}
+
+// ConnState is the http.Server's ConnState: a closed or hijacked
+// connection leaves the guard.
+func (g *ConnGuard) ConnState(c net.Conn, st http.ConnState) {
+	if st != http.StateClosed && st != http.StateHijacked {
+		return
+	}
+	g.mu.Lock()
+	if el, ok := g.conns[c]; ok {
+		g.order.Remove(el)
+		delete(g.conns, c)
+	}
+	g.mu.Unlock()
+}
+
+// Handler marks a connection as serving while next handles its request.
+func (g *ConnGuard) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e, ok := r.Context().Value(guardKey{}).(*guarded); ok {
+			e.serving.Add(1)
+			defer e.serving.Add(-1)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Open returns the number of connections in the guard.
+func (g *ConnGuard) Open() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.conns)
+}

@@ -1,0 +1,108 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"testing"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wsdest/wsdest/internal/e2etest"
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/netpoll"
+	"github.com/wsdest/wsdest/internal/server"
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// trickle sends every write one byte per TCP segment, so that the server's
+// poller sees TLS records cut anywhere.
+type trickle struct{ net.Conn }
+
+func (c trickle) Write(b []byte) (int, error) {
+	for i := range b {
+		if _, err := c.Conn.Write(b[i : i+1]); err != nil {
+			return i, err
+		}
+	}
+	return len(b), nil
+}
+
+// TestTLSReadFromPoller serves TLS through TLSListener: idle TLS clients
+// cost no goroutine, pings cut into one-byte segments are answered, and
+// the close handshake completes, all read from the epoll loop.
+func TestTLSReadFromPoller(t *testing.T) {
+	ca := e2etest.NewCA(t)
+	certPEM, keyPEM := ca.Issue(t, "srv")
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &e2etest.LogBuffer{}
+	log.DumpOnFailure(t, "server")
+	h := hub.New(hub.Config{Logger: log.Logger(slog.LevelDebug), PingInterval: -1})
+	p, err := netpoll.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{Logger: log.Logger(slog.LevelDebug)}, h, p)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv}
+	go func() {
+		_ = hs.Serve(tls.NewListener(server.TLSListener(ln), &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}))
+	}()
+	t.Cleanup(func() {
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), e2etest.Wait)
+		defer cancel()
+		_ = h.Shutdown(ctx)
+		p.Close()
+	})
+	url := "wss://" + ln.Addr().String() + "/ws"
+	tlsOpt := e2etest.WithTLS(&tls.Config{RootCAs: ca.Pool()})
+
+	before := runtime.NumGoroutine()
+	const idle = 40
+	for range idle {
+		e2etest.Connect(t, url, tlsOpt) // Connect waits for a pong: read by the poller
+	}
+	if grown := runtime.NumGoroutine() - before; grown > idle/4 {
+		t.Errorf("%d goroutines more for %d idle TLS clients", grown, idle)
+	}
+
+	c := e2etest.Connect(t, url, tlsOpt, e2etest.WithConnWrapper(func(c net.Conn) net.Conn { return trickle{c} }))
+	ctx, cancel := e2etest.Context(t)
+	defer cancel()
+	for i := range 3 {
+		payload := []byte{'p', byte('0' + i)}
+		if err := c.WriteFrame(ws.OpPing, payload); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			f, err := c.ReadFrame(ctx)
+			if err != nil {
+				t.Fatalf("pong %d: %v", i, err)
+			}
+			if f.Op == ws.OpPong && string(f.Payload) == string(payload) {
+				break
+			}
+		}
+	}
+	m := &hub.Message{Key: []byte("k")}
+	m.Frames[hub.ShapePlain] = wsframe.Text([]byte(`1`))
+	h.Publish([]*hub.Message{m})
+	if got := c.Next(t); string(got) != "1" {
+		t.Errorf("got %s", got)
+	}
+	if err := c.WriteFrame(ws.OpClose, wsframe.Close(1000, "bye")[2:]); err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectClose(t, 1000, "")
+	e2etest.Eventually(t, "the client gone", func() bool { return h.Stats().Clients == idle })
+}

@@ -1,0 +1,68 @@
+package service
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsdest/wsdest/internal/config"
+	"github.com/wsdest/wsdest/internal/metrics"
+)
+
+// newMetrics creates the service's registry and metrics, and binds
+// METRICS_ADDR when it is set.
+func (s *Service) newMetrics() error {
+	var err error
+	s.metrics, err = metrics.New(prometheus.NewRegistry(), s.metricsSnapshot)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if s.cfg.MetricsAddr == "" {
+		return nil
+	}
+	s.metricsLn, err = net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", config.EnvMetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+// metricsSnapshot gathers, at scrape time, the counters the parts keep.
+func (s *Service) metricsSnapshot() metrics.Snapshot {
+	h := s.hub.Stats()
+	d := s.enc.Stats()
+	k := s.source.Stats()
+	snap := metrics.Snapshot{
+		// The hub counts clients, not yet clients per shape or
+		// transport: every client is a WebSocket client, of either shape.
+		Connections:    []metrics.Connections{{Transport: "websocket", Shape: "all", N: h.Clients}},
+		Connects:       h.Accepted,
+		Closes:         make(map[string]uint64, len(h.Closes)),
+		Rejected:       make(map[string]uint64),
+		Records:        k.Records,
+		Skipped:        make(map[string]uint64, len(d.Skipped)),
+		Deliveries:     h.Written,
+		DeliveredBytes: h.Bytes,
+		Writes:         h.Writes,
+		Lag:            k.Lag,
+		BrokerUp:       k.BrokerUp,
+		Ready:          s.source.Ready(),
+	}
+	for r, n := range h.Closes {
+		snap.Closes[string(r)] = n
+	}
+	for r, n := range d.Skipped {
+		snap.Skipped[string(r)] = n
+	}
+	for r, n := range s.srv.Rejections() {
+		snap.Rejected[string(r)] = n
+	}
+	snap.Rejected["http_connections"] = s.guard.Evicted()
+	return snap
+}

@@ -1,0 +1,98 @@
+package wsframe_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// TestTextUTF8 feeds text messages whole, in fragments cut at every byte,
+// and a byte at a time, and expects 1007 exactly for those that are not
+// UTF-8 (RFC 6455 §8.1). Binary messages are never checked.
+func TestTextUTF8(t *testing.T) {
+	long := strings.Repeat("température ✓ 𝄞 ", 40) // > 256 bytes: several checkText rounds
+	tests := []struct {
+		name    string
+		payload string
+		valid   bool
+	}{
+		{"ascii", "hello", true},
+		{"empty", "", true},
+		{"two three four bytes", "é✓𝄞", true},
+		{"long multibyte", long, true},
+		{"bad lead", "a\xffb", false},
+		{"lone continuation", "a\x80", false},
+		{"overlong", "\xc0\xaf", false},
+		{"surrogate", "\xed\xa0\x80", false},
+		{"above U+10FFFF", "\xf4\x90\x80\x80", false},
+		{"truncated at the end", "ab\xe2\x9c", false},
+		{"truncated in the middle", "a\xe2\x9cb", false},
+		{"bad after long valid", long + "\xff", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check := func(how string, err error) {
+				t.Helper()
+				var pe *wsframe.ProtocolError
+				switch {
+				case tt.valid && err != nil:
+					t.Errorf("%s: %v, want no error", how, err)
+				case !tt.valid && (!errors.As(err, &pe) || pe.Code != wsframe.CloseInvalidPayload):
+					t.Errorf("%s: %v, want close 1007", how, err)
+				}
+			}
+			msg := []byte(tt.payload)
+			var p wsframe.Parser
+			p.MaxMessage = 1 << 20
+			check("one frame", p.Feed(frame(fText, msg), &events{}))
+
+			// The same message in two fragments, split at every byte, with
+			// a ping between them.
+			for cut := 0; cut <= len(msg) && cut < 20; cut++ {
+				var p wsframe.Parser
+				p.MaxMessage = 1 << 20
+				var all []byte
+				all = append(all, frame(wsframe.OpText, msg[:cut])...)
+				all = append(all, frame(fin|wsframe.OpPing, []byte("x"))...)
+				all = append(all, frame(fin|wsframe.OpContinuation, msg[cut:])...)
+				check("fragments", p.Feed(all, &events{}))
+			}
+
+			// One byte per read.
+			var q wsframe.Parser
+			q.MaxMessage = 1 << 20
+			var err error
+			for _, b := range frame(fText, msg) {
+				if err = q.Feed([]byte{b}, &events{}); err != nil {
+					break
+				}
+			}
+			check("byte by byte", err)
+
+			var b wsframe.Parser
+			b.MaxMessage = 1 << 20
+			if err := b.Feed(frame(fBin, msg), &events{}); err != nil {
+				t.Errorf("binary: %v", err)
+			}
+		})
+	}
+}
+
+// TestCompressedTextNotChecked: with permessage-deflate, a text message
+// with RSV1 carries compressed bytes, which are rarely UTF-8; the parser
+// discards it without inflating, so it must not close the client with 1007
+// for them, while the same bytes uncompressed still do.
+func TestCompressedTextNotChecked(t *testing.T) {
+	compressed := []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00} // "Hello", flate, no tail
+	p := wsframe.Parser{Deflate: true}
+	if err := p.Feed(frame(0x40|fText, compressed), &events{}); err != nil {
+		t.Errorf("compressed text: %v, want no error", err)
+	}
+	p = wsframe.Parser{Deflate: true}
+	var pe *wsframe.ProtocolError
+	if err := p.Feed(frame(fText, compressed), &events{}); !errors.As(err, &pe) || pe.Code != wsframe.CloseInvalidPayload {
+		t.Errorf("the same bytes uncompressed: %v, want close 1007", err)
+	}
+}
