@@ -105,28 +105,17 @@ func (s SASL) String() string {
 	return fmt.Sprintf("{%s user=%s password=<redacted>}", s.Mechanism, s.Username)
 }
 
-// clientOpts returns the franz-go options for c, with start the time the
+// clientOpts returns the franz-go options for c: the connection (ConnOpts)
+// and the consumption, with start the time the
 // consumer was created.
 func (c Config) clientOpts(start time.Time) ([]kgo.Opt, error) {
-	if len(c.Brokers) == 0 {
-		return nil, errors.New("kafka: no broker address")
-	}
 	if c.Topic == "" {
 		return nil, errors.New("kafka: no topic")
 	}
-	clientID := c.ClientID
-	if clientID == "" {
-		clientID = DefaultClientID
+	opts, err := c.ConnOpts()
+	if err != nil {
+		return nil, err
 	}
-	maxAge, minAge := orDefault(c.metadataMaxAge, metadataMaxAge), orDefault(c.metadataMinAge, metadataMinAge)
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(c.Brokers...),
-		kgo.ClientID(clientID),
-		kgo.FetchMaxWait(fetchMaxWait),
-		kgo.MetadataMaxAge(maxAge),
-		kgo.MetadataMinAge(min(minAge, maxAge)),
-	}
-
 	switch {
 	case c.pinned():
 		// The Source pins the partitions that exist at start-up at exact
@@ -166,19 +155,6 @@ func (c Config) clientOpts(start time.Time) ([]kgo.Opt, error) {
 	}
 	if c.Group != "" {
 		opts = append(opts, kgo.ConsumerGroup(c.Group))
-	}
-	if c.SASL != nil {
-		m, err := c.SASL.mechanism()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.SASL(m))
-	}
-	if c.TLS != nil {
-		opts = append(opts, kgo.DialTLSConfig(c.TLS.Clone()))
-	}
-	if c.LongIdle {
-		opts = append(opts, kgo.ConnIdleTimeout(longIdleTimeout))
 	}
 	return opts, nil
 }
