@@ -106,8 +106,7 @@ func (s SASL) String() string {
 }
 
 // clientOpts returns the franz-go options for c: the connection (ConnOpts)
-// and the consumption, with start the time the
-// consumer was created.
+// and the consumption, with start the time the consumer was created.
 func (c Config) clientOpts(start time.Time) ([]kgo.Opt, error) {
 	if c.Topic == "" {
 		return nil, errors.New("kafka: no topic")
