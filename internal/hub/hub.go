@@ -273,7 +273,14 @@ func (h *Hub) sampleLatency(m *Message) {
 }
 
 // Stats returns a snapshot of the hub's counters.
-func (h *Hub) Stats() Stats { return h.stats.snapshot() }
+func (h *Hub) Stats() Stats {
+	s := h.stats.snapshot()
+	s.ByShape = make(map[string]int64, NumShapes)
+	for i := range h.shapes {
+		s.ByShape[Shape(i).String()] = h.shapes[i].Load()
+	}
+	return s
+}
 
 // Add registers a WebSocket client for conn with subscription sub; it is
 // AddClient with the WebSocket transport and onClosed as OnClosed.

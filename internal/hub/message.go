@@ -23,7 +23,7 @@ const (
 	NumShapes
 )
 
-// String returns "plain" or "envelope".
+// String returns "plain", "envelope", "sse-plain" or "sse-envelope".
 func (s Shape) String() string {
 	switch s {
 	case ShapePlain:

@@ -61,16 +61,18 @@ func (c *counters) closed(r CloseReason) {
 
 // Stats is a snapshot of the hub's counters.
 type Stats struct {
-	Clients       int64  `json:"clients"`
-	Accepted      uint64 `json:"accepted"`
-	Published     uint64 `json:"published"`
-	Enqueued      uint64 `json:"enqueued"`
-	Written       uint64 `json:"written"`
-	Writes        uint64 `json:"writes"`
-	Bytes         uint64 `json:"bytes"`
-	DroppedFrames uint64 `json:"dropped_frames"`
-	Oversized     uint64 `json:"oversized"`
-	BlockedWrites uint64 `json:"blocked_writes"`
+	Clients int64 `json:"clients"`
+	// ByShape counts the connected clients of each shape, by Shape.String.
+	ByShape       map[string]int64 `json:"by_shape"`
+	Accepted      uint64           `json:"accepted"`
+	Published     uint64           `json:"published"`
+	Enqueued      uint64           `json:"enqueued"`
+	Written       uint64           `json:"written"`
+	Writes        uint64           `json:"writes"`
+	Bytes         uint64           `json:"bytes"`
+	DroppedFrames uint64           `json:"dropped_frames"`
+	Oversized     uint64           `json:"oversized"`
+	BlockedWrites uint64           `json:"blocked_writes"`
 	// Deflated counts frames compressed once for permessage-deflate
 	// clients; DeflateSaved the bytes saved by those compressions, each
 	// counted once however many clients the frame went to.

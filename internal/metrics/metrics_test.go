@@ -15,7 +15,7 @@ import (
 
 func snapshot() metrics.Snapshot {
 	return metrics.Snapshot{
-		Connections: []metrics.Connections{{Transport: "websocket", Shape: "all", N: 7}},
+		Connections: []metrics.Connections{{Transport: "websocket", Shape: "plain", N: 7}},
 		Connects:    9,
 		Closes:      map[string]uint64{"client_closed": 2, "queue_full": 0},
 		Rejected:    map[string]uint64{"origin": 1},
@@ -47,7 +47,7 @@ wsdest_closes_total{reason="client_closed"} 2
 wsdest_closes_total{reason="queue_full"} 0
 # HELP wsdest_connections Clients connected now, by transport and shape.
 # TYPE wsdest_connections gauge
-wsdest_connections{shape="all",transport="websocket"} 7
+wsdest_connections{shape="plain",transport="websocket"} 7
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "wsdest_deliveries_total", "wsdest_consumer_lag", "wsdest_closes_total", "wsdest_connections"); err != nil {
 		t.Error(err)

@@ -201,7 +201,9 @@ func TestMetrics(t *testing.T) {
 		want   float64
 	}{
 		{"wsdest_records_total", nil, records},
-		{"wsdest_connections", []string{"transport=websocket"}, clients},
+		{"wsdest_connections", []string{"transport=websocket", "shape=plain"}, clients},
+		{"wsdest_connections", []string{"transport=websocket", "shape=envelope"}, 0},
+		{"wsdest_connections", []string{"transport=sse", "shape=plain"}, 0},
 		{"wsdest_connects_total", nil, clients},
 		{"wsdest_rejected_total", []string{"reason=origin"}, 1},
 		{"wsdest_rejected_total", []string{"reason=auth"}, 0},
@@ -231,6 +233,15 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s missing", name)
 		}
 	}
+	// Clients of the other transport and shape are counted apart.
+	e2etest.ConnectSSE(t, s.HTTPURL("/sse?envelope=true"), nil)
+	e2etest.Connect(t, s.URL("/ws?envelope=true"))
+	e2etest.Eventually(t, "SSE and envelope clients counted", func() bool {
+		m := scrape(t, s.HTTPURL("/metrics"))
+		return value(m, "wsdest_connections", "transport=sse", "shape=envelope") == 1 &&
+			value(m, "wsdest_connections", "transport=websocket", "shape=envelope") == 1 &&
+			value(m, "wsdest_connections", "transport=websocket", "shape=plain") == clients
+	})
 	// The same on METRICS_ADDR.
 	addr := metricsAddr(t, s)
 	if got := value(scrape(t, "http://"+addr+"/metrics"), "wsdest_records_total"); got != records {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,9 +40,7 @@ func (s *Service) metricsSnapshot() metrics.Snapshot {
 	d := s.enc.Stats()
 	k := s.source.Stats()
 	snap := metrics.Snapshot{
-		// The hub counts clients, not yet clients per shape or
-		// transport: every client is a WebSocket client, of either shape.
-		Connections:    []metrics.Connections{{Transport: "websocket", Shape: "all", N: h.Clients}},
+		Connections:    connections(h.ByShape),
 		Connects:       h.Accepted,
 		Closes:         make(map[string]uint64, len(h.Closes)),
 		Rejected:       make(map[string]uint64),
@@ -65,4 +64,19 @@ func (s *Service) metricsSnapshot() metrics.Snapshot {
 	}
 	snap.Rejected["http_connections"] = s.guard.Evicted()
 	return snap
+}
+
+// connections splits the hub's clients per shape into the metric's
+// transport and shape labels: the SSE shapes are the plain and envelope
+// shapes of the "sse" transport.
+func connections(byShape map[string]int64) []metrics.Connections {
+	out := make([]metrics.Connections, 0, len(byShape))
+	for name, n := range byShape {
+		transport, shape := "websocket", name
+		if rest, ok := strings.CutPrefix(name, "sse-"); ok {
+			transport, shape = "sse", rest
+		}
+		out = append(out, metrics.Connections{Transport: transport, Shape: shape, N: n})
+	}
+	return out
 }
