@@ -95,10 +95,10 @@ func (sc *Scanner) Space(i int) int {
 	return i
 }
 
-// Str scans the string whose opening quote is at i. It returns the offset
+// str scans the string whose opening quote is at i. It returns the offset
 // after the closing quote and whether the string holds escapes (if not,
 // its content is the bytes between the quotes, as is).
-func (sc *Scanner) Str(i int) (end int, esc bool, err error) {
+func (sc *Scanner) str(i int) (end int, esc bool, err error) {
 	s := sc.s
 	if i >= len(s) || s[i] != '"' {
 		return 0, false, errAt(i, "expected string")
@@ -223,7 +223,7 @@ func (sc *Scanner) Value(i int) (int, error) {
 	}
 	switch c := s[i]; {
 	case c == '"':
-		end, _, err := sc.Str(i)
+		end, _, err := sc.str(i)
 		return end, err
 	case c == '{':
 		return sc.skipObject(i)
@@ -324,7 +324,7 @@ func (sc *Scanner) ObjectNext(it *Iter) (key Span, esc bool, valStart int, ok bo
 	if i >= len(s) || s[i] != '"' {
 		return Span{}, false, 0, false, errAt(i, "expected object key")
 	}
-	end, esc, err := sc.Str(i)
+	end, esc, err := sc.str(i)
 	if err != nil {
 		return Span{}, false, 0, false, err
 	}
@@ -379,7 +379,7 @@ func (sc *Scanner) enter(i int) error {
 }
 
 // Unescape appends the content of the JSON string raw (quotes included,
-// already validated by Str or Value) to dst, escapes decoded. Lone
+// already validated by Value or ObjectNext) to dst, escapes decoded. Lone
 // surrogates become U+FFFD, as in encoding/json.
 func Unescape(dst, raw []byte) []byte {
 	raw = raw[1 : len(raw)-1]
