@@ -111,7 +111,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer broker.Close()
-	srv, err := benchtest.Start(broker.Addr(), "input")
+	srv, err := benchtest.Start(broker.Addr(), "input", 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,9 +60,12 @@ func TestRunEndToEnd(t *testing.T) {
 	}{
 		{name: "broadcast", clients: 20, rate: 1000, duration: 300 * time.Millisecond, size: 200, keys: 4},
 		{name: "key filter", clients: 20, rate: 1000, duration: 300 * time.Millisecond, keys: 3, filter: true},
-		// Big records, so that the stalled clients overflow the server's
-		// queue with few of them, while the readers have a second of slack.
-		{name: "stalled clients", clients: 20, rate: 500, duration: 1500 * time.Millisecond, size: 8000, keys: 2, stall: 0.25},
+		// 750 records of 2 KB: more than the server's queue (benchtest.Queue)
+		// and the stalled clients' socket buffers (bounded by StallRcvBuf)
+		// hold, so every stalled client overflows; the readers cannot, as
+		// the server waits for them (see benchtest.Server), however slow
+		// the machine makes them.
+		{name: "stalled clients", clients: 12, rate: 500, duration: 1500 * time.Millisecond, size: 2000, keys: 2, stall: 0.25},
 		{name: "worker processes", clients: 21, rate: 1000, duration: 300 * time.Millisecond, keys: 5, procs: 3},
 		{name: "idle clients beside", clients: 5, rate: 200, duration: 300 * time.Millisecond, keys: 1, idle: 30},
 	}
@@ -73,7 +76,15 @@ func TestRunEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer broker.Close()
-			srv, err := benchtest.Start(broker.Addr(), "input")
+			wantRecords := int64(tt.rate * tt.duration.Seconds())
+			stalled := 0
+			for i := range tt.clients {
+				if stalls(i, tt.stall) {
+					stalled++
+				}
+			}
+			readers := int64(tt.clients - stalled)
+			srv, err := benchtest.Start(broker.Addr(), "input", int(readers))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,6 +108,7 @@ func TestRunEndToEnd(t *testing.T) {
 				Procs:        tt.procs,
 				Drain:        10 * time.Second,
 				StallRead:    5 * time.Second,
+				StallRcvBuf:  4096,
 				Timeout:      time.Minute,
 				Spawn:        spawnTestWorker,
 				WorkerStderr: t.Output(),
@@ -124,14 +136,6 @@ func TestRunEndToEnd(t *testing.T) {
 				}
 			}
 
-			wantRecords := int64(tt.rate * tt.duration.Seconds())
-			stalled := 0
-			for i := range tt.clients {
-				if stalls(i, tt.stall) {
-					stalled++
-				}
-			}
-			readers := int64(tt.clients - stalled)
 			wantExpected := wantRecords * readers
 			if tt.filter {
 				wantExpected = 0
@@ -162,11 +166,8 @@ func TestRunEndToEnd(t *testing.T) {
 			if srv.SlowClosed() != int64(stalled) {
 				t.Errorf("server closed %d slow clients, want %d", srv.SlowClosed(), stalled)
 			}
-			// Every reading client answered the server's ping.
-			deadline := time.Now().Add(10 * time.Second)
-			for srv.Pongs() < readers && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
+			// Every reading client answered the server's ping, before the
+			// server broadcast anything, and no stalled one did.
 			if got := srv.Pongs(); got != readers {
 				t.Errorf("server got %d pongs, want %d", got, readers)
 			}
@@ -286,7 +287,7 @@ func TestRunCutShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer broker.Close()
-	srv, err := benchtest.Start(broker.Addr(), "input")
+	srv, err := benchtest.Start(broker.Addr(), "input", 2)
 	if err != nil {
 		t.Fatal(err)
 	}

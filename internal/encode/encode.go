@@ -46,6 +46,7 @@ import (
 
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/jsonscan"
 	"github.com/wsdest/wsdest/internal/quix"
 )
 
@@ -333,7 +334,7 @@ func (e *Encoder) putScratch(s *scratch) {
 }
 
 // classify reports whether v can be sent as is in the plain shape, and if
-// not, why. quix.ValidJSON checks JSON and UTF-8 in one pass (json.Valid
+// not, why. jsonscan.Valid checks JSON and UTF-8 in one pass (json.Valid
 // would let invalid UTF-8 through inside strings).
 func classify(v []byte) (SkipReason, bool) {
 	switch {
@@ -341,7 +342,7 @@ func classify(v []byte) (SkipReason, bool) {
 		return SkipTombstone, false
 	case len(v) == 0:
 		return SkipEmpty, false
-	case quix.ValidJSON(v):
+	case jsonscan.Valid(v):
 		return "", true
 	case !utf8.Valid(v):
 		return SkipNotUTF8, false

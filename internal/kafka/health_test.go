@@ -101,7 +101,7 @@ func TestFrozenBroker(t *testing.T) {
 	stopped := time.Now()
 	eventually(t, "not ready while frozen", func() bool { return !r.src.Ready() })
 	t.Logf("not ready %v after SIGSTOP (FrozenBrokerDetection %v)", time.Since(stopped).Round(time.Millisecond), FrozenBrokerDetection)
-	eventually(t, "a reminder", func() bool { return len(r.log.lines("still unreachable")) > 0 })
+	eventually(t, "a reminder", func() bool { return len(r.log.Lines("still unreachable")) > 0 })
 	frozen := time.Since(stopped)
 	if err := proc.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -116,10 +116,10 @@ func TestFrozenBroker(t *testing.T) {
 		t.Errorf("stats %+v, want 2 records, lag 0, broker up", st)
 	}
 	r.stop()
-	if l := r.log.lines("not answering"); len(l) != 1 || !strings.Contains(l[0], "level=WARN") {
+	if l := r.log.Lines("not answering"); len(l) != 1 || !strings.Contains(l[0], "level=WARN") {
 		t.Errorf("not-answering lines: %q, want one warning", l)
 	}
-	again := r.log.lines("reachable again")
+	again := r.log.Lines("reachable again")
 	if len(again) != 1 {
 		t.Fatalf("reachable-again lines: %q, want 1:\n%s", again, r.log)
 	}
@@ -146,9 +146,9 @@ func TestTypoBrokerReminds(t *testing.T) {
 	addrs := c.ListenAddrs()
 	c.Close()
 	r := startSource(t, Config{Brokers: addrs, Topic: "t", ResetLatest: true, remindEvery: 200 * time.Millisecond})
-	eventually(t, "two reminders", func() bool { return len(r.log.lines("still unreachable")) >= 2 })
+	eventually(t, "two reminders", func() bool { return len(r.log.Lines("still unreachable")) >= 2 })
 	r.stop()
-	if l := r.log.lines("still unreachable"); !strings.Contains(l[0], "outage_so_far=") || !strings.Contains(l[0], "last_error=") {
+	if l := r.log.Lines("still unreachable"); !strings.Contains(l[0], "outage_so_far=") || !strings.Contains(l[0], "last_error=") {
 		t.Errorf("reminder lacks details: %s", l[0])
 	}
 }

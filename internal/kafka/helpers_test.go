@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,7 +13,6 @@ import (
 	"math/big"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/testlog"
 )
 
 // waitFor bounds every wait in these tests. It only fails a broken test;
@@ -63,39 +62,10 @@ func produce(t *testing.T, p *kgo.Client, recs ...*kgo.Record) {
 	}
 }
 
-// logBuffer is a goroutine-safe log destination.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines returns the log lines containing s.
-func (b *logBuffer) lines(s string) []string {
-	var out []string
-	for l := range strings.Lines(b.String()) {
-		if strings.Contains(l, s) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 type running struct {
 	src  *Source
 	recs chan *wsdest.Record
-	log  *logBuffer
+	log  *testlog.Buffer
 	stop func()
 }
 
@@ -103,8 +73,8 @@ type running struct {
 // in the order sink received them.
 func startSource(t *testing.T, cfg Config) *running {
 	t.Helper()
-	lb := &logBuffer{}
-	logger := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	lb := &testlog.Buffer{}
+	logger := lb.Logger(slog.LevelInfo)
 	src, err := NewSource(cfg, logger)
 	if err != nil {
 		t.Fatal(err)

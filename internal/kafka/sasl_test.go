@@ -133,10 +133,10 @@ func TestSASLWrongPassword(t *testing.T) {
 				t.Error("Ready with rejected credentials")
 			}
 			r.stop()
-			if n := len(r.log.lines("level=WARN")); n != 1 {
+			if n := len(r.log.Lines("level=WARN")); n != 1 {
 				t.Errorf("%d warnings, want 1:\n%s", n, r.log)
 			}
-			if n := len(r.log.lines("level=INFO")); n != 0 {
+			if n := len(r.log.Lines("level=INFO")); n != 0 {
 				t.Errorf("%d info lines, want 0:\n%s", n, r.log)
 			}
 			if strings.Contains(r.log.String(), wrong) {
@@ -167,7 +167,7 @@ func TestNonRetryableErrorRateLimited(t *testing.T) {
 	})
 	eventually(t, "repeated metadata", func() bool { return metadata.Load() >= 30 })
 	r.stop()
-	lines := r.log.lines("kafka fetch error")
+	lines := r.log.Lines("kafka fetch error")
 	if len(lines) != 1 {
 		t.Fatalf("%d fetch error lines, want 1:\n%s", len(lines), r.log)
 	}

@@ -223,7 +223,7 @@ func TestTopicMissingThenCreated(t *testing.T) {
 	c := newCluster(t)
 	r := startSource(t, Config{Brokers: c.ListenAddrs(), Topic: "later", ResetLatest: true, metadataMinAge: 50 * time.Millisecond, watchEvery: 10 * time.Millisecond})
 
-	eventually(t, "missing-topic warning", func() bool { return len(r.log.lines("does not exist yet")) > 0 })
+	eventually(t, "missing-topic warning", func() bool { return len(r.log.Lines("does not exist yet")) > 0 })
 	if r.src.Ready() {
 		t.Error("Ready with the topic missing")
 	}
@@ -239,12 +239,12 @@ func TestTopicMissingThenCreated(t *testing.T) {
 	if got := r.next(t); string(got.Value) != "x" {
 		t.Errorf("got %q, want x", got.Value)
 	}
-	eventually(t, "topic-exists line", func() bool { return len(r.log.lines("exists now")) > 0 })
+	eventually(t, "topic-exists line", func() bool { return len(r.log.Lines("exists now")) > 0 })
 
-	if n := len(r.log.lines("does not exist yet")); n != 1 {
+	if n := len(r.log.Lines("does not exist yet")); n != 1 {
 		t.Errorf("%d missing-topic lines, want 1:\n%s", n, r.log)
 	}
-	if l := r.log.lines("does not exist yet")[0]; !strings.Contains(l, "level=WARN") || !strings.Contains(l, "kafka topic later does not exist yet; waiting") {
+	if l := r.log.Lines("does not exist yet")[0]; !strings.Contains(l, "level=WARN") || !strings.Contains(l, "kafka topic later does not exist yet; waiting") {
 		t.Errorf("missing-topic line %q", l)
 	}
 }
@@ -293,16 +293,16 @@ func TestBrokerRestart(t *testing.T) {
 	}
 
 	r.stop()
-	if n := len(r.log.lines("unreachable")); n != 1 {
+	if n := len(r.log.Lines("unreachable")); n != 1 {
 		t.Errorf("%d unreachable lines, want 1:\n%s", n, r.log)
 	}
-	if n := len(r.log.lines("reachable again")); n != 1 {
+	if n := len(r.log.Lines("reachable again")); n != 1 {
 		t.Errorf("%d reachable-again lines, want 1:\n%s", n, r.log)
 	}
-	if l := r.log.lines("unreachable"); len(l) == 1 && !strings.Contains(l[0], "level=WARN") {
+	if l := r.log.Lines("unreachable"); len(l) == 1 && !strings.Contains(l[0], "level=WARN") {
 		t.Errorf("unreachable line is not a warning: %s", l[0])
 	}
-	if l := r.log.lines("reachable again"); len(l) == 1 && !strings.Contains(l[0], "outage=") {
+	if l := r.log.Lines("reachable again"); len(l) == 1 && !strings.Contains(l[0], "outage=") {
 		t.Errorf("reachable-again line lacks the outage: %s", l[0])
 	}
 }
@@ -314,12 +314,12 @@ func TestUnreachableAtStart(t *testing.T) {
 	addrs := c.ListenAddrs()
 	c.Close()
 	r := startSource(t, Config{Brokers: addrs, Topic: "t", ResetLatest: true})
-	eventually(t, "unreachable warning", func() bool { return len(r.log.lines("unreachable")) > 0 })
+	eventually(t, "unreachable warning", func() bool { return len(r.log.Lines("unreachable")) > 0 })
 	if r.src.Ready() {
 		t.Error("Ready without a broker")
 	}
 	r.stop()
-	if n := len(r.log.lines("unreachable")); n != 1 {
+	if n := len(r.log.Lines("unreachable")); n != 1 {
 		t.Errorf("%d unreachable lines, want 1:\n%s", n, r.log)
 	}
 }

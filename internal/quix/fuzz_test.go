@@ -69,26 +69,3 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
-
-// FuzzValidJSON checks ValidJSON against encoding/json and unescape against
-// json.Unmarshal.
-func FuzzValidJSON(f *testing.F) {
-	for _, s := range []string{`{"a":[1,-2.5e3,true,false,null,"x\u00e9\n"]}`, `"\ud83d\ude00"`, ` [ ] `, `01`, "\"\xff\"", `{"a":1,}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		got := ValidJSON(b)
-		if want := json.Valid(b) && utf8.Valid(b); got != want {
-			t.Fatalf("ValidJSON(%q) = %v, encoding/json says %v", b, got, want)
-		}
-		if raw := bytes.TrimSpace(b); got && raw[0] == '"' {
-			var want string
-			if err := json.Unmarshal(raw, &want); err != nil {
-				t.Fatal(err)
-			}
-			if u := unescape(nil, raw); string(u) != want {
-				t.Fatalf("unescape(%q) = %q, want %q", raw, u, want)
-			}
-		}
-	})
-}

@@ -48,6 +48,7 @@ import (
 	"strings"
 
 	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/jsonscan"
 )
 
 // Kind says what Decode found.
@@ -169,8 +170,8 @@ func (r *Result) reset() {
 
 // column is one parameter or tag column of a timeseries payload.
 type column struct {
-	name   span // key, quotes included
-	esc    bool // name holds escapes
+	name   jsonscan.Span // key, quotes included
+	esc    bool          // name holds escapes
 	binary bool
 	tags   bool // the parameter is named "Tags": its value is replaced by the tags object
 	first  int  // index of its first element in Decoder.elems
@@ -201,8 +202,8 @@ type Decoder struct {
 	bin    []byte // one decoded binary value
 	tmp    []byte // unescaped string
 	tmp2   []byte
-	elems  []span
-	ts     []span
+	elems  []jsonscan.Span
+	ts     []jsonscan.Span
 	sect   [3][]column // NumericValues, StringValues, BinaryValues
 	tagCol []column
 	cols   []column // merged parameter columns, in row key order
@@ -339,7 +340,7 @@ func (d *Decoder) decodeBody(body []byte, dst *Result, legacyV bool) error {
 
 // legacyBytes decodes V given as a JSON string holding base64.
 func (d *Decoder) legacyBytes(raw []byte) ([]byte, error) {
-	d.tmp = unescape(d.tmp[:0], raw)
+	d.tmp = jsonscan.Unescape(d.tmp[:0], raw)
 	var err error
 	d.vbuf, err = base64.StdEncoding.AppendDecode(d.vbuf[:0], d.tmp)
 	if err != nil {
@@ -406,27 +407,27 @@ func (d *Decoder) gunzip(b []byte) ([]byte, error) {
 // legacy decodes a value that looks like a legacy envelope. ok is false
 // when the value is not really one (see the package comment).
 func (d *Decoder) legacy(value []byte, dst *Result) (ok bool, err error) {
-	sc := scanner{s: value}
-	it, err := sc.objectStart(0)
+	sc := newScanner(value)
+	it, err := sc.ObjectStart(0)
 	if err != nil {
 		return false, nil
 	}
-	var c, k, v span
+	var c, k, v jsonscan.Span
 	var cEsc, kEsc bool
 	for {
-		key, esc, vs, more, err := sc.objectNext(&it)
+		key, esc, vs, more, err := sc.ObjectNext(&it)
 		if err != nil {
 			return false, nil
 		}
 		if !more {
 			break
 		}
-		end, err := sc.value(vs)
+		end, err := sc.Value(vs)
 		if err != nil {
 			return false, nil
 		}
-		it.pos = end
-		val := span{vs, end}
+		it.Pos = end
+		val := jsonscan.Span{Start: vs, End: end}
 		switch {
 		case d.keyIs(value, key, esc, "C"):
 			c, cEsc = val, value[vs] == '"' && hasEscape(value[vs:end])
@@ -436,8 +437,8 @@ func (d *Decoder) legacy(value []byte, dst *Result) (ok bool, err error) {
 			v = val
 		}
 	}
-	if sc.ws(it.pos) != len(value) || v.end == 0 || c.end == 0 || k.end == 0 ||
-		value[c.start] != '"' || value[k.start] != '"' {
+	if sc.Space(it.Pos) != len(value) || v.End == 0 || c.End == 0 || k.End == 0 ||
+		value[c.Start] != '"' || value[k.Start] != '"' {
 		return false, nil
 	}
 	cb := d.strContent(value, c, cEsc, &d.tmp)
@@ -450,27 +451,27 @@ func (d *Decoder) legacy(value []byte, dst *Result) (ok bool, err error) {
 	}
 	dst.Codec = internCodec(cb)
 	dst.ModelKey = internModel(d.strContent(value, k, kEsc, &d.tmp2))
-	return true, d.decodeBody(value[v.start:v.end], dst, true)
+	return true, d.decodeBody(value[v.Start:v.End], dst, true)
 }
 
 func hasEscape(b []byte) bool { return bytes.IndexByte(b, '\\') >= 0 }
 
 // strContent returns the content of the JSON string at sp, unescaped into
 // *scratch when needed.
-func (d *Decoder) strContent(s []byte, sp span, esc bool, scratch *[]byte) []byte {
+func (d *Decoder) strContent(s []byte, sp jsonscan.Span, esc bool, scratch *[]byte) []byte {
 	if !esc {
-		return s[sp.start+1 : sp.end-1]
+		return s[sp.Start+1 : sp.End-1]
 	}
-	*scratch = unescape((*scratch)[:0], s[sp.start:sp.end])
+	*scratch = jsonscan.Unescape((*scratch)[:0], s[sp.Start:sp.End])
 	return *scratch
 }
 
 // keyIs reports whether the JSON string at key decodes to want.
-func (d *Decoder) keyIs(s []byte, key span, esc bool, want string) bool {
+func (d *Decoder) keyIs(s []byte, key jsonscan.Span, esc bool, want string) bool {
 	if !esc {
-		return string(s[key.start+1:key.end-1]) == want
+		return string(s[key.Start+1:key.End-1]) == want
 	}
-	d.tmp = unescape(d.tmp[:0], s[key.start:key.end])
+	d.tmp = jsonscan.Unescape(d.tmp[:0], s[key.Start:key.End])
 	return string(d.tmp) == want
 }
 

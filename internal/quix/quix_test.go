@@ -423,46 +423,6 @@ func TestDecodeManyColumns(t *testing.T) {
 	}
 }
 
-func TestUnescape(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{`"abc"`, "abc"},
-		{`"a\"b\\c\/d\b\f\n\r\t"`, "a\"b\\c/d\b\f\n\r\t"},
-		{`"\u00e9\u20AC"`, "é€"},
-		{`"\ud83d\ude00"`, "😀"},
-		{`"\ud83d"`, "\uFFFD"},
-		{`"\ude00x"`, "\uFFFDx"},
-		{`"\ud83d\u0041"`, "\uFFFDA"},
-	}
-	for _, tt := range tests {
-		if got := string(unescape(nil, []byte(tt.in))); got != tt.want {
-			t.Errorf("unescape(%s) = %q, want %q", tt.in, got, tt.want)
-		}
-		var want string
-		if err := json.Unmarshal([]byte(tt.in), &want); err != nil || want != tt.want {
-			t.Errorf("encoding/json disagrees on %s: %q %v", tt.in, want, err)
-		}
-	}
-}
-
-// TestScannerAgreesWithEncodingJSON checks the validator on inputs where
-// the two must agree (valid UTF-8 everywhere).
-func TestScannerAgreesWithEncodingJSON(t *testing.T) {
-	inputs := []string{
-		`0`, `-0`, `-`, `01`, `1.`, `1.5`, `1e`, `1e+`, `1E-5`, `.5`, `+1`,
-		`"a"`, `"\u12"`, `"\u123g"`, `"\q"`, `"abc`, `true`, `tru`, `nul`, `null`, `false`,
-		`[]`, `[1,]`, `[,1]`, `[1 2]`, `{}`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{,}`, `{"a":1 "b":2}`,
-		`{1:2}`, ` [ 1 , { "a" : [ ] } ] `, `[`, `{`, `]`, ``, `"\t"`, "\"\t\"",
-	}
-	for _, in := range inputs {
-		sc := scanner{s: []byte(in)}
-		end, err := sc.value(sc.ws(0))
-		ok := err == nil && sc.ws(end) == len(in)
-		if ok != json.Valid([]byte(in)) {
-			t.Errorf("%q: scanner valid=%v, encoding/json valid=%v", in, ok, !ok)
-		}
-	}
-}
-
 func TestKindString(t *testing.T) {
 	for k, want := range map[Kind]string{KindNotQuix: "not_quix", KindRows: "rows", KindIgnored: "ignored",
 		KindUnsupported: "unsupported", KindMalformed: "malformed", 99: "unknown"} {

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+
+	"github.com/wsdest/wsdest/internal/jsonscan"
 )
 
 var sectionNames = [3]string{"NumericValues", "StringValues", "BinaryValues"}
@@ -21,11 +23,11 @@ const (
 // content returns the decoded content of the JSON string at sp; when it
 // holds escapes it is unescaped into d.tmp, so the result is only valid
 // until the next call.
-func (d *Decoder) content(s []byte, sp span, esc bool) []byte {
+func (d *Decoder) content(s []byte, sp jsonscan.Span, esc bool) []byte {
 	return d.strContent(s, sp, esc, &d.tmp)
 }
 
-func (d *Decoder) topKey(body []byte, key span, esc bool) int {
+func (d *Decoder) topKey(body []byte, key jsonscan.Span, esc bool) int {
 	switch string(d.content(body, key, esc)) {
 	case "Timestamps":
 		return keyTimestamps
@@ -41,15 +43,15 @@ func (d *Decoder) topKey(body []byte, key span, esc bool) int {
 	return keyOther
 }
 
-func isNumberStart(c byte) bool { return c == '-' || isDigit(c) }
+func isNumberStart(c byte) bool { return c == '-' || '0' <= c && c <= '9' }
 
 // timeseries decodes a TimeseriesData/ParameterData payload:
 //
 //	{"Timestamps":[...], "NumericValues":{"p":[...]}, "StringValues":{...},
 //	 "BinaryValues":{...}, "TagValues":{...}}
 func (d *Decoder) timeseries(body []byte, dst *Result) error {
-	sc := scanner{s: body}
-	it, err := sc.objectStart(sc.ws(0))
+	sc := newScanner(body)
+	it, err := sc.ObjectStart(sc.Space(0))
 	if err != nil {
 		return err
 	}
@@ -60,7 +62,7 @@ func (d *Decoder) timeseries(body []byte, dst *Result) error {
 	d.tagCol = d.tagCol[:0]
 	haveTS := false
 	for {
-		key, esc, vs, more, err := sc.objectNext(&it)
+		key, esc, vs, more, err := sc.ObjectNext(&it)
 		if err != nil {
 			return err
 		}
@@ -81,15 +83,15 @@ func (d *Decoder) timeseries(body []byte, dst *Result) error {
 		case keyTags:
 			end, err = d.section(&sc, vs, &d.tagCol, false)
 		default:
-			end, err = sc.value(vs)
+			end, err = sc.Value(vs)
 		}
 		if err != nil {
 			return err
 		}
-		it.pos = end
+		it.Pos = end
 	}
-	if i := sc.ws(it.pos); i != len(body) {
-		return errAt(i, "data after payload")
+	if i := sc.Space(it.Pos); i != len(body) {
+		return errTrailing(i)
 	}
 	if !haveTS {
 		return errors.New("missing Timestamps")
@@ -119,82 +121,82 @@ func (d *Decoder) timeseries(body []byte, dst *Result) error {
 	return d.writeRows(body, dst)
 }
 
-func (d *Decoder) timestamps(sc *scanner, i int) (int, error) {
+func (d *Decoder) timestamps(sc *jsonscan.Scanner, i int) (int, error) {
 	d.ts = d.ts[:0]
-	it, err := sc.arrayStart(i)
+	it, err := sc.ArrayStart(i)
 	if err != nil {
 		return 0, errShape(i, "Timestamps must be an array")
 	}
 	for {
-		vs, more, err := sc.arrayNext(&it)
+		vs, more, err := sc.ArrayNext(&it)
 		if err != nil {
 			return 0, err
 		}
 		if !more {
-			return it.pos, nil
+			return it.Pos, nil
 		}
-		if vs >= len(sc.s) || !isNumberStart(sc.s[vs]) {
+		if vs >= len(sc.Bytes()) || !isNumberStart(sc.Bytes()[vs]) {
 			return 0, errShape(vs, "a timestamp is not a number")
 		}
-		end, err := sc.num(vs)
+		end, err := sc.Number(vs)
 		if err != nil {
 			return 0, err
 		}
 		if len(d.ts) == d.maxRows() {
 			return 0, fmt.Errorf("more than %d timestamps: %w", d.maxRows(), ErrLimit)
 		}
-		d.ts = append(d.ts, span{vs, end})
-		it.pos = end
+		d.ts = append(d.ts, jsonscan.Span{Start: vs, End: end})
+		it.Pos = end
 	}
 }
 
 // section parses one of NumericValues, StringValues, BinaryValues or
 // TagValues: an object of name -> array of values. A repeated section
 // replaces the earlier one, as with any repeated JSON key in Quix Streams.
-func (d *Decoder) section(sc *scanner, i int, cols *[]column, binary bool) (int, error) {
+func (d *Decoder) section(sc *jsonscan.Scanner, i int, cols *[]column, binary bool) (int, error) {
 	*cols = (*cols)[:0]
-	s := sc.s
+	s := sc.Bytes()
 	if i < len(s) && s[i] == 'n' {
-		return sc.lit(i, "null")
+		return sc.Literal(i, "null")
 	}
-	it, err := sc.objectStart(i)
+	it, err := sc.ObjectStart(i)
 	if err != nil {
 		return 0, errShape(i, "a values section must be an object")
 	}
 	for {
-		key, esc, vs, more, err := sc.objectNext(&it)
+		key, esc, vs, more, err := sc.ObjectNext(&it)
 		if err != nil {
 			return 0, err
 		}
 		if !more {
-			return it.pos, nil
+			return it.Pos, nil
 		}
 		c := column{name: key, esc: esc, binary: binary, first: len(d.elems)}
-		ait, err := sc.arrayStart(vs)
+		ait, err := sc.ArrayStart(vs)
 		if err != nil {
 			return 0, errShape(vs, "a values column must be an array")
 		}
 		for {
-			es, more, err := sc.arrayNext(&ait)
+			es, more, err := sc.ArrayNext(&ait)
 			if err != nil {
 				return 0, err
 			}
 			if !more {
 				break
 			}
-			ee, err := sc.value(es)
+			ee, err := sc.Value(es)
 			if err != nil {
 				return 0, err
 			}
 			if binary && s[es] != '"' && s[es] != 'n' {
 				return 0, errShape(es, "a binary value is not a base64 string or null")
 			}
-			d.elems = append(d.elems, span{es, ee})
-			ait.pos = ee
+			d.elems = append(d.elems, jsonscan.Span{Start: es, End: ee})
+			ait.Pos = ee
 		}
 		c.n = len(d.elems) - c.first
 		*cols = append(*cols, c)
-		it.pos = ait.pos
+		it.Pos = ait.Pos
 	}
 }
 
@@ -270,7 +272,7 @@ func replaceColumn(dst *column, c column) {
 
 func (d *Decoder) sameName(body []byte, a, b column) bool {
 	if !a.esc && !b.esc {
-		return bytes.Equal(body[a.name.start:a.name.end], body[b.name.start:b.name.end])
+		return bytes.Equal(body[a.name.Start:a.name.End], body[b.name.Start:b.name.End])
 	}
 	// strContent may return a slice of body; keep such results out of the
 	// scratch fields, which are written to.
@@ -305,21 +307,21 @@ func (d *Decoder) appendRows(buf, body []byte, dst *Result) ([]byte, error) {
 			if ci > 0 {
 				buf = append(buf, ',')
 			}
-			buf = append(buf, body[c.name.start:c.name.end]...)
+			buf = append(buf, body[c.name.Start:c.name.End]...)
 			buf = append(buf, ':')
 			el := d.elems[c.first+r]
 			switch {
 			case c.tags:
 				// Quix Streams decodes the value (and fails on bad base64)
 				// before the tags object overwrites it.
-				if c.binary && body[el.start] == '"' {
+				if c.binary && body[el.Start] == '"' {
 					if err := d.decodeBinary(body, el); err != nil {
 						return buf, err
 					}
 				}
 				buf = d.appendTags(buf, body, r)
 				wroteTags = true
-			case c.binary && body[el.start] == '"':
+			case c.binary && body[el.Start] == '"':
 				if err := d.decodeBinary(body, el); err != nil {
 					return buf, err
 				}
@@ -327,7 +329,7 @@ func (d *Decoder) appendRows(buf, body []byte, dst *Result) ([]byte, error) {
 				buf = base64.StdEncoding.AppendEncode(buf, d.bin)
 				buf = append(buf, '"')
 			default:
-				buf = append(buf, body[el.start:el.end]...)
+				buf = append(buf, body[el.Start:el.End]...)
 			}
 		}
 		if !wroteTags {
@@ -339,7 +341,7 @@ func (d *Decoder) appendRows(buf, body []byte, dst *Result) ([]byte, error) {
 		}
 		buf = append(buf, `,"Timestamp":`...)
 		ts := d.ts[r]
-		buf = append(buf, body[ts.start:ts.end]...)
+		buf = append(buf, body[ts.Start:ts.End]...)
 		buf = append(buf, '}')
 		if len(buf) > d.maxDecoded() {
 			return buf, fmt.Errorf("rows over %d bytes: %w", d.maxDecoded(), ErrLimit)
@@ -349,11 +351,11 @@ func (d *Decoder) appendRows(buf, body []byte, dst *Result) ([]byte, error) {
 	return buf, nil
 }
 
-func (d *Decoder) decodeBinary(body []byte, el span) error {
+func (d *Decoder) decodeBinary(body []byte, el jsonscan.Span) error {
 	var err error
-	d.bin, err = base64.StdEncoding.AppendDecode(d.bin[:0], d.content(body, el, hasEscape(body[el.start:el.end])))
+	d.bin, err = base64.StdEncoding.AppendDecode(d.bin[:0], d.content(body, el, hasEscape(body[el.Start:el.End])))
 	if err != nil {
-		return errShape(el.start, "a binary value is not valid base64")
+		return errShape(el.Start, "a binary value is not valid base64")
 	}
 	return nil
 }
@@ -365,37 +367,37 @@ func (d *Decoder) appendTags(buf, body []byte, r int) []byte {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = append(buf, body[c.name.start:c.name.end]...)
+		buf = append(buf, body[c.name.Start:c.name.End]...)
 		buf = append(buf, ':')
 		el := d.elems[c.first+r]
-		buf = append(buf, body[el.start:el.end]...)
+		buf = append(buf, body[el.Start:el.End]...)
 	}
 	return append(buf, '}')
 }
 
 // event decodes an EventData payload: one object, one row.
 func (d *Decoder) event(body []byte, dst *Result) error {
-	sc := scanner{s: body}
-	end, err := d.eventRow(&sc, sc.ws(0), dst)
+	sc := newScanner(body)
+	end, err := d.eventRow(&sc, sc.Space(0), dst)
 	if err != nil {
 		return err
 	}
-	if i := sc.ws(end); i != len(body) {
-		return errAt(i, "data after payload")
+	if i := sc.Space(end); i != len(body) {
+		return errTrailing(i)
 	}
 	return nil
 }
 
 // eventList decodes an EventData[] payload: an array of EventData objects.
 func (d *Decoder) eventList(body []byte, dst *Result) error {
-	sc := scanner{s: body}
-	i := sc.ws(0)
-	it, err := sc.arrayStart(i)
+	sc := newScanner(body)
+	i := sc.Space(0)
+	it, err := sc.ArrayStart(i)
 	if err != nil {
 		return errShape(i, "EventData[] must be an array")
 	}
 	for {
-		vs, more, err := sc.arrayNext(&it)
+		vs, more, err := sc.ArrayNext(&it)
 		if err != nil {
 			return err
 		}
@@ -405,15 +407,15 @@ func (d *Decoder) eventList(body []byte, dst *Result) error {
 		if len(dst.ends) == d.maxRows() {
 			return fmt.Errorf("more than %d events: %w", d.maxRows(), ErrLimit)
 		}
-		if it.pos, err = d.eventRow(&sc, vs, dst); err != nil {
+		if it.Pos, err = d.eventRow(&sc, vs, dst); err != nil {
 			return err
 		}
 		if len(dst.buf) > d.maxDecoded() {
 			return fmt.Errorf("rows over %d bytes: %w", d.maxDecoded(), ErrLimit)
 		}
 	}
-	if i := sc.ws(it.pos); i != len(body) {
-		return errAt(i, "data after payload")
+	if i := sc.Space(it.Pos); i != len(body) {
+		return errTrailing(i)
 	}
 	return nil
 }
@@ -421,62 +423,62 @@ func (d *Decoder) eventList(body []byte, dst *Result) error {
 // eventRow writes the row {"Timestamp","Id","Value","Tags"} of the EventData
 // object at i. Timestamp, Id and Value are required, as in Quix Streams;
 // Tags defaults to {}. Values other than Timestamp are copied as they are.
-func (d *Decoder) eventRow(sc *scanner, i int, dst *Result) (int, error) {
-	body := sc.s
-	it, err := sc.objectStart(i)
+func (d *Decoder) eventRow(sc *jsonscan.Scanner, i int, dst *Result) (int, error) {
+	body := sc.Bytes()
+	it, err := sc.ObjectStart(i)
 	if err != nil {
 		return 0, errShape(i, "EventData must be an object")
 	}
-	var ts, id, val, tags span
+	var ts, id, val, tags jsonscan.Span
 	for {
-		key, esc, vs, more, err := sc.objectNext(&it)
+		key, esc, vs, more, err := sc.ObjectNext(&it)
 		if err != nil {
 			return 0, err
 		}
 		if !more {
 			break
 		}
-		end, err := sc.value(vs)
+		end, err := sc.Value(vs)
 		if err != nil {
 			return 0, err
 		}
-		it.pos = end
+		it.Pos = end
 		switch string(d.content(body, key, esc)) {
 		case "Timestamp":
-			ts = span{vs, end}
+			ts = jsonscan.Span{Start: vs, End: end}
 		case "Id":
-			id = span{vs, end}
+			id = jsonscan.Span{Start: vs, End: end}
 		case "Value":
-			val = span{vs, end}
+			val = jsonscan.Span{Start: vs, End: end}
 		case "Tags":
-			tags = span{vs, end}
+			tags = jsonscan.Span{Start: vs, End: end}
 		}
 	}
 	switch {
-	case ts.end == 0:
+	case ts.End == 0:
 		return 0, errShape(i, "EventData without Timestamp")
-	case id.end == 0:
+	case id.End == 0:
 		return 0, errShape(i, "EventData without Id")
-	case val.end == 0:
+	case val.End == 0:
 		return 0, errShape(i, "EventData without Value")
-	case !isNumberStart(body[ts.start]):
-		return 0, errShape(ts.start, "EventData Timestamp is not a number")
+	case !isNumberStart(body[ts.Start]):
+		return 0, errShape(ts.Start, "EventData Timestamp is not a number")
 	}
 	buf := dst.buf
 	buf = append(buf, `{"Timestamp":`...)
-	buf = append(buf, body[ts.start:ts.end]...)
+	buf = append(buf, body[ts.Start:ts.End]...)
 	buf = append(buf, `,"Id":`...)
-	buf = append(buf, body[id.start:id.end]...)
+	buf = append(buf, body[id.Start:id.End]...)
 	buf = append(buf, `,"Value":`...)
-	buf = append(buf, body[val.start:val.end]...)
+	buf = append(buf, body[val.Start:val.End]...)
 	buf = append(buf, `,"Tags":`...)
-	if tags.end == 0 {
+	if tags.End == 0 {
 		buf = append(buf, `{}`...)
 	} else {
-		buf = append(buf, body[tags.start:tags.end]...)
+		buf = append(buf, body[tags.Start:tags.End]...)
 	}
 	buf = append(buf, '}')
 	dst.buf = buf
 	dst.ends = append(dst.ends, len(buf))
-	return it.pos, nil
+	return it.Pos, nil
 }
