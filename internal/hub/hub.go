@@ -32,8 +32,9 @@
 // Publishing never blocks on a client: a message is appended to each
 // matching client's queue under that client's own lock. Each client has one
 // writer, a state machine (writer.go) started only while the client has
-// something to write: raw TCP sockets are written by a pool of one worker
-// per CPU with one non-blocking writev per batch, taken in turn from one run
+// something to write: raw TCP sockets are written by a pool of workers (one
+// per CPU but one, so that the Kafka consumer and the epoll loop always find
+// a CPU) with one non-blocking writev per batch, taken in turn from one run
 // queue; a socket that is full, and every other connection (TLS), is
 // written by a goroutine of the client's own with a WriteTimeout deadline.
 // There is no added delay: batches grow only when the workers fall behind.
