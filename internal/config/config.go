@@ -21,6 +21,7 @@ import (
 
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/quix"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -109,6 +110,8 @@ const (
 	// The client limits' defaults are those of the packages that apply
 	// them.
 	DefaultMaxQueueBytes       = hub.DefaultMaxQueueBytes
+	DefaultMaxRecordRows       = quix.DefaultMaxRows
+	DefaultMaxDecodedBytes     = quix.DefaultMaxDecoded
 	DefaultWriteTimeout        = hub.DefaultWriteTimeout
 	DefaultPingInterval        = hub.DefaultPingInterval
 	DefaultMaxClientMessage    = wsframe.DefaultMaxMessage
@@ -313,14 +316,14 @@ type Decode struct {
 	// its topic, partition, offset, key, timestamp and headers unless the
 	// client asks otherwise.
 	Envelope bool
-	// MaxRecordRows is MAX_RECORD_ROWS (whole number > 0; 0 = the
-	// decoder's default, quix.DefaultMaxRows, 250,000): a Quix record that
-	// decodes into more rows is skipped with a rate-limited warning.
+	// MaxRecordRows is MAX_RECORD_ROWS (whole number > 0, default
+	// DefaultMaxRecordRows): a Quix record that decodes into more rows is
+	// skipped with a rate-limited warning.
 	MaxRecordRows int
-	// MaxDecodedBytes is MAX_DECODED_BYTES (byte size; 0 = the decoder's
-	// default, quix.DefaultMaxDecoded, 16 MiB): the most a Quix record may
-	// decompress to, and its rows may take; a record over it is skipped
-	// with a rate-limited warning.
+	// MaxDecodedBytes is MAX_DECODED_BYTES (byte size > 0, default
+	// DefaultMaxDecodedBytes): the most a Quix record may decompress to,
+	// and its rows may take; a record over it is skipped with a
+	// rate-limited warning.
 	MaxDecodedBytes int
 }
 
@@ -392,8 +395,8 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		Format:   p.format(),
 		Envelope: p.boolean(EnvEnvelope, false),
 	}
-	c.Decode.MaxRecordRows = p.integer(EnvMaxRecordRows, 0, 0)
-	c.Decode.MaxDecodedBytes = p.byteSize(EnvMaxDecodedBytes, 0, 0)
+	c.Decode.MaxRecordRows = p.integer(EnvMaxRecordRows, DefaultMaxRecordRows, 1)
+	c.Decode.MaxDecodedBytes = p.byteSize(EnvMaxDecodedBytes, DefaultMaxDecodedBytes, 1)
 	c.Clients = Clients{
 		MaxQueueBytes:    p.byteSize(EnvMaxQueueBytes, DefaultMaxQueueBytes, 1),
 		WriteTimeout:     p.duration(EnvWriteTimeout, DefaultWriteTimeout),

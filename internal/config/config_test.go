@@ -32,7 +32,7 @@ func TestDefaults(t *testing.T) {
 			DemoData:     true,
 			DemoInterval: 250 * time.Millisecond,
 		},
-		Decode: Decode{Format: encode.FormatAuto},
+		Decode: Decode{Format: encode.FormatAuto, MaxRecordRows: 250_000, MaxDecodedBytes: 16 << 20},
 		Clients: Clients{
 			MaxQueueBytes:    4 << 20,
 			WriteTimeout:     10 * time.Second,
@@ -169,7 +169,8 @@ func TestGoodValues(t *testing.T) {
 		{"public url", with(nil, "Quix__Deployment__Network__PublicUrl", "https://ws-x.deployments.quix.io"), func(c Config) any { return c.PublicURL }, "https://ws-x.deployments.quix.io"},
 		{"compression", with(nil, "COMPRESSION", "true"), func(c Config) any { return c.Clients.Compression }, true},
 		{"max record rows", with(nil, "MAX_RECORD_ROWS", "1000"), func(c Config) any { return c.Decode.MaxRecordRows }, 1000},
-		{"max record rows default", nil, func(c Config) any { return c.Decode.MaxRecordRows }, 0},
+		{"max record rows default", nil, func(c Config) any { return c.Decode.MaxRecordRows }, 250_000},
+		{"max decoded bytes default", nil, func(c Config) any { return c.Decode.MaxDecodedBytes }, 16 << 20},
 		{"max decoded bytes", with(nil, "MAX_DECODED_BYTES", "2MiB"), func(c Config) any { return c.Decode.MaxDecodedBytes }, 2 << 20},
 
 		// Logging.
@@ -209,7 +210,8 @@ func TestBadValues(t *testing.T) {
 		{with(quix, "input", ""), "input", `input: topic name is empty (want the name of the topic to stream)`},
 
 		{with(nil, "MAX_RECORD_ROWS", "many"), "MAX_RECORD_ROWS", `MAX_RECORD_ROWS: "many" is not a whole number`},
-		{with(nil, "MAX_RECORD_ROWS", "-1"), "MAX_RECORD_ROWS", `MAX_RECORD_ROWS: "-1" is too small (want at least 0)`},
+		{with(nil, "MAX_RECORD_ROWS", "0"), "MAX_RECORD_ROWS", `MAX_RECORD_ROWS: "0" is too small (want at least 1)`},
+		{with(nil, "MAX_DECODED_BYTES", "0"), "MAX_DECODED_BYTES", `MAX_DECODED_BYTES: "0" is too small (want at least 1)`},
 		{with(nil, "PPROF_ADDR", "6060"), "PPROF_ADDR", `PPROF_ADDR: "6060" is not host:port (want e.g. 127.0.0.1:6060)`},
 		{with(nil, "PORT", "abc"), "PORT", `PORT: "abc" is not a port number (want 0-65535)`},
 		{with(nil, "PORT", "-1"), "PORT", `PORT: "-1" is not a port number (want 0-65535)`},
