@@ -132,7 +132,7 @@ func NewProducer(t testing.TB, b *Broker, opts ...kgo.Opt) *Producer {
 }
 
 // NewProducerTo is NewProducer for the broker at addr, producing to topic
-// "t" (a BrokerProcess's).
+// "t" (a testbroker.Process's).
 func NewProducerTo(t testing.TB, addr string, opts ...kgo.Opt) *Producer {
 	t.Helper()
 	return newProducer(t, addr, "t", opts...)

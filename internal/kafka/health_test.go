@@ -1,81 +1,18 @@
 package kafka
 
 import (
-	"bufio"
-	"bytes"
-	"fmt"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wsdest/wsdest/internal/testbroker"
 )
 
-// TestHelperBrokerProcess is not a test: run by brokerProcess in a child
-// process, it serves a kfake broker until its stdin closes, so that the
-// parent can freeze it with SIGSTOP.
-func TestHelperBrokerProcess(t *testing.T) {
-	if os.Getenv("WSDEST_HELPER_BROKER") != "1" {
-		t.Skip("helper process for TestFrozenBroker")
-	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	fmt.Println("addr", c.ListenAddrs()[0])
-	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until the parent closes stdin
-	c.Close()
-	os.Exit(0)
-}
-
-// brokerProcess starts a kfake broker in a child process and returns its
-// address and process.
-func brokerProcess(t *testing.T) (string, *os.Process) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBrokerProcess$")
-	cmd.Env = append(os.Environ(), "WSDEST_HELPER_BROKER=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGCONT)
-		stdin.Close()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "addr ")
-	if err != nil || !ok {
-		t.Fatalf("helper broker: %q %v", line, err)
-	}
-	return addr, cmd.Process
-}
-
-// processStopped reports whether the process pid is stopped by a signal,
-// from /proc/pid/stat (Linux).
-func processStopped(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] == 'T'
-}
+// TestHelperBrokerProcess is not a test: see testbroker.Start.
+func TestHelperBrokerProcess(t *testing.T) { testbroker.Serve(t) }
 
 // TestFrozenBroker freezes the broker process with SIGSTOP (its sockets
 // stay open, nothing answers): Ready turns false without waiting for
@@ -83,7 +20,8 @@ func processStopped(pid int) bool {
 // the outage logged at the end is at least as long as the freeze, and the
 // records produced around it all arrive.
 func TestFrozenBroker(t *testing.T) {
-	addr, proc := brokerProcess(t)
+	bp := testbroker.Start(t, "TestHelperBrokerProcess", 1)
+	addr := bp.Addr
 	r := startSource(t, Config{Brokers: []string{addr}, Topic: "t", ResetLatest: true, remindEvery: 300 * time.Millisecond})
 	eventually(t, "ready", r.src.Ready)
 	p := newProducer(t, []string{addr})
@@ -92,20 +30,13 @@ func TestFrozenBroker(t *testing.T) {
 		t.Fatalf("got %q", got.Value)
 	}
 
-	if err := proc.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	// SIGSTOP is delivered asynchronously: until the process is stopped it
-	// may still answer.
-	eventually(t, "broker process stopped", func() bool { return processStopped(proc.Pid) })
+	bp.Freeze(t)
 	stopped := time.Now()
 	eventually(t, "not ready while frozen", func() bool { return !r.src.Ready() })
 	t.Logf("not ready %v after SIGSTOP (FrozenBrokerDetection %v)", time.Since(stopped).Round(time.Millisecond), FrozenBrokerDetection)
 	eventually(t, "a reminder", func() bool { return len(r.log.Lines("still unreachable")) > 0 })
 	frozen := time.Since(stopped)
-	if err := proc.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	bp.Thaw(t)
 	eventually(t, "ready again", r.src.Ready)
 	produce(t, p, &kgo.Record{Topic: "t", Value: []byte("after")})
 	if got := r.next(t); string(got.Value) != "after" {

@@ -20,6 +20,7 @@ import (
 	"github.com/wsdest/wsdest/internal/e2etest"
 	"github.com/wsdest/wsdest/internal/server"
 	"github.com/wsdest/wsdest/internal/service"
+	"github.com/wsdest/wsdest/internal/testbroker"
 )
 
 // TestHelperService is not a test: run by startServiceProcess in a child
@@ -176,8 +177,8 @@ func TestAtFileLimit(t *testing.T) {
 	}
 }
 
-// TestHelperBrokerProcess is not a test: see e2etest.StartBrokerProcess.
-func TestHelperBrokerProcess(t *testing.T) { e2etest.ServeBrokerProcess(t) }
+// TestHelperBrokerProcess is not a test: see testbroker.Start.
+func TestHelperBrokerProcess(t *testing.T) { testbroker.Serve(t) }
 
 // frozenSlack is how much shorter than the measured freeze a logged outage
 // may be: see TestFrozenBroker.
@@ -189,7 +190,7 @@ const frozenSlack = 20 * time.Millisecond
 // outage logged when the broker is thawed is at least as long as the
 // freeze, and records produced before and after all arrive.
 func TestFrozenBroker(t *testing.T) {
-	bp := e2etest.StartBrokerProcess(t, "TestHelperBrokerProcess", 1)
+	bp := testbroker.Start(t, "TestHelperBrokerProcess", 1)
 	s := e2etest.StartService(t, e2etest.Env{config.EnvBrokerAddress: bp.Addr, config.EnvTopic: "t"})
 	s.WaitReady(t)
 	c := e2etest.Connect(t, s.URL("/ws"))
