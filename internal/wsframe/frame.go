@@ -1,5 +1,10 @@
 // Package wsframe builds the WebSocket frames the server sends and parses the
-// frames clients send (RFC 6455, no extensions).
+// frames clients send (RFC 6455), with permessage-deflate (RFC 7692, no
+// context takeover) as the one extension: Deflater compresses a server
+// frame's payload once for every client that negotiated it, and the Parser
+// accepts RSV1 on a compressed client message, which it discards without
+// inflating. Text messages from clients are checked to be UTF-8 (1007
+// otherwise), except compressed ones.
 //
 // Server frames are never masked, so one encoded frame (header and payload in
 // a single slice) can be written to any number of connections unchanged:
