@@ -99,33 +99,33 @@ type Client struct {
 	onClosed func()
 	added    int64  // unix ns
 	from     uint64 // the Wants snapshot number at Add (see Hub.Wants)
-	shape    Shape
 
 	pos int // index in the shard's all or globs slice; guarded by the shard's mu
 
 	// Set by the reader (the poller's goroutine), read by the pinger.
 	lastRead atomic.Int64 // unix ns of the last read from the peer
 
-	torn atomic.Bool // teardown has run
+	shape Shape       // set by Add, read-only afterwards (here to pack the struct)
+	torn  atomic.Bool // teardown has run
 
 	// Guarded by mu: shared by the publisher, the control senders (pinger,
 	// reader) and the writer.
 	mu        sync.Mutex
 	state     writerState
-	held      bool            // frames wait until Release
-	keepalive bool            // the transport's keepalive is due
-	closing   bool            // no more data is accepted; closeFrame follows the queue
-	closeSent bool            // a writer has taken closeFrame
-	deflate   bool            // the client negotiated permessage-deflate (UseDeflate)
-	pingSec   uint32          // the second (unix) pings are counted in
-	pings     uint32          // pings received in pingSec
-	conn      Conn            // set once, by Add or Attach, before any writer starts
-	raw       syscall.RawConn // conn's socket for non-blocking writes; nil for other conns
-	queue     []*Message      // data waiting, in order, after backlog
+	held      bool // frames wait until Release
+	keepalive bool // the transport's keepalive is due
+	closing   bool // no more data is accepted; closeFrame follows the queue
+	closeSent bool // a writer has taken closeFrame
+	deflate   bool // the client negotiated permessage-deflate (UseDeflate)
 	// parked: live messages are not queued at all (ClientOptions.Park)
 	// while a catch-up is written; see resume.go.
-	parked bool
-	holdAt int // queue entries before HoldLive; see resume.go
+	parked  bool
+	pingSec uint32          // the second (unix) pings are counted in
+	pings   uint32          // pings received in pingSec
+	conn    Conn            // set once, by Add or Attach, before any writer starts
+	raw     syscall.RawConn // conn's socket for non-blocking writes; nil for other conns
+	queue   []*Message      // data waiting, in order, after backlog
+	holdAt  int             // queue entries before HoldLive; see resume.go
 	// floor: live messages it already covers are not queued (the client
 	// got them during its catch-up); nil for most clients. See resume.go.
 	floor *wsdest.Cursor
