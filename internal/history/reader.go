@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wsdest/wsdest"
 )
@@ -139,18 +141,28 @@ func (r *Reader) Close() {
 // Identity returns the topic's identity and partition count from a
 // metadata request.
 func (r *Reader) Identity(ctx context.Context) (wsdest.TopicIdentity, int, error) {
-	md, err := r.adm.Metadata(ctx, r.cfg.Topic)
+	// A request of its own, not kadm's Metadata: that answers from the
+	// client's metadata cache, which can hold a deleted topic's id for up
+	// to MetadataMinAge after it was recreated, and the Tap asks exactly
+	// then (its offsets went backwards).
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(r.cfg.Topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, r.base)
 	if err != nil {
 		return wsdest.TopicIdentity{}, 0, fmt.Errorf("history: metadata of %s: %w", r.cfg.Topic, err)
 	}
-	td, ok := md.Topics[r.cfg.Topic]
-	if !ok {
-		return wsdest.TopicIdentity{}, 0, fmt.Errorf("history: topic %s not in metadata", r.cfg.Topic)
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != r.cfg.Topic {
+			continue
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return wsdest.TopicIdentity{}, 0, fmt.Errorf("history: metadata of %s: %w", r.cfg.Topic, err)
+		}
+		return wsdest.NewTopicIdentity(r.cfg.Topic, t.TopicID), len(t.Partitions), nil
 	}
-	if td.Err != nil {
-		return wsdest.TopicIdentity{}, 0, fmt.Errorf("history: metadata of %s: %w", r.cfg.Topic, td.Err)
-	}
-	return wsdest.NewTopicIdentity(r.cfg.Topic, td.ID), len(td.Partitions), nil
+	return wsdest.TopicIdentity{}, 0, fmt.Errorf("history: topic %s not in metadata", r.cfg.Topic)
 }
 
 // StartOffsets returns each partition's first offset still in Kafka (after

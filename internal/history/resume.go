@@ -127,6 +127,12 @@ func (j *job) run(ctx context.Context, st Start) error {
 	case hub.ShapeSSEEnvelope:
 		j.want[hub.ShapeEnvelope] = true
 	}
+	// The batch being published now may be the first of a recreated
+	// topic, which the client may even have seen on another connection:
+	// take the identity once it is published.
+	if err := j.r.cfg.Tap.settle(ctx); err != nil {
+		return err
+	}
 	id := j.r.cfg.Tap.Identity()
 	var prefix []*hub.Message
 	switch st.Kind {
