@@ -405,25 +405,13 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		SocketSendBuffer: p.byteSize(EnvSocketSendBuffer, DefaultSocketSendBuffer, 0),
 	}
 	c.Clients.Compression = p.boolean(EnvCompression, false)
-	if v, ok := p.get(EnvPprofAddr); ok {
-		if validHostPort(v, true) {
-			c.PprofAddr = v
-		} else {
-			p.fail("%s: %s is not host:port (want e.g. 127.0.0.1:6060)", EnvPprofAddr, quote(v))
-		}
-	}
+	c.PprofAddr = p.hostPort(EnvPprofAddr, "127.0.0.1:6060", true)
 	c.Log = Log{
 		Level:  p.logLevel(),
 		Format: LogFormat(p.enum(EnvLogFormat, string(LogText), "a log format", string(LogText), string(LogJSON))),
 	}
 	c.Edge = p.edge()
-	if v, ok := p.get(EnvMetricsAddr); ok {
-		if validHostPort(v, true) {
-			c.MetricsAddr = v
-		} else {
-			p.fail("%s: %s is not host:port (want e.g. 127.0.0.1:9100)", EnvMetricsAddr, quote(v))
-		}
-	}
+	c.MetricsAddr = p.hostPort(EnvMetricsAddr, "127.0.0.1:9100", true)
 	c.History = History{
 		MaxBytes:       p.byteSize(EnvHistoryBytes, DefaultHistoryBytes, 0),
 		CatchUpReaders: p.integer(EnvCatchUpReaders, DefaultCatchUpReaders, 1),
