@@ -24,17 +24,7 @@ import urllib.request
 
 import websockets
 
-TIMEOUT = 15.0
-FAILED = 0
-
-
-def report(ok, what, why=""):
-    global FAILED
-    if ok:
-        print(f"PASS {what}", flush=True)
-    else:
-        FAILED += 1
-        print(f"FAIL {what}: {why}", flush=True)
+from checklib import TIMEOUT, exit_status, report
 
 
 def status_of(exc):
@@ -245,7 +235,7 @@ def main():
     ap.add_argument("--ca", required=True)
     args = ap.parse_args()
     asyncio.run(checks(args.port, args.ca))
-    sys.exit(1 if FAILED else 0)
+    sys.exit(exit_status())
 
 
 if __name__ == "__main__":

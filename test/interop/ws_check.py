@@ -27,17 +27,7 @@ import sys
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-TIMEOUT = 15.0  # seconds any single wait may take
-FAILED = 0
-
-
-def report(ok, what, why=""):
-    global FAILED
-    if ok:
-        print(f"PASS {what}", flush=True)
-    else:
-        FAILED += 1
-        print(f"FAIL {what}: {why}", flush=True)
+from checklib import TIMEOUT, exit_status, report
 
 
 def connect(url, headers=None):
@@ -320,7 +310,7 @@ def main():
     r.add_argument("--name", default="recv")
     args = p.parse_args()
     asyncio.run({"kcat": cmd_kcat, "auth": cmd_auth, "recv": cmd_recv}[args.cmd](args))
-    sys.exit(1 if FAILED else 0)
+    sys.exit(exit_status())
 
 
 if __name__ == "__main__":
