@@ -22,6 +22,7 @@ import (
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/quix"
+	"github.com/wsdest/wsdest/internal/server"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -117,8 +118,8 @@ const (
 	DefaultMaxClientMessage    = wsframe.DefaultMaxMessage
 	DefaultShutdownTimeout     = 5 * time.Second
 	DefaultSocketSendBuffer    = 128 << 10
-	DefaultMaxSubscriptionKeys = 64
-	DefaultMaxKeyLength        = 256
+	DefaultMaxSubscriptionKeys = server.DefaultMaxSubscriptionKeys
+	DefaultMaxKeyLength        = server.DefaultMaxKeyLength
 )
 
 // Config is the whole service configuration. FromEnv fills it; the zero

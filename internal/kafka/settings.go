@@ -1,7 +1,9 @@
 package kafka
 
+import "cmp"
+
 // Settings are the Kafka connection settings as the operator gave them;
-// Resolve turns them into a Config. Exactly one of three modes applies: a
+// Resolve turns them into a Config. Exactly one of two modes applies: a
 // broker address (Brokers set; the dev broker's address too), or Quix Cloud
 // (Quix set and Brokers empty).
 type Settings struct {
@@ -52,16 +54,10 @@ type SettingNames struct {
 }
 
 func (n SettingNames) orDefaults() SettingNames {
-	def := func(s, d string) string {
-		if s == "" {
-			return d
-		}
-		return s
-	}
 	return SettingNames{
-		CAFile:      def(n.CAFile, "CA file"),
-		PortalAPI:   def(n.PortalAPI, "Portal API"),
-		SDKToken:    def(n.SDKToken, "SDK token"),
-		WorkspaceID: def(n.WorkspaceID, "workspace id"),
+		CAFile:      cmp.Or(n.CAFile, "CA file"),
+		PortalAPI:   cmp.Or(n.PortalAPI, "Portal API"),
+		SDKToken:    cmp.Or(n.SDKToken, "SDK token"),
+		WorkspaceID: cmp.Or(n.WorkspaceID, "workspace id"),
 	}
 }

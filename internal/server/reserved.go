@@ -9,8 +9,8 @@ import "strings"
 // subscription paths whose rest is always a key, so a Kafka key named
 // "metrics" is subscribed to as /ws/metrics (or ?key=metrics).
 //
-// A request for a reserved path that no route serves (a WebSocket upgrade
-// on /metrics, a POST on /healthz) is answered 404, not subscribed.
+// A WebSocket upgrade on a reserved path (on /metrics, say) is answered
+// 404, not subscribed.
 func Reserved(path string) bool {
 	switch path {
 	case "/healthz", "/readyz", "/stats", "/metrics", "/sse", "/_wsdest":

@@ -48,6 +48,13 @@ type Authorizer interface {
 	Check(r *http.Request) bool
 }
 
+// Defaults of the subscription limits (Config.MaxSubscriptionKeys and
+// Config.MaxKeyLength).
+const (
+	DefaultMaxSubscriptionKeys = 64
+	DefaultMaxKeyLength        = 256
+)
+
 // Config configures a Server. Zero values mean the documented defaults.
 type Config struct {
 	// Auth checks credentials; nil lets every client in.
@@ -90,7 +97,8 @@ type Config struct {
 	// for MaxConnectionsPerIP and the logs. Default none.
 	TrustedProxies []netip.Prefix
 	// MaxSubscriptionKeys and MaxKeyLength bound a subscription; over
-	// them the request gets 400 naming the limit. Defaults 64 and 256.
+	// them the request gets 400 naming the limit. Defaults
+	// DefaultMaxSubscriptionKeys and DefaultMaxKeyLength.
 	MaxSubscriptionKeys int
 	MaxKeyLength        int
 	// Metrics, if set, is served at GET /metrics.
@@ -137,10 +145,10 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.MaxSubscriptionKeys <= 0 {
-		cfg.MaxSubscriptionKeys = 64
+		cfg.MaxSubscriptionKeys = DefaultMaxSubscriptionKeys
 	}
 	if cfg.MaxKeyLength <= 0 {
-		cfg.MaxKeyLength = 256
+		cfg.MaxKeyLength = DefaultMaxKeyLength
 	}
 	s := &Server{cfg: cfg, hub: h, poller: p, log: cfg.Logger, mux: http.NewServeMux()}
 	s.origins = newOriginPolicy(cfg.AllowedOrigins)
@@ -274,12 +282,12 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	st, err := s.parseStart(r, false)
-	if err != nil {
-		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
-		return
-	}
+	var st history.Start
 	a, ok := s.admit(w, r, func() (hub.Subscription, error) {
+		var err error
+		if st, err = s.parseStart(r, false); err != nil {
+			return hub.Subscription{}, err
+		}
 		return ParseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
 	})
 	if !ok {

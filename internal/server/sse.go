@@ -48,13 +48,14 @@ func sseSubscription(path string, query map[string][]string, defEnvelope bool) (
 // up, so an idle SSE client costs no goroutine. Over HTTP/2 (TLS) the
 // stream stays with net/http (sseStream).
 func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
-	st, err := s.parseStart(r, true)
-	if err != nil {
-		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	// Origins, connection limits and subscription limits as for WebSocket.
+	// Origins, start positions, connection limits and subscription limits
+	// as for WebSocket.
+	var st history.Start
 	a, ok := s.admit(w, r, func() (hub.Subscription, error) {
+		var err error
+		if st, err = s.parseStart(r, true); err != nil {
+			return hub.Subscription{}, err
+		}
 		return sseSubscription(r.URL.Path, r.URL.Query(), s.cfg.Envelope)
 	})
 	if !ok {

@@ -51,7 +51,7 @@ func (s *Service) metricsSnapshot() metrics.Snapshot {
 		Writes:         h.Writes,
 		Lag:            k.Lag,
 		BrokerUp:       k.BrokerUp,
-		Ready:          s.source.Ready(),
+		Ready:          s.Ready(),
 	}
 	for r, n := range h.Closes {
 		snap.Closes[string(r)] = n
