@@ -6,9 +6,9 @@
 // It knows nothing of HTTP. The publisher (one goroutine) runs every
 // published batch through a Tap, which keeps the publish position, stamps
 // each message with its cursor and appends it to the Store; the Resumer
-// takes a hub client added held and fills it from the Store and, for what
-// the Store no longer has, from the Reader, the one shared Kafka catch-up
-// reader.
+// takes a hub client added parked (hub.ClientOptions.Park, then HoldLive
+// and ReleaseFunc) and fills it from the Store and, for what the Store no
+// longer has, from the Reader, the one shared Kafka catch-up reader.
 package history
 
 import (

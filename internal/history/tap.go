@@ -137,7 +137,11 @@ func (t *Tap) Encode(dst []*hub.Message, recs []*wsdest.Record, want [hub.NumSha
 	defer t.mu.Unlock()
 	checked := false
 	start := len(dst)
+	// fresh collects the messages to store once a record of the batch
+	// turned out to be old; until then every message is new and the
+	// store takes dst[start:] as it is.
 	var fresh []*hub.Message
+	anyOld := false
 	for _, rec := range recs {
 		old := t.pos.Delivered(rec.Partition, rec.Offset, 0)
 		if old && !checked {
@@ -146,9 +150,15 @@ func (t *Tap) Encode(dst []*hub.Message, recs []*wsdest.Record, want [hub.NumSha
 				if t.cfg.Store != nil {
 					t.cfg.Store.Reset()
 				}
-				fresh = fresh[:0]
+				// Nothing encoded before in this batch belongs to the
+				// new topic's history.
+				fresh, anyOld = fresh[:0], true
 				old = false
 			}
+		}
+		if old && !anyOld {
+			anyOld = true
+			fresh = append(fresh, dst[start:len(dst)]...)
 		}
 		n := len(dst)
 		dst = t.cfg.Encoder.EncodeAt(dst, rec, want, &t.pos)
@@ -162,14 +172,16 @@ func (t *Tap) Encode(dst []*hub.Message, recs []*wsdest.Record, want [hub.NumSha
 					m.Key = key
 				}
 			}
-			fresh = append(fresh, dst[n:]...)
+			if anyOld {
+				fresh = append(fresh, dst[n:]...)
+			}
 		}
 	}
 	if t.cfg.Store != nil {
-		if len(fresh) == len(dst)-start {
-			t.cfg.Store.Append(dst[start:])
-		} else {
+		if anyOld {
 			t.cfg.Store.Append(fresh)
+		} else {
+			t.cfg.Store.Append(dst[start:])
 		}
 	}
 	return dst

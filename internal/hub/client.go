@@ -24,9 +24,9 @@ type ClientOptions struct {
 	// closed, from the goroutine that tore the client down.
 	OnClosed func()
 	// Hold keeps everything queued for the client unwritten until
-	// Release: a client resuming from a position is added held, so that
-	// live messages queue from that moment on while the older ones are
-	// fetched, and Release puts the older ones ahead of them.
+	// Release, which puts older messages ahead of the live ones queued
+	// meanwhile. (Clients that resume from a position use Park, HoldLive
+	// and ReleaseFunc instead; see resume.go.)
 	Hold bool
 	// Park keeps live messages away from the client (they are not queued)
 	// until HoldLive, while messages pushed with Push are written: a

@@ -64,9 +64,11 @@ type Config struct {
 	// lock one shard, publishing read-locks one shard at a time. Default
 	// 8 × GOMAXPROCS.
 	Shards int
-	// MaxQueueBytes bounds the bytes waiting in one client's queue (not
-	// counting the batch being written). A client that would exceed it is
-	// closed with 1008 "too slow". Default 4 MiB.
+	// MaxQueueBytes bounds what one client holds in its queue: each
+	// frame's bytes plus a fixed cost per entry. It is checked at the first
+	// message of each Publish, against what the client still holds from
+	// before the previous Publish; a client over it is closed with 1008
+	// "too slow" (see Client.pushLocked). Default 4 MiB.
 	MaxQueueBytes int
 	// WriteTimeout bounds the wait for a client's socket: a write that
 	// the socket cannot take at once must finish within it, or the client

@@ -43,8 +43,11 @@ var _ Transport = WebSocket{}
 // Name returns "websocket".
 func (WebSocket) Name() string { return "websocket" }
 
-// Keepalive returns an empty ping frame.
-func (WebSocket) Keepalive() []byte { return wsframe.Control(wsframe.OpPing, nil) }
+// pingFrame is the empty ping every WebSocket client is sent as keepalive.
+var pingFrame = wsframe.Control(wsframe.OpPing, nil)
+
+// Keepalive returns an empty ping frame, the same bytes for every client.
+func (WebSocket) Keepalive() []byte { return pingFrame }
 
 // PeerAnswers reports true: a WebSocket peer answers pings with pongs.
 func (WebSocket) PeerAnswers() bool { return true }

@@ -233,13 +233,11 @@ func (c *Client) takeLocked(b *batch) bool {
 		b.msgs, c.queue, c.spare = c.queue, c.spare[:0], nil
 	}
 	b.first = len(b.frames)
+	// The frames are replaced by their compressed ones in deflateFrames,
+	// outside the lock.
+	b.deflate = c.deflate && len(b.msgs) > 0
 	for _, m := range b.msgs {
 		f := m.Frames[c.shape]
-		if c.deflate {
-			// Replaced by the compressed frame in buildFrames, outside
-			// the lock.
-			b.deflate = true
-		}
 		b.frames = append(b.frames, f)
 		c.queued -= len(f) + entryCost
 	}
