@@ -7,10 +7,10 @@ import (
 )
 
 // pool is the writers for raw sockets: long-lived goroutines (workers, one
-// per CPU but one, see workers),
-// taking clients in stateQueued from one FIFO run queue and giving each one
-// non-blocking writev of what it has, up to maxBatch frames (Client.flushOne). A client is
-// in the run queue at most once, so the queue is bounded by the number of
+// per CPU but one, see workers) taking clients in stateQueued from one FIFO
+// run queue and giving each one non-blocking writev of what it has, up to
+// maxBatch frames (Client.flushOne). A client is in the run queue at most
+// once, so the queue is bounded by the number of
 // clients with something to write; idle clients are not in it.
 //
 // The run queue is also the pacing: when the workers keep up, a client is
