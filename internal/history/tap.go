@@ -158,7 +158,7 @@ func (t *Tap) Encode(dst []*hub.Message, recs []*wsdest.Record, want [hub.NumSha
 		}
 		if old && !anyOld {
 			anyOld = true
-			fresh = append(fresh, dst[start:len(dst)]...)
+			fresh = append(fresh, dst[start:]...)
 		}
 		n := len(dst)
 		dst = t.cfg.Encoder.EncodeAt(dst, rec, want, &t.pos)
