@@ -102,9 +102,9 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 func buildInfo() prometheus.Collector {
-	version, revision := "(devel)", "unknown"
+	version, revision, goVersion := "(devel)", "unknown", "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		version = bi.Main.Version
+		version, goVersion = bi.Main.Version, bi.GoVersion
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {
 				revision = s.Value
@@ -114,17 +114,10 @@ func buildInfo() prometheus.Collector {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "wsdest_build_info",
 		Help:        "Build information; the value is always 1.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion()},
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
 	})
 	g.Set(1)
 	return g
-}
-
-func goVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		return bi.GoVersion
-	}
-	return "unknown"
 }
 
 var (

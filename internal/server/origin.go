@@ -18,15 +18,15 @@ type originSuffix struct {
 	suffix string // ".example.com" or ".example.com:8443"
 }
 
-// newOriginPolicy compiles ALLOWED_ORIGINS entries (already validated and
-// lower-cased by the config package). It returns nil for an empty list.
+// newOriginPolicy compiles ALLOWED_ORIGINS entries, as the config package
+// leaves them: validated (scheme://host[:port], no path, so no trailing
+// slash) and lower-cased. It returns nil for an empty list.
 func newOriginPolicy(allowed []string) *originPolicy {
 	if len(allowed) == 0 {
 		return nil
 	}
 	p := &originPolicy{exact: make(map[string]bool)}
 	for _, o := range allowed {
-		o = strings.ToLower(strings.TrimSuffix(o, "/"))
 		scheme, host, _ := strings.Cut(o, "://")
 		if rest, ok := strings.CutPrefix(host, "*."); ok {
 			p.suffixes = append(p.suffixes, originSuffix{prefix: scheme + "://", suffix: "." + rest})

@@ -22,9 +22,10 @@ func openFileLimit() int {
 // logEdge logs, once at start-up, what protects the listener.
 func (s *Service) logEdge(maxClients, httpConns int) {
 	e := s.cfg.Edge
-	if derived, _ := server.FileBudget(openFileLimit()); e.MaxConnections > derived {
+	limit := openFileLimit()
+	if derived, _ := server.FileBudget(limit); e.MaxConnections > derived {
 		s.log.Warn("MAX_CONNECTIONS is above what the open-file limit leaves for clients: at the limit, health checks and the Kafka client may fail to open connections",
-			"max_connections", e.MaxConnections, "open_file_limit", openFileLimit(), "clients_within_the_limit", derived)
+			"max_connections", e.MaxConnections, "open_file_limit", limit, "clients_within_the_limit", derived)
 	}
 	scheme := "ws:// and http://"
 	if e.TLS() {
