@@ -2,17 +2,29 @@ package hub
 
 import (
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
-// Conn is a connection that has completed its handshake. A *net.TCPConn is
-// written by the writer pool with non-blocking vectored writes (writev) and
-// half-closed after a WebSocket close frame; any other net.Conn (a
-// *tls.Conn) is written from a goroutine of the client's own with one
-// Write per batch.
+// Conn is a connection that has completed its handshake. A *net.TCPConn,
+// or a connection that is a bare socket of its own (RawSocket, as a
+// netpoll.Socket is), is written by the writer pool with non-blocking
+// vectored writes (writev) and half-closed after a WebSocket close frame;
+// any other net.Conn (a *tls.Conn) is written from a goroutine of the
+// client's own with one Write per batch.
 type Conn = net.Conn
+
+// RawSocket is a Conn that is a bare non-blocking socket (a
+// netpoll.Socket; Linux only). Its RawSocket method returns the socket for
+// the writer pool's non-blocking writes: the RawConn's Write calls its
+// function with the descriptor, and again each time the socket is
+// writable while the function reports false.
+type RawSocket interface {
+	Conn
+	RawSocket() syscall.RawConn
+}
 
 // ClientOptions describe a client for Hub.AddClient.
 type ClientOptions struct {
@@ -193,10 +205,14 @@ func (c *Client) Attach(conn Conn) {
 	c.mu.Unlock()
 }
 
-// setConn sets conn and, for a TCP socket, raw. c.mu must be held or the
-// client not yet shared.
+// setConn sets conn and, for a TCP socket or a RawSocket, raw. c.mu must
+// be held or the client not yet shared.
 func (c *Client) setConn(conn Conn) {
 	c.conn = conn
+	if rs, ok := conn.(RawSocket); ok {
+		c.raw = rs.RawSocket()
+		return
+	}
 	c.raw = rawConnOf(conn)
 }
 

@@ -502,9 +502,19 @@ func (c *Client) teardown(why CloseReason) {
 	if !c.torn.CompareAndSwap(false, true) {
 		return
 	}
+	h := c.hub
+	debug := h.log.Enabled(context.Background(), slog.LevelDebug)
 	c.mu.Lock()
 	conn := c.conn
+	remote := ""
 	if conn != nil {
+		if debug {
+			// Asked before the close: a netpoll.Socket has no address
+			// after it.
+			if a := conn.RemoteAddr(); a != nil {
+				remote = a.String()
+			}
+		}
 		_ = conn.Close()
 	}
 	c.state = stateClosed
@@ -518,14 +528,9 @@ func (c *Client) teardown(why CloseReason) {
 	clear(c.backlog)
 	c.queue, c.backlog, c.spare, c.queued, c.pong = nil, nil, nil, 0, nil
 	c.mu.Unlock()
-	h := c.hub
 	h.remove(c)
 	h.stats.closed(why)
-	if h.log.Enabled(context.Background(), slog.LevelDebug) {
-		remote := ""
-		if conn != nil && conn.RemoteAddr() != nil {
-			remote = conn.RemoteAddr().String()
-		}
+	if debug {
 		h.log.Debug("client closed", "id", c.id, "remote", remote, "transport", c.tr.Name(),
 			"reason", string(why), "connected", time.Since(time.Unix(0, c.added)).Round(time.Millisecond))
 	}

@@ -10,6 +10,14 @@
 // fall back to a goroutine per connection with a small buffer; the server
 // hands over the TCP socket under a TLS client instead, and decrypts what
 // this package reads (internal/server/tlsread.go).
+//
+// Watch reads a connection its owner keeps using. Adopt takes a
+// *net.TCPConn over for good (Linux): it becomes a Socket, a bare
+// non-blocking descriptor of 48 bytes read by the loop and written by its
+// owner, so that an idle connection no longer keeps net's state for it
+// (netFD, addresses: about 380 bytes of heap) nor the runtime's poll
+// descriptor (512 bytes outside the heap): about 1 KiB of resident memory
+// per idle client less, GC headroom included.
 package netpoll
 
 import (

@@ -17,16 +17,18 @@ const readBuf = 64 << 10
 // Poller reads registered connections. Its methods are safe for
 // concurrent use.
 type Poller struct {
-	epfd   int
-	wakeR  int // read end of the wake-up pipe, registered with id 0
-	wakeW  int
-	mu     sync.Mutex
-	conns  map[uint64]*entry // guarded by mu
-	nextID uint64            // guarded by mu
-	closed bool              // guarded by mu
-	done   chan struct{}     // closed when the loop has exited
-	wg     sync.WaitGroup    // fallback readers
-	log    *slog.Logger
+	epfd    int
+	wakeR   int // read end of the wake-up pipe, registered with id 0
+	wakeW   int
+	mu      sync.Mutex
+	conns   map[uint64]*entry        // Watch registrations; guarded by mu
+	sockets map[uint64]*Socket       // Adopt registrations; guarded by mu
+	waiters map[uint64]chan struct{} // Sockets with a Write waiting for room; guarded by mu
+	nextID  uint64                   // guarded by mu
+	closed  bool                     // guarded by mu
+	done    chan struct{}            // closed when the loop has exited
+	wg      sync.WaitGroup           // fallback readers
+	log     *slog.Logger
 }
 
 type entry struct {
@@ -63,12 +65,14 @@ func New(logger *slog.Logger) (*Poller, error) {
 		return nil, fmt.Errorf("netpoll: epoll_ctl: %w", err)
 	}
 	p := &Poller{
-		epfd:  epfd,
-		wakeR: pipe[0],
-		wakeW: pipe[1],
-		conns: make(map[uint64]*entry),
-		done:  make(chan struct{}),
-		log:   logger,
+		epfd:    epfd,
+		wakeR:   pipe[0],
+		wakeW:   pipe[1],
+		conns:   make(map[uint64]*entry),
+		sockets: make(map[uint64]*Socket),
+		waiters: make(map[uint64]chan struct{}),
+		done:    make(chan struct{}),
+		log:     logger,
 	}
 	go p.loop()
 	return p, nil
@@ -168,9 +172,12 @@ func (p *Poller) loop() {
 				return // woken by Close
 			}
 			p.mu.Lock()
-			e := p.conns[id]
+			e, s := p.conns[id], p.sockets[id]
 			p.mu.Unlock()
-			if e != nil {
+			switch {
+			case s != nil:
+				p.serveSocket(s, events[i].Events, buf)
+			case e != nil:
 				p.serve(id, e, buf)
 			}
 		}
@@ -208,8 +215,9 @@ func (p *Poller) serve(id uint64, e *entry, buf []byte) {
 }
 
 // Close stops the loop and releases the epoll instance. Connections are not
-// closed; their owners close them. It waits for fallback readers to end, so
-// their connections must be closed first.
+// closed; their owners close them (a Socket can still be written, but a
+// Write that has to wait for room fails with ErrClosed). It waits for
+// fallback readers to end, so their connections must be closed first.
 func (p *Poller) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -217,6 +225,10 @@ func (p *Poller) Close() error {
 		return nil
 	}
 	p.closed = true
+	for id, wake := range p.waiters {
+		delete(p.waiters, id)
+		signal(wake)
+	}
 	p.mu.Unlock()
 	_, _ = syscall.Write(p.wakeW, []byte{1})
 	<-p.done

@@ -44,3 +44,12 @@ func (p *Poller) Close() error {
 	p.wg.Wait()
 	return nil
 }
+
+// Adopt watches conn as Watch does and returns it: there are no Sockets
+// here.
+func (p *Poller) Adopt(conn net.Conn, h Handler) (net.Conn, error) {
+	if _, err := p.Watch(conn, h); err != nil {
+		return nil, err
+	}
+	return conn, nil
+}

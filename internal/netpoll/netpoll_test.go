@@ -239,20 +239,33 @@ func TestBigData(t *testing.T) {
 	}
 }
 
-// TestReset: a peer that resets the connection ends it with an error.
+// TestReset: a peer that resets the connection ends it with an error,
+// whether the connection is watched or adopted.
 func TestReset(t *testing.T) {
 	p := newPoller(t)
-	c, s := tcpPair(t, listen(t))
-	r := newRecorder(t)
-	if _, err := p.Watch(s, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetLinger(0); err != nil {
-		t.Fatal(err)
-	}
-	c.Close() // sends RST
-	if err := r.waitEOF(); err == nil {
-		t.Error("OnEOF(nil) after a reset, want the read error")
+	for _, tc := range []struct {
+		name  string
+		start func(net.Conn, netpoll.Handler) (net.Conn, error)
+	}{
+		{"watch", func(c net.Conn, h netpoll.Handler) (net.Conn, error) { _, err := p.Watch(c, h); return c, err }},
+		{"adopt", p.Adopt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s := tcpPair(t, listen(t))
+			r := newRecorder(t)
+			conn, err := tc.start(s, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if err := c.SetLinger(0); err != nil {
+				t.Fatal(err)
+			}
+			c.Close() // sends RST
+			if err := r.waitEOF(); err == nil {
+				t.Error("OnEOF(nil) after a reset, want the read error")
+			}
+		})
 	}
 }
 

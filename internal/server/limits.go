@@ -41,42 +41,68 @@ type limits struct {
 	perIP int // 0 = no per-address limit
 
 	open atomic.Int64 // admitted clients now
+	// shared is the tally every client holds when there is no
+	// per-address limit; its key and n are unused.
+	shared tally
 
 	mu   sync.Mutex
-	byIP map[netip.Addr]int // guarded by mu; only with perIP > 0
+	byIP map[netip.Addr]*tally // guarded by mu; only with perIP > 0
+}
+
+// tally is what a client holds while it has a connection slot: the count
+// of clients from its address, or limits.shared. The clients from one
+// address share it, so a client's slot costs it one pointer.
+type tally struct {
+	l   *limits
+	key netip.Addr // the address (perIPKey) counted
+	n   int        // clients from key; guarded by l.mu
+}
+
+func newLimits(max, perIP int) *limits {
+	l := &limits{max: max, perIP: perIP, byIP: make(map[netip.Addr]*tally)}
+	l.shared.l = l
+	return l
 }
 
 // acquire takes a slot for a client from ip. It returns the rejection
-// reason when a limit is reached, and otherwise the function that gives
-// the slot back (call it exactly once).
-func (l *limits) acquire(ip netip.Addr) (release func(), reject RejectReason) {
+// reason when a limit is reached, and otherwise the tally whose release
+// gives the slot back (call it exactly once).
+func (l *limits) acquire(ip netip.Addr) (*tally, RejectReason) {
 	if n := l.open.Add(1); l.max > 0 && n > int64(l.max) {
 		l.open.Add(-1)
 		return nil, RejectMaxConnections
 	}
 	if l.perIP <= 0 {
-		return func() { l.open.Add(-1) }, ""
+		return &l.shared, ""
 	}
 	ip = perIPKey(ip)
 	l.mu.Lock()
-	if l.byIP[ip] >= l.perIP {
+	t := l.byIP[ip]
+	if t == nil {
+		t = &tally{l: l, key: ip}
+		l.byIP[ip] = t
+	}
+	if t.n >= l.perIP {
 		l.mu.Unlock()
 		l.open.Add(-1)
 		return nil, RejectMaxConnectionsPerIP
 	}
-	l.byIP[ip]++
+	t.n++
 	l.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			l.mu.Lock()
-			if l.byIP[ip]--; l.byIP[ip] <= 0 {
-				delete(l.byIP, ip)
-			}
-			l.mu.Unlock()
-			l.open.Add(-1)
-		})
-	}, ""
+	return t, ""
+}
+
+// release gives back a slot acquire returned.
+func (t *tally) release() {
+	l := t.l
+	if t != &l.shared {
+		l.mu.Lock()
+		if t.n--; t.n <= 0 {
+			delete(l.byIP, t.key)
+		}
+		l.mu.Unlock()
+	}
+	l.open.Add(-1)
 }
 
 // perIPKey is what MAX_CONNECTIONS_PER_IP counts by: an IPv4 address, or
@@ -149,9 +175,9 @@ func (s *Server) checkSubscription(sub hub.Subscription) error {
 
 // admission is a request that passed admit.
 type admission struct {
-	sub     hub.Subscription
-	remote  string // for log lines: the peer, or "client via peer" behind a trusted proxy
-	release func() // gives the connection slot back; call it once
+	sub    hub.Subscription
+	remote string // for log lines: the peer, or "client via peer" behind a trusted proxy
+	slot   *tally // the connection slot; give it back once (release)
 }
 
 // admit runs the checks every would-be client passes before its
@@ -179,13 +205,13 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, parse func() (hub
 		http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
 		return admission{}, false
 	}
-	release, why := s.limits.acquire(ip)
+	slot, why := s.limits.acquire(ip)
 	if why != "" {
 		s.rejects.reject(r.Context(), why, remote, "client rejected: connection limit")
 		tooMany(w, why)
 		return admission{}, false
 	}
-	return admission{sub: sub, remote: remote, release: release}, true
+	return admission{sub: sub, remote: remote, slot: slot}, true
 }
 
 // tooMany answers a request over a connection limit, before the handshake.

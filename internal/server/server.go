@@ -20,7 +20,6 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -152,7 +151,7 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	}
 	s := &Server{cfg: cfg, hub: h, poller: p, log: cfg.Logger, mux: http.NewServeMux()}
 	s.origins = newOriginPolicy(cfg.AllowedOrigins)
-	s.limits = &limits{max: cfg.MaxConnections, perIP: cfg.MaxConnectionsPerIP, byIP: make(map[netip.Addr]int)}
+	s.limits = newLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
 	s.rejects = newRejections(cfg.Logger)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
@@ -293,27 +292,26 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sub, release, remote := a.sub, a.release, a.remote
+	sub, remote := a.sub, a.remote
 	if s.cfg.Auth != nil && !s.cfg.Auth.Check(r) {
 		conn, _, _, err := ws.UpgradeHTTP(r, w)
 		if err != nil {
 			s.rejects.reject(r.Context(), RejectHandshake, remote, "websocket handshake failed", "err", err)
 			closeHijacked(conn)
-			release()
+			a.slot.release()
 			return
 		}
 		s.rejects.reject(r.Context(), RejectUnauthorized, remote, "client rejected: missing or invalid credentials", "path", r.URL.Path)
 		go func() {
-			defer release()
+			defer a.slot.release()
 			rejectConn(conn, wsframe.ClosePolicyViolation, "unauthorized")
 		}()
 		return
 	}
 	// The client joins the hub before the handshake is answered: whatever
 	// is published once the client can see the answer reaches it.
-	sess := &session{parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}, release: release}
-	ctx, cancel := context.WithCancel(context.Background())
-	sess.client = s.hub.AddClient(nil, hub.ClientOptions{Sub: sub, OnClosed: func() { cancel(); sess.closed() },
+	sess := &session{held: s.hold(r, a.slot, st), parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
+	sess.client = s.hub.AddClient(nil, hub.ClientOptions{Sub: sub, OnClosed: sess.closed,
 		Park: st.Kind != history.StartLatest})
 	up := ws.DefaultHTTPUpgrader
 	var flate *wsflate.Extension
@@ -336,18 +334,19 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 			sess.client.UseDeflate()
 		}
 	}
-	sess.client.Attach(conn)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.rejects.connected(r.Context(), "id", sess.client.ID(), "remote", remote, "path", r.URL.Path,
 			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String())
 	}
-	// Bytes the client sent right after its handshake are already buffered.
+	// Bytes the client sent right after its handshake are already
+	// buffered: they are parsed before the poller reads what follows.
 	if n := rw.Reader.Buffered(); n > 0 {
 		b, _ := rw.Reader.Peek(n)
 		sess.OnData(b)
 	}
-	s.follow(ctx, conn, sess, &sess.watchSlot, sess.client, st)
-	// The handler returns now: an idle client costs no goroutine.
+	s.attach(conn, &sess.held, sess, st)
+	// The handler returns now: an idle client costs no goroutine, and
+	// neither the request nor its buffers stay reachable.
 }
 
 // closeHijacked closes the connection a failed ws.UpgradeHTTP returns: it
@@ -384,23 +383,12 @@ func rejectConn(conn net.Conn, code uint16, reason string) {
 
 // session connects a client's reads to its hub.Client: it parses the
 // client's frames, answers pings and handles the close handshake. The
-// poller calls OnData and OnEOF from one goroutine at a time.
+// poller calls OnData and OnEOF from one goroutine at a time. It is what
+// every idle WebSocket client keeps in the server (96 bytes).
 type session struct {
-	client *hub.Client
+	held
 	parser wsframe.Parser
 	failed bool // the client broke the protocol; later bytes are ignored
-
-	release func() // gives the connection slot back; called once, by closed
-
-	watchSlot
-}
-
-// closed is the hub's callback once the connection is closed.
-func (s *session) closed() {
-	s.watchSlot.closed()
-	if s.release != nil {
-		s.release()
-	}
 }
 
 func (s *session) OnData(b []byte) {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -61,9 +60,9 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sub, release := a.sub, a.release
+	sub := a.sub
 	if s.cfg.Auth != nil && !s.cfg.Auth.Check(r) {
-		release()
+		a.slot.release()
 		if b, ok := s.cfg.Auth.(interface{ BasicConfigured() bool }); ok && b.BasicConfigured() {
 			w.Header().Set("WWW-Authenticate", `Basic realm="wsdest", charset="UTF-8"`)
 		}
@@ -73,17 +72,16 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	}
 	hj, ok := w.(http.Hijacker)
 	if !ok || r.ProtoMajor != 1 {
-		defer release()
+		defer a.slot.release()
 		s.sseStream(w, r, sub, st)
 		return
 	}
-	sess := &sseSession{release: release}
-	ctx, cancel := context.WithCancel(context.Background())
+	sess := &sseSession{held: s.hold(r, a.slot, st)}
 	resuming := st.Kind != history.StartLatest
 	sess.client = s.hub.AddClient(nil, hub.ClientOptions{
 		Sub:       sub,
 		Transport: hub.SSE{},
-		OnClosed:  func() { cancel(); sess.closed() },
+		OnClosed:  sess.closed,
 		Park:      resuming,
 	})
 	conn, brw, err := hj.Hijack()
@@ -101,27 +99,18 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
-	sess.client.Attach(conn)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("sse client connected", "id", sess.client.ID(), "remote", r.RemoteAddr, "path", r.URL.Path,
 			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", resuming)
 	}
 	_ = brw // a client sends nothing after its request; what it sends is ignored
-	s.follow(ctx, conn, sess, &sess.watchSlot, sess.client, st)
+	s.attach(conn, &sess.held, sess, st)
 }
 
 // sseSession watches an SSE client's connection for its end; what the
 // client sends is ignored.
 type sseSession struct {
-	client  *hub.Client
-	release func() // gives the connection slot back; called once, by closed
-	watchSlot
-}
-
-// closed is the hub's callback once the connection is closed.
-func (s *sseSession) closed() {
-	s.watchSlot.closed()
-	s.release()
+	held
 }
 
 // OnData ignores what the client sends.

@@ -23,8 +23,8 @@ import (
 // TLSListener wraps the listener under a TLS server so that its
 // connections can be read from the epoll loop after the WebSocket
 // handshake (see tlsReader). Use it only beneath tls.NewListener (or
-// http.Server.ServeTLS): the plain path hands *net.TCPConn to the poller
-// directly.
+// http.Server.ServeTLS): the plain path hands its *net.TCPConn to the
+// poller, which adopts it (netpoll.Socket).
 func TLSListener(ln net.Listener) net.Listener { return feedListener{ln} }
 
 type feedListener struct{ net.Listener }
@@ -85,10 +85,10 @@ type tlsReader struct {
 }
 
 // watchTLS registers a TLS client with the poller, reading it from the
-// epoll loop when it sits on a feedConn, and reports whether it did; the
-// caller falls back to the poller's goroutine-per-connection reader
-// otherwise.
-func (s *Server) watchTLS(conn *tls.Conn, sess *session) (bool, error) {
+// epoll loop when it sits on a feedConn (slot keeps the registration), and
+// reports whether it did; the caller falls back to the poller's
+// goroutine-per-connection reader otherwise.
+func (s *Server) watchTLS(conn *tls.Conn, sess *session, slot *watchSlot) (bool, error) {
 	fc, ok := conn.NetConn().(*feedConn)
 	if !ok {
 		return false, nil
@@ -102,7 +102,7 @@ func (s *Server) watchTLS(conn *tls.Conn, sess *session) (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	sess.setWatch(watch)
+	slot.setWatch(watch)
 	return true, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/http"
 	"sync"
 
 	"github.com/wsdest/wsdest/internal/history"
@@ -21,31 +22,87 @@ func (s *Server) setSendBuffer(conn net.Conn) {
 	}
 }
 
-// follow hands a client's connection, now attached to c, to the poller
-// (h reads it, slot keeps the registration) and starts the catch-up of a
-// client that asked for a start position. ctx ends when c is closed.
-// A WebSocket session over TLS is read from the epoll loop (watchTLS);
-// other connections the poller cannot read itself get a reader goroutine.
-func (s *Server) follow(ctx context.Context, conn net.Conn, h netpoll.Handler, slot *watchSlot, c *hub.Client, st history.Start) {
-	if st.Kind != history.StartLatest {
-		defer s.startResume(ctx, c, st)
+// held is what the server keeps for a client, from its admission until
+// the hub has closed its connection (closed); session (WebSocket) and
+// sseSession embed it. Every connection keeps it, so it is three pointers,
+// and a plain-TCP client that reads from the latest record needs no more.
+type held struct {
+	client *hub.Client
+	slot   *tally     // the connection slot, given back by closed
+	extra  *heldExtra // nil unless the client is on TLS or catching up
+}
+
+// heldExtra is what only some clients need.
+type heldExtra struct {
+	// watch is the poller registration of the socket beneath a TLS
+	// client (watchTLS).
+	watch watchSlot
+	// ctx ends when a client that asked for a start position is closed
+	// (cancel, by closed): it bounds its catch-up. Nil for the others.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// hold prepares what a client about to join the hub keeps (its client is
+// set by the caller, with closed as its OnClosed).
+func (s *Server) hold(r *http.Request, slot *tally, st history.Start) held {
+	h := held{slot: slot}
+	resuming := st.Kind != history.StartLatest
+	if r.TLS != nil || resuming {
+		h.extra = &heldExtra{}
+		if resuming {
+			h.extra.ctx, h.extra.cancel = context.WithCancel(context.Background())
+		}
 	}
-	if sess, ok := h.(*session); ok {
-		if tc, ok := conn.(*tls.Conn); ok {
-			if handled, err := s.watchTLS(tc, sess); handled {
+	return h
+}
+
+// closed is the hub's OnClosed: it ends what the client held.
+func (h *held) closed() {
+	if e := h.extra; e != nil {
+		e.watch.closed()
+		if e.cancel != nil {
+			e.cancel()
+		}
+	}
+	h.slot.release()
+}
+
+// attach hands a client's connection, its handshake answered, to the
+// poller and the hub (rd hears what the client sends), then starts the
+// catch-up of a client that asked for a start position. A plain TCP
+// connection becomes a netpoll.Socket, read by the epoll loop: the
+// client then keeps none of net's per-connection state. A WebSocket
+// session over TLS is read from the epoll loop too (watchTLS); other
+// connections the poller cannot read itself get a reader goroutine.
+func (s *Server) attach(conn net.Conn, h *held, rd netpoll.Handler, st history.Start) {
+	c := h.client
+	if st.Kind != history.StartLatest {
+		defer s.startResume(h.extra.ctx, c, st)
+	}
+	if tc, ok := conn.(*tls.Conn); ok {
+		c.Attach(conn)
+		if sess, ok := rd.(*session); ok && h.extra != nil {
+			if handled, err := s.watchTLS(tc, sess, &h.extra.watch); handled {
 				if err != nil {
 					c.Abort(hub.ReasonReadError)
 				}
 				return
 			}
 		}
+		// A goroutine reader ends with the connection: nothing to forget.
+		if _, err := s.poller.Watch(conn, rd); err != nil {
+			c.Abort(hub.ReasonReadError)
+		}
+		return
 	}
-	watch, err := s.poller.Watch(conn, h)
+	adopted, err := s.poller.Adopt(conn, rd)
 	if err != nil {
+		closeHijacked(conn)
 		c.Abort(hub.ReasonReadError)
 		return
 	}
-	slot.setWatch(watch)
+	c.Attach(adopted)
 }
 
 // watchSlot holds a client connection's poller registration, which is

@@ -34,7 +34,8 @@ func (e *ProtocolError) Error() string {
 
 // Parser is an incremental parser of client-to-server frames. It keeps no
 // reference to the bytes it is fed, so one read buffer can serve many
-// connections. Its state is about 150 bytes.
+// connections. Its state is 64 bytes: the payload of a ping or close frame
+// is held only while that frame is read, and a pong's is skipped.
 //
 // A Parser is not safe for concurrent use.
 type Parser struct {
@@ -59,10 +60,11 @@ type Parser struct {
 	text    bool    // the open data message is a text message
 	partial [3]byte // bytes of a UTF-8 sequence cut by a fragment or read boundary
 	partN   uint8
-	// ctl holds a control frame's payload; allocated at the first one that
-	// has a payload, so that an idle client's parser stays small.
-	ctl  *[MaxControlPayload]byte
-	ctlN uint8
+	ctlN    uint8
+	// ctl holds the payload of the ping or close frame being read:
+	// allocated at its header, dropped once it is handled, so that an idle
+	// client's parser holds no buffer.
+	ctl *[MaxControlPayload]byte
 }
 
 // DefaultMaxMessage is the default Parser.MaxMessage: the largest message
@@ -110,17 +112,18 @@ func (p *Parser) Feed(b []byte, h Handler) error {
 			n = p.remain
 		}
 		chunk := b[:n]
-		if isControl(p.op) {
+		switch {
+		case p.ctl != nil:
 			for _, c := range chunk {
 				p.ctl[p.ctlN] = c ^ p.mask[p.maskPos&3]
 				p.ctlN++
 				p.maskPos++
 			}
-		} else if p.text {
+		case p.text && !isControl(p.op):
 			if !p.checkText(chunk) {
 				return &ProtocolError{CloseInvalidPayload, "invalid UTF-8 in text message"}
 			}
-		} else {
+		default: // a pong's or a data frame's payload is discarded
 			p.maskPos = uint8((uint64(p.maskPos) + n) & 3)
 		}
 		p.remain -= n
@@ -192,7 +195,7 @@ func (p *Parser) readHeader(b []byte) (int, error) {
 			return used, &ProtocolError{CloseProtocolError, "control frame too long"}
 		}
 		p.ctlN = 0
-		if length > 0 && p.ctl == nil {
+		if length > 0 && p.op != OpPong {
 			p.ctl = new([MaxControlPayload]byte)
 		}
 		return used, nil
@@ -244,13 +247,14 @@ func (p *Parser) checkFirstBytes() error {
 
 func (p *Parser) endFrame(h Handler) error {
 	p.inFrame = false
+	payload := p.ctlPayload()
+	p.ctl = nil
 	switch p.op {
 	case OpPing:
-		h.Ping(p.ctlPayload())
+		h.Ping(payload)
 	case OpPong:
 		h.Pong()
 	case OpClose:
-		payload := p.ctlPayload()
 		switch {
 		case len(payload) == 0:
 			h.CloseFrame(CloseNoStatus, "")

@@ -221,6 +221,36 @@ func TestPingPayloadIsUnmasked(t *testing.T) {
 	}
 }
 
+// TestPongPayloadSkipped: a pong's payload is neither kept nor checked,
+// even inside a fragmented text message, and reading it allocates nothing
+// (nor does a ping keep a buffer once it is handled: an idle client's
+// parser holds none).
+func TestPongPayloadSkipped(t *testing.T) {
+	in := bytes.Join([][]byte{
+		frame(wsframe.OpText, []byte("a")),
+		frame(fPong, []byte("\xff\xfe not UTF-8")),
+		frame(fPing, []byte("p")),
+		frame(fCont, []byte("b")),
+	}, nil)
+	for _, chunk := range []int{0, 1, 3} {
+		r := feed(new(wsframe.Parser), in, chunk)
+		if r.code != 0 || len(r.events) != 2 || r.events[0] != "pong" || r.events[1] != `ping "p"` {
+			t.Errorf("chunk %d: %q, error %d %q", chunk, r.events, r.code, r.reason)
+		}
+	}
+	var p wsframe.Parser
+	pong := frame(fPong, []byte("12345678"))
+	var ev events
+	if n := testing.AllocsPerRun(100, func() {
+		if err := p.Feed(pong, &ev); err != nil {
+			t.Fatal(err)
+		}
+		ev = ev[:0]
+	}); n != 0 {
+		t.Errorf("%.0f allocations per pong, want 0", n)
+	}
+}
+
 func TestProtocolErrorMessage(t *testing.T) {
 	err := &wsframe.ProtocolError{Code: 1002, Reason: "unknown opcode"}
 	if got := err.Error(); got != "websocket protocol error 1002: unknown opcode" {
