@@ -35,11 +35,6 @@ type ClientOptions struct {
 	// OnClosed, if not nil, is called once, after the connection is
 	// closed, from the goroutine that tore the client down.
 	OnClosed func()
-	// Hold keeps everything queued for the client unwritten until
-	// Release, which puts older messages ahead of the live ones queued
-	// meanwhile. (Clients that resume from a position use Park, HoldLive
-	// and ReleaseFunc instead; see resume.go.)
-	Hold bool
 	// Park keeps live messages away from the client (they are not queued)
 	// until HoldLive, while messages pushed with Push are written: a
 	// client catching up from far behind reads the past first, then holds
@@ -127,47 +122,6 @@ func (c *Client) pushLocked(m *Message, seq uint64) bool {
 	return true
 }
 
-// Release ends a hold (ClientOptions.Hold): ahead is queued before what
-// arrived meanwhile, and queued messages that ahead already holds (same
-// partition, offset not after the last of ahead in that partition) are
-// dropped, so that the client sees each record once and in order. ahead
-// counts against the queue bound like live messages, but is never cut by
-// it. Release on a client that is not held only queues ahead.
-func (c *Client) Release(ahead []*Message) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		c.held = false
-		c.wakeLocked()
-		return
-	}
-	if len(ahead) > 0 {
-		last := make(map[int32]int64)
-		q := make([]*Message, 0, len(ahead)+len(c.queue))
-		cost := 0
-		for _, m := range ahead {
-			if m.Frames[c.shape] == nil {
-				continue
-			}
-			q = append(q, m)
-			cost += len(m.Frames[c.shape]) + entryCost
-			last[m.Partition] = max(last[m.Partition], m.Offset)
-		}
-		for _, m := range c.queue {
-			if o, ok := last[m.Partition]; ok && m.Offset <= o {
-				c.hub.stats.dropFrames.Add(1)
-				continue
-			}
-			q = append(q, m)
-			cost += len(m.Frames[c.shape]) + entryCost
-		}
-		c.hub.shardOf(c).putArray(c.queue)
-		c.queue, c.queued = q, cost
-	}
-	c.held = false
-	c.wakeLocked()
-}
-
 // sendKeepalive queues the transport's keepalive unless the client is
 // closing.
 func (c *Client) sendKeepalive() {
@@ -249,7 +203,6 @@ func (c *Client) Close(code uint16, reason string, why CloseReason) {
 	c.mu.Lock()
 	keep := code == wsframe.CloseNormal || code == wsframe.CloseGoingAway
 	c.closeLocked(code, reason, why, keep)
-	c.held = false
 	c.wakeLocked()
 	c.mu.Unlock()
 }
@@ -261,6 +214,9 @@ func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQu
 	c.closing = true
 	c.reason = why
 	c.closeFrame = c.tr.CloseFrame(code, reason)
+	// A closing client is written whatever it was holding (HoldLive):
+	// the close frame must not wait for the catch-up to end.
+	c.held = false
 	if !keepQueue {
 		c.dropQueueLocked()
 	}
@@ -295,7 +251,6 @@ func (c *Client) PeerClosed(why CloseReason) {
 	} else {
 		c.closeLocked(wsframe.CloseNormal, "", why, false)
 	}
-	c.held = false
 	c.wakeLocked()
 	c.mu.Unlock()
 }

@@ -13,10 +13,8 @@
 // its Transport (the control framing: keepalive, pong, close frame and
 // whether a closing handshake follows; WebSocket{} by default, an SSE
 // transport supplies a comment as keepalive, no pongs and a bare end of
-// stream), an OnClosed callback, and Hold. Hub.Add is the WebSocket
-// shorthand. A held client queues live messages without writing them until
-// Client.Release, which puts older messages (a catch-up) ahead of them and
-// drops the queued ones it already holds.
+// stream), an OnClosed callback, and Park. Hub.Add is the WebSocket
+// shorthand.
 //
 // A client that starts from a position (resume.go, driven by the history
 // package) is added with Park: it gets no live messages while its past is
@@ -312,7 +310,6 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 		tr:       tr,
 		onClosed: o.OnClosed,
 		added:    time.Now().UnixNano(),
-		held:     o.Hold,
 		parked:   o.Park,
 	}
 	if conn != nil {

@@ -47,7 +47,7 @@ type writerState uint8
 
 const (
 	// stateIdle: no writer. The queue is empty, or the client has no
-	// connection yet, or it is held (ClientOptions.Hold).
+	// connection yet, or it is held (HoldLive, resume.go).
 	stateIdle writerState = iota
 	// stateQueued: waiting for its turn in the pool's run queue, or for
 	// its own goroutine to start.

@@ -119,29 +119,6 @@ func TestGenericConnOneWritePerBatch(t *testing.T) {
 	})
 }
 
-// A held client queues without writing; Release writes the catch-up
-// first, then the live messages it does not already hold.
-func TestHoldRelease(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := New(Config{PingInterval: -1})
-		conn := newRecConn()
-		c := h.AddClient(conn, ClientOptions{Sub: Subscription{All: true}, Hold: true})
-		at := func(off int64, p string) *Message {
-			return &Message{Partition: 0, Offset: off, Frames: [NumShapes][]byte{[]byte(p)}}
-		}
-		h.Publish([]*Message{at(3, "c"), at(4, "d")}) // live, while the catch-up is fetched
-		synctest.Wait()
-		if n := conn.count(); n != 0 {
-			t.Fatalf("a held client was written %d times", n)
-		}
-		c.Release([]*Message{at(1, "a"), at(2, "b"), at(3, "c")})
-		synctest.Wait()
-		if got := conn.all(); got != "abcd" {
-			t.Fatalf("written %q, want abcd (catch-up, then live without the repeat)", got)
-		}
-	})
-}
-
 // Pings are answered with the most recent one's payload only, so a flood
 // holds at most one pong; more than 100 pings in a second close the
 // client with 1008.
