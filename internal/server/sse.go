@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -73,7 +72,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	hj, ok := w.(http.Hijacker)
 	if !ok || r.ProtoMajor != 1 {
 		defer a.slot.release()
-		s.sseStream(w, r, sub, st)
+		s.sseStream(w, r, a.remote, sub, st)
 		return
 	}
 	sess := &sseSession{held: s.hold(r, a.slot, st)}
@@ -99,10 +98,8 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
-	if s.log.Enabled(r.Context(), slog.LevelDebug) {
-		s.log.Debug("sse client connected", "id", sess.client.ID(), "remote", r.RemoteAddr, "path", r.URL.Path,
-			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", resuming)
-	}
+	s.rejects.connected(r.Context(), "transport", "sse", "id", sess.client.ID(), "remote", a.remote, "path", r.URL.Path,
+		"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", resuming)
 	_ = brw // a client sends nothing after its request; what it sends is ignored
 	s.attach(conn, &sess.held, sess, st)
 }

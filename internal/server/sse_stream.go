@@ -17,7 +17,7 @@ import (
 // (HTTP/2, behind TLS): the events go through net/http's ResponseWriter,
 // wrapped as the hub's connection, and the handler's goroutine waits for
 // the end of the stream, so such a client costs a goroutine.
-func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, sub hub.Subscription, st history.Start) {
+func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string, sub hub.Subscription, st history.Start) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
@@ -35,6 +35,8 @@ func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, sub hub.Subsc
 		Park:      st.Kind != history.StartLatest,
 	})
 	c.Attach(sc)
+	s.rejects.connected(r.Context(), "transport", "sse", "proto", r.Proto, "id", c.ID(), "remote", remote, "path", r.URL.Path,
+		"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", st.Kind != history.StartLatest)
 	if st.Kind != history.StartLatest {
 		s.startResume(ctx, c, st)
 	}

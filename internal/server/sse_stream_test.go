@@ -56,6 +56,12 @@ func TestSSEOverHTTP2(t *testing.T) {
 	}
 	_, _ = br.ReadString('\n')
 	e2etest.Eventually(t, "the SSE client added", func() bool { return h.Stats().Clients == 1 })
+	// Its arrival is logged like a WebSocket client's: at debug, within
+	// the per-second limit of such lines.
+	if l := lb.Lines("client connected"); len(l) != 1 || !strings.Contains(l[0], "transport=sse") ||
+		!strings.Contains(l[0], "proto=HTTP/2.0") || !strings.Contains(l[0], "suppressed=0") {
+		t.Errorf("connect lines %q, want one for this SSE client", l)
+	}
 	m := &hub.Message{Key: []byte("k"), Rows: 1}
 	m.Frames[hub.ShapeSSEPlain] = sseframe.Event("c1", []byte(`{"a":1}`))
 	h.Publish([]*hub.Message{m})
