@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"hash/fnv"
+	"slices"
 	"time"
 )
 
@@ -165,9 +166,19 @@ func (c *Cursor) Clone() Cursor {
 // AppendText appends c's URL-safe text form (unpadded base64url, about 30
 // characters for four partitions) to b.
 func (c *Cursor) AppendText(b []byte) []byte {
-	var stack [128]byte
-	raw := c.appendBinary(stack[:0])
-	return base64.RawURLEncoding.AppendEncode(b, raw)
+	// The binary form is built in b's own spare room, moved past where
+	// its text goes and encoded from there, so that a cursor written once
+	// per message costs no allocation of its own (a buffer of its own
+	// would escape to the heap: the checksum reaches its data through a
+	// function variable).
+	start := len(b)
+	b = c.appendBinary(b)
+	n := len(b) - start
+	enc := base64.RawURLEncoding.EncodedLen(n)
+	b = slices.Grow(b, enc)[:start+enc+n]
+	copy(b[start+enc:], b[start:start+n])
+	base64.RawURLEncoding.Encode(b[start:start+enc], b[start+enc:])
+	return b[:start+enc]
 }
 
 // String returns c's text form.

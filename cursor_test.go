@@ -149,3 +149,19 @@ func FuzzParseCursor(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendText: the text is appended after what b holds, whatever room
+// b has.
+func TestAppendText(t *testing.T) {
+	c := Cursor{Topic: testTopic(), Since: time.UnixMilli(1700000000000), Offsets: []int64{5, Unknown, 1 << 40}, PartialPartition: 2, PartialRows: 3}
+	want := c.String()
+	for _, b := range [][]byte{nil, []byte("prefix"), make([]byte, 3, 200)} {
+		got := c.AppendText(b)
+		if string(got) != string(b)+want {
+			t.Fatalf("AppendText(%q) = %q, want %q", b, got, string(b)+want)
+		}
+	}
+	if p, err := ParseCursor(want); err != nil || p.String() != want {
+		t.Fatalf("ParseCursor: %v, %v", p, err)
+	}
+}

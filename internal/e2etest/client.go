@@ -206,16 +206,21 @@ func (c *Client) LocalAddr() string { return c.conn.LocalAddr().String() }
 // Close closes the connection without a close handshake.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// ReadFrame returns the next frame of any kind, answering pings on the
-// way (and returning them too). It gives up when ctx ends.
-func (c *Client) ReadFrame(ctx context.Context) (Frame, error) {
+// readDeadline makes reads give up when ctx ends: at its deadline, or at
+// once when it is cancelled, until the returned function is called.
+func (c *Client) readDeadline(ctx context.Context) (stop func() bool) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.conn.SetReadDeadline(dl)
 	} else {
 		_ = c.conn.SetReadDeadline(time.Time{})
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetReadDeadline(time.Now()) })
-	defer stop()
+	return context.AfterFunc(ctx, func() { _ = c.conn.SetReadDeadline(time.Now()) })
+}
+
+// ReadFrame returns the next frame of any kind, answering pings on the
+// way (and returning them too). It gives up when ctx ends.
+func (c *Client) ReadFrame(ctx context.Context) (Frame, error) {
+	defer c.readDeadline(ctx)()
 
 	h, err := ws.ReadHeader(c.r)
 	if err != nil {
@@ -237,6 +242,100 @@ func (c *Client) ReadFrame(ctx context.Context) (Frame, error) {
 		}
 	}
 	return f, nil
+}
+
+// Discard reads the next n data messages and drops them, answering pings
+// on the way: a client for benchmarks, which costs no memory per frame. It
+// sets one read deadline (ctx's) for all of them, reads each header in
+// place in the client's buffer and skips payloads without copying them
+// (frames held back by a sync count first). It returns how many messages
+// it read; a close frame, or a frame a server may not send, ends it with
+// an error. It does not check that frames are well formed beyond that:
+// tests that look at what they receive use NextText.
+func (c *Client) Discard(ctx context.Context, n int) (int, error) {
+	done := 0
+	for ; done < n && len(c.pending) > 0; done++ {
+		f := c.pending[0]
+		c.pending = c.pending[1:]
+		if f.Op == ws.OpClose {
+			return done, fmt.Errorf("got %v", f)
+		}
+	}
+	if done == n {
+		return done, nil
+	}
+	defer c.readDeadline(ctx)()
+	var ctl [125]byte // a control frame's payload
+	for done < n {
+		fin, op, length, err := c.peekHeader()
+		if err != nil {
+			return done, err
+		}
+		switch {
+		case op == ws.OpPing || op == ws.OpClose:
+			if length > int64(len(ctl)) {
+				return done, fmt.Errorf("control frame of %d bytes", length)
+			}
+			p := ctl[:length]
+			if _, err := io.ReadFull(c.r, p); err != nil {
+				return done, err
+			}
+			if op == ws.OpClose {
+				return done, fmt.Errorf("got %v", Frame{Op: op, Fin: fin, Payload: p})
+			}
+			if err := c.WriteFrame(ws.OpPong, p); err != nil {
+				return done, err
+			}
+		default:
+			if length > MaxRecordBytes*2 {
+				return done, fmt.Errorf("frame of %d bytes is beyond any test's records", length)
+			}
+			if _, err := c.r.Discard(int(length)); err != nil {
+				return done, err
+			}
+			if fin && op != ws.OpPong {
+				done++
+			}
+		}
+	}
+	return done, nil
+}
+
+// peekHeader reads a frame header without allocating: it is looked at in
+// the client's read buffer, then skipped.
+func (c *Client) peekHeader() (fin bool, op ws.OpCode, length int64, err error) {
+	b, err := c.r.Peek(2)
+	if err != nil {
+		return false, 0, 0, err
+	}
+	fin, op = b[0]&0x80 != 0, ws.OpCode(b[0]&0x0f)
+	if b[1]&0x80 != 0 {
+		return false, 0, 0, errors.New("server frame is masked")
+	}
+	n := 2
+	switch l := b[1] & 0x7f; l {
+	case 126:
+		n = 4
+	case 127:
+		n = 10
+	default:
+		length = int64(l)
+	}
+	if n > 2 {
+		if b, err = c.r.Peek(n); err != nil {
+			return false, 0, 0, err
+		}
+		if n == 4 {
+			length = int64(binary.BigEndian.Uint16(b[2:4]))
+		} else {
+			length = int64(binary.BigEndian.Uint64(b[2:10]))
+		}
+		if length < 0 {
+			return false, 0, 0, errors.New("frame length has its top bit set")
+		}
+	}
+	_, err = c.r.Discard(n)
+	return fin, op, length, err
 }
 
 // NextFrame returns the next data or close frame: frames held back by a

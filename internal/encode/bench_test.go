@@ -45,31 +45,32 @@ func BenchmarkEncodeBoth(b *testing.B) {
 	benchEncode(b, benchRecord(), both, 1)
 }
 
+// writeArray writes the JSON array of n elements elem(0)...elem(n-1).
+func writeArray(b *strings.Builder, n int, elem func(i int) string) {
+	b.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(elem(i))
+	}
+	b.WriteByte(']')
+}
+
 // BenchmarkEncodeQuixRows encodes a 10-row, 5-parameter TimeseriesData
 // record in both shapes.
 func BenchmarkEncodeQuixRows(b *testing.B) {
 	const rows = 10
 	var p strings.Builder
-	p.WriteString(`{"Timestamps":[`)
-	for r := range rows {
-		if r > 0 {
-			p.WriteByte(',')
-		}
-		fmt.Fprintf(&p, "%d", 1692703362840389000+r)
-	}
-	p.WriteString(`],"NumericValues":{`)
+	p.WriteString(`{"Timestamps":`)
+	writeArray(&p, rows, func(r int) string { return fmt.Sprint(1692703362840389000 + r) })
+	p.WriteString(`,"NumericValues":{`)
 	for i := range 5 {
 		if i > 0 {
 			p.WriteByte(',')
 		}
-		fmt.Fprintf(&p, `"p%d":[`, i)
-		for r := range rows {
-			if r > 0 {
-				p.WriteByte(',')
-			}
-			fmt.Fprintf(&p, "%d.5", r+i)
-		}
-		p.WriteByte(']')
+		fmt.Fprintf(&p, `"p%d":`, i)
+		writeArray(&p, rows, func(r int) string { return fmt.Sprintf("%d.5", r+i) })
 	}
 	p.WriteString(`},"TagValues":{"car":["a","a","a","a","a","a","a","a","a","a"]}}`)
 	rec := benchRecord()

@@ -2,10 +2,13 @@ package encode
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/quix"
 	"github.com/wsdest/wsdest/internal/sseframe"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
@@ -24,42 +27,59 @@ func wantsEnvelope(want [hub.NumShapes]bool) bool {
 	return want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope]
 }
 
-// frames advances pos past m, stamps m with its cursor and builds m's
-// frames for the wanted shapes: plain from plain (nil: the value has no
-// plain form), envelope from s.env (the envelope's head, and for a value
-// that is not JSON the value already) followed by value.
-func (e *Encoder) frames(m *hub.Message, plain, value []byte, want [hub.NumShapes]bool, s *scratch, pos *wsdest.Cursor) {
-	if pos != nil {
-		pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
-		s.cur = pos.AppendText(s.cur[:0])
-		m.Cursor = string(s.cur)
+// single is a record's one message with its Origin, in one allocation.
+type single struct {
+	m hub.Message
+	o hub.Origin
+}
+
+// newMessage returns a message for a record of one message, with room for
+// its Origin when it will have one.
+func newMessage(withOrigin bool) (*hub.Message, *hub.Origin) {
+	if !withOrigin {
+		return new(hub.Message), nil
 	}
+	sm := new(single)
+	sm.m.Origin = &sm.o
+	return &sm.m, &sm.o
+}
+
+// setOrigin fills o with cursor and, if head is set, s.env as the
+// envelope's head; the two texts share one allocation.
+func setOrigin(o *hub.Origin, cursor []byte, head bool, s *scratch) {
+	if !head {
+		o.Cursor = string(cursor)
+		return
+	}
+	var b strings.Builder
+	b.Grow(len(s.env) + len(cursor))
+	b.Write(s.env)
+	o.Head = b.String()
+	b.Write(cursor)
+	o.Cursor = b.String()[len(s.env):]
+}
+
+// frames builds m's frames for the wanted shapes, with cursor (m's, or
+// ""): plain from plain (nil: the value has no plain form), envelope from
+// s.env (the envelope's head, and for a value that is not JSON the value
+// already) followed by value.
+func (e *Encoder) frames(m *hub.Message, cursor string, plain, value []byte, want [hub.NumShapes]bool, s *scratch) {
 	if plain != nil {
 		if want[hub.ShapePlain] {
 			m.Frames[hub.ShapePlain] = wsframe.Text(plain)
 		}
 		if want[hub.ShapeSSEPlain] {
-			m.Frames[hub.ShapeSSEPlain] = sseframe.Event(m.Cursor, plain)
+			m.Frames[hub.ShapeSSEPlain] = sseframe.Event(cursor, plain)
 		}
 	}
 	if !wantsEnvelope(want) {
 		return
 	}
-	tailLen := 1
-	if m.Cursor != "" {
-		tailLen += len(cursorKey) + len(m.Cursor) + 1
-	}
-	n := len(s.env) + len(value) + tailLen
+	n := len(s.env) + len(value) + envTailLen(cursor)
 	fill := func(p []byte) {
 		i := copy(p, s.env)
 		i += copy(p[i:], value)
-		if m.Cursor != "" {
-			i += copy(p[i:], cursorKey)
-			i += copy(p[i:], m.Cursor)
-			p[i] = '"'
-			i++
-		}
-		p[i] = '}'
+		envTail(p[i:i], cursor) // within p: it has the room
 	}
 	if want[hub.ShapeEnvelope] {
 		m.Frames[hub.ShapeEnvelope] = wsframe.TextFunc(n, fill)
@@ -67,31 +87,49 @@ func (e *Encoder) frames(m *hub.Message, plain, value []byte, want [hub.NumShape
 	if want[hub.ShapeSSEEnvelope] {
 		s.tmp = append(s.tmp[:0], make([]byte, n)...)
 		fill(s.tmp)
-		m.Frames[hub.ShapeSSEEnvelope] = sseframe.Event(m.Cursor, s.tmp)
+		m.Frames[hub.ShapeSSEEnvelope] = sseframe.Event(cursor, s.tmp)
 	}
 }
 
-// setCursors advances pos past each of msgs (the rows of one record) and
-// stamps each with its cursor; the texts share one string. pos nil leaves
-// them without.
-func setCursors(msgs []hub.Message, pos *wsdest.Cursor, s *scratch) {
-	if pos == nil {
-		return
+// advanceRows advances pos past msgs, the rows of one record, and returns
+// each row's cursor text when the wanted frames carry them (envelope or
+// SSE): one string for all, which s.ends cuts, allocated once at about
+// its final size (the rows' cursors differ only in the partly delivered
+// rows they count, which make them at most 3 characters longer than the
+// first row's, up to 2^21 rows). These are the texts Message.Cursor
+// computes.
+func advanceRows(msgs []hub.Message, pos *wsdest.Cursor, want [hub.NumShapes]bool, s *scratch) string {
+	if !wantsEnvelope(want) && !want[hub.ShapeSSEPlain] {
+		last := &msgs[len(msgs)-1]
+		pos.Advance(last.Partition, last.Offset, last.Row, last.Rows)
+		return ""
 	}
-	s.cur = s.cur[:0]
-	ends := make([]int, len(msgs))
+	var b strings.Builder
+	s.ends = slices.Grow(s.ends[:0], len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
 		pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
-		s.cur = pos.AppendText(s.cur)
-		ends[i] = len(s.cur)
+		s.cur = pos.AppendText(s.cur[:0])
+		if i == 0 {
+			b.Grow(len(msgs) * (len(s.cur) + 3))
+		}
+		b.Write(s.cur)
+		s.ends = append(s.ends, b.Len())
 	}
-	all := string(s.cur)
+	return b.String()
+}
+
+// rowCursor returns row i's cursor from the texts advanceRows returned, ""
+// when there are none.
+func rowCursor(texts string, i int, s *scratch) string {
+	if texts == "" {
+		return ""
+	}
 	from := 0
-	for i := range msgs {
-		msgs[i].Cursor = all[from:ends[i]]
-		from = ends[i]
+	if i > 0 {
+		from = s.ends[i-1]
 	}
+	return texts[from:s.ends[i]]
 }
 
 // envTail appends the end of an envelope after its value: the cursor
@@ -112,16 +150,41 @@ func envTailLen(cursor string) int {
 	return len(cursorKey) + len(cursor) + 2
 }
 
-// rowFrames builds the wanted frames of msgs, the rows of one record, with
-// one allocation per shape. s.env holds the envelope's head.
-func rowFrames(msgs []hub.Message, rows [][]byte, want [hub.NumShapes]bool, s *scratch) {
+// rowGap is the room the decoder leaves before each row (quix.Result.Gap):
+// a WebSocket frame header for a payload of up to 65,535 bytes, so that
+// the plain frames of a record's rows are built where the rows were
+// decoded, with no copy.
+const rowGap = 4
+
+// rowFrames builds the wanted frames of msgs, the rows of one record (res),
+// with the row cursors texts (advanceRows) holds: the plain frames in
+// place in the rows' buffer, which res then gives up (quix.Result.Detach),
+// unless a row is too long for the gap before it; the others with one
+// allocation per shape. s.env holds the envelope's head.
+func rowFrames(msgs []hub.Message, res *quix.Result, texts string, want [hub.NumShapes]bool, s *scratch) {
+	inPlace := want[hub.ShapePlain]
+	for i := range msgs {
+		if inPlace && wsframe.HeaderLen(len(res.Row(i))) > res.Gap {
+			inPlace = false
+		}
+	}
 	for sh := range hub.NumShapes {
 		if !want[sh] {
 			continue
 		}
+		if sh == hub.ShapePlain && inPlace {
+			for i := range msgs {
+				p := res.Prefixed(i)
+				n := len(p) - res.Gap
+				h := res.Gap - wsframe.HeaderLen(n)
+				wsframe.AppendHeader(p[h:h], wsframe.OpText, n) // within the gap
+				msgs[i].Frames[sh] = p[h:]
+			}
+			continue
+		}
 		n := 0
-		for i, row := range rows {
-			c := msgs[i].Cursor
+		for i := range msgs {
+			row, c := res.Row(i), rowCursor(texts, i, s)
 			switch sh {
 			case hub.ShapePlain:
 				n += wsframe.HeaderLen(len(row)) + len(row)
@@ -136,72 +199,103 @@ func rowFrames(msgs []hub.Message, rows [][]byte, want [hub.NumShapes]bool, s *s
 			}
 		}
 		buf := make([]byte, 0, n)
-		for i, row := range rows {
+		for i := range msgs {
 			m := &msgs[i]
+			row, c := res.Row(i), rowCursor(texts, i, s)
 			start := len(buf)
 			switch sh {
 			case hub.ShapePlain:
 				buf = wsframe.AppendHeader(buf, wsframe.OpText, len(row))
 				buf = append(buf, row...)
 			case hub.ShapeEnvelope:
-				buf = wsframe.AppendHeader(buf, wsframe.OpText, len(s.env)+len(row)+envTailLen(m.Cursor))
-				buf = envTail(append(append(buf, s.env...), row...), m.Cursor)
+				buf = wsframe.AppendHeader(buf, wsframe.OpText, len(s.env)+len(row)+envTailLen(c))
+				buf = envTail(append(append(buf, s.env...), row...), c)
 			case hub.ShapeSSEPlain:
-				buf = sseframe.AppendEvent(buf, m.Cursor, row)
+				buf = sseframe.AppendEvent(buf, c, row)
 			case hub.ShapeSSEEnvelope:
-				s.tmp = envTail(append(append(s.tmp[:0], s.env...), row...), m.Cursor)
-				buf = sseframe.AppendEvent(buf, m.Cursor, s.tmp)
+				s.tmp = envTail(append(append(s.tmp[:0], s.env...), row...), c)
+				buf = sseframe.AppendEvent(buf, c, s.tmp)
 			}
 			m.Frames[sh] = buf[start:len(buf):len(buf)]
 		}
+	}
+	if inPlace {
+		res.Detach()
 	}
 }
 
 // Reframe returns m with the frame of shape built again for cursor: a new
 // message sharing everything else with m, for a client whose position is
-// not m's publish position. It needs m's WebSocket frame of the matching
-// shape (plain for the plain shapes, envelope for the envelope ones), as
-// built by EncodeAt with a cursor; when m has none, or shape is
-// ShapePlain (which carries no cursor), it returns m.
+// not m's publish position, or for a shape m was built without. The plain
+// SSE frame is built from m's plain WebSocket frame; the envelope frames
+// from m's envelope frame as built by EncodeAt with a cursor, or, for a
+// message built by EncodeKept without one, from its head and plain frame:
+// either way byte for byte what EncodeAt would have built with cursor.
+// When m has neither (see Deliverable), or shape is ShapePlain (which
+// carries no cursor), it returns m.
 func Reframe(m *hub.Message, shape hub.Shape, cursor string) *hub.Message {
-	if shape == hub.ShapePlain {
+	var b []byte // the new frame's JSON
+	switch shape {
+	case hub.ShapePlain:
 		return m
-	}
-	src := hub.ShapeEnvelope
-	if shape == hub.ShapeSSEPlain {
-		src = hub.ShapePlain
-	}
-	payload, ok := wsframe.TextPayload(m.Frames[src])
-	if !ok {
-		return m
-	}
-	c := &hub.Message{Key: m.Key, Partition: m.Partition, Offset: m.Offset, Row: m.Row, Rows: m.Rows,
-		Cursor: cursor, Timestamp: m.Timestamp}
-	if shape == hub.ShapeSSEPlain {
-		c.Frames[shape] = sseframe.Event(cursor, payload)
-		return c
-	}
-	body := payload
-	if m.Cursor != "" {
-		cut := len(cursorKey) + len(m.Cursor) + 2
-		if len(payload) < cut || !bytes.Equal(payload[len(payload)-cut:len(payload)-cut+len(cursorKey)], []byte(cursorKey)) {
+	case hub.ShapeSSEPlain:
+		payload, ok := wsframe.TextPayload(m.Frames[hub.ShapePlain])
+		if !ok {
 			return m
 		}
-		body = payload[:len(payload)-cut]
-	} else {
-		body = payload[:len(payload)-1]
+		b = payload
+	default:
+		head, rest, ok := envelopeBody(m)
+		if !ok {
+			return m
+		}
+		b = make([]byte, 0, len(head)+len(rest)+envTailLen(cursor))
+		b = envTail(append(append(b, head...), rest...), cursor)
 	}
-	b := make([]byte, 0, len(body)+len(cursorKey)+len(cursor)+2)
-	b = append(b, body...)
-	b = append(b, cursorKey...)
-	b = append(b, cursor...)
-	b = append(b, '"', '}')
+	c, o := newMessage(true)
+	c.Key, c.Partition, c.Offset, c.Row, c.Rows, c.Timestamp = m.Key, m.Partition, m.Offset, m.Row, m.Rows, m.Timestamp
+	o.Cursor = cursor
 	if shape == hub.ShapeEnvelope {
 		c.Frames[shape] = wsframe.Text(b)
 	} else {
 		c.Frames[shape] = sseframe.Event(cursor, b)
 	}
 	return c
+}
+
+// envelopeBody returns m's envelope without its tail (the cursor member
+// and the closing brace) in two pieces, head then rest: from m's envelope
+// frame (head ""), else from its head and plain frame.
+func envelopeBody(m *hub.Message) (head string, rest []byte, ok bool) {
+	if payload, ok := wsframe.TextPayload(m.Frames[hub.ShapeEnvelope]); ok {
+		cursor := m.Cursor()
+		cut := envTailLen(cursor)
+		if len(payload) < cut || cursor != "" && !bytes.Equal(payload[len(payload)-cut:len(payload)-cut+len(cursorKey)], []byte(cursorKey)) {
+			return "", nil, false
+		}
+		return "", payload[:len(payload)-cut], true
+	}
+	if m.Head() == "" {
+		return "", nil, false
+	}
+	plain, ok := wsframe.TextPayload(m.Frames[hub.ShapePlain])
+	return m.Head(), plain, ok
+}
+
+// Deliverable reports whether m has a frame of shape or Reframe can build
+// one for it.
+func Deliverable(m *hub.Message, shape hub.Shape) bool {
+	if m.Frames[shape] != nil {
+		return true
+	}
+	switch shape {
+	case hub.ShapeSSEPlain:
+		return m.Frames[hub.ShapePlain] != nil
+	case hub.ShapeEnvelope, hub.ShapeSSEEnvelope:
+		_, _, ok := envelopeBody(m)
+		return ok
+	}
+	return false
 }
 
 // Notices: JSON messages with a "notice" member that tell an envelope or

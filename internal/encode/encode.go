@@ -3,9 +3,16 @@
 // builds, once per message, the frame of each shape somebody is subscribed
 // to: WebSocket text frames, and Server-Sent Events (the same JSON as data,
 // the message's cursor as id) for the SSE shapes. EncodeAt stamps each
-// message with its cursor (the stream position after it); Reframe builds a
-// message's frame again for another cursor; the notices (gap, reset) are
-// built here too (cursor.go).
+// message with its cursor (the stream position after it; a Quix row's is
+// computed from the record's position when asked for, hub.Origin);
+// EncodeKept builds messages for the history, which keep what every shape
+// can be built from (the plain frame and the envelope's head); Reframe
+// builds a message's frame again for another cursor, or for a shape it was
+// built without; the notices (gap, reset) are built here too (cursor.go).
+//
+// The plain frames of a record's Quix rows are built where the decoder
+// wrote the rows (quix.Result.Gap leaves room for each frame header), so
+// that a record of many rows is not copied once more.
 //
 // Plain shape: the record's value (or one decoded Quix row) exactly as
 // received, when it is JSON; no re-encoding. A value that is null (a
@@ -37,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,11 +195,12 @@ type warnState struct {
 }
 
 type scratch struct {
-	dec quix.Decoder
-	res quix.Result
-	env []byte
-	cur []byte // the cursor text (cursor.go)
-	tmp []byte // an envelope being built for SSE (cursor.go)
+	dec  quix.Decoder
+	res  quix.Result
+	env  []byte
+	cur  []byte // the cursor text (cursor.go)
+	tmp  []byte // an envelope being built for SSE (cursor.go)
+	ends []int  // where each row's cursor text ends (advanceRows)
 }
 
 // maxPooledEnv bounds the envelope buffer kept in the pool, so that one
@@ -237,9 +246,26 @@ func (e *Encoder) Encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumSh
 // envelope's "cursor" member and the SSE event id). pos nil means no
 // cursor, as Encode.
 func (e *Encoder) EncodeAt(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, pos *wsdest.Cursor) []*hub.Message {
+	return e.encode(dst, rec, want, pos, false)
+}
+
+// EncodeKept is EncodeAt for messages that are kept to be delivered later
+// (the history), in any shape, whoever is subscribed now: a message whose
+// value is JSON always gets its plain frame, and unless want asks for an
+// envelope frame it keeps the head of its envelope instead (hub.Origin.Head,
+// one string shared by the rows of a record), from which Reframe builds the
+// envelope frames, byte for byte as EncodeAt would, when a client asks for
+// one; a message whose value is not JSON (it has no plain frame) gets its
+// envelope frame.
+func (e *Encoder) EncodeKept(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, pos *wsdest.Cursor) []*hub.Message {
+	want[hub.ShapePlain] = true
+	return e.encode(dst, rec, want, pos, true)
+}
+
+func (e *Encoder) encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, pos *wsdest.Cursor, keep bool) []*hub.Message {
 	e.records.Add(1)
 	var s *scratch
-	if e.format == FormatAuto || want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope] || pos != nil {
+	if e.format == FormatAuto || wantsEnvelope(want) || pos != nil || keep {
 		s = e.getScratch()
 		defer e.putScratch(s)
 	}
@@ -253,7 +279,7 @@ func (e *Encoder) EncodeAt(dst []*hub.Message, rec *wsdest.Record, want [hub.Num
 		err := s.dec.Decode(rec.Headers, rec.Value, &s.res)
 		switch s.res.Kind {
 		case quix.KindRows:
-			dst = e.rows(dst, rec, want, s, pos)
+			dst = e.rows(dst, rec, want, s, pos, keep)
 			return dst
 		case quix.KindIgnored:
 			e.skip(SkipQuixProtocol, rec, nil)
@@ -271,7 +297,6 @@ func (e *Encoder) EncodeAt(dst []*hub.Message, rec *wsdest.Record, want [hub.Num
 		}
 	}
 
-	m := &hub.Message{Key: rec.Key, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Rows: 1}
 	reason, isJSON := classify(rec.Value)
 	if !isJSON {
 		e.skip(reason, rec, nil)
@@ -279,41 +304,75 @@ func (e *Encoder) EncodeAt(dst []*hub.Message, rec *wsdest.Record, want [hub.Num
 	var plain, value []byte
 	if isJSON {
 		plain, value = rec.Value, rec.Value
+	} else if keep {
+		// No plain frame to build the envelope from later.
+		want[hub.ShapeEnvelope] = true
 	}
-	if wantsEnvelope(want) {
+	head := keep && isJSON && !wantsEnvelope(want)
+	m, o := newMessage(pos != nil || head)
+	m.Key, m.Partition, m.Offset, m.Timestamp, m.Rows = rec.Key, rec.Partition, rec.Offset, hub.UnixMilli(rec.Timestamp), 1
+	if wantsEnvelope(want) || head {
 		s.env = appendEnvelopeHead(s.env[:0], rec)
 		if !isJSON {
 			s.env = appendBytes(s.env, rec.Value)
 		}
 	}
-	e.frames(m, plain, value, want, s, pos)
+	if o != nil {
+		var cursor []byte
+		if pos != nil {
+			pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
+			s.cur = pos.AppendText(s.cur[:0])
+			cursor = s.cur
+		}
+		setOrigin(o, cursor, head, s)
+	}
+	e.frames(m, m.Cursor(), plain, value, want, s)
 	e.messages.Add(1)
 	return append(dst, m)
 }
 
-func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, s *scratch, pos *wsdest.Cursor) []*hub.Message {
-	rows := s.res.Rows
-	if len(rows) == 0 {
+func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, s *scratch, pos *wsdest.Cursor, keep bool) []*hub.Message {
+	nrows := s.res.Len()
+	if nrows == 0 {
 		return dst
 	}
-	if wantsEnvelope(want) {
+	if wantsEnvelope(want) || keep {
 		s.env = appendEnvelopeHead(s.env[:0], rec)
 	}
-	// One allocation for all the row messages of the record, one for
-	// their cursors and one per shape for all their frames: a record of
-	// many rows is then a few large objects, not many small ones.
-	msgs := make([]hub.Message, len(rows))
+	// The rows share one Origin: the position before the record, from
+	// which each row's cursor is computed, and the envelope's head when
+	// kept.
+	var o *hub.Origin
+	if pos != nil || keep && !wantsEnvelope(want) {
+		o = new(hub.Origin)
+		if pos != nil {
+			before := pos.Clone()
+			o.Before = &before
+		}
+		if keep && !wantsEnvelope(want) {
+			o.Head = string(s.env)
+		}
+	}
+	// One allocation for all the row messages of the record and one per
+	// shape for all their frames: a record of many rows is then a few
+	// large objects, not many small ones.
+	msgs := make([]hub.Message, nrows)
+	ts := hub.UnixMilli(rec.Timestamp)
 	for i := range msgs {
 		m := &msgs[i]
-		m.Key, m.Partition, m.Offset, m.Timestamp = rec.Key, rec.Partition, rec.Offset, rec.Timestamp
-		m.Row, m.Rows = int32(i), int32(len(rows))
+		m.Key, m.Partition, m.Offset, m.Timestamp, m.Origin = rec.Key, rec.Partition, rec.Offset, ts, o
+		m.Row, m.Rows = int32(i), int32(nrows)
 	}
-	setCursors(msgs, pos, s)
-	rowFrames(msgs, rows, want, s)
+	var texts string
+	if pos != nil {
+		texts = advanceRows(msgs, pos, want, s)
+	}
+	rowFrames(msgs, &s.res, texts, want, s)
+	dst = slices.Grow(dst, len(msgs))
 	for i := range msgs {
 		dst = append(dst, &msgs[i])
 	}
-	e.messages.Add(uint64(len(rows)))
+	e.messages.Add(uint64(nrows))
 	return dst
 }
 
@@ -323,12 +382,22 @@ func (e *Encoder) getScratch() *scratch {
 	}
 	s := new(scratch)
 	s.dec.MaxRows, s.dec.MaxDecoded = e.maxRows, e.maxDec
+	s.res.Gap = rowGap
 	return s
 }
 
 func (e *Encoder) putScratch(s *scratch) {
+	if s.res.Kind != quix.KindNotQuix {
+		s.dec.Release(&s.res) // only a Quix record grows the decoder's buffers
+	}
 	if cap(s.env) > maxPooledEnv {
 		s.env = nil
+	}
+	if cap(s.tmp) > maxPooledEnv {
+		s.tmp = nil
+	}
+	if cap(s.ends) > maxPooledEnv/8 {
+		s.ends = nil
 	}
 	e.scratch.Put(s)
 }

@@ -398,7 +398,7 @@ func (j *job) take(m *hub.Message, filter bool) *hub.Message {
 	}
 	j.pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
 	if !j.shared {
-		if c, err := wsdest.ParseCursor(m.Cursor); err == nil && c.Covers(&j.pos) {
+		if c, ok := m.Position(); ok && c.Covers(&j.pos) {
 			j.shared = true
 			j.pos = c
 		}
@@ -407,9 +407,9 @@ func (j *job) take(m *hub.Message, filter bool) *hub.Message {
 	case !j.shared:
 		return encode.Reframe(m, j.shape, j.pos.String())
 	case m.Frames[j.shape] == nil:
-		// Published while nobody had this shape (an SSE frame): built
-		// from the WebSocket one, with the shared cursor.
-		return encode.Reframe(m, j.shape, m.Cursor)
+		// Published while nobody had this shape: built from the frames
+		// (and envelope head) the history keeps, with the shared cursor.
+		return encode.Reframe(m, j.shape, m.Cursor())
 	}
 	return m
 }
@@ -463,7 +463,7 @@ func (j *job) last(ctx context.Context, n int) ([]*hub.Message, error) {
 	var byPart [][]*hub.Message
 	var from []int64
 	if s := j.r.cfg.Store; s != nil {
-		byPart, from = s.Last(n, func(m *hub.Message) bool { return m.Frames[j.shape] != nil && j.match(m.Key) })
+		byPart, from = s.Last(n, func(m *hub.Message) bool { return encode.Deliverable(m, j.shape) && j.match(m.Key) })
 	}
 	rd := j.r.cfg.Reader
 	starts, err := rd.StartOffsets(ctx)
@@ -500,7 +500,7 @@ func (j *job) last(ctx context.Context, n int) ([]*hub.Message, error) {
 	for _, l := range lists {
 		all = append(all, l...)
 	}
-	slices.SortStableFunc(all, func(a, b *hub.Message) int { return a.Timestamp.Compare(b.Timestamp) })
+	slices.SortStableFunc(all, func(a, b *hub.Message) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
 	if len(all) > n {
 		all = all[len(all)-n:]
 	}
@@ -538,7 +538,7 @@ func (j *job) last(ctx context.Context, n int) ([]*hub.Message, error) {
 			if heads[p] == len(lists[p]) {
 				continue
 			}
-			if best < 0 || cmp.Compare(lists[p][heads[p]].Timestamp.UnixNano(), lists[best][heads[best]].Timestamp.UnixNano()) < 0 {
+			if best < 0 || lists[p][heads[p]].Timestamp < lists[best][heads[best]].Timestamp {
 				best = p
 			}
 		}

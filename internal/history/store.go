@@ -5,34 +5,44 @@
 //
 // It knows nothing of HTTP. The publisher (one goroutine) runs every
 // published batch through a Tap, which keeps the publish position, stamps
-// each message with its cursor and appends it to the Store; the Resumer
-// takes a hub client added parked (hub.ClientOptions.Park, then HoldLive
-// and ReleaseFunc) and fills it from the Store and, for what the Store no
-// longer has, from the Reader, the one shared Kafka catch-up reader.
+// each message with its cursor and appends it to the Store, built to be
+// delivered later in any shape (encode.EncodeKept): its plain frame and
+// the head of its envelope, and its envelope frames only while envelope
+// clients are connected (or when the value is not JSON and has no plain
+// frame), so that shapes nobody receives cost little. The Resumer takes a
+// hub client added parked (hub.ClientOptions.Park, then HoldLive and
+// ReleaseFunc) and fills it from the Store (building the frames of its
+// shape that stored messages lack, encode.Reframe) and, for what the Store
+// no longer has, from the Reader, the one shared Kafka catch-up reader.
 package history
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/wsdest/wsdest/internal/hub"
 )
 
-// DefaultMaxBytes is the default bound of a Store: 64 MiB, about 60,000
-// records of a few hundred bytes with their two WebSocket frames (plain
-// and envelope; SSE frames too while SSE clients are connected).
+// DefaultMaxBytes is the default bound of a Store: 64 MiB, about 90,000
+// records of 300 bytes as the publisher keeps them (encode.EncodeKept:
+// the plain WebSocket frame and the envelope's head, about 100 bytes;
+// envelope and SSE frames too while such clients are connected), or a
+// Quix record of 200,000 short rows.
 const DefaultMaxBytes = 64 << 20
 
-// entryOverhead is what one stored message costs on top of its frames and
-// key: the message struct, its cursor string and the index slots.
-const entryOverhead = 256
+// entryOverhead is what one stored message costs beside the bytes of its
+// frames and what it shares with the other rows of its record: the
+// message struct, its ring entry and its slot in its partition's index.
+const entryOverhead = int(unsafe.Sizeof(hub.Message{}) + unsafe.Sizeof(entry{}) + unsafe.Sizeof(uint64(0)))
 
 // StoreConfig bounds a Store. Zero values mean the documented defaults.
 type StoreConfig struct {
-	// MaxBytes bounds the bytes the stored messages hold (frames, key and
-	// entryOverhead each); the oldest are dropped first, whatever their
-	// partition. Default DefaultMaxBytes.
+	// MaxBytes bounds the bytes the stored messages hold (see size); the
+	// oldest are dropped first, whatever their partition. Default
+	// DefaultMaxBytes.
 	MaxBytes int64
 	// MaxAge, if positive, drops messages appended longer ago than this.
 	// Default 0: no age bound.
@@ -81,10 +91,24 @@ func NewStore(cfg StoreConfig) *Store {
 	return &Store{maxBytes: cfg.MaxBytes, maxAge: cfg.MaxAge}
 }
 
+// size is what m costs the store: entryOverhead and its frames, and, on
+// the first row of a record only, what the rows of a record share: the
+// key and the Origin (its cursor text, envelope head and position). The
+// rows also share one allocation for their messages and one per shape for
+// their frames, of which each row is counted its part.
 func size(m *hub.Message) int32 {
-	n := entryOverhead + len(m.Key)
+	n := entryOverhead
 	for _, f := range m.Frames {
 		n += len(f)
+	}
+	if m.Row == 0 {
+		n += len(m.Key)
+		if o := m.Origin; o != nil {
+			n += int(unsafe.Sizeof(*o)) + len(o.Cursor) + len(o.Head)
+			if o.Before != nil {
+				n += int(unsafe.Sizeof(*o.Before)) + 8*len(o.Before.Offsets)
+			}
+		}
 	}
 	return int32(n)
 }
@@ -99,7 +123,10 @@ func (s *Store) Append(msgs []*hub.Message) {
 	now := time.Now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, m := range msgs {
+	// Grown once for the batch (and each partition's index once for each
+	// run of its messages, such as the rows of a record), not by copies.
+	s.ring = slices.Grow(s.ring, len(msgs))
+	for i, m := range msgs {
 		p := int(m.Partition)
 		for p >= len(s.parts) {
 			s.parts = append(s.parts, part{from: -1})
@@ -107,6 +134,13 @@ func (s *Store) Append(msgs []*hub.Message) {
 		pt := &s.parts[p]
 		if pt.from < 0 {
 			pt.from = m.Offset
+		}
+		if i == 0 || msgs[i-1].Partition != m.Partition {
+			run := 1
+			for run < len(msgs)-i && msgs[i+run].Partition == m.Partition {
+				run++
+			}
+			pt.seqs = slices.Grow(pt.seqs, run)
 		}
 		e := entry{m: m, at: now, size: size(m)}
 		pt.seqs = append(pt.seqs, s.first+uint64(len(s.ring)))

@@ -4,12 +4,14 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
+	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/hub"
 )
 
 func msg(p int32, off int64, key string, frame int) *hub.Message {
-	m := &hub.Message{Partition: p, Offset: off, Key: []byte(key), Rows: 1, Timestamp: time.UnixMilli(off)}
+	m := &hub.Message{Partition: p, Offset: off, Key: []byte(key), Rows: 1, Timestamp: off}
 	m.Frames[hub.ShapeEnvelope] = make([]byte, frame)
 	return m
 }
@@ -110,4 +112,28 @@ func TestStoreAge(t *testing.T) {
 			t.Fatalf("coverage %d, want 2", c)
 		}
 	})
+}
+
+// TestStoreSize: what the rows of a record share (key, Origin) is counted
+// once, on its first row; each row counts entryOverhead and its frames.
+func TestStoreSize(t *testing.T) {
+	before := wsdest.Cursor{Offsets: []int64{3, 4}}
+	o := &hub.Origin{Before: &before, Head: "head"}
+	key := []byte("key")
+	var rows []*hub.Message
+	for i := range int32(3) {
+		m := &hub.Message{Key: key, Offset: 4, Partition: 1, Row: i, Rows: 3, Origin: o}
+		m.Frames[hub.ShapePlain] = make([]byte, 10+int(i))
+		rows = append(rows, m)
+	}
+	single := &hub.Message{Offset: 5, Rows: 1, Origin: &hub.Origin{Cursor: "cursor"}}
+	single.Frames[hub.ShapeEnvelope] = make([]byte, 50)
+	s := NewStore(StoreConfig{})
+	s.Append(append(rows, single))
+	origin := int64(unsafe.Sizeof(hub.Origin{}))
+	want := 3*int64(entryOverhead) + 10 + 11 + 12 + 3 + origin + 4 + int64(unsafe.Sizeof(before)) + 16 +
+		int64(entryOverhead) + 50 + origin + 6
+	if got := s.Stats().Bytes; got != want {
+		t.Fatalf("%d bytes, want %d", got, want)
+	}
 }

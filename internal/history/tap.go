@@ -128,7 +128,9 @@ func (t *Tap) seedLocked(offs map[int32]int64) {
 }
 
 // Encode appends to dst the messages of recs, each with its cursor, and
-// stores the new ones. Records at offsets already published (the consumer
+// stores the new ones: with a Store, they are encoded for keeping
+// (Encoder.EncodeKept), so that the Resumer can deliver them in any shape.
+// Records at offsets already published (the consumer
 // rewound after the broker lost data) are encoded with the current
 // position and not stored again; a topic recreated under the same name
 // (a new topic id) resets the position and the store.
@@ -161,7 +163,11 @@ func (t *Tap) Encode(dst []*hub.Message, recs []*wsdest.Record, want [hub.NumSha
 			fresh = append(fresh, dst[start:]...)
 		}
 		n := len(dst)
-		dst = t.cfg.Encoder.EncodeAt(dst, rec, want, &t.pos)
+		if t.cfg.Store != nil && !old {
+			dst = t.cfg.Encoder.EncodeKept(dst, rec, want, &t.pos)
+		} else {
+			dst = t.cfg.Encoder.EncodeAt(dst, rec, want, &t.pos)
+		}
 		if !old {
 			if t.cfg.Store != nil && rec.Key != nil && len(dst) > n {
 				// The key is a slice of the fetch's buffer, which holds

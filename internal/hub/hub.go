@@ -262,7 +262,7 @@ func (h *Hub) Wants() [NumShapes]bool {
 // sampleLatency calls ObserveLatency for m unless another write was
 // sampled less than 100 ms ago.
 func (h *Hub) sampleLatency(m *Message) {
-	if m.Timestamp.IsZero() {
+	if m.Timestamp == 0 {
 		return
 	}
 	now := time.Now()
@@ -270,7 +270,7 @@ func (h *Hub) sampleLatency(m *Message) {
 	if now.UnixNano()-last < int64(100*time.Millisecond) || !h.lastSample.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
-	h.cfg.ObserveLatency(now.Sub(m.Timestamp))
+	h.cfg.ObserveLatency(now.Sub(m.Time()))
 }
 
 // Stats returns a snapshot of the hub's counters.
@@ -456,7 +456,7 @@ func (h *Hub) countOversized(msgs []*Message) {
 	for _, m := range msgs {
 		for sh, f := range m.Frames {
 			if len(f) <= h.cfg.MaxQueueBytes || h.shapes[sh].Load() == 0 {
-				continue // fits, or built for nobody (every shape is built for the history)
+				continue // fits, or built for nobody (the history keeps frames nobody receives now)
 			}
 			h.stats.oversized.Add(1)
 			now := time.Now().UnixNano()
@@ -582,7 +582,14 @@ func (h *Hub) compile(s Subscription) *compiled {
 // deflatedFrame returns m's frame of shape s for a permessage-deflate
 // client: compressed once, by whichever writer needs it first, then shared.
 func (h *Hub) deflatedFrame(m *Message, s Shape) []byte {
-	if p := m.deflated[s].Load(); p != nil {
+	d := m.deflated.Load()
+	if d == nil {
+		d = new(deflatedFrames)
+		if !m.deflated.CompareAndSwap(nil, d) {
+			d = m.deflated.Load() // another writer was first
+		}
+	}
+	if p := d[s].Load(); p != nil {
 		return *p
 	}
 	f := m.Frames[s]
@@ -602,8 +609,8 @@ func (h *Hub) deflatedFrame(m *Message, s Shape) []byte {
 			h.deflaters.Put(d)
 		}
 	}
-	if !m.deflated[s].CompareAndSwap(nil, &out) {
-		return *m.deflated[s].Load() // another writer was first; its bytes win
+	if !d[s].CompareAndSwap(nil, &out) {
+		return *d[s].Load() // another writer was first; its bytes win
 	}
 	if len(out) < len(f) {
 		h.stats.deflated.Add(1)

@@ -216,7 +216,7 @@ func TestObserveLatencySampled(t *testing.T) {
 		}
 		for i := range 10 {
 			ts := time.Now().Add(-5 * time.Millisecond)
-			h.Publish([]*Message{{Offset: int64(i), Timestamp: ts, Frames: [NumShapes][]byte{[]byte("x")}}})
+			h.Publish([]*Message{{Offset: int64(i), Timestamp: UnixMilli(ts), Frames: [NumShapes][]byte{[]byte("x")}}})
 			synctest.Wait()
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -41,11 +41,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/jsonscan"
@@ -58,7 +60,8 @@ const (
 	// KindNotQuix: the record is not in a Quix format; the caller treats
 	// the value as an ordinary value.
 	KindNotQuix Kind = iota
-	// KindRows: Result.Rows holds the decoded rows (possibly none).
+	// KindRows: the Result holds the decoded rows (possibly none): see
+	// Result.Len and Result.Row.
 	KindRows
 	// KindIgnored: a Quix protocol message (StreamProperties, StreamEnd,
 	// ParameterDefinitions, EventDefinitions) that carries no data.
@@ -138,23 +141,54 @@ type Result struct {
 	// ModelKey and Codec are the Quix model key and codec id (with any
 	// [GZIP] prefix) when the record is in a Quix format.
 	ModelKey, Codec string
-	// Rows holds one complete JSON object per row for KindRows. The slices
-	// point into memory owned by the Result: they are valid until the next
-	// Decode into the same Result, so copy them to keep them.
-	Rows [][]byte
 	// Reason says why a record is KindUnsupported.
 	Reason string
+	// Gap is how many bytes Decode leaves free before each row in the
+	// rows' buffer, for a caller that prefixes rows where they are (with
+	// a frame header: see Prefixed) instead of copying them. Set it
+	// before Decode; 0 leaves none.
+	Gap int
 
-	buf  []byte
-	ends []int
+	buf  []byte // the rows, each after gap bytes
+	ends []int  // where each row ends in buf
+	gap  int    // Gap as of the last Decode
 }
 
-// keepCap is the largest scratch buffer kept from one Decode to the next,
-// so that one huge record does not pin its memory for good.
+// Len returns the number of rows (for KindRows; 0 otherwise).
+func (r *Result) Len() int { return len(r.ends) }
+
+// Row returns row i, one complete JSON object. It points into memory
+// owned by the Result: valid until the next Decode into the same Result
+// (unless Detach is called), so copy it to keep it.
+func (r *Result) Row(i int) []byte {
+	p := r.Prefixed(i)
+	return p[r.gap:]
+}
+
+// Prefixed returns row i with the Gap bytes before it, which the caller
+// may overwrite, as one slice (its capacity ends with the row).
+func (r *Result) Prefixed(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = r.ends[i-1]
+	}
+	return r.buf[start:r.ends[i]:r.ends[i]]
+}
+
+// Detach gives the rows' memory to the caller: what Row and Prefixed
+// returned stays valid for good, and the next Decode into r writes its
+// rows into memory of its own. The rows are written into memory allocated
+// once at their size (a binary value's base64 is counted as long as the
+// payload spells it), so that a caller can keep them as they are.
+func (r *Result) Detach() { r.buf = nil }
+
+// keepCap is the largest scratch buffer, in bytes, kept from one Decode to
+// the next, so that one huge record does not pin its memory for good.
 const keepCap = 1 << 20
 
 func shrink[T any](s []T) []T {
-	if cap(s) > keepCap {
+	var e T
+	if uintptr(cap(s))*unsafe.Sizeof(e) > keepCap {
 		return nil
 	}
 	return s[:0]
@@ -164,8 +198,17 @@ func (r *Result) reset() {
 	r.buf = shrink(r.buf)
 	r.Kind = KindNotQuix
 	r.ModelKey, r.Codec, r.Reason = "", "", ""
-	r.Rows = r.Rows[:0]
-	r.ends = r.ends[:0]
+	r.ends = shrink(r.ends)
+	r.gap = r.Gap
+}
+
+// Release drops the scratch buffers of d and r that the last Decode grew
+// past what is kept from one record to the next (1 MiB each), which the
+// next Decode would drop anyway: call it once done with r's rows, so that
+// a huge record's buffers do not outlive it until the next record.
+func (d *Decoder) Release(r *Result) {
+	r.buf, r.ends = shrink(r.buf), shrink(r.ends)
+	d.zbuf, d.vbuf, d.bin, d.elems, d.ts = shrink(d.zbuf), shrink(d.vbuf), shrink(d.bin), shrink(d.elems), shrink(d.ts)
 }
 
 // column is one parameter or tag column of a timeseries payload.
@@ -218,7 +261,7 @@ type Decoder struct {
 // offsets, never payload bytes.
 func (d *Decoder) Decode(headers []wsdest.Header, value []byte, dst *Result) error {
 	dst.reset()
-	d.zbuf, d.vbuf, d.bin, d.elems = shrink(d.zbuf), shrink(d.vbuf), shrink(d.bin), shrink(d.elems)
+	d.zbuf, d.vbuf, d.bin, d.elems, d.ts = shrink(d.zbuf), shrink(d.vbuf), shrink(d.bin), shrink(d.elems), shrink(d.ts)
 	if isSplitMarker(value) {
 		dst.Kind, dst.Reason = KindUnsupported, ReasonSplitMessage
 		return nil
@@ -255,7 +298,7 @@ func (d *Decoder) Decode(headers []wsdest.Header, value []byte, dst *Result) err
 func (d *Decoder) fail(dst *Result, err error) error {
 	if err != nil {
 		dst.Kind = KindMalformed
-		dst.Rows = dst.Rows[:0]
+		dst.ends = dst.ends[:0]
 		return fmt.Errorf("quix: %s: %w", orUnknown(dst.ModelKey), err)
 	}
 	return nil
@@ -326,16 +369,7 @@ func (d *Decoder) decodeBody(body []byte, dst *Result, legacyV bool) error {
 	default:
 		err = d.eventList(body, dst)
 	}
-	if err != nil {
-		return err
-	}
-	dst.Rows = dst.Rows[:0]
-	start := 0
-	for _, end := range dst.ends {
-		dst.Rows = append(dst.Rows, dst.buf[start:end:end])
-		start = end
-	}
-	return nil
+	return err
 }
 
 // legacyBytes decodes V given as a JSON string holding base64.
@@ -378,7 +412,7 @@ func (d *Decoder) gunzip(b []byte) ([]byte, error) {
 	}
 	out := d.zbuf[:0]
 	if cap(out) == 0 {
-		out = make([]byte, 0, min(4*len(b)+512, limit+1))
+		out = make([]byte, 0, min(gunzipHint(b), limit+1))
 	}
 	for {
 		if len(out) == cap(out) {
@@ -402,6 +436,25 @@ func (d *Decoder) gunzip(b []byte) ([]byte, error) {
 	}
 	d.zbuf = out
 	return out, nil
+}
+
+// maxDeflateRatio is the most that deflate can expand its input (a stream
+// of the longest back-references).
+const maxDeflateRatio = 1032
+
+// gunzipHint guesses the decompressed size of the gzip stream b: the size
+// its trailer states (the last member's, modulo 4 GiB) when deflate could
+// expand b that much, else 4 times b. It is only where the buffer starts:
+// it grows when the guess is short.
+func gunzipHint(b []byte) int {
+	// The smallest gzip stream: a 10-byte header, an empty deflate
+	// block, an 8-byte trailer ending with the size.
+	if len(b) >= 20 {
+		if n := int(binary.LittleEndian.Uint32(b[len(b)-4:])); n <= maxDeflateRatio*len(b) {
+			return n + 1 // room for the read that finds the end
+		}
+	}
+	return 4*len(b) + 512
 }
 
 // legacy decodes a value that looks like a legacy envelope. ok is false

@@ -282,11 +282,15 @@ func TestDecode(t *testing.T) {
 	var res Result
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// A reused Decoder and Result must give what fresh ones give.
-			for _, fresh := range []bool{true, false} {
+			// A reused Decoder and Result must give what fresh ones give,
+			// and so must a Result that leaves a gap before each row.
+			for _, run := range []string{"fresh", "reused", "gap"} {
 				dd, rr := &d, &res
-				if fresh {
+				switch run {
+				case "fresh":
 					dd, rr = new(Decoder), new(Result)
+				case "gap":
+					dd, rr = new(Decoder), &Result{Gap: 4}
 				}
 				if err := dd.Decode(tt.headers, tt.value, rr); err != nil {
 					t.Fatalf("Decode: %v", err)
@@ -295,8 +299,20 @@ func TestDecode(t *testing.T) {
 					t.Fatalf("got kind=%v model=%q codec=%q reason=%q, want kind=%v model=%q codec=%q reason=%q",
 						rr.Kind, rr.ModelKey, rr.Codec, rr.Reason, tt.kind, tt.model, tt.codec, tt.reason)
 				}
+				if rr.Kind == KindRows && (rr.ModelKey == ModelTimeseriesData || rr.ModelKey == ModelParameterData) {
+					// Exact, but for binary values written in another
+					// spelling than canonical base64 (longer).
+					if n := dd.rowsLen() + rr.Len()*rr.Gap; n != len(rr.buf) && (n < len(rr.buf) || !strings.HasPrefix(tt.name, "binary")) {
+						t.Errorf("rowsLen %d, rows written %d", n, len(rr.buf))
+					}
+				}
+				for i := range rr.Len() {
+					if p := rr.Prefixed(i); len(p) != len(rr.Row(i))+rr.Gap || &p[len(p)-1] != &rr.Row(i)[len(rr.Row(i))-1] {
+						t.Errorf("row %d: prefixed %q is not the row after %d bytes", i, p, rr.Gap)
+					}
+				}
 				var got []string
-				for _, r := range rr.Rows {
+				for _, r := range rowsOf(rr) {
 					if !json.Valid(r) {
 						t.Errorf("row is not valid JSON: %s", r)
 					}
@@ -307,6 +323,25 @@ func TestDecode(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDetach: rows detached from a Result stay as they were once the
+// Result decodes another record.
+func TestDetach(t *testing.T) {
+	var d Decoder
+	res := Result{Gap: 2}
+	if err := d.Decode(hdrs("TimeseriesData", "JT"), []byte(tsPayload), &res); err != nil {
+		t.Fatal(err)
+	}
+	kept := rowsOf(&res)
+	first := string(kept[0])
+	res.Detach()
+	if err := d.Decode(hdrs("EventData", "JT"), []byte(`{"Timestamp":1,"Id":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx","Value":"y"}`), &res); err != nil {
+		t.Fatal(err)
+	}
+	if string(kept[0]) != first || first != tsRows[0] {
+		t.Fatalf("detached row %q, want %q", kept[0], tsRows[0])
 	}
 }
 
@@ -369,13 +404,13 @@ func TestDecodeMalformed(t *testing.T) {
 			var res Result
 			err := new(Decoder).Decode(h, v, &res)
 			if err == nil {
-				t.Fatalf("no error; kind=%v rows=%q", res.Kind, res.Rows)
+				t.Fatalf("no error; kind=%v rows=%q", res.Kind, rowsOf(&res))
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %q does not contain %q", err, tt.want)
 			}
-			if res.Kind != KindMalformed || len(res.Rows) != 0 || res.ModelKey != tt.model {
-				t.Fatalf("kind=%v rows=%d model=%q", res.Kind, len(res.Rows), res.ModelKey)
+			if res.Kind != KindMalformed || res.Len() != 0 || res.ModelKey != tt.model {
+				t.Fatalf("kind=%v rows=%d model=%q", res.Kind, res.Len(), res.ModelKey)
 			}
 		})
 	}
@@ -390,8 +425,8 @@ func TestDecodeMaxDecoded(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	d.MaxDecoded = 0
-	if err := d.Decode(hdrs("TimeseriesData", "[GZIP]JT"), gz(payload), &res); err != nil || len(res.Rows) != 1 {
-		t.Fatalf("err = %v, rows = %d", err, len(res.Rows))
+	if err := d.Decode(hdrs("TimeseriesData", "[GZIP]JT"), gz(payload), &res); err != nil || res.Len() != 1 {
+		t.Fatalf("err = %v, rows = %d", err, res.Len())
 	}
 }
 
@@ -418,8 +453,8 @@ func TestDecodeManyColumns(t *testing.T) {
 	if err := new(Decoder).Decode(hdrs("TimeseriesData", "JT"), []byte(p.String()), &res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Rows) != 1 || string(res.Rows[0]) != want.String() {
-		t.Fatalf("rows %q\nwant %s", res.Rows, want.String())
+	if res.Len() != 1 || string(res.Row(0)) != want.String() {
+		t.Fatalf("rows %q\nwant %s", rowsOf(&res), want.String())
 	}
 }
 
@@ -473,9 +508,18 @@ func TestDecodeLimits(t *testing.T) {
 			if got := errors.Is(err, ErrLimit); got != tt.wantErr {
 				t.Fatalf("err = %v, want ErrLimit: %v", err, tt.wantErr)
 			}
-			if tt.wantErr && (res.Kind != KindMalformed || len(res.Rows) != 0) {
-				t.Fatalf("kind %v with %d rows", res.Kind, len(res.Rows))
+			if tt.wantErr && (res.Kind != KindMalformed || res.Len() != 0) {
+				t.Fatalf("kind %v with %d rows", res.Kind, res.Len())
 			}
 		})
 	}
+}
+
+// rowsOf returns the rows of r.
+func rowsOf(r *Result) [][]byte {
+	out := make([][]byte, r.Len())
+	for i := range out {
+		out[i] = r.Row(i)
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/wsdest/wsdest/internal/jsonscan"
 )
@@ -75,13 +76,13 @@ func (d *Decoder) timeseries(body []byte, dst *Result) error {
 			haveTS = true
 			end, err = d.timestamps(&sc, vs)
 		case keyNumeric:
-			end, err = d.section(&sc, vs, &d.sect[0], false)
+			end, err = d.section(&sc, vs, &d.sect[0], false, true)
 		case keyString:
-			end, err = d.section(&sc, vs, &d.sect[1], false)
+			end, err = d.section(&sc, vs, &d.sect[1], false, false)
 		case keyBinary:
-			end, err = d.section(&sc, vs, &d.sect[2], true)
+			end, err = d.section(&sc, vs, &d.sect[2], true, false)
 		case keyTags:
-			end, err = d.section(&sc, vs, &d.tagCol, false)
+			end, err = d.section(&sc, vs, &d.tagCol, false, false)
 		default:
 			end, err = sc.Value(vs)
 		}
@@ -121,8 +122,28 @@ func (d *Decoder) timeseries(body []byte, dst *Result) error {
 	return d.writeRows(body, dst)
 }
 
+// numberCount returns how many elements the JSON array at i holds if it
+// is an array of numbers (or nulls) only: its commas plus one, 0 for an
+// empty array or no array. It is a capacity hint, at most d.maxRows(): the
+// array is parsed properly afterwards, so a wrong guess costs no more than
+// that capacity.
+func (d *Decoder) numberCount(s []byte, i int) int {
+	if i >= len(s) || s[i] != '[' {
+		return 0
+	}
+	end := bytes.IndexByte(s[i:], ']')
+	if end < 0 {
+		return 0
+	}
+	a := s[i+1 : i+end]
+	if len(bytes.TrimSpace(a)) == 0 {
+		return 0
+	}
+	return min(bytes.Count(a, []byte{','})+1, d.maxRows())
+}
+
 func (d *Decoder) timestamps(sc *jsonscan.Scanner, i int) (int, error) {
-	d.ts = d.ts[:0]
+	d.ts = slices.Grow(d.ts[:0], d.numberCount(sc.Bytes(), i))
 	it, err := sc.ArrayStart(i)
 	if err != nil {
 		return 0, errShape(i, "Timestamps must be an array")
@@ -153,7 +174,10 @@ func (d *Decoder) timestamps(sc *jsonscan.Scanner, i int) (int, error) {
 // section parses one of NumericValues, StringValues, BinaryValues or
 // TagValues: an object of name -> array of values. A repeated section
 // replaces the earlier one, as with any repeated JSON key in Quix Streams.
-func (d *Decoder) section(sc *jsonscan.Scanner, i int, cols *[]column, binary bool) (int, error) {
+// The elements of each column are appended to d.elems, which grows by a
+// column at a time: the length of Timestamps when it came first, or the
+// count of a numeric column's numbers.
+func (d *Decoder) section(sc *jsonscan.Scanner, i int, cols *[]column, binary, numeric bool) (int, error) {
 	*cols = (*cols)[:0]
 	s := sc.Bytes()
 	if i < len(s) && s[i] == 'n' {
@@ -172,6 +196,11 @@ func (d *Decoder) section(sc *jsonscan.Scanner, i int, cols *[]column, binary bo
 			return it.Pos, nil
 		}
 		c := column{name: key, esc: esc, binary: binary, first: len(d.elems)}
+		hint := len(d.ts)
+		if hint == 0 && numeric {
+			hint = d.numberCount(s, vs)
+		}
+		d.elems = slices.Grow(d.elems, hint)
 		ait, err := sc.ArrayStart(vs)
 		if err != nil {
 			return 0, errShape(vs, "a values column must be an array")
@@ -291,15 +320,64 @@ func fnv(b []byte) uint64 {
 }
 
 func (d *Decoder) writeRows(body []byte, dst *Result) error {
+	// The rows' size is known before they are written (a binary value's
+	// base64 is taken as long as the payload's), so that the buffer is
+	// allocated once instead of growing by copies; never past the limit,
+	// which appendRows checks.
+	dst.buf = slices.Grow(dst.buf, min(d.rowsLen()+len(d.ts)*dst.gap, d.maxDecoded()+1))
+	dst.ends = slices.Grow(dst.ends, len(d.ts))
 	var err error
 	dst.buf, err = d.appendRows(dst.buf, body, dst)
 	return err
+}
+
+// rowsLen returns the bytes appendRows writes for the rows, counting each
+// binary value's base64 as long as the payload's text of it.
+func (d *Decoder) rowsLen() int {
+	rows := len(d.ts)
+	spans := func(first int) int {
+		n := 0
+		for _, el := range d.elems[first : first+rows] {
+			n += el.End - el.Start
+		}
+		return n
+	}
+	// The tags object of every row: braces, commas, names and colons, and
+	// the values.
+	tags := rows * (2 + max(len(d.tagOut)-1, 0))
+	for i := range d.tagOut {
+		c := &d.tagOut[i]
+		tags += rows*(c.name.End-c.name.Start+1) + spans(c.first)
+	}
+	n := rows * (2 + len(`,"Timestamp":`) + max(len(d.cols)-1, 0))
+	for _, ts := range d.ts {
+		n += ts.End - ts.Start
+	}
+	wroteTags := false
+	for i := range d.cols {
+		c := &d.cols[i]
+		n += rows * (c.name.End - c.name.Start + 1)
+		if c.tags {
+			n += tags
+			wroteTags = true
+		} else {
+			n += spans(c.first)
+		}
+	}
+	if !wroteTags {
+		n += rows*len(`"Tags":`) + tags
+		if len(d.cols) > 0 {
+			n += rows
+		}
+	}
+	return n
 }
 
 // appendRows appends the rows to buf, recording each row's end in dst.ends.
 // It returns buf even on error so that its capacity is kept for reuse.
 func (d *Decoder) appendRows(buf, body []byte, dst *Result) ([]byte, error) {
 	for r := range d.ts {
+		buf = appendGap(buf, dst.gap)
 		buf = append(buf, '{')
 		wroteTags := false
 		for ci := range d.cols {
@@ -343,12 +421,21 @@ func (d *Decoder) appendRows(buf, body []byte, dst *Result) ([]byte, error) {
 		ts := d.ts[r]
 		buf = append(buf, body[ts.Start:ts.End]...)
 		buf = append(buf, '}')
-		if len(buf) > d.maxDecoded() {
+		if len(buf)-(r+1)*dst.gap > d.maxDecoded() {
 			return buf, fmt.Errorf("rows over %d bytes: %w", d.maxDecoded(), ErrLimit)
 		}
 		dst.ends = append(dst.ends, len(buf))
 	}
 	return buf, nil
+}
+
+// appendGap appends the n bytes left free before a row (Result.Gap).
+func appendGap(buf []byte, n int) []byte {
+	const zeros = "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+	for ; n > len(zeros); n -= len(zeros) {
+		buf = append(buf, zeros...)
+	}
+	return append(buf, zeros[:n]...)
 }
 
 func (d *Decoder) decodeBinary(body []byte, el jsonscan.Span) error {
@@ -378,14 +465,15 @@ func (d *Decoder) appendTags(buf, body []byte, r int) []byte {
 // event decodes an EventData payload: one object, one row.
 func (d *Decoder) event(body []byte, dst *Result) error {
 	sc := newScanner(body)
-	end, err := d.eventRow(&sc, sc.Space(0), dst)
+	d.elems = d.elems[:0]
+	end, err := d.eventFields(&sc, sc.Space(0))
 	if err != nil {
 		return err
 	}
 	if i := sc.Space(end); i != len(body) {
 		return errTrailing(i)
 	}
-	return nil
+	return d.writeEvents(body, dst)
 }
 
 // eventList decodes an EventData[] payload: an array of EventData objects.
@@ -396,6 +484,7 @@ func (d *Decoder) eventList(body []byte, dst *Result) error {
 	if err != nil {
 		return errShape(i, "EventData[] must be an array")
 	}
+	d.elems = d.elems[:0]
 	for {
 		vs, more, err := sc.ArrayNext(&it)
 		if err != nil {
@@ -404,26 +493,26 @@ func (d *Decoder) eventList(body []byte, dst *Result) error {
 		if !more {
 			break
 		}
-		if len(dst.ends) == d.maxRows() {
+		if len(d.elems) == spansPerEvent*d.maxRows() {
 			return fmt.Errorf("more than %d events: %w", d.maxRows(), ErrLimit)
 		}
-		if it.Pos, err = d.eventRow(&sc, vs, dst); err != nil {
+		if it.Pos, err = d.eventFields(&sc, vs); err != nil {
 			return err
-		}
-		if len(dst.buf) > d.maxDecoded() {
-			return fmt.Errorf("rows over %d bytes: %w", d.maxDecoded(), ErrLimit)
 		}
 	}
 	if i := sc.Space(it.Pos); i != len(body) {
 		return errTrailing(i)
 	}
-	return nil
+	return d.writeEvents(body, dst)
 }
 
-// eventRow writes the row {"Timestamp","Id","Value","Tags"} of the EventData
-// object at i. Timestamp, Id and Value are required, as in Quix Streams;
-// Tags defaults to {}. Values other than Timestamp are copied as they are.
-func (d *Decoder) eventRow(sc *jsonscan.Scanner, i int, dst *Result) (int, error) {
+// spansPerEvent is the number of spans eventFields appends per event.
+const spansPerEvent = 4
+
+// eventFields appends to d.elems the Timestamp, Id, Value and Tags of the
+// EventData object at i (Tags an empty span when absent). Timestamp, Id
+// and Value are required, as in Quix Streams.
+func (d *Decoder) eventFields(sc *jsonscan.Scanner, i int) (int, error) {
 	body := sc.Bytes()
 	it, err := sc.ObjectStart(i)
 	if err != nil {
@@ -464,21 +553,49 @@ func (d *Decoder) eventRow(sc *jsonscan.Scanner, i int, dst *Result) (int, error
 	case !isNumberStart(body[ts.Start]):
 		return 0, errShape(ts.Start, "EventData Timestamp is not a number")
 	}
-	buf := dst.buf
-	buf = append(buf, `{"Timestamp":`...)
-	buf = append(buf, body[ts.Start:ts.End]...)
-	buf = append(buf, `,"Id":`...)
-	buf = append(buf, body[id.Start:id.End]...)
-	buf = append(buf, `,"Value":`...)
-	buf = append(buf, body[val.Start:val.End]...)
-	buf = append(buf, `,"Tags":`...)
-	if tags.End == 0 {
-		buf = append(buf, `{}`...)
-	} else {
-		buf = append(buf, body[tags.Start:tags.End]...)
-	}
-	buf = append(buf, '}')
-	dst.buf = buf
-	dst.ends = append(dst.ends, len(buf))
+	d.elems = append(d.elems, ts, id, val, tags)
 	return it.Pos, nil
+}
+
+// writeEvents writes the row {"Timestamp","Id","Value","Tags"} of each
+// event eventFields collected, Tags defaulting to {}, the values copied as
+// they are, into a buffer grown once to their size.
+func (d *Decoder) writeEvents(body []byte, dst *Result) error {
+	const fixed = len(`{"Timestamp":,"Id":,"Value":,"Tags":}`)
+	n, events := 0, len(d.elems)/spansPerEvent
+	for _, sp := range d.elems {
+		n += sp.End - sp.Start
+	}
+	for e := range events {
+		if d.elems[e*spansPerEvent+3].End == 0 {
+			n += len(`{}`)
+		}
+	}
+	n += events * (fixed + dst.gap)
+	if n-events*dst.gap > d.maxDecoded() {
+		return fmt.Errorf("rows over %d bytes: %w", d.maxDecoded(), ErrLimit)
+	}
+	buf := slices.Grow(dst.buf, n)
+	dst.ends = slices.Grow(dst.ends, events)
+	for e := range events {
+		f := d.elems[e*spansPerEvent : (e+1)*spansPerEvent]
+		ts, id, val, tags := f[0], f[1], f[2], f[3]
+		buf = appendGap(buf, dst.gap)
+		buf = append(buf, `{"Timestamp":`...)
+		buf = append(buf, body[ts.Start:ts.End]...)
+		buf = append(buf, `,"Id":`...)
+		buf = append(buf, body[id.Start:id.End]...)
+		buf = append(buf, `,"Value":`...)
+		buf = append(buf, body[val.Start:val.End]...)
+		buf = append(buf, `,"Tags":`...)
+		if tags.End == 0 {
+			buf = append(buf, `{}`...)
+		} else {
+			buf = append(buf, body[tags.Start:tags.End]...)
+		}
+		buf = append(buf, '}')
+		dst.ends = append(dst.ends, len(buf))
+	}
+	dst.buf = buf
+	return nil
 }

@@ -359,3 +359,107 @@ func TestResumeInsideQuixRecord(t *testing.T) {
 		})
 	}
 }
+
+// withoutCursor returns an envelope without its cursor member, the last.
+func withoutCursor(t *testing.T, env []byte) string {
+	t.Helper()
+	i := strings.LastIndex(string(env), `,"cursor":"`)
+	if i < 0 || !strings.HasSuffix(string(env), `"}`) {
+		t.Fatalf("no cursor at the end of %s", env)
+	}
+	return string(env[:i]) + "}"
+}
+
+// A history stored while only plain clients were connected keeps no
+// envelope frames: a client that asks for envelopes later (WebSocket or
+// SSE, from the earliest record, a cursor or last=N) gets them built from
+// what it keeps, for JSON and non-JSON values, Quix rows, keys and
+// headers, as a client connected at publish time gets them. (That one is
+// connected to a second process: only the cursors, which carry the
+// process's own start, differ.)
+func TestResumeEnvelopeFromPlainHistory(t *testing.T) {
+	b := e2etest.StartBroker(t, "lazy", 1)
+	svc := e2etest.StartService(t, e2etest.BrokerEnv(b))
+	svc.WaitReady(t)
+	ref := e2etest.StartService(t, e2etest.BrokerEnv(b))
+	ref.WaitReady(t)
+	p := e2etest.NewProducer(t, b)
+	plain := e2etest.Connect(t, svc.URL("/ws"))
+	live := e2etest.Connect(t, ref.URL("/ws?envelope=true"))
+
+	hs := []kgo.RecordHeader{e2etest.Header("h", "v\"\n"), e2etest.Header("bin", "\xff")}
+	p.ProduceRecords(
+		e2etest.Record([]byte("k1"), []byte(`{"a":1}`), hs...),
+		e2etest.Record(nil, []byte("not JSON")),
+		e2etest.Record([]byte{0xfe}, []byte{0xff, 0}),
+		e2etest.Record([]byte("car"), []byte(`{"C":"JT","K":"ParameterData","V":{"NumericValues":{"a":[1,2,3]},"Timestamps":[1,2,3]},"S":1,"E":2}`), hs...),
+		e2etest.Record([]byte("k2"), []byte(`{"b":2}`)),
+	)
+	const n = 7 // 1 + 1 + 1 + 3 rows + 1
+	if got := plain.NextN(t, 5); string(got[4]) != `{"b":2}` {
+		t.Fatalf("plain client got %q", got)
+	}
+	var want []string
+	for _, env := range live.NextN(t, n) {
+		want = append(want, withoutCursor(t, env))
+	}
+	check := func(t *testing.T, got [][]byte, want []string) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%d messages, want %d", len(got), len(want))
+		}
+		for i, env := range got {
+			if s := withoutCursor(t, env); s != want[i] {
+				t.Fatalf("message %d:\n%s\nwant\n%s", i, s, want[i])
+			}
+		}
+	}
+
+	t.Run("websocket", func(t *testing.T) {
+		c := e2etest.Connect(t, svc.URL("/ws?envelope=true&from=earliest"))
+		got := c.NextN(t, n)
+		check(t, got, want)
+		c.ExpectQuiet(t)
+		// From the first row of the Quix record, inside it.
+		mid := decodeEnv(t, got[3]).Cursor
+		c2 := e2etest.Connect(t, svc.URL("/ws?envelope=true&from="+mid))
+		rest := c2.NextN(t, n-4)
+		check(t, rest, want[4:])
+		for i, env := range rest {
+			if string(env) != string(got[4+i]) {
+				t.Fatalf("resumed from a row: message %d is %s, the first client's %s", i, env, got[4+i])
+			}
+		}
+		c2.ExpectQuiet(t)
+	})
+	t.Run("sse", func(t *testing.T) {
+		c := e2etest.ConnectSSE(t, svc.HTTPURL("/sse?envelope=true&from=earliest"), nil)
+		var got [][]byte
+		for range n {
+			ev := c.Next(t)
+			var env struct{ Cursor string }
+			if err := json.Unmarshal([]byte(ev.Data), &env); err != nil || env.Cursor != ev.ID {
+				t.Fatalf("event id %q, data %s: %v", ev.ID, ev.Data, err)
+			}
+			got = append(got, []byte(ev.Data))
+		}
+		check(t, got, want)
+	})
+	t.Run("last", func(t *testing.T) {
+		c := e2etest.Connect(t, svc.URL("/ws?envelope=true&last=4"))
+		check(t, c.NextN(t, 4), want[n-4:])
+		c.ExpectQuiet(t)
+	})
+	t.Run("sse last", func(t *testing.T) {
+		c := e2etest.ConnectSSE(t, svc.HTTPURL("/sse?envelope=true&last=4"), nil)
+		var got [][]byte
+		for range 4 {
+			got = append(got, []byte(c.Next(t).Data))
+		}
+		check(t, got, want[n-4:])
+		pl := e2etest.ConnectSSE(t, svc.HTTPURL("/sse?last=2"), nil)
+		if a, b := pl.Next(t).Data, pl.Next(t).Data; a != `{"a":3,"Tags":{},"Timestamp":3}` || b != `{"b":2}` {
+			t.Fatalf("plain SSE last=2: %s, %s", a, b)
+		}
+	})
+}
