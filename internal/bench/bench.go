@@ -4,9 +4,8 @@
 // latency) and what the server process costs (memory, CPU).
 //
 // The client side is built to stay cheap per delivery so that it does not
-// become the bottleneck on a small machine: the clients' sockets are read
-// by one epoll loop per CPU (internal/netpoll, the server's own poller), not
-// a goroutine each, many frames per read syscall, frames parsed in place, the timestamp and
+// become the bottleneck on a small machine: one goroutine per client, many
+// frames per read syscall, frames parsed in place, the timestamp and
 // sequence number found by scanning bytes, and latencies recorded in a
 // fixed per-client histogram; nothing allocates per frame.
 package bench

@@ -14,18 +14,21 @@ import (
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
-// maxCarry is the largest partial-frame buffer a reading client keeps once
-// it is empty again: a client that once received a large frame gives that
-// memory back, since thousands of idle clients should not cost much.
-const maxCarry = 4 << 10
+// Read buffer sizes of a reading client: it starts small, since thousands
+// of idle clients should not cost much memory, and doubles each time a read
+// fills it, so a busy client gets many frames per syscall.
+const (
+	minReadBuffer = 4 << 10
+	maxReadBuffer = 64 << 10
+)
 
 // maxOrderKeys bounds the per-client memory of the order check: with more
 // keys than this duplicates and reordering are not tracked.
 const maxOrderKeys = 1 << 16
 
-// clientStats are one reading client's counters. The goroutine reading the
-// client owns them (see client); only received is read concurrently (by the
-// progress reporter).
+// clientStats are one reading client's counters. The reader goroutine owns
+// them until it exits; only received is read concurrently (by the progress
+// reporter).
 type clientStats struct {
 	received   atomic.Int64 // deliveries carrying ts and seq
 	duplicates int64
@@ -36,12 +39,7 @@ type clientStats struct {
 	lastSeq    []uint32 // per key slot: last seq seen + 1, 0 for none
 }
 
-// client is one WebSocket connection. A reading client is a
-// netpoll.Handler: one of its group's pollers reads the socket (one epoll
-// loop for many clients, no goroutine each, so that the load tool's own
-// CPU per delivery stays low beside the server's) and hands it the bytes.
-// OnData and OnEOF run on that poller's goroutine, one call at a time; it
-// owns the fields below stats until the poller is closed.
+// client is one WebSocket connection.
 type client struct {
 	conn    net.Conn
 	stalled bool
@@ -54,16 +52,10 @@ type client struct {
 
 	inflaters *sync.Pool // the group's *wsframe.Inflater, for permessage-deflate
 
-	// Owned by the reading goroutine.
-	carry      []byte // the start of a frame not complete yet
-	inFragment bool   // inside a fragmented message (its first frame was counted)
-	zbuf       []byte // an inflated message
-	done       bool   // the read side ended; later bytes are ignored
-
-	// Set by the reading goroutine when the read side ends.
+	// Set by the reader goroutine before it exits.
 	closedByServer bool // close frame, EOF or reset from the server
 	err            error
-	ended          atomic.Bool // set last, when the read side is done
+	ended          atomic.Bool // set last, when the read loop is done
 }
 
 // endReason classifies how a read loop ended.
@@ -74,86 +66,80 @@ const (
 	endError                        // protocol error, timeout, or our own Close
 )
 
-// OnData parses the frames in b (after what was carried over from earlier
-// reads), answering pings and recording every data message with the time
-// of this read. It allocates only to carry a partial frame over.
-func (c *client) OnData(b []byte) {
-	if c.done {
-		return
-	}
-	now := time.Now().UnixNano()
-	if len(c.carry) > 0 {
-		c.carry = append(c.carry, b...)
-		b = c.carry
-	}
+// readLoop reads frames until the connection ends, answering pings and
+// recording every data message. It allocates only when the buffer grows.
+func (c *client) readLoop() {
+	st := c.stats
+	buf := make([]byte, max(minReadBuffer, len(c.pending)))
+	w := copy(buf, c.pending)
+	c.pending = nil
 	r := 0
-	for r < len(b) {
-		f, size, err := ParseFrame(b[r:])
-		if err != nil {
-			c.end(endError, err)
-			return
-		}
-		if size > len(b)-r {
-			break
-		}
-		r += size
-		if !c.frame(f, now) {
-			return
-		}
-	}
-	if r == len(b) {
-		c.carry = c.carry[:0]
-		if cap(c.carry) > maxCarry {
-			c.carry = nil
-		}
-		return
-	}
-	// copy, which append uses, handles b aliasing c.carry.
-	c.carry = append(c.carry[:0], b[r:]...)
-}
-
-// frame handles one complete frame received at nowNs; false means the read
-// side ended.
-func (c *client) frame(f Frame, nowNs int64) bool {
+	inFragment := false
 	var ctl [2 + 4 + 125]byte
-	switch f.Op {
-	case wsframe.OpText, wsframe.OpBinary:
-		if !c.inFragment {
-			p := f.Payload
-			if f.Compressed {
-				var err error
-				if p, err = c.inflate(p, &c.zbuf); err != nil {
+	var zbuf []byte // an inflated message
+	for {
+		if w > r {
+			now := time.Now().UnixNano()
+			for {
+				f, size, err := ParseFrame(buf[r:w])
+				if err != nil {
 					c.end(endError, err)
-					return false
+					return
+				}
+				if size > w-r {
+					if size > len(buf) {
+						nb := make([]byte, max(size, min(2*len(buf), maxReadBuffer)))
+						w = copy(nb, buf[r:w])
+						buf, r = nb, 0
+					}
+					break
+				}
+				r += size
+				switch f.Op {
+				case wsframe.OpText, wsframe.OpBinary:
+					if !inFragment {
+						p := f.Payload
+						if f.Compressed {
+							if p, err = c.inflate(p, &zbuf); err != nil {
+								c.end(endError, err)
+								return
+							}
+						}
+						st.deliver(p, now, c.key, c.keys)
+					}
+					inFragment = !f.Fin
+				case wsframe.OpContinuation:
+					inFragment = !f.Fin
+				case wsframe.OpPing:
+					if err := c.writeControl(ctl[:0], wsframe.OpPong, f.Payload); err != nil {
+						c.end(endError, err)
+						return
+					}
+				case wsframe.OpClose:
+					c.replyClose(ctl[:0], f.Payload)
+					c.end(endServerClose, nil)
+					return
 				}
 			}
-			c.stats.deliver(p, nowNs, c.key, c.keys)
+			if r == w {
+				r, w = 0, 0
+			} else if r > 0 && w == len(buf) {
+				w = copy(buf, buf[r:w])
+				r = 0
+			}
 		}
-		c.inFragment = !f.Fin
-	case wsframe.OpContinuation:
-		c.inFragment = !f.Fin
-	case wsframe.OpPing:
-		if err := c.writeControl(ctl[:0], wsframe.OpPong, f.Payload); err != nil {
-			c.end(endError, err)
-			return false
+		n, err := c.conn.Read(buf[w:])
+		w += n
+		if err != nil {
+			c.endRead(err)
+			return
 		}
-	case wsframe.OpClose:
-		c.replyClose(ctl[:0], f.Payload)
-		c.end(endServerClose, nil)
-		return false
+		if w == len(buf) && r == 0 && len(buf) < maxReadBuffer {
+			nb := make([]byte, 2*len(buf))
+			copy(nb, buf[:w])
+			buf = nb
+		}
 	}
-	return true
-}
-
-// OnEOF ends the read side: err nil is the server's end of stream.
-func (c *client) OnEOF(err error) {
-	if c.done {
-		return
-	}
-	if err == nil {
-		err = io.EOF
-	}
-	c.endRead(err)
 }
 
 // drainStalled is the final read of a stalled client: it reads and discards
@@ -210,15 +196,13 @@ func (c *client) endRead(err error) {
 }
 
 func (c *client) end(reason endReason, err error) {
-	c.done = true
 	c.closedByServer = reason == endServerClose
 	c.err = err
 	c.ended.Store(true)
 }
 
 // writeControl writes one masked control frame. The deadline keeps a
-// server that stopped reading from blocking the reader (and so the other
-// clients of its poller) for more than a few seconds.
+// server that stopped reading from blocking the reader forever.
 func (c *client) writeControl(buf []byte, op byte, payload []byte) error {
 	c.maskKey ^= c.maskKey << 13
 	c.maskKey ^= c.maskKey >> 17

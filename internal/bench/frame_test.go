@@ -129,26 +129,7 @@ func stream(n, size int, deflate bool) []byte {
 	return s
 }
 
-// feed reads r the way a poller reads a socket, into one reused buffer,
-// and hands each read to c, then the end of stream.
-func feed(c *client, r io.Reader) {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			c.OnData(buf[:n])
-		}
-		if err != nil {
-			if err == io.EOF {
-				err = nil
-			}
-			c.OnEOF(err)
-			return
-		}
-	}
-}
-
-func TestReader(t *testing.T) {
+func TestReadLoop(t *testing.T) {
 	const n = 200
 	tests := []struct {
 		name    string
@@ -172,12 +153,9 @@ func TestReader(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := append(stream(n, tt.size, tt.deflate), tt.end...)
-			conn := &fakeConn{}
-			c := &client{conn: conn, key: -1, keys: 3, maskKey: 1, stats: newClientStats(-1, 3), inflaters: new(sync.Pool)}
-			if tt.pending > 0 {
-				c.OnData(s[:tt.pending])
-			}
-			feed(c, tt.reader(bytes.NewReader(s[tt.pending:])))
+			conn := &fakeConn{r: tt.reader(bytes.NewReader(s[tt.pending:]))}
+			c := &client{conn: conn, key: -1, keys: 3, maskKey: 1, pending: s[:tt.pending], stats: newClientStats(-1, 3), inflaters: new(sync.Pool)}
+			c.readLoop()
 			st := c.stats
 			if got := st.received.Load(); got != n {
 				t.Errorf("received %d, want %d", got, n)
@@ -269,13 +247,13 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
-func BenchmarkReader(b *testing.B) {
+func BenchmarkReadLoop(b *testing.B) {
 	s := stream(10000, 200, false)
 	b.SetBytes(int64(len(s)))
 	b.ReportAllocs()
 	for b.Loop() {
-		c := &client{conn: &fakeConn{}, key: -1, keys: 10, maskKey: 1, stats: newClientStats(-1, 10)}
-		feed(c, bytes.NewReader(s))
+		c := &client{conn: &fakeConn{r: bytes.NewReader(s)}, key: -1, keys: 10, maskKey: 1, stats: newClientStats(-1, 10)}
+		c.readLoop()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10000), "ns/frame")
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math"
 	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,8 +16,6 @@ import (
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
-
-	"github.com/wsdest/wsdest/internal/netpoll"
 )
 
 // KeyPlaceholder in a URL is replaced, per client, by the key that client
@@ -127,9 +124,7 @@ type Group struct {
 	// clients[j] is client First+j, nil when it failed to connect. Written
 	// by the connecting goroutines; read-only once Connect returns.
 	clients []*client
-	// pollers read the reading clients, client j by pollers[j%len]: one
-	// per CPU, created by Connect, closed by Stop and Abort.
-	pollers []*netpoll.Poller
+	readers sync.WaitGroup
 	res     GroupResult // connect fields, owned by Connect
 	tls     *tls.Config // for wss:// URLs; read-only
 }
@@ -153,20 +148,11 @@ func NewGroup(cfg GroupConfig) *Group {
 }
 
 // Connect opens the group's connections, paced by ConnectRate with at most
-// InFlight handshakes at once, and has the group's pollers read each
+// InFlight handshakes at once, and starts a reader goroutine for each
 // reading client. It returns when every client has connected or failed, or
 // ctx is done (clients not tried then count as errors).
 func (g *Group) Connect(ctx context.Context) GroupResult {
 	start := time.Now()
-	for range runtime.GOMAXPROCS(0) {
-		p, err := netpoll.New(nil)
-		if err != nil {
-			g.res.ConnectErrors = g.cfg.Count
-			g.res.FirstConnectError = err.Error()
-			return g.res
-		}
-		g.pollers = append(g.pollers, p)
-	}
 	var (
 		sem      = make(chan struct{}, g.cfg.InFlight)
 		wg       sync.WaitGroup
@@ -209,21 +195,10 @@ loop:
 				errOnce.Do(func() { firstErr = err.Error() })
 				return
 			}
-			if !c.stalled {
-				// What the server sent behind its handshake response is
-				// read here, before the poller owns the client.
-				if len(c.pending) > 0 {
-					c.OnData(c.pending)
-					c.pending = nil
-				}
-				if _, err := g.pollers[j%len(g.pollers)].Watch(c.conn, c); err != nil {
-					c.conn.Close()
-					errs.Add(1)
-					errOnce.Do(func() { firstErr = err.Error() })
-					return
-				}
-			}
 			g.clients[j] = c
+			if !c.stalled {
+				g.readers.Go(c.readLoop)
+			}
 		}()
 	}
 	wg.Wait()
@@ -330,17 +305,7 @@ func (g *Group) Abort() {
 			c.conn.Close()
 		}
 	}
-	g.closePollers()
-}
-
-// closePollers stops the pollers and waits for them: after it, no client
-// is being read and the readers' fields may be read. The connections must
-// be closed first (Poller.Close waits for the goroutine readers of
-// connections that are not plain sockets).
-func (g *Group) closePollers() {
-	for _, p := range g.pollers {
-		_ = p.Close()
-	}
+	g.readers.Wait()
 }
 
 // Stop ends the run: the stalled clients read what the server queued for
@@ -368,7 +333,7 @@ func (g *Group) Stop() GroupResult {
 		}
 		c.conn.Close()
 	}
-	g.closePollers()
+	g.readers.Wait()
 
 	r := g.res
 	for j, c := range g.clients {
