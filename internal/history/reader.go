@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/kafka"
 )
 
 // Defaults of ReaderConfig.
@@ -392,7 +393,8 @@ func (r *Reader) readRange(p int32, lo, hi int64) (recs []*wsdest.Record, end in
 			if kr.Offset >= hi {
 				return
 			}
-			recs = append(recs, toRecord(kr))
+			rec := kafka.Record(kr, nil)
+			recs = append(recs, &rec)
 		})
 		if n == 0 && timedOut {
 			// Nothing more below hi: what is left of the range holds no
@@ -443,22 +445,4 @@ func (r *Reader) drop(cl *kgo.Client) {
 	r.closeMu.Unlock()
 	cl.Close()
 	r.slots <- struct{}{}
-}
-
-func toRecord(kr *kgo.Record) *wsdest.Record {
-	rec := &wsdest.Record{
-		Topic:     kr.Topic,
-		Partition: kr.Partition,
-		Offset:    kr.Offset,
-		Timestamp: kr.Timestamp,
-		Key:       kr.Key,
-		Value:     kr.Value,
-	}
-	if len(kr.Headers) > 0 {
-		rec.Headers = make([]wsdest.Header, len(kr.Headers))
-		for i, h := range kr.Headers {
-			rec.Headers[i] = wsdest.Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	return rec
 }

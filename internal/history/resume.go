@@ -433,7 +433,7 @@ func (j *job) push(ctx context.Context, msgs []*hub.Message) bool {
 		}
 		n, cost := 0, q
 		for n < len(msgs) && cost <= limit {
-			cost += len(msgs[n].Frames[j.shape]) + 64
+			cost += j.c.Cost(msgs[n])
 			n++
 		}
 		if !j.c.Push(msgs[:n]) {

@@ -165,7 +165,10 @@ func (s *Store) evictLocked(now int64) {
 		}
 		s.parts[m.Partition].from = m.Offset + 1
 	}
-	// Compact the ring's backing array once half of it is dropped.
+	// Move the ring to an array twice its length once it fills less than
+	// a quarter of the capacity left in its array (dropping from the front
+	// leaves the array's start unused until the next growth), so that a
+	// ring that shrank does not keep its largest array.
 	if cap(s.ring) > 1024 && len(s.ring) < cap(s.ring)/4 {
 		s.ring = append(make([]entry, 0, 2*len(s.ring)), s.ring...)
 	}

@@ -22,18 +22,29 @@ func (c *Client) Push(msgs []*Message) bool {
 		return false
 	}
 	for _, m := range msgs {
-		f := m.Frames[c.shape]
-		if f == nil {
+		cost := c.Cost(m)
+		if cost == 0 {
 			continue
 		}
 		if c.queue == nil {
 			c.queue = c.hub.shardOf(c).getArray()
 		}
 		c.queue = append(c.queue, m)
-		c.queued += len(f) + entryCost
+		c.queued += cost
 	}
 	c.wakeLocked()
 	return true
+}
+
+// Cost is what m adds to the client's backlog (and its queue bound) when
+// pushed: its frame's bytes plus a fixed cost per message; 0 for a
+// message that has no frame for the client's shape.
+func (c *Client) Cost(m *Message) int {
+	f := m.Frames[c.shape]
+	if f == nil {
+		return 0
+	}
+	return len(f) + entryCost
 }
 
 // Backlog returns the cost of what is queued and not yet taken by the
@@ -95,9 +106,9 @@ func (c *Client) ReleaseFunc(ahead []*Message, fix func(*Message) *Message, floo
 	cost := 0
 	out := q[:0]
 	for _, m := range q {
-		if f := m.Frames[c.shape]; f != nil {
+		if n := c.Cost(m); n > 0 {
 			out = append(out, m)
-			cost += len(f) + entryCost
+			cost += n
 		}
 	}
 	clear(c.queue)

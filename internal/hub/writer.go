@@ -523,10 +523,8 @@ func (c *Client) teardown(why CloseReason) {
 		c.reason = why
 	}
 	why = c.reason
-	c.hub.stats.dropFrames.Add(uint64(len(c.queue) + len(c.backlog)))
-	clear(c.queue)
-	clear(c.backlog)
-	c.queue, c.backlog, c.spare, c.queued, c.pong = nil, nil, nil, 0, nil
+	c.dropQueueLocked()
+	c.queue, c.spare = nil, nil // a closed client keeps no arrays
 	c.mu.Unlock()
 	h.remove(c)
 	h.stats.closed(why)

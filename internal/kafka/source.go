@@ -240,27 +240,38 @@ func toRecords(fetches kgo.Fetches) []*wsdest.Record {
 	hdrs := make([]wsdest.Header, 0, nh)
 	for _, p := range parts {
 		for _, r := range p.Records {
-			var h []wsdest.Header
-			if len(r.Headers) > 0 {
-				start := len(hdrs)
-				for _, kh := range r.Headers {
-					hdrs = append(hdrs, wsdest.Header{Key: kh.Key, Value: kh.Value})
-				}
-				h = hdrs[start:len(hdrs):len(hdrs)]
-			}
-			recs = append(recs, wsdest.Record{
-				Topic:     r.Topic,
-				Partition: r.Partition,
-				Offset:    r.Offset,
-				Timestamp: r.Timestamp,
-				Key:       r.Key,
-				Headers:   h,
-				Value:     r.Value,
-			})
+			recs = append(recs, Record(r, &hdrs))
 			ptrs = append(ptrs, &recs[len(recs)-1])
 		}
 	}
 	return ptrs
+}
+
+// Record converts kr, sharing its topic, key, value and header bytes. Its
+// headers are appended to *hdrs, so that the records of one fetch can share
+// one array; hdrs nil gives them an array of their own.
+func Record(kr *kgo.Record, hdrs *[]wsdest.Header) wsdest.Record {
+	rec := wsdest.Record{
+		Topic:     kr.Topic,
+		Partition: kr.Partition,
+		Offset:    kr.Offset,
+		Timestamp: kr.Timestamp,
+		Key:       kr.Key,
+		Value:     kr.Value,
+	}
+	if len(kr.Headers) > 0 {
+		var own []wsdest.Header
+		if hdrs == nil {
+			own = make([]wsdest.Header, 0, len(kr.Headers))
+			hdrs = &own
+		}
+		start := len(*hdrs)
+		for _, kh := range kr.Headers {
+			*hdrs = append(*hdrs, wsdest.Header{Key: kh.Key, Value: kh.Value})
+		}
+		rec.Headers = (*hdrs)[start:len(*hdrs):len(*hdrs)]
+	}
+	return rec
 }
 
 // logLimiter lets one message per key through every interval and counts

@@ -429,3 +429,37 @@ func TestStartupLatency(t *testing.T) {
 	r.next(t)
 	t.Logf("first record delivered %v after start-up", time.Since(start))
 }
+
+// Record shares the record's bytes; the headers of several records share
+// the array passed in, each with its own length and capacity, or get their
+// own without one.
+func TestRecordConversion(t *testing.T) {
+	ts := time.UnixMilli(1700000000000)
+	kr := func(hs ...string) *kgo.Record {
+		r := &kgo.Record{Topic: "t", Partition: 3, Offset: 9, Timestamp: ts, Key: []byte("k"), Value: []byte("v")}
+		for _, h := range hs {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h, Value: []byte(h + "!")})
+		}
+		return r
+	}
+	var hdrs []wsdest.Header
+	a := Record(kr("a", "b"), &hdrs)
+	b := Record(kr("c"), &hdrs)
+	own := Record(kr("d"), nil)
+	none := Record(kr(), &hdrs)
+	if a.Topic != "t" || a.Partition != 3 || a.Offset != 9 || !a.Timestamp.Equal(ts) || string(a.Key) != "k" || string(a.Value) != "v" {
+		t.Fatalf("fields: %+v", a)
+	}
+	if len(a.Headers) != 2 || cap(a.Headers) != 2 || a.Headers[1].Key != "b" || string(a.Headers[1].Value) != "b!" {
+		t.Errorf("a's headers %+v (cap %d)", a.Headers, cap(a.Headers))
+	}
+	if len(b.Headers) != 1 || b.Headers[0].Key != "c" || &b.Headers[0] != &hdrs[2] {
+		t.Errorf("b's headers %+v not in the shared array", b.Headers)
+	}
+	if len(own.Headers) != 1 || own.Headers[0].Key != "d" || len(hdrs) != 3 {
+		t.Errorf("own headers %+v, shared array %d long", own.Headers, len(hdrs))
+	}
+	if none.Headers != nil {
+		t.Errorf("no headers: %+v", none.Headers)
+	}
+}

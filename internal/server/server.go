@@ -180,9 +180,6 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 // reason is present.
 func (s *Server) Rejections() map[RejectReason]uint64 { return s.rejects.counts() }
 
-// Clients returns the number of clients holding a connection slot.
-func (s *Server) Clients() int64 { return s.limits.open.Load() }
-
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 

@@ -116,9 +116,6 @@ func (c *Certificates) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 	return c.cur.Load(), nil
 }
 
-// Current returns the pair in use.
-func (c *Certificates) Current() *tls.Certificate { return c.cur.Load() }
-
 // Reload loads the files if they changed since the pair in use was loaded,
 // and reports whether the pair in use changed.
 func (c *Certificates) Reload() bool {
