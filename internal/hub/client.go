@@ -77,6 +77,36 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled, seq uint64) uint64 {
 	return n
 }
 
+// enqueueShared is enqueue for msgs longer than maxBatch, in an array
+// that no one modifies (Publish's copy): when the client has nothing
+// queued and takes every one of msgs, its backlog becomes msgs itself,
+// shared with the other such clients, instead of a copy of its own, so
+// that a record of many rows costs each client a slice, not a pointer per
+// row. Otherwise it is enqueue.
+func (c *Client) enqueueShared(msgs []*Message, sub *compiled, seq uint64) uint64 {
+	c.mu.Lock()
+	if c.closing || c.parked || c.held || c.floor != nil || len(c.queue) > 0 || len(c.backlog) > 0 {
+		c.mu.Unlock()
+		return c.enqueue(msgs, sub, seq)
+	}
+	cost := 0
+	for _, m := range msgs {
+		f := m.Frames[c.shape]
+		if f == nil || len(f) > c.hub.cfg.MaxQueueBytes || sub != nil && !sub.matches(m.Key) {
+			c.mu.Unlock()
+			return c.enqueue(msgs, sub, seq)
+		}
+		cost += len(f) + entryCost
+	}
+	// Nothing is queued, so nothing is older than this Publish: the bound
+	// holds (see pushLocked).
+	c.backlog, c.shared = msgs, true
+	c.queued, c.pubCost, c.checked = cost, cost, seq
+	c.wakeLocked()
+	c.mu.Unlock()
+	return uint64(len(msgs))
+}
+
 func (c *Client) enqueueOne(m *Message, seq uint64) uint64 {
 	f := m.Frames[c.shape]
 	if f == nil || len(f) > c.hub.cfg.MaxQueueBytes {
@@ -226,8 +256,10 @@ func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQu
 func (c *Client) dropQueueLocked() {
 	c.hub.stats.dropFrames.Add(uint64(len(c.queue) + len(c.backlog)))
 	clear(c.queue)
-	clear(c.backlog)
-	c.queue, c.backlog = c.queue[:0], nil
+	if !c.shared {
+		clear(c.backlog)
+	}
+	c.queue, c.backlog, c.shared = c.queue[:0], nil, false
 	c.queued = 0
 	c.pong = nil
 	c.keepalive = false

@@ -36,7 +36,11 @@
 // queue; a socket that is full, and every other connection (TLS), is
 // written by a goroutine of the client's own with a WriteTimeout deadline.
 // There is no added delay: batches grow only when the workers fall behind.
-// A queue longer than 512 frames is written 512 frames a turn.
+// A queue longer than 512 frames is written 512 frames a turn. A Publish
+// of more than 512 messages (a record of many rows, a large fetch) is
+// copied once, and each client that has nothing queued and takes all of
+// it, or all of a long run of one key, keeps that copy as its backlog
+// instead of a pointer per message of its own.
 //
 // A client that negotiated permessage-deflate (Client.UseDeflate) gets
 // each frame compressed with no context takeover: the first writer that
@@ -45,10 +49,12 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -418,35 +424,88 @@ func (h *Hub) Publish(msgs []*Message) {
 		seq = h.wantSeq.Add(1)
 	}
 	h.pubSeq = seq
+	// A long batch (a record of many rows, or a large fetch) is copied
+	// once, and clients that take all of it (or all of a long run of one
+	// key) share the copy as their backlog (enqueueShared).
+	enqueueAll := (*Client).enqueue
+	var runs []keyRun
+	if len(msgs) > maxBatch {
+		msgs = slices.Clone(msgs)
+		enqueueAll = (*Client).enqueueShared
+		runs = longRuns(msgs)
+	}
 	var enqueued uint64
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.RLock()
 		for _, c := range s.all {
 			if c.from < seq {
-				enqueued += c.enqueue(msgs, nil, seq)
+				enqueued += enqueueAll(c, msgs, nil, seq)
 			}
 		}
 		if len(s.exact) > 0 {
-			for _, m := range msgs {
-				if m.Key == nil {
-					continue
-				}
-				for _, c := range s.exact[string(m.Key)] {
-					if c.from < seq {
-						enqueued += c.enqueueOne(m, seq)
-					}
-				}
-			}
+			enqueued += s.enqueueExact(msgs, runs, seq)
 		}
 		for _, c := range s.globs {
 			if c.from < seq {
-				enqueued += c.enqueue(msgs, c.sub, seq)
+				enqueued += enqueueAll(c, msgs, c.sub, seq)
 			}
 		}
 		s.mu.RUnlock()
 	}
 	h.stats.enqueued.Add(enqueued)
+}
+
+// keyRun is msgs[from:to] of a Publish, more than maxBatch messages in a
+// row with the same key.
+type keyRun struct{ from, to int }
+
+// longRuns returns the runs of more than maxBatch messages with the same
+// non-nil key, in order.
+func longRuns(msgs []*Message) []keyRun {
+	var runs []keyRun
+	for i := 0; i < len(msgs); {
+		j := i + 1
+		for j < len(msgs) && msgs[i].Key != nil && bytes.Equal(msgs[j].Key, msgs[i].Key) {
+			j++
+		}
+		if j-i > maxBatch && msgs[i].Key != nil {
+			runs = append(runs, keyRun{i, j})
+		}
+		i = j
+	}
+	return runs
+}
+
+// enqueueExact queues msgs for the shard's exact-key clients, message by
+// message, but a long run of one key (runs) as one shared piece. The
+// shard's read lock must be held.
+func (s *shard) enqueueExact(msgs []*Message, runs []keyRun, seq uint64) uint64 {
+	var n uint64
+	for i := 0; i < len(msgs); {
+		if len(runs) > 0 && runs[0].from == i {
+			r := runs[0]
+			runs = runs[1:]
+			for _, c := range s.exact[string(msgs[i].Key)] {
+				if c.from < seq {
+					n += c.enqueueShared(msgs[r.from:r.to:r.to], nil, seq)
+				}
+			}
+			i = r.to
+			continue
+		}
+		m := msgs[i]
+		i++
+		if m.Key == nil {
+			continue
+		}
+		for _, c := range s.exact[string(m.Key)] {
+			if c.from < seq {
+				n += c.enqueueOne(m, seq)
+			}
+		}
+	}
+	return n
 }
 
 // countOversized counts, and logs at most every 10 s, the frames that are

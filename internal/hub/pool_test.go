@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +94,69 @@ func TestPoolPartialWrites(t *testing.T) {
 	}
 	c.Abort(ReasonClientClosed)
 	<-closed
+}
+
+// One long Publish shared by clients as their backlog survives partial
+// writes: a client whose socket fills up finishes its piece of the shared
+// array from a goroutine of its own without clearing it, so a client that
+// gets to that piece later (here: one that had no connection until the
+// first had read everything) still finds every message.
+func TestPoolPartialWritesShared(t *testing.T) {
+	h := New(Config{PingInterval: -1, MaxQueueBytes: 64 << 20})
+	runHub(t, h)
+	const n = 2000
+	pad := strings.Repeat("x", 1000)
+	payload := func(i int) string { return fmt.Sprintf(`{"i":%d,"p":"%s"}`, i, pad) }
+	read := func(cli *net.TCPConn) error {
+		r := bufio.NewReader(cli)
+		_ = cli.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for i := range n {
+			f, err := readFrame(r)
+			if err != nil {
+				return fmt.Errorf("frame %d: %w", i, err)
+			}
+			if string(f.payload) != payload(i) {
+				return fmt.Errorf("frame %d = %.30s..., want %.30s...", i, f.payload, payload(i))
+			}
+		}
+		return nil
+	}
+	pair := func() (*net.TCPConn, *net.TCPConn) {
+		srv, cli := tcpPair(t)
+		_ = srv.SetWriteBuffer(32 << 10)
+		_ = cli.SetReadBuffer(256 << 10)
+		return srv, cli
+	}
+	srvA, cliA := pair()
+	a := h.Add(srvA, Subscription{All: true}, nil)
+	if a.raw == nil {
+		t.Fatal("a TCP client has no raw connection: the pool is not used")
+	}
+	b := h.AddClient(nil, ClientOptions{Sub: Subscription{All: true}})
+	msgs := make([]*Message, n)
+	for i := range msgs {
+		msgs[i] = &Message{Frames: [NumShapes][]byte{wsframe.Text([]byte(payload(i)))}}
+	}
+	h.Publish(msgs)
+	shared := func(c *Client) bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.shared
+	}
+	if !shared(a) || !shared(b) {
+		t.Fatal("the clients do not share the Publish's copy")
+	}
+	if err := read(cliA); err != nil {
+		t.Fatalf("first client: %v; stats %+v", err, h.Stats())
+	}
+	if h.Stats().BlockedWrites == 0 {
+		t.Fatal("no write was left unfinished by the socket: the test did not cover the hand-over")
+	}
+	srvB, cliB := pair()
+	b.Attach(srvB)
+	if err := read(cliB); err != nil {
+		t.Fatalf("second client: %v; stats %+v", err, h.Stats())
+	}
 }
 
 // Clients waiting in the pool's run queue when the pool stops still get

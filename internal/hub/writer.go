@@ -119,7 +119,11 @@ type Client struct {
 	deflate   bool // the client negotiated permessage-deflate (UseDeflate)
 	// parked: live messages are not queued at all (ClientOptions.Park)
 	// while a catch-up is written; see resume.go.
-	parked  bool
+	parked bool
+	// shared: backlog is (a tail of) an array other clients read too, a
+	// large Publish's (enqueueShared): never written to, cleared or
+	// recycled.
+	shared  bool
 	pingSec uint32          // the second (unix) pings are counted in
 	pings   uint32          // pings received in pingSec
 	conn    Conn            // set once, by Add or Attach, before any writer starts
@@ -183,6 +187,7 @@ type batch struct {
 	msgs   []*Message // the data messages among them, for stats and recycling
 	final  bool       // the close frame is the last of frames
 	chunk  bool       // msgs is a piece of a backlog: not reused as a queue array
+	shared bool       // msgs is a piece of a shared backlog: not cleared either
 	// deflate says the data frames must be swapped for their compressed
 	// forms (deflateFrames) before the write.
 	deflate bool
@@ -204,7 +209,7 @@ func (c *Client) deflateFrames(b *batch) {
 // takeLocked moves everything due into b and reports whether there was
 // anything. The state must be stateWriting. c.mu must be held.
 func (c *Client) takeLocked(b *batch) bool {
-	b.frames, b.msgs, b.final, b.chunk, b.deflate = b.frames[:0], nil, false, false, false
+	b.frames, b.msgs, b.final, b.chunk, b.shared, b.deflate = b.frames[:0], nil, false, false, false, false
 	if c.state != stateWriting {
 		return false
 	}
@@ -225,9 +230,9 @@ func (c *Client) takeLocked(b *batch) bool {
 	case len(c.backlog) > 0:
 		n := min(maxBatch, len(c.backlog))
 		b.msgs, c.backlog = c.backlog[:n:n], c.backlog[n:]
-		b.chunk = true
+		b.chunk, b.shared = true, c.shared
 		if len(c.backlog) == 0 {
-			c.backlog = nil
+			c.backlog, c.shared = nil, false
 		}
 	case len(c.queue) > 0:
 		b.msgs, c.queue, c.spare = c.queue, c.spare[:0], nil
@@ -281,7 +286,7 @@ func (c *Client) flushOne(b *batch, ws *writeScratch) {
 	}
 	if len(rest) > 0 {
 		st.blocked.Add(1)
-		own := batch{frames: append([][]byte(nil), rest...), msgs: b.msgs, final: b.final, chunk: b.chunk}
+		own := batch{frames: append([][]byte(nil), rest...), msgs: b.msgs, final: b.final, chunk: b.chunk, shared: b.shared}
 		clear(b.frames)
 		c.mu.Lock()
 		if c.state == stateWriting {
@@ -464,7 +469,7 @@ func (c *Client) closeWritten() {
 // next queue's unless it grew large or is a piece of a backlog.
 func (c *Client) recycle(b *batch) {
 	msgs := b.msgs
-	if msgs == nil {
+	if msgs == nil || b.shared {
 		return
 	}
 	clear(msgs)

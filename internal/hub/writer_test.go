@@ -250,3 +250,76 @@ func TestCloseLoggedAtDebug(t *testing.T) {
 		t.Fatalf("logged %d times", strings.Count(out, "client closed"))
 	}
 }
+
+// A Publish longer than maxBatch is copied once: clients with nothing
+// queued that take all of it (every key, a glob, or the key of a long run)
+// share the copy as their backlog instead of a pointer per message each;
+// a client that had something queued gets its own. Each gets every frame
+// in order, and closing one leaves the shared array intact for the others.
+func TestLargePublishShared(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: -1})
+		const n = 3 * maxBatch
+		var want strings.Builder
+		msgs := make([]*Message, n)
+		for i := range msgs {
+			p := fmt.Sprintf("%d,", i)
+			want.WriteString(p)
+			msgs[i] = &Message{Key: []byte("k"), Offset: int64(i), Rows: 1, Frames: [NumShapes][]byte{[]byte(p)}}
+		}
+		subs := map[string]Subscription{
+			"all":   {All: true},
+			"exact": {Keys: []string{"k"}},
+			"glob":  {Keys: []string{"k*"}},
+			"busy":  {All: true},
+			"gone":  {All: true},
+		}
+		clients := map[string]*Client{}
+		for name, sub := range subs {
+			clients[name] = h.AddClient(nil, ClientOptions{Sub: sub}) // no connection yet: frames wait
+		}
+		early := &Message{Key: []byte("k"), Offset: -1, Rows: 1, Frames: [NumShapes][]byte{[]byte("early,")}}
+		clients["busy"].Push([]*Message{early})
+		h.Publish(msgs)
+		clear(msgs) // the caller may reuse its slice at once
+
+		first := func(c *Client) *Message {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if !c.shared || len(c.backlog) != n {
+				return nil
+			}
+			return c.backlog[0]
+		}
+		for _, name := range []string{"all", "exact", "glob", "gone"} {
+			c := clients[name]
+			if first(c) == nil {
+				t.Fatalf("%s: backlog not the shared copy", name)
+			}
+			if &c.backlog[0] != &clients["all"].backlog[0] {
+				t.Fatalf("%s: backlog is a copy of its own", name)
+			}
+		}
+		if c := clients["busy"]; c.shared || len(c.queue) != n+1 {
+			t.Fatalf("busy: shared %v, %d queued; want its own queue of %d", c.shared, len(c.queue), n+1)
+		}
+		clients["gone"].Abort(ReasonClientClosed)
+		conns := map[string]*recConn{}
+		for name, c := range clients {
+			if name != "gone" {
+				conns[name] = newRecConn()
+				c.Attach(conns[name])
+			}
+		}
+		synctest.Wait()
+		for name, conn := range conns {
+			w := want.String()
+			if name == "busy" {
+				w = "early," + w
+			}
+			if got := conn.all(); got != w {
+				t.Errorf("%s: got %d bytes, want %d (in order)", name, len(got), len(w))
+			}
+		}
+	})
+}

@@ -260,9 +260,9 @@ func gzipBomb(b *testing.B, n int) []byte {
 // in-process broker, the producer and the clients together, so the
 // service's own cost is at most that. The sub-benchmarks: two clients
 // flood empty pings without reading (until the service closes them), and
-// a 200,000-row record, a 2,000,000-row gzip record (over
-// MAX_RECORD_ROWS) or a gzip bomb of 64 MiB reaches two clients that
-// keep up. Each fixture is built in its own sub-benchmark, so that no
+// a 200,000-row record (to two clients, and to fifty: half subscribed to
+// every key, half to the record's), a 2,000,000-row gzip record (over
+// MAX_RECORD_ROWS) or a gzip bomb of 64 MiB reaches clients that keep up. Each fixture is built in its own sub-benchmark, so that no
 // other one's stays live; the clients drop what they read without
 // keeping it (Client.Discard). MB-rss is the peak over the resident size
 // before (see peakRSS); closed counts the clients the service closed.
@@ -301,14 +301,17 @@ func BenchmarkHostile(b *testing.B) {
 		b.ReportMetric(growth/float64(b.N), "MB-rss")
 		b.ReportMetric(closed/float64(b.N), "closed")
 	})
+	rows200k := func(b *testing.B) []byte { return gzipped(b, timeseries(200_000, false)) }
 	records := []struct {
-		name  string
-		value func(b *testing.B) []byte // the record's value, gzipped
-		rows  int                       // the messages it yields
+		name    string
+		value   func(b *testing.B) []byte // the record's value, gzipped
+		rows    int                       // the messages it yields
+		clients int                       // reading clients, half on every key, half on the record's
 	}{
-		{"rows=200000", func(b *testing.B) []byte { return gzipped(b, timeseries(200_000, false)) }, 200_000},
-		{"rows=2000000", func(b *testing.B) []byte { return gzipped(b, timeseries(2_000_000, true)) }, 0},
-		{"gzip-bomb-64MiB", func(b *testing.B) []byte { return gzipBomb(b, 64<<20) }, 0},
+		{"rows=200000", rows200k, 200_000, 2},
+		{"rows=200000,clients=50", rows200k, 200_000, 50},
+		{"rows=2000000", func(b *testing.B) []byte { return gzipped(b, timeseries(2_000_000, true)) }, 0, 2},
+		{"gzip-bomb-64MiB", func(b *testing.B) []byte { return gzipBomb(b, 64<<20) }, 0, 2},
 	}
 	for _, r := range records {
 		b.Run(r.name, func(b *testing.B) {
@@ -316,7 +319,14 @@ func BenchmarkHostile(b *testing.B) {
 			var growth, closed float64
 			for range b.N {
 				p, s := startB(b)
-				clients := []*e2etest.Client{e2etest.Connect(b, s.URL("/ws")), e2etest.Connect(b, s.URL("/ws"))}
+				var clients []*e2etest.Client
+				for i := range r.clients {
+					path := "/ws"
+					if i%2 == 1 {
+						path = "/ws/k"
+					}
+					clients = append(clients, e2etest.Connect(b, s.URL(path)))
+				}
 				before, peak := peakRSS(b)
 				p.Produce([]byte("k"), value, quixGzipHeaders("TimeseriesData")...)
 				p.Produce([]byte("k"), []byte(`{"after":true}`))
