@@ -57,7 +57,9 @@ func TestSSEOverHTTP2(t *testing.T) {
 	_, _ = br.ReadString('\n')
 	e2etest.Eventually(t, "the SSE client added", func() bool { return h.Stats().Clients == 1 })
 	// Its arrival is logged like a WebSocket client's: at debug, within
-	// the per-second limit of such lines.
+	// the per-second limit of such lines (once the hub has it attached,
+	// a moment after it counts as a client).
+	e2etest.Eventually(t, "the connect line", func() bool { return len(lb.Lines("client connected")) > 0 })
 	if l := lb.Lines("client connected"); len(l) != 1 || !strings.Contains(l[0], "transport=sse") ||
 		!strings.Contains(l[0], "proto=HTTP/2.0") || !strings.Contains(l[0], "suppressed=0") {
 		t.Errorf("connect lines %q, want one for this SSE client", l)
