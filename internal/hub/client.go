@@ -85,14 +85,14 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled, seq uint64) uint64 {
 // row. Otherwise it is enqueue.
 func (c *Client) enqueueShared(msgs []*Message, sub *compiled, seq uint64) uint64 {
 	c.mu.Lock()
-	if c.closing || c.parked || c.held || c.floor != nil || len(c.queue) > 0 || len(c.backlog) > 0 {
+	if c.closing || c.parked || c.held || len(c.queue) > 0 || len(c.backlog) > 0 {
 		c.mu.Unlock()
 		return c.enqueue(msgs, sub, seq)
 	}
 	cost := 0
 	for _, m := range msgs {
 		f := m.Frames[c.shape]
-		if f == nil || len(f) > c.hub.cfg.MaxQueueBytes || sub != nil && !sub.matches(m.Key) {
+		if f == nil || len(f) > c.hub.cfg.MaxQueueBytes || sub != nil && !sub.matches(m.Key) || c.covered(m) {
 			c.mu.Unlock()
 			return c.enqueue(msgs, sub, seq)
 		}
@@ -114,7 +114,11 @@ func (c *Client) enqueueOne(m *Message, seq uint64) uint64 {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || c.parked || c.covered(m) || !c.pushLocked(m, seq) {
+	if c.closing || c.parked || c.covered(m) {
+		return 0
+	}
+	if !c.pushLocked(m, seq) {
+		c.wakeLocked() // the close frame goes out, held or not
 		return 0
 	}
 	c.wakeLocked()

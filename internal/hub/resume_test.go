@@ -92,25 +92,29 @@ func TestSSEHeartbeat(t *testing.T) {
 
 // A client closed while it holds the live stream (here: too slow, the
 // held messages over the queue bound) gets its close frame at once, not
-// when the catch-up would have released it.
+// when the catch-up would have released it, whether it subscribes to
+// every key or to the record's.
 func TestHeldClientClosedAtOnce(t *testing.T) {
-	h := New(Config{PingInterval: -1, MaxQueueBytes: 1000, Logger: slog.New(slog.DiscardHandler)})
-	srv, cli := net.Pipe()
-	t.Cleanup(func() { cli.Close() })
-	p := &peer{conn: cli, closed: make(chan struct{})}
-	p.client = h.AddClient(srv, ClientOptions{Sub: Subscription{All: true}, OnClosed: func() { close(p.closed) }, Park: true})
-	p.client.HoldLive()
-	big := func(off int64) *Message {
-		m := rec(off)
-		m.Frames[ShapePlain] = wsframe.Text(make([]byte, 600))
-		return m
-	}
-	for off := range int64(3) { // the third finds the first still held: over the bound
-		h.Publish([]*Message{big(off)})
-	}
-	_ = cli.SetReadDeadline(time.Now().Add(testWait))
-	f, err := readFrame(cli)
-	if err != nil || f.op != wsframe.OpClose || len(f.payload) < 2 || uint16(f.payload[0])<<8|uint16(f.payload[1]) != wsframe.ClosePolicyViolation {
-		t.Fatalf("read %+v, %v; want a 1008 close frame", f, err)
+	for name, sub := range map[string]Subscription{"all": {All: true}, "key": {Keys: []string{"k"}}} {
+		t.Run(name, func(t *testing.T) {
+			h := New(Config{PingInterval: -1, MaxQueueBytes: 1000, Logger: slog.New(slog.DiscardHandler)})
+			srv, cli := net.Pipe()
+			t.Cleanup(func() { cli.Close() })
+			c := h.AddClient(srv, ClientOptions{Sub: sub, Park: true})
+			c.HoldLive()
+			big := func(off int64) *Message {
+				m := rec(off)
+				m.Frames[ShapePlain] = wsframe.Text(make([]byte, 600))
+				return m
+			}
+			for off := range int64(3) { // the third finds the first still held: over the bound
+				h.Publish([]*Message{big(off)})
+			}
+			_ = cli.SetReadDeadline(time.Now().Add(testWait))
+			f, err := readFrame(cli)
+			if err != nil || f.op != wsframe.OpClose || len(f.payload) < 2 || uint16(f.payload[0])<<8|uint16(f.payload[1]) != wsframe.ClosePolicyViolation {
+				t.Fatalf("read %+v, %v; want a 1008 close frame", f, err)
+			}
+		})
 	}
 }

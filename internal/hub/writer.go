@@ -112,7 +112,7 @@ type Client struct {
 	// reader) and the writer.
 	mu        sync.Mutex
 	state     writerState
-	held      bool // frames wait until Release
+	held      bool // frames wait until ReleaseFunc (HoldLive, resume.go)
 	keepalive bool // the transport's keepalive is due
 	closing   bool // no more data is accepted; closeFrame follows the queue
 	closeSent bool // a writer has taken closeFrame

@@ -136,7 +136,8 @@ func (s *Socket) release() {
 }
 
 // Close closes the connection: the poller forgets it (its handler hears
-// nothing more) and a Write waiting for room fails. A second Close returns
+// nothing more, but for a read already in progress) and a Write waiting
+// for room fails. A second Close returns
 // net.ErrClosed.
 func (s *Socket) Close() error {
 	for {
@@ -171,7 +172,8 @@ func (s *Socket) CloseWrite() error {
 func (s *Socket) Read([]byte) (int, error) { return 0, ErrPolled }
 
 // Write writes b, waiting for room in the socket as long as the write
-// deadline allows.
+// deadline allows. It fails when it has to wait once the Socket is closed,
+// the peer's end of stream was read, or the poller is closed.
 func (s *Socket) Write(b []byte) (int, error) {
 	n := 0
 	for {
@@ -232,8 +234,9 @@ func (s *Socket) SetDeadline(t time.Time) error { return s.SetWriteDeadline(t) }
 // SetReadDeadline has no effect: nothing reads a Socket but the poller.
 func (s *Socket) SetReadDeadline(time.Time) error { return nil }
 
-// SetWriteDeadline bounds the Writes that start after it; the zero time
-// means none.
+// SetWriteDeadline bounds how long a Write waits for room in the socket:
+// a Write checks it each time it has to wait (one already waiting keeps
+// the deadline it started waiting with). The zero time means none.
 func (s *Socket) SetWriteDeadline(t time.Time) error {
 	var ns int64
 	if !t.IsZero() {
@@ -334,6 +337,11 @@ func (p *Poller) awaitWritable(s *Socket) (<-chan struct{}, error) {
 		setID(&ev, s.id)
 		err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(s.fd), &ev)
 		s.release()
+		if err == syscall.ENOENT {
+			// The loop took it out of the epoll set at the peer's end
+			// of stream, a moment before it forgets it.
+			return nil, net.ErrClosed
+		}
 		if err != nil {
 			return nil, fmt.Errorf("epoll_ctl: %w", err)
 		}

@@ -523,3 +523,31 @@ func rowsOf(r *Result) [][]byte {
 	}
 	return out
 }
+
+// A buffer kept from a large record that was not detached is not reused
+// for a small one, whose rows the caller may keep (Detach) and so pin it.
+func TestLargeBufferNotReused(t *testing.T) {
+	var d Decoder
+	res := Result{Gap: 2}
+	var big strings.Builder
+	big.WriteString(`{"Timestamps":[`)
+	for i := range 20000 {
+		if i > 0 {
+			big.WriteByte(',')
+		}
+		fmt.Fprint(&big, i)
+	}
+	big.WriteString(`],"NumericValues":{"v":[` + strings.TrimSuffix(strings.Repeat("1,", 20000), ",") + `]}}`)
+	if err := d.Decode(hdrs("TimeseriesData", "JT"), []byte(big.String()), &res); err != nil {
+		t.Fatal(err)
+	}
+	if cap(res.buf) < 200<<10 {
+		t.Fatalf("the large record took only %d bytes: the test does not cover the case", cap(res.buf))
+	}
+	if err := d.Decode(hdrs("TimeseriesData", "JT"), []byte(tsPayload), &res); err != nil {
+		t.Fatal(err)
+	}
+	if c := cap(res.buf); c > 8<<10 {
+		t.Errorf("a small record's rows sit in a buffer of %d bytes", c)
+	}
+}

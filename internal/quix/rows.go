@@ -324,7 +324,13 @@ func (d *Decoder) writeRows(body []byte, dst *Result) error {
 	// base64 is taken as long as the payload's), so that the buffer is
 	// allocated once instead of growing by copies; never past the limit,
 	// which appendRows checks.
-	dst.buf = slices.Grow(dst.buf, min(d.rowsLen()+len(d.ts)*dst.gap, d.maxDecoded()+1))
+	need := min(d.rowsLen()+len(d.ts)*dst.gap, d.maxDecoded()+1)
+	if cap(dst.buf) > 2*need+4096 {
+		// A buffer kept from a larger record: rows the caller keeps
+		// (Detach) would pin all of it.
+		dst.buf = nil
+	}
+	dst.buf = slices.Grow(dst.buf, need)
 	dst.ends = slices.Grow(dst.ends, len(d.ts))
 	var err error
 	dst.buf, err = d.appendRows(dst.buf, body, dst)
