@@ -53,19 +53,35 @@ func (c *Client) Shape() Shape { return c.shape }
 // two ping intervals.
 func (c *Client) Touch() { c.lastRead.Store(time.Now().UnixNano()) }
 
-// enqueue appends the messages of msgs that match (every message when sub
-// is nil) and returns how many it queued.
-func (c *Client) enqueue(msgs []*Message, sub *compiled, seq uint64) uint64 {
-	var n uint64
+// takes reports whether the client queues m under sub (nil: every key):
+// m has a frame of the client's shape that fits its queue (an oversized
+// frame is counted once, by Publish) and is not below its floor. c.mu must
+// be held.
+func (c *Client) takes(m *Message, sub *compiled) bool {
+	f := m.Frames[c.shape]
+	return f != nil && len(f) <= c.hub.cfg.MaxQueueBytes && (sub == nil || sub.matches(m.Key)) && !c.covered(m)
+}
+
+// enqueue appends the messages of msgs the client takes (under sub) and
+// returns how many it queued. With share, msgs is longer than maxBatch and
+// in an array no one modifies (Publish's copy): when the client has
+// nothing queued and takes every one of them, its backlog becomes msgs
+// itself, shared with the other such clients, so that a record of many
+// rows costs each client a slice, not a pointer per row.
+func (c *Client) enqueue(msgs []*Message, sub *compiled, seq uint64, share bool) uint64 {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closing || c.parked {
-		c.mu.Unlock()
 		return 0
 	}
+	if share && c.shareLocked(msgs, sub, seq) {
+		c.wakeLocked()
+		return uint64(len(msgs))
+	}
+	var n uint64
 	for _, m := range msgs {
-		f := m.Frames[c.shape]
-		if f == nil || len(f) > c.hub.cfg.MaxQueueBytes || sub != nil && !sub.matches(m.Key) || c.covered(m) {
-			continue // an oversized frame is counted once, by Publish
+		if !c.takes(m, sub) {
+			continue
 		}
 		if !c.pushLocked(m, seq) {
 			break
@@ -73,55 +89,41 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled, seq uint64) uint64 {
 		n++
 	}
 	c.wakeLocked()
-	c.mu.Unlock()
 	return n
 }
 
-// enqueueShared is enqueue for msgs longer than maxBatch, in an array
-// that no one modifies (Publish's copy): when the client has nothing
-// queued and takes every one of msgs, its backlog becomes msgs itself,
-// shared with the other such clients, instead of a copy of its own, so
-// that a record of many rows costs each client a slice, not a pointer per
-// row. Otherwise it is enqueue.
-func (c *Client) enqueueShared(msgs []*Message, sub *compiled, seq uint64) uint64 {
-	c.mu.Lock()
-	if c.closing || c.parked || c.held || len(c.queue) > 0 || len(c.backlog) > 0 {
-		c.mu.Unlock()
-		return c.enqueue(msgs, sub, seq)
+// shareLocked makes msgs the client's backlog, as enqueue describes, and
+// reports whether it could. c.mu must be held.
+func (c *Client) shareLocked(msgs []*Message, sub *compiled, seq uint64) bool {
+	if c.held || len(c.queue) > 0 || len(c.backlog) > 0 {
+		return false
 	}
 	cost := 0
 	for _, m := range msgs {
-		f := m.Frames[c.shape]
-		if f == nil || len(f) > c.hub.cfg.MaxQueueBytes || sub != nil && !sub.matches(m.Key) || c.covered(m) {
-			c.mu.Unlock()
-			return c.enqueue(msgs, sub, seq)
+		if !c.takes(m, sub) {
+			return false
 		}
-		cost += len(f) + entryCost
+		cost += c.Cost(m)
 	}
 	// Nothing is queued, so nothing is older than this Publish: the bound
 	// holds (see pushLocked).
 	c.backlog, c.shared = msgs, true
 	c.queued, c.pubCost, c.checked = cost, cost, seq
-	c.wakeLocked()
-	c.mu.Unlock()
-	return uint64(len(msgs))
+	return true
 }
 
+// enqueueOne is enqueue for one message of an exact-key subscription.
 func (c *Client) enqueueOne(m *Message, seq uint64) uint64 {
-	f := m.Frames[c.shape]
-	if f == nil || len(f) > c.hub.cfg.MaxQueueBytes {
-		return 0
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || c.parked || c.covered(m) {
+	if c.closing || c.parked || !c.takes(m, nil) {
 		return 0
 	}
-	if !c.pushLocked(m, seq) {
-		c.wakeLocked() // the close frame goes out, held or not
+	ok := c.pushLocked(m, seq)
+	c.wakeLocked() // also when the bound closed it: the close frame goes out, held or not
+	if !ok {
 		return 0
 	}
-	c.wakeLocked()
 	return 1
 }
 
@@ -136,7 +138,7 @@ func (c *Client) enqueueOne(m *Message, seq uint64) uint64 {
 // shared by every client; a slow client holds at most MaxQueueBytes plus
 // two fetches' entries beyond what the others hold. c.mu must be held.
 func (c *Client) pushLocked(m *Message, seq uint64) bool {
-	cost := len(m.Frames[c.shape]) + entryCost
+	cost := c.Cost(m)
 	if seq != c.checked {
 		// The previous Publish's entries are at the tail of the queue,
 		// after whatever the writer has not taken yet.

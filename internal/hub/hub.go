@@ -426,12 +426,11 @@ func (h *Hub) Publish(msgs []*Message) {
 	h.pubSeq = seq
 	// A long batch (a record of many rows, or a large fetch) is copied
 	// once, and clients that take all of it (or all of a long run of one
-	// key) share the copy as their backlog (enqueueShared).
-	enqueueAll := (*Client).enqueue
+	// key) share the copy as their backlog (Client.enqueue).
+	share := len(msgs) > maxBatch
 	var runs []keyRun
-	if len(msgs) > maxBatch {
+	if share {
 		msgs = slices.Clone(msgs)
-		enqueueAll = (*Client).enqueueShared
 		runs = longRuns(msgs)
 	}
 	var enqueued uint64
@@ -440,7 +439,7 @@ func (h *Hub) Publish(msgs []*Message) {
 		s.mu.RLock()
 		for _, c := range s.all {
 			if c.from < seq {
-				enqueued += enqueueAll(c, msgs, nil, seq)
+				enqueued += c.enqueue(msgs, nil, seq, share)
 			}
 		}
 		if len(s.exact) > 0 {
@@ -448,7 +447,7 @@ func (h *Hub) Publish(msgs []*Message) {
 		}
 		for _, c := range s.globs {
 			if c.from < seq {
-				enqueued += enqueueAll(c, msgs, c.sub, seq)
+				enqueued += c.enqueue(msgs, c.sub, seq, share)
 			}
 		}
 		s.mu.RUnlock()
@@ -466,10 +465,14 @@ func longRuns(msgs []*Message) []keyRun {
 	var runs []keyRun
 	for i := 0; i < len(msgs); {
 		j := i + 1
-		for j < len(msgs) && msgs[i].Key != nil && bytes.Equal(msgs[j].Key, msgs[i].Key) {
+		if msgs[i].Key == nil {
+			i = j
+			continue
+		}
+		for j < len(msgs) && bytes.Equal(msgs[j].Key, msgs[i].Key) {
 			j++
 		}
-		if j-i > maxBatch && msgs[i].Key != nil {
+		if j-i > maxBatch {
 			runs = append(runs, keyRun{i, j})
 		}
 		i = j
@@ -488,7 +491,7 @@ func (s *shard) enqueueExact(msgs []*Message, runs []keyRun, seq uint64) uint64 
 			runs = runs[1:]
 			for _, c := range s.exact[string(msgs[i].Key)] {
 				if c.from < seq {
-					n += c.enqueueShared(msgs[r.from:r.to:r.to], nil, seq)
+					n += c.enqueue(msgs[r.from:r.to:r.to], nil, seq, true)
 				}
 			}
 			i = r.to

@@ -121,7 +121,7 @@ type Client struct {
 	// while a catch-up is written; see resume.go.
 	parked bool
 	// shared: backlog is (a tail of) an array other clients read too, a
-	// large Publish's (enqueueShared): never written to, cleared or
+	// large Publish's (Client.enqueue): never written to, cleared or
 	// recycled.
 	shared  bool
 	pingSec uint32          // the second (unix) pings are counted in
