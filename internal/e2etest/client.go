@@ -249,8 +249,9 @@ func (c *Client) ReadFrame(ctx context.Context) (Frame, error) {
 // sets one read deadline (ctx's) for all of them, reads each header in
 // place in the client's buffer and skips payloads without copying them
 // (frames held back by a sync count first). It returns how many messages
-// it read; a close frame, or a frame a server may not send, ends it with
-// an error. It does not check that frames are well formed beyond that:
+// it read; a close frame, a masked frame, a control frame over 125 bytes
+// or a frame over MaxRecordBytes*2 ends it with an error. It checks
+// nothing more (not opcodes, not reserved bits):
 // tests that look at what they receive use NextText.
 func (c *Client) Discard(ctx context.Context, n int) (int, error) {
 	done := 0

@@ -63,7 +63,7 @@ func setOrigin(o *hub.Origin, cursor []byte, head bool, s *scratch) {
 // ""): plain from plain (nil: the value has no plain form), envelope from
 // s.env (the envelope's head, and for a value that is not JSON the value
 // already) followed by value.
-func (e *Encoder) frames(m *hub.Message, cursor string, plain, value []byte, want [hub.NumShapes]bool, s *scratch) {
+func frames(m *hub.Message, cursor string, plain, value []byte, want [hub.NumShapes]bool, s *scratch) {
 	if plain != nil {
 		if want[hub.ShapePlain] {
 			m.Frames[hub.ShapePlain] = wsframe.Text(plain)

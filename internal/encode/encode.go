@@ -326,7 +326,7 @@ func (e *Encoder) encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumSh
 		}
 		setOrigin(o, cursor, head, s)
 	}
-	e.frames(m, m.Cursor(), plain, value, want, s)
+	frames(m, m.Cursor(), plain, value, want, s)
 	e.messages.Add(1)
 	return append(dst, m)
 }

@@ -6,10 +6,10 @@
 // It knows nothing of HTTP. The publisher (one goroutine) runs every
 // published batch through a Tap, which keeps the publish position, stamps
 // each message with its cursor and appends it to the Store, built to be
-// delivered later in any shape (encode.EncodeKept): its plain frame and
-// the head of its envelope, and its envelope frames only while envelope
-// clients are connected (or when the value is not JSON and has no plain
-// frame), so that shapes nobody receives cost little. The Resumer takes a
+// delivered later in any shape (encode.EncodeKept): its plain frame, and
+// either its envelope frames (while envelope clients are connected, or
+// when the value is not JSON and has no plain frame) or else the head of
+// its envelope, so that shapes nobody receives cost little. The Resumer takes a
 // hub client added parked (hub.ClientOptions.Park, then HoldLive and
 // ReleaseFunc) and fills it from the Store (building the frames of its
 // shape that stored messages lack, encode.Reframe) and, for what the Store
@@ -29,7 +29,8 @@ import (
 // DefaultMaxBytes is the default bound of a Store: 64 MiB, about 90,000
 // records of 300 bytes as the publisher keeps them (encode.EncodeKept:
 // the plain WebSocket frame and the envelope's head, about 100 bytes;
-// envelope and SSE frames too while such clients are connected), or a
+// envelope and SSE frames instead of the head while such clients are
+// connected), or a
 // Quix record of 200,000 short rows.
 const DefaultMaxBytes = 64 << 20
 

@@ -38,9 +38,10 @@
 // There is no added delay: batches grow only when the workers fall behind.
 // A queue longer than 512 frames is written 512 frames a turn. A Publish
 // of more than 512 messages (a record of many rows, a large fetch) is
-// copied once, and each client that has nothing queued and takes all of
-// it, or all of a long run of one key, keeps that copy as its backlog
-// instead of a pointer per message of its own.
+// copied once, and each client that is not held, has nothing queued and
+// takes every message of it (an exact-key client: every message of a run
+// of more than 512 of its key) keeps that copy as its backlog instead of a
+// pointer per message of its own.
 //
 // A client that negotiated permessage-deflate (Client.UseDeflate) gets
 // each frame compressed with no context takeover: the first writer that

@@ -60,7 +60,7 @@ func (c *Client) Backlog() (queued int, closing bool) {
 func (c *Client) MaxQueueBytes() int { return c.hub.cfg.MaxQueueBytes }
 
 // HoldLive ends a Park: live messages published from now on are queued
-// behind what was pushed, and nothing more is written until ReleaseFunc.
+// behind what was pushed, and nothing more is written until ReleaseFunc or the client closes.
 func (c *Client) HoldLive() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

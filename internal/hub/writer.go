@@ -133,8 +133,9 @@ type Client struct {
 	// floor: live messages it already covers are not queued (the client
 	// got them during its catch-up); nil for most clients. See resume.go.
 	floor *wsdest.Cursor
-	// backlog is a queue longer than maxBatch that the writer took over:
-	// it writes it maxBatch entries a turn, before queue.
+	// backlog is a queue longer than maxBatch that the writer took over,
+	// or a large Publish's copy shared with other clients (shared): it
+	// writes it maxBatch entries a turn, before queue.
 	backlog []*Message
 	spare   []*Message // the writer's emptied batch, reused as the next queue
 	// queued is the cost of queue and backlog against MaxQueueBytes:
@@ -242,9 +243,8 @@ func (c *Client) takeLocked(b *batch) bool {
 	// outside the lock.
 	b.deflate = c.deflate && len(b.msgs) > 0
 	for _, m := range b.msgs {
-		f := m.Frames[c.shape]
-		b.frames = append(b.frames, f)
-		c.queued -= len(f) + entryCost
+		b.frames = append(b.frames, m.Frames[c.shape])
+		c.queued -= c.Cost(m)
 	}
 	if c.closing && !c.closeSent && len(c.backlog) == 0 && len(c.queue) == 0 {
 		c.closeSent = true

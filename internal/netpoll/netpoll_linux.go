@@ -78,10 +78,8 @@ func New(logger *slog.Logger) (*Poller, error) {
 	return p, nil
 }
 
-// Watch starts reading conn and calling h. A *net.TCPConn (or anything
-// exposing its socket through syscall.Conn whose reads go straight to the
-// socket) is served by the shared epoll loop; any other connection by a
-// goroutine of its own. Call Forget once conn is closed by its owner.
+// Watch starts reading conn and calling h. A *net.TCPConn is served by the
+// shared epoll loop; any other connection by a goroutine of its own. Call Forget once conn is closed by its owner.
 func (p *Poller) Watch(conn net.Conn, h Handler) (Watch, error) {
 	tc, ok := conn.(*net.TCPConn)
 	if !ok {
@@ -110,7 +108,7 @@ func (p *Poller) Watch(conn net.Conn, h Handler) (Watch, error) {
 	id := p.nextID
 	var ctlErr error
 	err = raw.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP}
+		ev := syscall.EpollEvent{Events: readEvents}
 		setID(&ev, id)
 		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 	})

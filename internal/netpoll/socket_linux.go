@@ -112,7 +112,8 @@ func (p *Poller) Adopt(conn net.Conn, h Handler) (net.Conn, error) {
 	return s, nil
 }
 
-// readEvents is what a Socket is registered for while no write waits.
+// readEvents is what a watched connection, and a Socket while no write
+// waits, is registered for.
 const readEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP
 
 // acquire takes a reference on fd for one system call; it reports false
@@ -329,7 +330,7 @@ func (p *Poller) awaitWritable(s *Socket) (<-chan struct{}, error) {
 	}
 	wake := p.waiters[s.id]
 	if wake == nil {
-		wake = make(chan struct{}, 1)
+		wake = make(chan struct{}) // only ever closed
 		if !s.acquire() {
 			return nil, net.ErrClosed
 		}

@@ -135,7 +135,8 @@ const (
 var ErrLimit = errors.New("record over the decoder's limit")
 
 // Result is the outcome of one Decode. It can be reused across calls, which
-// is what makes decoding allocation-free in the steady state.
+// is what makes decoding allocation-free in the steady state (unless the
+// caller Detaches the rows, as the encoder does to frame them in place).
 type Result struct {
 	Kind Kind
 	// ModelKey and Codec are the Quix model key and codec id (with any
@@ -178,8 +179,10 @@ func (r *Result) Prefixed(i int) []byte {
 // Detach gives the rows' memory to the caller: what Row and Prefixed
 // returned stays valid for good, and the next Decode into r writes its
 // rows into memory of its own. The rows are written into memory allocated
-// once at their size (a binary value's base64 is counted as long as the
-// payload spells it), so that a caller can keep them as they are.
+// once for the record (a binary value's base64 is counted as long as the
+// payload spells it), or into the buffer kept from an earlier record when
+// that is at most about twice as large, so that a caller can keep them as
+// they are without pinning much more.
 func (r *Result) Detach() { r.buf = nil }
 
 // keepCap is the largest scratch buffer, in bytes, kept from one Decode to

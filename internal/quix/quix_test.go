@@ -550,4 +550,14 @@ func TestLargeBufferNotReused(t *testing.T) {
 	if c := cap(res.buf); c > 8<<10 {
 		t.Errorf("a small record's rows sit in a buffer of %d bytes", c)
 	}
+	// The same for events.
+	if err := d.Decode(hdrs("TimeseriesData", "JT"), []byte(big.String()), &res); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Decode(hdrs("EventData", "JT"), []byte(`{"Timestamp":1,"Id":"e","Value":"v"}`), &res); err != nil {
+		t.Fatal(err)
+	}
+	if c := cap(res.buf); c > 8<<10 {
+		t.Errorf("a small event's row sits in a buffer of %d bytes", c)
+	}
 }

@@ -319,18 +319,22 @@ func fnv(b []byte) uint64 {
 	return h
 }
 
+// growRows makes room for need more bytes of rows in r.buf. A buffer kept
+// from a much larger record is not reused: rows the caller keeps (Detach)
+// would pin all of it.
+func (r *Result) growRows(need int) {
+	if cap(r.buf) > 2*need+4096 {
+		r.buf = nil
+	}
+	r.buf = slices.Grow(r.buf, need)
+}
+
 func (d *Decoder) writeRows(body []byte, dst *Result) error {
 	// The rows' size is known before they are written (a binary value's
 	// base64 is taken as long as the payload's), so that the buffer is
 	// allocated once instead of growing by copies; never past the limit,
 	// which appendRows checks.
-	need := min(d.rowsLen()+len(d.ts)*dst.gap, d.maxDecoded()+1)
-	if cap(dst.buf) > 2*need+4096 {
-		// A buffer kept from a larger record: rows the caller keeps
-		// (Detach) would pin all of it.
-		dst.buf = nil
-	}
-	dst.buf = slices.Grow(dst.buf, need)
+	dst.growRows(min(d.rowsLen()+len(d.ts)*dst.gap, d.maxDecoded()+1))
 	dst.ends = slices.Grow(dst.ends, len(d.ts))
 	var err error
 	dst.buf, err = d.appendRows(dst.buf, body, dst)
@@ -581,7 +585,8 @@ func (d *Decoder) writeEvents(body []byte, dst *Result) error {
 	if n-events*dst.gap > d.maxDecoded() {
 		return fmt.Errorf("rows over %d bytes: %w", d.maxDecoded(), ErrLimit)
 	}
-	buf := slices.Grow(dst.buf, n)
+	dst.growRows(n)
+	buf := dst.buf
 	dst.ends = slices.Grow(dst.ends, events)
 	for e := range events {
 		f := d.elems[e*spansPerEvent : (e+1)*spansPerEvent]
