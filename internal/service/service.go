@@ -1,6 +1,8 @@
 // Package service assembles wsdest from its parts: the Kafka source (or the
-// embedded development broker), the encoder, the hub and the HTTP server,
-// and runs them until its context ends.
+// embedded development broker), the encoder and the history (with its
+// Kafka catch-up reader), the hub, the poller that reads every client
+// connection, the HTTP server and the metrics, and runs them until its
+// context ends.
 package service
 
 import (
