@@ -1,8 +1,8 @@
 // Command wsdest streams a Kafka (Quix) topic to WebSocket clients.
 //
 // It is configured through environment variables (and a .env file in the
-// working directory, which never overrides the environment); see the
-// README. With no broker configured it starts an embedded development
+// working directory, which never overrides the environment); see
+// docs/configuration.md. With no broker configured it starts an embedded development
 // broker with demo data.
 package main
 
@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: wsdest [-env-file FILE] [-version]\n\n"+
 			"Streams the Kafka topic named by $input to WebSocket clients on ws://HOST:PORT/ws.\n"+
-			"All settings are environment variables; see the README. With no broker configured\n"+
+			"All settings are environment variables; see docs/configuration.md. With no broker configured\n"+
 			"(Quix__Broker__Address, Quix__Sdk__Token) an embedded development broker with demo data starts.\n\n")
 		fs.PrintDefaults()
 	}

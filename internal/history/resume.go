@@ -13,7 +13,6 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
-	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // DefaultResumeConcurrency bounds the clients catching up at once; the
@@ -612,9 +611,3 @@ func (j *job) readRange(ctx context.Context, p int32, lo, hi int64) ([]*wsdest.R
 	return out, nil
 }
 
-// CloseReason is what a WebSocket client whose catch-up failed is closed
-// with.
-const CloseReason = "catch-up failed"
-
-// CloseCode is the WebSocket status of CloseReason.
-const CloseCode = wsframe.CloseInternalError

@@ -26,12 +26,10 @@ import (
 	"github.com/wsdest/wsdest/internal/hub"
 )
 
-// DefaultMaxBytes is the default bound of a Store: 64 MiB, about 90,000
-// records of 300 bytes as the publisher keeps them (encode.EncodeKept:
-// the plain WebSocket frame and the envelope's head, about 100 bytes;
-// envelope and SSE frames instead of the head while such clients are
-// connected), or a
-// Quix record of 200,000 short rows.
+// DefaultMaxBytes is the default bound of a Store: 64 MiB of messages as
+// the publisher keeps them (encode.EncodeKept: the plain WebSocket frame
+// and the envelope's head; envelope and SSE frames instead of the head
+// while such clients are connected).
 const DefaultMaxBytes = 64 << 20
 
 // entryOverhead is what one stored message costs beside the bytes of its

@@ -145,7 +145,7 @@ func (c *Client) pushLocked(m *Message, seq uint64) bool {
 		older := c.queued - min(c.queued, c.pubCost)
 		c.checked, c.pubCost = seq, 0
 		if older+cost > c.hub.cfg.MaxQueueBytes {
-			c.closeLocked(wsframe.ClosePolicyViolation, "too slow", ReasonQueueFull, false)
+			c.closeLocked(wsframe.ClosePolicyViolation, wsframe.ReasonTooSlow, ReasonQueueFull, false)
 			return false
 		}
 	}
@@ -222,7 +222,7 @@ func (c *Client) Pong(payload []byte) {
 	}
 	c.pings++
 	if c.pings > maxPingsPerSecond {
-		c.closeLocked(wsframe.ClosePolicyViolation, "too many pings", ReasonControlFlood, false)
+		c.closeLocked(wsframe.ClosePolicyViolation, wsframe.ReasonTooManyPings, ReasonControlFlood, false)
 		c.wakeLocked()
 		return
 	}

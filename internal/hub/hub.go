@@ -356,7 +356,7 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 	// snapshot, taken after stopping was set, finds it, or this sees
 	// stopping.
 	if h.stopping.Load() {
-		c.Close(wsframe.CloseGoingAway, "going away", ReasonShutdown)
+		c.Close(wsframe.CloseGoingAway, wsframe.ReasonGoingAway, ReasonShutdown)
 	}
 	return c
 }
@@ -592,7 +592,7 @@ func (h *Hub) pingAll(now time.Time) {
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.stopping.Store(true)
 	for _, c := range h.clients() {
-		c.Close(wsframe.CloseGoingAway, "going away", ReasonShutdown)
+		c.Close(wsframe.CloseGoingAway, wsframe.ReasonGoingAway, ReasonShutdown)
 	}
 	if h.waitGone(ctx) {
 		return nil

@@ -32,9 +32,7 @@ func newPool() *pool {
 // and at least one. A worker with a backlog never blocks, so workers on
 // every P would make the Kafka consumer, the publisher and the epoll loop
 // wait for the scheduler to preempt one before the records the workers are
-// to write could even arrive. Measured on 2 CPUs with 10,000 clients × 50
-// records/s: p99 210 ms with two workers, 130 ms with one, at the same
-// CPU per delivery (README, Performance).
+// to write could even arrive (docs/design.md, the writer).
 func workers() int { return max(1, runtime.GOMAXPROCS(0)-1) }
 
 // push appends c to the run queue and reports true, or reports false when

@@ -16,8 +16,7 @@
 // non-blocking descriptor of 48 bytes read by the loop and written by its
 // owner, so that an idle connection no longer keeps net's state for it
 // (netFD, addresses: about 380 bytes of heap) nor the runtime's poll
-// descriptor (512 bytes outside the heap): about 1 KiB of resident memory
-// per idle client less, GC headroom included.
+// descriptor (512 bytes outside the heap).
 package netpoll
 
 import (

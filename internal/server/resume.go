@@ -12,6 +12,7 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // Resumer fills clients that start from a position (history.Resumer).
@@ -87,7 +88,7 @@ func (s *Server) startResume(ctx context.Context, c *hub.Client, st history.Star
 		if n, ok := s.resumeLog.allow(); ok {
 			s.log.Warn("client closed: catch-up from Kafka failed", "id", c.ID(), "err", err, "suppressed", n)
 		}
-		c.Close(history.CloseCode, history.CloseReason, hub.ReasonCatchUp)
+		c.Close(wsframe.CloseInternalError, wsframe.ReasonCatchUpFailed, hub.ReasonCatchUp)
 	}()
 }
 

@@ -301,7 +301,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		s.rejects.reject(r.Context(), RejectUnauthorized, remote, "client rejected: missing or invalid credentials", "path", r.URL.Path)
 		go func() {
 			defer a.slot.release()
-			rejectConn(conn, wsframe.ClosePolicyViolation, "unauthorized")
+			rejectConn(conn, wsframe.ClosePolicyViolation, wsframe.ReasonUnauthorized)
 		}()
 		return
 	}
@@ -396,7 +396,7 @@ func (s *session) OnData(b []byte) {
 	if err := s.parser.Feed(b, s); err != nil {
 		s.failed = true
 		why := hub.ReasonProtocol
-		code, reason := wsframe.CloseProtocolError, "protocol error"
+		code, reason := wsframe.CloseProtocolError, wsframe.ReasonProtocolError
 		if pe, ok := err.(*wsframe.ProtocolError); ok {
 			code, reason = pe.Code, pe.Reason
 			if pe.Code == wsframe.CloseMessageTooBig {

@@ -121,7 +121,7 @@ func (p *Parser) Feed(b []byte, h Handler) error {
 			}
 		case p.text && !isControl(p.op):
 			if !p.checkText(chunk) {
-				return &ProtocolError{CloseInvalidPayload, "invalid UTF-8 in text message"}
+				return &ProtocolError{CloseInvalidPayload, ReasonInvalidUTF8}
 			}
 		default: // a pong's or a data frame's payload is discarded
 			p.maskPos = uint8((uint64(p.maskPos) + n) & 3)
@@ -180,7 +180,7 @@ func (p *Parser) readHeader(b []byte) (int, error) {
 		length = binary.BigEndian.Uint64(h[2:])
 		off = 10
 		if length>>63 != 0 {
-			return used, &ProtocolError{CloseProtocolError, "invalid frame length"}
+			return used, &ProtocolError{CloseProtocolError, ReasonInvalidFrameLength}
 		}
 	default:
 		length = uint64(h[1] & 0x7F)
@@ -192,7 +192,7 @@ func (p *Parser) readHeader(b []byte) (int, error) {
 	p.inFrame = true
 	if isControl(p.op) {
 		if length > MaxControlPayload {
-			return used, &ProtocolError{CloseProtocolError, "control frame too long"}
+			return used, &ProtocolError{CloseProtocolError, ReasonControlTooLong}
 		}
 		p.ctlN = 0
 		if length > 0 && p.op != OpPong {
@@ -202,7 +202,7 @@ func (p *Parser) readHeader(b []byte) (int, error) {
 	}
 	p.msgLen += length
 	if p.msgLen > p.maxMessage() {
-		return used, &ProtocolError{CloseMessageTooBig, "message too big"}
+		return used, &ProtocolError{CloseMessageTooBig, ReasonMessageTooBig}
 	}
 	return used, nil
 }
@@ -214,22 +214,22 @@ func (p *Parser) checkFirstBytes() error {
 		// compressed data message; the payload is discarded anyway.
 		op := b0 & 0x0F
 		if !p.Deflate || rsv != 0x40 || (op != OpText && op != OpBinary) {
-			return &ProtocolError{CloseProtocolError, "reserved bits set"}
+			return &ProtocolError{CloseProtocolError, ReasonReservedBits}
 		}
 	}
 	if b1&0x80 == 0 {
-		return &ProtocolError{CloseProtocolError, "client frame not masked"}
+		return &ProtocolError{CloseProtocolError, ReasonNotMasked}
 	}
 	p.op = b0 & 0x0F
 	p.fin = b0&0x80 != 0
 	switch p.op {
 	case OpContinuation:
 		if !p.inMsg {
-			return &ProtocolError{CloseProtocolError, "unexpected continuation frame"}
+			return &ProtocolError{CloseProtocolError, ReasonUnexpectedContinuation}
 		}
 	case OpText, OpBinary:
 		if p.inMsg {
-			return &ProtocolError{CloseProtocolError, "new message inside a fragmented one"}
+			return &ProtocolError{CloseProtocolError, ReasonNewMessageInFragmented}
 		}
 		p.msgLen = 0
 		// A compressed text message (RSV1) is not checked for UTF-8: its
@@ -237,10 +237,10 @@ func (p *Parser) checkFirstBytes() error {
 		p.text, p.partN = p.op == OpText && b0&0x40 == 0, 0
 	case OpClose, OpPing, OpPong:
 		if !p.fin {
-			return &ProtocolError{CloseProtocolError, "fragmented control frame"}
+			return &ProtocolError{CloseProtocolError, ReasonFragmentedControl}
 		}
 	default:
-		return &ProtocolError{CloseProtocolError, "unknown opcode"}
+		return &ProtocolError{CloseProtocolError, ReasonUnknownOpcode}
 	}
 	return nil
 }
@@ -259,22 +259,22 @@ func (p *Parser) endFrame(h Handler) error {
 		case len(payload) == 0:
 			h.CloseFrame(CloseNoStatus, "")
 		case len(payload) == 1:
-			return &ProtocolError{CloseProtocolError, "invalid close payload"}
+			return &ProtocolError{CloseProtocolError, ReasonInvalidClosePayload}
 		default:
 			code := binary.BigEndian.Uint16(payload)
 			reason := payload[2:]
 			if !validCloseCode(code) {
-				return &ProtocolError{CloseProtocolError, "invalid close code"}
+				return &ProtocolError{CloseProtocolError, ReasonInvalidCloseCode}
 			}
 			if !utf8.Valid(reason) {
-				return &ProtocolError{CloseInvalidPayload, "close reason not UTF-8"}
+				return &ProtocolError{CloseInvalidPayload, ReasonCloseReasonNotUTF8}
 			}
 			h.CloseFrame(code, string(reason))
 		}
 	default: // data frames are discarded
 		p.inMsg = !p.fin
 		if p.fin && p.text && p.partN > 0 {
-			return &ProtocolError{CloseInvalidPayload, "invalid UTF-8 in text message"}
+			return &ProtocolError{CloseInvalidPayload, ReasonInvalidUTF8}
 		}
 	}
 	return nil
