@@ -60,10 +60,10 @@ wsdest_connections{shape="plain",transport="websocket"} 7
 	}
 }
 
-// TestDashboardAndREADME: every wsdest_ metric the Grafana dashboard
-// queries or the README documents exists, and every one that exists is
-// documented.
-func TestDashboardAndREADME(t *testing.T) {
+// TestDashboardAndDocs: every wsdest_ metric the Grafana dashboard
+// queries or the docs name exists, and every one that exists is
+// documented in docs/operations.md.
+func TestDashboardAndDocs(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	if _, err := metrics.New(reg, snapshot); err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestDashboardAndREADME(t *testing.T) {
 		}
 		return n
 	}
-	for _, file := range []string{"../../deploy/grafana/wsdest.json", "../../README.md"} {
+	for _, file := range []string{"../../deploy/grafana/wsdest.json", "../../README.md", "../../docs/operations.md", "../../docs/protocol.md"} {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
@@ -96,10 +96,10 @@ func TestDashboardAndREADME(t *testing.T) {
 			}
 		}
 	}
-	readme, _ := os.ReadFile("../../README.md")
+	ops, _ := os.ReadFile("../../docs/operations.md")
 	for n := range have {
-		if strings.HasPrefix(n, "wsdest_") && !strings.Contains(string(readme), "`"+n) {
-			t.Errorf("%s is not documented in the README", n)
+		if strings.HasPrefix(n, "wsdest_") && !strings.Contains(string(ops), "`"+n) {
+			t.Errorf("%s is not documented in docs/operations.md", n)
 		}
 	}
 }
