@@ -68,7 +68,7 @@ try {
   });
   const tab = await browser.newPage();
   await tab.goto(`http://127.0.0.1:${opts.port}/healthz`, { timeout: TIMEOUT });
-  // The README's example: EventSource needs no code to resume.
+  // docs/protocol.md's example: EventSource needs no code to resume.
   await tab.evaluate(() => {
     window.state = { events: [], opens: 0, errors: 0, notices: [], bad: [] };
     const es = new EventSource('/sse?envelope=true');
