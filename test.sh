@@ -14,6 +14,10 @@
 # downloads a browser). Needs Go 1.26 and, for the interop tests, Node.js 20+
 # with npm and a Debian-based system.
 #
+# go test includes docs_test.go, which checks every relative link and
+# #anchor in README.md, CHANGELOG.md and docs/, and the table of close codes
+# in docs/protocol.md against the code.
+#
 # Every step runs even after one fails; the exit status is 1 if any failed.
 # The interop tests end with the line "interop: N passed, M failed".
 set -u -o pipefail
