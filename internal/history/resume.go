@@ -610,4 +610,3 @@ func (j *job) readRange(ctx context.Context, p int32, lo, hi int64) ([]*wsdest.R
 	}
 	return out, nil
 }
-
