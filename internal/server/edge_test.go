@@ -203,6 +203,18 @@ func TestTrustedProxies(t *testing.T) {
 	if code, _ := dialStatus(t, f.url+"/ws", xff("203.0.113.7")); code != 429 {
 		t.Errorf("second client of 203.0.113.7: %d, want 429", code)
 	}
+	// Some proxies write the client's port too: still one address each.
+	e2etest.Connect(t, f.url+"/ws", xff("203.0.113.11:50000"))
+	e2etest.Connect(t, f.url+"/ws", xff("[2001:db8::11]:50000"))
+	if code, _ := dialStatus(t, f.url+"/ws", xff("203.0.113.11:50001")); code != 429 {
+		t.Errorf("second client of 203.0.113.11 on another port: %d, want 429", code)
+	}
+	if code, _ := dialStatus(t, f.url+"/ws", xff("[2001:db8::11]:50001")); code != 429 {
+		t.Errorf("second client of 2001:db8::11 on another port: %d, want 429", code)
+	}
+	if l := f.log.Lines("203.0.113.11 via 127.0.0.1"); len(l) == 0 {
+		t.Errorf("log does not name the forwarded client 203.0.113.11")
+	}
 	// An untrusted peer's header is ignored: 127.0.0.2 is its own address.
 	e2etest.Connect(t, f.url+"/ws", e2etest.FromIP("127.0.0.2"), xff("203.0.113.9"))
 	if code, _ := dialStatus(t, f.url+"/ws", e2etest.FromIP("127.0.0.2"), xff("203.0.113.10")); code != 429 {

@@ -129,7 +129,7 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	for i := len(hops) - 1; i >= 0; i-- {
 		parts := strings.Split(hops[i], ",")
 		for j := len(parts) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			a, err := parseHop(parts[j])
 			if err != nil {
 				return peer // a hop we cannot read: trust nothing before it
 			}
@@ -139,6 +139,23 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 		}
 	}
 	return peer
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or, as some
+// proxies write it, an address with a port ("192.0.2.1:4711",
+// "[2001:db8::1]:4711") or a bracketed IPv6 address without one.
+func parseHop(s string) (netip.Addr, error) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a, nil
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr(), nil
+	}
+	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		return netip.ParseAddr(s[1 : len(s)-1])
+	}
+	return netip.Addr{}, fmt.Errorf("not an address: %q", s)
 }
 
 func addrOf(hostport string) netip.Addr {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 )
@@ -45,5 +46,49 @@ func TestTallies(t *testing.T) {
 	s2.release()
 	if l.open.Load() != 0 {
 		t.Errorf("%d open after every release", l.open.Load())
+	}
+}
+
+// TestClientAddr: behind a trusted proxy the client is the right-most
+// X-Forwarded-For entry that is not itself a trusted proxy, whether the
+// proxy wrote it as an address or with a port; an entry that is no
+// address stops the walk at the peer.
+func TestClientAddr(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:ffff::/48")}
+	tests := []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"no header", "10.0.0.1:80", nil, "10.0.0.1"},
+		{"untrusted peer", "192.0.2.9:80", []string{"203.0.113.7"}, "192.0.2.9"},
+		{"address", "10.0.0.1:80", []string{"203.0.113.7"}, "203.0.113.7"},
+		{"address and port", "10.0.0.1:80", []string{"203.0.113.7:4711"}, "203.0.113.7"},
+		{"spaces around", "10.0.0.1:80", []string{" 203.0.113.7:4711 "}, "203.0.113.7"},
+		{"v6", "10.0.0.1:80", []string{"2001:db8::1"}, "2001:db8::1"},
+		{"v6 and port", "10.0.0.1:80", []string{"[2001:db8::1]:4711"}, "2001:db8::1"},
+		{"v6 in brackets", "10.0.0.1:80", []string{"[2001:db8::1]"}, "2001:db8::1"},
+		{"v4-mapped v6 and port", "10.0.0.1:80", []string{"[::ffff:203.0.113.7]:4711"}, "203.0.113.7"},
+		{"right-most untrusted", "10.0.0.1:80", []string{"198.51.100.1:1, 203.0.113.7:2, 10.0.0.2:3"}, "203.0.113.7"},
+		{"trusted v6 hop with port", "10.0.0.1:80", []string{"203.0.113.7, [2001:db8:ffff::5]:443"}, "203.0.113.7"},
+		{"several headers", "10.0.0.1:80", []string{"198.51.100.1", "10.0.0.3:9"}, "198.51.100.1"},
+		{"name", "10.0.0.1:80", []string{"proxy.example:80"}, "10.0.0.1"},
+		{"unknown", "10.0.0.1:80", []string{"unknown"}, "10.0.0.1"},
+		{"bad port", "10.0.0.1:80", []string{"203.0.113.7:http"}, "10.0.0.1"},
+		{"v6 unbracketed with port", "10.0.0.1:80", []string{"2001:db8::1]:80"}, "10.0.0.1"},
+		{"empty brackets", "10.0.0.1:80", []string{"[]"}, "10.0.0.1"},
+		{"bad hop before a good one", "10.0.0.1:80", []string{"203.0.113.7, bogus"}, "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/ws", nil)
+			r.RemoteAddr = tt.peer
+			for _, v := range tt.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := clientAddr(r, trusted); got != netip.MustParseAddr(tt.want) {
+				t.Errorf("clientAddr = %v, want %s", got, tt.want)
+			}
+		})
 	}
 }
