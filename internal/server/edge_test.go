@@ -240,6 +240,34 @@ func TestFileBudget(t *testing.T) {
 	}
 }
 
+// TestClientCloseCodes: a client that closes with a registered code (the
+// IANA registry's 1012-1014 included) or an application's is answered with
+// 1000; an unassigned code is a protocol error (1002).
+func TestClientCloseCodes(t *testing.T) {
+	f := newServer(t, server.Config{})
+	tests := []struct {
+		code   uint16
+		answer uint16
+		reason string
+	}{
+		{1000, wsframe.CloseNormal, ""},
+		{1001, wsframe.CloseNormal, ""},
+		{1012, wsframe.CloseNormal, ""},
+		{1013, wsframe.CloseNormal, ""},
+		{1014, wsframe.CloseNormal, ""},
+		{4000, wsframe.CloseNormal, ""},
+		{1015, wsframe.CloseProtocolError, "invalid close code"},
+		{1016, wsframe.CloseProtocolError, "invalid close code"},
+	}
+	for _, tt := range tests {
+		c := e2etest.Connect(t, f.url+"/ws")
+		if err := c.WriteRaw(e2etest.MaskedFrame(true, 0x8, wsframe.Close(tt.code, "bye")[2:])); err != nil {
+			t.Fatal(err)
+		}
+		c.ExpectClose(t, tt.answer, tt.reason)
+	}
+}
+
 // TestInvalidUTF8 sends a text message that is not UTF-8: the client is
 // closed with 1007 (RFC 6455 §8.1); a binary one with the same bytes is
 // fine.

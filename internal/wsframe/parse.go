@@ -324,9 +324,15 @@ func seqLen(c byte) int {
 	return 2
 }
 
+// validCloseCode reports whether a client may send close code c (RFC 6455
+// §7.4): the codes of §7.4.1 and IANA's WebSocket Close Code Number
+// registry (1012 service restart, 1013 try again later, 1014 bad gateway),
+// and the ranges for libraries, frameworks and applications (3000-4999).
+// 1004 is reserved; 1005, 1006 and 1015 must never be sent in a frame; the
+// rest of 0-2999 is unassigned, and above 4999 is outside the protocol.
 func validCloseCode(c uint16) bool {
 	switch {
-	case c >= 1000 && c <= 1003, c >= 1007 && c <= 1011, c >= 3000 && c <= 4999:
+	case c >= 1000 && c <= 1003, c >= 1007 && c <= 1014, c >= 3000 && c <= 4999:
 		return true
 	}
 	return false

@@ -185,22 +185,50 @@ func TestParser(t *testing.T) {
 	}
 }
 
+// TestCloseCodes feeds a close frame with every code from 0 to 65535: the
+// codes RFC 6455 §7.4 and IANA's registry allow a client are reported, every
+// other one fails with 1002.
 func TestCloseCodes(t *testing.T) {
-	valid := []uint16{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999}
-	invalid := []uint16{0, 999, 1004, 1005, 1006, 1012, 1014, 1015, 1016, 2000, 2999, 5000, 65535}
-	for _, code := range valid {
-		var ev events
-		if err := new(wsframe.Parser).Feed(frame(fClose, closePayload(code, "r")), &ev); err != nil || len(ev) != 1 || ev[0] != fmt.Sprintf(`close %d "r"`, code) {
-			t.Errorf("close %d: %v %q, want it reported", code, err, ev)
+	ranges := []struct {
+		from, to uint16
+		valid    bool
+		why      string
+	}{
+		{0, 999, false, "not used (§7.4.2)"},
+		{1000, 1003, true, "normal, going away, protocol error, unsupported data"},
+		{1004, 1004, false, "reserved"},
+		{1005, 1006, false, "no status, abnormal closure: never in a frame"},
+		{1007, 1011, true, "invalid payload, policy, too big, extension, internal error"},
+		{1012, 1014, true, "service restart, try again later, bad gateway (IANA registry)"},
+		{1015, 1015, false, "TLS handshake failure: never in a frame"},
+		{1016, 2999, false, "reserved for the protocol, unassigned"},
+		{3000, 3999, true, "libraries and frameworks (IANA registration)"},
+		{4000, 4999, true, "private use"},
+		{5000, 65535, false, "outside the protocol"},
+	}
+	next := 0
+	for _, r := range ranges {
+		if int(r.from) != next {
+			t.Fatalf("ranges skip from %d to %d", next, r.from)
+		}
+		next = int(r.to) + 1
+		bad := 0
+		for c := int(r.from); c <= int(r.to); c++ {
+			code := uint16(c)
+			var ev events
+			err := new(wsframe.Parser).Feed(frame(fClose, closePayload(code, "r")), &ev)
+			var pe *wsframe.ProtocolError
+			ok := err == nil && len(ev) == 1 && ev[0] == fmt.Sprintf(`close %d "r"`, code)
+			refused := errors.As(err, &pe) && pe.Code == wsframe.CloseProtocolError && pe.Reason == "invalid close code" && len(ev) == 0
+			if (r.valid && !ok) || (!r.valid && !refused) {
+				if bad++; bad <= 3 {
+					t.Errorf("close %d (%s): %v %q, want valid=%v", code, r.why, err, ev, r.valid)
+				}
+			}
 		}
 	}
-	for _, code := range invalid {
-		var ev events
-		err := new(wsframe.Parser).Feed(frame(fClose, closePayload(code, "")), &ev)
-		var pe *wsframe.ProtocolError
-		if !errors.As(err, &pe) || pe.Code != 1002 || len(ev) != 0 {
-			t.Errorf("close %d: %v %q, want a 1002 protocol error", code, err, ev)
-		}
+	if next != 65536 {
+		t.Fatalf("ranges end at %d", next-1)
 	}
 }
 
