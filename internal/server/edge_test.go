@@ -291,6 +291,33 @@ func TestInvalidUTF8(t *testing.T) {
 	}
 }
 
+// TestInvalidUTF8AtOnce: a text message whose bytes so far can never
+// become UTF-8 closes its client with 1007 at once, also when the bad
+// sequence spans two fragments: the close arrives while the message is
+// still open, its final fragment never sent.
+func TestInvalidUTF8AtOnce(t *testing.T) {
+	f := newServer(t, server.Config{})
+	tests := []struct{ name, first, second string }{
+		{"above U+10FFFF", "ok \xf4", "\x90"},
+		{"surrogate", "ok \xed", "\xa0"},
+		{"lone C0", "ok", " \xc0"},
+		{"F5", "ok \xf5", ""},
+		{"FF", "", "ok \xff"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := e2etest.Connect(t, f.url+"/ws")
+			if err := c.WriteRaw(e2etest.MaskedFrame(false, 0x1, []byte(tt.first))); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.WriteRaw(e2etest.MaskedFrame(false, 0x0, []byte(tt.second))); err != nil {
+				t.Fatal(err)
+			}
+			c.ExpectClose(t, wsframe.CloseInvalidPayload, "invalid UTF-8 in text message")
+		})
+	}
+}
+
 // TestRejectLogLimited: a flood of bad credentials is logged at debug at
 // most rejectDebugBurst lines a second, and warned about once.
 func TestRejectLogLimited(t *testing.T) {

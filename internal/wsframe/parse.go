@@ -10,7 +10,8 @@ import (
 // Data messages are discarded by the parser (wsdest is one-directional), so
 // only control frames reach the handler; text messages are still checked
 // to be UTF-8 (RFC 6455 §8.1), and one that is not fails with
-// CloseInvalidPayload (1007).
+// CloseInvalidPayload (1007) as soon as its bytes so far cannot become
+// valid, without waiting for the rest of the message.
 type Handler interface {
 	// Ping is called for each ping frame; payload is only valid during the call.
 	Ping(payload []byte)
@@ -282,7 +283,8 @@ func (p *Parser) endFrame(h Handler) error {
 
 // checkText unmasks chunk (a piece of a text message's payload) into a
 // small buffer and checks that it continues valid UTF-8. A sequence cut at
-// the end is kept in p.partial and completed by the next chunk.
+// the end is kept in p.partial and completed by the next chunk, if it can
+// still become valid; if not, the check fails at once.
 func (p *Parser) checkText(chunk []byte) bool {
 	var buf [256 + 3]byte
 	for len(chunk) > 0 {
@@ -304,7 +306,7 @@ func (p *Parser) checkText(chunk []byte) bool {
 				break
 			}
 		}
-		if !utf8.Valid(b[:cut]) {
+		if !utf8.Valid(b[:cut]) || (cut < len(b) && !validPrefix(b[cut:])) {
 			return false
 		}
 		p.partN = uint8(copy(p.partial[:], b[cut:]))
@@ -312,8 +314,36 @@ func (p *Parser) checkText(chunk []byte) bool {
 	return true
 }
 
+// validPrefix reports whether b, the start of a UTF-8 sequence cut short,
+// can still become a valid one (RFC 3629 §4): a lead byte of C2-F4, and
+// each next byte in the range that lead allows. An invalid text message
+// then fails as soon as its prefix cannot become valid (RFC 6455 §8.1),
+// not when the message ends.
+func validPrefix(b []byte) bool {
+	lo, hi := byte(0x80), byte(0xBF)
+	switch c := b[0]; {
+	case c < 0xC2 || c > 0xF4:
+		return false
+	case c == 0xE0:
+		lo = 0xA0 // overlong below
+	case c == 0xED:
+		hi = 0x9F // surrogates above
+	case c == 0xF0:
+		lo = 0x90 // overlong below
+	case c == 0xF4:
+		hi = 0x8F // above U+10FFFF
+	}
+	for _, c := range b[1:] {
+		if c < lo || c > hi {
+			return false
+		}
+		lo, hi = 0x80, 0xBF
+	}
+	return true
+}
+
 // seqLen is the length of the UTF-8 sequence that lead byte c starts
-// (4 for invalid leads above 0xF4, which utf8.Valid then rejects).
+// (4 for invalid leads above 0xF4, which validPrefix then rejects).
 func seqLen(c byte) int {
 	switch {
 	case c >= 0xF0:

@@ -96,3 +96,71 @@ func TestCompressedTextNotChecked(t *testing.T) {
 		t.Errorf("the same bytes uncompressed: %v, want close 1007", err)
 	}
 }
+
+// TestTextUTF8FailsAtOnce: a text message fails as soon as its bytes so far
+// cannot begin valid UTF-8, in the fragment that makes it so, not when the
+// message ends (RFC 6455 §8.1; Autobahn 6.4.x "strict"); a prefix that can
+// still become valid is kept. No fragment here is final, so an error can
+// only come from the bytes already seen. Each fragment is fed whole and a
+// byte at a time.
+func TestTextUTF8FailsAtOnce(t *testing.T) {
+	tests := []struct {
+		name   string
+		frags  []string
+		failAt int // the fragment whose bytes must fail; -1 = none
+	}{
+		{"above U+10FFFF", []string{"a\xf4\x90"}, 0},
+		{"above U+10FFFF across fragments", []string{"a\xf4", "\x90"}, 1},
+		{"surrogate", []string{"\xed\xa0"}, 0},
+		{"surrogate across fragments", []string{"ok \xed", "\xa0"}, 1},
+		{"lone C0", []string{"a\xc0"}, 0},
+		{"lone C1", []string{"\xc1"}, 0},
+		{"F5", []string{"a\xf5"}, 0},
+		{"FF", []string{"\xff"}, 0},
+		{"FF after valid fragments", []string{"κόσμε", "\xff"}, 1},
+		{"overlong three bytes", []string{"\xe0", "\x80"}, 1},
+		{"overlong four bytes", []string{"\xf0\x8f"}, 0},
+		{"bad third byte", []string{"\xf0\x90", "\x41"}, 1},
+		{"bad fourth byte", []string{"\xf3\x80\x80", "\xc0"}, 1},
+		{"valid U+10FFFF prefix", []string{"a\xf4\x8f"}, -1},
+		{"valid U+10FFFF prefix across fragments", []string{"\xf4", "\x8f\xbf"}, -1},
+		{"valid E0 prefix", []string{"\xe0\xa0"}, -1},
+		{"valid ED prefix", []string{"\xed\x9f"}, -1},
+		{"valid F0 prefix", []string{"\xf0\x90\x80"}, -1},
+		{"valid C2 prefix", []string{"\xc2"}, -1},
+		{"completed across fragments", []string{"\xf0\x9d", "\x84\x9e", " ok \xe2"}, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, bytewise := range []bool{false, true} {
+				p := wsframe.Parser{MaxMessage: 1 << 20}
+				failed := -1
+			frags:
+				for i, s := range tt.frags {
+					op := wsframe.OpContinuation
+					if i == 0 {
+						op = wsframe.OpText
+					}
+					f := frame(op, []byte(s)) // FIN clear
+					step := len(f)
+					if bytewise {
+						step = 1
+					}
+					for ; len(f) > 0; f = f[step:] {
+						if err := p.Feed(f[:step], &events{}); err != nil {
+							var pe *wsframe.ProtocolError
+							if !errors.As(err, &pe) || pe.Code != wsframe.CloseInvalidPayload {
+								t.Fatalf("fragment %d: %v, want close 1007", i, err)
+							}
+							failed = i
+							break frags
+						}
+					}
+				}
+				if failed != tt.failAt {
+					t.Errorf("byte by byte %v: failed in fragment %d, want %d", bytewise, failed, tt.failAt)
+				}
+			}
+		})
+	}
+}
