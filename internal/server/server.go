@@ -313,8 +313,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	up := ws.DefaultHTTPUpgrader
 	var flate *wsflate.Extension
 	if s.cfg.Compression {
-		flate = &wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
-		up.Negotiate = flate.Negotiate
+		flate, up.Negotiate = newDeflate()
 	}
 	conn, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
