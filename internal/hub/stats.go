@@ -32,7 +32,7 @@ type counters struct {
 	published    atomic.Uint64 // messages handed to Publish
 	enqueued     atomic.Uint64 // frames queued for some client
 	written      atomic.Uint64 // frames fully written to sockets
-	writes       atomic.Uint64 // write system calls (writev batches)
+	writes       atomic.Uint64 // writes to sockets: each batch's, and the blocking rest of one a socket took only part of
 	bytes        atomic.Uint64 // bytes written
 	accepted     atomic.Uint64 // clients ever added
 	clients      atomic.Int64  // clients now connected

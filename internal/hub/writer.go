@@ -391,9 +391,7 @@ func (c *Client) writeBlocking(b *batch, bufs net.Buffers) bool {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(wt))
 	n, err := bufs.WriteTo(c.conn)
 	c.hub.stats.bytes.Add(uint64(n))
-	if c.raw == nil {
-		c.hub.stats.writes.Add(1)
-	}
+	c.hub.stats.writes.Add(1)
 	if err != nil {
 		why := ReasonWriteError
 		if errors.Is(err, os.ErrDeadlineExceeded) {
