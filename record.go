@@ -32,14 +32,3 @@ type Header struct {
 	Key   string
 	Value []byte
 }
-
-// HeaderValue returns the value of the last header named key, and whether
-// there was one.
-func (r *Record) HeaderValue(key string) ([]byte, bool) {
-	for i := len(r.Headers) - 1; i >= 0; i-- {
-		if r.Headers[i].Key == key {
-			return r.Headers[i].Value, true
-		}
-	}
-	return nil, false
-}

@@ -119,7 +119,7 @@ type Client struct {
 	wmu sync.Mutex // serialises frame writes
 
 	pending []Frame // data frames read while syncing, returned first
-	syncs   int     // pings sent by Sync, for unique payloads
+	syncs   int     // pings sent by sync, for unique payloads
 }
 
 // Dial connects to url (ws://host/path?query) and completes the handshake;
@@ -400,10 +400,6 @@ func (c *Client) NextN(t testing.TB, n int) [][]byte {
 	}
 	return out
 }
-
-// Sync pings the server and waits for the pong; data frames that arrive
-// first are kept for Next.
-func (c *Client) Sync(ctx context.Context) error { return c.sync(ctx, true) }
 
 // ExpectQuiet pings the server and fails the test if any data or close
 // frame arrives before the pong (or was held back by an earlier sync).

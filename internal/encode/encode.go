@@ -124,12 +124,6 @@ var skipReasons = [...]SkipReason{
 	SkipQuixProtocol, SkipQuixUnsupported, SkipQuixMalformed, SkipTooLarge,
 }
 
-// SkipReasons returns every SkipReason, so that callers can create their
-// metrics at zero.
-func SkipReasons() []SkipReason {
-	return append([]SkipReason(nil), skipReasons[:]...)
-}
-
 func (r SkipReason) index() int {
 	for i, s := range skipReasons {
 		if s == r {

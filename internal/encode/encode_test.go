@@ -198,7 +198,7 @@ func TestEncode(t *testing.T) {
 			if st.Records != 1 || st.Messages != uint64(len(msgs)) {
 				t.Errorf("stats records=%d messages=%d", st.Records, st.Messages)
 			}
-			for _, r := range SkipReasons() {
+			for _, r := range skipReasons {
 				n, ok := st.Skipped[r]
 				if !ok {
 					t.Errorf("reason %s missing from stats", r)

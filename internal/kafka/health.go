@@ -23,10 +23,6 @@ const (
 	remindEvery  = time.Minute
 )
 
-// FrozenBrokerDetection is the longest a broker can stay silent before
-// Ready turns false, with the package defaults.
-const FrozenBrokerDetection = 2*probeEvery + probeTimeout
-
 // health runs beside Run until ctx is done.
 func (s *Source) health(ctx context.Context) {
 	every := orDefault(s.cfg.probeEvery, probeEvery)

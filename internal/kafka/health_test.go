@@ -33,7 +33,7 @@ func TestFrozenBroker(t *testing.T) {
 	bp.Freeze(t)
 	stopped := time.Now()
 	eventually(t, "not ready while frozen", func() bool { return !r.src.Ready() })
-	t.Logf("not ready %v after SIGSTOP (FrozenBrokerDetection %v)", time.Since(stopped).Round(time.Millisecond), FrozenBrokerDetection)
+	t.Logf("not ready %v after SIGSTOP (at most %v with the defaults)", time.Since(stopped).Round(time.Millisecond), 2*probeEvery+probeTimeout)
 	eventually(t, "a reminder", func() bool { return len(r.log.Lines("still unreachable")) > 0 })
 	frozen := time.Since(stopped)
 	bp.Thaw(t)

@@ -9,9 +9,9 @@
 // becomes unreachable, a reminder every minute while it stays so, and one
 // line when it is back (with the outage's length from the broker's last
 // answer), and reports readiness through Source.Ready. A broker that keeps
-// its connections open but answers nothing is noticed within
-// FrozenBrokerDetection (see health.go). Source.Stats reports what was
-// consumed, for the metrics.
+// its connections open but answers nothing is noticed by a watchdog that
+// pings it (see health.go). Source.Stats reports what was consumed, for
+// the metrics.
 package kafka
 
 import (

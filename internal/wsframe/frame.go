@@ -28,7 +28,6 @@ const (
 	CloseNormal          uint16 = 1000
 	CloseGoingAway       uint16 = 1001
 	CloseProtocolError   uint16 = 1002
-	CloseUnsupportedData uint16 = 1003
 	CloseNoStatus        uint16 = 1005 // never sent on the wire
 	CloseInvalidPayload  uint16 = 1007
 	ClosePolicyViolation uint16 = 1008
