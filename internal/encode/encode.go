@@ -56,6 +56,7 @@ import (
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/jsonscan"
 	"github.com/wsdest/wsdest/internal/quix"
+	"github.com/wsdest/wsdest/internal/ratelog"
 )
 
 // Format selects how record values are interpreted.
@@ -176,16 +177,10 @@ type Encoder struct {
 	records  atomic.Uint64
 	messages atomic.Uint64
 	skipped  [len(skipReasons)]atomic.Uint64
-	warn     [len(skipReasons)]warnState
+	warn     *ratelog.Limiter // a line per skip reason every WarnInterval
 
 	// scratch holds *scratch: a Quix decoder and the buffers Encode reuses.
 	scratch sync.Pool
-}
-
-type warnState struct {
-	mu      sync.Mutex
-	last    time.Time // when the last line was written; guarded by mu
-	pending uint64    // records skipped since that line; guarded by mu
 }
 
 type scratch struct {
@@ -207,7 +202,8 @@ func New(opts Options) *Encoder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Encoder{format: opts.Format, log: log, maxRows: opts.MaxRecordRows, maxDec: opts.MaxDecodedBytes}
+	return &Encoder{format: opts.Format, log: log, maxRows: opts.MaxRecordRows, maxDec: opts.MaxDecodedBytes,
+		warn: ratelog.New(WarnInterval, 1)}
 }
 
 // Stats returns a snapshot of the counters.
@@ -421,17 +417,11 @@ func (e *Encoder) skip(r SkipReason, rec *wsdest.Record, res *quix.Result, extra
 	if r == SkipQuixProtocol {
 		return
 	}
-	w := &e.warn[i]
-	now := time.Now()
-	w.mu.Lock()
-	w.pending++
-	if !w.last.IsZero() && now.Sub(w.last) < WarnInterval {
-		w.mu.Unlock()
+	left, ok := e.warn.Allow(string(r))
+	if !ok {
 		return
 	}
-	n := w.pending
-	w.pending, w.last = 0, now
-	w.mu.Unlock()
+	n := uint64(left) + 1 // this record too
 
 	msg := "record value is not JSON; plain-shape clients do not receive it"
 	switch r {

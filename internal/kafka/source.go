@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/ratelog"
 )
 
 const (
@@ -45,7 +46,10 @@ type Source struct {
 	// goroutines; group.ready is read by Ready.
 	group *groupStart
 
-	errLog   *logLimiter // owned by the Run goroutine
+	// errLog lets one fetch error line of a kind through every
+	// errorLogEvery; its keys leave the partition out, so one error
+	// hitting every partition is one line.
+	errLog   *ratelog.Limiter
 	consumed consumption
 }
 
@@ -81,7 +85,7 @@ func NewSource(cfg Config, logger *slog.Logger) (*Source, error) {
 		reach:     r,
 		recreated: recreated,
 		group:     group,
-		errLog:    newLogLimiter(orDefault(cfg.errorLogEvery, errorLogEvery)),
+		errLog:    ratelog.New(orDefault(cfg.errorLogEvery, errorLogEvery), 1),
 	}
 	if cfg.pinned() {
 		src.pins = newPinner(client, cfg.Topic, start)
@@ -199,13 +203,13 @@ func (s *Source) handleErrors(fetches kgo.Fetches) {
 		default:
 			var loss *kgo.ErrDataLoss
 			if errors.As(err, &loss) {
-				if n, ok := s.errLog.allow("data loss"); ok {
+				if n, ok := s.errLog.Allow("data loss"); ok {
 					s.logger.Warn("kafka broker lost data; consumer offset reset",
 						"topic", topic, "partition", partition, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo, "suppressed", n)
 				}
 				return
 			}
-			if n, ok := s.errLog.allow(err.Error()); ok {
+			if n, ok := s.errLog.Allow(err.Error()); ok {
 				s.logger.Warn("kafka fetch error", "topic", topic, "partition", partition, "err", err, "suppressed", n)
 			}
 		}
@@ -272,45 +276,6 @@ func Record(kr *kgo.Record, hdrs *[]wsdest.Header) wsdest.Record {
 		rec.Headers = (*hdrs)[start:len(*hdrs):len(*hdrs)]
 	}
 	return rec
-}
-
-// logLimiter lets one message per key through every interval and counts
-// the rest. It is not safe for concurrent use.
-type logLimiter struct {
-	every time.Duration
-	now   func() time.Time
-	seen  map[string]*limitState
-}
-
-type limitState struct {
-	last       time.Time
-	suppressed int
-}
-
-func newLogLimiter(every time.Duration) *logLimiter {
-	return &logLimiter{every: every, now: time.Now, seen: make(map[string]*limitState)}
-}
-
-// allow reports whether to log key now, with how many were suppressed
-// since the last time. Callers leave the partition out of the key, so one
-// error hitting every partition is one message.
-func (l *logLimiter) allow(key string) (suppressed int, ok bool) {
-	now := l.now()
-	st := l.seen[key]
-	if st == nil {
-		if len(l.seen) >= 256 {
-			clear(l.seen) // error texts can vary without bound
-		}
-		l.seen[key] = &limitState{last: now}
-		return 0, true
-	}
-	if now.Sub(st.last) < l.every {
-		st.suppressed++
-		return 0, false
-	}
-	n := st.suppressed
-	st.last, st.suppressed = now, 0
-	return n, true
 }
 
 // kgoLogger sends franz-go's own log lines to slog at debug level: the

@@ -395,26 +395,6 @@ func TestSASLStringHidesPassword(t *testing.T) {
 	}
 }
 
-func TestLogLimiter(t *testing.T) {
-	now := time.Unix(0, 0)
-	l := newLogLimiter(time.Minute)
-	l.now = func() time.Time { return now }
-	step := func(d time.Duration, key string, wantOK bool, wantSuppressed int) {
-		t.Helper()
-		now = now.Add(d)
-		n, ok := l.allow(key)
-		if ok != wantOK || n != wantSuppressed {
-			t.Errorf("allow(%q) at +%v = %d, %v; want %d, %v", key, now.Sub(time.Unix(0, 0)), n, ok, wantSuppressed, wantOK)
-		}
-	}
-	step(0, "a", true, 0)
-	step(time.Second, "a", false, 0)
-	step(time.Second, "b", true, 0)
-	step(time.Second, "a", false, 0)
-	step(time.Minute, "a", true, 2)
-	step(time.Second, "a", false, 0)
-}
-
 // TestStartupLatency measures how long the first record takes to arrive
 // after NewSource. It asserts only a generous bound; the figure is logged.
 func TestStartupLatency(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsdest/wsdest/internal/ratelog"
 )
 
 // RejectReason is why a request was refused before it became a client.
@@ -41,48 +43,28 @@ const (
 
 // rejections counts and logs refused requests. Safe for concurrent use.
 type rejections struct {
-	log   *slog.Logger
-	now   func() time.Time
-	count [len(RejectReasons)]atomic.Uint64
+	log      *slog.Logger
+	now      func() time.Time
+	count    [len(RejectReasons)]atomic.Uint64
+	debug    *ratelog.Limiter // debug lines, by reason
+	connects *ratelog.Limiter // "client connected" lines
 
-	mu       sync.Mutex
-	state    [len(RejectReasons)]rejectState // guarded by mu
-	connects lineLimit                       // "client connected" lines; guarded by mu
+	mu    sync.Mutex
+	state [len(RejectReasons)]floodWindow // guarded by mu
 }
 
-type rejectState struct {
-	debug    lineLimit
-	window   time.Time // start of the current warning window
+// floodWindow counts one reason's rejections in a window of
+// rejectWarnEvery, for the flood warning.
+type floodWindow struct {
+	start    time.Time // start of the current warning window
 	inWindow int       // rejections in it
 	warned   bool      // the window's warning is out
 }
 
-// lineLimit lets rejectDebugBurst lines a second through and counts the
-// rest. Not safe for concurrent use: its owner holds a lock.
-type lineLimit struct {
-	second     time.Time // start of the current second
-	lines      int       // lines in it
-	suppressed int       // lines left out since the last one let through
-}
-
-// allow reports whether a line may be logged at now, and how many were
-// left out before it.
-func (l *lineLimit) allow(now time.Time) (suppressed int, ok bool) {
-	if now.Sub(l.second) >= time.Second {
-		l.second, l.lines = now, 0
-	}
-	if l.lines >= rejectDebugBurst {
-		l.suppressed++
-		return 0, false
-	}
-	l.lines++
-	n := l.suppressed
-	l.suppressed = 0
-	return n, true
-}
-
 func newRejections(log *slog.Logger) *rejections {
-	return &rejections{log: log, now: time.Now}
+	return &rejections{log: log, now: time.Now,
+		debug:    ratelog.New(time.Second, rejectDebugBurst),
+		connects: ratelog.New(time.Second, rejectDebugBurst)}
 }
 
 func reasonIndex(r RejectReason) int {
@@ -111,18 +93,18 @@ func (j *rejections) reject(ctx context.Context, why RejectReason, remote string
 	now := j.now()
 	debug := j.log.Enabled(ctx, slog.LevelDebug)
 
-	j.mu.Lock()
-	st := &j.state[i]
 	logDebug, suppressed := false, 0
 	if debug {
-		suppressed, logDebug = st.debug.allow(now)
+		suppressed, logDebug = j.debug.AllowAt(string(why), now)
 	}
 	threshold := rejectFlood
 	if why == RejectMaxConnections || why == RejectMaxConnectionsPerIP {
 		threshold = 1
 	}
-	if now.Sub(st.window) >= rejectWarnEvery {
-		st.window, st.inWindow, st.warned = now, 0, false
+	j.mu.Lock()
+	st := &j.state[i]
+	if now.Sub(st.start) >= rejectWarnEvery {
+		st.start, st.inWindow, st.warned = now, 0, false
 	}
 	st.inWindow++
 	warn, n := false, 0
@@ -146,10 +128,7 @@ func (j *rejections) connected(ctx context.Context, attrs ...any) {
 	if !j.log.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
-	j.mu.Lock()
-	suppressed, ok := j.connects.allow(j.now())
-	j.mu.Unlock()
-	if ok {
+	if suppressed, ok := j.connects.AllowAt("", j.now()); ok {
 		j.log.Debug("client connected", append(attrs, "suppressed", suppressed)...)
 	}
 }

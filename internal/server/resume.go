@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/wsdest/wsdest"
@@ -85,28 +84,9 @@ func (s *Server) startResume(ctx context.Context, c *hub.Client, st history.Star
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		if n, ok := s.resumeLog.allow(); ok {
+		if n, ok := s.resumeLog.Allow(""); ok {
 			s.log.Warn("client closed: catch-up from Kafka failed", "id", c.ID(), "err", err, "suppressed", n)
 		}
 		c.Close(wsframe.CloseInternalError, wsframe.ReasonCatchUpFailed, hub.ReasonCatchUp)
 	}()
-}
-
-// logLimit lets one line through every 10 s and counts the rest.
-type logLimit struct {
-	mu         sync.Mutex
-	last       time.Time // guarded by mu
-	suppressed int       // guarded by mu
-}
-
-func (l *logLimit) allow() (suppressed int, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := time.Now(); now.Sub(l.last) >= 10*time.Second {
-		n := l.suppressed
-		l.last, l.suppressed = now, 0
-		return n, true
-	}
-	l.suppressed++
-	return 0, false
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
+	"github.com/wsdest/wsdest/internal/ratelog"
 	"github.com/wsdest/wsdest/internal/web"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
@@ -132,7 +133,7 @@ type Server struct {
 	limits  *limits
 	rejects *rejections
 
-	resumeLog logLimit // failed catch-ups (resume.go)
+	resumeLog *ratelog.Limiter // failed catch-ups (resume.go): a line every 10 s
 }
 
 // New returns a server that adds clients to h and reads them with p.
@@ -153,6 +154,7 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	s.origins = newOriginPolicy(cfg.AllowedOrigins)
 	s.limits = newLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
 	s.rejects = newRejections(cfg.Logger)
+	s.resumeLog = ratelog.New(10*time.Second, 1)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.Stats != nil {
