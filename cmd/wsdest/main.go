@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		head = append(head, "viewer", false)
 	}
 	head = append(head, "listen", svc.Addr().String(), "env_file", envRead)
-	logger.Info("wsdest started", append(head, cfg.Summary()...)...)
+	logger.Info("wsdest started", append(head, svc.Summary()...)...)
 	if !cfg.Auth.Enabled {
 		// Expected with the dev broker; worth a warning anywhere else.
 		level := slog.LevelWarn

@@ -7,6 +7,12 @@
 // default. Every bad value is reported as one line naming the variable, what
 // is wrong and what is allowed; secrets (passwords, tokens, API keys) are
 // never echoed.
+//
+// The package imports none of the parts it configures. A setting whose
+// default belongs to the part that applies it (the hub's queue bound, the
+// decoder's limits, ...) is left at zero when unset, and the service
+// package applies that part's default when it maps a Config into the part's
+// own; settings whose default is the service's own hold the value itself.
 package config
 
 import (
@@ -18,12 +24,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/wsdest/wsdest/internal/encode"
-	"github.com/wsdest/wsdest/internal/hub"
-	"github.com/wsdest/wsdest/internal/quix"
-	"github.com/wsdest/wsdest/internal/server"
-	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // Names of the environment variables read by FromEnv. Other packages use them
@@ -96,30 +96,26 @@ const (
 	EnvSSEHeartbeat   = "SSE_HEARTBEAT"
 )
 
-// Defaults of the resume and SSE settings.
+// Defaults of the resume and SSE settings that are the service's own.
 const (
-	DefaultHistoryBytes   = 64 << 20
-	DefaultCatchUpReaders = 4
-	DefaultSSEHeartbeat   = 15 * time.Second
+	DefaultHistoryBytes = 64 << 20
+	DefaultSSEHeartbeat = 15 * time.Second
 )
 
-// Defaults of the settings that have one.
+// Defaults of the settings that are the service's own. The defaults of
+// the settings left at zero are those of the parts that apply them.
 const (
-	DefaultPort         = 8000
-	DefaultDevTopic     = "input"
-	DefaultDemoInterval = 250 * time.Millisecond
-	// The client limits' defaults are those of the packages that apply
-	// them.
-	DefaultMaxQueueBytes       = hub.DefaultMaxQueueBytes
-	DefaultMaxRecordRows       = quix.DefaultMaxRows
-	DefaultMaxDecodedBytes     = quix.DefaultMaxDecoded
-	DefaultWriteTimeout        = hub.DefaultWriteTimeout
-	DefaultPingInterval        = hub.DefaultPingInterval
-	DefaultMaxClientMessage    = wsframe.DefaultMaxMessage
-	DefaultShutdownTimeout     = 5 * time.Second
-	DefaultSocketSendBuffer    = 128 << 10
-	DefaultMaxSubscriptionKeys = server.DefaultMaxSubscriptionKeys
-	DefaultMaxKeyLength        = server.DefaultMaxKeyLength
+	DefaultPort             = 8000
+	DefaultDevTopic         = "input"
+	DefaultDemoInterval     = 250 * time.Millisecond
+	DefaultShutdownTimeout  = 5 * time.Second
+	DefaultSocketSendBuffer = 128 << 10
+)
+
+// The values of FORMAT.
+const (
+	FormatAuto = "auto"
+	FormatRaw  = "raw"
 )
 
 // Config is the whole service configuration. FromEnv fills it; the zero
@@ -178,7 +174,8 @@ type History struct {
 	// history. Default 0: no age bound.
 	MaxAge time.Duration
 	// CatchUpReaders is CATCHUP_READERS: how many partitions the shared
-	// catch-up reader reads from Kafka at once. Default 4.
+	// catch-up reader reads from Kafka at once. Unset: 0, the history
+	// package's default (4).
 	CatchUpReaders int
 	// SSEHeartbeat is SSE_HEARTBEAT: the interval of the comment line sent
 	// to idle SSE clients. Default 15 s.
@@ -311,20 +308,21 @@ type DevBroker struct {
 
 // Decode holds the record decoding settings.
 type Decode struct {
-	// Format is FORMAT: auto (default, encode.FormatAuto) or raw.
-	Format encode.Format
+	// Format is FORMAT: FormatAuto (default) or FormatRaw, the names of
+	// the encode package's formats.
+	Format string
 	// Envelope is ENVELOPE (boolean, default false): wrap each value with
 	// its topic, partition, offset, key, timestamp and headers unless the
 	// client asks otherwise.
 	Envelope bool
-	// MaxRecordRows is MAX_RECORD_ROWS (whole number > 0, default
-	// DefaultMaxRecordRows): a Quix record that decodes into more rows is
-	// skipped with a rate-limited warning.
+	// MaxRecordRows is MAX_RECORD_ROWS (whole number > 0; unset: 0, the
+	// encode package's default of 250,000): a Quix record that decodes
+	// into more rows is skipped with a rate-limited warning.
 	MaxRecordRows int
-	// MaxDecodedBytes is MAX_DECODED_BYTES (byte size > 0, default
-	// DefaultMaxDecodedBytes): the most a Quix record may decompress to,
-	// and its rows may take; a record over it is skipped with a
-	// rate-limited warning.
+	// MaxDecodedBytes is MAX_DECODED_BYTES (byte size > 0; unset: 0, the
+	// encode package's default of 16 MiB): the most a Quix record may
+	// decompress to, and its rows may take; a record over it is skipped
+	// with a rate-limited warning.
 	MaxDecodedBytes int
 }
 
@@ -332,16 +330,18 @@ type Decode struct {
 type Clients struct {
 	// MaxQueueBytes is MAX_QUEUE_BYTES, the bound of each client's send
 	// queue in bytes (integer with optional KiB/MiB/GiB/KB/MB/GB suffix,
-	// > 0); default 4 MiB.
+	// > 0); unset: 0, the hub's default of 4 MiB.
 	MaxQueueBytes int
-	// WriteTimeout is WRITE_TIMEOUT (Go duration > 0, default 10s): a
-	// client whose pending writes do not finish within it is closed.
+	// WriteTimeout is WRITE_TIMEOUT (Go duration > 0; unset: 0, the hub's
+	// default of 10s): a client whose pending writes do not finish within
+	// it is closed.
 	WriteTimeout time.Duration
-	// PingInterval is PING_INTERVAL (Go duration > 0, default 30s); a peer
-	// silent for twice this long is dropped.
+	// PingInterval is PING_INTERVAL (Go duration > 0; unset: 0, the hub's
+	// default of 30s); a peer silent for twice this long is dropped.
 	PingInterval time.Duration
-	// MaxMessageBytes is MAX_CLIENT_MESSAGE (byte size > 0, default 4096):
-	// a larger client message closes the connection with status 1009.
+	// MaxMessageBytes is MAX_CLIENT_MESSAGE (byte size > 0; unset: 0, the
+	// server's default of 4096): a larger client message closes the
+	// connection with status 1009.
 	MaxMessageBytes int
 	// SocketSendBuffer is SOCKET_SEND_BUFFER (byte size, default 128 KiB;
 	// 0 = the kernel's autotuned default, up to 4 MiB): SO_SNDBUF for
@@ -393,16 +393,17 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	c.Topic = p.topic(c.DevBroker.Enabled)
 	c.Decode = Decode{
-		Format:   p.format(),
+		Format:   p.enum(EnvFormat, FormatAuto, "a format", FormatAuto, FormatRaw),
 		Envelope: p.boolean(EnvEnvelope, false),
 	}
-	c.Decode.MaxRecordRows = p.integer(EnvMaxRecordRows, DefaultMaxRecordRows, 1)
-	c.Decode.MaxDecodedBytes = p.byteSize(EnvMaxDecodedBytes, DefaultMaxDecodedBytes, 1)
+	// Zero where unset: the parts' defaults (package doc).
+	c.Decode.MaxRecordRows = p.integer(EnvMaxRecordRows, 0, 1)
+	c.Decode.MaxDecodedBytes = p.byteSize(EnvMaxDecodedBytes, 0, 1)
 	c.Clients = Clients{
-		MaxQueueBytes:    p.byteSize(EnvMaxQueueBytes, DefaultMaxQueueBytes, 1),
-		WriteTimeout:     p.duration(EnvWriteTimeout, DefaultWriteTimeout),
-		PingInterval:     p.duration(EnvPingInterval, DefaultPingInterval),
-		MaxMessageBytes:  p.byteSize(EnvMaxClientMessage, DefaultMaxClientMessage, 1),
+		MaxQueueBytes:    p.byteSize(EnvMaxQueueBytes, 0, 1),
+		WriteTimeout:     p.durationOr0(EnvWriteTimeout, 10*time.Second),
+		PingInterval:     p.durationOr0(EnvPingInterval, 30*time.Second),
+		MaxMessageBytes:  p.byteSize(EnvMaxClientMessage, 0, 1),
 		SocketSendBuffer: p.byteSize(EnvSocketSendBuffer, DefaultSocketSendBuffer, 0),
 	}
 	c.Clients.Compression = p.boolean(EnvCompression, false)
@@ -415,12 +416,10 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	c.MetricsAddr = p.hostPort(EnvMetricsAddr, "127.0.0.1:9100", true)
 	c.History = History{
 		MaxBytes:       p.byteSize(EnvHistoryBytes, DefaultHistoryBytes, 0),
-		CatchUpReaders: p.integer(EnvCatchUpReaders, DefaultCatchUpReaders, 1),
+		CatchUpReaders: p.integer(EnvCatchUpReaders, 0, 1),
 		SSEHeartbeat:   p.duration(EnvSSEHeartbeat, DefaultSSEHeartbeat),
 	}
-	if _, ok := p.get(EnvHistoryMaxAge); ok {
-		c.History.MaxAge = p.duration(EnvHistoryMaxAge, time.Hour) // the default is only the example in an error
-	}
+	c.History.MaxAge = p.durationOr0(EnvHistoryMaxAge, time.Hour)
 	c.Viewer = p.boolean(EnvViewer, true)
 	c.PublicURL = p.str(EnvPublicURL)
 	c.Warnings = p.warnings

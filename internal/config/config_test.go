@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/wsdest/wsdest/internal/encode"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -18,6 +16,9 @@ func envOf(m map[string]string) func(string) (string, bool) {
 	}
 }
 
+// TestDefaults: an empty environment gives the service's own defaults, and
+// zero for the settings whose defaults are the parts' (service applies
+// them; see its TestPartDefaults).
 func TestDefaults(t *testing.T) {
 	c, err := FromEnv(envOf(nil))
 	if err != nil {
@@ -32,18 +33,11 @@ func TestDefaults(t *testing.T) {
 			DemoData:     true,
 			DemoInterval: 250 * time.Millisecond,
 		},
-		Decode: Decode{Format: encode.FormatAuto, MaxRecordRows: 250_000, MaxDecodedBytes: 16 << 20},
-		Clients: Clients{
-			MaxQueueBytes:    4 << 20,
-			WriteTimeout:     10 * time.Second,
-			PingInterval:     30 * time.Second,
-			MaxMessageBytes:  4096,
-			SocketSendBuffer: 128 << 10,
-		},
+		Decode:  Decode{Format: FormatAuto},
+		Clients: Clients{SocketSendBuffer: 128 << 10},
 		Log:     Log{Level: slog.LevelInfo, Format: LogText},
 		Viewer:  true,
-		Edge:    Edge{MaxSubscriptionKeys: 64, MaxKeyLength: 256},
-		History: History{MaxBytes: 64 << 20, CatchUpReaders: 4, SSEHeartbeat: 15 * time.Second},
+		History: History{MaxBytes: 64 << 20, SSEHeartbeat: 15 * time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -141,8 +135,8 @@ func TestGoodValues(t *testing.T) {
 		{"demo interval", with(nil, "DEMO_INTERVAL", "1s"), func(c Config) any { return c.DevBroker.DemoInterval }, time.Second},
 
 		// Decoding.
-		{"format raw", with(nil, "FORMAT", "RAW"), func(c Config) any { return c.Decode.Format }, encode.FormatRaw},
-		{"format auto", with(nil, "FORMAT", "auto"), func(c Config) any { return c.Decode.Format }, encode.FormatAuto},
+		{"format raw", with(nil, "FORMAT", "RAW"), func(c Config) any { return c.Decode.Format }, "raw"},
+		{"format auto", with(nil, "FORMAT", "auto"), func(c Config) any { return c.Decode.Format }, "auto"},
 		{"envelope", with(nil, "ENVELOPE", "true"), func(c Config) any { return c.Decode.Envelope }, true},
 
 		// Client limits.
@@ -169,8 +163,6 @@ func TestGoodValues(t *testing.T) {
 		{"public url", with(nil, "Quix__Deployment__Network__PublicUrl", "https://ws-x.deployments.quix.io"), func(c Config) any { return c.PublicURL }, "https://ws-x.deployments.quix.io"},
 		{"compression", with(nil, "COMPRESSION", "true"), func(c Config) any { return c.Clients.Compression }, true},
 		{"max record rows", with(nil, "MAX_RECORD_ROWS", "1000"), func(c Config) any { return c.Decode.MaxRecordRows }, 1000},
-		{"max record rows default", nil, func(c Config) any { return c.Decode.MaxRecordRows }, 250_000},
-		{"max decoded bytes default", nil, func(c Config) any { return c.Decode.MaxDecodedBytes }, 16 << 20},
 		{"max decoded bytes", with(nil, "MAX_DECODED_BYTES", "2MiB"), func(c Config) any { return c.Decode.MaxDecodedBytes }, 2 << 20},
 
 		// Logging.
@@ -219,6 +211,12 @@ func TestBadValues(t *testing.T) {
 		{with(nil, "PORT", "80\n81"), "PORT", `PORT: "80\n81" is not a port number (want 0-65535)`},
 		{with(nil, "SHUTDOWN_TIMEOUT", "5"), "SHUTDOWN_TIMEOUT", `SHUTDOWN_TIMEOUT: "5" is not a duration (want a Go duration such as 5s)`},
 		{with(nil, "SHUTDOWN_TIMEOUT", "0s"), "SHUTDOWN_TIMEOUT", `SHUTDOWN_TIMEOUT: "0s" is not positive (want a duration greater than 0, such as 5s)`},
+		{with(nil, "WRITE_TIMEOUT", "10"), "WRITE_TIMEOUT", `WRITE_TIMEOUT: "10" is not a duration (want a Go duration such as 10s)`},
+		{with(nil, "PING_INTERVAL", "-1s"), "PING_INTERVAL", `PING_INTERVAL: "-1s" is not positive (want a duration greater than 0, such as 30s)`},
+		{with(nil, "HISTORY_MAX_AGE", "1 day"), "HISTORY_MAX_AGE", `HISTORY_MAX_AGE: "1 day" is not a duration (want a Go duration such as 1h0m0s)`},
+		{with(nil, "FORMAT", "json"), "FORMAT", `FORMAT: "json" is not a format (want auto or raw)`},
+		{with(nil, "MAX_QUEUE_BYTES", "0"), "MAX_QUEUE_BYTES", `MAX_QUEUE_BYTES: "0" is too small (want at least 1)`},
+		{with(nil, "CATCHUP_READERS", "0"), "CATCHUP_READERS", `CATCHUP_READERS: "0" is too small (want at least 1)`},
 
 		{with(nil, "TLS_CERT_FILE", "/c.pem"), "TLS_CERT_FILE", `TLS_CERT_FILE is set but TLS_KEY_FILE is empty (set both or neither)`},
 		{with(nil, "TLS_KEY_FILE", "/k.pem"), "TLS_KEY_FILE", `TLS_KEY_FILE is set but TLS_CERT_FILE is empty (set both or neither)`},

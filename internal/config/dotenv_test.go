@@ -6,8 +6,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/wsdest/wsdest/internal/encode"
 )
 
 func writeFile(t *testing.T, content string) string {
@@ -139,7 +137,7 @@ func TestLookupPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.Port != 9002 || c.Server.Host != "10.0.0.1" || c.Log.Level.String() != "DEBUG" || c.Decode.Format != encode.FormatAuto {
+	if c.Server.Port != 9002 || c.Server.Host != "10.0.0.1" || c.Log.Level.String() != "DEBUG" || c.Decode.Format != FormatAuto {
 		t.Errorf("got port %d host %q level %v format %q", c.Server.Port, c.Server.Host, c.Log.Level, c.Decode.Format)
 	}
 }

@@ -31,10 +31,11 @@ type Edge struct {
 	// for the per-address limit and the logs. Default none.
 	TrustedProxies []netip.Prefix
 	// MaxSubscriptionKeys is MAX_SUBSCRIPTION_KEYS: the most keys and
-	// patterns one client may ask for (> 0); default 64.
+	// patterns one client may ask for (> 0); unset: 0, the server's
+	// default of 64.
 	MaxSubscriptionKeys int
 	// MaxKeyLength is MAX_KEY_LENGTH: the longest key or pattern a client
-	// may ask for, in bytes (> 0); default 256.
+	// may ask for, in bytes (> 0); unset: 0, the server's default of 256.
 	MaxKeyLength int
 }
 
@@ -45,8 +46,8 @@ func (p *parser) edge() Edge {
 	e := Edge{
 		MaxConnections:      p.integer(EnvMaxConnections, 0, 1),
 		MaxConnectionsPerIP: p.integer(EnvMaxConnectionsPerIP, 0, 1),
-		MaxSubscriptionKeys: p.integer(EnvMaxSubscriptionKeys, DefaultMaxSubscriptionKeys, 1),
-		MaxKeyLength:        p.integer(EnvMaxKeyLength, DefaultMaxKeyLength, 1),
+		MaxSubscriptionKeys: p.integer(EnvMaxSubscriptionKeys, 0, 1),
+		MaxKeyLength:        p.integer(EnvMaxKeyLength, 0, 1),
 	}
 	e.TLSCertFile, _ = p.get(EnvTLSCertFile)
 	e.TLSKeyFile, _ = p.get(EnvTLSKeyFile)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/wsdest/wsdest/internal/boolval"
-	"github.com/wsdest/wsdest/internal/encode"
 )
 
 // parser reads variables through lookup and collects every problem, so that
@@ -105,16 +104,6 @@ func (p *parser) port(name string, def int) int {
 	return n
 }
 
-// format parses FORMAT, one of encode's formats.
-func (p *parser) format() encode.Format {
-	v := p.enum(EnvFormat, encode.FormatAuto.String(), "a format", encode.FormatAuto.String(), encode.FormatRaw.String())
-	f, err := encode.ParseFormat(v)
-	if err != nil {
-		p.fail("%s: %v", EnvFormat, err)
-	}
-	return f
-}
-
 // integer parses a whole number that must be at least min.
 func (p *parser) integer(name string, def, min int) int {
 	v, ok := p.get(name)
@@ -133,19 +122,31 @@ func (p *parser) integer(name string, def, min int) int {
 	return n
 }
 
-// duration parses a Go duration that must be greater than zero.
+// duration parses a Go duration that must be greater than zero; def is
+// what an unset variable gives, and the example in an error.
 func (p *parser) duration(name string, def time.Duration) time.Duration {
+	return p.durationExample(name, def, def)
+}
+
+// durationOr0 is duration for a setting whose unset value is 0 (the
+// default of the part that applies it, or no bound); example goes into
+// errors.
+func (p *parser) durationOr0(name string, example time.Duration) time.Duration {
+	return p.durationExample(name, 0, example)
+}
+
+func (p *parser) durationExample(name string, def, example time.Duration) time.Duration {
 	v, ok := p.get(name)
 	if !ok {
 		return def
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		p.fail("%s: %s is not a duration (want a Go duration such as %s)", name, quote(v), def)
+		p.fail("%s: %s is not a duration (want a Go duration such as %s)", name, quote(v), example)
 		return def
 	}
 	if d <= 0 {
-		p.fail("%s: %s is not positive (want a duration greater than 0, such as %s)", name, quote(v), def)
+		p.fail("%s: %s is not positive (want a duration greater than 0, such as %s)", name, quote(v), example)
 		return def
 	}
 	return d

@@ -5,9 +5,10 @@ import (
 	"strings"
 )
 
-// Summary returns the effective configuration as slog key-value pairs for
-// the start-up log line. Secrets are never included: credentials appear as
-// counts or as "set".
+// Summary returns the configuration as slog key-value pairs for the
+// start-up log line: on a Config whose zero settings hold the parts'
+// defaults (service.Service.Summary), the effective configuration. Secrets
+// are never included: credentials appear as counts or as "set".
 func (c Config) Summary() []any {
 	attrs := []any{
 		"topic", c.Topic,
@@ -59,7 +60,7 @@ func (c Config) Summary() []any {
 		"auth", c.Auth.Enabled,
 		"api_keys", len(c.Auth.APIKeys),
 		"basic_auth", c.Auth.Username != "",
-		"format", c.Decode.Format.String(),
+		"format", c.Decode.Format,
 		"envelope", c.Decode.Envelope,
 		"max_record_rows", c.Decode.MaxRecordRows,
 		"compression", c.Clients.Compression,

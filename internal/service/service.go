@@ -75,6 +75,7 @@ func (e *StartError) Unwrap() error { return e.Err }
 // configuration asks for it and resolves the Kafka connection, so that
 // every start-up failure is reported here as a *StartError.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Service, err error) {
+	cfg = withDefaults(cfg)
 	// s is not the named result: the error returns set that to nil, and
 	// the deferred cleanup needs the parts created so far.
 	s := &Service{cfg: cfg, log: logger}
@@ -122,8 +123,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	if err != nil {
 		return nil, err
 	}
+	format, err := encode.ParseFormat(cfg.Decode.Format)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", config.EnvFormat, err)
+	}
 	s.enc = encode.New(encode.Options{
-		Format:          cfg.Decode.Format,
+		Format:          format,
 		Logger:          logger,
 		MaxRecordRows:   cfg.Decode.MaxRecordRows,
 		MaxDecodedBytes: cfg.Decode.MaxDecodedBytes,
