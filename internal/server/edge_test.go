@@ -256,8 +256,8 @@ func TestClientCloseCodes(t *testing.T) {
 		{1013, wsframe.CloseNormal, ""},
 		{1014, wsframe.CloseNormal, ""},
 		{4000, wsframe.CloseNormal, ""},
-		{1015, wsframe.CloseProtocolError, "invalid close code"},
-		{1016, wsframe.CloseProtocolError, "invalid close code"},
+		{1015, wsframe.CloseProtocolError, wsframe.ReasonInvalidCloseCode},
+		{1016, wsframe.CloseProtocolError, wsframe.ReasonInvalidCloseCode},
 	}
 	for _, tt := range tests {
 		c := e2etest.Connect(t, f.url+"/ws")
@@ -313,7 +313,7 @@ func TestInvalidUTF8AtOnce(t *testing.T) {
 			if err := c.WriteRaw(e2etest.MaskedFrame(false, 0x0, []byte(tt.second))); err != nil {
 				t.Fatal(err)
 			}
-			c.ExpectClose(t, wsframe.CloseInvalidPayload, "invalid UTF-8 in text message")
+			c.ExpectClose(t, wsframe.CloseInvalidPayload, wsframe.ReasonInvalidUTF8)
 		})
 	}
 }

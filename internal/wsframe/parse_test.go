@@ -219,7 +219,7 @@ func TestCloseCodes(t *testing.T) {
 			err := new(wsframe.Parser).Feed(frame(fClose, closePayload(code, "r")), &ev)
 			var pe *wsframe.ProtocolError
 			ok := err == nil && len(ev) == 1 && ev[0] == fmt.Sprintf(`close %d "r"`, code)
-			refused := errors.As(err, &pe) && pe.Code == wsframe.CloseProtocolError && pe.Reason == "invalid close code" && len(ev) == 0
+			refused := errors.As(err, &pe) && pe.Code == wsframe.CloseProtocolError && pe.Reason == wsframe.ReasonInvalidCloseCode && len(ev) == 0
 			if (r.valid && !ok) || (!r.valid && !refused) {
 				if bad++; bad <= 3 {
 					t.Errorf("close %d (%s): %v %q, want valid=%v", code, r.why, err, ev, r.valid)
