@@ -9,9 +9,9 @@ import (
 )
 
 func TestCheck(t *testing.T) {
-	keysOnly := Credentials{APIKeys: []string{"key1", "key two", "secret_key_3"}}
-	basicOnly := Credentials{Username: "alice", Password: "s3cret pw"}
-	both := Credentials{APIKeys: []string{"key1"}, Username: "alice", Password: "s3cret pw"}
+	keysOnly := Config{APIKeys: []string{"key1", "key two", "secret_key_3"}}
+	basicOnly := Config{Username: "alice", Password: "s3cret pw"}
+	both := Config{APIKeys: []string{"key1"}, Username: "alice", Password: "s3cret pw"}
 
 	type req struct {
 		query  string // raw query
@@ -20,7 +20,7 @@ func TestCheck(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		creds Credentials
+		creds Config
 		req   req
 		want  bool
 	}{
@@ -62,14 +62,14 @@ func TestCheck(t *testing.T) {
 		{"password as token", basicOnly, req{query: "token=" + url.QueryEscape("s3cret pw")}, false},
 		{"password as bearer", basicOnly, req{header: "Bearer s3cret pw"}, false},
 		{"malformed basic", basicOnly, req{header: "Basic !!!"}, false},
-		{"nothing configured, token", Credentials{}, req{query: "token="}, false},
-		{"nothing configured, basic", Credentials{}, req{basic: []string{"", ""}}, false},
-		{"empty key configured", Credentials{APIKeys: []string{""}}, req{query: "token="}, false},
-		{"empty key configured, bearer", Credentials{APIKeys: []string{""}}, req{header: "Bearer "}, false},
+		{"nothing configured, token", Config{}, req{query: "token="}, false},
+		{"nothing configured, basic", Config{}, req{basic: []string{"", ""}}, false},
+		{"empty key configured", Config{APIKeys: []string{""}}, req{query: "token="}, false},
+		{"empty key configured, bearer", Config{APIKeys: []string{""}}, req{header: "Bearer "}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := New(tt.creds)
+			a := mustNew(t, tt.creds)
 			r := httptest.NewRequest(http.MethodGet, "/ws?"+tt.req.query, nil)
 			if tt.req.header != "" {
 				r.Header.Set("Authorization", tt.req.header)
@@ -85,10 +85,10 @@ func TestCheck(t *testing.T) {
 }
 
 func TestBasicConfigured(t *testing.T) {
-	if New(Credentials{APIKeys: []string{"k"}}).BasicConfigured() {
+	if mustNew(t, Config{APIKeys: []string{"k"}}).BasicConfigured() {
 		t.Error("keys only: BasicConfigured = true")
 	}
-	if !New(Credentials{Username: "u", Password: "p"}).BasicConfigured() {
+	if !mustNew(t, Config{Username: "u", Password: "p"}).BasicConfigured() {
 		t.Error("user and password: BasicConfigured = false")
 	}
 }
@@ -97,7 +97,7 @@ func TestBasicConfigured(t *testing.T) {
 // not change what is accepted.
 func TestNewCopiesKeys(t *testing.T) {
 	keys := []string{"key1"}
-	a := New(Credentials{APIKeys: keys})
+	a := mustNew(t, Config{APIKeys: keys})
 	keys[0] = "other"
 	if !a.Check(httptest.NewRequest(http.MethodGet, "/ws?token=key1", nil)) {
 		t.Error("key1 rejected after the caller's slice changed")
@@ -105,7 +105,7 @@ func TestNewCopiesKeys(t *testing.T) {
 }
 
 func TestCheckConcurrent(t *testing.T) {
-	a := New(Credentials{APIKeys: []string{"k1", "k2"}, Username: "u", Password: "p"})
+	a := mustNew(t, Config{APIKeys: []string{"k1", "k2"}, Username: "u", Password: "p"})
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
@@ -130,7 +130,7 @@ func BenchmarkCheck(b *testing.B) {
 	for i := range keys {
 		keys[i] = "key-" + string(rune('a'+i)) + "-0123456789abcdef"
 	}
-	a := New(Credentials{APIKeys: keys})
+	a := mustNew(b, Config{APIKeys: keys})
 	r := httptest.NewRequest(http.MethodGet, "/ws?token="+keys[15], nil)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -138,4 +138,13 @@ func BenchmarkCheck(b *testing.B) {
 			b.Fatal("rejected")
 		}
 	}
+}
+
+func mustNew(t testing.TB, c Config) *Authenticator {
+	t.Helper()
+	a, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

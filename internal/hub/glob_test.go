@@ -2,6 +2,7 @@ package hub
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -94,6 +95,58 @@ func BenchmarkMatchGlob(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			for range b.N {
 				matchGlob(c.pat, c.key)
+			}
+		})
+	}
+}
+
+func TestGrant(t *testing.T) {
+	tests := []struct {
+		name   string
+		sub    Subscription
+		route  route
+		yes    []string
+		no     []string // "\x00" is a record without a key
+		denied string
+	}{
+		{"no grant", Subscription{All: true}, routeAll, []string{"a", "\x00"}, nil, ""},
+		{"grant star", Subscription{All: true, Grant: []string{"*"}}, routeAll, []string{"a", "\x00"}, nil, ""},
+		{"grant empty", Subscription{All: true, Grant: []string{}}, routeExact, nil, []string{"a", "", "\x00"}, ""},
+		{"grant exact folds", Subscription{All: true, Grant: []string{"a", "b"}}, routeExact, []string{"a", "b"}, []string{"c", "\x00"}, ""},
+		{"grant pattern", Subscription{All: true, Grant: []string{"t1/*"}}, routeGlob, []string{"t1/x", "t1/"}, []string{"t2/x", "\x00"}, ""},
+		{"exact inside", Subscription{Keys: []string{"t1/x"}, Grant: []string{"t1/*"}}, routeExact, []string{"t1/x"}, []string{"t1/y"}, ""},
+		{"exact outside dropped", Subscription{Keys: []string{"t1/x", "t2/x"}, Grant: []string{"t1/*"}}, routeExact, []string{"t1/x"}, []string{"t2/x"}, "t2/x"},
+		{"pattern intersected", Subscription{Keys: []string{"*/x"}, Grant: []string{"t1/*"}}, routeGlob, []string{"t1/x"}, []string{"t2/x", "t1/y"}, ""},
+		{"pattern outside not denied", Subscription{Keys: []string{"t2/*"}, Grant: []string{"t1/*"}}, routeGlob, nil, []string{"t2/x"}, ""},
+		{"null key never granted", Subscription{All: true, Grant: []string{"?*"}}, routeGlob, []string{"a"}, []string{"\x00"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := compile(tt.sub)
+			if r := c.route(); r != tt.route {
+				t.Errorf("route = %d, want %d", r, tt.route)
+			}
+			test := func(k string) bool {
+				if k == "\x00" {
+					return c.matches(nil)
+				}
+				if c.route() == routeExact {
+					return slices.Contains(c.exact, k)
+				}
+				return c.matches([]byte(k))
+			}
+			for _, k := range tt.yes {
+				if !test(k) {
+					t.Errorf("%q not delivered", k)
+				}
+			}
+			for _, k := range tt.no {
+				if test(k) {
+					t.Errorf("%q delivered", k)
+				}
+			}
+			if k, _ := tt.sub.Denied(); k != tt.denied {
+				t.Errorf("Denied = %q, want %q", k, tt.denied)
 			}
 		})
 	}

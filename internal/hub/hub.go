@@ -339,11 +339,11 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 	s := h.shardOf(c)
 	s.mu.Lock()
 	s.members[c] = struct{}{}
-	switch {
-	case c.sub.all:
+	switch c.sub.route() {
+	case routeAll:
 		c.pos = len(s.all)
 		s.all = append(s.all, c)
-	case len(c.sub.globs) > 0:
+	case routeGlob:
 		c.pos = len(s.globs)
 		s.globs = append(s.globs, c)
 	default:
@@ -369,10 +369,10 @@ func (h *Hub) remove(c *Client) {
 	s := h.shardOf(c)
 	s.mu.Lock()
 	delete(s.members, c)
-	switch {
-	case c.sub.all:
+	switch c.sub.route() {
+	case routeAll:
 		removeAt(&s.all, c)
-	case len(c.sub.globs) > 0:
+	case routeGlob:
 		removeAt(&s.globs, c)
 	default:
 		for _, k := range c.sub.exact {
@@ -636,7 +636,7 @@ func (h *Hub) gone() {
 // that take everything.
 func (h *Hub) compile(s Subscription) *compiled {
 	c := compile(s)
-	if c.all {
+	if c.route() == routeAll {
 		return &h.all
 	}
 	return &c

@@ -136,6 +136,14 @@ func TestRouting(t *testing.T) {
 		{"glob and exact", Subscription{Keys: []string{"b-1?", "a"}}, []string{"1", "3", "4"}},
 		{"empty key", Subscription{Keys: []string{""}}, []string{"5e"}},
 		{"envelope", Subscription{Keys: []string{"a"}, Shape: ShapeEnvelope}, []string{`{"env":1}`, `{"env":4}`}},
+
+		{"all, granted exact", Subscription{All: true, Grant: []string{"a"}}, []string{"1", "4"}},
+		{"all, granted pattern", Subscription{All: true, Grant: []string{"b-*"}}, []string{"2", "3"}},
+		{"all, granted pattern and exact", Subscription{All: true, Grant: []string{"b-?", "c"}}, []string{"2", "5"}},
+		{"all, granted star", Subscription{All: true, Grant: []string{"*"}}, []string{"1", "2", "3", "null", "4", "5e", "5"}},
+		{"glob, granted narrower", Subscription{Keys: []string{"b-*"}, Grant: []string{"b-1"}}, []string{"2"}},
+		{"exact, one granted", Subscription{Keys: []string{"a", "c"}, Grant: []string{"a"}}, []string{"1", "4"}},
+		{"glob and exact, granted pattern", Subscription{Keys: []string{"b-1?", "a"}, Grant: []string{"b-*"}}, []string{"3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,12 +19,14 @@ const (
 	ReasonHandshake     CloseReason = "handshake_failed" // the WebSocket handshake did not complete
 	ReasonControlFlood  CloseReason = "control_flood"    // over 100 pings in a second: closed 1008 "too many pings"
 	ReasonCatchUp       CloseReason = "catch_up_failed"  // Kafka could not serve a resuming client's past: 1011
+	ReasonTokenExpired  CloseReason = "token_expired"    // the client's token reached its exp: 1008 "token expired"
+	ReasonRevoked       CloseReason = "revoked"          // the client's API key left the keys file: 1008 "credential revoked"
 )
 
 var allReasons = [...]CloseReason{
 	ReasonQueueFull, ReasonWriteTimeout, ReasonWriteError, ReasonPingTimeout,
 	ReasonClientClosed, ReasonProtocol, ReasonMessageTooBig, ReasonShutdown, ReasonReadError,
-	ReasonHandshake, ReasonControlFlood, ReasonCatchUp,
+	ReasonHandshake, ReasonControlFlood, ReasonCatchUp, ReasonTokenExpired, ReasonRevoked,
 }
 
 // counters are the hub's live counters; all fields are atomics.

@@ -15,20 +15,94 @@ type Subscription struct {
 	Keys []string
 	// Shape is the form of the frames the client receives.
 	Shape Shape
+	// Grant, when not nil, lists the keys the client's credential may read
+	// (exact keys or patterns, as Keys); nil grants every key. A non-nil
+	// empty Grant grants nothing, and a restricted grant never covers a
+	// record without a key. A "*" among them grants every key.
+	Grant []string
+}
+
+// Denied returns the first exact key (not a pattern) of s that its grant
+// does not cover, so that such a request can be refused before it becomes
+// a client. Patterns and "every record" are not refused: they mean "what
+// I may see", the subscription intersected with the grant.
+func (s Subscription) Denied() (string, bool) {
+	if s.Grant == nil {
+		return "", false
+	}
+	g := compile(Subscription{Keys: s.Grant})
+	for _, k := range s.Keys {
+		if !isGlob(k) && !g.matches([]byte(k)) {
+			return k, true
+		}
+	}
+	return "", false
 }
 
 // compiled is a Subscription split for routing: exact keys go in the
-// shard's map, patterns are tested one by one.
+// shard's map, patterns are tested one by one. With a grant, grant is the
+// grant's own compiled form and the client is a pattern client (route),
+// unless the intersection has only exact keys: then it is folded into
+// exact, so that a client granted a few exact keys costs what an
+// exact-key subscriber costs.
 type compiled struct {
 	all   bool
 	exact []string
 	globs []string
+	grant *compiled // nil: every key granted
+}
+
+// route is how the hub indexes a client.
+type route int
+
+const (
+	routeExact route = iota // by each exact key, in the shard's map
+	routeAll                // every record, no test
+	routeGlob               // tested record by record with matches
+)
+
+func (c *compiled) route() route {
+	switch {
+	case c.all && c.grant == nil:
+		return routeAll
+	case len(c.globs) > 0 || c.grant != nil:
+		return routeGlob
+	}
+	return routeExact
 }
 
 func compile(s Subscription) compiled {
-	c := compiled{all: s.All}
-	seen := make(map[string]bool, len(s.Keys))
-	for _, k := range s.Keys {
+	c := compileKeys(s.All, s.Keys)
+	if s.Grant == nil {
+		return c
+	}
+	g := compileKeys(false, s.Grant)
+	if g.all {
+		return c
+	}
+	// Exact keys of the subscription the grant does not cover go.
+	exact := c.exact[:0:0]
+	for _, k := range c.exact {
+		if g.matches([]byte(k)) {
+			exact = append(exact, k)
+		}
+	}
+	c.exact = exact
+	switch {
+	case c.all && len(g.globs) == 0:
+		// Everything I may see, and the grant is exact keys: those keys.
+		return compiled{exact: g.exact}
+	case !c.all && len(c.globs) == 0:
+		return compiled{exact: c.exact}
+	}
+	c.grant = &g
+	return c
+}
+
+func compileKeys(all bool, keys []string) compiled {
+	c := compiled{all: all}
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
 		if seen[k] {
 			continue
 		}
@@ -48,10 +122,17 @@ func compile(s Subscription) compiled {
 	return c
 }
 
-// matches reports whether a record with this key goes to the subscriber.
-// It is used for glob subscribers only; exact-only subscribers are found
-// through the shard's map.
+// matches reports whether a record with this key goes to the subscriber:
+// it matches the subscription and the grant. Publish uses it for pattern
+// subscribers only (routeGlob); exact-only subscribers are found through
+// the shard's map.
 func (c *compiled) matches(key []byte) bool {
+	return c.keys(key) && (c.grant == nil || c.grant.keys(key))
+}
+
+// keys reports whether key matches the subscription's keys, without the
+// grant.
+func (c *compiled) keys(key []byte) bool {
 	if c.all {
 		return true
 	}
