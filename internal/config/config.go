@@ -212,11 +212,14 @@ type Auth struct {
 	// verbatim (not trimmed).
 	Username string
 	Password string
+	// Scoped are the credentials that carry a grant (authz.go).
+	Scoped Scoped
 }
 
-// HasCredentials reports whether any API key or Basic credential is set.
+// HasCredentials reports whether any API key, Basic credential, keys file
+// or JWT key is set.
 func (a Auth) HasCredentials() bool {
-	return len(a.APIKeys) > 0 || a.Username != ""
+	return len(a.APIKeys) > 0 || a.Username != "" || a.Scoped.On()
 }
 
 // OffsetReset says where consumption starts when there is no committed
@@ -480,6 +483,7 @@ func (p *parser) auth() Auth {
 	default:
 		a.Username, a.Password = user, pass
 	}
+	a.Scoped = p.scoped()
 
 	enabled, set := p.optBoolean(EnvAuthEnabled)
 	switch {
@@ -487,8 +491,8 @@ func (p *parser) auth() Auth {
 		a.Enabled = a.HasCredentials()
 	case enabled:
 		a.Enabled = true
-		if !a.HasCredentials() && !p.failedAny(EnvAPIKeys, EnvWSUsername, EnvWSPassword) {
-			p.fail("%s=true but no credential is configured (set %s, or %s and %s)", EnvAuthEnabled, EnvAPIKeys, EnvWSUsername, EnvWSPassword)
+		if !a.HasCredentials() && !p.failedAny(EnvAPIKeys, EnvWSUsername, EnvWSPassword, EnvJWTSecret, EnvJWKSURL) {
+			p.fail("%s=true but no credential is configured (set %s, %s and %s, %s, or a JWT key)", EnvAuthEnabled, EnvAPIKeys, EnvWSUsername, EnvWSPassword, EnvAPIKeysFile)
 		}
 	default:
 		if a.HasCredentials() {

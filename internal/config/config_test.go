@@ -231,7 +231,7 @@ func TestBadValues(t *testing.T) {
 		{with(nil, "METRICS_ADDR", "9100"), "METRICS_ADDR", `METRICS_ADDR: "9100" is not host:port (want e.g. 127.0.0.1:9100)`},
 
 		{with(nil, "AUTH_ENABLED", "maybe"), "AUTH_ENABLED", `AUTH_ENABLED: "maybe" is not a boolean (want true/false, yes/no or 1/0)`},
-		{with(nil, "AUTH_ENABLED", "true"), "AUTH_ENABLED", `AUTH_ENABLED=true but no credential is configured (set AUTH_API_KEYS, or WS_USERNAME and WS_PASSWORD)`},
+		{with(nil, "AUTH_ENABLED", "true"), "AUTH_ENABLED", `AUTH_ENABLED=true but no credential is configured (set AUTH_API_KEYS, WS_USERNAME and WS_PASSWORD, AUTH_API_KEYS_FILE, or a JWT key)`},
 		{with(nil, "AUTH_API_KEYS", " , ,"), "AUTH_API_KEYS", `AUTH_API_KEYS is set but holds no key (want a comma-separated list of keys)`},
 		{with(nil, "WS_USERNAME", "alice"), "WS_USERNAME", `WS_USERNAME is set but WS_PASSWORD is empty (set both or neither)`},
 		{with(nil, "WS_PASSWORD", "hunter2"), "WS_PASSWORD", `WS_PASSWORD is set but WS_USERNAME is empty (set both or neither)`},

@@ -60,6 +60,8 @@ func (c Config) Summary() []any {
 		"auth", c.Auth.Enabled,
 		"api_keys", len(c.Auth.APIKeys),
 		"basic_auth", c.Auth.Username != "",
+		"api_keys_file", c.Auth.Scoped.KeysFile != "",
+		"jwt", c.Auth.Scoped.JWT.On(),
 		"format", c.Decode.Format,
 		"envelope", c.Decode.Envelope,
 		"max_record_rows", c.Decode.MaxRecordRows,

@@ -33,6 +33,9 @@ type Snapshot struct {
 	Closes map[string]uint64
 	// Rejected counts requests refused before they became clients.
 	Rejected map[string]uint64
+	// AuthRefusals counts credentials refused, and connections closed
+	// for their credential, by reason.
+	AuthRefusals map[string]uint64
 	// Records counts the records consumed from Kafka.
 	Records uint64
 	// Skipped counts records skipped (or sent without a plain frame) by
@@ -125,6 +128,7 @@ var (
 	descConnects    = prometheus.NewDesc("wsdest_connects_total", "Clients accepted.", nil, nil)
 	descCloses      = prometheus.NewDesc("wsdest_closes_total", "Clients closed, by reason.", []string{"reason"}, nil)
 	descRejected    = prometheus.NewDesc("wsdest_rejected_total", "Requests refused before they became clients, by reason.", []string{"reason"}, nil)
+	descAuth        = prometheus.NewDesc("wsdest_auth_refusals_total", "Credentials refused, and clients closed for their credential (expired, revoked), by reason.", []string{"reason"}, nil)
 	descRecords     = prometheus.NewDesc("wsdest_records_total", "Records consumed from Kafka.", nil, nil)
 	descSkipped     = prometheus.NewDesc("wsdest_records_skipped_total", "Records skipped or delivered without a plain frame, by reason.", []string{"reason"}, nil)
 	descDeliveries  = prometheus.NewDesc("wsdest_deliveries_total", "Frames written to clients.", nil, nil)
@@ -139,7 +143,7 @@ var (
 type collector struct{ snap func() Snapshot }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnections, descConnects, descCloses, descRejected, descRecords,
+	for _, d := range []*prometheus.Desc{descConnections, descConnects, descCloses, descRejected, descAuth, descRecords,
 		descSkipped, descDeliveries, descBytes, descWrites, descLag, descBrokerUp, descReady} {
 		ch <- d
 	}
@@ -165,6 +169,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	byReason(descCloses, s.Closes)
 	byReason(descRejected, s.Rejected)
+	byReason(descAuth, s.AuthRefusals)
 	byReason(descSkipped, s.Skipped)
 	parts := make([]int32, 0, len(s.Lag))
 	for p := range s.Lag {

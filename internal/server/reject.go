@@ -21,12 +21,13 @@ const (
 	RejectMaxConnectionsPerIP RejectReason = "max_connections_per_ip" // MAX_CONNECTIONS_PER_IP reached: 429
 	RejectBadRequest          RejectReason = "bad_request"            // unreadable subscription or over its limits: 400
 	RejectHandshake           RejectReason = "handshake"              // the WebSocket handshake failed
+	RejectOutOfScope          RejectReason = "out_of_scope"           // an exact key outside the credential's grant: 403
 )
 
 // RejectReasons lists every reason, in a stable order.
 var RejectReasons = [...]RejectReason{
 	RejectUnauthorized, RejectOrigin, RejectMaxConnections, RejectMaxConnectionsPerIP,
-	RejectBadRequest, RejectHandshake,
+	RejectBadRequest, RejectHandshake, RejectOutOfScope,
 }
 
 // Rate limits of the rejection log. Each rejection is logged at debug, at

@@ -42,12 +42,6 @@ import (
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
-// Authorizer decides whether a request carries valid credentials. It must
-// be safe for concurrent use.
-type Authorizer interface {
-	Check(r *http.Request) bool
-}
-
 // Defaults of the subscription limits (Config.MaxSubscriptionKeys and
 // Config.MaxKeyLength).
 const (
@@ -134,6 +128,8 @@ type Server struct {
 	rejects *rejections
 
 	resumeLog *ratelog.Limiter // failed catch-ups (resume.go): a line every 10 s
+
+	revocations revocations // clients of revocable API keys (authz.go)
 }
 
 // New returns a server that adds clients to h and reads them with p.
@@ -291,27 +287,32 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sub, remote := a.sub, a.remote
-	if s.cfg.Auth != nil && !s.cfg.Auth.Check(r) {
+	p, authErr := s.authorize(r)
+	if authErr != nil {
 		conn, _, _, err := ws.UpgradeHTTP(r, w)
 		if err != nil {
-			s.rejects.reject(r.Context(), RejectHandshake, remote, "websocket handshake failed", "err", err)
+			s.rejects.reject(r.Context(), RejectHandshake, a.remote, "websocket handshake failed", "err", err)
 			closeHijacked(conn)
 			a.slot.release()
 			return
 		}
-		s.rejects.reject(r.Context(), RejectUnauthorized, remote, "client rejected: missing or invalid credentials", "path", r.URL.Path)
+		s.rejects.reject(r.Context(), RejectUnauthorized, a.remote, "client rejected: missing or invalid credentials", "path", r.URL.Path)
 		go func() {
 			defer a.slot.release()
 			rejectConn(conn, wsframe.ClosePolicyViolation, wsframe.ReasonUnauthorized)
 		}()
 		return
 	}
+	if !s.scope(w, r, &a, p) {
+		return
+	}
+	sub, remote := a.sub, a.remote
 	// The client joins the hub before the handshake is answered: whatever
 	// is published once the client can see the answer reaches it.
-	sess := &session{held: s.hold(r, a.slot, st), parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
+	sess := &session{held: s.hold(r, a.slot, st, p), parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
 	sess.client = s.hub.AddClient(nil, hub.ClientOptions{Sub: sub, OnClosed: sess.closed,
 		Park: st.Kind != history.StartLatest})
+	sess.watchCredential(p)
 	up := ws.DefaultHTTPUpgrader
 	var flate *wsflate.Extension
 	if s.cfg.Compression {
@@ -334,7 +335,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.rejects.connected(r.Context(), "id", sess.client.ID(), "remote", remote, "path", r.URL.Path,
-			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String())
+			"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "principal", p.ID)
 	}
 	// Bytes the client sent right after its handshake are already
 	// buffered: they are parsed before the poller reads what follows.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/wsdest/wsdest/internal/auth"
 	"github.com/wsdest/wsdest/internal/e2etest"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
@@ -86,7 +87,14 @@ func TestParseSubscription(t *testing.T) {
 // authorizer lets in requests whose token is "good".
 type authorizer struct{}
 
-func (authorizer) Check(r *http.Request) bool { return r.URL.Query().Get("token") == "good" }
+func (authorizer) Authorize(r *http.Request) (auth.Principal, error) {
+	if r.URL.Query().Get("token") == "good" {
+		return auth.Principal{ID: "test", Grant: auth.Grant{All: true}}, nil
+	}
+	return auth.Principal{}, &auth.Error{Reason: auth.ReasonUnknownKey}
+}
+
+func (authorizer) Refused(auth.Reason) {}
 
 type fixture struct {
 	hub   *hub.Hub

@@ -59,8 +59,8 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sub := a.sub
-	if s.cfg.Auth != nil && !s.cfg.Auth.Check(r) {
+	p, authErr := s.authorize(r)
+	if authErr != nil {
 		a.slot.release()
 		if b, ok := s.cfg.Auth.(interface{ BasicConfigured() bool }); ok && b.BasicConfigured() {
 			w.Header().Set("WWW-Authenticate", `Basic realm="wsdest", charset="UTF-8"`)
@@ -69,13 +69,17 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
+	if !s.scope(w, r, &a, p) {
+		return
+	}
+	sub := a.sub
 	hj, ok := w.(http.Hijacker)
 	if !ok || r.ProtoMajor != 1 {
 		defer a.slot.release()
-		s.sseStream(w, r, a.remote, sub, st)
+		s.sseStream(w, r, a.remote, sub, st, p)
 		return
 	}
-	sess := &sseSession{held: s.hold(r, a.slot, st)}
+	sess := &sseSession{held: s.hold(r, a.slot, st, p)}
 	resuming := st.Kind != history.StartLatest
 	sess.client = s.hub.AddClient(nil, hub.ClientOptions{
 		Sub:       sub,
@@ -83,6 +87,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		OnClosed:  sess.closed,
 		Park:      resuming,
 	})
+	sess.watchCredential(p)
 	conn, brw, err := hj.Hijack()
 	if err != nil {
 		s.rejects.reject(r.Context(), RejectHandshake, a.remote, "sse: hijack failed", "err", err)
@@ -99,7 +104,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
 	s.rejects.connected(r.Context(), "transport", "sse", "id", sess.client.ID(), "remote", a.remote, "path", r.URL.Path,
-		"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", resuming)
+		"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", resuming, "principal", p.ID)
 	_ = brw // a client sends nothing after its request; what it sends is ignored
 	s.attach(conn, &sess.held, sess, st)
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wsdest/wsdest/internal/auth"
 	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 )
@@ -17,7 +18,7 @@ import (
 // (HTTP/2, behind TLS): the events go through net/http's ResponseWriter,
 // wrapped as the hub's connection, and the handler's goroutine waits for
 // the end of the stream, so such a client costs a goroutine.
-func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string, sub hub.Subscription, st history.Start) {
+func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string, sub hub.Subscription, st history.Start, p auth.Principal) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
@@ -28,15 +29,17 @@ func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	cw := s.watch(p)
 	c := s.hub.AddClient(nil, hub.ClientOptions{
 		Sub:       sub,
 		Transport: hub.SSE{},
-		OnClosed:  cancel,
+		OnClosed:  func() { cancel(); cw.stop() },
 		Park:      st.Kind != history.StartLatest,
 	})
+	cw.start(c, p)
 	c.Attach(sc)
 	s.rejects.connected(r.Context(), "transport", "sse", "proto", r.Proto, "id", c.ID(), "remote", remote, "path", r.URL.Path,
-		"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", st.Kind != history.StartLatest)
+		"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", st.Kind != history.StartLatest, "principal", p.ID)
 	if st.Kind != history.StartLatest {
 		s.startResume(ctx, c, st)
 	}

@@ -21,7 +21,7 @@ import (
 // (with the page as its body, so cancelling the prompt still leaves the
 // Token field to use).
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.ViewerBasicAuth && s.cfg.Auth != nil && !r.URL.Query().Has("token") && !s.cfg.Auth.Check(r) {
+	if s.cfg.ViewerBasicAuth && s.cfg.Auth != nil && !r.URL.Query().Has("token") && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="wsdest", charset="UTF-8"`)
 		s.viewer.ServePageStatus(w, r, http.StatusUnauthorized)
 		return
@@ -83,4 +83,10 @@ func ViewerURL(addr net.Addr, public string) string {
 		}
 	}
 	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// authorized reports whether r carries a valid credential.
+func (s *Server) authorized(r *http.Request) bool {
+	_, err := s.authorize(r)
+	return err == nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wsdest/wsdest/internal/auth"
 	"github.com/wsdest/wsdest/internal/server"
 )
 
@@ -147,10 +148,14 @@ func TestViewerURL(t *testing.T) {
 // basicAuthorizer accepts HTTP Basic u:p.
 type basicAuthorizer struct{}
 
-func (basicAuthorizer) Check(r *http.Request) bool {
-	u, p, ok := r.BasicAuth()
-	return ok && u == "u" && p == "p"
+func (basicAuthorizer) Authorize(r *http.Request) (auth.Principal, error) {
+	if u, p, ok := r.BasicAuth(); ok && u == "u" && p == "p" {
+		return auth.Principal{ID: "basic:u", Grant: auth.Grant{All: true}}, nil
+	}
+	return auth.Principal{}, &auth.Error{Reason: auth.ReasonMissing}
 }
+
+func (basicAuthorizer) Refused(auth.Reason) {}
 
 func TestViewerBasicChallenge(t *testing.T) {
 	f := newServer(t, server.Config{Auth: basicAuthorizer{}, ViewerBasicAuth: true})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/wsdest/wsdest/internal/auth"
 	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
@@ -41,15 +42,20 @@ type heldExtra struct {
 	// (cancel, by closed): it bounds its catch-up. Nil for the others.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// cred closes the client when its credential expires or is revoked;
+	// nil for credentials that do neither.
+	cred *credWatch
 }
 
 // hold prepares what a client about to join the hub keeps (its client is
-// set by the caller, with closed as its OnClosed).
-func (s *Server) hold(r *http.Request, slot *tally, st history.Start) held {
+// set by the caller, with closed as its OnClosed, and watchCredential
+// called once it is).
+func (s *Server) hold(r *http.Request, slot *tally, st history.Start, p auth.Principal) held {
 	h := held{slot: slot}
 	resuming := st.Kind != history.StartLatest
-	if r.TLS != nil || resuming {
-		h.extra = &heldExtra{}
+	cred := s.watch(p)
+	if r.TLS != nil || resuming || cred != nil {
+		h.extra = &heldExtra{cred: cred}
 		if resuming {
 			h.extra.ctx, h.extra.cancel = context.WithCancel(context.Background())
 		}
@@ -57,9 +63,17 @@ func (s *Server) hold(r *http.Request, slot *tally, st history.Start) held {
 	return h
 }
 
+// watchCredential starts closing the client when its credential p ends.
+func (h *held) watchCredential(p auth.Principal) {
+	if h.extra != nil {
+		h.extra.cred.start(h.client, p)
+	}
+}
+
 // closed is the hub's OnClosed: it ends what the client held.
 func (h *held) closed() {
 	if e := h.extra; e != nil {
+		e.cred.stop()
 		e.watch.closed()
 		if e.cancel != nil {
 			e.cancel()

@@ -63,6 +63,7 @@ func (s *Service) metricsSnapshot() metrics.Snapshot {
 		snap.Rejected[string(r)] = n
 	}
 	snap.Rejected["http_connections"] = s.guard.Evicted()
+	snap.AuthRefusals = authRefusals(s.auth)
 	return snap
 }
 

@@ -49,6 +49,7 @@ type Service struct {
 	pprofHTTP *http.Server
 
 	srv   *server.Server
+	auth  *auth.Authenticator  // nil without auth
 	certs *server.Certificates // nil without TLS_CERT_FILE
 	guard *server.ConnGuard
 
@@ -145,11 +146,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	}
 	var authz server.Authorizer
 	if cfg.Auth.Enabled {
-		authz = auth.New(auth.Credentials{
-			APIKeys:  cfg.Auth.APIKeys,
-			Username: cfg.Auth.Username,
-			Password: cfg.Auth.Password,
-		})
+		if s.auth, err = newAuth(cfg.Auth, logger); err != nil {
+			return nil, err
+		}
+		authz = s.auth
 	}
 	if e := cfg.Edge; e.TLS() {
 		s.certs, err = server.LoadCertificates(e.TLSCertFile, e.TLSKeyFile, logger)
@@ -264,6 +264,9 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.tap.Run(gctx) })
 	g.Go(func() error { return s.hub.Heartbeat(gctx, s.cfg.History.SSEHeartbeat, hub.SSE{}) })
 	g.Go(func() error { return s.source.Run(gctx, s.publish()) })
+	if s.auth != nil {
+		g.Go(func() error { return s.auth.Run(gctx, s.srv.Revoke) })
+	}
 	g.Go(func() error {
 		var err error
 		if s.certs != nil {

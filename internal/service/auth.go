@@ -1,0 +1,48 @@
+package service
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/wsdest/wsdest/internal/auth"
+	"github.com/wsdest/wsdest/internal/config"
+)
+
+// newAuth maps the auth settings into the authenticator. It reads the
+// keys file and the public key file: a missing or bad one is an error
+// naming the variable.
+func newAuth(c config.Auth, logger *slog.Logger) (*auth.Authenticator, error) {
+	j := c.Scoped.JWT
+	a, err := auth.New(auth.Config{
+		APIKeys:          c.APIKeys,
+		Username:         c.Username,
+		Password:         c.Password,
+		KeysFile:         c.Scoped.KeysFile,
+		JWTSecret:        []byte(j.Secret),
+		JWTPublicKeyFile: j.PublicKeyFile,
+		JWKSURL:          j.JWKSURL,
+		JWTIssuer:        j.Issuer,
+		JWTAudience:      j.Audience,
+		JWTKeysClaim:     j.KeysClaim,
+		Logger:           logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s: %w", config.EnvAPIKeysFile, config.EnvJWTPublicKeyFile, err)
+	}
+	return a, nil
+}
+
+// authRefusals returns the authenticator's refusals by reason, every
+// reason present (at zero without auth).
+func authRefusals(a *auth.Authenticator) map[string]uint64 {
+	m := make(map[string]uint64, len(auth.Reasons))
+	for _, r := range auth.Reasons {
+		m[string(r)] = 0
+	}
+	if a != nil {
+		for r, n := range a.Refusals() {
+			m[string(r)] = n
+		}
+	}
+	return m
+}
