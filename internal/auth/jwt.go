@@ -222,6 +222,8 @@ func reasonOf(err error) Reason {
 		return ReasonBadIssuer
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		return ReasonBadAudience
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		return ReasonBadClaims // a required iss or aud missing, a claim of the wrong type
 	}
 	return ReasonMalformed
 }
