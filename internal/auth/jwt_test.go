@@ -10,7 +10,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"log/slog"
 	"net/http"
@@ -20,11 +19,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsdest/wsdest/internal/auth/authtest"
 )
 
 // testKeys are generated once: RSA generation is slow under -race.
@@ -52,18 +52,9 @@ var testKeys = sync.OnceValue(func() (k struct {
 
 const testSecret = "0123456789abcdef0123456789abcdef-test-secret"
 
-// mint signs claims with key under method, with kid when not empty.
 func mint(t testing.TB, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(method, claims)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return authtest.Mint(t, method, key, kid, claims)
 }
 
 // claims returns valid claims for tenant a, changed by kv.
@@ -95,65 +86,6 @@ func pemFile(t testing.TB, pub any) string {
 	return path
 }
 
-// JWKSServer serves a JWK set the test can change, counting fetches.
-type jwksServer struct {
-	*httptest.Server
-	mu      sync.Mutex
-	body    []byte
-	fetches atomic.Int64
-}
-
-func newJWKSServer(t testing.TB, keys map[string]any) *jwksServer {
-	s := &jwksServer{}
-	s.set(t, keys)
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.fetches.Add(1)
-		s.mu.Lock()
-		b := s.body
-		s.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(b)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *jwksServer) set(t testing.TB, keys map[string]any) {
-	b, err := JWKS(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.mu.Lock()
-	s.body = b
-	s.mu.Unlock()
-}
-
-// JWKS encodes public keys by kid as a JWK set.
-func JWKS(keys map[string]any) ([]byte, error) {
-	enc := base64.RawURLEncoding.EncodeToString
-	var set struct {
-		Keys []map[string]string `json:"keys"`
-	}
-	for kid, k := range keys {
-		m := map[string]string{"kid": kid, "use": "sig"}
-		switch k := k.(type) {
-		case *rsa.PublicKey:
-			m["kty"], m["n"], m["e"] = "RSA", enc(k.N.Bytes()), enc([]byte{1, 0, 1})
-		case *ecdsa.PublicKey:
-			b, err := k.Bytes()
-			if err != nil {
-				return nil, err
-			}
-			size := (k.Curve.Params().BitSize + 7) / 8
-			m["kty"], m["crv"], m["x"], m["y"] = "EC", k.Curve.Params().Name, enc(b[1:1+size]), enc(b[1+size:])
-		case ed25519.PublicKey:
-			m["kty"], m["crv"], m["x"] = "OKP", "Ed25519", enc(k)
-		}
-		set.Keys = append(set.Keys, m)
-	}
-	return json.Marshal(set)
-}
-
 // runAuth runs a's Run until the test ends.
 func runAuth(t testing.TB, a *Authenticator, revoke func([]string)) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -178,7 +110,7 @@ func reasonOfErr(err error) Reason {
 
 func TestJWT(t *testing.T) {
 	k := testKeys()
-	js := newJWKSServer(t, map[string]any{"ec-1": &k.ec.PublicKey, "ed-1": k.ed.Public()})
+	js := authtest.NewJWKSServer(t, map[string]any{"ec-1": &k.ec.PublicKey, "ed-1": k.ed.Public()})
 	full := mustNew(t, Config{
 		JWTSecret: []byte(testSecret), JWTPublicKeyFile: pemFile(t, &k.rsa.PublicKey), JWKSURL: js.URL,
 		JWTIssuer: "https://issuer.test", JWTAudience: "wsdest",
@@ -195,13 +127,7 @@ func TestJWT(t *testing.T) {
 		p = bytes.Replace(p, []byte("t-a/*"), []byte("*\",\"x"), 1)
 		return parts[0] + "." + base64.RawURLEncoding.EncodeToString(p) + "." + parts[2]
 	}
-	none := func(c jwt.MapClaims) string {
-		s, err := jwt.NewWithClaims(jwt.SigningMethodNone, c).SignedString(jwt.UnsafeAllowNoneSignatureType)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	none := func(c jwt.MapClaims) string { return authtest.None(t, c) }
 
 	tests := []struct {
 		name  string
@@ -296,7 +222,7 @@ func TestJWTTransports(t *testing.T) {
 // tokens arrive, and a key added to the set (rotation) is then accepted.
 func TestJWKSUnknownKIDAndRotation(t *testing.T) {
 	k := testKeys()
-	js := newJWKSServer(t, map[string]any{"old": &k.ec.PublicKey})
+	js := authtest.NewJWKSServer(t, map[string]any{"old": &k.ec.PublicKey})
 	newKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +240,7 @@ func TestJWKSUnknownKIDAndRotation(t *testing.T) {
 			t.Fatalf("made-up kid: %v, want unknown_kid", err)
 		}
 	}
-	if n := js.fetches.Load(); n != 1 {
+	if n := js.Fetches.Load(); n != 1 {
 		t.Errorf("%d fetches after a flood of unknown kids, want 1", n)
 	}
 
@@ -322,10 +248,10 @@ func TestJWKSUnknownKIDAndRotation(t *testing.T) {
 	b := mustNew(t, Config{JWKSURL: js.URL, JWKSMinRefetch: 50 * time.Millisecond})
 	runAuth(t, b, func([]string) {})
 	waitFor(t, "the first fetch", func() bool { _, err := authorizeToken(b, old); return err == nil })
-	js.set(t, map[string]any{"old": &k.ec.PublicKey, "new": &newKey.PublicKey})
+	js.Set(t, map[string]any{"old": &k.ec.PublicKey, "new": &newKey.PublicKey})
 	rotated := mint(t, jwt.SigningMethodES256, newKey, "new", claims("iss", nil, "aud", nil))
 	waitFor(t, "the rotated key", func() bool { _, err := authorizeToken(b, rotated); return err == nil })
-	js.set(t, map[string]any{"new": &newKey.PublicKey})
+	js.Set(t, map[string]any{"new": &newKey.PublicKey})
 	waitFor(t, "the retired key refused", func() bool {
 		_, err := authorizeToken(b, old)
 		return reasonOfErr(err) == ReasonUnknownKID
@@ -335,7 +261,7 @@ func TestJWKSUnknownKIDAndRotation(t *testing.T) {
 // A JWKS that cannot be fetched keeps the keys held, and says so once.
 func TestJWKSFetchFailureKeepsKeys(t *testing.T) {
 	k := testKeys()
-	js := newJWKSServer(t, map[string]any{"ec-1": &k.ec.PublicKey})
+	js := authtest.NewJWKSServer(t, map[string]any{"ec-1": &k.ec.PublicKey})
 	var log bytes.Buffer
 	var mu sync.Mutex
 	a := mustNew(t, Config{JWKSURL: js.URL, JWKSMinRefetch: time.Millisecond,
@@ -343,13 +269,11 @@ func TestJWKSFetchFailureKeepsKeys(t *testing.T) {
 	runAuth(t, a, func([]string) {})
 	tok := mint(t, jwt.SigningMethodES256, k.ec, "ec-1", claims("iss", nil, "aud", nil))
 	waitFor(t, "the first fetch", func() bool { _, err := authorizeToken(a, tok); return err == nil })
-	js.mu.Lock()
-	js.body = []byte("not json")
-	js.mu.Unlock()
+	js.SetBody([]byte("not json"))
 	for range 3 {
-		before := js.fetches.Load()
+		before := js.Fetches.Load()
 		_, _ = authorizeToken(a, mint(t, jwt.SigningMethodES256, k.ec, "other", claims()))
-		waitFor(t, "a refetch", func() bool { return js.fetches.Load() > before })
+		waitFor(t, "a refetch", func() bool { return js.Fetches.Load() > before })
 	}
 	if _, err := authorizeToken(a, tok); err != nil {
 		t.Fatalf("held key lost after failed fetches: %v", err)
