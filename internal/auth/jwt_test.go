@@ -27,28 +27,16 @@ import (
 	"github.com/wsdest/wsdest/internal/auth/authtest"
 )
 
-// testKeys are generated once: RSA generation is slow under -race.
-var testKeys = sync.OnceValue(func() (k struct {
+func testKeys() (k struct {
 	rsa   *rsa.PrivateKey
 	ec    *ecdsa.PrivateKey
 	ec384 *ecdsa.PrivateKey
 	ed    ed25519.PrivateKey
 }) {
-	var err error
-	if k.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		panic(err)
-	}
-	if k.ec, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		panic(err)
-	}
-	if k.ec384, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader); err != nil {
-		panic(err)
-	}
-	if _, k.ed, err = ed25519.GenerateKey(rand.Reader); err != nil {
-		panic(err)
-	}
+	t := authtest.Keys()
+	k.rsa, k.ec, k.ec384, k.ed = t.RSA, t.EC, t.EC384, t.Ed
 	return k
-})
+}
 
 const testSecret = "0123456789abcdef0123456789abcdef-test-secret"
 

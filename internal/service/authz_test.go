@@ -3,11 +3,11 @@ package service_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,25 +36,14 @@ const (
 	adminKey    = "admin-api-key-c0ffee"
 )
 
-// authKeys are the keys of the end-to-end tests, made once (RSA
-// generation is slow under -race).
-var authKeys = sync.OnceValue(func() (k struct {
-	rsa *rsa.PrivateKey
-	ec  *ecdsa.PrivateKey
-	ec2 *ecdsa.PrivateKey
+func authKeys() (k struct {
+	rsa     *rsa.PrivateKey
+	ec, ec2 *ecdsa.PrivateKey
 }) {
-	var err error
-	if k.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		panic(err)
-	}
-	if k.ec, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		panic(err)
-	}
-	if k.ec2, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		panic(err)
-	}
+	t := authtest.Keys()
+	k.rsa, k.ec, k.ec2 = t.RSA, t.EC, t.EC2
 	return k
-})
+}
 
 // authSetup is a broker and the auth settings of a service that accepts
 // every kind of credential: a keys file, HMAC, a PEM public key and a
@@ -441,6 +429,10 @@ func TestTokenExpiry(t *testing.T) {
 	if got := string(long.Next(t)); got != `{"i":1}` {
 		t.Errorf("long-lived client got %s", got)
 	}
+	// The connect lines name the token's subject, not the token.
+	e2etest.Eventually(t, "three connect lines naming the principal", func() bool {
+		return len(svc.Log.Lines("principal=jwt:user-HS256")) == 3
+	})
 	if st := svc.Stats(t); st.Hub.Closes["token_expired"] != 2 {
 		t.Errorf("closes %v, want 2 token_expired", st.Hub.Closes)
 	}
@@ -460,6 +452,12 @@ func TestKeysFileRevocation(t *testing.T) {
 	goneSSE := e2etest.ConnectSSE(t, svc.HTTPURL("/sse?token="+tenantAKey), nil)
 	stays := e2etest.Connect(t, svc.URL("/ws"), e2etest.WithBearer(adminKey))
 
+	// The connect lines name the key by the first 8 hex digits of its
+	// SHA-256.
+	sum := sha256.Sum256([]byte(tenantAKey))
+	e2etest.Eventually(t, "two connect lines naming the key's id", func() bool {
+		return len(svc.Log.Lines("principal=key:"+hex.EncodeToString(sum[:4]))) == 2
+	})
 	writeKeys(t, s.keysFile, adminKey+"\n"+exactKey+" t-b/1 t-b/2\n")
 	gone.ExpectClose(t, 1008, "credential revoked")
 	ctx, cancel := e2etest.Context(t)

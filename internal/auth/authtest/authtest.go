@@ -6,6 +6,8 @@ package authtest
 import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
@@ -112,3 +114,34 @@ func (s *JWKSServer) SetBody(b []byte) {
 	s.body = b
 	s.mu.Unlock()
 }
+
+// TestKeys are signing keys for tests.
+type TestKeys struct {
+	RSA   *rsa.PrivateKey   // 2048 bits
+	EC    *ecdsa.PrivateKey // P-256
+	EC2   *ecdsa.PrivateKey // P-256, another
+	EC384 *ecdsa.PrivateKey // P-384
+	Ed    ed25519.PrivateKey
+}
+
+// Keys returns keys generated once per test binary: RSA generation is
+// slow under -race.
+var Keys = sync.OnceValue(func() TestKeys {
+	var k TestKeys
+	var err error
+	if k.RSA, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		panic(err)
+	}
+	for _, p := range []struct {
+		key   **ecdsa.PrivateKey
+		curve elliptic.Curve
+	}{{&k.EC, elliptic.P256()}, {&k.EC2, elliptic.P256()}, {&k.EC384, elliptic.P384()}} {
+		if *p.key, err = ecdsa.GenerateKey(p.curve, rand.Reader); err != nil {
+			panic(err)
+		}
+	}
+	if _, k.Ed, err = ed25519.GenerateKey(rand.Reader); err != nil {
+		panic(err)
+	}
+	return k
+})
