@@ -40,11 +40,12 @@ func (s Subscription) Denied() (string, bool) {
 }
 
 // compiled is a Subscription split for routing: exact keys go in the
-// shard's map, patterns are tested one by one. With a grant, grant is the
-// grant's own compiled form and the client is a pattern client (route),
-// unless the intersection has only exact keys: then it is folded into
-// exact, so that a client granted a few exact keys costs what an
-// exact-key subscriber costs.
+// shard's map, patterns are tested one by one. A grant is folded into
+// the subscription where the intersection allows (every record under a
+// grant is the grant; exact keys under a grant are those it covers), so
+// that such a client costs what a subscriber of the same keys costs;
+// only a subscription with patterns of its own keeps the grant's compiled
+// form beside it (grant), tested after its own keys.
 type compiled struct {
 	all   bool
 	exact []string
@@ -89,10 +90,11 @@ func compile(s Subscription) compiled {
 	}
 	c.exact = exact
 	switch {
-	case c.all && len(g.globs) == 0:
-		// Everything I may see, and the grant is exact keys: those keys.
-		return compiled{exact: g.exact}
-	case !c.all && len(c.globs) == 0:
+	case c.all:
+		// Everything I may see: the grant itself, exact keys in the
+		// shard's map and patterns tested as a subscription's own.
+		return g
+	case len(c.globs) == 0:
 		return compiled{exact: c.exact}
 	}
 	c.grant = &g

@@ -21,12 +21,6 @@ type Authorizer interface {
 	Refused(why auth.Reason)
 }
 
-// Close reasons of clients closed for their credential (1008).
-const (
-	reasonTokenExpired = "token expired"
-	reasonRevoked      = "credential revoked"
-)
-
 // everyone is the principal of a client when no auth is configured.
 var everyone = auth.Principal{Grant: auth.Grant{All: true}}
 
@@ -113,7 +107,7 @@ func (w *credWatch) start(c *hub.Client, p auth.Principal) {
 
 func (w *credWatch) expired() {
 	w.s.cfg.Auth.Refused(auth.ReasonExpired)
-	w.client.Close(wsframe.ClosePolicyViolation, reasonTokenExpired, hub.ReasonTokenExpired)
+	w.client.Close(wsframe.ClosePolicyViolation, wsframe.ReasonTokenExpired, hub.ReasonTokenExpired)
 }
 
 // stop ends the watch; it is called once the client is closed.
@@ -189,5 +183,5 @@ func (s *Server) Revoke(revocations []string) {
 
 func (s *Server) closeRevoked(c *hub.Client) {
 	s.cfg.Auth.Refused(auth.ReasonRevoked)
-	c.Close(wsframe.ClosePolicyViolation, reasonRevoked, hub.ReasonRevoked)
+	c.Close(wsframe.ClosePolicyViolation, wsframe.ReasonCredentialRevoked, hub.ReasonRevoked)
 }

@@ -17,6 +17,11 @@ const (
 	ReasonTooManyPings = "too many pings"
 	// ReasonUnauthorized (1008): missing or invalid credentials.
 	ReasonUnauthorized = "unauthorized"
+	// ReasonTokenExpired (1008): the client's token reached its exp.
+	ReasonTokenExpired = "token expired"
+	// ReasonCredentialRevoked (1008): the client's API key was removed
+	// from the keys file, or its patterns changed.
+	ReasonCredentialRevoked = "credential revoked"
 	// ReasonCatchUpFailed (1011): a resuming client's past could not be read.
 	ReasonCatchUpFailed = "catch-up failed"
 
