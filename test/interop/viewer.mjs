@@ -2,10 +2,11 @@
 // playwright-core, opens the page wsdest serves and is watched for console
 // errors and for any request that would leave that server.
 //
-//   node viewer.mjs --open-port P --auth-port P2 --key K --basic-port P4 --basic U:PW --shots DIR
+//   node viewer.mjs --open-port P --auth-port P2 --key K --jwt T --basic-port P4 --basic U:PW --shots DIR
 //   node viewer.mjs --restart-port P3 --restarted FILE --shots DIR
 //
-// P serves demo data without auth; P2 with AUTH_API_KEYS=K; P4 with
+// P serves demo data without auth; P2 with AUTH_API_KEYS=K and a JWT
+// secret that signed T, a token granting sensor-2 alone; P4 with
 // WS_USERNAME=U and WS_PASSWORD=PW. With
 // --restart-port the script loads the viewer and prints "stop-now"; the
 // calling shell then stops wsdest, starts it again on the same port and
@@ -26,14 +27,15 @@ const { values: opts } = parseArgs({
     'restart-port': { type: 'string' },
     restarted: { type: 'string' },
     key: { type: 'string' },
+    jwt: { type: 'string' },
     'basic-port': { type: 'string' },
     basic: { type: 'string' },
     shots: { type: 'string' },
   },
 });
 if (!opts.shots || !((opts['restart-port'] && opts.restarted) ||
-  (opts['open-port'] && opts['auth-port'] && opts.key && opts['basic-port'] && opts.basic))) {
-  console.error('viewer.mjs: want --shots and either --open-port, --auth-port, --key, --basic-port, --basic or --restart-port, --restarted');
+  (opts['open-port'] && opts['auth-port'] && opts.key && opts.jwt && opts['basic-port'] && opts.basic))) {
+  console.error('viewer.mjs: want --shots and either --open-port, --auth-port, --key, --jwt, --basic-port, --basic or --restart-port, --restarted');
   process.exit(2);
 }
 
@@ -317,6 +319,15 @@ async function authChecks() {
   let ok = await until(w.tab, () => window.wsdestViewer.total >= 5);
   let s = await viewerState(w.tab);
   report(ok && s.state === 'connected' && w.errors.length === 0, 'viewer: with auth on, ?token=<good key> in the page URL streams', JSON.stringify(s));
+  await w.context.close();
+
+  // A JWT in the page URL: the page streams what its grant covers, and
+  // nothing else, though it asks for every key.
+  w = await open(`${origin}/?token=${encodeURIComponent(opts.jwt)}`, origin);
+  ok = await until(w.tab, () => window.wsdestViewer.total >= 5);
+  s = await viewerState(w.tab);
+  report(ok && s.state === 'connected' && w.errors.length === 0 && s.keys.length === 1 && s.keys[0] === 'sensor-2',
+    'viewer: a JWT in ?token= streams the keys it grants, only those', JSON.stringify(s));
   await w.context.close();
 
   w = await open(`${origin}/?token=wrong`, origin);

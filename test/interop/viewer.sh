@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # wsdest's own viewer page in Debian's Chromium (playwright-core): it loads
 # with no console error and no request leaving wsdest, shows the demo keys
-# and fields, draws charts, updates live, honours ?token= and says so when
-# a token is wrong, and reconnects by itself after wsdest restarts.
+# and fields, draws charts, updates live, honours ?token= (an API key, or a
+# JWT whose grant it keeps to) and says so when a token is wrong, and
+# reconnects by itself after wsdest restarts.
 # Screenshots go to $VIEWER_SHOTS (default: a scratch directory, removed).
 # shellcheck source=test/interop/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -22,12 +23,20 @@ mkdir -p "$shots"
 start_wsdest viewer-open DEMO_INTERVAL=100ms || finish
 open_port=$WS_PORT open_log=$WS_LOG
 key=viewer-key-$RANDOM$RANDOM
-start_wsdest viewer-auth AUTH_API_KEYS="$key" DEMO_INTERVAL=100ms || finish
+secret=viewer-jwt-secret-$RANDOM$RANDOM-0123456789abcdef
+start_wsdest viewer-auth AUTH_API_KEYS="$key" AUTH_JWT_SECRET="$secret" DEMO_INTERVAL=100ms || finish
 auth_port=$WS_PORT auth_log=$WS_LOG
 pw=pw-$RANDOM$RANDOM
 start_wsdest viewer-basic WS_USERNAME=viewer WS_PASSWORD="$pw" DEMO_INTERVAL=100ms || finish
 basic_port=$WS_PORT basic_pid=$WS_PID basic_log=$WS_LOG
 pass "viewer: three wsdest instances ready (no auth :$open_port, API key :$auth_port, Basic :$basic_port)"
+
+# A JWT granting sensor-2 alone, minted as docs/protocol.md shows.
+b64() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+jwt_head=$(printf '{"alg":"HS256","typ":"JWT"}' | b64)
+jwt_body=$(printf '{"sub":"viewer","keys":["sensor-2"],"exp":%d}' $(($(date +%s) + 3600)) | b64)
+jwt_sig=$(printf '%s.%s' "$jwt_head" "$jwt_body" | openssl dgst -sha256 -hmac "$secret" -binary | b64)
+jwt=$jwt_head.$jwt_body.$jwt_sig
 
 # Non-browser clients keep their answers on the same paths.
 if [[ $(http_status "http://127.0.0.1:$open_port/") == 426 ]] &&
@@ -38,7 +47,7 @@ else
 fi
 
 run_checker viewer env CHROMIUM="$CHROMIUM" \
-	node "$INTEROP_DIR/viewer.mjs" --open-port "$open_port" --auth-port "$auth_port" --key "$key" \
+	node "$INTEROP_DIR/viewer.mjs" --open-port "$open_port" --auth-port "$auth_port" --key "$key" --jwt "$jwt" \
 	--basic-port "$basic_port" --basic "viewer:$pw" --shots "$shots" || {
 	show_log wsdest-open "$open_log"
 	show_log wsdest-auth "$auth_log"
