@@ -20,7 +20,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -127,13 +126,13 @@ func New(c Config) (*Authenticator, error) {
 	if c.KeysFile != "" {
 		a.file = &keysFile{path: c.KeysFile}
 		if err := a.file.load(); err != nil {
-			return nil, fmt.Errorf("auth: %w", err)
+			return nil, &FileError{Field: "KeysFile", Err: err}
 		}
 	}
 	if c.JWT() {
 		v, err := newJWTVerifier(c)
 		if err != nil {
-			return nil, fmt.Errorf("auth: %w", err)
+			return nil, &FileError{Field: "JWTPublicKeyFile", Err: err}
 		}
 		if c.JWKSURL != "" {
 			v.jwks = newJWKS(c.JWKSURL, c.JWKSClient, c.JWKSRefresh, c.JWKSMinRefetch, a.log)
@@ -185,7 +184,7 @@ func (a *Authenticator) Authorize(r *http.Request) (Principal, error) {
 			u := sha256.Sum256([]byte(user))
 			p := sha256.Sum256([]byte(pass))
 			if subtle.ConstantTimeCompare(u[:], a.user[:])&subtle.ConstantTimeCompare(p[:], a.pass[:]) == 1 {
-				return Principal{ID: "basic:" + clip(user, 64), Grant: Grant{All: true}}, nil
+				return Principal{ID: "basic", Grant: Grant{All: true}}, nil
 			}
 			why = ReasonUnknownKey
 		}
@@ -265,6 +264,17 @@ func (a *Authenticator) Run(ctx context.Context, revoke func(revocations []strin
 		}
 	}
 }
+
+// FileError is a file of the Config that New could not use: Field names
+// the Config field (KeysFile or JWTPublicKeyFile). Its text names the file
+// and the problem (a line number), never a key.
+type FileError struct {
+	Field string
+	Err   error
+}
+
+func (e *FileError) Error() string { return "auth: " + e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
 
 var _ error = (*Error)(nil)
 

@@ -32,7 +32,8 @@ func grantOf(patterns []string) Grant {
 type Principal struct {
 	// ID names the holder for log lines: "jwt:" and the token's sub claim,
 	// "key:" and the first 8 hex digits of the SHA-256 of an API key,
-	// "basic:" and the user name. Never a secret.
+	// "basic" for the Basic credentials (the user name counts as a
+	// secret). Never a secret.
 	ID string
 	// Grant is what the holder may read.
 	Grant Grant

@@ -187,7 +187,7 @@ func TestGoodValues(t *testing.T) {
 }
 
 // secretVars are never to be echoed in an error message.
-var secretVars = []string{"AUTH_API_KEYS", "WS_USERNAME", "WS_PASSWORD", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "Quix__Sdk__Token"}
+var secretVars = []string{"AUTH_API_KEYS", "AUTH_JWT_SECRET", "WS_USERNAME", "WS_PASSWORD", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "Quix__Sdk__Token"}
 
 func TestBadValues(t *testing.T) {
 	quix := map[string]string{"Quix__Sdk__Token": "s3cr3t-token", "Quix__Portal__Api": "https://p", "Quix__Workspace__Id": "ws", "input": "t"}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -26,10 +27,15 @@ func newAuth(c config.Auth, logger *slog.Logger) (*auth.Authenticator, error) {
 		JWTKeysClaim:     j.KeysClaim,
 		Logger:           logger,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %w", config.EnvAPIKeysFile, config.EnvJWTPublicKeyFile, err)
+	var fe *auth.FileError
+	if errors.As(err, &fe) {
+		name := config.EnvAPIKeysFile
+		if fe.Field == "JWTPublicKeyFile" {
+			name = config.EnvJWTPublicKeyFile
+		}
+		return nil, fmt.Errorf("%s: %w", name, fe.Err)
 	}
-	return a, nil
+	return a, err
 }
 
 // authRefusals returns the authenticator's refusals by reason, every

@@ -496,7 +496,7 @@ func TestKeysFileRevocation(t *testing.T) {
 	}
 	cfg.Server.Port = 0
 	_, err = service.New(context.Background(), cfg, svc.Log.Logger(cfg.Log.Level))
-	if err == nil || !strings.Contains(err.Error(), "line 2") || strings.Contains(err.Error(), adminKey) {
+	if err == nil || !strings.Contains(err.Error(), "AUTH_API_KEYS_FILE: ") || !strings.Contains(err.Error(), "line 2") || strings.Contains(err.Error(), adminKey) {
 		t.Errorf("start with a bad keys file: %v", err)
 	}
 }
