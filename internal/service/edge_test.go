@@ -208,6 +208,8 @@ func TestMetrics(t *testing.T) {
 		{"wsdest_rejected_total", []string{"reason=origin"}, 1},
 		{"wsdest_rejected_total", []string{"reason=auth"}, 0},
 		{"wsdest_closes_total", []string{"reason=queue_full"}, 0},
+		{"wsdest_auth_refusals_total", []string{"reason=expired"}, 0}, // present at zero, auth off
+		{"wsdest_auth_refusals_total", []string{"reason=revoked"}, 0},
 		{"wsdest_broker_up", nil, 1},
 		{"wsdest_ready", nil, 1},
 		{"wsdest_build_info", nil, 1},
