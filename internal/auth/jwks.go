@@ -200,7 +200,7 @@ func (r rawJWK) publicKey() (any, error) {
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
-		if !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31-1 || n.BitLen() < 2048 {
+		if !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31-1 || n.BitLen() < minRSABits {
 			return nil, errors.New("rsa key too small or bad exponent")
 		}
 		return &rsa.PublicKey{N: n, E: int(e.Int64())}, nil

@@ -23,6 +23,10 @@ const DefaultLeeway = 10 * time.Second
 // DefaultKeysClaim is the claim that lists the key patterns a JWT grants.
 const DefaultKeysClaim = "keys"
 
+// minRSABits is the smallest RSA key accepted, from the PEM file or a
+// JWKS.
+const minRSABits = 2048
+
 // Keyfunc sentinels, mapped to refusal reasons by reasonOf.
 var (
 	errBadAlgorithm = errors.New("algorithm not allowed")
@@ -103,8 +107,13 @@ func readPublicKey(path string) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("public key file %s: %w", path, err)
 	}
-	switch k.(type) {
-	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+	switch k := k.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < minRSABits {
+			return nil, fmt.Errorf("public key file %s: an RSA key of %d bits (want at least %d)", path, k.N.BitLen(), minRSABits)
+		}
+		return k, nil
+	case *ecdsa.PublicKey, ed25519.PublicKey:
 		return k, nil
 	}
 	return nil, fmt.Errorf("public key file %s: a %T (want RSA, ECDSA or Ed25519)", path, k)

@@ -300,10 +300,15 @@ func TestPublicKeyFile(t *testing.T) {
 		}
 	}
 	priv := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: must(x509.MarshalPKCS8PrivateKey(k.ec))})
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, path := range map[string]string{
 		"missing":     filepath.Join(dir, "none.pem"),
 		"not PEM":     write("junk.pem", []byte("junk")),
 		"private key": write("priv.pem", priv),
+		"small RSA":   pemFile(t, &small.PublicKey),
 	} {
 		_, err := New(Config{JWTPublicKeyFile: path})
 		if err == nil {
