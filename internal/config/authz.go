@@ -16,9 +16,6 @@ const (
 	EnvJWTKeysClaim     = "AUTH_JWT_KEYS_CLAIM"
 )
 
-// DefaultJWTKeysClaim is the default of AUTH_JWT_KEYS_CLAIM.
-const DefaultJWTKeysClaim = "keys"
-
 // minJWTSecret is the shortest AUTH_JWT_SECRET accepted: an HMAC key
 // shorter than the hash (HS256: 32 bytes) is refused (RFC 7518 3.2).
 const minJWTSecret = 32
@@ -52,8 +49,8 @@ type JWT struct {
 	Issuer   string
 	Audience string
 	// KeysClaim is AUTH_JWT_KEYS_CLAIM: the claim listing the key
-	// patterns a token may read. Default empty, which means "keys"
-	// (DefaultJWTKeysClaim).
+	// patterns a token may read. Default empty: the auth package's
+	// default, "keys".
 	KeysClaim string
 }
 
