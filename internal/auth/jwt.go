@@ -38,16 +38,15 @@ var (
 // public key from a PEM file, and a JWKS. It is immutable after
 // construction (the JWKS updates itself) and safe for concurrent use.
 type jwtVerifier struct {
-	secret    []byte           // nil: no HMAC
-	public    crypto.PublicKey // nil: no PEM key
-	jwks      *jwks            // nil: no JWKS
-	claim     string
-	parser    *jwt.Parser
-	hasIssuer bool
+	secret []byte           // nil: no HMAC
+	public crypto.PublicKey // nil: no PEM key
+	jwks   *jwks            // nil: no JWKS
+	claim  string
+	parser *jwt.Parser
 }
 
 func newJWTVerifier(c Config) (*jwtVerifier, error) {
-	v := &jwtVerifier{claim: c.JWTKeysClaim, jwks: nil}
+	v := &jwtVerifier{claim: c.JWTKeysClaim}
 	if v.claim == "" {
 		v.claim = DefaultKeysClaim
 	}

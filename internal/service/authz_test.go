@@ -258,6 +258,10 @@ func TestGrants(t *testing.T) {
 	p := e2etest.NewProducer(t, s.b)
 	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
 	produceAuth(p, 0, 20, at)
+	// Records 0-19 are in the past for every client connected below.
+	for _, sv := range []*e2etest.Service{svc, cold} {
+		e2etest.Eventually(t, "records 0-19 published", func() bool { return sv.Stats(t).Hub.Published == 20 })
+	}
 
 	creds := s.tenantA(t)
 	type clients struct {
