@@ -146,12 +146,6 @@ func New(c Config) (*Authenticator, error) {
 // server can decide whether to answer 401 with a Basic challenge.
 func (a *Authenticator) BasicConfigured() bool { return a.basic }
 
-// Check reports whether r carries a valid credential (see Authorize).
-func (a *Authenticator) Check(r *http.Request) bool {
-	_, err := a.Authorize(r)
-	return err == nil
-}
-
 // Authorize returns the principal of the first valid credential r
 // carries: a `token` query parameter, an `Authorization: Bearer` token,
 // the cookie wsdest_token (each an API key or a JWT), or HTTP Basic. When

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 )
@@ -38,6 +39,7 @@ type jwk struct {
 // token with an unknown kid is refused at once.
 type jwks struct {
 	url     string
+	shown   string // url for log lines: no user information, no query
 	client  *http.Client
 	refresh time.Duration
 	minGap  time.Duration
@@ -47,7 +49,7 @@ type jwks struct {
 	kick chan struct{}                  // capacity 1: a refetch is wanted
 }
 
-func newJWKS(url string, client *http.Client, refresh, minGap time.Duration, log *slog.Logger) *jwks {
+func newJWKS(rawURL string, client *http.Client, refresh, minGap time.Duration, log *slog.Logger) *jwks {
 	if client == nil {
 		client = &http.Client{Timeout: jwksTimeout}
 	}
@@ -57,7 +59,7 @@ func newJWKS(url string, client *http.Client, refresh, minGap time.Duration, log
 	if minGap <= 0 {
 		minGap = DefaultJWKSMinRefetch
 	}
-	j := &jwks{url: url, client: client, refresh: refresh, minGap: minGap, log: log, kick: make(chan struct{}, 1)}
+	j := &jwks{url: rawURL, shown: shownURL(rawURL), client: client, refresh: refresh, minGap: minGap, log: log, kick: make(chan struct{}, 1)}
 	empty := map[string]jwk{}
 	j.keys.Store(&empty)
 	return j
@@ -86,10 +88,10 @@ func (j *jwks) run(ctx context.Context) {
 		err := j.fetch(ctx)
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
-			j.log.Warn("jwks: fetch failed; keeping the keys held", "url", j.url, "err", err)
+			j.log.Warn("jwks: fetch failed; keeping the keys held", "url", j.shown, "err", err)
 			failing = true
 		case err == nil && failing:
-			j.log.Info("jwks: fetched again", "url", j.url)
+			j.log.Info("jwks: fetched again", "url", j.shown)
 			failing = false
 		}
 		return time.Now()
@@ -128,6 +130,10 @@ func (j *jwks) fetch(ctx context.Context) error {
 	}
 	resp, err := j.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL, which may hold a secret
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -146,7 +152,7 @@ func (j *jwks) fetch(ctx context.Context) error {
 		return err
 	}
 	if skipped > 0 {
-		j.log.Debug("jwks: keys skipped (not a signature key of a supported type)", "url", j.url, "skipped", skipped)
+		j.log.Debug("jwks: keys skipped (not a signature key of a supported type)", "url", j.shown, "skipped", skipped)
 	}
 	j.keys.Store(&keys)
 	return nil
@@ -231,6 +237,16 @@ func (r rawJWK) publicKey() (any, error) {
 		return ed25519.PublicKey(x), nil
 	}
 	return nil, errors.New("unsupported kty")
+}
+
+// shownURL is u without user information and query, for log lines.
+func shownURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable)"
+	}
+	p.User, p.RawQuery, p.Fragment = nil, "", ""
+	return p.String()
 }
 
 func b64int(s string) (*big.Int, error) {

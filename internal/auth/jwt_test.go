@@ -252,7 +252,7 @@ func TestJWKSFetchFailureKeepsKeys(t *testing.T) {
 	js := authtest.NewJWKSServer(t, map[string]any{"ec-1": &k.ec.PublicKey})
 	var log bytes.Buffer
 	var mu sync.Mutex
-	a := mustNew(t, Config{JWKSURL: js.URL, JWKSMinRefetch: time.Millisecond,
+	a := mustNew(t, Config{JWKSURL: js.URL + "/jwks.json?access=s3cr3t-q", JWKSMinRefetch: time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &log, mu: &mu}, nil))})
 	runAuth(t, a, func([]string) {})
 	tok := mint(t, jwt.SigningMethodES256, k.ec, "ec-1", claims("iss", nil, "aud", nil))
@@ -271,6 +271,10 @@ func TestJWKSFetchFailureKeepsKeys(t *testing.T) {
 	if n := strings.Count(log.String(), "jwks: fetch failed"); n != 1 {
 		t.Errorf("%d failure lines, want 1:\n%s", n, log.String())
 	}
+	if strings.Contains(log.String(), "s3cr3t-q") {
+		t.Errorf("the log holds the URL's query:\n%s", log.String())
+	}
+
 }
 
 type lockedWriter struct {
@@ -364,5 +368,18 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A JWKS URL's query and user information (which may hold a secret) stay
+// out of log lines and fetch errors.
+func TestJWKSURLNotShown(t *testing.T) {
+	j := newJWKS("http://user:pw-s3cr3t@127.0.0.1:1/jwks?access=q-s3cr3t", nil, 0, 0, slog.New(slog.DiscardHandler))
+	if j.shown != "http://127.0.0.1:1/jwks" {
+		t.Errorf("shown %q", j.shown)
+	}
+	err := j.fetch(t.Context())
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("fetch error %v", err)
 	}
 }

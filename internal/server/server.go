@@ -7,7 +7,9 @@
 // browsers, the live viewer page of internal/web (viewer.go). It owns no
 // fan-out state.
 //
-// What protects the listener lives beside it: origin.go (ALLOWED_ORIGINS),
+// What protects the listener lives beside it: authz.go (what a credential
+// may read: an exact key outside its grant gets 403, and its clients are
+// closed when a token expires or a key is revoked), origin.go (ALLOWED_ORIGINS),
 // limits.go (client slots, per-address limits, trusted proxies, the
 // subscription limits, and ConnGuard, which keeps descriptors for the HTTP
 // endpoints however many connections are held open), reserved.go (the
