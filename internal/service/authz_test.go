@@ -245,8 +245,8 @@ func expect403(t *testing.T, svc *e2etest.Service, c credential, path, key strin
 
 // TestGrants: for each kind of credential granting t-a/*, every path a
 // record leaves by delivers only t-a/* records: live (all, a key in scope,
-// a glob), last=N, a cursor resume, SSE, and the catch-up from Kafka of a
-// process without history; an exact key outside the grant is refused 403
+// a glob), last=N, a cursor resume, SSE, and the catch-up and last=N from
+// Kafka of a process without history; an exact key outside the grant is refused 403
 // (path and ?key=, WebSocket and SSE), naming the key. A key granted one
 // exact key, and one granting everything, see theirs.
 func TestGrants(t *testing.T) {
@@ -313,6 +313,10 @@ func TestGrants(t *testing.T) {
 			k := e2etest.Connect(t, cold.URL(c.path("/ws?envelope=true&from=earliest")), c.opts()...)
 			checkStream(t, readEnv(t, k, len(lastA)+len(liveA)), append(append([]int(nil), lastA...), liveA...))
 			k.ExpectQuiet(t)
+			// last=N read backwards from Kafka counts only t-a records too.
+			kl := e2etest.Connect(t, cold.URL(c.path("/ws?envelope=true&last=3")), c.opts()...)
+			checkStream(t, readEnv(t, kl, 3), liveA[len(liveA)-3:])
+			kl.ExpectQuiet(t)
 
 			expect403(t, svc, c, "/t-b/1", "t-b/1", s.secrets)
 			expect403(t, svc, c, "?key=t-a/1&key=t-b/2", "t-b/2", s.secrets)
