@@ -16,10 +16,10 @@ import (
 	"github.com/wsdest/wsdest/internal/sseframe"
 )
 
-// Over HTTP/2 (TLS) the connection cannot be taken over: the events go
-// through net/http's response, with the same framing, and the client's
-// going away ends the stream.
-func TestSSEOverHTTP2(t *testing.T) {
+// newHTTP2Server serves a Server over TLS with HTTP/2 on, with a real hub
+// and poller, until the test ends.
+func newHTTP2Server(t *testing.T, cfg server.Config) (*httptest.Server, *hub.Hub, *e2etest.LogBuffer) {
+	t.Helper()
 	lb := &e2etest.LogBuffer{}
 	lb.DumpOnFailure(t, "server")
 	h := hub.New(hub.Config{Logger: lb.Logger(slog.LevelDebug), PingInterval: -1})
@@ -27,7 +27,8 @@ func TestSSEOverHTTP2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewUnstartedServer(server.New(server.Config{Logger: lb.Logger(slog.LevelDebug)}, h, p))
+	cfg.Logger = lb.Logger(slog.LevelDebug)
+	ts := httptest.NewUnstartedServer(server.New(cfg, h, p))
 	ts.EnableHTTP2 = true
 	ts.StartTLS()
 	t.Cleanup(func() {
@@ -39,6 +40,14 @@ func TestSSEOverHTTP2(t *testing.T) {
 		}
 		p.Close()
 	})
+	return ts, h, lb
+}
+
+// Over HTTP/2 (TLS) the connection cannot be taken over: the events go
+// through net/http's response, with the same framing, and the client's
+// going away ends the stream.
+func TestSSEOverHTTP2(t *testing.T) {
+	ts, h, lb := newHTTP2Server(t, server.Config{})
 	ctx, cancel := context.WithTimeout(t.Context(), e2etest.Wait)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/sse/k", nil)
