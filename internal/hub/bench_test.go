@@ -147,7 +147,7 @@ func BenchmarkWriterTCP(b *testing.B) {
 // clients in 1,000 groups of 10 (a tenant each), for batches of 16
 // records spread over the tenants. Each grant=X case is compared with the
 // same clients asking for the same keys without a grant (sub=X): a
-// pattern ("t-17/*", tested record by record) or one exact key (found in
+// pattern ("t-42/*", tested record by record) or one exact key (found in
 // the shard's map). sub=all is every client taking every record, with no
 // grant. ns/delivery is the cost per frame delivered, ns/record the cost
 // per record published.
