@@ -187,7 +187,7 @@ func (c *Client) Attach(conn Conn) {
 	c.mu.Lock()
 	if c.torn.Load() {
 		c.mu.Unlock()
-		_ = conn.Close()
+		closeConn(conn)
 		return
 	}
 	c.setConn(conn)

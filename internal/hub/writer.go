@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -457,10 +458,13 @@ func (c *Client) closeWritten() {
 	}
 	c.state = stateClosing
 	c.mu.Unlock()
+	// The grace starts before CloseWrite, which for TLS writes
+	// close_notify and may wait for room in the socket: teardown then
+	// ends that wait too.
+	time.AfterFunc(c.hub.cfg.CloseGrace, func() { c.teardown(c.reasonOr(ReasonClientClosed)) })
 	if hc, ok := c.conn.(interface{ CloseWrite() error }); ok {
 		_ = hc.CloseWrite()
 	}
-	time.AfterFunc(c.hub.cfg.CloseGrace, func() { c.teardown(c.reasonOr(ReasonClientClosed)) })
 }
 
 // recycle clears a written batch's messages and keeps the array as the
@@ -500,26 +504,16 @@ func (c *Client) idleLocked() {
 // from whichever goroutine first finds the client finished (a writer that
 // failed, the reader, the pinger, the close-grace timer, Shutdown), and is
 // the only place that closes conn. A writer still writing sees its write
-// fail and stops.
+// fail and stops. The connection is closed after c.mu is released, and
+// without writing to it (closeConn): Publish takes c.mu, and a close that
+// waits on the peer would stall every client's stream.
 func (c *Client) teardown(why CloseReason) {
 	if !c.torn.CompareAndSwap(false, true) {
 		return
 	}
 	h := c.hub
-	debug := h.log.Enabled(context.Background(), slog.LevelDebug)
 	c.mu.Lock()
 	conn := c.conn
-	remote := ""
-	if conn != nil {
-		if debug {
-			// Asked before the close: a netpoll.Socket has no address
-			// after it.
-			if a := conn.RemoteAddr(); a != nil {
-				remote = a.String()
-			}
-		}
-		_ = conn.Close()
-	}
 	c.state = stateClosed
 	c.closing = true
 	if c.reason == "" {
@@ -529,6 +523,18 @@ func (c *Client) teardown(why CloseReason) {
 	c.dropQueueLocked()
 	c.queue, c.spare = nil, nil // a closed client keeps no arrays
 	c.mu.Unlock()
+	remote := ""
+	debug := h.log.Enabled(context.Background(), slog.LevelDebug)
+	if conn != nil {
+		if debug {
+			// Asked before the close: a netpoll.Socket has no address
+			// after it.
+			if a := conn.RemoteAddr(); a != nil {
+				remote = a.String()
+			}
+		}
+		closeConn(conn)
+	}
 	h.remove(c)
 	h.stats.closed(why)
 	if debug {
@@ -539,6 +545,17 @@ func (c *Client) teardown(why CloseReason) {
 		c.onClosed()
 	}
 	h.gone()
+}
+
+// closeConn closes conn without writing to it. A *tls.Conn's Close sends
+// close_notify first, waiting up to 5 s for room in the socket of a peer
+// that may have stopped reading: the TCP connection under it is closed
+// instead. (A clean close has sent close_notify already: closeWritten.)
+func closeConn(conn Conn) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	_ = conn.Close()
 }
 
 func (c *Client) reasonOr(why CloseReason) CloseReason {

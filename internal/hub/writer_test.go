@@ -343,3 +343,44 @@ func TestLargePublishShared(t *testing.T) {
 		}
 	})
 }
+
+// slowClose is a connection whose Close waits for release, as a
+// *tls.Conn's waits to send close_notify to a peer that does not read.
+type slowClose struct {
+	net.Conn
+	closing chan struct{} // closed when Close starts
+	release chan struct{}
+}
+
+func (c *slowClose) Close() error {
+	close(c.closing)
+	<-c.release
+	return c.Conn.Close()
+}
+
+// TestTeardownClosesOutsideTheLock: a client whose connection takes long
+// to close does not hold up Publish to it or to anyone else.
+func TestTeardownClosesOutsideTheLock(t *testing.T) {
+	h := New(Config{PingInterval: -1})
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	sc := &slowClose{Conn: srv, closing: make(chan struct{}), release: make(chan struct{})}
+	defer close(sc.release)
+	c := h.Add(sc, Subscription{All: true}, nil)
+	other := addPeer(t, h, Subscription{All: true})
+	go c.Abort(ReasonReadError)
+	<-sc.closing
+	published := make(chan struct{})
+	go func() {
+		h.Publish([]*Message{msg("k", "1")})
+		close(published)
+	}()
+	select {
+	case <-published:
+	case <-time.After(testWait):
+		t.Fatal("Publish waited for a client's connection to close")
+	}
+	if got := other.texts(t, 1); got[0] != "1" {
+		t.Errorf("got %q", got)
+	}
+}
