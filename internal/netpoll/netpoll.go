@@ -7,9 +7,15 @@
 // sockets with one epoll instance and reads whichever become readable, from
 // a single goroutine, into one shared buffer. Connections that are not plain
 // sockets (a *tls.Conn handed over as such, tests' pipes) and other systems
-// fall back to a goroutine per connection with a small buffer; the server
-// hands over the TCP socket under a TLS client instead, and decrypts what
-// this package reads (internal/server/tlsread.go).
+// fall back to a goroutine per connection with a small buffer.
+//
+// A connection whose reading may block (crypto/tls writes an alert, or
+// answers a key update, from within Read) is registered with Notify
+// instead: the loop only tells its owner that it can be read, once, and
+// the owner reads it without waiting on a goroutine of its own, which
+// exists only while there is something to read, then rearms the
+// notification (internal/server/tlsread.go). Nothing that blocks ever runs
+// on the loop's goroutine.
 //
 // Watch reads a connection its owner keeps using. Adopt takes a
 // *net.TCPConn over for good (Linux): it becomes a Socket, a bare
@@ -36,6 +42,28 @@ type Handler interface {
 	// failed; no call follows it. err is nil for a clean end of stream.
 	OnEOF(err error)
 }
+
+// Notifier hears that a connection registered with Poller.Notify can be
+// read; the poller does not read it.
+type Notifier interface {
+	// Readable is called from the poller's goroutine, which serves every
+	// connection, so it must not block: it hands the read to a goroutine
+	// of the connection's own, which reads with ReadNow and calls
+	// w.Rearm when a read would block. No call follows until then.
+	Readable(w Watch)
+}
+
+// ErrWouldBlock is what ReadNow returns when the socket holds nothing
+// now. It is a net.Error whose Timeout and Temporary report true, so that
+// a reader over the connection (crypto/tls) keeps the part of a record it
+// has read and continues it on the next call.
+var ErrWouldBlock error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "netpoll: nothing to read yet" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
 
 // ErrClosed is returned by Watch after Close.
 var ErrClosed = errors.New("netpoll: poller closed")

@@ -5,6 +5,7 @@ package netpoll
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -31,12 +32,16 @@ type Poller struct {
 	log     *slog.Logger
 }
 
+// entry is a Watch or Notify registration: the loop reads it and calls h,
+// or, for Notify, calls n and reads nothing.
 type entry struct {
 	raw syscall.RawConn
 	h   Handler
+	n   Notifier
 }
 
-// Watch is what Poller.Watch returns: a token to Forget the connection.
+// Watch is what Poller.Watch and Poller.Notify return: a token to Forget
+// the connection (and to Rearm a Notify registration).
 type Watch struct {
 	p  *Poller
 	id uint64 // 0 for a goroutine reader
@@ -93,10 +98,32 @@ func (p *Poller) Watch(conn net.Conn, h Handler) (Watch, error) {
 		watchGoroutine(conn, h, &p.wg)
 		return Watch{p: p}, nil
 	}
+	return p.register(tc, &entry{h: h}, readEvents)
+}
+
+// CanNotify reports whether Notify works on this system: on Linux it
+// does.
+const CanNotify = true
+
+// Notify registers conn to have n told when conn can be read (data, the
+// peer's end of stream, or an error), from the poller's goroutine; the
+// poller reads nothing itself. It is one-shot: after a Readable call, n
+// hears nothing more until Rearm. The owner reads conn without waiting
+// (ReadNow) on a goroutine of its own, and calls Rearm once a read would
+// block, so that a reader that blocks (crypto/tls writing an alert while
+// it reads) holds up nobody but its own connection. Call Forget once conn
+// is closed by its owner.
+func (p *Poller) Notify(conn *net.TCPConn, n Notifier) (Watch, error) {
+	return p.register(conn, &entry{n: n}, readEvents|syscall.EPOLLONESHOT)
+}
+
+// register adds tc to the epoll set with events, as e.
+func (p *Poller) register(tc *net.TCPConn, e *entry, events uint32) (Watch, error) {
 	raw, err := tc.SyscallConn()
 	if err != nil {
 		return Watch{}, fmt.Errorf("netpoll: %w", err)
 	}
+	e.raw = raw
 	// p.mu is held across the registration so that Close cannot release
 	// the epoll descriptor (which may then be reused) in the middle of it.
 	p.mu.Lock()
@@ -108,7 +135,7 @@ func (p *Poller) Watch(conn net.Conn, h Handler) (Watch, error) {
 	id := p.nextID
 	var ctlErr error
 	err = raw.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: readEvents}
+		ev := syscall.EpollEvent{Events: events}
 		setID(&ev, id)
 		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 	})
@@ -118,8 +145,72 @@ func (p *Poller) Watch(conn net.Conn, h Handler) (Watch, error) {
 	if err != nil {
 		return Watch{}, fmt.Errorf("netpoll: register: %w", err)
 	}
-	p.conns[id] = &entry{raw: raw, h: h}
+	p.conns[id] = e
 	return Watch{p: p, id: id}, nil
+}
+
+// Rearm asks for the next Readable of a Notify registration: call it once
+// a read of the connection would block (ReadNow returned ErrWouldBlock),
+// after the last of what was read is handled. Whatever arrived meanwhile
+// is announced at once. It fails with net.ErrClosed once the connection is
+// closed or forgotten, and with ErrClosed once the poller is.
+func (w Watch) Rearm() error {
+	p := w.p
+	if p == nil || w.id == 0 {
+		return fmt.Errorf("netpoll: rearm: %w", net.ErrClosed)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	e := p.conns[w.id]
+	if e == nil || e.n == nil {
+		return fmt.Errorf("netpoll: rearm: %w", net.ErrClosed)
+	}
+	var ctlErr error
+	err := e.raw.Control(func(fd uintptr) {
+		ev := syscall.EpollEvent{Events: readEvents | syscall.EPOLLONESHOT}
+		setID(&ev, w.id)
+		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
+	})
+	if err == nil {
+		err = ctlErr
+	}
+	if err != nil {
+		return fmt.Errorf("netpoll: rearm: %w", err)
+	}
+	return nil
+}
+
+// ReadNow reads what the socket of raw holds now, without waiting: it
+// returns ErrWouldBlock when there is nothing, and io.EOF at the peer's
+// end of stream. It is for connections registered with Notify.
+func ReadNow(raw syscall.RawConn, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	var n int
+	var rerr error
+	err := raw.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = syscall.Read(int(fd), b)
+			if rerr != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("netpoll: read: %w", err)
+	case rerr == syscall.EAGAIN:
+		return 0, ErrWouldBlock
+	case rerr != nil:
+		return 0, fmt.Errorf("netpoll: read: %w", rerr)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // Forget stops serving a connection its owner has closed. Closing the
@@ -175,6 +266,8 @@ func (p *Poller) loop() {
 			switch {
 			case s != nil:
 				p.serveSocket(s, events[i].Events, buf)
+			case e != nil && e.n != nil:
+				e.n.Readable(Watch{p: p, id: id})
 			case e != nil:
 				p.serve(id, e, buf)
 			}

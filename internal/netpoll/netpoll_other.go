@@ -3,9 +3,11 @@
 package netpoll
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 )
 
 // Poller reads registered connections, here with a goroutine each.
@@ -53,3 +55,18 @@ func (p *Poller) Adopt(conn net.Conn, h Handler) (net.Conn, error) {
 	}
 	return conn, nil
 }
+
+// CanNotify reports whether Notify works on this system: not here.
+const CanNotify = false
+
+// Notify is not supported here: it returns errors.ErrUnsupported, and the
+// caller reads the connection from a goroutine of its own (Watch).
+func (p *Poller) Notify(*net.TCPConn, Notifier) (Watch, error) {
+	return Watch{}, errors.ErrUnsupported
+}
+
+// Rearm returns errors.ErrUnsupported: see Notify.
+func (Watch) Rearm() error { return errors.ErrUnsupported }
+
+// ReadNow returns errors.ErrUnsupported: see Notify.
+func ReadNow(syscall.RawConn, []byte) (int, error) { return 0, errors.ErrUnsupported }

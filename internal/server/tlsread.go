@@ -6,22 +6,34 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"syscall"
+
+	"github.com/wsdest/wsdest/internal/netpoll"
 )
 
-// TLS clients are read from the shared epoll loop too, without a goroutine
-// each. crypto/tls only reads through the net.Conn beneath it, so that
+// TLS clients are watched by the shared epoll loop too, without a
+// goroutine each while they are idle, but they are not decrypted on it:
+// crypto/tls may write from within Read (an alert for a record that does
+// not decrypt, the answer to a key update), and such a write waits for
+// the connection's writer, which may itself wait up to WRITE_TIMEOUT for a
+// peer that does not read. So the loop only announces that a TLS client's
+// socket can be read (netpoll.Notify, one-shot); a goroutine of the
+// client's own then decrypts whatever whole records have arrived, hands
+// the plaintext to the WebSocket session, and ends when a read would
+// block, rearming the announcement. A reader that blocks holds up its own
+// client only, and the kernel's flow control pushes back on that client
+// meanwhile.
+//
+// crypto/tls only reads through the net.Conn beneath it, so that
 // connection is a feedConn: until the WebSocket handshake it is the TCP
 // socket itself (the TLS handshake and the HTTP request are read as
-// usual); after it, the poller reads the socket's bytes (ciphertext) and
-// hands them to tlsReader.OnData, which lends them to the feedConn and has
-// the tls.Conn decrypt whatever whole records they complete. When the lent
-// bytes run out, feedConn.Read returns errWouldBlock, a temporary
-// net.Error, which crypto/tls does not keep as the connection's error: the
-// part of a record read so far stays in its buffer, and the next bytes from
-// the poller continue it.
+// usual); after it, its reads do not wait (netpoll.ReadNow), and a read
+// that would block returns netpoll.ErrWouldBlock, a temporary net.Error,
+// which crypto/tls does not keep as the connection's error: the part of a
+// record read so far stays in its buffer, and the next read continues it.
 
 // TLSListener wraps the listener under a TLS server so that its
-// connections can be read from the epoll loop after the WebSocket
+// connections can be watched by the epoll loop after the WebSocket
 // handshake (see tlsReader). Use it only beneath tls.NewListener (or
 // http.Server.ServeTLS): the plain path hands its *net.TCPConn to the
 // poller, which adopts it (netpoll.Socket).
@@ -41,64 +53,57 @@ func (l feedListener) Accept() (net.Conn, error) {
 	return &feedConn{TCPConn: tc}, nil
 }
 
-// feedConn is a TCP connection whose reads can be switched from the socket
-// to bytes lent by the poller. Writes always go to the socket.
+// feedConn is a TCP connection whose reads can be switched from waiting
+// reads to reads that do not wait. Writes always go to the socket.
 type feedConn struct {
 	*net.TCPConn
-	fed atomic.Bool // reads come from lent; set once, after the handshake
-	// lent is the poller's buffer during one tlsReader.OnData call; only
-	// that call's goroutine touches it.
-	lent []byte
+	// raw is the socket for reads that do not wait; set before polled,
+	// once, after the handshake.
+	raw    syscall.RawConn
+	polled atomic.Bool
 }
-
-// errWouldBlock ends a read of the lent bytes. Temporary, so crypto/tls
-// does not keep it as the connection's error.
-var errWouldBlock error = wouldBlock{}
-
-type wouldBlock struct{}
-
-func (wouldBlock) Error() string   { return "no more bytes from the poller yet" }
-func (wouldBlock) Timeout() bool   { return true }
-func (wouldBlock) Temporary() bool { return true }
 
 func (c *feedConn) Read(b []byte) (int, error) {
-	if !c.fed.Load() {
+	if !c.polled.Load() {
 		return c.TCPConn.Read(b)
 	}
-	if len(c.lent) == 0 {
-		return 0, errWouldBlock
-	}
-	n := copy(b, c.lent)
-	c.lent = c.lent[n:]
-	return n, nil
+	return netpoll.ReadNow(c.raw, b)
 }
 
-// tlsReader is the poller's handler for a TLS client: it decrypts what the
-// poller reads and passes the plaintext to the WebSocket session. The
-// poller calls it from one goroutine at a time.
+// tlsReader is the poller's Notifier for a TLS client: it decrypts what
+// arrived and passes the plaintext to the WebSocket session, from a
+// goroutine started for each announcement. One runs at a time (the next
+// announcement comes after its Rearm), so the session is called from one
+// goroutine at a time.
 type tlsReader struct {
 	tls   *tls.Conn
 	under *feedConn
 	sess  *session
-	buf   [512]byte // plaintext; clients send only small control frames
-	ended bool
+	ended bool // the session heard OnEOF; owned by the running reader
 }
 
-// watchTLS registers a TLS client with the poller, reading it from the
-// epoll loop when it sits on a feedConn (slot keeps the registration), and
-// reports whether it did; the caller falls back to the poller's
-// goroutine-per-connection reader otherwise.
+// watchTLS registers a TLS client with the poller when it sits on a
+// feedConn (slot keeps the registration), and reports whether it did; the
+// caller falls back to the poller's goroutine-per-connection reader
+// otherwise.
 func (s *Server) watchTLS(conn *tls.Conn, sess *session, slot *watchSlot) (bool, error) {
 	fc, ok := conn.NetConn().(*feedConn)
-	if !ok {
+	if !ok || !netpoll.CanNotify {
+		return false, nil
+	}
+	raw, err := fc.SyscallConn()
+	if err != nil {
 		return false, nil
 	}
 	r := &tlsReader{tls: conn, under: fc, sess: sess}
-	fc.fed.Store(true)
+	fc.raw = raw
+	fc.polled.Store(true)
 	// Records that arrived with the handshake may already sit in the
 	// tls.Conn's buffer, where no poller event would announce them.
-	r.drain()
-	watch, err := s.poller.Watch(fc.TCPConn, r)
+	if !r.drain() {
+		return true, nil
+	}
+	watch, err := s.poller.Notify(fc.TCPConn, r)
 	if err != nil {
 		return true, err
 	}
@@ -106,35 +111,42 @@ func (s *Server) watchTLS(conn *tls.Conn, sess *session, slot *watchSlot) (bool,
 	return true, nil
 }
 
-func (r *tlsReader) OnData(b []byte) {
-	if r.ended {
+// Readable is called on the poller's goroutine: the reading happens on
+// one of the client's own.
+func (r *tlsReader) Readable(w netpoll.Watch) { go r.read(w) }
+
+// read decrypts what arrived, then asks for the next announcement.
+func (r *tlsReader) read(w netpoll.Watch) {
+	if !r.drain() {
 		return
 	}
-	r.under.lent = b
-	r.drain()
-	r.under.lent = nil
+	if err := w.Rearm(); err != nil {
+		r.end(err) // the connection is closed: the client is gone already
+	}
 }
 
-// drain decrypts every whole record available and hands the plaintext on.
-func (r *tlsReader) drain() {
+// drain decrypts every whole record available and hands the plaintext
+// on. It reports whether more may come: false once the session has heard
+// OnEOF.
+func (r *tlsReader) drain() bool {
+	var buf [512]byte // plaintext; clients send only small control frames
 	for !r.ended {
-		n, err := r.tls.Read(r.buf[:])
+		n, err := r.tls.Read(buf[:])
 		if n > 0 {
-			r.sess.OnData(r.buf[:n])
+			r.sess.OnData(buf[:n])
 		}
 		switch {
 		case err == nil:
-		case errors.Is(err, errWouldBlock):
-			return
-		case errors.Is(err, io.EOF): // close_notify
+		case errors.Is(err, netpoll.ErrWouldBlock):
+			return true
+		case errors.Is(err, io.EOF): // close_notify, or the end of the stream
 			r.end(nil)
 		default:
 			r.end(err)
 		}
 	}
+	return false
 }
-
-func (r *tlsReader) OnEOF(err error) { r.end(err) }
 
 func (r *tlsReader) end(err error) {
 	if r.ended {
