@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"net/http"
 	"net/netip"
 	"time"
 )
@@ -18,3 +19,9 @@ func (c *Certificates) Current() *tls.Certificate { return c.cur.Load() }
 
 // PerIPKey exposes perIPKey.
 func PerIPKey(ip netip.Addr) netip.Addr { return perIPKey(ip) }
+
+// GuardStream exposes guardStream.
+func GuardStream(r *http.Request) func() { return guardStream(r) }
+
+// SetGuardClock makes g read the time from now.
+func SetGuardClock(g *ConnGuard, now func() time.Time) { g.now = now }

@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,16 +26,28 @@ func closedByServer(t *testing.T, c net.Conn) bool {
 	return err != nil
 }
 
-// TestConnGuard: at its bound the guard closes the oldest connection that
-// is not being served, never one in a handler, and refuses a newcomer when
-// all are being served.
+// TestConnGuard: at its bound the guard closes the least recently active
+// connection (a silent one, an idle one, one whose request has been in a
+// handler longest) but spares a fresh one that has not sent its request
+// yet, so that a newcomer is always let in and two arriving together do
+// not evict each other; a connection carrying a stream is neither counted
+// nor closed.
 func TestConnGuard(t *testing.T) {
 	g := server.NewConnGuard(2)
+	var clock atomic.Int64 // seconds
+	server.SetGuardClock(g, func() time.Time { return time.Unix(clock.Load(), 0) })
 	release := make(chan struct{})
 	inHandler := make(chan struct{}, 4)
 	srv := &http.Server{
 		Handler: g.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/slow" {
+			switch r.URL.Path {
+			case "/slow":
+				inHandler <- struct{}{}
+				<-release
+			case "/stream":
+				defer server.GuardStream(r)()
+				w.WriteHeader(http.StatusOK)
+				http.NewResponseController(w).Flush()
 				inHandler <- struct{}{}
 				<-release
 			}
@@ -56,47 +70,71 @@ func TestConnGuard(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
+	evicted := func(want uint64) {
+		t.Helper()
+		e2etest.Eventually(t, fmt.Sprintf("%d evicted", want), func() bool { return g.Evicted() == want })
+	}
+	get := func(c net.Conn, path string) {
+		t.Helper()
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
 
+	silent := dial() // never sends a request
+	e2etest.Eventually(t, "the silent connection in the guard", func() bool { return g.Open() == 1 })
+	clock.Add(2 * int64(server.FreshFor/time.Second)) // silent no longer fresh
 	slow := dial()
 	if _, err := io.WriteString(slow, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	<-inHandler
-	silent := dial() // never sends a request
-	e2etest.Eventually(t, "two connections in the guard", func() bool { return g.Open() == 2 })
+	<-inHandler // active since after the silent one's accept
 
 	probe := dial()
 	if !closedByServer(t, silent) {
 		t.Fatal("the silent connection was not evicted for the newcomer")
 	}
-	if _, err := io.WriteString(probe, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(probe), nil)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("probe: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	get(probe, "/healthz") // active now: the request in the handler is older
 
-	// The probe's connection is idle now; the slow one is being served.
-	// Another newcomer evicts the probe, not the slow request.
 	next := dial()
-	if !closedByServer(t, probe) {
-		t.Fatal("the idle connection was not evicted")
+	if !closedByServer(t, slow) {
+		t.Fatal("the connection whose request was in a handler longest was not evicted")
 	}
-	if _, err := io.WriteString(next, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	evicted(2)
+
+	// Two newcomers at once evict the two older connections, not each
+	// other, and are both answered: next, fresh, is spared while probe
+	// can go.
+	a, b := dial(), dial()
+	if !closedByServer(t, probe) || !closedByServer(t, next) {
+		t.Fatal("two newcomers did not evict the two older connections")
+	}
+	get(a, "/healthz")
+	get(b, "/readyz")
+	evicted(4)
+
+	// A stream is out of the count and out of reach: its own arrival
+	// evicts a, then the guard holds b and room for one more.
+	stream := dial()
+	if _, err := io.WriteString(stream, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	<-inHandler
-	// Both are in handlers: a newcomer is refused.
-	if !closedByServer(t, dial()) {
-		t.Fatal("a newcomer was let in beyond the bound while every connection was serving")
+	evicted(5)
+	if g.Open() != 2 {
+		t.Fatalf("%d connections in the guard, want b and the stream", g.Open())
 	}
-	if g.Evicted() != 3 {
-		t.Errorf("evicted %d, want 3", g.Evicted())
+	for range 3 {
+		dial()
 	}
-	_ = slow.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	if _, err := slow.Read(make([]byte, 1)); err == nil || !err.(net.Error).Timeout() {
-		t.Errorf("the connection being served was closed: %v", err)
+	evicted(7)
+	_ = stream.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := io.ReadAll(stream); err == nil || !err.(net.Error).Timeout() {
+		t.Errorf("the connection carrying a stream was closed: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/wsdest/wsdest/internal/hub"
 )
@@ -247,28 +248,55 @@ func tooMany(w http.ResponseWriter, why RejectReason) {
 // it into the http.Server with ConnState and ConnContext, and its Handler
 // around the server's handler.
 //
-// At the bound, a new connection makes room by closing the oldest one
-// that is not serving a request: one that has not finished sending its
-// request headers (a slow or silent client, a TLS handshake in progress)
-// or an idle keep-alive connection. A prober's request, sent at once,
-// therefore gets served while a flood of held connections only evicts
-// itself. When every connection is serving a request, the new one is
-// closed. Hijacked connections (WebSocket clients) leave the guard; the
-// limits on clients are MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP.
+// At the bound, a new connection makes room by closing the one that has
+// waited longest for anything to happen: the connection whose last
+// activity (its accept, the start or the end of a request in a handler)
+// is the oldest. A silent or slow client, an idle keep-alive connection,
+// and a handler stalled writing to a peer that does not read (it is
+// disconnected at its write deadline anyway: Config.WriteTimeout) all age
+// from their last activity. A connection accepted less than FreshFor ago
+// that has not yet had a request in a handler is spared while another
+// can go: a prober's request arrives with its connection, so neither a
+// flood of new connections that send requests, nor a second probe
+// arriving at the same moment, closes it before its request is read. So a
+// new connection is always admitted, and a probe is answered unless more
+// than the bound of silent connections arrive while its request is on its
+// way. Closing a connection in a handler fails the handler's writes, which
+// then ends. Hijacked connections (WebSocket and SSE clients) leave the
+// guard, and a connection that carries an SSE stream over HTTP/2 is
+// neither counted nor closed while it does: the limits on clients are
+// MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP.
 //
 // Its methods are safe for concurrent use.
 type ConnGuard struct {
 	max     int
 	evicted atomic.Uint64
+	now     func() time.Time // time.Now; tests set another clock
 
-	mu    sync.Mutex
-	order *list.List                 // *guarded in accept order; guarded by mu
-	conns map[net.Conn]*list.Element // guarded by mu
+	mu sync.Mutex
+	// fresh holds the connections that have not had a request in a
+	// handler yet, in accept order; active the others, least recently
+	// active first. A connection carrying a stream is in neither. Both
+	// hold *guarded and are guarded by mu, as is conns, which holds every
+	// connection in the guard.
+	fresh, active *list.List
+	conns         map[net.Conn]*guarded
 }
 
+// FreshFor is how long a new connection that has not yet sent a request
+// is spared by the ConnGuard while an older one can be closed instead.
+const FreshFor = time.Second
+
+// guarded is a connection in the guard; its fields are guarded by the
+// guard's mu.
 type guarded struct {
+	g       *ConnGuard
 	conn    net.Conn
-	serving atomic.Int32 // requests in a handler now
+	el      *list.Element // in g.fresh or g.active; nil while streams > 0 or once it left
+	list    *list.List    // the list el is in
+	last    time.Time     // its last activity
+	streams int           // SSE streams over HTTP/2 it carries now
+	gone    bool          // it left the guard (closed, hijacked or evicted)
 }
 
 type guardKey struct{}
@@ -276,32 +304,66 @@ type guardKey struct{}
 // NewConnGuard returns a guard for at most max HTTP connections (see
 // FileBudget).
 func NewConnGuard(max int) *ConnGuard {
-	return &ConnGuard{max: max, order: list.New(), conns: make(map[net.Conn]*list.Element)}
+	return &ConnGuard{max: max, now: time.Now, fresh: list.New(), active: list.New(), conns: make(map[net.Conn]*guarded)}
 }
 
 // Evicted returns how many connections the guard has closed.
 func (g *ConnGuard) Evicted() uint64 { return g.evicted.Load() }
 
-// ConnContext is the http.Server's ConnContext: it registers c.
+// ConnContext is the http.Server's ConnContext: it registers c, closing
+// another connection if the guard is full (see ConnGuard).
 func (g *ConnGuard) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	e := &guarded{conn: c}
-	var victim net.Conn
+	now := g.now()
+	e := &guarded{g: g, conn: c, last: now}
+	var victim *guarded
 	g.mu.Lock()
-	if len(g.conns) >= g.max {
-		victim = g.victimLocked()
-		if victim == nil {
-			victim = c // every connection is serving: refuse this one
-		}
+	if g.fresh.Len()+g.active.Len() >= g.max {
+		victim = g.victimLocked(now)
+		victim.unlinkLocked()
+		victim.gone = true
+		delete(g.conns, victim.conn)
 	}
-	if victim != c {
-		g.conns[c] = g.order.PushBack(e)
-	}
+	e.linkLocked(g.fresh)
+	g.conns[c] = e
 	g.mu.Unlock()
 	if victim != nil {
 		g.evicted.Add(1)
-		closeNow(victim) // its state hook removes it
+		closeNow(victim.conn)
 	}
 	return context.WithValue(ctx, guardKey{}, e)
+}
+
+// victimLocked returns the connection to close for a newcomer: the least
+// recently active one, but a fresh one only when no other is left. The
+// guard must be full. g.mu must be held.
+func (g *ConnGuard) victimLocked(now time.Time) *guarded {
+	f, a := g.fresh.Front(), g.active.Front()
+	switch {
+	case a == nil:
+		return f.Value.(*guarded)
+	case f == nil:
+		return a.Value.(*guarded)
+	}
+	fe, ae := f.Value.(*guarded), a.Value.(*guarded)
+	if now.Sub(fe.last) >= FreshFor && fe.last.Before(ae.last) {
+		return fe // no longer fresh, and silent for longer
+	}
+	return ae
+}
+
+// linkLocked appends e to l, the end of the most recently active. g.mu
+// must be held.
+func (e *guarded) linkLocked(l *list.List) {
+	e.el, e.list = l.PushBack(e), l
+}
+
+// unlinkLocked takes e out of its list, if it is in one. g.mu must be
+// held.
+func (e *guarded) unlinkLocked() {
+	if e.el != nil {
+		e.list.Remove(e.el)
+		e.el, e.list = nil, nil
+	}
 }
 
 // closeNow closes c without writing to it: for a TLS connection, the
@@ -315,20 +377,6 @@ func closeNow(c net.Conn) {
 	_ = c.Close()
 }
 
-// victimLocked unlinks and returns the oldest connection not serving a
-// request, or nil.
-func (g *ConnGuard) victimLocked() net.Conn {
-	for el := g.order.Front(); el != nil; el = el.Next() {
-		e := el.Value.(*guarded)
-		if e.serving.Load() == 0 {
-			g.order.Remove(el)
-			delete(g.conns, e.conn)
-			return e.conn
-		}
-	}
-	return nil
-}
-
 // ConnState is the http.Server's ConnState: a closed or hijacked
 // connection leaves the guard.
 func (g *ConnGuard) ConnState(c net.Conn, st http.ConnState) {
@@ -336,25 +384,69 @@ func (g *ConnGuard) ConnState(c net.Conn, st http.ConnState) {
 		return
 	}
 	g.mu.Lock()
-	if el, ok := g.conns[c]; ok {
-		g.order.Remove(el)
+	if e, ok := g.conns[c]; ok {
+		e.unlinkLocked()
+		e.gone = true
 		delete(g.conns, c)
 	}
 	g.mu.Unlock()
 }
 
-// Handler marks a connection as serving while next handles its request.
+// Handler records the start and the end of each request that next
+// handles as activity of its connection.
 func (g *ConnGuard) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e, ok := r.Context().Value(guardKey{}).(*guarded); ok {
-			e.serving.Add(1)
-			defer e.serving.Add(-1)
-		}
+		e, _ := r.Context().Value(guardKey{}).(*guarded)
+		e.touch()
+		defer e.touch()
 		next.ServeHTTP(w, r)
 	})
 }
 
-// Open returns the number of connections in the guard.
+// touch makes e the most recently active connection, no longer fresh.
+func (e *guarded) touch() {
+	if e == nil {
+		return
+	}
+	g := e.g
+	g.mu.Lock()
+	if e.el != nil {
+		e.unlinkLocked()
+		e.linkLocked(g.active)
+	}
+	e.last = g.now()
+	g.mu.Unlock()
+}
+
+// guardStream takes the connection of r out of the guard's count and out
+// of its reach until the returned function is called: for a response that
+// is a stream (SSE over HTTP/2), whose client holds a connection slot
+// (MAX_CONNECTIONS) instead. Without a guard it does nothing.
+func guardStream(r *http.Request) (end func()) {
+	e, _ := r.Context().Value(guardKey{}).(*guarded)
+	if e == nil {
+		return func() {}
+	}
+	g := e.g
+	g.mu.Lock()
+	if !e.gone {
+		e.streams++
+		e.unlinkLocked()
+	}
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		if !e.gone {
+			if e.streams--; e.streams == 0 {
+				e.last = g.now()
+				e.linkLocked(g.active)
+			}
+		}
+		g.mu.Unlock()
+	}
+}
+
+// Open returns the number of connections in the guard, streams included.
 func (g *ConnGuard) Open() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -22,6 +22,7 @@
 package server
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -45,10 +46,11 @@ import (
 )
 
 // Defaults of the subscription limits (Config.MaxSubscriptionKeys and
-// Config.MaxKeyLength).
+// Config.MaxKeyLength) and of Config.WriteTimeout.
 const (
 	DefaultMaxSubscriptionKeys = 64
 	DefaultMaxKeyLength        = 256
+	DefaultWriteTimeout        = 10 * time.Second
 )
 
 // Config configures a Server. Zero values mean the documented defaults.
@@ -65,6 +67,13 @@ type Config struct {
 	// SocketSendBuffer sets SO_SNDBUF on client sockets; 0 keeps the
 	// kernel's default (autotuned).
 	SocketSendBuffer int
+	// WriteTimeout bounds the writing of every answer that is not a
+	// stream: the health endpoints, /metrics, /stats, the viewer and its
+	// assets, refusals, and the WebSocket handshake's answer. A peer that
+	// has not taken the answer by then is disconnected (over HTTP/2, its
+	// stream is reset). Streams have their own deadline per write (the
+	// hub's WriteTimeout). Default DefaultWriteTimeout.
+	WriteTimeout time.Duration
 	// Compression offers permessage-deflate (RFC 7692, no context
 	// takeover) to clients that ask for it; their frames are compressed
 	// once per message and shape by the hub. Default false.
@@ -148,6 +157,9 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 	if cfg.MaxKeyLength <= 0 {
 		cfg.MaxKeyLength = DefaultMaxKeyLength
 	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
 	s := &Server{cfg: cfg, hub: h, poller: p, log: cfg.Logger, mux: http.NewServeMux()}
 	s.origins = newOriginPolicy(cfg.AllowedOrigins)
 	s.limits = newLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
@@ -180,8 +192,35 @@ func New(cfg Config, h *hub.Hub, p *netpoll.Poller) *Server {
 // reason is present.
 func (s *Server) Rejections() map[RejectReason]uint64 { return s.rejects.counts() }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Every answer gets WriteTimeout from
+// now to be written; a handler that takes its connection over (Hijack)
+// loses that deadline with it, and sets its own (upgrade, sse).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	s.mux.ServeHTTP(w, r)
+}
+
+// writeDeadline returns the deadline of an answer written now.
+func (s *Server) writeDeadline() time.Time { return time.Now().Add(s.cfg.WriteTimeout) }
+
+// deadlineHijacker is a ResponseWriter whose Hijack sets a write deadline
+// on the connection it returns: net/http clears the connection's deadlines
+// when it lets go of it, and gobwas/ws writes the handshake's answer (or
+// its refusal) right after.
+type deadlineHijacker struct {
+	http.ResponseWriter
+	deadline time.Time
+}
+
+func (h deadlineHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err == nil {
+		_ = conn.SetWriteDeadline(h.deadline)
+	}
+	return conn, rw, err
+}
+
+func (h deadlineHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -291,7 +330,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	p, authErr := s.authorize(r)
 	if authErr != nil {
-		conn, _, _, err := ws.UpgradeHTTP(r, w)
+		conn, _, _, err := ws.UpgradeHTTP(r, deadlineHijacker{w, s.writeDeadline()})
 		if err != nil {
 			s.rejects.reject(r.Context(), RejectHandshake, a.remote, "websocket handshake failed", "err", err)
 			closeHijacked(conn)
@@ -320,7 +359,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Compression {
 		flate, up.Negotiate = newDeflate()
 	}
-	conn, rw, _, err := up.Upgrade(r, w)
+	conn, rw, _, err := up.Upgrade(r, deadlineHijacker{w, s.writeDeadline()})
 	if err != nil {
 		// UpgradeHTTP has answered the client with the reason.
 		s.rejects.reject(r.Context(), RejectHandshake, remote, "websocket handshake failed", "err", err)
@@ -328,6 +367,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		sess.client.Abort(hub.ReasonHandshake)
 		return
 	}
+	_ = conn.SetWriteDeadline(time.Time{}) // the hub's writer sets its own
 	s.setSendBuffer(conn)
 	if flate != nil {
 		if _, ok := flate.Accepted(); ok {

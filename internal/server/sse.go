@@ -96,9 +96,9 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setSendBuffer(conn)
-	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_ = conn.SetWriteDeadline(s.writeDeadline())
 	if _, err := conn.Write(sseHead); err != nil {
-		_ = conn.Close()
+		closeNow(conn)
 		sess.client.Abort(hub.ReasonHandshake)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsdest/wsdest/internal/auth"
@@ -17,14 +18,19 @@ import (
 // sseStream serves an SSE client whose connection cannot be taken over
 // (HTTP/2, behind TLS): the events go through net/http's ResponseWriter,
 // wrapped as the hub's connection, and the handler's goroutine waits for
-// the end of the stream, so such a client costs a goroutine.
+// the end of the stream, so such a client costs a goroutine. Its
+// connection is out of the ConnGuard's count and reach meanwhile (it
+// holds a client slot), and the answer's write deadline (WriteTimeout)
+// covers the head; then each write of the hub has its own.
 func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string, sub hub.Subscription, st history.Start, p auth.Principal) {
+	defer guardStream(r)()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	sc := &streamConn{w: w, rc: http.NewResponseController(w), done: make(chan struct{}), remote: remoteAddr(r)}
+	_ = sc.SetWriteDeadline(s.writeDeadline()) // for the head and the retry line
 	if _, err := sc.Write([]byte("retry: " + strconv.FormatInt(SSERetry.Milliseconds(), 10) + "\n\n")); err != nil {
 		return
 	}
@@ -56,10 +62,18 @@ func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string
 // Close may be called from any goroutine; finish, called by the handler
 // before it returns, waits for a Write in progress, after which nothing
 // touches the ResponseWriter.
+//
+// A write deadline bounds the Writes that start before it passes, and
+// nothing else: over HTTP/2 a response's write deadline resets the stream
+// when it passes, written to or not, so the deadline is set on the
+// response only for the length of each Write, and a stream that is idle
+// for longer (between heartbeats) lives on.
 type streamConn struct {
 	w      http.ResponseWriter
 	rc     *http.ResponseController
 	remote net.Addr
+
+	deadline atomic.Int64 // of the Writes that follow, unix ns; 0 = none
 
 	mu     sync.Mutex // held by Write while it uses w
 	closed bool       // guarded by mu
@@ -73,6 +87,14 @@ func (c *streamConn) Write(p []byte) (int, error) {
 	if c.closed {
 		return 0, net.ErrClosed
 	}
+	var dl time.Time
+	if ns := c.deadline.Load(); ns != 0 {
+		dl = time.Unix(0, ns)
+	}
+	if err := c.rc.SetWriteDeadline(dl); err != nil {
+		return 0, err
+	}
+	defer func() { _ = c.rc.SetWriteDeadline(time.Time{}) }()
 	n, err := c.w.Write(p)
 	if err == nil {
 		err = c.rc.Flush()
@@ -104,9 +126,19 @@ func (c *streamConn) Read([]byte) (int, error) {
 func (c *streamConn) LocalAddr() net.Addr  { return c.remote }
 func (c *streamConn) RemoteAddr() net.Addr { return c.remote }
 
-func (c *streamConn) SetDeadline(t time.Time) error      { return c.SetWriteDeadline(t) }
-func (c *streamConn) SetReadDeadline(time.Time) error    { return nil }
-func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.rc.SetWriteDeadline(t) }
+func (c *streamConn) SetDeadline(t time.Time) error   { return c.SetWriteDeadline(t) }
+func (c *streamConn) SetReadDeadline(time.Time) error { return nil }
+
+// SetWriteDeadline sets the deadline of the Writes that follow (see
+// streamConn).
+func (c *streamConn) SetWriteDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	c.deadline.Store(ns)
+	return nil
+}
 
 // remoteAddr parses the request's remote address, for logs.
 func remoteAddr(r *http.Request) net.Addr {

@@ -3,11 +3,13 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsdest/wsdest/internal/e2etest"
 	"github.com/wsdest/wsdest/internal/hub"
@@ -89,4 +91,55 @@ func TestSSEOverHTTP2(t *testing.T) {
 	}
 	cancel() // the client goes away
 	e2etest.Eventually(t, "the SSE client removed after its request ended", func() bool { return h.Stats().Clients == 0 })
+}
+
+// An SSE stream over HTTP/2 that is idle for longer than the write
+// timeouts lives on: a response's write deadline resets an HTTP/2 stream
+// when it passes, written to or not, so it bounds each write only.
+func TestSSEOverHTTP2OutlivesWriteDeadlines(t *testing.T) {
+	const wt = 100 * time.Millisecond
+	h := hub.New(hub.Config{PingInterval: -1, WriteTimeout: wt})
+	p, err := netpoll.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(server.New(server.Config{WriteTimeout: wt}, h, p))
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(func() {
+		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), e2etest.Wait)
+		defer cancel()
+		_ = h.Shutdown(ctx)
+		p.Close()
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), e2etest.Wait)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/sse/k", nil)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("served over %s", resp.Proto)
+	}
+	br := bufio.NewReader(resp.Body)
+	e2etest.Eventually(t, "the SSE client added", func() bool { return h.Stats().Clients == 1 })
+	for i := range 3 {
+		time.Sleep(5 * wt) // idle for longer than both deadlines
+		m := &hub.Message{Key: []byte("k"), Rows: 1}
+		m.Frames[hub.ShapeSSEPlain] = sseframe.Event(fmt.Sprintf("c%d", i), []byte(`{}`))
+		h.Publish([]*hub.Message{m})
+		want := fmt.Sprintf("id: c%d\n", i)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("event %d after an idle stretch: %v", i, err)
+			}
+			if line == want {
+				break
+			}
+		}
+	}
 }

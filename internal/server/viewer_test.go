@@ -4,10 +4,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wsdest/wsdest/internal/auth"
+	"github.com/wsdest/wsdest/internal/e2etest"
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/server"
 )
 
@@ -194,5 +200,44 @@ func TestViewerBasicChallenge(t *testing.T) {
 	g := newServer(t, server.Config{Auth: basicAuthorizer{}})
 	if status, _, _ := request(t, "GET", "http"+strings.TrimPrefix(g.url, "ws")+"/", chromeAccept); status != http.StatusOK {
 		t.Errorf("without ViewerBasicAuth: %d, want 200", status)
+	}
+}
+
+// TestStalledAnswerDisconnected: a connection that pipelines GETs of the
+// chart library and never reads is disconnected at the answer's write
+// deadline (WriteTimeout), which frees its handler.
+func TestStalledAnswerDisconnected(t *testing.T) {
+	h := hub.New(hub.Config{PingInterval: -1})
+	p, err := netpoll.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(server.New(server.Config{WriteTimeout: 200 * time.Millisecond}, h, p))
+	closed := make(chan struct{})
+	var once sync.Once
+	ts.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			once.Do(func() { close(closed) })
+		}
+	}
+	ts.Start()
+	t.Cleanup(func() {
+		ts.Close()
+		p.Close()
+	})
+	c, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	req := "GET /_wsdest/uplot/uPlot.iife.min.js HTTP/1.1\r\nHost: x\r\n\r\n"
+	if _, err := io.WriteString(c, strings.Repeat(req, 512)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(e2etest.Wait):
+		t.Fatal("the connection that does not read its answers is still open")
 	}
 }

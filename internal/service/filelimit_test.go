@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -63,35 +64,10 @@ func TestHelperService(t *testing.T) {
 // answering on fresh connections, and the Kafka client reconnects to a
 // restarted broker and delivers.
 func TestAtFileLimit(t *testing.T) {
-	if _, err := exec.LookPath("prlimit"); err != nil {
-		t.Skip("prlimit (util-linux) not installed")
-	}
 	const nofile = 256
 	maxClients, _ := server.FileBudget(nofile)
 	b := e2etest.StartBroker(t, "t", 1)
-	env := e2etest.BrokerEnv(b).With(e2etest.Env{config.EnvPingInterval: "1h", config.EnvLogLevel: "info"})
-	log := &e2etest.LogBuffer{}
-	log.DumpOnFailure(t, "service")
-	cmd := exec.Command("prlimit", "--nofile=256:256", os.Args[0], "-test.run=^TestHelperService$")
-	cmd.Env = append(os.Environ(), "WSDEST_HELPER_SERVICE=1")
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stderr = log
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "addr ")
-	if err != nil || !ok {
-		t.Fatalf("service process: %q %v", line, err)
-	}
+	addr := startLimitedService(t, nofile, e2etest.BrokerEnv(b).With(e2etest.Env{config.EnvPingInterval: "1h", config.EnvLogLevel: "info"}))
 	probe := func(path string) int {
 		cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		resp, err := cl.Get("http://" + addr + path)
@@ -172,9 +148,44 @@ func TestAtFileLimit(t *testing.T) {
 	if st := probe("/healthz"); st != 200 {
 		t.Errorf("/healthz at the end: %d", st)
 	}
-	if strings.Contains(log.String(), "too many open files") {
-		t.Errorf("the service ran out of file descriptors")
+}
+
+// startLimitedService runs the service from env in a child process with
+// an open-file limit of nofile (set with prlimit; the test is skipped
+// without it) until the test ends, and returns its address. The test
+// fails if the service logs that it ran out of descriptors.
+func startLimitedService(t *testing.T, nofile int, env e2etest.Env) string {
+	t.Helper()
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("prlimit (util-linux) not installed")
 	}
+	log := &e2etest.LogBuffer{}
+	log.DumpOnFailure(t, "service")
+	lim := fmt.Sprintf("--nofile=%d:%d", nofile, nofile)
+	cmd := exec.Command("prlimit", lim, os.Args[0], "-test.run=^TestHelperService$")
+	cmd.Env = append(os.Environ(), "WSDEST_HELPER_SERVICE=1")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stderr = log
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+		if strings.Contains(log.String(), "too many open files") {
+			t.Errorf("the service ran out of file descriptors")
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "addr ")
+	if err != nil || !ok {
+		t.Fatalf("service process: %q %v", line, err)
+	}
+	return addr
 }
 
 // TestHelperBrokerProcess is not a test: see testbroker.Start.

@@ -30,7 +30,9 @@ func (s *Service) newMetrics() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// A scrape is an answer like any other: WRITE_TIMEOUT bounds its
+	// writing, so that a scraper that stops reading holds nothing.
+	s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: s.cfg.Clients.WriteTimeout}
 	return nil
 }
 

@@ -166,6 +166,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		Envelope:         cfg.Decode.Envelope,
 		MaxClientMessage: cfg.Clients.MaxMessageBytes,
 		SocketSendBuffer: cfg.Clients.SocketSendBuffer,
+		WriteTimeout:     cfg.Clients.WriteTimeout,
 		Compression:      cfg.Clients.Compression,
 		Ready:            s.Ready,
 		Stats:            s.stats,
