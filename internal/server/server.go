@@ -15,10 +15,11 @@
 // endpoints however many connections are held open), reserved.go (the
 // operational paths that are never /{key} subscriptions), reject.go (counted,
 // rate-limited logging of refused requests), tls.go (the certificate pair,
-// reloaded when its files change) and tlsread.go (TLS clients read from the
-// epoll loop). Every check that refuses a request answers before the
-// WebSocket handshake, except a bad credential, which gets the original
-// connector's close 1008 "unauthorized".
+// reloaded when its files change) and tlsread.go (TLS clients watched by the
+// epoll loop and decrypted off it). Every answer that is not a stream has
+// Config.WriteTimeout to be written. Every check that refuses a request
+// answers before the WebSocket handshake, except a bad credential, which
+// gets the original connector's close 1008 "unauthorized".
 package server
 
 import (

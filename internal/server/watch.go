@@ -87,7 +87,8 @@ func (h *held) closed() {
 // catch-up of a client that asked for a start position. A plain TCP
 // connection becomes a netpoll.Socket, read by the epoll loop: the
 // client then keeps none of net's per-connection state. A WebSocket
-// session over TLS is read from the epoll loop too (watchTLS); other
+// session over TLS is watched by the epoll loop too, and decrypted on a
+// goroutine of its own while it has something to read (watchTLS); other
 // connections the poller cannot read itself get a reader goroutine.
 func (s *Server) attach(conn net.Conn, h *held, rd netpoll.Handler, st history.Start) {
 	c := h.client
