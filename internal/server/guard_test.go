@@ -26,16 +26,17 @@ func closedByServer(t *testing.T, c net.Conn) bool {
 	return err != nil
 }
 
-// TestConnGuard: at its bound the guard closes the least recently active
-// connection (a silent one, an idle one, one whose request has been in a
-// handler longest) but spares a fresh one that has not sent its request
-// yet, so that a newcomer is always let in and two arriving together do
-// not evict each other; a connection carrying a stream is neither counted
-// nor closed.
+// TestConnGuard: at its bound the guard lets the newcomer in and closes,
+// in order, an idle or silent connection past its grace, a request
+// stalled in a handler past its grace, the oldest new connection; so two
+// newcomers arriving together do not evict each other, and a request in a
+// handler outlives a flood of new silent connections. A connection
+// carrying a stream is neither counted nor closed.
 func TestConnGuard(t *testing.T) {
 	g := server.NewConnGuard(2)
-	var clock atomic.Int64 // seconds
-	server.SetGuardClock(g, func() time.Time { return time.Unix(clock.Load(), 0) })
+	var clock atomic.Int64 // nanoseconds
+	server.SetGuardClock(g, func() time.Time { return time.Unix(0, clock.Load()) })
+	pass := func() { clock.Add(int64(2 * server.Grace)) }
 	release := make(chan struct{})
 	inHandler := make(chan struct{}, 4)
 	srv := &http.Server{
@@ -47,7 +48,7 @@ func TestConnGuard(t *testing.T) {
 			case "/stream":
 				defer server.GuardStream(r)()
 				w.WriteHeader(http.StatusOK)
-				http.NewResponseController(w).Flush()
+				_ = http.NewResponseController(w).Flush()
 				inHandler <- struct{}{}
 				<-release
 			}
@@ -70,71 +71,80 @@ func TestConnGuard(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	evicted := func(want uint64) {
+	open := func(n int) {
 		t.Helper()
-		e2etest.Eventually(t, fmt.Sprintf("%d evicted", want), func() bool { return g.Evicted() == want })
+		e2etest.Eventually(t, fmt.Sprintf("%d connections in the guard", n), func() bool { return g.Open() == n })
 	}
-	get := func(c net.Conn, path string) {
+	send := func(c net.Conn, path string) {
 		t.Helper()
 		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	get := func(c net.Conn, path string) {
+		t.Helper()
+		send(c, path)
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("GET %s: %v %v", path, resp, err)
 		}
 		resp.Body.Close()
 	}
+	evicted := func(c net.Conn, what string) {
+		t.Helper()
+		if !closedByServer(t, c) {
+			t.Fatalf("%s was not evicted", what)
+		}
+	}
 
 	silent := dial() // never sends a request
-	e2etest.Eventually(t, "the silent connection in the guard", func() bool { return g.Open() == 1 })
-	clock.Add(2 * int64(server.FreshFor/time.Second)) // silent no longer fresh
+	open(1)
+	pass()
 	slow := dial()
-	if _, err := io.WriteString(slow, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	<-inHandler // active since after the silent one's accept
-
+	send(slow, "/slow")
+	<-inHandler
 	probe := dial()
-	if !closedByServer(t, silent) {
-		t.Fatal("the silent connection was not evicted for the newcomer")
-	}
-	get(probe, "/healthz") // active now: the request in the handler is older
-
+	evicted(silent, "the silent connection past its grace")
+	get(probe, "/healthz")
 	next := dial()
-	if !closedByServer(t, slow) {
-		t.Fatal("the connection whose request was in a handler longest was not evicted")
-	}
-	evicted(2)
+	evicted(probe, "the idle connection (before a request in a handler)")
+	next.Close()
+	open(1)
 
-	// Two newcomers at once evict the two older connections, not each
-	// other, and are both answered: next, fresh, is spared while probe
-	// can go.
+	// Two newcomers at once: the second evicts the request stalled in its
+	// handler, not the first newcomer, and both are answered.
+	pass()
 	a, b := dial(), dial()
-	if !closedByServer(t, probe) || !closedByServer(t, next) {
-		t.Fatal("two newcomers did not evict the two older connections")
-	}
+	evicted(slow, "the request stalled in its handler")
 	get(a, "/healthz")
 	get(b, "/readyz")
-	evicted(4)
 
-	// A stream is out of the count and out of reach: its own arrival
-	// evicts a, then the guard holds b and room for one more.
+	// A stream is out of the count and out of reach.
 	stream := dial()
-	if _, err := io.WriteString(stream, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
+	evicted(a, "the idle connection")
+	send(stream, "/stream")
 	<-inHandler
-	evicted(5)
-	if g.Open() != 2 {
-		t.Fatalf("%d connections in the guard, want b and the stream", g.Open())
+	open(2)
+	d1 := dial()
+	open(3) // b, d1 and the stream
+	d2 := dial()
+	evicted(b, "the idle connection")
+
+	// A request in its handler within its grace outlives new connections
+	// that send nothing: the oldest of them goes.
+	send(d2, "/slow")
+	<-inHandler
+	dial()
+	evicted(d1, "the oldest new connection")
+	_ = d2.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := d2.Read(make([]byte, 1)); err == nil || !err.(net.Error).Timeout() {
+		t.Errorf("the request in its handler was closed: %v", err)
 	}
-	for range 3 {
-		dial()
-	}
-	evicted(7)
 	_ = stream.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, err := io.ReadAll(stream); err == nil || !err.(net.Error).Timeout() {
 		t.Errorf("the connection carrying a stream was closed: %v", err)
+	}
+	if g.Evicted() != 6 {
+		t.Errorf("evicted %d, want 6", g.Evicted())
 	}
 }

@@ -248,24 +248,27 @@ func tooMany(w http.ResponseWriter, why RejectReason) {
 // it into the http.Server with ConnState and ConnContext, and its Handler
 // around the server's handler.
 //
-// At the bound, a new connection makes room by closing the one that has
-// waited longest for anything to happen: the connection whose last
-// activity (its accept, the start or the end of a request in a handler)
-// is the oldest. A silent or slow client, an idle keep-alive connection,
-// and a handler stalled writing to a peer that does not read (it is
-// disconnected at its write deadline anyway: Config.WriteTimeout) all age
-// from their last activity. A connection accepted less than FreshFor ago
-// that has not yet had a request in a handler is spared while another
-// can go: a prober's request arrives with its connection, so neither a
-// flood of new connections that send requests, nor a second probe
-// arriving at the same moment, closes it before its request is read. So a
-// new connection is always admitted, and a probe is answered unless more
-// than the bound of silent connections arrive while its request is on its
-// way. Closing a connection in a handler fails the handler's writes, which
-// then ends. Hijacked connections (WebSocket and SSE clients) leave the
-// guard, and a connection that carries an SSE stream over HTTP/2 is
-// neither counted nor closed while it does: the limits on clients are
-// MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP.
+// At the bound, a new connection is always let in, and makes room by
+// closing, in this order of preference:
+//
+//  1. the connection waiting longest for its client: an idle keep-alive
+//     connection, or one accepted more than Grace ago that has not sent a
+//     request (a silent or slow client, a TLS handshake in progress);
+//  2. the connection whose request has been in a handler longest, if that
+//     is more than Grace: a handler stalled writing to a peer that does
+//     not read (its write deadline, Config.WriteTimeout, ends it anyway);
+//  3. the oldest connection accepted less than Grace ago that has not sent
+//     a request;
+//  4. the connection whose request has been in a handler longest.
+//
+// So a prober's request, sent with its connection and answered at once, is
+// served while a flood of held connections, silent or stalled in a
+// handler, evicts itself, and a second probe arriving at the same moment
+// does not close the first. Closing a connection in a handler fails the
+// handler's writes, which then ends. Hijacked connections (WebSocket and
+// SSE clients) leave the guard, and a connection that carries an SSE
+// stream over HTTP/2 is neither counted nor closed while it does: the
+// limits on clients are MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP.
 //
 // Its methods are safe for concurrent use.
 type ConnGuard struct {
@@ -274,29 +277,31 @@ type ConnGuard struct {
 	now     func() time.Time // time.Now; tests set another clock
 
 	mu sync.Mutex
-	// fresh holds the connections that have not had a request in a
-	// handler yet, in accept order; active the others, least recently
-	// active first. A connection carrying a stream is in neither. Both
-	// hold *guarded and are guarded by mu, as is conns, which holds every
-	// connection in the guard.
-	fresh, active *list.List
-	conns         map[net.Conn]*guarded
+	// The connections in the guard but those carrying a stream, each in
+	// one list by what it is doing, oldest first (by guarded.since): fresh
+	// (accepted, no request yet), idle (between requests), serving (a
+	// request in a handler). They hold *guarded and are guarded by mu, as
+	// is conns, which holds every connection in the guard.
+	fresh, idle, serving *list.List
+	conns                map[net.Conn]*guarded
 }
 
-// FreshFor is how long a new connection that has not yet sent a request
-// is spared by the ConnGuard while an older one can be closed instead.
-const FreshFor = time.Second
+// Grace is how long the ConnGuard spares a new connection that has not
+// sent its request, and a request in a handler, while another connection
+// can be closed instead.
+const Grace = time.Second
 
 // guarded is a connection in the guard; its fields are guarded by the
 // guard's mu.
 type guarded struct {
-	g       *ConnGuard
-	conn    net.Conn
-	el      *list.Element // in g.fresh or g.active; nil while streams > 0 or once it left
-	list    *list.List    // the list el is in
-	last    time.Time     // its last activity
-	streams int           // SSE streams over HTTP/2 it carries now
-	gone    bool          // it left the guard (closed, hijacked or evicted)
+	g        *ConnGuard
+	conn     net.Conn
+	el       *list.Element // in list; nil while streams > 0 or once it left
+	list     *list.List    // g.fresh, g.idle or g.serving
+	since    time.Time     // when it joined list
+	requests int           // requests in a handler now
+	streams  int           // SSE streams over HTTP/2 it carries now
+	gone     bool          // it left the guard (closed, hijacked or evicted)
 }
 
 type guardKey struct{}
@@ -304,7 +309,8 @@ type guardKey struct{}
 // NewConnGuard returns a guard for at most max HTTP connections (see
 // FileBudget).
 func NewConnGuard(max int) *ConnGuard {
-	return &ConnGuard{max: max, now: time.Now, fresh: list.New(), active: list.New(), conns: make(map[net.Conn]*guarded)}
+	return &ConnGuard{max: max, now: time.Now, fresh: list.New(), idle: list.New(), serving: list.New(),
+		conns: make(map[net.Conn]*guarded)}
 }
 
 // Evicted returns how many connections the guard has closed.
@@ -314,16 +320,16 @@ func (g *ConnGuard) Evicted() uint64 { return g.evicted.Load() }
 // another connection if the guard is full (see ConnGuard).
 func (g *ConnGuard) ConnContext(ctx context.Context, c net.Conn) context.Context {
 	now := g.now()
-	e := &guarded{g: g, conn: c, last: now}
+	e := &guarded{g: g, conn: c}
 	var victim *guarded
 	g.mu.Lock()
-	if g.fresh.Len()+g.active.Len() >= g.max {
+	if g.fresh.Len()+g.idle.Len()+g.serving.Len() >= g.max {
 		victim = g.victimLocked(now)
 		victim.unlinkLocked()
 		victim.gone = true
 		delete(g.conns, victim.conn)
 	}
-	e.linkLocked(g.fresh)
+	e.linkLocked(g.fresh, now)
 	g.conns[c] = e
 	g.mu.Unlock()
 	if victim != nil {
@@ -333,28 +339,36 @@ func (g *ConnGuard) ConnContext(ctx context.Context, c net.Conn) context.Context
 	return context.WithValue(ctx, guardKey{}, e)
 }
 
-// victimLocked returns the connection to close for a newcomer: the least
-// recently active one, but a fresh one only when no other is left. The
-// guard must be full. g.mu must be held.
+// victimLocked returns the connection to close for a newcomer, in the
+// order ConnGuard gives. The guard must be full. g.mu must be held.
 func (g *ConnGuard) victimLocked(now time.Time) *guarded {
-	f, a := g.fresh.Front(), g.active.Front()
-	switch {
-	case a == nil:
-		return f.Value.(*guarded)
-	case f == nil:
-		return a.Value.(*guarded)
+	f, i, s := front(g.fresh), front(g.idle), front(g.serving)
+	if f != nil && now.Sub(f.since) >= Grace && (i == nil || f.since.Before(i.since)) {
+		return f
 	}
-	fe, ae := f.Value.(*guarded), a.Value.(*guarded)
-	if now.Sub(fe.last) >= FreshFor && fe.last.Before(ae.last) {
-		return fe // no longer fresh, and silent for longer
+	if i != nil {
+		return i
 	}
-	return ae
+	if s != nil && now.Sub(s.since) >= Grace {
+		return s
+	}
+	if f != nil {
+		return f
+	}
+	return s
 }
 
-// linkLocked appends e to l, the end of the most recently active. g.mu
-// must be held.
-func (e *guarded) linkLocked(l *list.List) {
-	e.el, e.list = l.PushBack(e), l
+// front returns the oldest connection of l, or nil.
+func front(l *list.List) *guarded {
+	if el := l.Front(); el != nil {
+		return el.Value.(*guarded)
+	}
+	return nil
+}
+
+// linkLocked appends e to l as of now. g.mu must be held.
+func (e *guarded) linkLocked(l *list.List, now time.Time) {
+	e.el, e.list, e.since = l.PushBack(e), l, now
 }
 
 // unlinkLocked takes e out of its list, if it is in one. g.mu must be
@@ -392,29 +406,34 @@ func (g *ConnGuard) ConnState(c net.Conn, st http.ConnState) {
 	g.mu.Unlock()
 }
 
-// Handler records the start and the end of each request that next
-// handles as activity of its connection.
+// Handler records the requests that next handles: a connection is
+// serving while one is in a handler, then idle.
 func (g *ConnGuard) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e, _ := r.Context().Value(guardKey{}).(*guarded)
-		e.touch()
-		defer e.touch()
+		if e, ok := r.Context().Value(guardKey{}).(*guarded); ok {
+			e.request(1)
+			defer e.request(-1)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// touch makes e the most recently active connection, no longer fresh.
-func (e *guarded) touch() {
-	if e == nil {
-		return
-	}
+// request counts a request entering (+1) or leaving (-1) a handler, and
+// moves e between the serving and idle lists.
+func (e *guarded) request(d int) {
 	g := e.g
 	g.mu.Lock()
+	e.requests += d
 	if e.el != nil {
-		e.unlinkLocked()
-		e.linkLocked(g.active)
+		switch {
+		case e.requests > 0 && e.list != g.serving:
+			e.unlinkLocked()
+			e.linkLocked(g.serving, g.now())
+		case e.requests == 0:
+			e.unlinkLocked()
+			e.linkLocked(g.idle, g.now())
+		}
 	}
-	e.last = g.now()
 	g.mu.Unlock()
 }
 
@@ -438,8 +457,7 @@ func guardStream(r *http.Request) (end func()) {
 		g.mu.Lock()
 		if !e.gone {
 			if e.streams--; e.streams == 0 {
-				e.last = g.now()
-				e.linkLocked(g.active)
+				e.linkLocked(g.serving, g.now()) // the handler returns next
 			}
 		}
 		g.mu.Unlock()
