@@ -19,12 +19,12 @@ import (
 )
 
 // newHTTP2Server serves a Server over TLS with HTTP/2 on, with a real hub
-// and poller, until the test ends.
+// (whose WriteTimeout is the server's) and poller, until the test ends.
 func newHTTP2Server(t *testing.T, cfg server.Config) (*httptest.Server, *hub.Hub, *e2etest.LogBuffer) {
 	t.Helper()
 	lb := &e2etest.LogBuffer{}
 	lb.DumpOnFailure(t, "server")
-	h := hub.New(hub.Config{Logger: lb.Logger(slog.LevelDebug), PingInterval: -1})
+	h := hub.New(hub.Config{Logger: lb.Logger(slog.LevelDebug), PingInterval: -1, WriteTimeout: cfg.WriteTimeout})
 	p, err := netpoll.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -98,21 +98,7 @@ func TestSSEOverHTTP2(t *testing.T) {
 // when it passes, written to or not, so it bounds each write only.
 func TestSSEOverHTTP2OutlivesWriteDeadlines(t *testing.T) {
 	const wt = 100 * time.Millisecond
-	h := hub.New(hub.Config{PingInterval: -1, WriteTimeout: wt})
-	p, err := netpoll.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(server.New(server.Config{WriteTimeout: wt}, h, p))
-	ts.EnableHTTP2 = true
-	ts.StartTLS()
-	t.Cleanup(func() {
-		ts.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), e2etest.Wait)
-		defer cancel()
-		_ = h.Shutdown(ctx)
-		p.Close()
-	})
+	ts, h, _ := newHTTP2Server(t, server.Config{WriteTimeout: wt})
 	ctx, cancel := context.WithTimeout(t.Context(), e2etest.Wait)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/sse/k", nil)
