@@ -264,7 +264,8 @@ func tooMany(w http.ResponseWriter, why RejectReason) {
 // So a prober's request, sent with its connection and answered at once, is
 // served while a flood of held connections, silent or stalled in a
 // handler, evicts itself, and a second probe arriving at the same moment
-// does not close the first. Closing a connection in a handler fails the
+// does not close the first; only a flood of new connections that turns
+// the whole guard over before a probe's request is read closes it. Closing a connection in a handler fails the
 // handler's writes, which then ends. Hijacked connections (WebSocket and
 // SSE clients) leave the guard, and a connection that carries an SSE
 // stream over HTTP/2 is neither counted nor closed while it does: the
