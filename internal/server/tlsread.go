@@ -77,7 +77,6 @@ func (c *feedConn) Read(b []byte) (int, error) {
 // goroutine at a time.
 type tlsReader struct {
 	tls   *tls.Conn
-	under *feedConn
 	sess  *session
 	ended bool // the session heard OnEOF; owned by the running reader
 }
@@ -95,7 +94,7 @@ func (s *Server) watchTLS(conn *tls.Conn, sess *session, slot *watchSlot) (bool,
 	if err != nil {
 		return false, nil
 	}
-	r := &tlsReader{tls: conn, under: fc, sess: sess}
+	r := &tlsReader{tls: conn, sess: sess}
 	fc.raw = raw
 	fc.polled.Store(true)
 	// Records that arrived with the handshake may already sit in the
