@@ -81,3 +81,29 @@ func TestProbesDuringAssetFlood(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsAddrAnswerDeadline: on METRICS_ADDR too, a connection that
+// pipelines scrapes and does not read the answers is closed at
+// WRITE_TIMEOUT.
+func TestMetricsAddrAnswerDeadline(t *testing.T) {
+	b := e2etest.StartBroker(t, "t", 1)
+	s := e2etest.StartService(t, e2etest.BrokerEnv(b).With(e2etest.Env{
+		config.EnvMetricsAddr: "127.0.0.1:0", config.EnvWriteTimeout: "200ms",
+	}))
+	c, err := net.Dial("tcp", s.Svc.MetricsAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	req := []byte("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := c.Write(bytes.Repeat(req, 1000)); err != nil { // more answers than a socket holds
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // past the deadline, reading nothing
+	_ = c.SetReadDeadline(time.Now().Add(e2etest.Wait))
+	n, err := io.Copy(io.Discard, c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the connection is still open after %d bytes read", n)
+	}
+}
