@@ -45,6 +45,19 @@ func newHTTP2Server(t *testing.T, cfg server.Config) (*httptest.Server, *hub.Hub
 	return ts, h, lb
 }
 
+// getSSE asks ts for the SSE stream of key k, with ctx; the answer's body
+// is closed when the test ends.
+func getSSE(ctx context.Context, t *testing.T, ts *httptest.Server) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/sse/k", nil)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
 // Over HTTP/2 (TLS) the connection cannot be taken over: the events go
 // through net/http's response, with the same framing, and the client's
 // going away ends the stream.
@@ -52,12 +65,7 @@ func TestSSEOverHTTP2(t *testing.T) {
 	ts, h, lb := newHTTP2Server(t, server.Config{})
 	ctx, cancel := context.WithTimeout(t.Context(), e2etest.Wait)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/sse/k", nil)
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := getSSE(ctx, t, ts)
 	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
 		t.Fatalf("%s %d %v", resp.Proto, resp.StatusCode, resp.Header)
 	}
@@ -101,12 +109,7 @@ func TestSSEOverHTTP2OutlivesWriteDeadlines(t *testing.T) {
 	ts, h, _ := newHTTP2Server(t, server.Config{WriteTimeout: wt})
 	ctx, cancel := context.WithTimeout(t.Context(), e2etest.Wait)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/sse/k", nil)
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := getSSE(ctx, t, ts)
 	if resp.ProtoMajor != 2 {
 		t.Fatalf("served over %s", resp.Proto)
 	}
