@@ -62,7 +62,7 @@ func jsonValue(n int) []byte {
 // produced every 50 ms for 10 s reach a healthy TLS client with no gap
 // of a second or more. (Closing a *tls.Conn writes its close_notify, for
 // up to 5 s into the stalled client's full socket; done under the lock
-// that Publish takes, it stopped every client's stream that long.)
+// that Publish takes, it would stop every client's stream that long.)
 func TestTLSStalledClientStallsNobody(t *testing.T) {
 	b := e2etest.StartBroker(t, "t", 1)
 	s, ca, tlsOpt := tlsService(t, b, e2etest.Env{
