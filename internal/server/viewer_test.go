@@ -120,6 +120,39 @@ func TestViewerHeaders(t *testing.T) {
 	}
 }
 
+// TestClientModule: the JavaScript client and its types are served with
+// their types, and to pages of any origin (a cross-origin ES module import
+// is a CORS request); the viewer's own files are not.
+func TestClientModule(t *testing.T) {
+	f := newServer(t, server.Config{})
+	base := "http" + strings.TrimPrefix(f.url, "ws")
+	tests := []struct {
+		path, contentType, cors, want string
+	}{
+		{"/_wsdest/client.js", "text/javascript; charset=utf-8", "*", "export function connect("},
+		{"/_wsdest/client.d.ts", "application/typescript; charset=utf-8", "*", "export function connect("},
+		{"/_wsdest/viewer.js", "text/javascript; charset=utf-8", "", "wsdestViewer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", base+tt.path, nil)
+			req.Header.Set("Origin", "http://dashboard.example")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			h := resp.Header
+			if resp.StatusCode != 200 || h.Get("Content-Type") != tt.contentType || h.Get("Access-Control-Allow-Origin") != tt.cors ||
+				h.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(string(body), tt.want) {
+				t.Errorf("= %d %v %.60q, want 200, Content-Type %q, Access-Control-Allow-Origin %q, nosniff, body with %q",
+					resp.StatusCode, h, body, tt.contentType, tt.cors, tt.want)
+			}
+		})
+	}
+}
+
 func TestViewerOff(t *testing.T) {
 	f := newServer(t, server.Config{NoViewer: true})
 	base := "http" + strings.TrimPrefix(f.url, "ws")

@@ -1,5 +1,7 @@
-// Package web is wsdest's live viewer: one HTML page, its script and style,
-// and the vendored chart library uPlot (static/uplot: the dist files of the
+// Package web is wsdest's live viewer and its JavaScript client: one HTML
+// page, its script and style, the client module (static/client.js, with its
+// types in client.d.ts) that the page and any dashboard import to stream,
+// reconnect and resume, and the vendored chart library uPlot (static/uplot: the dist files of the
 // npm package at the version in static/uplot/VERSION, with its MIT
 // LICENSE), all embedded in the binary. There is no build step, and the
 // page fetches nothing from anywhere but the wsdest that served it.
@@ -36,6 +38,37 @@ type asset struct {
 	body        []byte
 	contentType string
 	etag        string
+	public      bool // served to pages of any origin (CORS)
+}
+
+// publicAssets are the files that pages of other origins load: the
+// JavaScript client, which a dashboard anywhere imports as an ES module
+// (a cross-origin module is fetched with CORS), and its types. They hold
+// no secret and are sent with Access-Control-Allow-Origin: *.
+var publicAssets = map[string]bool{"client.js": true, "client.d.ts": true}
+
+// contentTypes fixes the types of the page's own kinds of file, so that
+// they do not depend on the host's mime.types (which may call .js
+// application/javascript, or .ts an MPEG stream).
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".d.ts": "application/typescript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+}
+
+// contentType is the Content-Type of the embedded file name.
+func contentType(name string) string {
+	if strings.HasSuffix(name, ".d.ts") {
+		return contentTypes[".d.ts"]
+	}
+	if ct, ok := contentTypes[path.Ext(name)]; ok {
+		return ct
+	}
+	if ct := mime.TypeByExtension(path.Ext(name)); ct != "" {
+		return ct
+	}
+	return "text/plain; charset=utf-8" // LICENSE, VERSION
 }
 
 // Viewer serves the page and its assets.
@@ -56,13 +89,10 @@ func New() (*Viewer, error) {
 		if err != nil {
 			return err
 		}
-		ct := mime.TypeByExtension(path.Ext(p))
-		if ct == "" {
-			ct = "text/plain; charset=utf-8" // LICENSE, VERSION
-		}
-		sum := sha256.Sum256(b)
-		a := asset{body: b, contentType: ct, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`}
 		name := strings.TrimPrefix(p, "static/")
+		sum := sha256.Sum256(b)
+		a := asset{body: b, contentType: contentType(name), etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`,
+			public: publicAssets[name]}
 		if name == "index.html" {
 			v.page = a
 		} else {
@@ -124,6 +154,9 @@ func (v *Viewer) ServeAsset(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", a.contentType)
 	h.Set("ETag", a.etag)
 	h.Set("Cache-Control", "no-cache") // revalidate: cheap with the ETag
+	if a.public {
+		h.Set("Access-Control-Allow-Origin", "*")
+	}
 	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, a.etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return

@@ -42,7 +42,7 @@ func TestNothingFromElsewhere(t *testing.T) {
 			t.Errorf("GET %s = %d", ref, rec.Code)
 		}
 	}
-	for _, name := range []string{"index.html", "viewer.js", "viewer.css"} {
+	for _, name := range []string{"index.html", "viewer.js", "viewer.css", "client.js", "client.d.ts"} {
 		b, err := os.ReadFile(filepath.Join("static", name))
 		if err != nil {
 			t.Fatal(err)
@@ -82,6 +82,7 @@ func TestAssetTypes(t *testing.T) {
 	}
 	want := map[string]string{
 		".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", "": "text/plain; charset=utf-8",
+		".ts": "application/typescript; charset=utf-8", // client.d.ts
 	}
 	err = fs.WalkDir(os.DirFS("static"), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || p == "index.html" {

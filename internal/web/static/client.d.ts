@@ -1,0 +1,105 @@
+// Types of wsdest's JavaScript client, /_wsdest/client.js.
+
+/** A record as wsdest's envelope carries it. */
+export interface WsdestRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** Kafka timestamp, milliseconds since the epoch. */
+  timestamp: number;
+  /** The Kafka key: a string, null, or {base64} when it is not UTF-8. */
+  key: string | null | { base64: string };
+  headers: Record<string, string | { base64: string }>;
+  /**
+   * The value: JSON as sent, a string, or {base64}. An integer top-level
+   * Timestamp member (Quix rows: nanoseconds) is a BigInt, exact.
+   */
+  value: any;
+  /** Where to resume after this record (the client does it by itself). */
+  cursor: string;
+}
+
+/** A notice: the stream is not what was asked for (gap, reset, ...). */
+export interface WsdestNotice {
+  notice: string;
+  [member: string]: unknown;
+}
+
+export type WsdestState = 'connecting' | 'live' | 'reconnecting' | 'closed';
+
+export interface WsdestStateDetail {
+  state: WsdestState;
+  /** The URL of the (next) connection, without the token. */
+  url?: string;
+  /** Reconnects since the last steady connection. */
+  attempt?: number;
+  /** The close that ended the last connection (1006: none received). */
+  code?: number;
+  reason?: string;
+  /** Whether that connection had opened (false: it could not connect). */
+  opened?: boolean;
+  /** Milliseconds until the next attempt. */
+  delay?: number;
+}
+
+export interface WsdestError extends Error {
+  /** The WebSocket close code of a refusal; 0 otherwise. */
+  code: number;
+  reason: string;
+}
+
+export interface WsdestOptions {
+  /** An API key, sent as ?token= (browsers cannot set headers on a WebSocket). */
+  token?: string;
+  /** Keys or globs (sensor-*) to subscribe to, added as ?key=. */
+  keys?: string | string[];
+  /** Where the first connection starts: latest (default), earliest, a cursor, an RFC 3339 time or -5m. */
+  from?: string;
+  /** Start with the N most recent records (first connection only). */
+  last?: number | string;
+  /** The WebSocket constructor; default globalThis.WebSocket (Node.js 20: the ws package). */
+  WebSocket?: new (url: string) => any;
+  /** Backoff between reconnects, ms: from minDelay (500) doubling up to maxDelay (15000), jittered. */
+  minDelay?: number;
+  maxDelay?: number;
+  /** Keep stream.latest (default true); false for a stream of very many keys. */
+  keepLatest?: boolean;
+}
+
+export class WsdestEvent<T> extends Event {
+  readonly detail: T;
+  /** The message exactly as received, for record, notice and a non-JSON error. */
+  readonly text?: string;
+}
+
+export interface WsdestEventMap {
+  record: WsdestEvent<WsdestRecord>;
+  notice: WsdestEvent<WsdestNotice>;
+  state: WsdestEvent<WsdestStateDetail>;
+  error: WsdestEvent<WsdestError>;
+}
+
+export class WsdestStream extends EventTarget {
+  /** The newest record of every key (binary keys as "base64:..."; no key: null). */
+  readonly latest: Map<string | null, WsdestRecord>;
+  readonly state: WsdestState;
+  /** The cursor of the last record delivered; '' before the first. */
+  readonly cursor: string;
+  /** Ends the stream. */
+  close(): void;
+  addEventListener<K extends keyof WsdestEventMap>(type: K, listener: (ev: WsdestEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof WsdestEventMap>(type: K, listener: (ev: WsdestEventMap[K]) => void,
+    options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions): void;
+}
+
+/**
+ * Opens a stream of url (ws:, wss:, http:, https:, or a path relative to the
+ * page) and keeps it open: reconnects and resumes exactly, until close() or
+ * a refusal.
+ */
+export function connect(url: string | URL, options?: WsdestOptions): WsdestStream;

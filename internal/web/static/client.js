@@ -1,0 +1,243 @@
+// wsdest's JavaScript client, served by wsdest at /_wsdest/client.js: an ES
+// module with no dependency and no build step, for browsers and Node.js 22+
+// (Node 20 has no global WebSocket: pass one, e.g. the ws package, as the
+// WebSocket option). Types: /_wsdest/client.d.ts.
+//
+//   import { connect } from '<wsdest's address>/_wsdest/client.js';
+//   const stream = connect('<wsdest's address>/ws', { token, keys: ['sensor-*'] });
+//   stream.addEventListener('record', (e) => console.log(e.detail.key, e.detail.value));
+//
+// It always asks for the envelope (it needs the cursor), keeps the cursor of
+// the last record delivered and, whenever the connection drops, reconnects
+// with jittered exponential backoff and resumes just after that record
+// (from=cursor): nothing lost, nothing twice. As a second check it drops a
+// record below the last offset delivered in its partition (the rows of one
+// Quix record share an offset). A refusal (close 1008 other than "too slow"
+// or "too many pings": bad credentials) ends the stream: state "closed" and
+// an "error" event, no retry.
+//
+// A Quix Timestamp (an integer member "Timestamp" of the value, in
+// nanoseconds, beyond a double's 53 bits) is read from the message text and
+// given as a BigInt, exact to the nanosecond.
+
+const DEFAULT_MIN_DELAY = 500; // ms before the first reconnect
+const DEFAULT_MAX_DELAY = 15000; // ms between reconnects, at most
+const STEADY_MS = 10000; // a connection open this long resets the backoff
+const RETRYABLE_1008 = new Set(['too slow', 'too many pings']);
+
+/**
+ * connect opens a stream of url (ws:, wss:, or http(s): which is mapped to
+ * ws(s):; relative to the page in a browser). See client.d.ts.
+ */
+export function connect(url, options = {}) {
+  return new WsdestStream(url, options);
+}
+
+/** WsdestEvent is what a stream dispatches: detail, and the message text. */
+export class WsdestEvent extends Event {
+  constructor(type, detail, text) {
+    super(type);
+    this.detail = detail;
+    this.text = text;
+  }
+}
+
+export class WsdestStream extends EventTarget {
+  /** latest: key -> the newest record of that key (binary keys as "base64:..."). */
+  latest = new Map();
+  #opts;
+  #WS;
+  #base; // URL of the subscription, without start position and token
+  #state = '';
+  #cursor = '';
+  #since = ''; // from= for a reconnect before any record: when the first connection opened
+  #floors = new Map(); // partition -> last offset delivered
+  #ws = null;
+  #timer = 0;
+  #attempt = 0; // reconnects since the last steady connection
+  #openedAt = 0;
+
+  constructor(url, options = {}) {
+    super();
+    this.#opts = options;
+    this.#WS = options.WebSocket || globalThis.WebSocket;
+    if (typeof this.#WS !== 'function') {
+      throw new TypeError('wsdest client: no WebSocket here (Node.js 20: pass { WebSocket } from the ws package)');
+    }
+    const u = new URL(url, globalThis.location ? globalThis.location.href : undefined);
+    if (u.protocol === 'http:' || u.protocol === 'https:') u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    const q = u.searchParams;
+    for (const k of [].concat(options.keys || [])) q.append('key', k);
+    q.set('envelope', 'true');
+    // The start position and the token are added per attempt.
+    for (const p of ['from', 'last', 'token']) {
+      if (q.has(p) && options[p] === undefined) options = { ...options, [p]: q.get(p) };
+      q.delete(p);
+    }
+    this.#opts = options;
+    this.#base = u;
+    // Listeners added right after connect() see the first state event.
+    queueMicrotask(() => { if (this.#state === '') this.#open(); });
+  }
+
+  /** state: connecting, live, reconnecting or closed. */
+  get state() { return this.#state || 'connecting'; }
+
+  /** cursor: the cursor of the last record delivered ('' before the first). */
+  get cursor() { return this.#cursor; }
+
+  /** close ends the stream: no more events but the state "closed". */
+  close() {
+    if (this.#state === 'closed') return;
+    clearTimeout(this.#timer);
+    this.#drop(1000, 'client closed');
+    this.#setState('closed', {});
+  }
+
+  // #url is the URL of the next attempt: the subscription's own start
+  // position on the first connection (and until a record is delivered),
+  // from=cursor afterwards. Without the token when display is set.
+  #url(display) {
+    const u = new URL(this.#base);
+    const q = u.searchParams;
+    const o = this.#opts;
+    if (this.#cursor) {
+      q.set('from', this.#cursor);
+    } else if (this.#since) {
+      q.set('from', this.#since);
+    } else {
+      if (o.from !== undefined && o.from !== '') q.set('from', String(o.from));
+      if (o.last !== undefined && o.last !== '') q.set('last', String(o.last));
+    }
+    if (!display && o.token) q.set('token', o.token);
+    return u.toString();
+  }
+
+  #open() {
+    const url = this.#url(false);
+    this.#setState(this.#attempt ? 'reconnecting' : 'connecting', { attempt: this.#attempt, url: this.#url(true) });
+    let ws;
+    try {
+      ws = new this.#WS(url);
+    } catch (err) {
+      this.#fail(`cannot open ${this.#url(true)}: ${err && err.message}`, 0, '');
+      return;
+    }
+    this.#ws = ws;
+    ws.onopen = () => {
+      if (this.#ws !== ws) return;
+      this.#openedAt = Date.now();
+      // A stream that starts live and drops before its first record goes
+      // on from the time it opened (this machine's clock), not from the
+      // new "latest", which would skip what came meanwhile.
+      const from = this.#opts.from;
+      if (!this.#cursor && !this.#since && !this.#opts.last && (from === undefined || from === '' || from === 'latest')) {
+        this.#since = new Date(this.#openedAt).toISOString();
+      }
+      this.#setState('live', { url: this.#url(true) });
+    };
+    ws.onmessage = (ev) => {
+      if (this.#ws === ws) this.#message(typeof ev.data === 'string' ? ev.data : String(ev.data));
+    };
+    ws.onclose = (ev) => { if (this.#ws === ws) this.#closed(ev.code, ev.reason || ''); };
+    ws.onerror = () => {}; // onclose follows and says what happened
+  }
+
+  #drop(code, reason) {
+    const ws = this.#ws;
+    this.#ws = null;
+    if (!ws) return;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    try { ws.close(code, reason); } catch { /* already closing */ }
+  }
+
+  #closed(code, reason) {
+    const opened = this.#openedAt !== 0;
+    const steady = opened && Date.now() - this.#openedAt >= STEADY_MS;
+    this.#ws = null;
+    this.#openedAt = 0;
+    if (code === 1008 && !RETRYABLE_1008.has(reason)) {
+      this.#fail(`wsdest refused the stream (close 1008 "${reason}")`, code, reason);
+      return;
+    }
+    if (steady) this.#attempt = 0;
+    const d = Math.min(this.#opts.maxDelay || DEFAULT_MAX_DELAY, (this.#opts.minDelay || DEFAULT_MIN_DELAY) * 2 ** this.#attempt);
+    const delay = Math.round(d / 2 + Math.random() * d / 2);
+    this.#attempt++;
+    this.#setState('reconnecting', { code, reason, opened, delay, attempt: this.#attempt, url: this.#url(true) });
+    this.#timer = setTimeout(() => this.#open(), delay);
+  }
+
+  #fail(message, code, reason) {
+    this.#drop(1000, '');
+    const err = Object.assign(new Error(message), { code, reason });
+    this.#setState('closed', { code, reason });
+    this.dispatchEvent(new WsdestEvent('error', err));
+  }
+
+  #setState(state, detail) {
+    this.#state = state;
+    this.dispatchEvent(new WsdestEvent('state', { state, ...detail }));
+  }
+
+  #message(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      this.dispatchEvent(new WsdestEvent('error', Object.assign(new Error('wsdest client: a message that is not JSON'), { code: 0, reason: '' }), text));
+      return;
+    }
+    if (msg === null || typeof msg !== 'object') return;
+    if (typeof msg.notice === 'string') {
+      this.#notice(msg, text);
+      return;
+    }
+    const p = msg.partition, off = msg.offset;
+    const floor = this.#floors.get(p);
+    if (floor !== undefined && off < floor) return; // delivered before: never twice
+    this.#floors.set(p, off);
+    if (typeof msg.cursor === 'string' && msg.cursor) this.#cursor = msg.cursor;
+    exactTimestamp(msg, text);
+    if (this.#opts.keepLatest !== false) this.latest.set(keyOf(msg.key), msg);
+    this.dispatchEvent(new WsdestEvent('record', msg, text));
+  }
+
+  // #notice applies what a notice means to the stream's own state before
+  // passing it on. gap: the partition goes on at msg.to, nothing to undo.
+  // reset: the topic was recreated and its offsets start again, so the
+  // per-partition floors and the latest values of the old topic go.
+  #notice(msg, text) {
+    if (msg.notice === 'reset') {
+      this.#floors.clear();
+      this.latest.clear();
+    }
+    this.dispatchEvent(new WsdestEvent('notice', msg, text));
+  }
+}
+
+function keyOf(k) {
+  if (k !== null && typeof k === 'object' && typeof k.base64 === 'string') return `base64:${k.base64}`;
+  return k;
+}
+
+// exactTimestamp replaces an integer value.Timestamp (which JSON.parse has
+// rounded to a double) by a BigInt of its digits in the text. Keys and
+// header values are strings, in which the pattern cannot occur unescaped,
+// so the first match with the same rounded value is the value's own.
+const TS_RE = /"Timestamp"\s*:\s*(-?\d+)(?![\d.eE])/g;
+function exactTimestamp(msg, text) {
+  const v = msg.value;
+  if (v === null || typeof v !== 'object' || !Number.isInteger(v.Timestamp)) return;
+  if (Number.isSafeInteger(v.Timestamp)) {
+    v.Timestamp = BigInt(v.Timestamp);
+    return;
+  }
+  TS_RE.lastIndex = 0;
+  for (let m; (m = TS_RE.exec(text));) {
+    if (Number(m[1]) === v.Timestamp) {
+      v.Timestamp = BigInt(m[1]);
+      return;
+    }
+  }
+}
