@@ -1,7 +1,12 @@
 // wsdest's live viewer. Served by wsdest itself; talks only to the server
-// that served it. No build step: plain browser JavaScript.
+// that served it. No build step: a plain browser ES module.
 //
-// Data flow: every WebSocket message is parsed in onmessage and folded into
+// The connection, its reconnects and the exact resume are client.js's, the
+// same module any dashboard imports: the page always streams the envelope
+// (it carries the key and the cursor), whatever the envelope switch says;
+// the switch decides what the log and the snippets show.
+//
+// Data flow: every record client.js delivers is folded into
 // bounded state (latest value per key, a point buffer per charted key and
 // field, a ring of raw lines); the DOM and the charts are redrawn at most
 // once per animation frame (charts at most CHART_HZ times a second), so a
@@ -9,7 +14,7 @@
 //
 // Secrets: a token from ?token= or the Token field lives in this tab's
 // memory only (no web storage, no cookie).
-'use strict';
+import { connect } from './client.js';
 
 (() => {
   const MAX_KEYS = 1000; // keys shown in the table; more are counted only
@@ -21,7 +26,6 @@
   const LOG_HZ = 10; // log redraws per second under a fast stream
   const AUTO_FIELDS = 2; // numeric fields charted by themselves ...
   const AUTO_KEYS = 8; // ... for this many keys each
-  const BACKOFF_MIN = 500, BACKOFF_MAX = 15000; // reconnect delay, ms
   const COLORS = ['#2456c7', '#d1495b', '#1b998b', '#e09f3e', '#7a4eab', '#3d9be9', '#8a6d3b', '#c2469c'];
 
   const $ = (id) => document.getElementById(id);
@@ -66,17 +70,11 @@
   }
 
   const wsBase = () => (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host;
-  const wsURL = (sub, withToken) => `${wsBase()}/ws?${query(sub, withToken)}`;
 
-  // ---- state (written by onmessage, read by render) ----
+  // ---- state (written by the stream's events, read by render) ----
 
   let sub = fromLocation(location);
-  let ws = null, attempt = 0, retryTimer = 0, everOpened = false;
-  // cursor is the "cursor" of the newest envelope: a reconnect resumes
-  // from it (from=cursor), so a restart of wsdest loses nothing. A cursor
-  // refused twice (the handshake fails: a recreated topic, say) is dropped
-  // and the next attempt starts where the subscription says.
-  let cursor = '', resumeFailures = 0;
+  let stream = null, everLive = false;
   let total = 0, bytes = 0, lastTotal = 0, rate = 0, notices = 0, lastTopic = '';
   const keys = new Map(); // key -> {count, time, fields: Map(name -> {text, num, el}), dirty, cells (rebuild them), row}
   let droppedKeys = 0;
@@ -101,62 +99,73 @@
   function showAlert(text) { const a = $('alert'); a.textContent = text; a.hidden = false; }
   function hideAlert() { $('alert').hidden = true; }
 
-  function connect(resume) {
-    clearTimeout(retryTimer);
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      ws.close(1000, 'resubscribe');
-    }
-    setState(attempt ? 'reconnecting' : 'connecting', attempt ? `reconnecting (attempt ${attempt + 1})` : 'connecting');
-    const resumed = resume && cursor !== '';
-    const at = resumed ? { ...sub, last: '', from: cursor } : sub;
-    $('ws-url').textContent = wsURL(at, false) + (sub.token ? '&token=•••' : '');
-    const sock = new WebSocket(wsURL(at, true));
-    let opened = false;
-    ws = sock;
-    sock.onopen = () => {
-      opened = true;
-      attempt = 0;
-      resumeFailures = 0;
-      everOpened = true;
+  // subscribe (re)starts the stream for sub. Events of a stream that was
+  // replaced are ignored.
+  function subscribe() {
+    if (stream) stream.close();
+    everLive = false;
+    const s = connect(`${wsBase()}/ws`, { keys: sub.keys, from: sub.from, last: sub.last, token: sub.token, keepLatest: false });
+    stream = s;
+    s.addEventListener('state', (ev) => { if (stream === s) onState(ev.detail); });
+    s.addEventListener('record', (ev) => { if (stream === s) { onRecord(ev.detail, ev.text); schedule(); } });
+    s.addEventListener('notice', (ev) => { if (stream === s) { onNotice(ev.detail, ev.text); schedule(); } });
+    s.addEventListener('error', (ev) => { if (stream === s) { onError(ev.detail, ev.text); schedule(); } });
+  }
+
+  function showURL(url) { if (url) $('ws-url').textContent = url + (sub.token ? '&token=•••' : ''); }
+
+  function onState(d) {
+    showURL(d.url);
+    if (d.state === 'connecting') {
+      setState('connecting', 'connecting');
+    } else if (d.state === 'live') {
+      everLive = true;
       setState('open', 'connected');
       hideAlert();
-    };
-    sock.onmessage = (ev) => { onMessage(ev.data); schedule(); };
-    sock.onclose = (ev) => {
-      if (ws !== sock) return;
-      ws = null;
-      if (ev.code === 1008 && ev.reason === 'unauthorized') {
-        setState('unauthorized', 'unauthorized');
-        // A 401 page load means wsdest asked for HTTP Basic and the
-        // browser has none to send (the prompt was cancelled).
-        const nav = performance.getEntriesByType('navigation')[0];
-        const basic = nav && nav.responseStatus === 401;
-        showAlert(sub.token
-          ? 'wsdest refused this token (close 1008 "unauthorized"). Enter a valid API key in the Token field and press Subscribe.'
-          : basic
-            ? 'This wsdest requires a user name and password (HTTP Basic) or an API key: reload the page to be asked for the password, or enter an API key in the Token field and press Subscribe.'
-            : 'This wsdest requires an API key: add ?token=API_KEY to the page URL, or enter it in the Token field and press Subscribe.');
-        $('f-token').focus();
-        return; // retrying the same token cannot help
-      }
-      if (resumed && !opened && ++resumeFailures >= 2) cursor = '';
-      attempt++;
-      const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (attempt - 1)) * (0.8 + 0.4 * Math.random());
-      const why = ev.code === 1006 ? (everOpened ? 'connection lost' : 'cannot connect')
-        : `closed ${ev.code}${ev.reason ? ` "${ev.reason}"` : ''}`;
-      setState('reconnecting', `${why}: reconnecting in ${(delay / 1000).toFixed(1)} s`);
-      if (ev.code === 1008 && ev.reason === 'too slow') {
+    } else if (d.state === 'reconnecting' && d.delay === undefined) {
+      setState('reconnecting', `reconnecting (attempt ${d.attempt + 1})`);
+    } else if (d.state === 'reconnecting') {
+      const why = d.code === 1006 ? (everLive ? 'connection lost' : 'cannot connect')
+        : `closed ${d.code}${d.reason ? ` "${d.reason}"` : ''}`;
+      setState('reconnecting', `${why}: reconnecting in ${(d.delay / 1000).toFixed(1)} s`);
+      if (d.code === 1008 && d.reason === 'too slow') {
         showAlert('wsdest closed this tab for falling behind ("too slow"); it reconnects by itself. A narrower subscription helps.');
       }
-      retryTimer = setTimeout(() => connect(true), delay);
-    };
+    }
+  }
+
+  // onError: a refusal ends the stream (retrying the same token cannot
+  // help); a message that is not JSON is logged like a notice.
+  function onError(err, text) {
+    if (text !== undefined) {
+      total++;
+      bytes += text.length;
+      logPush(text, 'notice');
+      return;
+    }
+    if (err.code !== 1008) {
+      setState('unauthorized', 'stopped');
+      showAlert(err.message);
+      return;
+    }
+    setState('unauthorized', err.reason === 'unauthorized' ? 'unauthorized' : `refused: ${err.reason}`);
+    // A 401 page load means wsdest asked for HTTP Basic and the browser
+    // has none to send (the prompt was cancelled).
+    const nav = performance.getEntriesByType('navigation')[0];
+    const basic = nav && nav.responseStatus === 401;
+    showAlert(err.reason !== 'unauthorized'
+      ? `wsdest refused this stream (close 1008 "${err.reason}"). Change the subscription or the token and press Subscribe.`
+      : sub.token
+        ? 'wsdest refused this token (close 1008 "unauthorized"). Enter a valid API key in the Token field and press Subscribe.'
+        : basic
+          ? 'This wsdest requires a user name and password (HTTP Basic) or an API key: reload the page to be asked for the password, or enter an API key in the Token field and press Subscribe.'
+          : 'This wsdest requires an API key: add ?token=API_KEY to the page URL, or enter it in the Token field and press Subscribe.');
+    $('f-token').focus();
   }
 
   // ---- messages ----
 
   const isObj = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
-  const isEnvelope = (m) => isObj(m) && 'topic' in m && 'partition' in m && 'offset' in m && 'value' in m;
 
   function keyText(k) {
     if (k === null || k === undefined) return '(null key)';
@@ -165,60 +174,46 @@
     return JSON.stringify(k);
   }
 
-  // plainKey is the table row for plain values, which carry no key: the
-  // subscription's key when it names exactly one.
-  function plainKey() {
-    return sub.keys.length === 1 && !/[*?]/.test(sub.keys[0]) ? sub.keys[0] : '(plain values)';
+  // What a notice does to the page besides being counted and logged, by
+  // its "notice" member; a notice without an entry here is only logged.
+  const noticeActions = {
+    reset: () => showAlert('The topic was deleted and created again: the stream starts again from its first record.'),
+  };
+
+  function onNotice(n, text) {
+    total++;
+    bytes += text.length;
+    notices++;
+    logPush(text, 'notice'); // notices are not records: never charted
+    const act = noticeActions[n.notice];
+    if (act) act(n);
   }
 
-  function onMessage(raw) {
+  function onRecord(msg, text) {
     total++;
-    bytes += raw.length;
-    let msg;
-    try { msg = JSON.parse(raw); } catch { logPush(raw, 'notice'); return; }
-    if (isObj(msg) && 'notice' in msg && !isEnvelope(msg)) {
-      notices++;
-      logPush(raw, 'notice');
-      return; // notices are not records: never charted
-    }
-    logPush(raw, '');
-    let key, value, kafkaMs;
-    if (isEnvelope(msg)) {
-      key = keyText(msg.key);
-      value = msg.value;
-      kafkaMs = typeof msg.timestamp === 'number' ? msg.timestamp : undefined;
-      lastTopic = msg.topic;
-      if (typeof msg.cursor === 'string') cursor = msg.cursor;
-    } else {
-      key = plainKey();
-      value = msg;
-    }
-    const t = timeOf(raw, value, kafkaMs);
-    record(key, value, t);
+    bytes += text.length;
+    lastTopic = msg.topic;
+    logPush(sub.envelope ? text : plainText(msg.value), '');
+    record(keyText(msg.key), msg.value, timeOf(msg.value, msg.timestamp));
   }
+
+  // plainText is the value as a plain client (envelope=false) gets it;
+  // the BigInt of a Quix Timestamp is written back as its digits.
+  const BIG = '\u2063';
+  const plainText = (v) => JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? BIG + x : x))
+    .replace(/"\u2063(-?\d+)"/g, '$1');
 
   // timeOf returns {x: seconds since the epoch (for the chart), label}.
-  // A Quix Timestamp is in nanoseconds, beyond a double's 2^53: its digits
-  // are taken from the raw text and done in BigInt, so the label keeps every
-  // nanosecond. Without one, the Kafka timestamp (ms) of the envelope, and
-  // without that, the time of arrival.
-  function timeOf(raw, value, kafkaMs) {
-    if (isObj(value) && typeof value.Timestamp === 'number' && Number.isFinite(value.Timestamp)) {
-      const digits = exactDigits(raw, value.Timestamp);
-      if (digits) return fromEpochInteger(BigInt(digits), '');
-      return fromSeconds(value.Timestamp / unitOf(Math.abs(value.Timestamp)), '');
-    }
-    if (kafkaMs !== undefined) return fromSeconds(kafkaMs / 1000, ' (Kafka)');
+  // A Quix Timestamp is in nanoseconds, beyond a double's 2^53: client.js
+  // gives it as a BigInt, so the label keeps every nanosecond. Without
+  // one, the Kafka timestamp (ms) of the envelope, and without that, the
+  // time of arrival.
+  function timeOf(value, kafkaMs) {
+    const ts = isObj(value) ? value.Timestamp : undefined;
+    if (typeof ts === 'bigint') return fromEpochInteger(ts, '');
+    if (typeof ts === 'number' && Number.isFinite(ts)) return fromSeconds(ts / unitOf(Math.abs(ts)), '');
+    if (typeof kafkaMs === 'number') return fromSeconds(kafkaMs / 1000, ' (Kafka)');
     return fromSeconds(Date.now() / 1000, ' (arrival)');
-  }
-
-  const TS_RE = /"Timestamp"\s*:\s*(-?\d+)(?![\d.eE])/g;
-  function exactDigits(raw, approx) {
-    if (Number.isSafeInteger(approx)) return String(approx);
-    if (!Number.isInteger(approx)) return '';
-    TS_RE.lastIndex = 0;
-    for (let m; (m = TS_RE.exec(raw));) if (Number(m[1]) === approx) return m[1];
-    return '';
   }
 
   // unitOf guesses the unit of an epoch integer by its size: ns, µs, ms
@@ -585,11 +580,7 @@
     history.replaceState(null, '', `/?${query(sub, sub.tokenInURL)}`);
     hideAlert();
     resetData();
-    attempt = 0;
-    everOpened = false;
-    cursor = '';
-    resumeFailures = 0;
-    connect(false);
+    subscribe();
     snippet();
     schedule();
   });
@@ -631,13 +622,20 @@
     const ws = `${wsBase()}/ws?${q}`;
     const sse = `${location.protocol}//${location.host}/sse?${q}`;
     const tok = sub.token !== '';
+    const opts = [];
+    if (sub.keys.length) opts.push(`keys: ${JSON.stringify(sub.keys)}`);
+    if (sub.last) opts.push(`last: ${sub.last}`);
+    if (sub.from) opts.push(`from: ${JSON.stringify(sub.from)}`);
+    if (tok) opts.push('token: API_KEY');
     const texts = {
-      js: `// In a page served over http(s) (a file:// or about:blank page may be blocked)\n` +
+      js: `// In a <script type="module"> of a page served over http(s): wsdest's own client\n` +
+        `// reconnects and resumes by itself, nothing lost or repeated.\n` +
+        `import { connect } from '${location.protocol}//${location.host}/_wsdest/client.js';\n\n` +
         (tok ? `const API_KEY = 'your_api_key'; // one of wsdest's AUTH_API_KEYS\n` : '') +
-        `const url = '${ws}'${tok ? " + '&token=' + encodeURIComponent(API_KEY)" : ''};\n` +
-        `const socket = new WebSocket(url);\n` +
-        `socket.onmessage = (event) => console.log(JSON.parse(event.data));\n` +
-        `socket.onclose = (event) => console.log('closed', event.code, event.reason);`,
+        `const stream = connect('${wsBase()}/ws'${opts.length ? `, { ${opts.join(', ')} }` : ''});\n` +
+        `stream.addEventListener('record', (e) => console.log(e.detail.key, e.detail.value));\n` +
+        `stream.addEventListener('notice', (e) => console.warn('notice', e.detail));\n` +
+        `stream.addEventListener('error', (e) => console.error(e.detail.message));`,
       node: `// client.mjs: Node 22+ has WebSocket built in; on Node 20 first: npm install ws\n` +
         `const WebSocket = globalThis.WebSocket ?? (await import('ws')).default;\n` +
         `const url = '${ws}'${tok ? " + '&token=' + encodeURIComponent(process.env.WSDEST_TOKEN)" : ''};\n` +
@@ -678,5 +676,5 @@
 
   fillForm();
   snippet();
-  connect(false);
+  subscribe();
 })();
