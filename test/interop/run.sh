@@ -2,7 +2,7 @@
 # Interop tests: the real wsdest binary, driven from outside by programs this
 # project did not write (kcat/librdkafka, Python websockets, Chromium).
 #
-#   test/interop/run.sh [TEST...]    TEST: kcat python_auth browser sse_restart viewer readme_examples busy_ports readme_run edges
+#   test/interop/run.sh [TEST...]    TEST: kcat python_auth browser sse_restart client viewer readme_examples busy_ports readme_run edges
 #
 # Needs: go, curl, kcat, /usr/bin/python3 with python3-websockets, chromium,
 # node with `npm ci` run in test/interop. ./test.sh installs them.
@@ -11,7 +11,7 @@ set -u -o pipefail
 
 dir=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$dir/../.." && pwd)
-all=(kcat python_auth browser sse_restart viewer readme_examples busy_ports readme_run edges)
+all=(kcat python_auth browser sse_restart client viewer readme_examples busy_ports readme_run edges)
 tests=("$@")
 ((${#tests[@]})) || tests=("${all[@]}")
 

@@ -1,0 +1,260 @@
+// wsdest's JavaScript client (/_wsdest/client.js) keeping every record,
+// exactly once and in partition order, across connection cuts and restarts
+// of wsdest, in Debian's Chromium and in this machine's Node (20: with the
+// ws package as its WebSocket). The page is served from another origin
+// than wsdest (as a dashboard would be), so the module import is a CORS
+// request.
+//
+//   node client.mjs --bin WSDEST --broker HOST:PORT --port P --log FILE --env "K=V\n..."
+//                   --auth-port P2 --example FILE --work DIR
+//
+// The wsdest under test runs on P with the dev broker at HOST:PORT (which
+// outlives it); the page and Node reach it through a TCP proxy that can cut
+// every connection. P2 is a wsdest with AUTH_API_KEYS set (a wrong token
+// must end the stream, with no retries). FILE is the example page of the
+// docs, with its address already replaced. Prints PASS/FAIL lines; exit
+// status 1 if any failed.
+
+import { spawn } from 'node:child_process';
+import { openSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { Checks, launchChromium } from './lib.mjs';
+
+const TIMEOUT = 20_000; // ms any single wait may take
+const { values: opts } = parseArgs({
+  options: {
+    bin: { type: 'string' }, broker: { type: 'string' }, port: { type: 'string' }, log: { type: 'string' },
+    env: { type: 'string' }, 'auth-port': { type: 'string' }, example: { type: 'string' }, work: { type: 'string' },
+  },
+});
+const checks = new Checks();
+const report = (ok, what, why) => checks.report(ok, what, why);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- the wsdest under test, on an external broker ----
+
+const baseEnv = Object.fromEntries(opts.env.split('\n').filter(Boolean).map((l) => {
+  const i = l.indexOf('=');
+  return [l.slice(0, i), l.slice(i + 1)];
+}));
+let child = null;
+function startWsdest() {
+  const out = openSync(opts.log, 'a');
+  child = spawn(opts.bin, [], {
+    env: { ...baseEnv, PORT: opts.port, HOST: '127.0.0.1', Quix__Broker__Address: opts.broker, input: 'input' },
+    stdio: ['ignore', out, out],
+  });
+}
+async function waitReady() {
+  const deadline = Date.now() + TIMEOUT;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${opts.port}/readyz`)).ok) return true;
+    } catch { /* not listening yet */ }
+    await sleep(100);
+  }
+  return false;
+}
+async function stopWsdest(signal) {
+  const c = child;
+  if (!c || c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise((r) => c.once('exit', r));
+  c.kill(signal);
+  await exited;
+}
+
+// ---- a TCP proxy in front of it, whose connections can be cut ----
+
+const piped = new Set();
+const proxy = net.createServer((down) => {
+  const up = net.connect(Number(opts.port), '127.0.0.1');
+  piped.add(down);
+  piped.add(up);
+  const end = () => { down.destroy(); up.destroy(); piped.delete(down); piped.delete(up); };
+  down.on('error', end).on('close', end);
+  up.on('error', end).on('close', end);
+  down.pipe(up);
+  up.pipe(down);
+});
+function cut() {
+  const n = piped.size / 2;
+  for (const s of piped) s.resetAndDestroy();
+  piped.clear();
+  return n;
+}
+
+// ---- a web server of another origin: the test page and the docs' example ----
+
+const page = `<!doctype html><meta charset="utf-8"><title>client test</title>
+<script type="module">
+  const q = new URLSearchParams(location.search);
+  const { connect } = await import(q.get('client'));
+  window.state = { recs: [], states: [], notices: [], errors: [], bigints: 0 };
+  const stream = connect(q.get('ws'));
+  window.stream = stream;
+  stream.addEventListener('state', (e) => window.state.states.push(e.detail.state));
+  stream.addEventListener('notice', (e) => window.state.notices.push(e.text));
+  stream.addEventListener('error', (e) => window.state.errors.push(e.detail.message));
+  stream.addEventListener('record', (e) => {
+    window.state.recs.push([e.detail.partition, e.detail.offset]);
+    if (typeof e.detail.value.Timestamp === 'bigint') window.state.bigints++;
+  });
+</script>`;
+const example = readFileSync(opts.example, 'utf8');
+const web = http.createServer((req, res) => {
+  const body = req.url.startsWith('/example.html') ? example : page;
+  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+  res.end(body);
+});
+
+// ---- checks ----
+
+// inOrder returns the problems of a list of [partition, offset]: every
+// partition's offsets must go up by one (the demo writes one row per record).
+function inOrder(recs) {
+  const last = new Map();
+  const problems = [];
+  for (const [p, o] of recs) {
+    if (last.has(p) && o !== last.get(p) + 1) problems.push(`partition ${p}: offset ${o} after ${last.get(p)}`);
+    last.set(p, o);
+  }
+  return { problems, partitions: last.size };
+}
+
+const lives = (states) => states.filter((s) => s === 'live').length;
+
+let browser;
+const node = { recs: [], states: [], notices: [], errors: [], bigints: 0 };
+let nodeStream = null;
+try {
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  await new Promise((r) => web.listen(0, '127.0.0.1', r));
+  const proxyPort = proxy.address().port, webPort = web.address().port;
+  startWsdest();
+  report(await waitReady(), `client: wsdest ready on :${opts.port} (broker ${opts.broker}), proxy :${proxyPort}`);
+
+  // Node: the client as served, saved and imported, with ws as WebSocket.
+  const res = await fetch(`http://127.0.0.1:${opts.port}/_wsdest/client.js`);
+  const file = join(opts.work, 'client.mjs');
+  writeFileSync(file, await res.text());
+  const { connect } = await import(pathToFileURL(file).href);
+  let threw = '';
+  try { connect(`ws://127.0.0.1:${proxyPort}/ws`); } catch (e) { threw = String(e); }
+  report(globalThis.WebSocket !== undefined || threw.includes('WebSocket'),
+    `client (node ${process.version}): without a WebSocket, connect says to pass one`, threw);
+  nodeStream = connect(`ws://127.0.0.1:${proxyPort}/ws`, { WebSocket });
+  nodeStream.addEventListener('state', (e) => node.states.push(e.detail.state));
+  nodeStream.addEventListener('notice', (e) => node.notices.push(e.text));
+  nodeStream.addEventListener('error', (e) => node.errors.push(e.detail.message));
+  nodeStream.addEventListener('record', (e) => {
+    node.recs.push([e.detail.partition, e.detail.offset]);
+    if (typeof e.detail.value.Timestamp === 'bigint') node.bigints++;
+  });
+
+  browser = await launchChromium();
+  const context = await browser.newContext();
+  const tab = await context.newPage();
+  const pageErrors = [];
+  tab.on('pageerror', (e) => pageErrors.push(`pageerror: ${e}`));
+  tab.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+  const q = new URLSearchParams({ client: `http://127.0.0.1:${proxyPort}/_wsdest/client.js`, ws: `ws://127.0.0.1:${proxyPort}/ws` });
+  await tab.goto(`http://127.0.0.1:${webPort}/?${q}`, { timeout: TIMEOUT });
+
+  const pageCount = () => tab.evaluate(() => (window.state ? window.state.recs.length : 0));
+  const pageState = () => tab.evaluate(() => window.state);
+  // flowing waits until both clients are live again and each has n more
+  // records than it had.
+  async function flowing(what) {
+    const p0 = await pageCount(), n0 = node.recs.length;
+    const deadline = Date.now() + TIMEOUT;
+    while (Date.now() < deadline) {
+      const p = await tab.evaluate(() => ({ n: window.state ? window.state.recs.length : 0, s: window.stream ? window.stream.state : '' }));
+      if (p.n >= p0 + 40 && p.s === 'live' && node.recs.length >= n0 + 40 && nodeStream.state === 'live') {
+        report(true, `client: ${what}: records flow again in Chromium and Node`);
+        return;
+      }
+      await sleep(100);
+    }
+    report(false, `client: ${what}: records flow again in Chromium and Node`,
+      `page ${p0} -> ${await pageCount()}, node ${n0} -> ${node.recs.length} (${nodeStream.state})`);
+  }
+
+  await flowing('connected');
+
+  const n = cut();
+  report(n >= 2, 'client: the proxy cut every connection (a network failure, close 1006)', `${n} connections`);
+  await flowing('after the cut');
+
+  await stopWsdest('SIGTERM');
+  await sleep(1500); // records keep coming meanwhile; the clients back off
+  startWsdest();
+  report(await waitReady(), 'client: wsdest stopped (SIGTERM, 1001 going away) and started again 1.5 s later');
+  await flowing('after the restart');
+
+  await stopWsdest('SIGKILL');
+  startWsdest();
+  report(await waitReady(), 'client: wsdest killed (SIGKILL) and started again at once');
+  await flowing('after the kill');
+
+  const s = await pageState();
+  await tab.evaluate(() => window.stream.close());
+  nodeStream.close();
+  for (const [who, st] of [['Chromium', s], [`Node ${process.version} with ws`, node]]) {
+    const { problems, partitions } = inOrder(st.recs);
+    const seen = new Set(st.recs.map(([p, o]) => `${p}/${o}`));
+    if (seen.size !== st.recs.length) problems.push(`${st.recs.length - seen.size} records twice`);
+    if (st.notices.length) problems.push(`notices ${st.notices.join(' ')}`);
+    if (st.errors.length) problems.push(`errors ${st.errors.join(' ')}`);
+    report(problems.length === 0 && partitions > 1 && lives(st.states) >= 4,
+      `client (${who}): ${st.recs.length} records over ${partitions} partitions across a cut, a restart and a kill: none lost, none twice, ${lives(st.states)} connections`,
+      `${problems.slice(0, 5).join('; ')} states ${st.states.join(',')}`);
+    report(st.bigints === st.recs.length && st.bigints > 0, `client (${who}): every Quix Timestamp is a BigInt`, `${st.bigints} of ${st.recs.length}`);
+  }
+  report(pageErrors.every((e) => e.includes('WebSocket connection to')),
+    'client: no page errors beyond the browser\'s failed-connection notices', JSON.stringify(pageErrors.slice(0, 3)));
+
+  // A refusal ends the stream: state closed, one error, no further attempt.
+  const refused = { states: [], errors: [] };
+  const bad = connect(`ws://127.0.0.1:${opts['auth-port']}/ws`, { WebSocket, token: 'wrong', minDelay: 50 });
+  bad.addEventListener('state', (e) => refused.states.push(e.detail.state));
+  bad.addEventListener('error', (e) => refused.errors.push(`${e.detail.code} ${e.detail.reason}`));
+  await sleep(2000); // time for many attempts at a 50 ms backoff, if it retried
+  report(refused.errors.join() === '1008 unauthorized' && refused.states.join() === 'connecting,live,closed' && bad.state === 'closed',
+    'client (Node): a wrong token ends the stream (close 1008 "unauthorized"): state closed, an error, no retry', JSON.stringify(refused));
+
+  // The docs' example page, as written, from another origin.
+  const ex = await context.newPage();
+  const exErrors = [];
+  ex.on('pageerror', (e) => exErrors.push(`pageerror: ${e}`));
+  ex.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') exErrors.push(`console: ${m.text()}`); });
+  await ex.goto(`http://127.0.0.1:${webPort}/example.html`, { timeout: TIMEOUT });
+  let ok = true;
+  try {
+    await ex.waitForFunction(() => document.getElementById('state').textContent === 'live' &&
+      document.querySelectorAll('#rows tr').length >= 4 && Number(document.getElementById('count').textContent) >= 20,
+    null, { timeout: TIMEOUT, polling: 100 });
+  } catch { ok = false; }
+  const shown = await ex.evaluate(() => ({
+    state: document.getElementById('state').textContent, count: document.getElementById('count').textContent,
+    first: document.querySelector('#rows tr')?.textContent ?? '',
+  }));
+  report(ok && /"Timestamp":"\d{19}"/.test(shown.first) && exErrors.length === 0,
+    'client: the example page of docs/protocol.md works as written (live, a row per sensor, exact Timestamps)',
+    `${JSON.stringify(shown)} ${JSON.stringify(exErrors.slice(0, 3))}`);
+} catch (e) {
+  report(false, 'client: run the checks', String(e && e.stack ? e.stack : e));
+} finally {
+  if (nodeStream) nodeStream.close();
+  if (browser) await browser.close();
+  await stopWsdest('SIGTERM');
+  cut();
+  proxy.close();
+  web.close();
+}
+process.exit(checks.failed ? 1 : 0);
