@@ -23,7 +23,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { Checks, launchChromium } from './lib.mjs';
 
 const TIMEOUT = 20_000; // ms any single wait may take
@@ -102,8 +102,9 @@ const page = `<!doctype html><meta charset="utf-8"><title>client test</title>
   stream.addEventListener('notice', (e) => window.state.notices.push(e.text));
   stream.addEventListener('error', (e) => window.state.errors.push(e.detail.message));
   stream.addEventListener('record', (e) => {
-    window.state.recs.push([e.detail.partition, e.detail.offset]);
-    if (typeof e.detail.value.Timestamp === 'bigint') window.state.bigints++;
+    window.state.recs.push([e.detail.partition, e.detail.offset, e.detail.key]);
+    const ts = e.detail.value.Timestamp; // exact: the digits of the text
+    if (typeof ts === 'bigint' && new RegExp('"Timestamp":' + ts + '[,}]').test(e.text)) window.state.bigints++;
   });
 </script>`;
 const example = readFileSync(opts.example, 'utf8');
@@ -115,19 +116,106 @@ const web = http.createServer((req, res) => {
 
 // ---- checks ----
 
-// inOrder returns the problems of a list of [partition, offset]: every
-// partition's offsets must go up by one (the demo writes one row per record).
+// inOrder returns the problems of a list of [partition, offset, key]:
+// every partition's offsets must go up by one (the demo writes one row per
+// record), but for the rows of the record of key MULTI, which share one.
 function inOrder(recs) {
   const last = new Map();
   const problems = [];
-  for (const [p, o] of recs) {
-    if (last.has(p) && o !== last.get(p) + 1) problems.push(`partition ${p}: offset ${o} after ${last.get(p)}`);
+  for (const [p, o, k] of recs) {
+    if (last.has(p) && o !== last.get(p) + 1 && !(k === MULTI && o === last.get(p))) {
+      problems.push(`partition ${p}: offset ${o} after ${last.get(p)}`);
+    }
     last.set(p, o);
   }
+  const multi = recs.filter(([, , k]) => k === MULTI).length;
+  if (multi !== ROWS) problems.push(`${multi} rows of the ${ROWS}-row record`);
   return { problems, partitions: last.size };
 }
 
+// A Quix record of ROWS rows (the legacy ParameterData envelope), key
+// MULTI, produced with kcat: its rows share an offset and must all arrive.
+const MULTI = 'multi-row', ROWS = 3;
+function produceMultiRow() {
+  const ts = Array.from({ length: ROWS }, (_, i) => `179616746432573427${i}`).join(',');
+  const line = `${MULTI}:{"C":"JT","K":"ParameterData","V":{"NumericValues":{"a":[1,2,3]},"Timestamps":[${ts}]}}\n`;
+  return new Promise((resolve) => {
+    const p = spawn('kcat', ['-P', '-b', opts.broker, '-t', 'input', '-K:'], { stdio: ['pipe', 'ignore', 'inherit'] });
+    p.on('error', () => resolve(false));
+    p.on('exit', (code) => resolve(code === 0));
+    p.stdin.end(line);
+  });
+}
+
 const lives = (states) => states.filter((s) => s === 'live').length;
+
+// scriptedChecks runs the client against a scripted server (ws's
+// WebSocketServer) that sends what wsdest would send on a bad day: a record
+// again after a reconnect, notices, a 19-digit Timestamp beside a nested
+// one, and the closes the client must retry.
+async function scriptedChecks(connect) {
+  const urls = [];
+  const env = (p, o, cursor, value = { v: o }) => JSON.stringify({
+    topic: 't', partition: p, offset: o, timestamp: 1796167464325, key: `k${o}`, headers: {}, value, cursor,
+  });
+  const script = [
+    (ws) => { ws.send(env(0, 5, 'c5')); ws.send(env(0, 6, 'c6')); ws.send(env(1, 2, 'c7')); ws.close(1008, 'too slow'); },
+    (ws) => {
+      ws.send(env(0, 6, 'c6')); // delivered before the reconnect: dropped
+      ws.send(env(0, 7, 'c8', { meta: { Timestamp: 1 }, Timestamp: 'TS' }).replace('"TS"', '1796167464325734275'));
+      ws.close(1001, 'going away');
+    },
+    (ws) => {
+      ws.send(JSON.stringify({ notice: 'gap', partition: 1, from: 3, to: 9 }));
+      ws.send(env(1, 9, 'c9'));
+      ws.send(JSON.stringify({ notice: 'reset', reason: 'topic_recreated' }));
+      ws.send(env(0, 0, 'c10')); // the new topic's offsets start again
+      ws.close(1011, 'catch-up failed');
+    },
+    (ws) => { ws.send(env(0, 1, 'c11')); },
+  ];
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((r) => server.once('listening', r));
+  server.on('connection', (ws, req) => {
+    urls.push(new URL(req.url, 'ws://x'));
+    if (req.url.startsWith('/quiet')) { if (urls.filter((u) => u.pathname === '/quiet').length === 1) ws.close(1001, 'going away'); return; }
+    const step = script[urls.filter((u) => u.pathname === '/ws').length - 1];
+    if (step) step(ws);
+  });
+  const base = `ws://127.0.0.1:${server.address().port}`;
+  const got = { recs: [], notices: [], states: [], ts: [] };
+  const stream = connect(`${base}/ws`, { WebSocket, keys: ['a'], last: 5, minDelay: 20, maxDelay: 40 });
+  stream.addEventListener('record', (e) => { got.recs.push([e.detail.partition, e.detail.offset]); got.ts.push(e.detail.value.Timestamp); });
+  stream.addEventListener('notice', (e) => got.notices.push(e.detail.notice));
+  stream.addEventListener('state', (e) => got.states.push(e.detail.state));
+  for (let i = 0; i < 100 && got.recs.length < 7; i++) await sleep(50);
+  const latest = [...stream.latest.keys()].join();
+  stream.close();
+  const want = [[0, 5], [0, 6], [1, 2], [0, 7], [1, 9], [0, 0], [0, 1]];
+  report(JSON.stringify(got.recs) === JSON.stringify(want) && got.notices.join() === 'gap,reset',
+    'client (scripted server): a record sent again after a reconnect is dropped; after a reset the new offsets are delivered',
+    JSON.stringify(got, (_, x) => (typeof x === 'bigint' ? String(x) : x)));
+  const ws = urls.filter((u) => u.pathname === '/ws');
+  const q = (i, k) => ws[i] && ws[i].searchParams.get(k);
+  report(ws.length === 4 && q(0, 'last') === '5' && q(0, 'key') === 'a' && q(0, 'envelope') === 'true' && !ws[0].searchParams.has('from') &&
+    q(1, 'from') === 'c7' && q(2, 'from') === 'c8' && q(3, 'from') === 'c10' && ws.slice(1).every((u) => !u.searchParams.has('last') && u.searchParams.get('key') === 'a'),
+  'client (scripted server): after 1008 "too slow", 1001 and 1011 it reconnects with from= the last cursor, without last=',
+    ws.map((u) => u.search).join(' '));
+  report(got.ts[3] === 1796167464325734275n, 'client (scripted server): a 19-digit Timestamp beside a nested one is exact', String(got.ts[3]));
+  report(latest === 'k0,k1', 'client (scripted server): a reset clears stream.latest', latest);
+
+  // A stream that drops before its first record goes on from when it opened.
+  const t0 = Date.now();
+  const quiet = connect(`${base}/quiet`, { WebSocket, minDelay: 20, maxDelay: 40 });
+  for (let i = 0; i < 100 && urls.filter((u) => u.pathname === '/quiet').length < 2; i++) await sleep(50);
+  quiet.close();
+  const qs = urls.filter((u) => u.pathname === '/quiet');
+  const from = qs[1] ? Date.parse(qs[1].searchParams.get('from')) : NaN;
+  report(qs.length >= 2 && !qs[0].searchParams.has('from') && from >= t0 - 1000 && from <= Date.now(),
+    'client (scripted server): a stream that drops before its first record resumes from the time it opened, not from latest',
+    qs.map((u) => u.search).join(' '));
+  server.close();
+}
 
 let browser;
 const node = { recs: [], states: [], notices: [], errors: [], bigints: 0 };
@@ -144,6 +232,7 @@ try {
   const file = join(opts.work, 'client.mjs');
   writeFileSync(file, await res.text());
   const { connect } = await import(pathToFileURL(file).href);
+  await scriptedChecks(connect);
   let threw = '';
   try { connect(`ws://127.0.0.1:${proxyPort}/ws`); } catch (e) { threw = String(e); }
   report(globalThis.WebSocket !== undefined || threw.includes('WebSocket'),
@@ -153,8 +242,9 @@ try {
   nodeStream.addEventListener('notice', (e) => node.notices.push(e.text));
   nodeStream.addEventListener('error', (e) => node.errors.push(e.detail.message));
   nodeStream.addEventListener('record', (e) => {
-    node.recs.push([e.detail.partition, e.detail.offset]);
-    if (typeof e.detail.value.Timestamp === 'bigint') node.bigints++;
+    node.recs.push([e.detail.partition, e.detail.offset, e.detail.key]);
+    const ts = e.detail.value.Timestamp;
+    if (typeof ts === 'bigint' && new RegExp(`"Timestamp":${ts}[,}]`).test(e.text)) node.bigints++;
   });
 
   browser = await launchChromium();
@@ -186,6 +276,7 @@ try {
   }
 
   await flowing('connected');
+  report(await produceMultiRow(), `client: kcat produced a ${ROWS}-row Quix record`);
 
   const n = cut();
   report(n >= 2, 'client: the proxy cut every connection (a network failure, close 1006)', `${n} connections`);
@@ -207,14 +298,15 @@ try {
   nodeStream.close();
   for (const [who, st] of [['Chromium', s], [`Node ${process.version} with ws`, node]]) {
     const { problems, partitions } = inOrder(st.recs);
-    const seen = new Set(st.recs.map(([p, o]) => `${p}/${o}`));
-    if (seen.size !== st.recs.length) problems.push(`${st.recs.length - seen.size} records twice`);
+    const single = st.recs.filter(([, , k]) => k !== MULTI); // the rows are counted by inOrder
+    const seen = new Set(single.map(([p, o]) => `${p}/${o}`));
+    if (seen.size !== single.length) problems.push(`${single.length - seen.size} records twice`);
     if (st.notices.length) problems.push(`notices ${st.notices.join(' ')}`);
     if (st.errors.length) problems.push(`errors ${st.errors.join(' ')}`);
     report(problems.length === 0 && partitions > 1 && lives(st.states) >= 4,
-      `client (${who}): ${st.recs.length} records over ${partitions} partitions across a cut, a restart and a kill: none lost, none twice, ${lives(st.states)} connections`,
+      `client (${who}): ${st.recs.length} records over ${partitions} partitions (and every row of a ${ROWS}-row record) across a cut, a restart and a kill: none lost, none twice, ${lives(st.states)} connections`,
       `${problems.slice(0, 5).join('; ')} states ${st.states.join(',')}`);
-    report(st.bigints === st.recs.length && st.bigints > 0, `client (${who}): every Quix Timestamp is a BigInt`, `${st.bigints} of ${st.recs.length}`);
+    report(st.bigints === st.recs.length && st.bigints > 0, `client (${who}): every Quix Timestamp is a BigInt, exact to the nanosecond`, `${st.bigints} of ${st.recs.length}`);
   }
   report(pageErrors.every((e) => e.includes('WebSocket connection to')),
     'client: no page errors beyond the browser\'s failed-connection notices', JSON.stringify(pageErrors.slice(0, 3)));

@@ -11,8 +11,7 @@
 // the last record delivered and, whenever the connection drops, reconnects
 // with jittered exponential backoff and resumes just after that record
 // (from=cursor): nothing lost, nothing twice. As a second check it drops a
-// record below the last offset delivered in its partition (the rows of one
-// Quix record share an offset). A refusal (close 1008 other than "too slow"
+// message at or before the last one delivered in its partition. A refusal (close 1008 other than "too slow"
 // or "too many pings": bad credentials) ends the stream: state "closed" and
 // an "error" event, no retry.
 //
@@ -51,7 +50,7 @@ export class WsdestStream extends EventTarget {
   #state = '';
   #cursor = '';
   #since = ''; // from= for a reconnect before any record: when the first connection opened
-  #floors = new Map(); // partition -> last offset delivered
+  #floors = new Map(); // partition -> [next offset, rows of it delivered] after the last record delivered
   #ws = null;
   #timer = 0;
   #attempt = 0; // reconnects since the last steady connection
@@ -193,10 +192,11 @@ export class WsdestStream extends EventTarget {
       this.#notice(msg, text);
       return;
     }
-    const p = msg.partition, off = msg.offset;
+    const p = msg.partition;
+    const at = positionOf(msg.cursor, p, msg.offset);
     const floor = this.#floors.get(p);
-    if (floor !== undefined && off < floor) return; // delivered before: never twice
-    this.#floors.set(p, off);
+    if (floor !== undefined && (at[0] < floor[0] || at[0] === floor[0] && at[1] <= floor[1])) return; // delivered before
+    this.#floors.set(p, at);
     if (typeof msg.cursor === 'string' && msg.cursor) this.#cursor = msg.cursor;
     exactTimestamp(msg, text);
     if (this.#opts.keepLatest !== false) this.latest.set(keyOf(msg.key), msg);
@@ -214,6 +214,43 @@ export class WsdestStream extends EventTarget {
     }
     this.dispatchEvent(new WsdestEvent('notice', msg, text));
   }
+}
+
+// positionOf is where partition p stands after the message at offset: the
+// next offset and how many rows of the record there were delivered (the
+// rows of one Quix record share an offset). It is read from the message's
+// cursor, whose binary form (cursor.go) is: version 1, name hash (4 bytes),
+// topic id (8), then uvarints: since, the partition count, each partition's
+// next offset + 1, the partly delivered record's partition + 1 (0: none)
+// and its rows; a 2-byte checksum. A cursor of another form (or none)
+// counts the message as a whole record.
+function positionOf(cursor, p, offset) {
+  const whole = [offset + 1, 0];
+  if (typeof cursor !== 'string' || !Number.isInteger(p) || !Number.isInteger(offset)) return whole;
+  let b;
+  try { b = atob(cursor.replace(/-/g, '+').replace(/_/g, '/')); } catch { return whole; }
+  if (b.charCodeAt(0) !== 1) return whole;
+  let i = 13, bad = false;
+  const uvarint = () => {
+    let v = 0, m = 1, c;
+    do {
+      c = b.charCodeAt(i++);
+      if (Number.isNaN(c)) { bad = true; return 0; }
+      v += (c & 127) * m;
+      m *= 128;
+    } while (c & 128);
+    return v;
+  };
+  uvarint(); // since
+  const n = uvarint();
+  let next = -1;
+  for (let k = 0; k < n && !bad; k++) {
+    const o = uvarint() - 1;
+    if (k === p) next = o;
+  }
+  const rows = uvarint() === p + 1 ? uvarint() : 0;
+  if (bad || !(next === offset + 1 && rows === 0 || next === offset && rows > 0)) return whole;
+  return [next, rows];
 }
 
 function keyOf(k) {
