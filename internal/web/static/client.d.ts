@@ -38,7 +38,7 @@ export interface WsdestStateDetail {
   reason?: string;
   /** Whether that connection had opened (false: it could not connect). */
   opened?: boolean;
-  /** Milliseconds until the next attempt. */
+  /** Milliseconds until the next attempt: set when a connection has just ended, not when the attempt starts. */
   delay?: number;
 }
 

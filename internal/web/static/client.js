@@ -11,9 +11,14 @@
 // the last record delivered and, whenever the connection drops, reconnects
 // with jittered exponential backoff and resumes just after that record
 // (from=cursor): nothing lost, nothing twice. As a second check it drops a
-// message at or before the last one delivered in its partition. A refusal (close 1008 other than "too slow"
-// or "too many pings": bad credentials) ends the stream: state "closed" and
-// an "error" event, no retry.
+// message at or before the last one delivered in its partition. A refusal
+// (close 1008 other than "too slow" or "too many pings", such as
+// "unauthorized") ends the stream: state "closed" and an "error" event, no
+// retry.
+//
+// The start of the first connection is the caller's (from=, last=); every
+// later one is the resume point (#url). Notices act on the stream's state
+// in #notice before they are passed on.
 //
 // A Quix Timestamp (an integer member "Timestamp" of the value, in
 // nanoseconds, beyond a double's 53 bits) is read from the message text and
@@ -58,7 +63,6 @@ export class WsdestStream extends EventTarget {
 
   constructor(url, options = {}) {
     super();
-    this.#opts = options;
     this.#WS = options.WebSocket || globalThis.WebSocket;
     if (typeof this.#WS !== 'function') {
       throw new TypeError('wsdest client: no WebSocket here (Node.js 20: pass { WebSocket } from the ws package)');
