@@ -1,10 +1,11 @@
 // Package web is wsdest's live viewer and its JavaScript client: one HTML
-// page, its script and style, the client module (static/client.js, with its
-// types in client.d.ts) that the page and any dashboard import to stream,
-// reconnect and resume, and the vendored chart library uPlot (static/uplot: the dist files of the
-// npm package at the version in static/uplot/VERSION, with its MIT
-// LICENSE), all embedded in the binary. There is no build step, and the
-// page fetches nothing from anywhere but the wsdest that served it.
+// page, its script and style, the client module (static/client.js, with
+// its types in client.d.ts) that the page and any dashboard import to
+// stream, reconnect and resume, and the vendored chart library uPlot
+// (static/uplot: the dist files of the npm package at the version in
+// static/uplot/VERSION, with its MIT LICENSE), all embedded in the binary.
+// There is no build step, and the page fetches nothing from anywhere but
+// the wsdest that served it.
 //
 // The page works out its subscription from its own URL (the same paths and
 // query as a WebSocket client: /, /{key}, /ws/{key}, ?key=, ?envelope=,

@@ -16,15 +16,14 @@
 // status 1 if any failed.
 
 import { spawn } from 'node:child_process';
-import { openSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket, { WebSocketServer } from 'ws';
-import { Checks, launchChromium } from './lib.mjs';
+import { Checks, WsdestProcess, launchChromium } from './lib.mjs';
 
 const TIMEOUT = 20_000; // ms any single wait may take
 const { values: opts } = parseArgs({
@@ -39,35 +38,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---- the wsdest under test, on an external broker ----
 
-const baseEnv = Object.fromEntries(opts.env.split('\n').filter(Boolean).map((l) => {
-  const i = l.indexOf('=');
-  return [l.slice(0, i), l.slice(i + 1)];
-}));
-let child = null;
-function startWsdest() {
-  const out = openSync(opts.log, 'a');
-  child = spawn(opts.bin, [], {
-    env: { ...baseEnv, PORT: opts.port, HOST: '127.0.0.1', Quix__Broker__Address: opts.broker, input: 'input' },
-    stdio: ['ignore', out, out],
-  });
-}
-async function waitReady() {
-  const deadline = Date.now() + TIMEOUT;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${opts.port}/readyz`)).ok) return true;
-    } catch { /* not listening yet */ }
-    await sleep(100);
-  }
-  return false;
-}
-async function stopWsdest(signal) {
-  const c = child;
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise((r) => c.once('exit', r));
-  c.kill(signal);
-  await exited;
-}
+const wsdest = new WsdestProcess({ bin: opts.bin, port: opts.port, broker: opts.broker, log: opts.log, env: opts.env + '\nLOG_LEVEL=debug' });
 
 // ---- a TCP proxy in front of it, whose connections can be cut ----
 
@@ -95,13 +66,20 @@ const page = `<!doctype html><meta charset="utf-8"><title>client test</title>
 <script type="module">
   const q = new URLSearchParams(location.search);
   const { connect } = await import(q.get('client'));
-  window.state = { recs: [], states: [], notices: [], errors: [], bigints: 0 };
+  window.state = { recs: [], states: [], notices: [], errors: [], bigints: 0, trace: [] };
   const stream = connect(q.get('ws'));
   window.stream = stream;
-  stream.addEventListener('state', (e) => window.state.states.push(e.detail.state));
+  let fresh = false; // the next record is the first of a connection
+  stream.addEventListener('state', (e) => {
+    window.state.states.push(e.detail.state);
+    window.state.trace.push([performance.now() | 0, e.detail.state, e.detail.code, new URL(e.detail.url || 'ws://x').searchParams.get('from')].join(' '));
+    fresh = true;
+  });
   stream.addEventListener('notice', (e) => window.state.notices.push(e.text));
   stream.addEventListener('error', (e) => window.state.errors.push(e.detail.message));
   stream.addEventListener('record', (e) => {
+    if (fresh) window.state.trace.push('first ' + e.detail.partition + '/' + e.detail.offset + ' (' + e.detail.cursor + ')');
+    fresh = false;
     window.state.recs.push([e.detail.partition, e.detail.offset, e.detail.key]);
     const ts = e.detail.value.Timestamp; // exact: the digits of the text
     if (typeof ts === 'bigint' && new RegExp('"Timestamp":' + ts + '[,}]').test(e.text)) window.state.bigints++;
@@ -218,14 +196,14 @@ async function scriptedChecks(connect) {
 }
 
 let browser;
-const node = { recs: [], states: [], notices: [], errors: [], bigints: 0 };
+const node = { recs: [], states: [], notices: [], errors: [], bigints: 0, trace: [] };
 let nodeStream = null;
 try {
   await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
   await new Promise((r) => web.listen(0, '127.0.0.1', r));
   const proxyPort = proxy.address().port, webPort = web.address().port;
-  startWsdest();
-  report(await waitReady(), `client: wsdest ready on :${opts.port} (broker ${opts.broker}), proxy :${proxyPort}`);
+  wsdest.start();
+  report(await wsdest.ready(TIMEOUT), `client: wsdest ready on :${opts.port} (broker ${opts.broker}), proxy :${proxyPort}`);
 
   // Node: the client as served, saved and imported, with ws as WebSocket.
   const res = await fetch(`http://127.0.0.1:${opts.port}/_wsdest/client.js`);
@@ -238,10 +216,17 @@ try {
   report(globalThis.WebSocket !== undefined || threw.includes('WebSocket'),
     `client (node ${process.version}): without a WebSocket, connect says to pass one`, threw);
   nodeStream = connect(`ws://127.0.0.1:${proxyPort}/ws`, { WebSocket });
-  nodeStream.addEventListener('state', (e) => node.states.push(e.detail.state));
+  let fresh = false;
+  nodeStream.addEventListener('state', (e) => {
+    node.states.push(e.detail.state);
+    node.trace.push([Date.now() % 100000, e.detail.state, e.detail.code, new URL(e.detail.url || 'ws://x').searchParams.get('from')].join(' '));
+    fresh = true;
+  });
   nodeStream.addEventListener('notice', (e) => node.notices.push(e.text));
   nodeStream.addEventListener('error', (e) => node.errors.push(e.detail.message));
   nodeStream.addEventListener('record', (e) => {
+    if (fresh) node.trace.push(`first ${e.detail.partition}/${e.detail.offset} (${e.detail.cursor})`);
+    fresh = false;
     node.recs.push([e.detail.partition, e.detail.offset, e.detail.key]);
     const ts = e.detail.value.Timestamp;
     if (typeof ts === 'bigint' && new RegExp(`"Timestamp":${ts}[,}]`).test(e.text)) node.bigints++;
@@ -282,15 +267,15 @@ try {
   report(n >= 2, 'client: the proxy cut every connection (a network failure, close 1006)', `${n} connections`);
   await flowing('after the cut');
 
-  await stopWsdest('SIGTERM');
+  await wsdest.stop('SIGTERM');
   await sleep(1500); // records keep coming meanwhile; the clients back off
-  startWsdest();
-  report(await waitReady(), 'client: wsdest stopped (SIGTERM, 1001 going away) and started again 1.5 s later');
+  wsdest.start();
+  report(await wsdest.ready(TIMEOUT), 'client: wsdest stopped (SIGTERM, 1001 going away) and started again 1.5 s later');
   await flowing('after the restart');
 
-  await stopWsdest('SIGKILL');
-  startWsdest();
-  report(await waitReady(), 'client: wsdest killed (SIGKILL) and started again at once');
+  await wsdest.stop('SIGKILL');
+  wsdest.start();
+  report(await wsdest.ready(TIMEOUT), 'client: wsdest killed (SIGKILL) and started again at once');
   await flowing('after the kill');
 
   const s = await pageState();
@@ -305,7 +290,7 @@ try {
     if (st.errors.length) problems.push(`errors ${st.errors.join(' ')}`);
     report(problems.length === 0 && partitions > 1 && lives(st.states) >= 4,
       `client (${who}): ${st.recs.length} records over ${partitions} partitions (and every row of a ${ROWS}-row record) across a cut, a restart and a kill: none lost, none twice, ${lives(st.states)} connections`,
-      `${problems.slice(0, 5).join('; ')} states ${st.states.join(',')}`);
+      `${problems.slice(0, 5).join('; ')}; trace: ${st.trace.join(', ')}`);
     report(st.bigints === st.recs.length && st.bigints > 0, `client (${who}): every Quix Timestamp is a BigInt, exact to the nanosecond`, `${st.bigints} of ${st.recs.length}`);
   }
   report(pageErrors.every((e) => e.includes('WebSocket connection to')),
@@ -344,7 +329,7 @@ try {
 } finally {
   if (nodeStream) nodeStream.close();
   if (browser) await browser.close();
-  await stopWsdest('SIGTERM');
+  await wsdest.stop('SIGTERM');
   cut();
   proxy.close();
   web.close();

@@ -6,10 +6,8 @@
 //
 // Prints PASS/FAIL lines; exit status 1 if any failed.
 
-import { spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { WsdestProcess, launchChromium } from './lib.mjs';
 
 const TIMEOUT = 20_000;
 const { values: opts } = parseArgs({
@@ -24,48 +22,13 @@ function report(ok, what, why = '') {
   else { failed++; console.log(`FAIL ${what}: ${why}`); }
 }
 
-const baseEnv = Object.fromEntries(opts.env.split('\n').filter(Boolean).map((l) => {
-  const i = l.indexOf('=');
-  return [l.slice(0, i), l.slice(i + 1)];
-}));
-let child = null;
-function startWsdest() {
-  const out = openSync(opts.log, 'a');
-  child = spawn(opts.bin, [], {
-    env: { ...baseEnv, PORT: opts.port, HOST: '127.0.0.1', Quix__Broker__Address: opts.broker, input: 'input' },
-    stdio: ['ignore', out, out],
-  });
-  return child;
-}
-async function waitReady() {
-  const deadline = Date.now() + TIMEOUT;
-  while (Date.now() < deadline) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${opts.port}/readyz`);
-      if (r.ok) return true;
-    } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
-async function stopWsdest() {
-  const c = child;
-  const exited = new Promise((r) => c.once('exit', r));
-  c.kill('SIGTERM');
-  await exited;
-}
+const wsdest = new WsdestProcess({ bin: opts.bin, port: opts.port, broker: opts.broker, log: opts.log, env: opts.env });
 
 let browser;
 try {
-  startWsdest();
-  report(await waitReady(), `sse_restart: wsdest ready on :${opts.port} (broker ${opts.broker})`);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    timeout: 60_000,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  wsdest.start();
+  report(await wsdest.ready(TIMEOUT), `sse_restart: wsdest ready on :${opts.port} (broker ${opts.broker})`);
+  browser = await launchChromium();
   const tab = await browser.newPage();
   await tab.goto(`http://127.0.0.1:${opts.port}/healthz`, { timeout: TIMEOUT });
   // docs/protocol.md's example: EventSource needs no code to resume.
@@ -85,11 +48,11 @@ try {
   await tab.waitForFunction(() => window.state.events.length >= 20, null, { timeout: TIMEOUT, polling: 50 });
   report(true, 'sse_restart: EventSource receives demo records');
 
-  await stopWsdest();
+  await wsdest.stop();
   const atStop = await count();
   await new Promise((r) => setTimeout(r, 1500)); // records keep coming meanwhile
-  startWsdest();
-  report(await waitReady(), 'sse_restart: wsdest restarted on the same port');
+  wsdest.start();
+  report(await wsdest.ready(TIMEOUT), 'sse_restart: wsdest restarted on the same port');
   const want = atStop + 80;
   let ok = true;
   try {
@@ -115,6 +78,6 @@ try {
   report(false, 'sse_restart: run the checks', String(e && e.stack ? e.stack : e));
 } finally {
   if (browser) await browser.close();
-  if (child && child.exitCode === null) await stopWsdest();
+  await wsdest.stop();
 }
 process.exit(failed ? 1 : 0);
