@@ -22,19 +22,14 @@ if [[ ! -d $INTEROP_DIR/node_modules/playwright-core ]]; then
 	finish
 fi
 
-# example_page: the fenced block after the client-page marker, from
-# docs/protocol.md, or from docs/incoming-client.md until it moves there.
+# example_page: the fenced block after the client-page marker in
+# docs/protocol.md.
 example_page() {
-	local f
-	for f in "$REPO_ROOT/docs/protocol.md" "$REPO_ROOT/docs/incoming-client.md"; do
-		[[ -f $f ]] && grep -q '^<!-- protocol-example: client-page -->$' "$f" || continue
-		awk '
-			$0 == "<!-- protocol-example: client-page -->" { found = 1; next }
-			found && /^```/ { if (inside) exit; inside = 1; next }
-			inside { print }
-		' "$f"
-		return
-	done
+	awk '
+		$0 == "<!-- protocol-example: client-page -->" { found = 1; next }
+		found && /^```/ { if (inside) exit; inside = 1; next }
+		inside { print }
+	' "$REPO_ROOT/docs/protocol.md"
 }
 
 start_wsdest client-broker DEMO_INTERVAL=50ms || finish
@@ -51,7 +46,7 @@ example_page | sed "s/localhost:8000/127.0.0.1:$port/g" >"$WORK/example.html"
 if [[ -s $WORK/example.html ]]; then
 	pass "client: the example page taken from the docs"
 else
-	fail "client: no block after <!-- protocol-example: client-page --> in docs/protocol.md or docs/incoming-client.md"
+	fail "client: no block after <!-- protocol-example: client-page --> in docs/protocol.md"
 fi
 
 mapfile -t env_args < <(clean_env)
