@@ -152,7 +152,15 @@ async function scriptedChecks(connect) {
     },
     (ws) => { ws.send(env(0, 1, 'c11')); },
   ];
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  let refusedHandshakes = 0;
+  const server = new WebSocketServer({
+    host: '127.0.0.1', port: 0,
+    verifyClient: (info, cb) => {
+      if (!info.req.url.startsWith('/bad')) return cb(true);
+      refusedHandshakes++;
+      return cb(false, 400, 'Bad Request');
+    },
+  });
   await new Promise((r) => server.once('listening', r));
   server.on('connection', (ws, req) => {
     urls.push(new URL(req.url, 'ws://x'));
@@ -192,6 +200,19 @@ async function scriptedChecks(connect) {
   report(qs.length >= 2 && !qs[0].searchParams.has('from') && from >= t0 - 1000 && from <= Date.now(),
     'client (scripted server): a stream that drops before its first record resumes from the time it opened, not from latest',
     qs.map((u) => u.search).join(' '));
+  // A handshake answered with an HTTP error (wsdest's 400 for a bad from=)
+  // is retried, at the backoff, without an error: a browser cannot tell it
+  // from a network failure.
+  const bad = { states: [], errors: 0 };
+  const refused = connect(`${base}/bad`, { WebSocket, minDelay: 20, maxDelay: 40 });
+  refused.addEventListener('state', (e) => bad.states.push(e.detail.state));
+  refused.addEventListener('error', () => bad.errors++);
+  for (let i = 0; i < 100 && refusedHandshakes < 3; i++) await sleep(50);
+  const st = refused.state;
+  refused.close();
+  report(refusedHandshakes >= 3 && st === 'reconnecting' && bad.errors === 0 && !bad.states.includes('live'),
+    'client (scripted server): a handshake refused with 400 is retried at the backoff, with no error event',
+    `${refusedHandshakes} handshakes, state ${st}, ${bad.errors} errors`);
   server.close();
 }
 
