@@ -214,6 +214,19 @@ async function scriptedChecks(connect) {
     'client (scripted server): a handshake refused with 400 is retried at the backoff, with no error event',
     `${refusedHandshakes} handshakes, state ${st}, ${bad.errors} errors`);
   server.close();
+
+  // close() while the handshake is under way: with the ws package that
+  // must not end the process (ws emits "error" for it).
+  const silent = net.createServer(() => {}); // accepts, never answers
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+  const hanging = connect(`ws://127.0.0.1:${silent.address().port}/ws`, { WebSocket });
+  await sleep(300);
+  const before = hanging.state;
+  hanging.close();
+  await sleep(300);
+  report(before === 'connecting' && hanging.state === 'closed', 'client (Node, ws): close() during the handshake ends the stream quietly',
+    `${before} -> ${hanging.state}`);
+  silent.close();
 }
 
 let browser;

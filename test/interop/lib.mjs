@@ -53,7 +53,12 @@ export class WsdestProcess {
 
   start() {
     const out = openSync(this.log, 'a');
-    this.#child = spawn(this.bin, [], { env: this.env, stdio: ['ignore', out, out] });
+    const child = spawn(this.bin, [], { env: this.env, stdio: ['ignore', out, out] });
+    // Not left running if the script dies of an uncaught exception.
+    const kill = () => child.kill('SIGKILL');
+    process.once('exit', kill);
+    child.once('exit', () => process.off('exit', kill));
+    this.#child = child;
   }
 
   // ready waits up to timeout ms for /readyz to answer 200.

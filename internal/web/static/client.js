@@ -150,7 +150,10 @@ export class WsdestStream extends EventTarget {
     const ws = this.#ws;
     this.#ws = null;
     if (!ws) return;
-    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    // A listener stays: the ws package emits "error" for a socket closed
+    // while it connects, which without one would end a Node.js process.
+    ws.onerror = () => {};
     try { ws.close(code, reason); } catch { /* already closing */ }
   }
 
