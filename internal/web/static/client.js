@@ -12,8 +12,8 @@
 // with jittered exponential backoff and resumes just after that record
 // (from=cursor): nothing lost, nothing twice. As a second check it drops a
 // message at or before the last one delivered in its partition. A refusal
-// (close 1008 other than "too slow" or "too many pings", such as
-// "unauthorized") ends the stream: state "closed" and an "error" event, no
+// (close 1008 other than "too slow" or "too many pings": "unauthorized",
+// "token expired", "credential revoked") ends the stream: state "closed" and an "error" event, no
 // retry.
 //
 // The start of the first connection is the caller's (from=, last=); every
