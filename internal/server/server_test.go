@@ -23,6 +23,7 @@ import (
 	"github.com/wsdest/wsdest/internal/e2etest"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
+	"github.com/wsdest/wsdest/internal/ready"
 	"github.com/wsdest/wsdest/internal/server"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
@@ -116,8 +117,13 @@ func newServer(t *testing.T, cfg server.Config) *fixture {
 		t.Fatal(err)
 	}
 	cfg.Logger = logger
-	if cfg.Ready == nil {
-		cfg.Ready = f.ready.Load
+	if cfg.Readiness == nil {
+		cfg.Readiness = func() []ready.Condition {
+			if f.ready.Load() {
+				return nil
+			}
+			return []ready.Condition{{Reason: ready.BrokerUnreachable, Detail: "no Kafka broker answers: tried k:1: refused"}}
+		}
 	}
 	f.srv = server.New(cfg, f.hub, p)
 	ts := httptest.NewServer(f.srv)
