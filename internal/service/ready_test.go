@@ -209,4 +209,3 @@ func TestFirstScrapeHasEveryGauge(t *testing.T) {
 		})
 	}
 }
-
