@@ -18,8 +18,9 @@
 // reloaded when its files change) and tlsread.go (TLS clients watched by the
 // epoll loop and decrypted off it). Every answer that is not a stream has
 // Config.WriteTimeout to be written. Every check that refuses a request
-// answers before the WebSocket handshake, except a bad credential, which
-// gets the original connector's close 1008 "unauthorized".
+// answers before the WebSocket handshake, except a missing or bad
+// credential, which gets the original connector's close 1008, with a
+// reason that says what to do (refusal.go).
 package server
 
 import (
@@ -330,6 +331,10 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
+		if r.Header.Get("Sec-WebSocket-Key") != "" {
+			s.upgradeDropped(w, r)
+			return
+		}
 		if s.viewer != nil && wantsViewer(r) {
 			s.servePage(w, r)
 			return
@@ -366,10 +371,15 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 			a.slot.release()
 			return
 		}
-		s.rejects.reject(r.Context(), RejectUnauthorized, a.remote, "client rejected: missing or invalid credentials", "path", r.URL.Path)
+		refusal := credentialRefusal(r, authErr)
+		s.rejects.reject(r.Context(), RejectUnauthorized, a.remote, "client rejected: "+refusal, "path", r.URL.Path)
 		go func() {
 			defer a.slot.release()
-			rejectConn(conn, wsframe.ClosePolicyViolation, wsframe.ReasonUnauthorized)
+			if refusal == wsframe.ReasonNotAccepted {
+				rejectConn(conn, wsframe.ClosePolicyViolation, wsframe.ReasonNotAccepted)
+			} else {
+				rejectConn(conn, wsframe.ClosePolicyViolation, wsframe.ReasonNoCredential)
+			}
 		}()
 		return
 	}

@@ -218,7 +218,7 @@ func TestAuthRejects(t *testing.T) {
 	if got := good.Next(t); string(got) != "1" {
 		t.Errorf("got %s", got)
 	}
-	bad.ExpectClose(t, 1008, "unauthorized")
+	bad.ExpectClose(t, 1008, "credential not accepted")
 	if l := f.log.Lines("client rejected"); len(l) != 1 || !strings.Contains(l[0], "remote="+bad.LocalAddr()) || strings.Contains(l[0], "bad") {
 		t.Errorf("rejection log lines: %q", l)
 	}
@@ -313,5 +313,14 @@ func TestFailedHandshakeClosesConnection(t *testing.T) {
 			}
 			e2etest.Eventually(t, "the client forgotten", func() bool { return f.hub.Stats().Clients == 0 })
 		})
+	}
+}
+
+// TestRefusalsFitACloseFrame: a close reason has at most 123 bytes.
+func TestRefusalsFitACloseFrame(t *testing.T) {
+	for _, r := range []string{wsframe.ReasonNoCredential, wsframe.ReasonNotAccepted} {
+		if len(r) > 123 {
+			t.Errorf("%q is %d bytes, more than a close frame holds", r, len(r))
+		}
 	}
 }

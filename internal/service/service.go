@@ -282,6 +282,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.auth != nil {
 		g.Go(func() error { return s.auth.Run(gctx, s.srv.Revoke) })
 	}
+	g.Go(func() error { return s.announceAvailability(gctx) })
 	g.Go(func() error {
 		var err error
 		if s.certs != nil {

@@ -126,14 +126,14 @@
     sock.onclose = (ev) => {
       if (ws !== sock) return;
       ws = null;
-      if (ev.code === 1008 && ev.reason === 'unauthorized') {
+      if (ev.code === 1008 && (ev.reason.startsWith('no credential') || ev.reason === 'credential not accepted')) {
         setState('unauthorized', 'unauthorized');
         // A 401 page load means wsdest asked for HTTP Basic and the
         // browser has none to send (the prompt was cancelled).
         const nav = performance.getEntriesByType('navigation')[0];
         const basic = nav && nav.responseStatus === 401;
         showAlert(sub.token
-          ? 'wsdest refused this token (close 1008 "unauthorized"). Enter a valid API key in the Token field and press Subscribe.'
+          ? 'wsdest refused this token (close 1008 "credential not accepted"). Enter a valid API key in the Token field and press Subscribe.'
           : basic
             ? 'This wsdest requires a user name and password (HTTP Basic) or an API key: reload the page to be asked for the password, or enter an API key in the Token field and press Subscribe.'
             : 'This wsdest requires an API key: add ?token=API_KEY to the page URL, or enter it in the Token field and press Subscribe.');
@@ -179,6 +179,14 @@
     if (isObj(msg) && 'notice' in msg && !isEnvelope(msg)) {
       notices++;
       logPush(raw, 'notice');
+      // wsdest says when the data stops (the Kafka broker or the topic is
+      // gone) and when it flows again; the connection itself stays open.
+      if (msg.notice === 'unavailable') {
+        const why = { broker_unreachable: 'Kafka broker unreachable', topic_missing: 'topic missing' }[msg.reason] || String(msg.reason || 'unknown');
+        setState('unavailable', `data unavailable: ${why}`);
+      } else if (msg.notice === 'available' && ws) {
+        setState('open', 'connected');
+      }
       return; // notices are not records: never charted
     }
     logPush(raw, '');
