@@ -146,7 +146,7 @@ declare -A PIDS
 start_replica() {
 	start_bg "$WORK/replica$1.log" ip netns exec "$tag-$1" env -i -C "$WORK" "${env_args[@]}" \
 		HOST="$net.1$1" PORT=8000 Quix__Broker__Address="$broker" input=input \
-		TRUSTED_PROXIES="$proxy" "$WSDEST_BIN"
+		TRUSTED_PROXIES="$proxy" LOG_LEVEL=debug "$WSDEST_BIN"
 	PIDS[$1]=$BG_PID
 	if ! ready_in "http://$net.1$1:8000/readyz" 30 "$BG_PID"; then
 		fail "nginx_replicas: replica $1 ready on $net.1$1:8000"
@@ -185,6 +185,14 @@ if ((sse >= 2)); then
 	pass "nginx_replicas: SSE through nginx streams events as they come ($sse in 4 s)"
 else
 	fail "nginx_replicas: SSE through nginx: $sse events in 4 s"
+fi
+
+# X-Forwarded-For: the replica that served the SSE client names the
+# client's address (127.0.0.1 in nginx's namespace), not nginx's.
+if grep -h "client connected" "$WORK"/replica[123].log | grep -q "transport=sse.* remote=\"127.0.0.1 via $net.3:"; then
+	pass "nginx_replicas: with TRUSTED_PROXIES, the replica logs the client's address from X-Forwarded-For"
+else
+	fail "nginx_replicas: no replica logged the SSE client as remote=127.0.0.1: $(cat "$WORK"/replica[123].log | grep 'client connected' | head -3)"
 fi
 
 # A WebSocket request that lost its upgrade headers on the way: nginx is
