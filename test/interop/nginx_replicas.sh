@@ -217,9 +217,11 @@ sleep 7
 # One replica killed mid-stream, then started again.
 victim=2
 before=$(grep -c "^/ws?.*client=stayer" "$WORK/nginx/access.log")
-kill -KILL "${PIDS[$victim]}"
 STOPPED+=("${PIDS[$victim]}")
-wait "${PIDS[$victim]}" 2>/dev/null
+{
+	kill -KILL "${PIDS[$victim]}"
+	wait "${PIDS[$victim]}"
+} 2>/dev/null
 sleep 3
 moved=$(grep "^/ws?.*client=stayer" "$WORK/nginx/access.log" | tail -n +$((before + 1)) | grep -c " $net.1$victim:8000")
 if ((moved >= 1)); then
