@@ -33,19 +33,6 @@ func (h *Hub) Announce(m *Message, standing bool) {
 	}
 }
 
-// announce queues m for the client unless it has no frame of the client's
-// shape or the client is closing.
-func (c *Client) announce(m *Message) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cost := c.Cost(m)
-	if c.closing || cost == 0 {
-		return
-	}
-	if c.queue == nil {
-		c.queue = c.hub.shardOf(c).getArray()
-	}
-	c.queue = append(c.queue, m)
-	c.queued += cost
-	c.wakeLocked()
-}
+// announce queues m for the client, as Push does (nothing when it has no
+// frame of the client's shape, or the client is closing).
+func (c *Client) announce(m *Message) { c.Push([]*Message{m}) }
