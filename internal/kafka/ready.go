@@ -36,9 +36,6 @@ func (s *Source) Conditions() []ready.Condition {
 func (s *Source) unreachable() string {
 	seeds := strings.Join(s.cfg.Brokers, ",")
 	address, why := s.reach.lastFailure()
-	if down, _, reason := s.reach.outage(); down && reason != "" {
-		why = reason
-	}
 	switch {
 	case why == "":
 		return "connecting to the Kafka broker at " + seeds + " (no answer yet)"

@@ -57,7 +57,9 @@ func waitReason(t *testing.T, s *e2etest.Service, reason string) (string, readyz
 	e2etest.Eventually(t, "/readyz naming "+reason, func() bool {
 		var status int
 		status, text, js = readyz(t, s)
-		return status == http.StatusServiceUnavailable && len(js.Conditions) > 0 && js.Conditions[0].Reason == reason
+		// Fetched one after the other: both must name it.
+		return status == http.StatusServiceUnavailable && len(js.Conditions) > 0 && js.Conditions[0].Reason == reason &&
+			strings.HasPrefix(text, "not ready: "+reason+": ")
 	})
 	return text, js
 }
@@ -86,8 +88,14 @@ func TestReadyzBrokerUnreachable(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	s := e2etest.StartService(t, e2etest.Env{"Quix__Broker__Address": addr, "input": "t"})
-	text, js := waitReason(t, s, "broker_unreachable")
 	want := "not ready: broker_unreachable: no Kafka broker answers: tried " + addr + ": "
+	var text string
+	var js readyzJSON
+	// Before the first attempt fails it says it is connecting.
+	e2etest.Eventually(t, "/readyz naming the address tried", func() bool {
+		text, js = waitReason(t, s, "broker_unreachable")
+		return strings.HasPrefix(text, want) && len(js.Conditions) > 0 && strings.Contains(js.Conditions[0].Detail, "tried")
+	})
 	if !strings.HasPrefix(text, want) || !strings.Contains(text, "connection refused") || strings.Count(text, "\n") != 1 {
 		t.Errorf("/readyz text %q, want one line starting %q and saying why", text, want)
 	}
