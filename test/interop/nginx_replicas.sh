@@ -5,8 +5,9 @@
 # the replicas read it through Quix__Broker__Address). nginx and the clients
 # run in a fifth namespace. Checks, through nginx:
 #   - the shipped configuration passes `nginx -t` as it is;
-#   - WebSocket and SSE work, and a request whose Upgrade header is dropped
-#     (nginx without the upgrade lines) gets wsdest's 426 naming the fix;
+#   - SSE streams unbuffered, the client's address reaches the replicas
+#     through X-Forwarded-For, and a WebSocket handshake through an nginx
+#     server without the upgrade lines gets wsdest's 426 naming the fix;
 #   - a client that drops its connection every second and resumes with its
 #     cursor lands on all three replicas, nothing lost or duplicated;
 #   - one replica killed with SIGKILL mid-stream: its clients move to the
@@ -24,11 +25,11 @@ if [[ ! -x $NGINX ]]; then
 fi
 conf_src=$REPO_ROOT/deploy/nginx/wsdest.conf
 
-# nginx_main DIR INCLUDE LISTEN_RUNTIME: writes DIR/nginx.conf, a main
+# nginx_main DIR INCLUDE [EXTRA]: writes DIR/nginx.conf, a main
 # configuration whose http block includes INCLUDE, as Debian's does with
-# conf.d/*.conf, with everything nginx writes kept in DIR.
+# conf.d/*.conf, and EXTRA, with everything nginx writes kept in DIR.
 nginx_main() {
-	local dir=$1 include=$2
+	local dir=$1 include=$2 extra=${3:-}
 	mkdir -p "$dir"
 	cat >"$dir/nginx.conf" <<-CONF
 		daemon off;
@@ -43,6 +44,7 @@ nginx_main() {
 		    client_body_temp_path $dir/body;
 		    proxy_temp_path $dir/proxy;
 		    include $include;
+		    $extra
 		}
 	CONF
 }
@@ -167,7 +169,9 @@ if [[ $(grep -c "server $net.1[123]:8000" "$conf") != 3 ]] || ! grep -q 'listen 
 	fail "nginx_replicas: rewrite the upstream and listen lines of wsdest.conf (did their form change?)"
 	finish
 fi
-nginx_main "$WORK/nginx" "$conf"
+# Beside it, a server as many are first written: proxying to the same
+# replicas without the upgrade lines.
+nginx_main "$WORK/nginx" "$conf" "server { listen 127.0.0.1:8081; location / { proxy_pass http://wsdest; proxy_http_version 1.1; } }"
 start_bg "$WORK/nginx.log" ip netns exec "$tag-n" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf"
 nginx_pid=$BG_PID
 if ! ready_in "http://127.0.0.1:8080/readyz" 10 "$nginx_pid"; then
@@ -195,14 +199,14 @@ else
 	fail "nginx_replicas: no replica logged the SSE client as remote=127.0.0.1: $(cat "$WORK"/replica[123].log | grep 'client connected' | head -3)"
 fi
 
-# A WebSocket request that lost its upgrade headers on the way: nginx is
-# asked for a WebSocket path without them, as a proxy without the upgrade
-# lines would forward it.
-body=$(in_ns n curl -sS -m 5 -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Sec-WebSocket-Version: 13' \
-	-w '\n%{http_code}' 'http://127.0.0.1:8080/ws')
+# A WebSocket handshake through the server without the upgrade lines:
+# nginx drops Upgrade and Connection, and wsdest says so.
+body=$(in_ns n curl -sS -m 5 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+	-H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Sec-WebSocket-Version: 13' \
+	-w '\n%{http_code}' 'http://127.0.0.1:8081/ws')
 if [[ ${body##*$'\n'} == 426 && $body == *"a proxy between the client and wsdest dropped them"* &&
 	$body == *'proxy_set_header Upgrade $http_upgrade;'* ]]; then
-	pass "nginx_replicas: a WebSocket request without its Upgrade header gets 426 saying a proxy dropped it, with the nginx lines"
+	pass "nginx_replicas: a WebSocket handshake through nginx without the upgrade lines gets 426 saying a proxy dropped them, with the lines"
 else
 	fail "nginx_replicas: 426 for a request without Upgrade: $body"
 fi
@@ -264,7 +268,7 @@ fi
 	          f"no gap, no repeat" if ok else f"gaps={c['gaps']} dups={c['dups']} notices={c['notices']} errors={c['errors']}")
 PY
 # The dropper's connections landed on every replica.
-mapfile -t served < <(grep '^/ws?.*client=dropper0' "$WORK/nginx/access.log" | awk '{print $3}' | tr ',' '\n' | sed 's/ //g' | sort -u)
+mapfile -t served < <(grep '^/ws?.*client=dropper0' "$WORK/nginx/access.log" | awk '{print $3}' | tr ',' '\n' | sed 's/ //g' | grep -v '^$' | sort -u)
 landed=$(printf '%s\n' "${served[@]}" | grep -c "^$net.1[123]:8000$")
 if ((landed == 3)); then
 	pass "nginx_replicas: the dropping client landed on all three replicas (${served[*]})"
