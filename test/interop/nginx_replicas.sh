@@ -268,7 +268,9 @@ fi
 	          f"no gap, no repeat" if ok else f"gaps={c['gaps']} dups={c['dups']} notices={c['notices']} errors={c['errors']}")
 PY
 # The dropper's connections landed on every replica.
-mapfile -t served < <(grep '^/ws?.*client=dropper0' "$WORK/nginx/access.log" | cut -d' ' -f3- | tr ',' '\n' | sed 's/ //g' | grep -v '^$' | sort -u)
+# (Of its upgraded connections, the replica that answered: the last
+# address when nginx had to try more than one.)
+mapfile -t served < <(grep '^/ws?.*client=dropper0.* 101 ' "$WORK/nginx/access.log" | cut -d' ' -f3- | awk -F', ' '{print $NF}' | sort -u)
 landed=$(printf '%s\n' "${served[@]}" | grep -c "^$net.1[123]:8000$")
 if ((landed == 3)); then
 	pass "nginx_replicas: the dropping client landed on all three replicas (${served[*]})"
