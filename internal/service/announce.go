@@ -10,7 +10,7 @@ import (
 
 // availabilityEvery is how often announceAvailability looks at the
 // source's conditions: what it adds to the delay after which /readyz
-// reports an outage (kafka.FrozenBrokerDetection at most).
+// reports an outage.
 const availabilityEvery = 250 * time.Millisecond
 
 // announceAvailability tells envelope and SSE clients when the data stops
