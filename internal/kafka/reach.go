@@ -180,7 +180,7 @@ func (r *reach) outage() (down bool, since time.Time, why string) {
 }
 
 // lastFailure returns the address and the error of the last failed
-// attempt ("" when none failed since the broker was last up).
+// attempt, "" when none has failed yet.
 func (r *reach) lastFailure() (address, why string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -14,7 +14,7 @@ import (
 // the records only.
 func TestUnavailableNotice(t *testing.T) {
 	t.Parallel()
-	b, p, s := start(t, 2, nil)
+	b, _, s := start(t, 2, nil)
 	env := e2etest.Connect(t, s.URL("/ws?envelope=true"))
 	envKey := e2etest.Connect(t, s.URL("/ws/k1?envelope=true")) // notices go to every subscription
 	plain := e2etest.Connect(t, s.URL("/ws"))
@@ -57,7 +57,7 @@ func TestUnavailableNotice(t *testing.T) {
 			t.Fatalf("SSE client got %+v, want %s", ev, available)
 		}
 	}
-	p = e2etest.NewProducer(t, b) // the old producer holds the old topic's id
+	p := e2etest.NewProducer(t, b) // the old producer holds the old topic's id
 	p.Produce([]byte("k1"), []byte(`{"after":1}`))
 	for _, c := range []*e2etest.Client{plain, latePlain} {
 		if got := string(c.Next(t)); got != `{"after":1}` {
