@@ -262,7 +262,7 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 
 	// Secrets only by reference, and every name one wsdest reads.
-	secrets := []string{config.EnvAPIKeys, config.EnvWSPassword, config.EnvSASLPassword, config.EnvSDKToken}
+	secrets := []string{config.EnvAPIKeys, config.EnvWSPassword, config.EnvSASLPassword, config.EnvSDKToken, config.EnvJWTSecret}
 	var names []string
 	for k := range cm.Data {
 		names = append(names, k)
@@ -291,9 +291,19 @@ func TestKubernetesManifests(t *testing.T) {
 	}); err != nil {
 		t.Errorf("the manifests' settings do not start wsdest: %v", err)
 	}
-	code, err := os.ReadFile("internal/config/config.go")
+	srcs, err := filepath.Glob("internal/config/*.go")
 	if err != nil {
 		t.Fatal(err)
+	}
+	var code []byte
+	for _, f := range srcs {
+		if !strings.HasSuffix(f, "_test.go") {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code = append(code, b...)
+		}
 	}
 	for _, n := range names {
 		if n != "GOMEMLIMIT" && !strings.Contains(string(code), `"`+n+`"`) {
