@@ -79,6 +79,7 @@ restart_pid=$WS_PID restart_port=$WS_PORT restart_broker=$BROKER
 mapfile -t env_args < <(clean_env)
 node_out=$WORK/viewer-restart.out
 restarted=$WORK/restarted
+: >"$node_out" # before the loop below reads it
 timeout -k 5 120 env CHROMIUM="$CHROMIUM" node "$INTEROP_DIR/viewer.mjs" \
 	--restart-port "$restart_port" --restarted "$restarted" --shots "$shots" >"$node_out" 2>&1 &
 node_pid=$!
