@@ -9,7 +9,7 @@
 #
 # It installs what it lacks and skips what is already there, so a second run
 # is fast: staticcheck (pinned, with go install) and, for the interop tests,
-# Debian's kcat, python3-websockets, chromium, curl and openssl (apt-get; as root, or
+# Debian's kcat, python3-websockets, chromium, curl, openssl, nginx-light and iproute2 (apt-get; as root, or
 # through sudo) and playwright-core and ws (npm ci in test/interop; it never
 # downloads a browser). Needs Go 1.26 and, for the interop tests, Node.js 20+
 # with npm and a Debian-based system.
@@ -24,7 +24,7 @@ set -u -o pipefail
 
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2, which supports Go 1.26
 GO_TEST_TIMEOUT=3m         # per test binary; the whole suite takes ~40 s here with a warm build cache
-INTEROP_APT_PACKAGES=(kcat python3-websockets chromium curl openssl)
+INTEROP_APT_PACKAGES=(kcat python3-websockets chromium curl openssl nginx-light iproute2)
 
 cd "$(dirname "$0")" || exit 1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 # the tests use Debian's Chromium

@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -35,12 +37,13 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
-// run is the whole program; it returns the exit status. Tests call it with
+// run is the whole program; it returns the exit status. environ is the
+// environment as os.Environ returns it ("NAME=value"). Tests call it with
 // their own environment and PORT=0.
-func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("wsdest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	envFile := fs.String("env-file", "", "`file` of KEY=VALUE settings read beneath the environment; it must exist (default: ./.env if there is one)")
@@ -73,7 +76,15 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		fmt.Fprintf(stderr, "wsdest: %v\n", err)
 		return exitConfig
 	}
-	cfg, err := config.FromEnv(config.Lookup(dotenv, lookup))
+	env := envMap(environ)
+	lookup := config.Lookup(dotenv, func(name string) (string, bool) { v, ok := env[name]; return v, ok })
+	// A misspelt name is refused before anything is read: ignored, it
+	// could start the development broker in place of the real one.
+	if err := config.CheckNames(slices.Concat(slices.Collect(maps.Keys(env)), slices.Collect(maps.Keys(dotenv))), lookup); err != nil {
+		fmt.Fprintf(stderr, "wsdest: %v\n", err)
+		return exitConfig
+	}
+	cfg, err := config.FromEnv(lookup)
 	if err != nil {
 		fmt.Fprintf(stderr, "wsdest: %v\n", err)
 		return exitConfig
@@ -111,6 +122,18 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 	logger.Info("wsdest stopped")
 	return exitOK
+}
+
+// envMap turns os.Environ's "NAME=value" entries into a map; a later
+// entry of the same name wins, as with os.Getenv.
+func envMap(environ []string) map[string]string {
+	env := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if name, value, ok := strings.Cut(kv, "="); ok && name != "" {
+			env[name] = value
+		}
+	}
+	return env
 }
 
 // loadEnvFile reads the -env-file named (which must exist) or, when none

@@ -57,7 +57,7 @@ func TestHelp(t *testing.T) {
 	t.Parallel()
 	for _, arg := range []string{"-h", "-help", "--help"} {
 		var stdout, stderr bytes.Buffer
-		if code := run(t.Context(), []string{arg}, e2etest.Env{}.Lookup, &stdout, &stderr); code != 0 {
+		if code := run(t.Context(), []string{arg}, e2etest.Env{}.Environ(), &stdout, &stderr); code != 0 {
 			t.Errorf("%s: exit %d, want 0", arg, code)
 		}
 		if !strings.Contains(stderr.String(), "Usage: wsdest") || !strings.Contains(stderr.String(), "-env-file") {
@@ -106,6 +106,12 @@ func TestStartErrors(t *testing.T) {
 			[]string{"PORT", "address already in use"}},
 		{"dev broker port in use", base.Without("Quix__Broker__Address").With(e2etest.Env{"DEV_BROKER_ADDR": busy.Addr().String()}),
 			[]string{"DEV_BROKER_ADDR", "address already in use"}},
+		// A misspelt broker setting must not start the dev broker.
+		{"broker address in the wrong case", base.Without("Quix__Broker__Address").With(e2etest.Env{"QUIX__BROKER__ADDRESS": unreachable}),
+			[]string{"QUIX__BROKER__ADDRESS is not a setting wsdest reads: did you mean Quix__Broker__Address?"}},
+		{"broker address one letter off", base.Without("Quix__Broker__Address").With(e2etest.Env{"Quix__Broker__Adress": unreachable}),
+			[]string{"Quix__Broker__Adress", "did you mean Quix__Broker__Address?"}},
+		{"topic in the wrong case", base.Without("input").With(e2etest.Env{"INPUT": "t"}), []string{"INPUT", "did you mean input?"}},
 		// Quix Streams' retries: five attempts over 15 s, the slowest case.
 		{"unreachable Portal API", base.Without("Quix__Broker__Address").With(e2etest.Env{
 			"Quix__Sdk__Token": secret, "Quix__Workspace__Id": "ws", "Quix__Portal__Api": "http://" + unreachable,
@@ -115,7 +121,7 @@ func TestStartErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
-			code := run(t.Context(), noEnvFile(t), tt.env.Lookup, &stdout, &stderr)
+			code := run(t.Context(), noEnvFile(t), tt.env.Environ(), &stdout, &stderr)
 			if code != 2 {
 				t.Errorf("exit %d, want 2", code)
 			}
@@ -141,7 +147,7 @@ func TestStartErrors(t *testing.T) {
 func TestUnexpectedArgument(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	if code := run(t.Context(), []string{"serve"}, e2etest.Env{}.Lookup, &stdout, &stderr); code != 2 {
+	if code := run(t.Context(), []string{"serve"}, e2etest.Env{}.Environ(), &stdout, &stderr); code != 2 {
 		t.Errorf("exit %d, want 2", code)
 	}
 	if !strings.Contains(stderr.String(), `unexpected argument "serve"`) {
@@ -167,7 +173,7 @@ func startProgram(t *testing.T, env e2etest.Env) *program {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	p.cancel = cancel
 	args := noEnvFile(t)
-	go func() { p.done <- run(ctx, args, env.Lookup, &bytes.Buffer{}, p.log) }()
+	go func() { p.done <- run(ctx, args, env.Environ(), &bytes.Buffer{}, p.log) }()
 	t.Cleanup(func() {
 		if code, ok := p.stop(); !ok || code != 0 {
 			t.Errorf("run: exit %d (returned %v), want 0", code, ok)
@@ -295,11 +301,24 @@ func TestEnvFile(t *testing.T) {
 	t.Parallel()
 	missing := filepath.Join(t.TempDir(), "typo.env")
 	var stdout, stderr bytes.Buffer
-	if code := run(t.Context(), []string{"-env-file", missing}, e2etest.Env{}.Lookup, &stdout, &stderr); code != 2 {
+	if code := run(t.Context(), []string{"-env-file", missing}, e2etest.Env{}.Environ(), &stdout, &stderr); code != 2 {
 		t.Errorf("missing -env-file: exit %d, want 2", code)
 	}
 	if out := stderr.String(); strings.Count(out, "\n") != 1 || !strings.Contains(out, missing+" does not exist") {
 		t.Errorf("missing -env-file: stderr %q, want one line naming the file", out)
+	}
+
+	// A misspelling in the file is refused like one in the environment.
+	typo := filepath.Join(t.TempDir(), "typo-inside.env")
+	if err := os.WriteFile(typo, []byte("quix__broker__address=kafka:9092\ninput=t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stderr.Reset()
+	if code := run(t.Context(), []string{"-env-file", typo}, e2etest.Env{}.Environ(), &stdout, &stderr); code != 2 {
+		t.Errorf("misspelt name in the env file: exit %d, want 2", code)
+	}
+	if out := stderr.String(); out != "wsdest: quix__broker__address is not a setting wsdest reads: did you mean Quix__Broker__Address? (names are case-sensitive)\n" {
+		t.Errorf("misspelt name in the env file: stderr %q", out)
 	}
 
 	file := filepath.Join(t.TempDir(), "dev.env")
@@ -310,7 +329,9 @@ func TestEnvFile(t *testing.T) {
 	p.log.DumpOnFailure(t, "wsdest")
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	p.cancel = cancel
-	go func() { p.done <- run(ctx, []string{"-env-file", file}, e2etest.Env{}.Lookup, &bytes.Buffer{}, p.log) }()
+	go func() {
+		p.done <- run(ctx, []string{"-env-file", file}, e2etest.Env{}.Environ(), &bytes.Buffer{}, p.log)
+	}()
 	var line string
 	e2etest.Eventually(t, "the start-up line", func() bool {
 		l := p.log.Lines("wsdest started")
@@ -331,7 +352,7 @@ func TestEnvFile(t *testing.T) {
 func TestVersion(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	if code := run(t.Context(), []string{"-version"}, e2etest.Env{}.Lookup, &stdout, &stderr); code != 0 {
+	if code := run(t.Context(), []string{"-version"}, e2etest.Env{}.Environ(), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d, want 0; stderr %q", code, stderr.String())
 	}
 	if out := stdout.String(); !strings.HasPrefix(out, "wsdest ") || !strings.Contains(out, runtime.Version()) || strings.Count(out, "\n") != 1 {

@@ -23,6 +23,15 @@ func (e Env) Lookup(name string) (string, bool) {
 	return v, ok
 }
 
+// Environ returns e as os.Environ does: "NAME=value" entries.
+func (e Env) Environ() []string {
+	out := make([]string, 0, len(e))
+	for k, v := range e {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
 // With returns a copy of e with the variables of more added or replaced.
 func (e Env) With(more Env) Env {
 	out := maps.Clone(e)

@@ -327,6 +327,33 @@ func ResetNotice(reason string) []byte {
 	return append(b, '}')
 }
 
+// UnavailableNotice is the notice that the stream's data cannot be read
+// for reason (a ready.Reason: "broker_unreachable", "topic_missing"); the
+// stream goes on by itself once it can:
+// {"notice":"unavailable","reason":"broker_unreachable"}.
+func UnavailableNotice(reason string) []byte {
+	b := []byte(`{"notice":"unavailable","reason":`)
+	b = appendJSONString(b, reason)
+	return append(b, '}')
+}
+
+// AvailableNotice is the notice that the data is flowing again after an
+// unavailable notice: {"notice":"available"}.
+func AvailableNotice() []byte { return []byte(`{"notice":"available"}`) }
+
+// Announcement returns one message carrying the notice json framed for
+// every shape that gets notices (not ShapePlain), for hub.Announce: its
+// frames are built once and shared by every client. Like Notice's, it has
+// Partition -1 and Rows 0.
+func Announcement(json []byte) *hub.Message {
+	m := &hub.Message{Partition: -1}
+	m.Frames[hub.ShapeEnvelope] = wsframe.Text(json)
+	ev := sseframe.Event("", json)
+	m.Frames[hub.ShapeSSEPlain] = ev
+	m.Frames[hub.ShapeSSEEnvelope] = ev
+	return m
+}
+
 // Notice returns a message carrying the notice json framed for shape, or
 // nil for ShapePlain, which gets no notices. SSE notices are events
 // without an id, so that the stream's last event id stays the cursor of

@@ -183,6 +183,13 @@ type Hub struct {
 	// bufs holds *[]byte: the buffers in which writers of connections that
 	// are not raw sockets join a batch for its one Write.
 	bufs sync.Pool
+
+	// announceMu orders Announce (which holds it) against AddClient
+	// (which reads it while it puts a client in its shard), so that a
+	// client gets either an announcement or the standing one that replaced
+	// it, never both (announce.go).
+	announceMu sync.RWMutex
+	standing   *Message // guarded by announceMu; nil when none stands
 }
 
 // shard holds a subset of the clients, indexed for routing. mu guards every
@@ -337,6 +344,7 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 	c.from = h.wantSeq.Load()
 
 	s := h.shardOf(c)
+	h.announceMu.RLock()
 	s.mu.Lock()
 	s.members[c] = struct{}{}
 	switch c.sub.route() {
@@ -352,6 +360,10 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 		}
 	}
 	s.mu.Unlock()
+	if m := h.standing; m != nil {
+		c.announce(m)
+	}
+	h.announceMu.RUnlock()
 	// Checked after the client is in its shard: either Shutdown's
 	// snapshot, taken after stopping was set, finds it, or this sees
 	// stopping.

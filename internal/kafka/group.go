@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,12 +51,69 @@ func sinceStart(start time.Time) kgo.Offset {
 }
 
 // opts hooks g into the group: the client must also consume the topic with
-// ConsumeStartOffset(sinceStart(start)).
+// ConsumeStartOffset(sinceStart(start)), and call g.assigned from its
+// OnPartitionsAssigned (groupAssignment's).
 func (g *groupStart) opts() []kgo.Opt {
+	return []kgo.Opt{kgo.AdjustFetchOffsetsFn(g.adjust)}
+}
+
+// groupAssignment keeps the partitions of the topic the group assigned to
+// this member, for the lag series (Stats); franz-go calls its hooks on its
+// group goroutines.
+type groupAssignment struct {
+	topic string
+	start *groupStart // nil unless positioning partitions itself
+
+	// joined turns true at the first session's assignment (even of no
+	// partition) and stays true: read by Conditions.
+	joined atomic.Bool
+
+	mu    sync.Mutex
+	parts map[int32]bool // guarded by mu
+}
+
+// opts hooks a into the group. Not OnPartitionsRevoked: setting it would
+// replace franz-go's commit on revoke, so a partition moved to another
+// member in a rebalance keeps its series here (with its last value).
+func (a *groupAssignment) opts() []kgo.Opt {
 	return []kgo.Opt{
-		kgo.OnPartitionsAssigned(g.assigned),
-		kgo.AdjustFetchOffsetsFn(g.adjust),
+		kgo.OnPartitionsAssigned(a.assigned),
+		kgo.OnPartitionsLost(a.lost),
 	}
+}
+
+func (a *groupAssignment) assigned(ctx context.Context, cl *kgo.Client, added map[string][]int32) {
+	a.mu.Lock()
+	if a.parts == nil {
+		a.parts = make(map[int32]bool)
+	}
+	for _, p := range added[a.topic] {
+		a.parts[p] = true
+	}
+	a.mu.Unlock()
+	a.joined.Store(true)
+	if a.start != nil {
+		a.start.assigned(ctx, cl, added)
+	}
+}
+
+func (a *groupAssignment) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	a.mu.Lock()
+	for _, p := range lost[a.topic] {
+		delete(a.parts, p)
+	}
+	a.mu.Unlock()
+}
+
+// partitions returns the partitions assigned now.
+func (a *groupAssignment) partitions() []int32 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]int32, 0, len(a.parts))
+	for p := range a.parts {
+		out = append(out, p)
+	}
+	return out
 }
 
 // assigned is called at the start of every group session, even with

@@ -44,7 +44,8 @@ type reach struct {
 	connected bool      // was ever up
 	down      bool      // an outage has been logged and has not ended
 	downSince time.Time // start of the current outage: the last answer before it
-	lastErr   string    // why the broker is unreachable, for the reminders
+	lastErr   string    // why the broker is unreachable, for the reminders and /readyz
+	lastAddr  string    // the broker address of the last failed attempt
 }
 
 var (
@@ -130,12 +131,17 @@ func (r *reach) failed(meta kgo.BrokerMetadata, err error) {
 	}
 	r.mu.Lock()
 	delete(r.upNodes, meta.NodeID)
-	if len(r.upNodes) > 0 || r.down {
+	if len(r.upNodes) > 0 {
+		r.mu.Unlock()
+		return
+	}
+	r.lastErr, r.lastAddr = err.Error(), addr(meta)
+	if r.down {
 		r.mu.Unlock()
 		return
 	}
 	r.up.Store(false)
-	r.down, r.downSince, r.lastErr = true, r.outageStart(), err.Error()
+	r.down, r.downSince = true, r.outageStart()
 	r.mu.Unlock()
 
 	msg := "kafka broker unreachable; retrying"
@@ -171,6 +177,14 @@ func (r *reach) outage() (down bool, since time.Time, why string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.down, r.downSince, r.lastErr
+}
+
+// lastFailure returns the address and the error of the last failed
+// attempt, "" when none has failed yet.
+func (r *reach) lastFailure() (address, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastAddr, r.lastErr
 }
 
 func authError(err error) bool {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -45,12 +46,17 @@ type Source struct {
 	// when Config.groupLatest; nil otherwise. Called by franz-go's group
 	// goroutines; group.ready is read by Ready.
 	group *groupStart
+	// assigned keeps a group member's partitions; nil without a group.
+	assigned *groupAssignment
 
 	// errLog lets one fetch error line of a kind through every
 	// errorLogEvery; its keys leave the partition out, so one error
 	// hitting every partition is one line.
 	errLog   *ratelog.Limiter
 	consumed consumption
+	// topicMissing is set by Run's watcher while the broker does not know
+	// the topic; read by Conditions.
+	topicMissing atomic.Bool
 }
 
 // NewSource creates the franz-go client for cfg; it does not wait for the
@@ -74,6 +80,11 @@ func NewSource(cfg Config, logger *slog.Logger) (*Source, error) {
 		group = newGroupStart(cfg.Topic, start, orDefault(cfg.watchEvery, watchEvery))
 		opts = append(opts, group.opts()...)
 	}
+	var assignment *groupAssignment
+	if cfg.Group != "" {
+		assignment = &groupAssignment{topic: cfg.Topic, start: group}
+		opts = append(opts, assignment.opts()...)
+	}
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: create client: %w", err)
@@ -85,6 +96,7 @@ func NewSource(cfg Config, logger *slog.Logger) (*Source, error) {
 		reach:     r,
 		recreated: recreated,
 		group:     group,
+		assigned:  assignment,
 		errLog:    ratelog.New(orDefault(cfg.errorLogEvery, errorLogEvery), 1),
 	}
 	if cfg.pinned() {
@@ -157,9 +169,11 @@ func (s *Source) watch(ctx context.Context) {
 			switch {
 			case !missing && errors.Is(err, kerr.UnknownTopicOrPartition):
 				missing = true
+				s.topicMissing.Store(true)
 				s.logger.Warn(fmt.Sprintf("kafka topic %s does not exist yet; waiting", s.cfg.Topic), "topic", s.cfg.Topic)
 			case missing && s.partitionsKnown():
 				missing = false
+				s.topicMissing.Store(false)
 				s.logger.Info(fmt.Sprintf("kafka topic %s exists now", s.cfg.Topic), "topic", s.cfg.Topic)
 			}
 		}
@@ -173,12 +187,9 @@ func (s *Source) watch(ctx context.Context) {
 // Ready is true is delivered. With a group, that is once the member has
 // joined and positioned the partitions it was assigned (none is fine); the
 // record is delivered by whichever member owns its partition, and later
-// rebalances do not make Ready false.
-func (s *Source) Ready() bool {
-	return s.reach.up.Load() && s.partitionsKnown() &&
-		(s.pins == nil || s.pins.ready.Load()) &&
-		(s.group == nil || s.group.ready.Load())
-}
+// rebalances do not make Ready false. A group member of any start rule
+// waits for its first assignment. Conditions says which part is missing.
+func (s *Source) Ready() bool { return len(s.Conditions()) == 0 }
 
 // Close leaves the consumer group (committing its offsets) and closes the
 // connections. Call it after Run has returned; it is safe to call twice.

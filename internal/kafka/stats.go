@@ -14,7 +14,10 @@ type Stats struct {
 	Records uint64 `json:"records"`
 	// Lag is, per partition, the partition's high watermark minus the
 	// position after the last record consumed, as of the last fetch that
-	// returned records of that partition.
+	// returned records of that partition. Every partition the Source
+	// consumes has an entry as soon as it is known (without a group) or
+	// assigned (with one): 0 until its first fetch with records, which
+	// comes at once when records are waiting, so 0 is also true then.
 	Lag map[int32]int64 `json:"lag"`
 	// BrokerUp reports whether a broker is reachable (see Ready).
 	BrokerUp bool `json:"broker_up"`
@@ -55,5 +58,26 @@ func (s *Source) Stats() Stats {
 	if lag == nil {
 		lag = map[int32]int64{}
 	}
+	for _, p := range s.consumedPartitions() {
+		if _, ok := lag[p]; !ok {
+			lag[p] = 0
+		}
+	}
 	return Stats{Records: s.consumed.records.Load(), Lag: lag, BrokerUp: s.reach.up.Load()}
+}
+
+// consumedPartitions returns the partitions the Source consumes: a group
+// member's assigned ones, or else every partition franz-go's metadata
+// knows of the topic.
+func (s *Source) consumedPartitions() []int32 {
+	if s.assigned != nil {
+		return s.assigned.partitions()
+	}
+	var out []int32
+	for p := int32(0); ; p++ {
+		if leader, _, err := s.client.PartitionLeader(s.cfg.Topic, p); leader < 0 || err != nil {
+			return out
+		}
+		out = append(out, p)
+	}
 }

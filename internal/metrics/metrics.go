@@ -49,6 +49,9 @@ type Snapshot struct {
 	// BrokerUp reports whether a Kafka broker is reachable; Ready whether
 	// the service is ready (/readyz).
 	BrokerUp, Ready bool
+	// NotReady holds every readiness condition by reason, true while it
+	// keeps the service from being ready.
+	NotReady map[string]bool
 }
 
 // Connections is the number of clients of one transport and shape.
@@ -134,9 +137,10 @@ var (
 	descDeliveries  = prometheus.NewDesc("wsdest_deliveries_total", "Frames written to clients.", nil, nil)
 	descBytes       = prometheus.NewDesc("wsdest_delivered_bytes_total", "Bytes written to clients.", nil, nil)
 	descWrites      = prometheus.NewDesc("wsdest_writes_total", "Write system calls to clients (each carries one or more frames).", nil, nil)
-	descLag         = prometheus.NewDesc("wsdest_consumer_lag", "High watermark minus the consumer's position, by partition, as of the partition's last fetch with records.", []string{"partition"}, nil)
+	descLag         = prometheus.NewDesc("wsdest_consumer_lag", "High watermark minus the consumer's position, by partition, as of the partition's last fetch with records; 0 from its assignment until then.", []string{"partition"}, nil)
 	descBrokerUp    = prometheus.NewDesc("wsdest_broker_up", "1 while a Kafka broker answers, 0 during an outage.", nil, nil)
 	descReady       = prometheus.NewDesc("wsdest_ready", "1 while /readyz answers 200.", nil, nil)
+	descNotReady    = prometheus.NewDesc("wsdest_not_ready", "1 while this condition keeps /readyz at 503 (the reasons /readyz names), 0 otherwise.", []string{"reason"}, nil)
 )
 
 // collector turns a Snapshot into constant metrics at scrape time.
@@ -144,7 +148,7 @@ type collector struct{ snap func() Snapshot }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descConnects, descCloses, descRejected, descAuth, descRecords,
-		descSkipped, descDeliveries, descBytes, descWrites, descLag, descBrokerUp, descReady} {
+		descSkipped, descDeliveries, descBytes, descWrites, descLag, descBrokerUp, descReady, descNotReady} {
 		ch <- d
 	}
 }
@@ -181,6 +185,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descBrokerUp, prometheus.GaugeValue, b2f(s.BrokerUp))
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, b2f(s.Ready))
+	reasons := make([]string, 0, len(s.NotReady))
+	for r := range s.NotReady {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		ch <- prometheus.MustNewConstMetric(descNotReady, prometheus.GaugeValue, b2f(s.NotReady[r]), r)
+	}
 }
 
 func sortedKeys(m map[string]uint64) []string {

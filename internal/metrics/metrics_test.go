@@ -23,7 +23,8 @@ func snapshot() metrics.Snapshot {
 		Records:      10, Skipped: map[string]uint64{"not_json": 3},
 		Deliveries: 70, DeliveredBytes: 700, Writes: 35,
 		Lag:      map[int32]int64{0: 0, 1: 4},
-		BrokerUp: true, Ready: true,
+		BrokerUp: true, Ready: false,
+		NotReady: map[string]bool{"broker_unreachable": false, "topic_missing": true},
 	}
 }
 
@@ -38,7 +39,7 @@ func TestCollectorValues(t *testing.T) {
 # HELP wsdest_deliveries_total Frames written to clients.
 # TYPE wsdest_deliveries_total counter
 wsdest_deliveries_total 70
-# HELP wsdest_consumer_lag High watermark minus the consumer's position, by partition, as of the partition's last fetch with records.
+# HELP wsdest_consumer_lag High watermark minus the consumer's position, by partition, as of the partition's last fetch with records; 0 from its assignment until then.
 # TYPE wsdest_consumer_lag gauge
 wsdest_consumer_lag{partition="0"} 0
 wsdest_consumer_lag{partition="1"} 4
@@ -49,8 +50,16 @@ wsdest_closes_total{reason="queue_full"} 0
 # HELP wsdest_connections Clients connected now, by transport and shape.
 # TYPE wsdest_connections gauge
 wsdest_connections{shape="plain",transport="websocket"} 7
+# HELP wsdest_not_ready 1 while this condition keeps /readyz at 503 (the reasons /readyz names), 0 otherwise.
+# TYPE wsdest_not_ready gauge
+wsdest_not_ready{reason="broker_unreachable"} 0
+wsdest_not_ready{reason="topic_missing"} 1
+# HELP wsdest_ready 1 while /readyz answers 200.
+# TYPE wsdest_ready gauge
+wsdest_ready 0
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "wsdest_deliveries_total", "wsdest_consumer_lag", "wsdest_closes_total", "wsdest_connections"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "wsdest_deliveries_total", "wsdest_consumer_lag", "wsdest_closes_total", "wsdest_connections",
+		"wsdest_not_ready", "wsdest_ready"); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.CollectAndCount(reg, "wsdest_delivery_latency_seconds"); n != 1 {

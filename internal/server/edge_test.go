@@ -334,7 +334,7 @@ func TestRejectLogLimited(t *testing.T) {
 		c.Close()
 	}
 	e2etest.Eventually(t, "every rejection counted", func() bool { return f.srv.Rejections()[server.RejectUnauthorized] == n })
-	debug := f.log.Lines("client rejected: missing or invalid credentials")
+	debug := f.log.Lines("client rejected: credential not accepted")
 	if len(debug) != 10 {
 		t.Errorf("%d debug lines for %d rejections within a second, want 10", len(debug), n)
 	}

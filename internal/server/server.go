@@ -18,8 +18,9 @@
 // reloaded when its files change) and tlsread.go (TLS clients watched by the
 // epoll loop and decrypted off it). Every answer that is not a stream has
 // Config.WriteTimeout to be written. Every check that refuses a request
-// answers before the WebSocket handshake, except a bad credential, which
-// gets the original connector's close 1008 "unauthorized".
+// answers before the WebSocket handshake, except a missing or bad
+// credential, which gets the original connector's close 1008, with a
+// reason that says what to do (refusal.go).
 package server
 
 import (
@@ -42,6 +43,7 @@ import (
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/ratelog"
+	"github.com/wsdest/wsdest/internal/ready"
 	"github.com/wsdest/wsdest/internal/web"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
@@ -79,9 +81,10 @@ type Config struct {
 	// takeover) to clients that ask for it; their frames are compressed
 	// once per message and shape by the hub. Default false.
 	Compression bool
-	// Ready reports whether the service can deliver records (/readyz).
-	// Nil means always ready.
-	Ready func() bool
+	// Readiness returns the conditions that keep the service from
+	// delivering records, none when it is ready (/readyz). Nil means
+	// always ready.
+	Readiness func() []ready.Condition
 	// Stats, if set, is served as JSON at /stats.
 	Stats func() any
 	// Logger receives the server's log lines. Default slog.Default().
@@ -228,14 +231,40 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if s.cfg.Ready != nil && !s.cfg.Ready() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("not ready: waiting for the Kafka broker and the topic's partitions\n"))
+// readyz answers 200 "ready" or 503 with what is missing, one condition
+// a line ("not ready: broker_unreachable: no Kafka broker answers: tried
+// ..."), or as JSON when the request accepts application/json:
+// {"ready":false,"conditions":[{"reason":"...","detail":"..."}]}.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	var unmet []ready.Condition
+	if s.cfg.Readiness != nil {
+		unmet = s.cfg.Readiness()
+	}
+	status := http.StatusOK
+	if len(unmet) > 0 {
+		status = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(struct {
+			Ready      bool              `json:"ready"`
+			Conditions []ready.Condition `json:"conditions"`
+		}{len(unmet) == 0, append([]ready.Condition{}, unmet...)})
 		return
 	}
-	_, _ = w.Write([]byte("ready\n"))
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	if len(unmet) == 0 {
+		_, _ = w.Write([]byte("ready\n"))
+		return
+	}
+	var b strings.Builder
+	for _, c := range unmet {
+		fmt.Fprintf(&b, "not ready: %s: %s\n", c.Reason, c.Detail)
+	}
+	_, _ = w.Write([]byte(b.String()))
 }
 
 func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
@@ -302,6 +331,10 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
+		if r.Header.Get("Sec-WebSocket-Key") != "" {
+			s.upgradeDropped(w, r)
+			return
+		}
 		if s.viewer != nil && wantsViewer(r) {
 			s.servePage(w, r)
 			return
@@ -338,10 +371,15 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 			a.slot.release()
 			return
 		}
-		s.rejects.reject(r.Context(), RejectUnauthorized, a.remote, "client rejected: missing or invalid credentials", "path", r.URL.Path)
+		refusal := credentialRefusal(r, authErr)
+		s.rejects.reject(r.Context(), RejectUnauthorized, a.remote, "client rejected: "+refusal, "path", r.URL.Path)
 		go func() {
 			defer a.slot.release()
-			rejectConn(conn, wsframe.ClosePolicyViolation, wsframe.ReasonUnauthorized)
+			if refusal == wsframe.ReasonNotAccepted {
+				rejectConn(conn, wsframe.ClosePolicyViolation, wsframe.ReasonNotAccepted)
+			} else {
+				rejectConn(conn, wsframe.ClosePolicyViolation, wsframe.ReasonNoCredential)
+			}
 		}()
 		return
 	}

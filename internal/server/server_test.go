@@ -23,6 +23,7 @@ import (
 	"github.com/wsdest/wsdest/internal/e2etest"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
+	"github.com/wsdest/wsdest/internal/ready"
 	"github.com/wsdest/wsdest/internal/server"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
@@ -116,8 +117,13 @@ func newServer(t *testing.T, cfg server.Config) *fixture {
 		t.Fatal(err)
 	}
 	cfg.Logger = logger
-	if cfg.Ready == nil {
-		cfg.Ready = f.ready.Load
+	if cfg.Readiness == nil {
+		cfg.Readiness = func() []ready.Condition {
+			if f.ready.Load() {
+				return nil
+			}
+			return []ready.Condition{{Reason: ready.BrokerUnreachable, Detail: "no Kafka broker answers: tried k:1: refused"}}
+		}
 	}
 	f.srv = server.New(cfg, f.hub, p)
 	ts := httptest.NewServer(f.srv)
@@ -212,7 +218,7 @@ func TestAuthRejects(t *testing.T) {
 	if got := good.Next(t); string(got) != "1" {
 		t.Errorf("got %s", got)
 	}
-	bad.ExpectClose(t, 1008, "unauthorized")
+	bad.ExpectClose(t, 1008, "credential not accepted")
 	if l := f.log.Lines("client rejected"); len(l) != 1 || !strings.Contains(l[0], "remote="+bad.LocalAddr()) || strings.Contains(l[0], "bad") {
 		t.Errorf("rejection log lines: %q", l)
 	}
@@ -307,5 +313,14 @@ func TestFailedHandshakeClosesConnection(t *testing.T) {
 			}
 			e2etest.Eventually(t, "the client forgotten", func() bool { return f.hub.Stats().Clients == 0 })
 		})
+	}
+}
+
+// TestRefusalsFitACloseFrame: a close reason has at most 123 bytes.
+func TestRefusalsFitACloseFrame(t *testing.T) {
+	for _, r := range []string{wsframe.ReasonNoCredential, wsframe.ReasonNotAccepted} {
+		if len(r) > 123 {
+			t.Errorf("%q is %d bytes, more than a close frame holds", r, len(r))
+		}
 	}
 }

@@ -65,8 +65,9 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		if b, ok := s.cfg.Auth.(interface{ BasicConfigured() bool }); ok && b.BasicConfigured() {
 			w.Header().Set("WWW-Authenticate", `Basic realm="wsdest", charset="UTF-8"`)
 		}
-		s.rejects.reject(r.Context(), RejectUnauthorized, a.remote, "client rejected: missing or invalid credentials", "path", r.URL.Path)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		refusal := credentialRefusal(r, authErr)
+		s.rejects.reject(r.Context(), RejectUnauthorized, a.remote, "client rejected: "+refusal, "path", r.URL.Path)
+		http.Error(w, refusal, http.StatusUnauthorized)
 		return
 	}
 	if !s.scope(w, r, &a, p) {

@@ -337,7 +337,7 @@ func TestGrants(t *testing.T) {
 // TestJWTRefusals: a token that is expired, not yet valid, for another
 // issuer or audience, tampered, unsigned, signed with HMAC over the public
 // key, without a keys claim, or naming an unknown kid is refused
-// (WebSocket: 1008 "unauthorized"; SSE: 401), each counted under its
+// (WebSocket: 1008 "credential not accepted"; SSE: 401), each counted under its
 // reason; then the JWKS rotates in the unknown kid and the same token is
 // accepted.
 func TestJWTRefusals(t *testing.T) {
@@ -371,7 +371,7 @@ func TestJWTRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := e2etest.Connect(t, svc.URL("/ws?token="+tt.token), e2etest.NoSync())
-			c.ExpectClose(t, 1008, "unauthorized")
+			c.ExpectClose(t, 1008, "credential not accepted")
 			ctx, cancel := e2etest.Context(t)
 			defer cancel()
 			_, resp, err := e2etest.DialSSE(ctx, svc.HTTPURL("/sse"), http.Header{"Authorization": {"Bearer " + tt.token}})
@@ -474,7 +474,7 @@ func TestKeysFileRevocation(t *testing.T) {
 		t.Errorf("SSE stream of a revoked key did not end: %v", err)
 	}
 	c := e2etest.Connect(t, svc.URL("/ws?token="+tenantAKey), e2etest.NoSync())
-	c.ExpectClose(t, 1008, "unauthorized")
+	c.ExpectClose(t, 1008, "credential not accepted")
 
 	// A malformed file: the last good one stays in force.
 	writeKeys(t, s.keysFile, adminKey+"\n"+adminKey+" t-a/*\n")

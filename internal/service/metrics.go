@@ -11,6 +11,7 @@ import (
 
 	"github.com/wsdest/wsdest/internal/config"
 	"github.com/wsdest/wsdest/internal/metrics"
+	"github.com/wsdest/wsdest/internal/ready"
 )
 
 // newMetrics creates the service's registry and metrics, and binds
@@ -53,7 +54,15 @@ func (s *Service) metricsSnapshot() metrics.Snapshot {
 		Writes:         h.Writes,
 		Lag:            k.Lag,
 		BrokerUp:       k.BrokerUp,
-		Ready:          s.Ready(),
+		NotReady:       make(map[string]bool, len(ready.Reasons)),
+	}
+	for _, r := range ready.Reasons {
+		snap.NotReady[string(r)] = false
+	}
+	unmet := s.Readiness()
+	snap.Ready = len(unmet) == 0
+	for _, c := range unmet {
+		snap.NotReady[string(c.Reason)] = true
 	}
 	for r, n := range h.Closes {
 		snap.Closes[string(r)] = n

@@ -29,6 +29,7 @@ import (
 	"github.com/wsdest/wsdest/internal/kafka"
 	"github.com/wsdest/wsdest/internal/metrics"
 	"github.com/wsdest/wsdest/internal/netpoll"
+	"github.com/wsdest/wsdest/internal/ready"
 	"github.com/wsdest/wsdest/internal/server"
 )
 
@@ -168,7 +169,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		SocketSendBuffer: cfg.Clients.SocketSendBuffer,
 		WriteTimeout:     cfg.Clients.WriteTimeout,
 		Compression:      cfg.Clients.Compression,
-		Ready:            s.Ready,
+		Readiness:        s.Readiness,
 		Stats:            s.stats,
 		Logger:           logger,
 		Resumer:          s.resumer,
@@ -227,8 +228,21 @@ func (s *Service) MetricsAddr() net.Addr {
 }
 
 // Ready reports whether the service is consuming its topic and knows the
-// topic's identity (for cursors).
-func (s *Service) Ready() bool { return s.source.Ready() && s.tap.Ready() }
+// topic's identity (for cursors): Readiness is empty.
+func (s *Service) Ready() bool { return len(s.Readiness()) == 0 }
+
+// Readiness returns the conditions that keep the service from being ready
+// (what /readyz reports), none when it is: the Kafka source's, then the
+// topic's identity, named only once the source is ready (it follows from
+// the source's). Safe to call from any goroutine.
+func (s *Service) Readiness() []ready.Condition {
+	unmet := s.source.Conditions()
+	if len(unmet) == 0 && !s.tap.Ready() {
+		unmet = append(unmet, ready.Condition{Reason: ready.TopicIdentityUnknown,
+			Detail: "learning the topic's identity, which every cursor carries"})
+	}
+	return unmet
+}
 
 // Stats is what /stats serves.
 type Stats struct {
@@ -268,6 +282,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.auth != nil {
 		g.Go(func() error { return s.auth.Run(gctx, s.srv.Revoke) })
 	}
+	g.Go(func() error { return s.announceAvailability(gctx) })
 	g.Go(func() error {
 		var err error
 		if s.certs != nil {

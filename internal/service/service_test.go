@@ -226,8 +226,11 @@ func TestKeyRouting(t *testing.T) {
 
 // TestAuth connects with good and bad credentials to a service with API
 // keys and to one with Basic credentials. Rejected clients complete the
-// handshake and are closed with 1008 "unauthorized" before any data; the
-// log names their address and never a credential.
+// handshake and are closed with 1008 before any data, with a reason that
+// says what to do: a request with no credential where wsdest reads one
+// (none at all, ?api_key=, ?access_token=, ?Token=) is pointed at
+// ?token=, a wrong one is not accepted; the log names their address and
+// never a credential.
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	const (
@@ -255,20 +258,24 @@ func TestAuth(t *testing.T) {
 		path    string
 		opts    []e2etest.DialOption
 		accept  bool
+		refusal string // the close reason when not accepted
 	}{
-		{"token query", "keys", "/ws?token=" + key, nil, true},
-		{"first of several keys", "keys", "/ws?token=k1", nil, true},
-		{"bearer", "keys", "/ws", []e2etest.DialOption{e2etest.WithBearer(key)}, true},
-		{"token on a key route", "keys", "/ws/car-1?token=" + key, nil, true},
-		{"wrong token", "keys", "/ws?token=" + wrongKey, nil, false},
-		{"missing token", "keys", "/ws", nil, false},
-		{"empty token", "keys", "/ws?token=", nil, false},
-		{"wrong bearer", "keys", "/ws", []e2etest.DialOption{e2etest.WithBearer(wrongKey)}, false},
-		{"basic with only API keys", "keys", "/ws", []e2etest.DialOption{e2etest.WithBasic(user, key)}, false},
-		{"basic", "basic", "/ws", []e2etest.DialOption{e2etest.WithBasic(user, password)}, true},
-		{"wrong password", "basic", "/ws", []e2etest.DialOption{e2etest.WithBasic(user, wrongPwd)}, false},
-		{"wrong user", "basic", "/ws", []e2etest.DialOption{e2etest.WithBasic("someone", password)}, false},
-		{"token with only basic", "basic", "/ws?token=" + url.QueryEscape(password), nil, false},
+		{"token query", "keys", "/ws?token=" + key, nil, true, ""},
+		{"first of several keys", "keys", "/ws?token=k1", nil, true, ""},
+		{"bearer", "keys", "/ws", []e2etest.DialOption{e2etest.WithBearer(key)}, true, ""},
+		{"token on a key route", "keys", "/ws/car-1?token=" + key, nil, true, ""},
+		{"wrong token", "keys", "/ws?token=" + wrongKey, nil, false, "credential not accepted"},
+		{"missing token", "keys", "/ws", nil, false, "no credential: use ?token=KEY, Authorization: Bearer or Basic"},
+		{"api_key", "keys", "/ws?api_key=" + key, nil, false, "no credential: use ?token=KEY, Authorization: Bearer or Basic"},
+		{"access_token", "keys", "/ws?access_token=" + key, nil, false, "no credential: use ?token=KEY, Authorization: Bearer or Basic"},
+		{"Token in another case", "keys", "/ws?Token=" + key, nil, false, "no credential: use ?token=KEY, Authorization: Bearer or Basic"},
+		{"empty token", "keys", "/ws?token=", nil, false, "no credential: use ?token=KEY, Authorization: Bearer or Basic"},
+		{"wrong bearer", "keys", "/ws", []e2etest.DialOption{e2etest.WithBearer(wrongKey)}, false, "credential not accepted"},
+		{"basic with only API keys", "keys", "/ws", []e2etest.DialOption{e2etest.WithBasic(user, key)}, false, "credential not accepted"},
+		{"basic", "basic", "/ws", []e2etest.DialOption{e2etest.WithBasic(user, password)}, true, ""},
+		{"wrong password", "basic", "/ws", []e2etest.DialOption{e2etest.WithBasic(user, wrongPwd)}, false, "credential not accepted"},
+		{"wrong user", "basic", "/ws", []e2etest.DialOption{e2etest.WithBasic("someone", password)}, false, "credential not accepted"},
+		{"token with only basic", "basic", "/ws?token=" + url.QueryEscape(password), nil, false, "credential not accepted"},
 	}
 	conns := make([]*e2etest.Client, len(tests))
 	for i, tt := range tests {
@@ -291,7 +298,7 @@ func TestAuth(t *testing.T) {
 				}
 				return
 			}
-			c.ExpectClose(t, 1008, "unauthorized")
+			c.ExpectClose(t, 1008, tt.refusal)
 			lines := svcs[tt.service].Log.Lines("remote=" + c.LocalAddr())
 			if len(lines) != 1 || !strings.Contains(lines[0], "client rejected") {
 				t.Errorf("log lines for %s: %q, want one rejection", c.LocalAddr(), lines)

@@ -104,6 +104,7 @@ func TestSSEAuth(t *testing.T) {
 		ok     bool
 	}{
 		{"none", "/sse", nil, false},
+		{"api_key", "/sse?api_key=key-1", nil, false},
 		{"bad token", "/sse?token=nope", nil, false},
 		{"token", "/sse?token=key-1", nil, true},
 		{"bearer", "/sse", http.Header{"Authorization": {"Bearer key-1"}}, true},
@@ -126,6 +127,13 @@ func TestSSEAuth(t *testing.T) {
 			}
 			if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
 				t.Fatalf("status %d, WWW-Authenticate %q; want 401 with a Basic challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			}
+			want := "no credential: use ?token=KEY, Authorization: Bearer or Basic\n"
+			if strings.Contains(tt.path, "token=") {
+				want = "credential not accepted\n"
+			}
+			if body := resp.Header.Get("X-Test-Body"); body != want {
+				t.Errorf("401 body %q, want %q", body, want)
 			}
 		})
 	}

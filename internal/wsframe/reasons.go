@@ -15,8 +15,12 @@ const (
 	ReasonTooSlow = "too slow"
 	// ReasonTooManyPings (1008): the client sent over 100 pings in a second.
 	ReasonTooManyPings = "too many pings"
-	// ReasonUnauthorized (1008): missing or invalid credentials.
-	ReasonUnauthorized = "unauthorized"
+	// ReasonNoCredential (1008, and the SSE 401 body): the request carried
+	// no credential where wsdest reads one; it says where to put one.
+	ReasonNoCredential = "no credential: use ?token=KEY, Authorization: Bearer or Basic"
+	// ReasonNotAccepted (1008, and the SSE 401 body): a credential that is
+	// not one of the configured ones.
+	ReasonNotAccepted = "credential not accepted"
 	// ReasonTokenExpired (1008): the client's token reached its exp.
 	ReasonTokenExpired = "token expired"
 	// ReasonCredentialRevoked (1008): the client's API key was removed

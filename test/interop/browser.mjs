@@ -131,14 +131,15 @@ async function run() {
     `browser: ${keyed} receives only sensor-2, in envelopes`,
     `${summary(r)} first=${JSON.stringify(r.state.messages[0])}`);
 
-  for (const [what, url] of [
-    ['a bad token', `${authWS}?token=bad`],
-    ['no token', authWS],
+  for (const [what, url, reason] of [
+    ['a bad token', `${authWS}?token=bad`, 'credential not accepted'],
+    ['no token', authWS, 'no credential: use ?token=KEY, Authorization: Bearer or Basic'],
+    ['?access_token=', `${authWS}?access_token=${opts.key}`, 'no credential: use ?token=KEY, Authorization: Bearer or Basic'],
   ]) {
     r = await open(url, () => window.state.closed !== null);
     const c = r.state.closed;
-    report(c !== null && c.code === 1008 && c.reason === 'unauthorized' && r.state.messages.length === 0,
-      `browser: with auth on, ${what} sees onclose with code 1008 and reason "unauthorized"`, summary(r));
+    report(c !== null && c.code === 1008 && c.reason === reason && r.state.messages.length === 0,
+      `browser: with auth on, ${what} sees onclose with code 1008 and reason "${reason}"`, summary(r));
   }
 
   const good = `${authWS}?token=${opts.key}`;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian's Chromium, driven by playwright-core, runs the README's JavaScript
 # client in a page: demo data arrives and parses as JSON; with auth on, a bad
-# token sees onclose with 1008 "unauthorized".
+# token sees onclose with 1008 "credential not accepted", none 1008 pointing
+# at ?token=.
 # shellcheck source=test/interop/lib.sh
 source "$(dirname "$0")/lib.sh"
 

@@ -164,6 +164,13 @@ async function scriptedChecks(connect) {
   await new Promise((r) => server.once('listening', r));
   server.on('connection', (ws, req) => {
     urls.push(new URL(req.url, 'ws://x'));
+    if (req.url.startsWith('/exp')) {
+      // Every connection gets the next record, then its token expires.
+      const n = urls.filter((u) => u.pathname === '/exp').length;
+      ws.send(env(0, n, `e${n}`));
+      ws.close(1008, 'token expired');
+      return;
+    }
     if (req.url.startsWith('/quiet')) { if (urls.filter((u) => u.pathname === '/quiet').length === 1) ws.close(1001, 'going away'); return; }
     const step = script[urls.filter((u) => u.pathname === '/ws').length - 1];
     if (step) step(ws);
@@ -200,6 +207,31 @@ async function scriptedChecks(connect) {
   report(qs.length >= 2 && !qs[0].searchParams.has('from') && from >= t0 - 1000 && from <= Date.now(),
     'client (scripted server): a stream that drops before its first record resumes from the time it opened, not from latest',
     qs.map((u) => u.search).join(' '));
+  // An expired token: with a function, the stream goes on with the next
+  // token from the cursor; with a string, it ends.
+  let minted = 0;
+  const renew = { recs: [], errors: 0 };
+  const renewing = connect(`${base}/exp`, { WebSocket, minDelay: 20, maxDelay: 40, token: async () => `t${++minted}` });
+  renewing.addEventListener('record', (e) => renew.recs.push(e.detail.offset));
+  renewing.addEventListener('error', () => renew.errors++);
+  for (let i = 0; i < 100 && renew.recs.length < 3; i++) await sleep(50);
+  renewing.close();
+  const exp = urls.filter((u) => u.pathname === '/exp');
+  report(renew.recs.slice(0, 3).join() === '1,2,3' && renew.errors === 0 &&
+    exp.slice(0, 3).map((u) => u.searchParams.get('token')).join() === 't1,t2,t3' &&
+    exp[1].searchParams.get('from') === 'e1' && exp[2].searchParams.get('from') === 'e2',
+  'client (scripted server): with a token function, 1008 "token expired" reconnects with a fresh token from the cursor',
+  exp.map((u) => u.search).join(' '));
+  const fixed = { errors: [], states: [] };
+  const seen = exp.length;
+  const expiring = connect(`${base}/exp`, { WebSocket, minDelay: 20, maxDelay: 40, token: 'fixed' });
+  expiring.addEventListener('error', (e) => fixed.errors.push(`${e.detail.code} ${e.detail.reason}`));
+  for (let i = 0; i < 100 && fixed.errors.length === 0; i++) await sleep(50);
+  const connections = urls.filter((u) => u.pathname === '/exp').length - seen;
+  report(fixed.errors.join() === '1008 token expired' && expiring.state === 'closed' && connections === 1,
+    'client (scripted server): with a fixed token, 1008 "token expired" ends the stream',
+    `${JSON.stringify(fixed)}, ${connections} connections`);
+
   // A handshake answered with an HTTP error (wsdest's 400 for a bad from=)
   // is retried, at the backoff, without an error: a browser cannot tell it
   // from a network failure.
@@ -336,8 +368,8 @@ try {
   bad.addEventListener('state', (e) => refused.states.push(e.detail.state));
   bad.addEventListener('error', (e) => refused.errors.push(`${e.detail.code} ${e.detail.reason}`));
   await sleep(2000); // time for many attempts at a 50 ms backoff, if it retried
-  report(refused.errors.join() === '1008 unauthorized' && refused.states.join() === 'connecting,live,closed' && bad.state === 'closed',
-    'client (Node): a wrong token ends the stream (close 1008 "unauthorized"): state closed, an error, no retry', JSON.stringify(refused));
+  report(refused.errors.join() === '1008 credential not accepted' && refused.states.join() === 'connecting,live,closed' && bad.state === 'closed',
+    'client (Node): a wrong token ends the stream (close 1008 "credential not accepted"): state closed, an error, no retry', JSON.stringify(refused));
 
   // The docs' example page, as written, from another origin.
   const ex = await context.newPage();

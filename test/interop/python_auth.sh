@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Python websockets clients against wsdest with API keys and Basic
-# credentials: bad credentials are closed with 1008 "unauthorized", good ones
+# credentials: missing and bad ones are closed with 1008 and a reason that says what to do, good ones
 # get the demo data, and no secret reaches the log.
 # shellcheck source=test/interop/lib.sh
 source "$(dirname "$0")/lib.sh"

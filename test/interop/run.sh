@@ -2,16 +2,16 @@
 # Interop tests: the real wsdest binary, driven from outside by programs this
 # project did not write (kcat/librdkafka, Python websockets, Chromium).
 #
-#   test/interop/run.sh [TEST...]    TEST: kcat python_auth browser sse_restart client viewer readme_examples busy_ports readme_run edges
+#   test/interop/run.sh [TEST...]    TEST: kcat python_auth browser sse_restart client viewer readme_examples busy_ports readme_run edges nginx_replicas
 #
-# Needs: go, curl, kcat, /usr/bin/python3 with python3-websockets, chromium,
+# Needs: go, curl, kcat, /usr/bin/python3 with python3-websockets, chromium, nginx, ip (iproute2),
 # node with `npm ci` run in test/interop. ./test.sh installs them.
 # Prints PASS/FAIL per check and, last, "interop: N passed, M failed".
 set -u -o pipefail
 
 dir=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$dir/../.." && pwd)
-all=(kcat python_auth browser sse_restart client viewer readme_examples busy_ports readme_run edges)
+all=(kcat python_auth browser sse_restart client viewer readme_examples busy_ports readme_run edges nginx_replicas)
 tests=("$@")
 ((${#tests[@]})) || tests=("${all[@]}")
 

@@ -4,13 +4,14 @@
 //
 //   node viewer.mjs --open-port P --auth-port P2 --key K --jwt T --basic-port P4 --basic U:PW --shots DIR
 //   node viewer.mjs --restart-port P3 --restarted FILE --shots DIR
+//   node viewer.mjs --down-port P5 --shots DIR
 //
 // P serves demo data without auth; P2 with AUTH_API_KEYS=K and a JWT
 // secret that signed T, a token granting sensor-2 alone; P4 with
 // WS_USERNAME=U and WS_PASSWORD=PW. With
 // --restart-port the script loads the viewer and prints "stop-now"; the
 // calling shell then stops wsdest, starts it again on the same port and
-// creates FILE.
+// creates FILE. P5 serves a wsdest whose Kafka broker does not answer.
 // Screenshots go to DIR. Every check prints "PASS <what>" or
 // "FAIL <what>: <why>"; the exit status is 1 if any failed.
 
@@ -25,6 +26,7 @@ const { values: opts } = parseArgs({
     'open-port': { type: 'string' },
     'auth-port': { type: 'string' },
     'restart-port': { type: 'string' },
+    'down-port': { type: 'string' },
     restarted: { type: 'string' },
     key: { type: 'string' },
     jwt: { type: 'string' },
@@ -33,9 +35,9 @@ const { values: opts } = parseArgs({
     shots: { type: 'string' },
   },
 });
-if (!opts.shots || !((opts['restart-port'] && opts.restarted) ||
+if (!opts.shots || !((opts['restart-port'] && opts.restarted) || opts['down-port'] ||
   (opts['open-port'] && opts['auth-port'] && opts.key && opts.jwt && opts['basic-port'] && opts.basic))) {
-  console.error('viewer.mjs: want --shots and either --open-port, --auth-port, --key, --jwt, --basic-port, --basic or --restart-port, --restarted');
+  console.error('viewer.mjs: want --shots and either --open-port, --auth-port, --key, --jwt, --basic-port, --basic or --restart-port, --restarted or --down-port');
   process.exit(2);
 }
 
@@ -409,8 +411,24 @@ async function restartChecks() {
   await w.context.close();
 }
 
+// downChecks: wsdest whose Kafka broker does not answer. The WebSocket
+// connects, and the header says the data is unavailable and why, instead of
+// a green "connected" over silence.
+async function downChecks() {
+  const origin = `http://127.0.0.1:${opts['down-port']}`;
+  const w = await open(`${origin}/`, origin);
+  const ok = await until(w.tab, () => window.wsdestViewer.state === 'data unavailable: Kafka broker unreachable');
+  const s = await viewerState(w.tab);
+  const cls = await w.tab.evaluate(() => document.getElementById('conn').className);
+  await w.tab.screenshot({ path: `${opts.shots}/viewer-unavailable.png` });
+  report(ok && cls.includes('state-unavailable') && s.total === 1 && w.errors.length === 0,
+    'viewer (broker down): the header says the data is unavailable and why', `${JSON.stringify(s)} class=${cls} errors=${JSON.stringify(w.errors.slice(0, 3))}`);
+  await w.context.close();
+}
+
 try {
   if (opts['restart-port']) await restartChecks();
+  else if (opts['down-port']) await downChecks();
   else {
     await openChecks();
     await mockChecks();

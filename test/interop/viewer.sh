@@ -2,8 +2,9 @@
 # wsdest's own viewer page in Debian's Chromium (playwright-core): it loads
 # with no console error and no request leaving wsdest, shows the demo keys
 # and fields, draws charts, updates live, honours ?token= (an API key, or a
-# JWT whose grant it keeps to) and says so when a token is wrong, and
-# reconnects by itself after wsdest restarts.
+# JWT whose grant it keeps to) and says so when a token is wrong, says the
+# data is unavailable when the Kafka broker does not answer, and reconnects
+# by itself after wsdest restarts.
 # Screenshots go to $VIEWER_SHOTS (default: a scratch directory, removed).
 # shellcheck source=test/interop/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -55,6 +56,22 @@ run_checker viewer env CHROMIUM="$CHROMIUM" \
 }
 stop_bg "$basic_pid" # the others stop at exit
 
+# A Kafka broker that does not answer: the page must say the data is
+# unavailable. /readyz stays 503, so wait for /healthz.
+down_port=$(free_port) && dead_broker=127.0.0.1:$(free_port) || fail "viewer: no free port"
+mapfile -t env_args < <(clean_env)
+start_bg "$WORK/viewer-down.log" env -i -C "$WORK" "${env_args[@]}" \
+	PORT="$down_port" Quix__Broker__Address="$dead_broker" input=t "$WSDEST_BIN"
+down_pid=$BG_PID
+if wait_http "http://127.0.0.1:$down_port/healthz" 20 "$down_pid"; then
+	run_checker viewer-down env CHROMIUM="$CHROMIUM" \
+		node "$INTEROP_DIR/viewer.mjs" --down-port "$down_port" --shots "$shots" || show_log viewer-down "$WORK/viewer-down.log"
+else
+	fail "viewer: wsdest with an unreachable broker did not start"
+	show_log viewer-down "$WORK/viewer-down.log"
+fi
+stop_bg "$down_pid"
+
 # Restart: the page is open while wsdest stops and starts again on the same
 # port (with a new dev broker on the same address).
 start_wsdest viewer-restart DEMO_INTERVAL=100ms || finish
@@ -62,6 +79,7 @@ restart_pid=$WS_PID restart_port=$WS_PORT restart_broker=$BROKER
 mapfile -t env_args < <(clean_env)
 node_out=$WORK/viewer-restart.out
 restarted=$WORK/restarted
+: >"$node_out" # before the loop below reads it
 timeout -k 5 120 env CHROMIUM="$CHROMIUM" node "$INTEROP_DIR/viewer.mjs" \
 	--restart-port "$restart_port" --restarted "$restarted" --shots "$shots" >"$node_out" 2>&1 &
 node_pid=$!

@@ -12,7 +12,7 @@ Debian 12; newer releases work too). Every check prints one line,
       plain shape.
   ws_check.py auth --port P --key K --user U --password W
       wsdest runs with AUTH_API_KEYS=K, WS_USERNAME=U, WS_PASSWORD=W and demo
-      data. Bad credentials get close 1008 "unauthorized"; good ones get data.
+      data. Missing and bad credentials get close 1008 with a reason that says what to do; good ones get data.
   ws_check.py recv --url URL [--count N] [--name NAME]
       N messages (default 3) arrive within the timeout, each a JSON object.
 """
@@ -240,7 +240,11 @@ async def cmd_kcat(args):
         await asyncio.gather(*(r.stop() for r in readers.values()))
 
 
-async def expect_rejected(url, what, headers=None):
+NO_CREDENTIAL = "no credential: use ?token=KEY, Authorization: Bearer or Basic"
+NOT_ACCEPTED = "credential not accepted"
+
+
+async def expect_rejected(url, what, headers=None, want=NOT_ACCEPTED):
     try:
         async with connect(url, headers) as ws:
             try:
@@ -248,11 +252,11 @@ async def expect_rejected(url, what, headers=None):
                 report(False, what, f"received a message: {str(msg)[:80]!r}")
             except ConnectionClosed as e:
                 code, reason = close_info(e)
-                report(code == 1008 and reason == "unauthorized", what,
-                       f"closed with {code} {reason!r}, want 1008 'unauthorized'")
+                report(code == 1008 and reason == want, what,
+                       f"closed with {code} {reason!r}, want 1008 {want!r}")
     except ConnectionClosed as e:
         code, reason = close_info(e)
-        report(code == 1008 and reason == "unauthorized", what, f"closed with {code} {reason!r}")
+        report(code == 1008 and reason == want, what, f"closed with {code} {reason!r}")
     except asyncio.TimeoutError:
         report(False, what, f"no close within {TIMEOUT}s")
     except Exception as e:  # noqa: BLE001
@@ -278,9 +282,11 @@ def basic(user, password):
 
 async def cmd_auth(args):
     base = f"ws://127.0.0.1:{args.port}/ws"
-    await expect_rejected(base, "auth: no credentials -> close 1008 'unauthorized'")
-    await expect_rejected(base + "?token=wrong-" + args.key, "auth: wrong ?token= -> close 1008 'unauthorized'")
-    await expect_rejected(base, "auth: wrong Basic password -> close 1008 'unauthorized'",
+    await expect_rejected(base, "auth: no credentials -> close 1008 pointing at ?token=", want=NO_CREDENTIAL)
+    await expect_rejected(base + "?api_key=" + args.key, "auth: ?api_key= counts as no credential -> close 1008 pointing at ?token=",
+                          want=NO_CREDENTIAL)
+    await expect_rejected(base + "?token=wrong-" + args.key, "auth: wrong ?token= -> close 1008 'credential not accepted'")
+    await expect_rejected(base, "auth: wrong Basic password -> close 1008 'credential not accepted'",
                           basic(args.user, args.password + "x"))
     await expect_data(base + "?token=" + args.key, "auth: ?token=<good key> receives JSON data")
     await expect_data(base, "auth: Basic credentials in the Authorization header receive JSON data",

@@ -49,8 +49,13 @@ export interface WsdestError extends Error {
 }
 
 export interface WsdestOptions {
-  /** An API key, sent as ?token= (browsers cannot set headers on a WebSocket). */
-  token?: string;
+  /**
+   * The credential, sent as ?token= (browsers cannot set headers on a WebSocket): an API key or a
+   * JWT, or a function returning one (or a promise of one), called before every connection. With a
+   * function, a close 1008 "token expired" reconnects with the token it returns next, resuming from
+   * the cursor; with a string it ends the stream like every other refusal.
+   */
+  token?: string | (() => string | Promise<string>);
   /** Keys or globs (sensor-*) to subscribe to, added as ?key=. */
   keys?: string | string[];
   /** Where the first connection starts: latest (default), earliest, a cursor, an RFC 3339 time or -5m. */

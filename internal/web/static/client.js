@@ -12,9 +12,11 @@
 // with jittered exponential backoff and resumes just after that record
 // (from=cursor): nothing lost, nothing twice. As a second check it drops a
 // message at or before the last one delivered in its partition. A refusal
-// (close 1008 other than "too slow" or "too many pings": "unauthorized",
-// "token expired", "credential revoked") ends the stream: state "closed" and an "error" event, no
-// retry.
+// (close 1008 other than "too slow" or "too many pings": "no credential: ...",
+// "credential not accepted", "credential revoked", "token expired") ends the
+// stream: state "closed" and an "error" event, no retry; except that when
+// the token is a function, "token expired" reconnects with the token it
+// returns next, resuming from the cursor.
 //
 // The start of the first connection is the caller's (from=, last=); every
 // later one is the resume point (#url). Notices act on the stream's state
@@ -28,6 +30,7 @@ const DEFAULT_MIN_DELAY = 500; // ms before the first reconnect
 const DEFAULT_MAX_DELAY = 15000; // ms between reconnects, at most
 const STEADY_MS = 10000; // a connection open this long resets the backoff
 const RETRYABLE_1008 = new Set(['too slow', 'too many pings']);
+const EXPIRED = 'token expired';
 
 /**
  * connect opens a stream of url (ws:, wss:, or http(s): which is mapped to
@@ -99,8 +102,8 @@ export class WsdestStream extends EventTarget {
 
   // #url is the URL of the next attempt: the subscription's own start
   // position on the first connection (and until a record is delivered),
-  // from=cursor afterwards. Without the token when display is set.
-  #url(display) {
+  // from=cursor afterwards; with token, when one is given.
+  #url(token) {
     const u = new URL(this.#base);
     const q = u.searchParams;
     const o = this.#opts;
@@ -112,18 +115,32 @@ export class WsdestStream extends EventTarget {
       if (o.from !== undefined && o.from !== '') q.set('from', String(o.from));
       if (o.last !== undefined && o.last !== '') q.set('last', String(o.last));
     }
-    if (!display && o.token) q.set('token', o.token);
+    if (token) q.set('token', token);
     return u.toString();
   }
 
-  #open() {
-    const url = this.#url(false);
-    this.#setState(this.#attempt ? 'reconnecting' : 'connecting', { attempt: this.#attempt, url: this.#url(true) });
+  // #token is the token of the next attempt: options.token, or what it
+  // returns (or resolves to) when it is a function.
+  async #token() {
+    const t = this.#opts.token;
+    return typeof t === 'function' ? t() : t;
+  }
+
+  async #open() {
+    this.#setState(this.#attempt ? 'reconnecting' : 'connecting', { attempt: this.#attempt, url: this.#url() });
+    let token;
+    try {
+      token = await this.#token();
+    } catch (err) {
+      if (this.#state !== 'closed') this.#fail(`wsdest client: the token function failed: ${err && err.message}`, 0, '');
+      return;
+    }
+    if (this.#state === 'closed') return; // closed while the token was fetched
     let ws;
     try {
-      ws = new this.#WS(url);
+      ws = new this.#WS(this.#url(token));
     } catch (err) {
-      this.#fail(`cannot open ${this.#url(true)}: ${err && err.message}`, 0, '');
+      this.#fail(`cannot open ${this.#url()}: ${err && err.message}`, 0, '');
       return;
     }
     this.#ws = ws;
@@ -137,7 +154,7 @@ export class WsdestStream extends EventTarget {
       if (!this.#cursor && !this.#since && !this.#opts.last && (from === undefined || from === '' || from === 'latest')) {
         this.#since = new Date(this.#openedAt).toISOString();
       }
-      this.#setState('live', { url: this.#url(true) });
+      this.#setState('live', { url: this.#url() });
     };
     ws.onmessage = (ev) => {
       if (this.#ws === ws) this.#message(typeof ev.data === 'string' ? ev.data : String(ev.data));
@@ -162,7 +179,8 @@ export class WsdestStream extends EventTarget {
     const steady = opened && Date.now() - this.#openedAt >= STEADY_MS;
     this.#ws = null;
     this.#openedAt = 0;
-    if (code === 1008 && !RETRYABLE_1008.has(reason)) {
+    const renew = reason === EXPIRED && typeof this.#opts.token === 'function';
+    if (code === 1008 && !RETRYABLE_1008.has(reason) && !renew) {
       this.#fail(`wsdest refused the stream (close 1008 "${reason}")`, code, reason);
       return;
     }
@@ -170,7 +188,7 @@ export class WsdestStream extends EventTarget {
     const d = Math.min(this.#opts.maxDelay || DEFAULT_MAX_DELAY, (this.#opts.minDelay || DEFAULT_MIN_DELAY) * 2 ** this.#attempt);
     const delay = Math.round(d / 2 + Math.random() * d / 2);
     this.#attempt++;
-    this.#setState('reconnecting', { code, reason, opened, delay, attempt: this.#attempt, url: this.#url(true) });
+    this.#setState('reconnecting', { code, reason, opened, delay, attempt: this.#attempt, url: this.#url() });
     this.#timer = setTimeout(() => this.#open(), delay);
   }
 

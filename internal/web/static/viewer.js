@@ -74,7 +74,7 @@ import { connect } from './client.js';
   // ---- state (written by the stream's events, read by render) ----
 
   let sub = fromLocation(location);
-  let stream = null, everLive = false;
+  let stream = null, everLive = false, isLive = false;
   let total = 0, bytes = 0, lastTotal = 0, rate = 0, notices = 0, lastTopic = '';
   const keys = new Map(); // key -> {count, time, fields: Map(name -> {text, num, el}), dirty, cells (rebuild them), row}
   let droppedKeys = 0;
@@ -116,6 +116,7 @@ import { connect } from './client.js';
 
   function onState(d) {
     showURL(d.url);
+    isLive = d.state === 'live';
     if (d.state === 'connecting') {
       setState('connecting', 'connecting');
     } else if (d.state === 'live') {
@@ -148,15 +149,16 @@ import { connect } from './client.js';
       showAlert(err.message);
       return;
     }
-    setState('unauthorized', err.reason === 'unauthorized' ? 'unauthorized' : `refused: ${err.reason}`);
+    const credential = err.reason.startsWith('no credential') || err.reason === 'credential not accepted';
+    setState('unauthorized', credential ? 'unauthorized' : `refused: ${err.reason}`);
     // A 401 page load means wsdest asked for HTTP Basic and the browser
     // has none to send (the prompt was cancelled).
     const nav = performance.getEntriesByType('navigation')[0];
     const basic = nav && nav.responseStatus === 401;
-    showAlert(err.reason !== 'unauthorized'
+    showAlert(!credential
       ? `wsdest refused this stream (close 1008 "${err.reason}"). Change the subscription or the token and press Subscribe.`
       : sub.token
-        ? 'wsdest refused this token (close 1008 "unauthorized"). Enter a valid API key in the Token field and press Subscribe.'
+        ? 'wsdest refused this token (close 1008 "credential not accepted"). Enter a valid API key in the Token field and press Subscribe.'
         : basic
           ? 'This wsdest requires a user name and password (HTTP Basic) or an API key: reload the page to be asked for the password, or enter an API key in the Token field and press Subscribe.'
           : 'This wsdest requires an API key: add ?token=API_KEY to the page URL, or enter it in the Token field and press Subscribe.');
@@ -178,6 +180,13 @@ import { connect } from './client.js';
   // its "notice" member; a notice without an entry here is only logged.
   const noticeActions = {
     reset: () => showAlert('The topic was deleted and created again: the stream starts again from its first record.'),
+    // wsdest says when the data stops (the Kafka broker or the topic is
+    // gone) and when it flows again; the connection itself stays open.
+    unavailable: (n) => {
+      const why = { broker_unreachable: 'Kafka broker unreachable', topic_missing: 'topic missing' }[n.reason] || String(n.reason || 'unknown');
+      setState('unavailable', `data unavailable: ${why}`);
+    },
+    available: () => { if (isLive) setState('open', 'connected'); },
   };
 
   function onNotice(n, text) {

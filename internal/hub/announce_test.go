@@ -1,0 +1,57 @@
+package hub
+
+import (
+	"testing"
+	"testing/synctest"
+
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// announcement is a message with a frame for the envelope shape only, as
+// encode.Announcement builds (plain clients get none).
+func announcement(text string) *Message {
+	m := &Message{Partition: -1}
+	m.Frames[ShapeEnvelope] = wsframe.Text([]byte(text))
+	return m
+}
+
+// An announcement reaches every client with a frame of its shape,
+// whatever its subscription; a standing one also reaches clients added
+// later, until the next announcement replaces it, and no client gets both
+// the broadcast and the standing copy.
+func TestAnnounce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: -1})
+		plain, keyed, all := newRecConn(), newRecConn(), newRecConn()
+		h.Add(plain, Subscription{All: true}, nil)
+		h.Add(keyed, Subscription{Keys: []string{"k"}, Shape: ShapeEnvelope}, nil)
+		h.Add(all, Subscription{All: true, Shape: ShapeEnvelope}, nil)
+
+		down := announcement("down")
+		h.Announce(down, true)
+		late := newRecConn()
+		h.Add(late, Subscription{Keys: []string{"x*"}, Shape: ShapeEnvelope}, nil)
+		synctest.Wait()
+		want := string(down.Frames[ShapeEnvelope])
+		for name, c := range map[string]*recConn{"keyed": keyed, "all": all, "late": late} {
+			if got := c.all(); got != want {
+				t.Errorf("%s client wrote %q, want the announcement once", name, got)
+			}
+		}
+		if got := plain.all(); got != "" {
+			t.Errorf("plain client wrote %q, want nothing", got)
+		}
+
+		up := announcement("up")
+		h.Announce(up, false)
+		after := newRecConn()
+		h.Add(after, Subscription{All: true, Shape: ShapeEnvelope}, nil)
+		synctest.Wait()
+		if got := late.all(); got != want+string(up.Frames[ShapeEnvelope]) {
+			t.Errorf("late client wrote %q, want both announcements in order", got)
+		}
+		if got := after.all(); got != "" {
+			t.Errorf("client added after a non-standing announcement wrote %q, want nothing", got)
+		}
+	})
+}
