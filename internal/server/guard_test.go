@@ -2,10 +2,13 @@ package server_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,5 +149,73 @@ func TestConnGuard(t *testing.T) {
 	}
 	if g.Evicted() != 6 {
 		t.Errorf("evicted %d, want 6", g.Evicted())
+	}
+}
+
+// addrConn is a connection from a given address that records its close;
+// only RemoteAddr and Close are called by the guard.
+type addrConn struct {
+	net.Conn
+	remote net.Addr
+	closed atomic.Bool
+}
+
+func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
+func (c *addrConn) Close() error         { c.closed.Store(true); return nil }
+
+func tcpAddr(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+
+// TestConnGuardWeighsAddresses: at its bound the guard makes room at the
+// address holding the most connections (an IPv6 address by its /64), so
+// that one address opening as many connections as the guard holds, faster
+// than the grace, does not close a probe from another address whose
+// request has not been read yet. Connections from many addresses, one
+// each, are weighed alike and evicted in the usual order.
+func TestConnGuardWeighsAddresses(t *testing.T) {
+	const max = 64
+	for _, tc := range []struct {
+		name  string
+		probe string
+		flood func(i int) string // the address of the i-th flooding connection
+	}{
+		{"ipv4", "192.0.2.1:4711", func(i int) string { return fmt.Sprintf("198.51.100.7:%d", 1000+i) }},
+		{"ipv6 by /64", "[2001:db8::1]:4711", func(i int) string { return fmt.Sprintf("[2001:db8:0:1::%x]:1000", i+1) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := server.NewConnGuard(max)
+			var clock atomic.Int64
+			server.SetGuardClock(g, func() time.Time { return time.Unix(0, clock.Load()) })
+			probe := &addrConn{remote: tcpAddr(tc.probe)}
+			g.ConnContext(context.Background(), probe)
+			flood := make([]*addrConn, max)
+			for i := range flood {
+				clock.Add(int64(10 * time.Millisecond))
+				flood[i] = &addrConn{remote: tcpAddr(tc.flood(i))}
+				g.ConnContext(context.Background(), flood[i])
+			}
+			if probe.closed.Load() {
+				t.Fatal("the probe was closed by a flood from one address")
+			}
+			if !flood[0].closed.Load() || g.Evicted() != 1 || g.Open() != max {
+				t.Errorf("first flooding connection closed %v, evicted %d, open %d; want true, 1, %d",
+					flood[0].closed.Load(), g.Evicted(), g.Open(), max)
+			}
+		})
+	}
+
+	// One connection per address: they weigh alike, and the usual order
+	// decides: an idle connection before the oldest new one.
+	g := server.NewConnGuard(3)
+	conns := make([]*addrConn, 3)
+	ctxs := make([]context.Context, 3)
+	for i := range conns {
+		conns[i] = &addrConn{remote: tcpAddr(fmt.Sprintf("192.0.2.%d:80", i+1))}
+		ctxs[i] = g.ConnContext(context.Background(), conns[i])
+	}
+	r := httptest.NewRequest("GET", "/healthz", nil).WithContext(ctxs[1])
+	g.Handler(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), r)
+	g.ConnContext(context.Background(), &addrConn{remote: tcpAddr("192.0.2.9:80")})
+	if conns[0].closed.Load() || !conns[1].closed.Load() || conns[2].closed.Load() {
+		t.Errorf("closed %v %v %v; want the idle one only", conns[0].closed.Load(), conns[1].closed.Load(), conns[2].closed.Load())
 	}
 }

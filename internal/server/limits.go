@@ -249,7 +249,11 @@ func tooMany(w http.ResponseWriter, why RejectReason) {
 // around the server's handler.
 //
 // At the bound, a new connection is always let in, and makes room by
-// closing, in this order of preference:
+// closing a connection of the peer address holding the most of them (an
+// IPv6 address counts by its /64, as for MAX_CONNECTIONS_PER_IP; the peer
+// is the TCP peer, so behind a proxy every connection has the proxy's).
+// Among the connections of the addresses holding that many, it closes, in
+// this order of preference:
 //
 //  1. the connection waiting longest for its client: an idle keep-alive
 //     connection, or one accepted more than Grace ago that has not sent a
@@ -264,13 +268,20 @@ func tooMany(w http.ResponseWriter, why RejectReason) {
 // So a prober's request, sent with its connection and answered at once, is
 // served while a flood of held connections, silent or stalled in a
 // handler, evicts itself, and a second probe arriving at the same moment
-// does not close the first; only a flood of new connections that turns
-// the whole guard over before a probe's request is read closes it. Closing a connection in a handler fails the
-// handler's writes, which then ends. Hijacked connections (WebSocket and
-// SSE clients) leave the guard, and a connection that carries an SSE
-// stream over HTTP/2 is neither counted nor closed while it does: the
-// limits on clients are MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP.
+// does not close the first. A flood of new connections from one address
+// (or a few) closes its own, however fast it comes: a probe from another
+// address is closed only once the flood's addresses hold no more
+// connections each than the probe's. Only a flood from as many addresses
+// as the guard holds connections, turning the whole guard over before a
+// probe's request is read, closes it. Closing a connection in a handler
+// fails the handler's writes, which then ends. Hijacked connections
+// (WebSocket and SSE clients) leave the guard, and a connection that
+// carries an SSE stream over HTTP/2 is neither counted nor closed while it
+// does: the limits on clients are MAX_CONNECTIONS and
+// MAX_CONNECTIONS_PER_IP.
 //
+// Choosing a victim looks at every address holding connections, at most
+// max of them, under the guard's lock; it runs only when the guard is full.
 // Its methods are safe for concurrent use.
 type ConnGuard struct {
 	max     int
@@ -278,13 +289,26 @@ type ConnGuard struct {
 	now     func() time.Time // time.Now; tests set another clock
 
 	mu sync.Mutex
-	// The connections in the guard but those carrying a stream, each in
-	// one list by what it is doing, oldest first (by guarded.since): fresh
-	// (accepted, no request yet), idle (between requests), serving (a
-	// request in a handler). They hold *guarded and are guarded by mu, as
-	// is conns, which holds every connection in the guard.
+	// counted is the number of connections in the guard but those
+	// carrying a stream; peers holds, by address (perIPKey), the
+	// connections in the guard from it; conns every connection in the
+	// guard. Guarded by mu.
+	counted int
+	peers   map[netip.Addr]*peerConns
+	conns   map[net.Conn]*guarded
+}
+
+// peerConns is the connections in the guard from one address (perIPKey).
+// Its fields are guarded by the guard's mu.
+type peerConns struct {
+	key netip.Addr
+	// The connections but those carrying a stream, each in one list by
+	// what it is doing, oldest first (by guarded.since): fresh (accepted,
+	// no request yet), idle (between requests), serving (a request in a
+	// handler). They hold *guarded.
 	fresh, idle, serving *list.List
-	conns                map[net.Conn]*guarded
+	counted              int // fresh, idle and serving together
+	conns                int // in the guard, streams included; at 0 it leaves peers
 }
 
 // Grace is how long the ConnGuard spares a new connection that has not
@@ -296,9 +320,10 @@ const Grace = time.Second
 // guard's mu.
 type guarded struct {
 	g        *ConnGuard
+	peer     *peerConns
 	conn     net.Conn
 	el       *list.Element // in list; nil while streams > 0 or once it left
-	list     *list.List    // g.fresh, g.idle or g.serving
+	list     *list.List    // peer.fresh, peer.idle or peer.serving
 	since    time.Time     // when it joined list
 	requests int           // requests in a handler now
 	streams  int           // SSE streams over HTTP/2 it carries now
@@ -310,7 +335,7 @@ type guardKey struct{}
 // NewConnGuard returns a guard for at most max HTTP connections (see
 // FileBudget).
 func NewConnGuard(max int) *ConnGuard {
-	return &ConnGuard{max: max, now: time.Now, fresh: list.New(), idle: list.New(), serving: list.New(),
+	return &ConnGuard{max: max, now: time.Now, peers: make(map[netip.Addr]*peerConns),
 		conns: make(map[net.Conn]*guarded)}
 }
 
@@ -321,16 +346,21 @@ func (g *ConnGuard) Evicted() uint64 { return g.evicted.Load() }
 // another connection if the guard is full (see ConnGuard).
 func (g *ConnGuard) ConnContext(ctx context.Context, c net.Conn) context.Context {
 	now := g.now()
-	e := &guarded{g: g, conn: c}
+	key := perIPKey(addrOf(c.RemoteAddr().String()))
 	var victim *guarded
 	g.mu.Lock()
-	if g.fresh.Len()+g.idle.Len()+g.serving.Len() >= g.max {
+	if g.counted >= g.max && g.counted > 0 {
 		victim = g.victimLocked(now)
-		victim.unlinkLocked()
-		victim.gone = true
-		delete(g.conns, victim.conn)
+		victim.leaveLocked()
 	}
-	e.linkLocked(g.fresh, now)
+	p := g.peers[key]
+	if p == nil {
+		p = &peerConns{key: key, fresh: list.New(), idle: list.New(), serving: list.New()}
+		g.peers[key] = p
+	}
+	p.conns++
+	e := &guarded{g: g, peer: p, conn: c}
+	e.linkLocked(p.fresh, now)
 	g.conns[c] = e
 	g.mu.Unlock()
 	if victim != nil {
@@ -343,20 +373,38 @@ func (g *ConnGuard) ConnContext(ctx context.Context, c net.Conn) context.Context
 // victimLocked returns the connection to close for a newcomer, in the
 // order ConnGuard gives. The guard must be full. g.mu must be held.
 func (g *ConnGuard) victimLocked(now time.Time) *guarded {
-	f, i, s := front(g.fresh), front(g.idle), front(g.serving)
+	var best *guarded
+	bestRank, most := 0, 0
+	for _, p := range g.peers {
+		if p.counted < most || p.counted == 0 {
+			continue
+		}
+		e, rank := p.candidate(now)
+		if p.counted > most || rank < bestRank || rank == bestRank && e.since.Before(best.since) {
+			best, bestRank, most = e, rank, p.counted
+		}
+	}
+	return best
+}
+
+// candidate returns the connection of p that ConnGuard's order closes
+// first, and its rank in that order (1 to 4). p must hold a counted
+// connection. g.mu must be held.
+func (p *peerConns) candidate(now time.Time) (*guarded, int) {
+	f, i, s := front(p.fresh), front(p.idle), front(p.serving)
 	if f != nil && now.Sub(f.since) >= Grace && (i == nil || f.since.Before(i.since)) {
-		return f
+		return f, 1
 	}
 	if i != nil {
-		return i
+		return i, 1
 	}
 	if s != nil && now.Sub(s.since) >= Grace {
-		return s
+		return s, 2
 	}
 	if f != nil {
-		return f
+		return f, 3
 	}
-	return s
+	return s, 4
 }
 
 // front returns the oldest connection of l, or nil.
@@ -367,9 +415,12 @@ func front(l *list.List) *guarded {
 	return nil
 }
 
-// linkLocked appends e to l as of now. g.mu must be held.
+// linkLocked appends e to l, one of its peer's lists, as of now. g.mu
+// must be held.
 func (e *guarded) linkLocked(l *list.List, now time.Time) {
 	e.el, e.list, e.since = l.PushBack(e), l, now
+	e.peer.counted++
+	e.g.counted++
 }
 
 // unlinkLocked takes e out of its list, if it is in one. g.mu must be
@@ -378,6 +429,18 @@ func (e *guarded) unlinkLocked() {
 	if e.el != nil {
 		e.list.Remove(e.el)
 		e.el, e.list = nil, nil
+		e.peer.counted--
+		e.g.counted--
+	}
+}
+
+// leaveLocked takes e out of the guard, once. g.mu must be held.
+func (e *guarded) leaveLocked() {
+	e.unlinkLocked()
+	e.gone = true
+	delete(e.g.conns, e.conn)
+	if e.peer.conns--; e.peer.conns == 0 {
+		delete(e.g.peers, e.peer.key)
 	}
 }
 
@@ -400,9 +463,7 @@ func (g *ConnGuard) ConnState(c net.Conn, st http.ConnState) {
 	}
 	g.mu.Lock()
 	if e, ok := g.conns[c]; ok {
-		e.unlinkLocked()
-		e.gone = true
-		delete(g.conns, c)
+		e.leaveLocked()
 	}
 	g.mu.Unlock()
 }
@@ -427,12 +488,12 @@ func (e *guarded) request(d int) {
 	e.requests += d
 	if e.el != nil {
 		switch {
-		case e.requests > 0 && e.list != g.serving:
+		case e.requests > 0 && e.list != e.peer.serving:
 			e.unlinkLocked()
-			e.linkLocked(g.serving, g.now())
+			e.linkLocked(e.peer.serving, g.now())
 		case e.requests == 0:
 			e.unlinkLocked()
-			e.linkLocked(g.idle, g.now())
+			e.linkLocked(e.peer.idle, g.now())
 		}
 	}
 	g.mu.Unlock()
@@ -458,7 +519,7 @@ func guardStream(r *http.Request) (end func()) {
 		g.mu.Lock()
 		if !e.gone {
 			if e.streams--; e.streams == 0 {
-				e.linkLocked(g.serving, g.now()) // the handler returns next
+				e.linkLocked(e.peer.serving, g.now()) // the handler returns next
 			}
 		}
 		g.mu.Unlock()
