@@ -207,6 +207,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // writeDeadline returns the deadline of an answer written now.
 func (s *Server) writeDeadline() time.Time { return time.Now().Add(s.cfg.WriteTimeout) }
 
+// handOver sets the write deadline a client's connection keeps when the
+// hub takes it over. A plain TCP socket keeps none: the hub's writer
+// writes to it without waiting, and sets a deadline for each write that
+// has to wait. A TLS connection keeps WriteTimeout from now: crypto/tls
+// may write from within a read (an alert for a record that does not
+// decrypt, the answer to a key update), and such a write must not wait
+// for ever on a peer that does not read. The hub's writer sets a deadline
+// before each of its own writes, and leaves it there, so a later write
+// from within a read never waits past the last of them.
+func (s *Server) handOver(conn net.Conn) {
+	dl := time.Time{}
+	if _, ok := conn.(*tls.Conn); ok {
+		dl = s.writeDeadline()
+	}
+	_ = conn.SetWriteDeadline(dl)
+}
+
 // deadlineHijacker is a ResponseWriter whose Hijack sets a write deadline
 // on the connection it returns: net/http clears the connection's deadlines
 // when it lets go of it, and gobwas/ws writes the handshake's answer (or
@@ -406,7 +423,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		sess.client.Abort(hub.ReasonHandshake)
 		return
 	}
-	_ = conn.SetWriteDeadline(time.Time{}) // the hub's writer sets its own
+	s.handOver(conn)
 	s.setSendBuffer(conn)
 	if flate != nil {
 		if _, ok := flate.Accepted(); ok {

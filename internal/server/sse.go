@@ -103,7 +103,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		sess.client.Abort(hub.ReasonHandshake)
 		return
 	}
-	_ = conn.SetWriteDeadline(time.Time{})
+	s.handOver(conn)
 	s.rejects.connected(r.Context(), "transport", "sse", "id", sess.client.ID(), "remote", a.remote, "path", r.URL.Path,
 		"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", resuming, "principal", p.ID)
 	_ = brw // a client sends nothing after its request; what it sends is ignored

@@ -16,7 +16,9 @@ import (
 // crypto/tls may write from within Read (an alert for a record that does
 // not decrypt, the answer to a key update), and such a write waits for
 // the connection's writer, which may itself wait up to WRITE_TIMEOUT for a
-// peer that does not read. So the loop only announces that a TLS client's
+// peer that does not read, and is bounded by the write deadline the
+// connection has then (handOver, and the hub's writer after its first
+// write). So the loop only announces that a TLS client's
 // socket can be read (netpoll.Notify, one-shot); a goroutine of the
 // client's own then decrypts whatever whole records have arrived, hands
 // the plaintext to the WebSocket session, and ends when a read would
