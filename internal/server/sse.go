@@ -43,8 +43,9 @@ func sseSubscription(path string, query map[string][]string, defEnvelope bool) (
 // positions and credentials as WebSocket, as Server-Sent Events. Over
 // HTTP/1.1 the connection is taken from net/http once the head is written;
 // the hub writes the events and the poller watches for the client hanging
-// up, so an idle SSE client costs no goroutine. Over HTTP/2 (TLS) the
-// stream stays with net/http (sseStream).
+// up (over TLS too, see watchTLS), so an idle SSE client costs no
+// goroutine. Over HTTP/2 (TLS) the stream stays with net/http (sseStream),
+// and costs net/http's goroutines for the connection and the stream.
 func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	// Origins, start positions, connection limits and subscription limits
 	// as for WebSocket.

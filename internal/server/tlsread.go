@@ -16,27 +16,30 @@ import (
 // crypto/tls may write from within Read (an alert for a record that does
 // not decrypt, the answer to a key update), and such a write waits for
 // the connection's writer, which may itself wait up to WRITE_TIMEOUT for a
-// peer that does not read, and is bounded by the write deadline the
-// connection has then (handOver, and the hub's writer after its first
-// write). So the loop only announces that a TLS client's
-// socket can be read (netpoll.Notify, one-shot); a goroutine of the
-// client's own then decrypts whatever whole records have arrived, hands
-// the plaintext to the WebSocket session, and ends when a read would
-// block, rearming the announcement. A reader that blocks holds up its own
-// client only, and the kernel's flow control pushes back on that client
-// meanwhile.
+// peer that does not read (the write is bounded by the deadline the
+// connection has then: handOver's, then that of the hub writer's last
+// write). So the loop only announces that a TLS client's socket can be
+// read (netpoll.Notify, one-shot); a goroutine of the client's own then
+// decrypts whatever whole records have arrived, hands the plaintext to
+// the client's handler (its WebSocket or SSE session), and ends when a
+// read would block, rearming the announcement. A reader that blocks holds
+// up its own client only, and the kernel's flow control pushes back on
+// that client meanwhile. An SSE client over TLS (HTTP/1.1) sends nothing
+// after its request: its reader runs when it hangs up, and sees the end
+// of the stream.
 //
 // crypto/tls only reads through the net.Conn beneath it, so that
-// connection is a feedConn: until the WebSocket handshake it is the TCP
-// socket itself (the TLS handshake and the HTTP request are read as
-// usual); after it, its reads do not wait (netpoll.ReadNow), and a read
-// that would block returns netpoll.ErrWouldBlock, a temporary net.Error,
-// which crypto/tls does not keep as the connection's error: the part of a
-// record read so far stays in its buffer, and the next read continues it.
+// connection is a feedConn: until the WebSocket handshake or the SSE head
+// it is the TCP socket itself (the TLS handshake and the HTTP request are
+// read as usual); after it, its reads do not wait (netpoll.ReadNow), and a
+// read that would block returns netpoll.ErrWouldBlock, a temporary
+// net.Error, which crypto/tls does not keep as the connection's error: the
+// part of a record read so far stays in its buffer, and the next read
+// continues it.
 
 // TLSListener wraps the listener under a TLS server so that its
 // connections can be watched by the epoll loop after the WebSocket
-// handshake (see tlsReader). Use it only beneath tls.NewListener (or
+// handshake or the SSE head (see tlsReader). Use it only beneath tls.NewListener (or
 // http.Server.ServeTLS): the plain path hands its *net.TCPConn to the
 // poller, which adopts it (netpoll.Socket).
 func TLSListener(ln net.Listener) net.Listener { return feedListener{ln} }
@@ -73,21 +76,21 @@ func (c *feedConn) Read(b []byte) (int, error) {
 }
 
 // tlsReader is the poller's Notifier for a TLS client: it decrypts what
-// arrived and passes the plaintext to the WebSocket session, from a
-// goroutine started for each announcement. One runs at a time (the next
-// announcement comes after its Rearm), so the session is called from one
-// goroutine at a time.
+// arrived and passes the plaintext to the client's handler (a WebSocket
+// session, an SSE session), from a goroutine started for each
+// announcement. One runs at a time (the next announcement comes after its
+// Rearm), so the handler is called from one goroutine at a time.
 type tlsReader struct {
 	tls   *tls.Conn
-	sess  *session
-	ended bool // the session heard OnEOF; owned by the running reader
+	h     netpoll.Handler
+	ended bool // h heard OnEOF; owned by the running reader
 }
 
 // watchTLS registers a TLS client with the poller when it sits on a
 // feedConn (slot keeps the registration), and reports whether it did; the
 // caller falls back to the poller's goroutine-per-connection reader
 // otherwise.
-func (s *Server) watchTLS(conn *tls.Conn, sess *session, slot *watchSlot) (bool, error) {
+func (s *Server) watchTLS(conn *tls.Conn, h netpoll.Handler, slot *watchSlot) (bool, error) {
 	fc, ok := conn.NetConn().(*feedConn)
 	if !ok || !netpoll.CanNotify {
 		return false, nil
@@ -96,7 +99,7 @@ func (s *Server) watchTLS(conn *tls.Conn, sess *session, slot *watchSlot) (bool,
 	if err != nil {
 		return false, nil
 	}
-	r := &tlsReader{tls: conn, sess: sess}
+	r := &tlsReader{tls: conn, h: h}
 	fc.raw = raw
 	fc.polled.Store(true)
 	// Records that arrived with the handshake may already sit in the
@@ -127,14 +130,14 @@ func (r *tlsReader) read(w netpoll.Watch) {
 }
 
 // drain decrypts every whole record available and hands the plaintext
-// on. It reports whether more may come: false once the session has heard
+// on. It reports whether more may come: false once the handler has heard
 // OnEOF.
 func (r *tlsReader) drain() bool {
 	var buf [512]byte // plaintext; clients send only small control frames
 	for !r.ended {
 		n, err := r.tls.Read(buf[:])
 		if n > 0 {
-			r.sess.OnData(buf[:n])
+			r.h.OnData(buf[:n])
 		}
 		switch {
 		case err == nil:
@@ -154,5 +157,5 @@ func (r *tlsReader) end(err error) {
 		return
 	}
 	r.ended = true
-	r.sess.OnEOF(err)
+	r.h.OnEOF(err)
 }

@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -34,7 +37,10 @@ func (c trickle) Write(b []byte) (int, error) {
 // TestTLSReadFromPoller serves TLS through TLSListener: idle TLS clients
 // cost no goroutine, pings cut into one-byte segments are answered, and
 // the close handshake completes, all watched by the epoll loop.
-func TestTLSReadFromPoller(t *testing.T) {
+// newTLSPollerServer serves srv's routes over TLS (HTTP/1.1) through
+// TLSListener; it returns the hub and the address.
+func newTLSPollerServer(t *testing.T) (*hub.Hub, string, *e2etest.CA) {
+	t.Helper()
 	ca := e2etest.NewCA(t)
 	certPEM, keyPEM := ca.Issue(t, "srv")
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -64,7 +70,12 @@ func TestTLSReadFromPoller(t *testing.T) {
 		_ = h.Shutdown(ctx)
 		p.Close()
 	})
-	url := "wss://" + ln.Addr().String() + "/ws"
+	return h, ln.Addr().String(), ca
+}
+
+func TestTLSReadFromPoller(t *testing.T) {
+	h, addr, ca := newTLSPollerServer(t)
+	url := "wss://" + addr + "/ws"
 	tlsOpt := e2etest.WithTLS(&tls.Config{RootCAs: ca.Pool()})
 
 	before := runtime.NumGoroutine()
@@ -107,4 +118,45 @@ func TestTLSReadFromPoller(t *testing.T) {
 	}
 	c.ExpectClose(t, 1000, "")
 	e2etest.Eventually(t, "the client gone", func() bool { return h.Stats().Clients == idle })
+}
+
+// TestSSEOverTLSFromPoller: SSE clients over TLS (HTTP/1.1) are watched
+// by the epoll loop too, so idle ones cost no goroutine, and a client
+// hanging up is seen and drops it.
+func TestSSEOverTLSFromPoller(t *testing.T) {
+	h, addr, ca := newTLSPollerServer(t)
+	dial := func() *tls.Conn {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, "GET /sse/k HTTP/1.1\r\nHost: srv\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(e2etest.Wait))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /sse/k: %v %v", resp, err)
+		}
+		return c
+	}
+
+	before := runtime.NumGoroutine()
+	const idle = 40
+	for range idle {
+		dial()
+	}
+	e2etest.Eventually(t, "the SSE clients added", func() bool { return h.Stats().Clients == idle })
+	grown := runtime.NumGoroutine() - before
+	t.Logf("%d goroutines more for %d idle SSE clients over TLS", grown, idle)
+	if grown > idle/4 {
+		t.Errorf("%d goroutines more for %d idle SSE clients over TLS", grown, idle)
+	}
+
+	c := dial()
+	e2etest.Eventually(t, "one more SSE client", func() bool { return h.Stats().Clients == idle+1 })
+	c.Close()
+	e2etest.Eventually(t, "the client that hung up gone", func() bool { return h.Stats().Clients == idle })
 }

@@ -86,10 +86,12 @@ func (h *held) closed() {
 // poller and the hub (rd hears what the client sends), then starts the
 // catch-up of a client that asked for a start position. A plain TCP
 // connection becomes a netpoll.Socket, read by the epoll loop: the
-// client then keeps none of net's per-connection state. A WebSocket
-// session over TLS is watched by the epoll loop too, and decrypted on a
+// client then keeps none of net's per-connection state. A TLS client
+// (WebSocket or SSE) is watched by the epoll loop too, and decrypted on a
 // goroutine of its own while it has something to read (watchTLS); other
-// connections the poller cannot read itself get a reader goroutine.
+// connections the poller cannot read itself (a TLS connection not on a
+// TLSListener, or where netpoll.Notify is not supported) get a reader
+// goroutine.
 func (s *Server) attach(conn net.Conn, h *held, rd netpoll.Handler, st history.Start) {
 	c := h.client
 	if st.Kind != history.StartLatest {
@@ -97,8 +99,8 @@ func (s *Server) attach(conn net.Conn, h *held, rd netpoll.Handler, st history.S
 	}
 	if tc, ok := conn.(*tls.Conn); ok {
 		c.Attach(conn)
-		if sess, ok := rd.(*session); ok && h.extra != nil {
-			if handled, err := s.watchTLS(tc, sess, &h.extra.watch); handled {
+		if h.extra != nil { // hold gives every TLS client extra
+			if handled, err := s.watchTLS(tc, rd, &h.extra.watch); handled {
 				if err != nil {
 					c.Abort(hub.ReasonReadError)
 				}
