@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -33,7 +34,46 @@ func (s *Service) newMetrics() error {
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	// A scrape is an answer like any other: WRITE_TIMEOUT bounds its
 	// writing, so that a scraper that stops reading holds nothing.
-	s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: s.cfg.Clients.WriteTimeout}
+	s.metricsHTTP = sideServer(mux, s.cfg.Clients.WriteTimeout)
+	return nil
+}
+
+// The timeouts of every HTTP server of the service: a request's header
+// must arrive within readHeaderTimeout of its connection or of the
+// previous answer, and a keep-alive connection that sends no request for
+// idleTimeout is closed.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 60 * time.Second
+)
+
+// sideServer returns a server for METRICS_ADDR or PPROF_ADDR, with the
+// timeouts of PORT's and writeTimeout for writing each answer.
+func sideServer(h http.Handler, writeTimeout time.Duration) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout,
+		WriteTimeout: writeTimeout, MaxHeaderBytes: 16 << 10}
+}
+
+// newPprof binds PPROF_ADDR when it is set. Its answers have WRITE_TIMEOUT
+// to be written, like METRICS_ADDR's; one that samples first (a CPU
+// profile, a trace, a profile's delta over seconds=) gets the sampling
+// time on top, which Go's pprof adds to its server's WriteTimeout itself.
+func (s *Service) newPprof() error {
+	if s.cfg.PprofAddr == "" {
+		return nil
+	}
+	var err error
+	s.pprofLn, err = net.Listen("tcp", s.cfg.PprofAddr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", config.EnvPprofAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.pprofHTTP = sideServer(mux, s.cfg.Clients.WriteTimeout)
 	return nil
 }
 
@@ -91,4 +131,12 @@ func connections(byShape map[string]int64) []metrics.Connections {
 		out = append(out, metrics.Connections{Transport: transport, Shape: shape, N: n})
 	}
 	return out
+}
+
+// PprofAddr returns the address PPROF_ADDR is served on, or nil.
+func (s *Service) PprofAddr() net.Addr {
+	if s.pprofLn == nil {
+		return nil
+	}
+	return s.pprofLn.Addr()
 }

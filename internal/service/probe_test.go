@@ -12,6 +12,7 @@ import (
 
 	"github.com/wsdest/wsdest/internal/config"
 	"github.com/wsdest/wsdest/internal/e2etest"
+	"github.com/wsdest/wsdest/internal/service"
 )
 
 // assetFlood opens n connections that pipeline GETs of the viewer's chart
@@ -82,28 +83,69 @@ func TestProbesDuringAssetFlood(t *testing.T) {
 	}
 }
 
-// TestMetricsAddrAnswerDeadline: on METRICS_ADDR too, a connection that
-// pipelines scrapes and does not read the answers is closed at
-// WRITE_TIMEOUT.
-func TestMetricsAddrAnswerDeadline(t *testing.T) {
+// TestSideAddrAnswerDeadline: on METRICS_ADDR and PPROF_ADDR too, a
+// connection that pipelines requests and does not read the answers is
+// closed at WRITE_TIMEOUT, and an idle keep-alive connection is closed
+// like one on PORT.
+func TestSideAddrAnswerDeadline(t *testing.T) {
 	b := e2etest.StartBroker(t, "t", 1)
 	s := e2etest.StartService(t, e2etest.BrokerEnv(b).With(e2etest.Env{
-		config.EnvMetricsAddr: "127.0.0.1:0", config.EnvWriteTimeout: "200ms",
+		config.EnvMetricsAddr: "127.0.0.1:0", config.EnvPprofAddr: "127.0.0.1:0", config.EnvWriteTimeout: "200ms",
 	}))
-	c, err := net.Dial("tcp", s.Svc.MetricsAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.(*net.TCPConn).SetReadBuffer(4096)
-	req := []byte("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-	if _, err := c.Write(bytes.Repeat(req, 1000)); err != nil { // more answers than a socket holds
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second) // past the deadline, reading nothing
-	_ = c.SetReadDeadline(time.Now().Add(e2etest.Wait))
-	n, err := io.Copy(io.Discard, c)
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Fatalf("the connection is still open after %d bytes read", n)
+	metricsIdle, pprofIdle := service.IdleTimeouts(s.Svc)
+	for _, tc := range []struct {
+		name string
+		addr net.Addr
+		path string
+		idle time.Duration
+	}{
+		{"METRICS_ADDR", s.Svc.MetricsAddr(), "/metrics", metricsIdle},
+		{"PPROF_ADDR", s.Svc.PprofAddr(), "/debug/pprof/goroutine?debug=2", pprofIdle},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.idle <= 0 {
+				t.Errorf("no idle timeout: keep-alive connections are held for ever")
+			}
+			c, err := net.Dial("tcp", tc.addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.(*net.TCPConn).SetReadBuffer(4096)
+			req := []byte("GET " + tc.path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+			// More answers than a socket holds; the server may close the
+			// connection before it has read them all.
+			_, _ = c.Write(bytes.Repeat(req, 1000))
+			time.Sleep(time.Second) // past the deadline, reading nothing
+			_ = c.SetReadDeadline(time.Now().Add(e2etest.Wait))
+			n, err := io.Copy(io.Discard, c)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("the connection is still open after %d bytes read", n)
+			}
+		})
 	}
 }
+
+// TestPprofSampling: with a WRITE_TIMEOUT shorter than the sampling, a
+// CPU profile and a trace of a second are still served: the sampling time
+// is added to the answer's write deadline.
+func TestPprofSampling(t *testing.T) {
+	b := e2etest.StartBroker(t, "t", 1)
+	s := e2etest.StartService(t, e2etest.BrokerEnv(b).With(e2etest.Env{
+		config.EnvPprofAddr: "127.0.0.1:0", config.EnvWriteTimeout: "200ms",
+	}))
+	for _, path := range []string{"/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
+		resp, err := http.Get("http://" + s.Svc.PprofAddr().String() + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || len(body) == 0 {
+			t.Errorf("GET %s: %d, %d bytes, %v: %s", path, resp.StatusCode, len(body), err, clipBody(body))
+		}
+	}
+}
+
+// clipBody returns the start of an answer's body, for an error message.
+func clipBody(b []byte) []byte { return b[:min(len(b), 200)] }

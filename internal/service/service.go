@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -189,8 +188,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	s.guard = server.NewConnGuard(httpConns)
 	s.http = &http.Server{
 		Handler:           s.guard.Handler(srv),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(httpErrorLog{logger}, "", 0),
 		ConnState:         s.guard.ConnState,
@@ -200,18 +199,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 		s.http.TLSConfig = s.certs.TLSConfig()
 	}
 	s.logEdge(maxClients, httpConns)
-	if cfg.PprofAddr != "" {
-		s.pprofLn, err = net.Listen("tcp", cfg.PprofAddr)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", config.EnvPprofAddr, err)
-		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		s.pprofHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := s.newPprof(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
