@@ -327,6 +327,18 @@ func ResetNotice(reason string) []byte {
 	return append(b, '}')
 }
 
+// NoticeAll returns a message carrying the notice json for every client
+// that gets notices: its envelope frame and its SSE events (a live
+// broadcast; the hub gives a notice to every client with a frame for it).
+func NoticeAll(json []byte) *hub.Message {
+	m := &hub.Message{Partition: -1}
+	m.Frames[hub.ShapeEnvelope] = wsframe.Text(json)
+	ev := sseframe.Event("", json)
+	m.Frames[hub.ShapeSSEPlain] = ev
+	m.Frames[hub.ShapeSSEEnvelope] = ev
+	return m
+}
+
 // Notice returns a message carrying the notice json framed for shape, or
 // nil for ShapePlain, which gets no notices. SSE notices are events
 // without an id, so that the stream's last event id stays the cursor of

@@ -117,10 +117,10 @@ func (s *kafkaSource) list(ctx context.Context, which listing, at time.Time) (ma
 	return out, nil
 }
 
-func (s *kafkaSource) fetch(ctx context.Context, p int32, from int64, max int) (recs []*wsdest.Record, err error) {
+func (s *kafkaSource) fetch(ctx context.Context, p int32, from int64, max int) (recs []*wsdest.Record, next int64, err error) {
 	cl, err := s.consumer()
 	if err != nil {
-		return nil, err
+		return nil, from, err
 	}
 	defer func() {
 		if err != nil {
@@ -133,10 +133,11 @@ func (s *kafkaSource) fetch(ctx context.Context, p int32, from int64, max int) (
 	}()
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {p: kgo.NewOffset().At(from)}})
 	defer cl.RemoveConsumePartitions(map[string][]int32{s.topic: {p}})
-	for len(recs) == 0 && ctx.Err() == nil {
+	next = from
+	for next == from && ctx.Err() == nil {
 		fs := cl.PollRecords(ctx, max)
 		if fs.IsClientClosed() {
-			return nil, errors.New("history: reader closed")
+			return nil, from, errors.New("history: reader closed")
 		}
 		var ferr error
 		fs.EachError(func(_ string, _ int32, e error) {
@@ -145,16 +146,21 @@ func (s *kafkaSource) fetch(ctx context.Context, p int32, from int64, max int) (
 			}
 		})
 		if ferr != nil {
-			return nil, ferr
+			return nil, from, ferr
 		}
 		fs.EachRecord(func(kr *kgo.Record) {
-			if kr.Partition == p && kr.Offset >= from {
-				rec := kafka.Record(kr, nil)
-				recs = append(recs, &rec)
+			if kr.Partition != p || kr.Offset < from {
+				return
 			}
+			next = kr.Offset + 1
+			if kr.Attrs.IsControl() {
+				return // a transaction marker: it holds an offset, no record
+			}
+			rec := kafka.Record(kr, nil)
+			recs = append(recs, &rec)
 		})
 	}
-	return recs, nil
+	return recs, next, nil
 }
 
 // consumer takes an idle pooled consumer, creating one while fewer than
@@ -172,6 +178,8 @@ func (s *kafkaSource) consumer() (*kgo.Client, error) {
 		opts := append(append([]kgo.Opt(nil), s.opts...),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {}}),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			// Transaction markers tell which offsets a range holds.
+			kgo.KeepControlRecords(),
 		)
 		c, err := kgo.NewClient(opts...)
 		if err != nil {

@@ -19,11 +19,16 @@ const (
 	DefaultChunkRecords    = 2000
 )
 
-// pollTimeout bounds one poll of a catch-up read: a poll that returns
-// nothing for this long means the rest of the range holds no records
-// (control records, compacted away), since a range never ends past what
-// was published.
-const pollTimeout = time.Second
+// A catch-up read waits at most fetchTimeout for one fetch, and gives up
+// after fetchAttempts fetches in a row brought nothing: a range below what
+// was published always holds something Kafka returns (records, or the
+// markers of transactions), so silence means a slow or unreachable broker,
+// never an empty range. The read then fails (and the client with it,
+// closed with 1011 to resume from its cursor); it never skips the range.
+const (
+	fetchTimeout  = 5 * time.Second
+	fetchAttempts = 3
+)
 
 // offsetsTTL is how long a listing of the topic's start offsets is reused,
 // so that a reconnect storm costs one ListOffsets request, not one per
@@ -63,7 +68,8 @@ type Reader struct {
 	reading map[int32]bool       // partitions with a read running; guarded by mu
 	closed  bool
 
-	starts, ends shared // listings shared by the callers of offsetsTTL
+	starts, ends shared[map[int32]int64] // listings shared by the callers of offsetsTTL
+	ident        shared[wsdest.TopicIdentity]
 }
 
 // source is what a Reader needs of Kafka: the topic's identity, its
@@ -77,9 +83,10 @@ type source interface {
 	list(ctx context.Context, which listing, at time.Time) (map[int32]int64, error)
 	// fetch returns records of partition p from offset from (from the
 	// partition's first record if from was deleted), in offset order, at
-	// most max, as soon as any arrive; none and no error when ctx ends
-	// first.
-	fetch(ctx context.Context, p int32, from int64, max int) ([]*wsdest.Record, error)
+	// most max, as soon as any arrive, and next, the offset after the
+	// last offset the fetch covered (records and transaction markers);
+	// none and next = from when ctx ends first.
+	fetch(ctx context.Context, p int32, from int64, max int) (recs []*wsdest.Record, next int64, err error)
 	close()
 }
 
@@ -100,7 +107,9 @@ type readReq struct {
 // Chunk is the answer to one Read.
 type Chunk struct {
 	// Recs are the partition's records from the requested offset on, in
-	// offset order, all below the requested end.
+	// offset order, all below the requested end: every record Kafka
+	// holds below Next. They start past the requested offset when Kafka
+	// no longer holds it (deleted), or holds no record there.
 	Recs []*wsdest.Record
 	// Next is where to continue; at or past the requested end when the
 	// range is done.
@@ -157,12 +166,18 @@ func (r *Reader) Identity(ctx context.Context) (wsdest.TopicIdentity, int, error
 }
 
 // StartOffsets returns each partition's first offset still in Kafka (after
-// retention and DeleteRecords). A listing is shared by the callers of
-// offsetsTTL, so that a reconnect storm costs one request.
-func (r *Reader) StartOffsets(ctx context.Context) (map[int32]int64, error) {
-	return r.starts.get(ctx, func(ctx context.Context) (map[int32]int64, error) {
+// retention and DeleteRecords): a listing shared by the callers of
+// offsetsTTL when shared is set (so that a reconnect storm costs one
+// request; the log start only moves forward, so a shared listing is never
+// past the real one), a fresh one otherwise.
+func (r *Reader) StartOffsets(ctx context.Context, shared bool) (map[int32]int64, error) {
+	f := func(ctx context.Context) (map[int32]int64, error) {
 		return r.src.list(ctx, listStart, time.Time{})
-	})
+	}
+	if shared {
+		return r.starts.get(ctx, time.Now().Add(-offsetsTTL), f)
+	}
+	return f(ctx)
 }
 
 // EndOffsets returns each partition's end offset (the next to be written):
@@ -173,55 +188,89 @@ func (r *Reader) EndOffsets(ctx context.Context, shared bool) (map[int32]int64, 
 		return r.src.list(ctx, listEnd, time.Time{})
 	}
 	if shared {
-		return r.ends.get(ctx, f)
+		return r.ends.get(ctx, time.Now().Add(-offsetsTTL), f)
 	}
 	return f(ctx)
 }
 
-// shared is one listing shared by its callers for offsetsTTL: one request
-// in flight at a time, the others wait for it.
-type shared struct {
-	mu   sync.Mutex
-	at   time.Time       // when offs was listed; guarded by mu
-	offs map[int32]int64 // the last good listing; guarded by mu
-	wait chan struct{}   // closed when the listing in flight ends; guarded by mu
+// shared is one answer from Kafka shared by its callers: each asks for
+// one requested at or after a moment, and the callers that arrive while a
+// request is in flight that started late enough wait for it.
+type shared[T any] struct {
+	mu     sync.Mutex
+	val    T
+	ok     bool          // val is an answer; guarded by mu
+	at     time.Time     // when the request for val started; guarded by mu
+	wait   chan struct{} // closed when the request in flight ends; guarded by mu
+	waitAt time.Time     // when it started; guarded by mu
+	gen    uint64        // counts forget calls; guarded by mu
 }
 
-func (s *shared) get(ctx context.Context, list func(context.Context) (map[int32]int64, error)) (map[int32]int64, error) {
+// get returns an answer of list whose request started at or after
+// notBefore.
+func (s *shared[T]) get(ctx context.Context, notBefore time.Time, list func(context.Context) (T, error)) (T, error) {
 	s.mu.Lock()
-	if s.offs != nil && time.Since(s.at) < offsetsTTL {
-		o := s.offs
+	if s.ok && !s.at.Before(notBefore) {
+		v := s.val
 		s.mu.Unlock()
-		return o, nil
+		return v, nil
 	}
-	if w := s.wait; w != nil {
+	if w := s.wait; w != nil && !s.waitAt.Before(notBefore) {
 		s.mu.Unlock()
 		select {
 		case <-w:
 			s.mu.Lock()
-			o, fresh := s.offs, s.offs != nil && time.Since(s.at) < offsetsTTL
+			v, ok := s.val, s.ok && !s.at.Before(notBefore)
 			s.mu.Unlock()
-			if fresh {
-				return o, nil
+			if ok {
+				return v, nil
 			}
-			// The shared listing failed: try one of our own.
+			// The shared request failed, or was forgotten: one of our own.
 			return list(ctx)
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			var zero T
+			return zero, ctx.Err()
 		}
 	}
-	w := make(chan struct{})
-	s.wait = w
+	w, start, gen := make(chan struct{}), time.Now(), s.gen
+	s.wait, s.waitAt = w, start
 	s.mu.Unlock()
-	offs, err := list(ctx)
+	v, err := list(ctx)
 	s.mu.Lock()
-	s.wait = nil
-	if err == nil {
-		s.offs, s.at = offs, time.Now()
+	if s.wait == w {
+		s.wait = nil
+	}
+	if err == nil && gen == s.gen && (!s.ok || !start.Before(s.at)) {
+		s.val, s.ok, s.at = v, true, start
 	}
 	close(w)
 	s.mu.Unlock()
-	return offs, err
+	return v, err
+}
+
+// forget drops the answer, and the one in flight when it ends.
+func (s *shared[T]) forget() {
+	s.mu.Lock()
+	s.gen++
+	s.ok = false
+	s.mu.Unlock()
+}
+
+// forget drops the shared listings: the topic was recreated, its offsets
+// start again.
+func (r *Reader) forget() {
+	r.starts.forget()
+	r.ends.forget()
+	r.ident.forget()
+}
+
+// IdentityAfter returns the topic's identity from a metadata request made
+// at or after t, shared by the callers that ask at about the same time.
+func (r *Reader) IdentityAfter(ctx context.Context, t time.Time) (wsdest.TopicIdentity, error) {
+	return r.ident.get(ctx, t, func(ctx context.Context) (wsdest.TopicIdentity, error) {
+		id, _, err := r.src.identity(ctx)
+		return id, err
+	})
 }
 
 // OffsetsAfter returns, for each partition, the first offset whose record
@@ -310,28 +359,34 @@ func (r *Reader) serve(p int32) {
 }
 
 // readRange reads p from lo, up to ChunkRecords records below hi. end is
-// the offset below which everything of [lo, hi) was read.
+// the offset below which everything of [lo, hi) was read. It fails after
+// fetchAttempts silent fetches in a row.
 func (r *Reader) readRange(p int32, lo, hi int64) (recs []*wsdest.Record, end int64, err error) {
 	end = lo
+	silent := 0
 	for len(recs) < r.cfg.ChunkRecords && end < hi {
-		ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
-		got, err := r.src.fetch(ctx, p, end, r.cfg.ChunkRecords-len(recs))
-		timedOut := ctx.Err() != nil
+		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+		got, next, err := r.src.fetch(ctx, p, end, r.cfg.ChunkRecords-len(recs))
 		cancel()
 		if err != nil {
-			return nil, lo, fmt.Errorf("history: read %s/%d from %d: %w", r.cfg.Topic, p, lo, err)
+			return nil, lo, fmt.Errorf("history: read %s/%d from %d: %w", r.cfg.Topic, p, end, err)
 		}
+		if len(got) > 0 && next <= end {
+			return nil, lo, fmt.Errorf("history: read %s/%d from %d: Kafka answered from %d (offset out of range: truncated or recreated)", r.cfg.Topic, p, end, got[0].Offset)
+		}
+		if next <= end {
+			if silent++; silent >= fetchAttempts {
+				return nil, lo, fmt.Errorf("history: read %s/%d from %d: no answer from Kafka in %v", r.cfg.Topic, p, end, fetchAttempts*fetchTimeout)
+			}
+			continue
+		}
+		silent = 0
 		for _, rec := range got {
-			end = max(end, rec.Offset+1)
 			if rec.Offset < hi {
 				recs = append(recs, rec)
 			}
 		}
-		if len(got) == 0 && timedOut {
-			// Nothing more below hi: what is left of the range holds no
-			// records.
-			end = hi
-		}
+		end = next
 	}
 	return recs, min(end, hi), nil
 }

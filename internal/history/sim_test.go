@@ -102,7 +102,7 @@ func simulate(t *testing.T, seed int64, trace bool) {
 
 // Parameters of a run; the seed picks the rest.
 const (
-	simDuration   = 20 * time.Second // records produced, clients churning
+	simDuration   = 8 * time.Second // records produced, clients churning
 	simSettle     = 60 * time.Second // then every client must catch up within this
 	simPartitions = 3
 )
@@ -127,7 +127,7 @@ func runSim(seed int64, logf func(string, ...any)) error {
 	enc := encode.New(encode.Options{})
 	var store *Store
 	if rng.IntN(8) != 0 {
-		max := int64(4<<10 + rng.IntN(64<<10))
+		max := int64(2<<10 + rng.IntN(32<<10))
 		if !simHas("evict") {
 			max = 1 << 40
 		}
@@ -149,9 +149,9 @@ func runSim(seed int64, logf func(string, ...any)) error {
 	wg.Go(func() { k.produceLoop(ctx, rand.New(rand.NewPCG(uint64(seed), 2)), stopProduce) })
 	wg.Go(func() { sim.publishLoop(ctx) })
 	// Records before any client arrives.
-	time.Sleep(time.Duration(rng.IntN(3000)) * time.Millisecond)
+	time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond)
 
-	nclients := 2 + rng.IntN(5)
+	nclients := 2 + rng.IntN(3)
 	clients := make([]*simClient, nclients)
 	var cwg sync.WaitGroup
 	deadline := time.Now().Add(simDuration)
@@ -169,6 +169,10 @@ func runSim(seed int64, logf func(string, ...any)) error {
 	for _, c := range clients {
 		c.closeConn()
 	}
+	rd.Close()
+	// Every goroutine of the bubble ends: reads of the closed reader fail,
+	// the hub's close timers fire.
+	time.Sleep(time.Minute)
 	return err
 }
 
@@ -214,17 +218,12 @@ func (s *sim) publishLoop(ctx context.Context) {
 
 // simPublish is the service's publish step (service.publish).
 func simPublish(s *sim, msgs []*hub.Message, recs []*wsdest.Record) []*hub.Message {
-	s.tap.Begin()
-	want := s.h.Wants()
-	want[hub.ShapePlain] = want[hub.ShapePlain] || want[hub.ShapeSSEPlain]
-	want[hub.ShapeEnvelope] = want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope]
-	msgs = s.tap.Encode(msgs, recs, want)
-	if s.store != nil {
-		s.h.Wants()
-	}
-	s.h.Publish(msgs)
-	s.tap.Done()
-	return msgs
+	return s.tap.Publish(msgs, recs, func() [hub.NumShapes]bool {
+		want := s.h.Wants()
+		want[hub.ShapePlain] = want[hub.ShapePlain] || want[hub.ShapeSSEPlain]
+		want[hub.ShapeEnvelope] = want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope]
+		return want
+	}, s.h.Publish)
 }
 
 // fakeKafka is the stand-in for Kafka behind the Reader's source seam: a
@@ -235,16 +234,20 @@ func simPublish(s *sim, msgs []*hub.Message, recs []*wsdest.Record) []*hub.Messa
 type fakeKafka struct {
 	trace func(string, ...any)
 
-	mu    sync.Mutex
-	rng   *rand.Rand // fetch behaviour; guarded by mu
-	gen   int        // incarnation of the topic
-	id    [16]byte
-	parts []*fakePart
-	grown chan struct{} // closed when records are appended
+	mu        sync.Mutex
+	rng       *rand.Rand // fetch behaviour; guarded by mu
+	gen       int        // incarnation of the topic
+	id        [16]byte
+	parts     []*fakePart
+	grown     chan struct{} // closed when records are appended
+	closed    chan struct{} // closed by close
+	closeOnce sync.Once
 	// consumed is the live consumer's position, by partition, for the
 	// generation cgen; records are deleted only below it.
 	consumed []int64
 	cgen     int
+	// oldStarts holds the log starts of each generation before gen.
+	oldStarts [][]int64
 }
 
 type fakePart struct {
@@ -256,7 +259,7 @@ type fakePart struct {
 func (p *fakePart) end() int64 { return p.base + int64(len(p.recs)) }
 
 func newFakeKafka(seed int64, parts int) *fakeKafka {
-	k := &fakeKafka{rng: rand.New(rand.NewPCG(uint64(seed), 3)), grown: make(chan struct{})}
+	k := &fakeKafka{rng: rand.New(rand.NewPCG(uint64(seed), 3)), grown: make(chan struct{}), closed: make(chan struct{})}
 	k.id[0] = 1
 	for range parts {
 		k.parts = append(k.parts, &fakePart{})
@@ -273,11 +276,11 @@ func (k *fakeKafka) produceLoop(ctx context.Context, rng *rand.Rand, stop chan s
 			return
 		case <-stop:
 			return
-		case <-time.After(time.Duration(1+rng.IntN(40)) * time.Millisecond):
+		case <-time.After(time.Duration(5+rng.IntN(60)) * time.Millisecond):
 		}
 		k.mu.Lock()
 		switch r := rng.IntN(1000); {
-		case r < 8 && simHas("delete"):
+		case r < 15 && simHas("delete"):
 			// Records deleted (retention, DeleteRecords): the log start
 			// moves, at most to what the live consumer has read (see
 			// consume).
@@ -289,18 +292,23 @@ func (k *fakeKafka) produceLoop(ctx context.Context, rng *rand.Rand, stop chan s
 			}
 			k.trace("kafka: delete partition records below %d (start was %d)", to, p.start)
 			p.start = to
-		case r < 9 && simHas("recreate"):
+		case r < 17 && simHas("recreate"):
+			var st []int64
+			for _, p := range k.parts {
+				st = append(st, p.start)
+			}
+			k.oldStarts = append(k.oldStarts, st)
 			k.gen++
 			k.id[1] = byte(k.gen)
 			k.trace("kafka: topic recreated (generation %d)", k.gen)
 			for i := range k.parts {
 				k.parts[i] = &fakePart{}
 			}
-		case r < 10 && len(k.parts) < 6 && simHas("grow"):
+		case r < 20 && len(k.parts) < 6 && simHas("grow"):
 			k.trace("kafka: partition %d added", len(k.parts))
 			k.parts = append(k.parts, &fakePart{})
 		default:
-			burst := 1 + rng.IntN(8)
+			burst := 1 + rng.IntN(5)
 			for range burst {
 				pi := rng.IntN(len(k.parts))
 				p := k.parts[pi]
@@ -385,24 +393,29 @@ func (k *fakeKafka) offsetsAfter(at time.Time) map[int32]int64 {
 	return o
 }
 
-func (k *fakeKafka) fetch(ctx context.Context, p int32, from int64, max int) ([]*wsdest.Record, error) {
+func (k *fakeKafka) fetch(ctx context.Context, p int32, from int64, max int) ([]*wsdest.Record, int64, error) {
 	k.mu.Lock()
 	var delay time.Duration
-	switch r := k.rng.IntN(100); {
-	case r < 3 && simHas("slow"):
-		delay = 1500 * time.Millisecond // a slow broker: past the poll timeout
+	switch r := k.rng.IntN(1000); {
+	case r < 30 && simHas("slow"):
+		delay = 1500 * time.Millisecond // a slow broker
+		if r < 3 {
+			delay = 6 * time.Second // past a fetch's timeout
+		}
 		k.trace("kafka: fetch of partition %d from %d takes %v", p, from, delay)
-	case r < 5 && simHas("fail"):
+	case r < 50 && simHas("fail"):
 		k.mu.Unlock()
-		return nil, errors.New("fake: broker not available")
-	case r < 30:
+		return nil, from, errors.New("fake: broker not available")
+	case r < 300:
 		delay = time.Duration(k.rng.IntN(200)) * time.Millisecond
 	}
 	k.mu.Unlock()
 	if delay > 0 {
 		select {
 		case <-ctx.Done():
-			return nil, nil
+			return nil, from, nil
+		case <-k.closed:
+			return nil, from, errors.New("fake: closed")
 		case <-time.After(delay):
 		}
 	}
@@ -410,7 +423,7 @@ func (k *fakeKafka) fetch(ctx context.Context, p int32, from int64, max int) ([]
 		k.mu.Lock()
 		if int(p) >= len(k.parts) {
 			k.mu.Unlock()
-			return nil, fmt.Errorf("fake: partition %d unknown", p)
+			return nil, from, fmt.Errorf("fake: partition %d unknown", p)
 		}
 		pt := k.parts[p]
 		from = min(pt.end(), maxInt(from, pt.start))
@@ -421,13 +434,15 @@ func (k *fakeKafka) fetch(ctx context.Context, p int32, from int64, max int) ([]
 				out = append(out, &r)
 			}
 			k.mu.Unlock()
-			return out, nil
+			return out, out[len(out)-1].Offset + 1, nil
 		}
 		grown := k.grown
 		k.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return nil, nil
+			return nil, from, nil
+		case <-k.closed:
+			return nil, from, errors.New("fake: closed")
 		case <-grown:
 		}
 	}
@@ -435,10 +450,25 @@ func (k *fakeKafka) fetch(ctx context.Context, p int32, from int64, max int) ([]
 
 func maxInt(a, b int64) int64 { return max(a, b) }
 
-func (k *fakeKafka) close() {}
+func (k *fakeKafka) close() { k.closeOnce.Do(func() { close(k.closed) }) }
 
 // state returns, for the oracle, each partition's log start and end and
 // the generation.
+// startsOf returns each partition's log start in generation gen (the
+// current one when gen is -1).
+func (k *fakeKafka) startsOf(gen int) []int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if gen >= 0 && gen < k.gen {
+		return k.oldStarts[gen]
+	}
+	var out []int64
+	for _, p := range k.parts {
+		out = append(out, p.start)
+	}
+	return out
+}
+
 func (k *fakeKafka) state() (starts, ends []int64, gen int) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -463,7 +493,10 @@ type simClient struct {
 	// start)].
 	next    []int64
 	firstLo []int64
-	gen     int // the topic generation the stream is in
+	since   time.Time // partitions beyond firstLo start at the first record stamped at or after it
+	gen     int       // the topic generation the stream is in; -1 after a reset notice, until a record
+	minGen  int       // while gen is -1: the generation of the next record is at least this
+	connGen int       // Kafka's generation when the stream started
 	err     error
 
 	connMu sync.Mutex
@@ -493,7 +526,7 @@ func (c *simClient) run(ctx context.Context, deadline time.Time) {
 		st := c.start()
 		var life time.Duration
 		if !final {
-			life = time.Duration(100+c.rng.IntN(5000)) * time.Millisecond
+			life = time.Duration(100+c.rng.IntN(2500)) * time.Millisecond
 		}
 		pace := time.Duration(0)
 		if c.rng.IntN(3) == 0 {
@@ -538,26 +571,27 @@ func (c *simClient) session(ctx context.Context, st Start, life, pace time.Durat
 	// What the oracle expects of the first records of each partition.
 	c.next = c.next[:0]
 	c.firstLo = c.firstLo[:0]
+	c.since = time.Time{}
 	switch st.Kind {
 	case StartCursor:
-		if gen != c.gen {
-			c.gen = -1 // a reset notice must come first
-		}
+		c.minGen = -1 // the stream goes on in the cursor's generation, until a reset notice
 		for _, o := range st.Cursor.Offsets {
 			c.next = append(c.next, o)
 			c.firstLo = append(c.firstLo, o)
 		}
+		c.since = st.Cursor.Since
 	case StartEarliest:
-		c.gen = gen
+		c.gen, c.minGen, c.connGen = -1, 0, gen
 		c.firstLo = append(c.firstLo, starts...)
 	case StartTime:
-		c.gen = gen
+		c.gen, c.minGen, c.connGen = -1, 0, gen
+		c.since = st.Time
 		after := s.k.offsetsAfter(st.Time)
 		for p := range starts {
 			c.firstLo = append(c.firstLo, after[int32(p)])
 		}
 	case StartLast:
-		c.gen = gen
+		c.gen, c.minGen, c.connGen = -1, 0, gen
 		c.firstLo = nil // anything
 	}
 	s.trace("client %d: connect %s", c.id, startString(st, s.epoch))
@@ -643,14 +677,15 @@ func startString(st Start, epoch time.Time) string {
 	return "latest"
 }
 
-// complete reports whether the client has every record Kafka holds.
+// complete reports whether the client has every record Kafka holds (or
+// held since it started: Kafka may have deleted some after).
 func (c *simClient) complete() bool {
-	_, ends, gen := c.sim.k.state()
-	if c.gen != gen || len(c.next) < len(ends) {
+	starts, ends, gen := c.sim.k.state()
+	if g := c.gen; g != gen && !(g < 0 && c.connGen == gen) {
 		return false
 	}
 	for p, e := range ends {
-		if c.next[p] != e {
+		if at := c.at(int32(p)); at != e && !(at < 0 && c.firstLo != nil && e <= max(c.hi(int32(p)), starts[p])) {
 			return false
 		}
 	}
@@ -708,19 +743,22 @@ func (c *simClient) check(payload []byte) {
 		c.fail("message is not JSON: %v: %s", err, payload)
 		return
 	}
-	starts, _, gen := c.sim.k.state()
+	starts := c.sim.k.startsOf(c.gen)
 	switch m.Notice {
 	case "reset":
 		c.sim.trace("client %d: reset notice", c.id)
-		c.gen = gen
+		c.minGen, c.gen, c.connGen = max(c.gen+1, c.minGen), -1, -1 // a newer one: the next record tells which
 		c.next = c.next[:0]
 		c.firstLo = make([]int64, len(starts)) // from 0 (or the log start)
+		c.since = time.Time{}
 		return
 	case "gap":
 		p := m.Partition
 		c.sim.trace("client %d: gap notice %d [%d, %d)", c.id, p, m.From, m.To)
-		if !c.mayStart(p, m.From, starts) && c.at(p) != m.From {
-			c.fail("gap notice of partition %d from %d, but the client is at %d", p, m.From, c.at(p))
+		// A stream that has nothing of p yet may start it with a gap up
+		// to where it may start.
+		if at := c.at(p); at != m.From && !(at < 0 && c.mayStart(p, m.To, starts)) {
+			c.fail("gap notice of partition %d from %d, but the client is at %d", p, m.From, at)
 			return
 		}
 		if int(p) >= len(starts) || m.To > starts[p] {
@@ -733,6 +771,16 @@ func (c *simClient) check(payload []byte) {
 	default:
 		c.fail("unknown notice %s", payload)
 		return
+	}
+	if c.gen < 0 && c.minGen >= 0 && m.Value.G >= c.minGen {
+		// The stream's generation: the service may not have noticed a
+		// recreation yet, and serve the one before; where it started is
+		// then not checked.
+		c.gen = m.Value.G
+		if c.connGen >= 0 && c.gen != c.connGen {
+			c.firstLo = nil
+		}
+		starts = c.sim.k.startsOf(c.gen)
 	}
 	if m.Value.G != c.gen {
 		c.fail("record %d/%d of topic generation %d in a stream of generation %d (no reset notice)", m.Partition, m.Offset, m.Value.G, c.gen)
@@ -795,11 +843,26 @@ func (c *simClient) set(p int32, o int64) {
 	c.next[p] = o
 }
 
+// lo and hi bound where a stream that has nothing of p yet may start it
+// (below Kafka's log start, hi is that): at the offset its start asked
+// for; for a partition created since, anywhere from its start to the
+// first record stamped at or after Since (the history may still hold
+// records Kafka deleted since).
 func (c *simClient) lo(p int32) int64 {
-	if int(p) < len(c.firstLo) {
+	if int(p) < len(c.firstLo) && c.firstLo[p] >= 0 {
 		return c.firstLo[p]
 	}
-	return 0 // a partition added since
+	return 0
+}
+
+func (c *simClient) hi(p int32) int64 {
+	if int(p) < len(c.firstLo) && c.firstLo[p] >= 0 {
+		return c.firstLo[p]
+	}
+	if !c.since.IsZero() {
+		return c.sim.k.offsetsAfter(c.since)[p]
+	}
+	return 0
 }
 
 // mayStart reports whether a stream that has nothing of p yet may start
@@ -812,10 +875,9 @@ func (c *simClient) mayStart(p int32, o int64, starts []int64) bool {
 	if c.firstLo == nil {
 		return true
 	}
-	lo := c.lo(p)
 	s := int64(0)
 	if int(p) < len(starts) {
 		s = starts[p]
 	}
-	return o >= lo && o <= max(lo, s)
+	return o >= c.lo(p) && o <= max(c.hi(p), s)
 }

@@ -17,12 +17,14 @@
 package history
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
+	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/hub"
 )
 
@@ -61,6 +63,7 @@ type Store struct {
 	first uint64  // seq of ring[0]
 	parts []part  // by partition
 	bytes int64
+	epoch uint64 // counts Resets
 
 	evicted atomic.Uint64
 }
@@ -77,9 +80,11 @@ type part struct {
 	// seqs[head:] are live.
 	seqs []uint64
 	head int
-	// from: every message of the partition published at an offset ≥ from
-	// is held; -1 while none was appended.
-	from int64
+	// The store holds every message of the partition published at
+	// offsets [from, end), and knows it even when that range is empty
+	// (everything of the partition was evicted); from is -1 while none
+	// was appended.
+	from, end int64
 }
 
 // NewStore returns an empty store.
@@ -134,6 +139,7 @@ func (s *Store) Append(msgs []*hub.Message) {
 		if pt.from < 0 {
 			pt.from = m.Offset
 		}
+		pt.end = m.Offset + 1
 		if i == 0 || msgs[i-1].Partition != m.Partition {
 			run := 1
 			for run < len(msgs)-i && msgs[i+run].Partition == m.Partition {
@@ -195,10 +201,20 @@ func (s *Store) Reset() {
 	defer s.mu.Unlock()
 	clear(s.ring)
 	s.ring, s.parts, s.bytes = nil, nil, 0
+	s.epoch++
 }
 
-// Coverage returns, for partition p, the offset from which every published
-// message is held, or -1 when the store holds nothing of p.
+// Epoch counts the Resets: what a store gave before a Reset (Batch.Epoch)
+// belongs to a topic since recreated.
+func (s *Store) Epoch() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.epoch
+}
+
+// Coverage returns, for partition p, the offset from which every
+// published message is held, also when all of them were evicted since;
+// -1 when none of p was ever appended.
 func (s *Store) Coverage(p int32) int64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -206,58 +222,110 @@ func (s *Store) Coverage(p int32) int64 {
 }
 
 func (s *Store) coverageLocked(p int32) int64 {
-	if p < 0 || int(p) >= len(s.parts) || s.parts[p].head == len(s.parts[p].seqs) {
+	if p < 0 || int(p) >= len(s.parts) {
 		return -1
 	}
 	return s.parts[p].from
 }
 
-// Snapshot is what a Store held at one moment for one client.
-type Snapshot struct {
-	// Msgs are the held messages not before the requested positions, in
-	// publish order.
-	Msgs []*hub.Message
-	// From holds, by partition, the coverage at the time (see Coverage).
-	From []int64
-}
-
-// Since returns the held messages of each partition p at or after
-// offset(p) (never those before it; offset returns -1 for "none of this
-// partition"), in publish order, with the coverage of every partition.
-func (s *Store) Since(offset func(p int32) int64) Snapshot {
+// Range returns the offsets [from, end) of partition p of which the store
+// holds every published message (see Coverage); from is -1 when none of
+// p was ever appended.
+func (s *Store) Range(p int32) (from, end int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	snap := Snapshot{From: make([]int64, len(s.parts))}
-	start := s.first + uint64(len(s.ring))
+	if p < 0 || int(p) >= len(s.parts) {
+		return -1, -1
+	}
+	return s.parts[p].from, s.parts[p].end
+}
+
+// Batch is what a Store gives a client at one moment (Read).
+type Batch struct {
+	// Msgs are held messages, in publish order.
+	Msgs []*hub.Message
+	// Spans say what Msgs are: for each span, Msgs hold every message
+	// of its partition published at offsets [From, To) from the
+	// client's position on.
+	Spans []Span
+	// Epoch is the store's Epoch when it was read.
+	Epoch uint64
+}
+
+// Span is a range [From, To) of partition P's offsets.
+type Span struct {
+	P        int32
+	From, To int64
+}
+
+// Read returns the held messages after pos (wsdest.Cursor.Delivered) of
+// every partition whose position the store covers and that it holds
+// something after, in publish order, about max of them (the rows of a
+// record are never split), with a span for each such partition. It
+// returns nothing of a partition whose position is unknown, or before
+// the store's coverage (those records must come from Kafka).
+func (s *Store) Read(pos *wsdest.Cursor, max int) Batch {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	b := Batch{Epoch: s.epoch}
+	end := s.first + uint64(len(s.ring))
+	start := end
 	for p := range s.parts {
-		snap.From[p] = s.coverageLocked(int32(p))
-		o := offset(int32(p))
-		if o < 0 || snap.From[p] < 0 {
+		pt := &s.parts[p]
+		next, _ := pos.Next(int32(p))
+		if next < 0 || pt.from < 0 || pt.from > next || pt.end <= next {
 			continue
 		}
-		pt := &s.parts[p]
+		b.Spans = append(b.Spans, Span{P: int32(p), From: next, To: pt.end})
 		live := pt.seqs[pt.head:]
-		// The first message of p at or after o, by binary search.
-		lo, hi := 0, len(live)
-		for lo < hi {
-			mid := (lo + hi) / 2
-			if s.ring[live[mid]-s.first].m.Offset < o {
-				lo = mid + 1
-			} else {
-				hi = mid
+		// The first message of p at or after next, by binary search.
+		i, _ := slices.BinarySearchFunc(live, next, func(seq uint64, o int64) int {
+			return cmp.Compare(s.ring[seq-s.first].m.Offset, o)
+		})
+		if i < len(live) {
+			start = min(start, live[i])
+		}
+	}
+	if len(b.Spans) == 0 {
+		return b
+	}
+	covered := func(p int32) *Span {
+		for i := range b.Spans {
+			if b.Spans[i].P == p {
+				return &b.Spans[i]
 			}
 		}
-		if lo < len(live) && live[lo] < start {
-			start = live[lo]
+		return nil
+	}
+	seq := start
+	for ; seq < end; seq++ {
+		m := s.ring[seq-s.first].m
+		if len(b.Msgs) >= max && !(m.Row > 0 && b.Msgs[len(b.Msgs)-1].Partition == m.Partition && b.Msgs[len(b.Msgs)-1].Offset == m.Offset) {
+			break
+		}
+		if covered(m.Partition) != nil && !pos.Delivered(m.Partition, m.Offset, m.Row) {
+			b.Msgs = append(b.Msgs, m)
 		}
 	}
-	for i := start - s.first; i < uint64(len(s.ring)); i++ {
-		m := s.ring[i].m
-		if o := offset(m.Partition); o >= 0 && m.Offset >= o {
-			snap.Msgs = append(snap.Msgs, m)
+	if seq < end {
+		// Cut short: a partition with messages left is given up to its
+		// last message given.
+		for i := range b.Spans {
+			sp := &b.Spans[i]
+			pt := &s.parts[sp.P]
+			if pt.seqs[len(pt.seqs)-1] < seq {
+				continue
+			}
+			sp.To = sp.From
+			for j := len(b.Msgs) - 1; j >= 0; j-- {
+				if b.Msgs[j].Partition == sp.P {
+					sp.To = b.Msgs[j].Offset + 1
+					break
+				}
+			}
 		}
 	}
-	return snap
+	return b
 }
 
 // Last returns, for each partition, its newest held messages that keep
