@@ -17,21 +17,35 @@ import (
 )
 
 // kafkaSource is the Reader's source on a real cluster: one franz-go
-// client for metadata and listings, and a pool of at most Concurrency
-// consumers for fetches.
+// client for metadata and listings, and at most Concurrency consumers for
+// fetches. A consumer stays assigned to the partition and offset where
+// its last fetch ended, so that the next read of that partition goes on
+// with what it has fetched meanwhile instead of starting a fetch session
+// again.
 type kafkaSource struct {
 	topic string
 	opts  []kgo.Opt
 	base  *kgo.Client // metadata and offset listings
 	adm   *kadm.Client
 
-	clients chan *kgo.Client // idle consumers; at most Concurrency exist
-	slots   chan struct{}    // one per consumer that may still be created
+	slots chan struct{} // one per fetch that may run; Concurrency in all
 
-	closeMu sync.Mutex    // serialises close with client creation
-	closed  bool          // guarded by closeMu
-	all     []*kgo.Client // every consumer created; guarded by closeMu
+	mu     sync.Mutex  // guards idle, all and closed
+	idle   []*consumer // consumers not fetching
+	all    []*consumer // every consumer created
+	closed bool
 }
+
+// consumer is a pooled franz-go consumer and where it is assigned.
+type consumer struct {
+	cl       *kgo.Client
+	assigned bool
+	p        int32
+	next     int64
+}
+
+// readerFetchBytes bounds what one consumer fetches ahead.
+const readerFetchBytes = 8 << 20
 
 func newKafkaSource(cfg ReaderConfig) (*kafkaSource, error) {
 	base, err := kgo.NewClient(cfg.Opts...)
@@ -39,12 +53,11 @@ func newKafkaSource(cfg ReaderConfig) (*kafkaSource, error) {
 		return nil, fmt.Errorf("history: create Kafka client: %w", err)
 	}
 	s := &kafkaSource{
-		topic:   cfg.Topic,
-		opts:    cfg.Opts,
-		base:    base,
-		adm:     kadm.NewClient(base),
-		clients: make(chan *kgo.Client, cfg.Concurrency),
-		slots:   make(chan struct{}, cfg.Concurrency),
+		topic: cfg.Topic,
+		opts:  cfg.Opts,
+		base:  base,
+		adm:   kadm.NewClient(base),
+		slots: make(chan struct{}, cfg.Concurrency),
 	}
 	for range cfg.Concurrency {
 		s.slots <- struct{}{}
@@ -53,13 +66,14 @@ func newKafkaSource(cfg ReaderConfig) (*kafkaSource, error) {
 }
 
 func (s *kafkaSource) close() {
-	s.closeMu.Lock()
+	s.mu.Lock()
 	s.closed = true
-	for _, c := range s.all {
-		c.Close()
+	all := s.all
+	s.all, s.idle = nil, nil
+	s.mu.Unlock()
+	for _, c := range all {
+		c.cl.Close()
 	}
-	s.all = nil
-	s.closeMu.Unlock()
 	s.base.Close()
 }
 
@@ -118,24 +132,27 @@ func (s *kafkaSource) list(ctx context.Context, which listing, at time.Time) (ma
 }
 
 func (s *kafkaSource) fetch(ctx context.Context, p int32, from int64, max int) (recs []*wsdest.Record, next int64, err error) {
-	cl, err := s.consumer()
+	select {
+	case <-s.slots:
+	case <-ctx.Done():
+		return nil, from, nil
+	}
+	defer func() { s.slots <- struct{}{} }()
+	c, err := s.take(p, from)
 	if err != nil {
 		return nil, from, err
 	}
-	defer func() {
-		if err != nil {
-			// A consumer that failed (a recreated topic's old id, a
-			// broken connection) is replaced by a fresh one.
-			s.drop(cl)
-			return
+	defer func() { s.put(c, err) }()
+	if !c.assigned || c.p != p || c.next != from {
+		if c.assigned {
+			c.cl.RemoveConsumePartitions(map[string][]int32{s.topic: {c.p}})
 		}
-		s.clients <- cl
-	}()
-	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {p: kgo.NewOffset().At(from)}})
-	defer cl.RemoveConsumePartitions(map[string][]int32{s.topic: {p}})
+		c.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {p: kgo.NewOffset().At(from)}})
+		c.assigned, c.p = true, p
+	}
 	next = from
 	for next == from && ctx.Err() == nil {
-		fs := cl.PollRecords(ctx, max)
+		fs := c.cl.PollRecords(ctx, max)
 		if fs.IsClientClosed() {
 			return nil, from, errors.New("history: reader closed")
 		}
@@ -160,54 +177,69 @@ func (s *kafkaSource) fetch(ctx context.Context, p int32, from int64, max int) (
 			recs = append(recs, &rec)
 		})
 	}
+	c.next = next
 	return recs, next, nil
 }
 
-// consumer takes an idle pooled consumer, creating one while fewer than
-// Concurrency exist, or waits for one.
-func (s *kafkaSource) consumer() (*kgo.Client, error) {
-	select {
-	case c := <-s.clients:
-		return c, nil
-	default:
+// take returns an idle consumer, one assigned at p and from if there is
+// one, or a new one.
+func (s *kafkaSource) take(p int32, from int64) (*consumer, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("history: reader closed")
 	}
-	select {
-	case c := <-s.clients:
-		return c, nil
-	case <-s.slots:
-		opts := append(append([]kgo.Opt(nil), s.opts...),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {}}),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			// Transaction markers tell which offsets a range holds.
-			kgo.KeepControlRecords(),
-		)
-		c, err := kgo.NewClient(opts...)
-		if err != nil {
-			s.slots <- struct{}{}
-			return nil, fmt.Errorf("history: create Kafka consumer: %w", err)
+	pick := len(s.idle) - 1
+	for i, c := range s.idle {
+		if c.assigned && c.p == p && c.next == from {
+			pick = i
+			break
 		}
-		s.closeMu.Lock()
-		defer s.closeMu.Unlock()
-		if s.closed {
-			c.Close()
-			s.slots <- struct{}{}
-			return nil, errors.New("history: reader closed")
-		}
-		s.all = append(s.all, c)
+	}
+	if pick >= 0 {
+		c := s.idle[pick]
+		s.idle = append(s.idle[:pick], s.idle[pick+1:]...)
+		s.mu.Unlock()
 		return c, nil
 	}
+	s.mu.Unlock()
+	opts := append(append([]kgo.Opt(nil), s.opts...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {}}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Transaction markers tell which offsets a range holds.
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxBytes(readerFetchBytes),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("history: create Kafka consumer: %w", err)
+	}
+	c := &consumer{cl: cl}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		cl.Close()
+		return nil, errors.New("history: reader closed")
+	}
+	s.all = append(s.all, c)
+	return c, nil
 }
 
-// drop closes a failed consumer and frees its slot.
-func (s *kafkaSource) drop(cl *kgo.Client) {
-	s.closeMu.Lock()
-	for i, c := range s.all {
-		if c == cl {
+// put gives c back after a fetch; a consumer that failed (a recreated
+// topic's old id, a broken connection) is closed instead.
+func (s *kafkaSource) put(c *consumer, err error) {
+	s.mu.Lock()
+	if err == nil && !s.closed {
+		s.idle = append(s.idle, c)
+		s.mu.Unlock()
+		return
+	}
+	for i, x := range s.all {
+		if x == c {
 			s.all = append(s.all[:i], s.all[i+1:]...)
 			break
 		}
 	}
-	s.closeMu.Unlock()
-	cl.Close()
-	s.slots <- struct{}{}
+	s.mu.Unlock()
+	c.cl.Close()
 }

@@ -102,7 +102,7 @@ func simulate(t *testing.T, seed int64, trace bool) {
 
 // Parameters of a run; the seed picks the rest.
 const (
-	simDuration   = 8 * time.Second // records produced, clients churning
+	simDuration   = 8 * time.Second  // records produced, clients churning
 	simSettle     = 60 * time.Second // then every client must catch up within this
 	simPartitions = 3
 )
@@ -162,6 +162,10 @@ func runSim(seed int64, logf func(string, ...any)) error {
 	}
 	time.Sleep(time.Until(deadline))
 	close(stopProduce)
+	// A record in every partition, so that the publisher notices a
+	// recreation just before the end (it can know of one only by its
+	// records).
+	k.produceOne()
 	cwg.Wait()
 	err := firstErr(clients)
 	sim.stopPublish.Store(true)
@@ -327,6 +331,22 @@ func (k *fakeKafka) produceLoop(ctx context.Context, rng *rand.Rand, stop chan s
 	}
 }
 
+// produceOne appends one record to every partition.
+func (k *fakeKafka) produceOne() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for pi, p := range k.parts {
+		off := p.end()
+		p.recs = append(p.recs, wsdest.Record{
+			Topic: "sim", Partition: int32(pi), Offset: off, Key: []byte("k0"),
+			Value:     fmt.Appendf(nil, `{"g":%d,"p":%d,"o":%d}`, k.gen, pi, off),
+			Timestamp: time.Now(),
+		})
+	}
+	close(k.grown)
+	k.grown = make(chan struct{})
+}
+
 // consume returns what the live consumer reads next: the latest records
 // at first, a recreated topic from its start, a new partition from its
 // start.
@@ -385,6 +405,24 @@ func (k *fakeKafka) list(_ context.Context, which listing, at time.Time) (map[in
 		}
 	}
 	return out, nil
+}
+
+// offsetsAfterAll is offsetsAfter counting the records deleted since.
+func (k *fakeKafka) offsetsAfterAll(at time.Time) map[int32]int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make(map[int32]int64, len(k.parts))
+	for i, p := range k.parts {
+		o := p.end()
+		for j := range p.recs {
+			if !p.recs[j].Timestamp.Before(at.Truncate(time.Millisecond)) {
+				o = p.base + int64(j)
+				break
+			}
+		}
+		out[int32(i)] = o
+	}
+	return out
 }
 
 // offsetsAfter is listAfter for the oracle.
@@ -493,6 +531,7 @@ type simClient struct {
 	// start)].
 	next    []int64
 	firstLo []int64
+	firstHi []int64
 	since   time.Time // partitions beyond firstLo start at the first record stamped at or after it
 	gen     int       // the topic generation the stream is in; -1 after a reset notice, until a record
 	minGen  int       // while gen is -1: the generation of the next record is at least this
@@ -570,7 +609,7 @@ func (c *simClient) session(ctx context.Context, st Start, life, pace time.Durat
 	starts, _, gen := s.k.state()
 	// What the oracle expects of the first records of each partition.
 	c.next = c.next[:0]
-	c.firstLo = c.firstLo[:0]
+	c.firstLo, c.firstHi = c.firstLo[:0], c.firstHi[:0]
 	c.since = time.Time{}
 	switch st.Kind {
 	case StartCursor:
@@ -578,17 +617,22 @@ func (c *simClient) session(ctx context.Context, st Start, life, pace time.Durat
 		for _, o := range st.Cursor.Offsets {
 			c.next = append(c.next, o)
 			c.firstLo = append(c.firstLo, o)
+			c.firstHi = append(c.firstHi, o)
 		}
 		c.since = st.Cursor.Since
 	case StartEarliest:
 		c.gen, c.minGen, c.connGen = -1, 0, gen
-		c.firstLo = append(c.firstLo, starts...)
+		// The service lists the log starts at most offsetsTTL ago, and
+		// the history may hold records Kafka deleted since: from 0 on.
+		c.firstLo = append(c.firstLo, make([]int64, len(starts))...)
+		c.firstHi = append(c.firstHi, starts...)
 	case StartTime:
 		c.gen, c.minGen, c.connGen = -1, 0, gen
 		c.since = st.Time
 		after := s.k.offsetsAfter(st.Time)
 		for p := range starts {
-			c.firstLo = append(c.firstLo, after[int32(p)])
+			c.firstLo = append(c.firstLo, s.k.offsetsAfterAll(st.Time)[int32(p)])
+			c.firstHi = append(c.firstHi, after[int32(p)])
 		}
 	case StartLast:
 		c.gen, c.minGen, c.connGen = -1, 0, gen
@@ -750,6 +794,7 @@ func (c *simClient) check(payload []byte) {
 		c.minGen, c.gen, c.connGen = max(c.gen+1, c.minGen), -1, -1 // a newer one: the next record tells which
 		c.next = c.next[:0]
 		c.firstLo = make([]int64, len(starts)) // from 0 (or the log start)
+		c.firstHi = make([]int64, len(starts))
 		c.since = time.Time{}
 		return
 	case "gap":
@@ -852,12 +897,15 @@ func (c *simClient) lo(p int32) int64 {
 	if int(p) < len(c.firstLo) && c.firstLo[p] >= 0 {
 		return c.firstLo[p]
 	}
+	if !c.since.IsZero() {
+		return c.sim.k.offsetsAfterAll(c.since)[p]
+	}
 	return 0
 }
 
 func (c *simClient) hi(p int32) int64 {
-	if int(p) < len(c.firstLo) && c.firstLo[p] >= 0 {
-		return c.firstLo[p]
+	if int(p) < len(c.firstHi) && c.firstHi[p] >= 0 {
+		return c.firstHi[p]
 	}
 	if !c.since.IsZero() {
 		return c.sim.k.offsetsAfter(c.since)[p]
