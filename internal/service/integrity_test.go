@@ -199,4 +199,3 @@ func TestLiveClientsToldOfRecreatedTopic(t *testing.T) {
 		t.Fatalf("sse: first record after the reset %s, want offset 0 of the new topic", m.raw)
 	}
 }
-
