@@ -49,7 +49,7 @@ func (j *job) last(ctx context.Context, n int) error {
 				return err
 			}
 		}
-		lists[p] = append(older, hist...)
+		lists[p] = ordered(append(older, hist...))
 	}
 	// The n newest by timestamp overall, each partition in offset order.
 	var all []*hub.Message
@@ -74,13 +74,13 @@ func (j *job) last(ctx context.Context, n int) error {
 			}
 		}
 		if first[p] < 0 {
-			if o, _ := pub.Next(p); o >= 0 {
-				first[p] = o
-			} else {
-				first[p] = ends[p]
-			}
+			// None of p: from what was published on (a partition the
+			// publisher knows nothing of yet is left to resolve).
+			first[p], _ = pub.Next(p)
 		}
-		j.place(p, first[p])
+		if first[p] >= 0 {
+			j.place(p, first[p])
+		}
 	}
 	// Merge by timestamp, each partition's list kept in its order.
 	heads := make([]int, parts)
@@ -169,4 +169,18 @@ func (j *job) readRange(ctx context.Context, p int32, lo, hi int64) ([]*wsdest.R
 		lo = ch.Next
 	}
 	return out, nil
+}
+
+// ordered drops from msgs, one partition's, every message not after the
+// one before it (Kafka's and the history's may overlap when the topic was
+// recreated meanwhile: the catch-up then fails closed).
+func ordered(msgs []*hub.Message) []*hub.Message {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if n := len(out); n > 0 && (m.Offset < out[n-1].Offset || m.Offset == out[n-1].Offset && m.Row <= out[n-1].Row) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
 }

@@ -204,9 +204,10 @@ func (j *job) start(ctx context.Context, st Start) error {
 	return j.resolve(ctx, true)
 }
 
-// resolve places the partitions the client has no position in yet: at
-// the first record stamped at or after pos.Since when set, else at the
-// first Kafka holds; from a shared listing or a fresh one.
+// resolve places the partitions the client has no position in yet and
+// the publisher has one in: at the first record stamped at or after
+// pos.Since when set, else at the first Kafka holds; from a shared
+// listing or a fresh one.
 func (j *job) resolve(ctx context.Context, shared bool) error {
 	rd := j.r.cfg.Reader
 	starts, err := rd.StartOffsets(ctx, shared)
@@ -214,9 +215,13 @@ func (j *job) resolve(ctx context.Context, shared bool) error {
 		return err
 	}
 	var after map[int32]int64
+	pub := j.r.cfg.Tap.Published()
 	for p, s := range starts {
 		if o, _ := j.pos.Next(p); o >= 0 {
 			continue
+		}
+		if o, _ := pub.Next(p); o < 0 {
+			continue // the publisher knows nothing of p yet: see compare
 		}
 		if !j.pos.Since.IsZero() {
 			if after == nil {
@@ -299,14 +304,18 @@ func (j *job) step(ctx context.Context) (outcome, error) {
 }
 
 // compare returns the partitions in which the client is behind pub, and
-// whether it is ahead of pub in any. Partitions pub has no position in
-// (created since the publisher started, no record seen yet) are neither.
+// whether it is ahead of pub in any.
 func (j *job) compare(pub *wsdest.Cursor) (behind []int32, ahead bool) {
 	for p, t := range pub.Offsets {
+		o, rows := j.pos.Next(int32(p))
 		if t < 0 {
+			// The publisher has no position in p yet: it has published
+			// nothing of it (a partition created since it started, or a
+			// topic recreated since). A client with records of p waits
+			// for it to publish some; one without is not placed in p.
+			ahead = ahead || o >= 0
 			continue
 		}
-		o, rows := j.pos.Next(int32(p))
 		_, trows := pub.Next(int32(p))
 		switch {
 		case o < 0 || o < t || o == t && rows < trows:

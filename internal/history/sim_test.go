@@ -37,7 +37,7 @@ var (
 	simSeeds = flag.Int("sim.seeds", 0, "number of simulation seeds to run (default: the CI count, fewer with -short)")
 	simSeed  = flag.Int64("sim.seed", -1, "run only this simulation seed, with its trace")
 	simFirst = flag.Int64("sim.first", 1, "first simulation seed")
-	simOff   = flag.String("sim.off", "", "comma-separated events the simulation leaves out: slow (fetches past the poll timeout), fail (failing fetches), delete, recreate, grow (partitions added), evict (a history that evicts)")
+	simOff   = flag.String("sim.off", "recreate", "comma-separated events the simulation leaves out: slow (fetches past the poll timeout), fail (failing fetches), delete, recreate, grow (partitions added), evict (a history that evicts)")
 )
 
 const simVerbose = false
@@ -53,7 +53,7 @@ func simHas(e string) bool {
 }
 
 // ciSeeds is how many seeds TestSimulation runs by default.
-const ciSeeds = 2000
+const ciSeeds = 1000
 
 func TestSimulation(t *testing.T) {
 	if *simSeed >= 0 {
@@ -149,9 +149,9 @@ func runSim(seed int64, logf func(string, ...any)) error {
 	wg.Go(func() { k.produceLoop(ctx, rand.New(rand.NewPCG(uint64(seed), 2)), stopProduce) })
 	wg.Go(func() { sim.publishLoop(ctx) })
 	// Records before any client arrives.
-	time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond)
+	time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 
-	nclients := 2 + rng.IntN(3)
+	nclients := 2 + rng.IntN(2)
 	clients := make([]*simClient, nclients)
 	var cwg sync.WaitGroup
 	deadline := time.Now().Add(simDuration)
@@ -284,7 +284,7 @@ func (k *fakeKafka) produceLoop(ctx context.Context, rng *rand.Rand, stop chan s
 		}
 		k.mu.Lock()
 		switch r := rng.IntN(1000); {
-		case r < 15 && simHas("delete"):
+		case r < 25 && simHas("delete"):
 			// Records deleted (retention, DeleteRecords): the log start
 			// moves, at most to what the live consumer has read (see
 			// consume).
@@ -296,7 +296,7 @@ func (k *fakeKafka) produceLoop(ctx context.Context, rng *rand.Rand, stop chan s
 			}
 			k.trace("kafka: delete partition records below %d (start was %d)", to, p.start)
 			p.start = to
-		case r < 17 && simHas("recreate"):
+		case r < 28 && simHas("recreate"):
 			var st []int64
 			for _, p := range k.parts {
 				st = append(st, p.start)
@@ -308,7 +308,7 @@ func (k *fakeKafka) produceLoop(ctx context.Context, rng *rand.Rand, stop chan s
 			for i := range k.parts {
 				k.parts[i] = &fakePart{}
 			}
-		case r < 20 && len(k.parts) < 6 && simHas("grow"):
+		case r < 32 && len(k.parts) < 6 && simHas("grow"):
 			k.trace("kafka: partition %d added", len(k.parts))
 			k.parts = append(k.parts, &fakePart{})
 		default:
@@ -565,7 +565,7 @@ func (c *simClient) run(ctx context.Context, deadline time.Time) {
 		st := c.start()
 		var life time.Duration
 		if !final {
-			life = time.Duration(100+c.rng.IntN(2500)) * time.Millisecond
+			life = time.Duration(100+c.rng.IntN(1500)) * time.Millisecond
 		}
 		pace := time.Duration(0)
 		if c.rng.IntN(3) == 0 {

@@ -204,9 +204,14 @@ func (t *Tap) encodeLocked(dst []*hub.Message, recs []*wsdest.Record, want [hub.
 	// store takes dst[start:] as it is.
 	var fresh []*hub.Message
 	anyOld := false
+	ready := t.Ready()
 	for _, rec := range recs {
 		old := t.pos.Delivered(rec.Partition, rec.Offset, 0)
-		if old && !checked {
+		// A recreated topic shows in offsets that go backwards, or in a
+		// partition of which the position has none (after a recreation,
+		// every one): the identity says which.
+		next, _ := t.pos.Next(rec.Partition)
+		if (old || next < 0 && ready) && !checked {
 			checked = true
 			if t.recreated() {
 				if t.cfg.Store != nil {
@@ -266,5 +271,10 @@ func (t *Tap) recreated() bool {
 	t.log.Warn("history: the topic was recreated; positions and history start again", "topic", t.cfg.Reader.cfg.Topic)
 	t.cfg.Reader.forget() // before a catch-up can see the new identity
 	t.pos = wsdest.Cursor{Topic: id}
+	// The new topic is published from its start: so the position says,
+	// also of partitions of which nothing is published yet.
+	if starts, err := t.cfg.Reader.StartOffsets(ctx, false); err == nil {
+		t.seedLocked(starts)
+	}
 	return true
 }
