@@ -31,6 +31,7 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 var (
@@ -652,7 +653,7 @@ func (c *simClient) session(ctx context.Context, st Start, life, pace time.Durat
 			return
 		}
 		s.trace("client %d: catch-up failed: %v", c.id, err)
-		hc.Close(CloseCode, CloseReason, hub.ReasonCatchUp)
+		hc.Close(wsframe.CloseInternalError, wsframe.ReasonCatchUpFailed, hub.ReasonCatchUp)
 	}()
 	var end <-chan time.Time
 	if life > 0 {

@@ -83,7 +83,7 @@ func TestWaitBacklog(t *testing.T) {
 			done <- map[bool]int{true: 1, false: -1}[ok]
 		}()
 		synctest.Wait()
-		d.Close(wsframe.CloseInternalError, "catch-up failed", ReasonCatchUp)
+		d.Close(wsframe.CloseInternalError, wsframe.ReasonCatchUpFailed, ReasonCatchUp)
 		if got := <-done; got != -1 {
 			t.Fatalf("WaitBacklog on a closing client: %d, want false", got)
 		}
@@ -136,7 +136,7 @@ func TestParkedClientClosedAtOnce(t *testing.T) {
 	srv, cli := net.Pipe()
 	t.Cleanup(func() { cli.Close() })
 	c := h.AddClient(srv, ClientOptions{Sub: Subscription{All: true}, Park: true})
-	c.Close(wsframe.CloseInternalError, "catch-up failed", ReasonCatchUp)
+	c.Close(wsframe.CloseInternalError, wsframe.ReasonCatchUpFailed, ReasonCatchUp)
 	_ = cli.SetReadDeadline(time.Now().Add(testWait))
 	f, err := readFrame(cli)
 	if err != nil || f.op != wsframe.OpClose || len(f.payload) < 2 || uint16(f.payload[0])<<8|uint16(f.payload[1]) != wsframe.CloseInternalError {
