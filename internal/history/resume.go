@@ -306,8 +306,9 @@ func (j *job) step(ctx context.Context) (outcome, error) {
 // compare returns the partitions in which the client is behind pub, and
 // whether it is ahead of pub in any.
 func (j *job) compare(pub *wsdest.Cursor) (behind []int32, ahead bool) {
-	for p, t := range pub.Offsets {
-		o, rows := j.pos.Next(int32(p))
+	for p := range int32(max(len(pub.Offsets), len(j.pos.Offsets))) {
+		t, _ := pub.Next(p)
+		o, rows := j.pos.Next(p)
 		if t < 0 {
 			// The publisher has no position in p yet: it has published
 			// nothing of it (a partition created since it started, or a
@@ -316,10 +317,10 @@ func (j *job) compare(pub *wsdest.Cursor) (behind []int32, ahead bool) {
 			ahead = ahead || o >= 0
 			continue
 		}
-		_, trows := pub.Next(int32(p))
+		_, trows := pub.Next(p)
 		switch {
 		case o < 0 || o < t || o == t && rows < trows:
-			behind = append(behind, int32(p))
+			behind = append(behind, p)
 		case o > t || rows > trows:
 			ahead = true
 		}
