@@ -55,6 +55,9 @@ type Tap struct {
 
 	published atomic.Pointer[wsdest.Cursor] // pos after the last batch
 	ready     chan struct{}                 // closed once the identity is known
+
+	repeats       atomic.Uint64 // records dropped as already published
+	lastRepeatLog atomic.Int64  // unix ns of the last log line about them
 }
 
 // NewTap returns a tap; Run must run beside the publisher for cursors to
@@ -189,22 +192,20 @@ func (t *Tap) join(f func(pub *wsdest.Cursor) bool) bool {
 }
 
 // encodeLocked appends to dst the messages of recs, each with its cursor,
-// and stores the new ones: with a Store, they are encoded for keeping
+// and stores them: with a Store, they are encoded for keeping
 // (Encoder.EncodeKept), so that the Resumer can deliver them in any shape.
-// Records at offsets already published (the consumer rewound after the
-// broker lost data) are encoded with the current position and not stored
-// again; a topic recreated under the same name (a new topic id) resets
-// the position and the store, and its first record is preceded by a
-// reset notice for envelope and SSE clients. t.mu must be held.
+// Records at offsets already published (read again after a consumer-group
+// rebalance, or after the consumer rewound) are dropped: every client has
+// them, or is past them. A topic recreated under the same name (a new
+// topic id, asked of Kafka when offsets go backwards or a partition is new
+// to the position) resets the position and the store, and its first
+// record is preceded by a reset notice for envelope and SSE clients. t.mu
+// must be held.
 func (t *Tap) encodeLocked(dst []*hub.Message, recs []*wsdest.Record, want [hub.NumShapes]bool) []*hub.Message {
 	checked := false
-	start := len(dst)
-	// fresh collects the messages to store once a record of the batch
-	// turned out to be old; until then every message is new and the
-	// store takes dst[start:] as it is.
-	var fresh []*hub.Message
-	anyOld := false
+	store := len(dst) // dst[store:] goes to the Store
 	ready := t.Ready()
+	repeats := 0
 	for _, rec := range recs {
 		old := t.pos.Delivered(rec.Partition, rec.Offset, 0)
 		// A recreated topic shows in offsets that go backwards, or in a
@@ -217,25 +218,19 @@ func (t *Tap) encodeLocked(dst []*hub.Message, recs []*wsdest.Record, want [hub.
 				if t.cfg.Store != nil {
 					t.cfg.Store.Reset()
 				}
-				// Nothing encoded before in this batch belongs to the
-				// new topic's history.
-				fresh, anyOld = fresh[:0], true
 				old = false
 				dst = append(dst, encode.NoticeAll(encode.ResetNotice("topic_recreated")))
+				store = len(dst) // what came before is the old topic's
 			}
 		}
-		if old && !anyOld {
-			anyOld = true
-			fresh = append(fresh, dst[start:]...)
+		if old {
+			repeats++
+			continue
 		}
 		n := len(dst)
-		if t.cfg.Store != nil && !old {
+		if t.cfg.Store != nil {
 			dst = t.cfg.Encoder.EncodeKept(dst, rec, want, &t.pos)
-		} else {
-			dst = t.cfg.Encoder.EncodeAt(dst, rec, want, &t.pos)
-		}
-		if !old {
-			if t.cfg.Store != nil && rec.Key != nil && len(dst) > n {
+			if rec.Key != nil && len(dst) > n {
 				// The key is a slice of the fetch's buffer, which holds
 				// every record of the fetch: a stored message must not
 				// keep that alive.
@@ -244,16 +239,18 @@ func (t *Tap) encodeLocked(dst []*hub.Message, recs []*wsdest.Record, want [hub.
 					m.Key = key
 				}
 			}
-			if anyOld {
-				fresh = append(fresh, dst[n:]...)
-			}
+		} else {
+			dst = t.cfg.Encoder.EncodeAt(dst, rec, want, &t.pos)
 		}
 	}
 	if t.cfg.Store != nil {
-		if anyOld {
-			t.cfg.Store.Append(fresh)
-		} else {
-			t.cfg.Store.Append(dst[start:])
+		t.cfg.Store.Append(dst[store:])
+	}
+	if repeats > 0 {
+		t.repeats.Add(uint64(repeats))
+		if now := time.Now().UnixNano(); now-t.lastRepeatLog.Load() > int64(10*time.Second) {
+			t.lastRepeatLog.Store(now)
+			t.log.Info("history: records read again (a rebalance or a rewind) not published twice", "records", repeats, "so_far", t.repeats.Load())
 		}
 	}
 	return dst
