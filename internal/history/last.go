@@ -112,63 +112,78 @@ func (j *job) last(ctx context.Context, n int) error {
 	return nil
 }
 
-// maxLastScan bounds the records of one partition read from Kafka to find
-// the last N matching ones.
-const maxLastScan = 100000
+// A last=N scan of Kafka (for a partition the history holds too few
+// matching messages of) reads the partition backwards in windows of
+// lastWindow records, each chunk as it comes (a window is never held
+// whole), keeping only the newest matching messages it needs; it stops
+// after lastScanRecords records or lastScanBytes bytes of keys and values.
+// At most lastScans partitions are scanned at once, for all clients; the
+// others wait their turn.
+const (
+	lastWindow      = 4096
+	lastScanRecords = 100000
+	lastScanBytes   = 32 << 20
+	lastScans       = 4
+)
 
 // lastFromKafka returns the need newest messages of partition p below hi
-// that the client gets, reading backwards from hi in windows that double,
-// down to start or maxLastScan records.
+// that the client gets, reading backwards from hi, down to start or the
+// scan's bounds.
 func (j *job) lastFromKafka(ctx context.Context, p int32, start, hi int64, need int) ([]*hub.Message, error) {
-	var out []*hub.Message
-	size := int64(max(need, 64))
-	for scanned := int64(0); len(out) < need && hi > start && scanned < maxLastScan; size *= 2 {
-		lo := max(start, hi-size)
-		recs, err := j.readRange(ctx, p, lo, hi)
-		if err != nil {
-			return nil, err
-		}
-		scanned += hi - lo
-		var got []*hub.Message
-		var tmp wsdest.Cursor
-		for _, rec := range recs {
-			if !j.match(rec.Key) {
-				continue
+	select {
+	case j.r.scans <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-j.r.scans }()
+	var out []*hub.Message // the newest need, in offset order
+	records, bytes := int64(0), 0
+	for len(out) < need && hi > start && records < lastScanRecords && bytes < lastScanBytes {
+		lo := max(start, hi-lastWindow)
+		var window []*hub.Message
+		for from := lo; from < hi; {
+			ch := j.r.cfg.Reader.Read(ctx, p, from, hi)
+			if ch.Err != nil {
+				return nil, ch.Err
 			}
-			k := len(got)
-			got = j.r.cfg.Encoder.EncodeAt(got, rec, j.want, &tmp)
-			kept := got[:k]
-			for _, m := range got[k:] {
-				if m.Frames[j.shape] != nil {
-					kept = append(kept, m)
+			for _, rec := range ch.Recs {
+				records++
+				bytes += len(rec.Key) + len(rec.Value)
+				if j.match(rec.Key) {
+					window = j.encodeLast(window, rec)
 				}
 			}
-			got = kept
+			// Of a window, only the newest need matter.
+			if len(window) > need {
+				window = append(window[:0], window[len(window)-need:]...)
+			}
+			if ch.Next <= from {
+				break
+			}
+			from = ch.Next
 		}
-		out = append(got, out...)
+		out = append(window, out...)
+		if len(out) > need {
+			out = out[len(out)-need:]
+		}
 		hi = lo
-	}
-	if len(out) > need {
-		out = out[len(out)-need:]
 	}
 	return out, nil
 }
 
-// readRange reads all of [lo, hi) of partition p.
-func (j *job) readRange(ctx context.Context, p int32, lo, hi int64) ([]*wsdest.Record, error) {
-	var out []*wsdest.Record
-	for lo < hi {
-		ch := j.r.cfg.Reader.Read(ctx, p, lo, hi)
-		if ch.Err != nil {
-			return nil, ch.Err
+// encodeLast appends the messages of rec that the client gets, with no
+// cursor (last re-frames them).
+func (j *job) encodeLast(dst []*hub.Message, rec *wsdest.Record) []*hub.Message {
+	var tmp wsdest.Cursor
+	k := len(dst)
+	dst = j.r.cfg.Encoder.EncodeAt(dst, rec, j.want, &tmp)
+	kept := dst[:k]
+	for _, m := range dst[k:] {
+		if m.Frames[j.shape] != nil {
+			kept = append(kept, m)
 		}
-		out = append(out, ch.Recs...)
-		if ch.Next <= lo {
-			break
-		}
-		lo = ch.Next
 	}
-	return out, nil
+	return kept
 }
 
 // ordered drops from msgs, one partition's, every message not after the

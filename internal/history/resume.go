@@ -48,6 +48,7 @@ type Resumer struct {
 	done  atomic.Uint64 // catch-ups that joined the live stream
 	gaps  atomic.Uint64 // gap notices sent
 	holes atomic.Uint64 // catch-ups failed closed on a hole (a bug)
+	scans chan struct{} // last=N scans of Kafka running; see lastScans
 }
 
 // NewResumer returns a resumer.
@@ -58,7 +59,7 @@ func NewResumer(cfg ResumerConfig) *Resumer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Resumer{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Concurrency)}
+	return &Resumer{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Concurrency), scans: make(chan struct{}, lastScans)}
 }
 
 // ResumeStats counts catch-ups.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -179,4 +180,46 @@ func TestRereadRecordsNotPublishedTwice(t *testing.T) {
 			t.Fatalf("got %v, want %s", got, want)
 		}
 	})
+}
+
+// countingSource is a partition of n records keyed "common", each with
+// value as its value, that counts the records its fetches return.
+type countingSource struct {
+	fixedSource
+	n     int64
+	value []byte
+	read  atomic.Int64
+}
+
+func (s *countingSource) fetch(_ context.Context, _ int32, from int64, max int) ([]*wsdest.Record, int64, error) {
+	var out []*wsdest.Record
+	for o := from; o < s.n && len(out) < max; o++ {
+		out = append(out, &wsdest.Record{Topic: "t", Offset: o, Key: []byte("common"), Value: s.value})
+	}
+	s.read.Add(int64(len(out)))
+	return out, from + int64(len(out)), nil
+}
+
+// last=N for a key no record has stops after lastScanBytes of a
+// partition's records (here 8 KiB each), not at its start or after
+// lastScanRecords.
+func TestLastScanBounded(t *testing.T) {
+	const size = 8 << 10
+	src := &countingSource{n: 3 * lastScanRecords, value: make([]byte, size)}
+	cfg := ReaderConfig{Topic: "t", Logger: slog.New(slog.DiscardHandler)}
+	cfg.setDefaults()
+	rd := newReader(cfg, src)
+	defer rd.Close()
+	res := NewResumer(ResumerConfig{Reader: rd, Encoder: encode.New(encode.Options{}), Logger: cfg.Logger})
+	h := hub.New(hub.Config{PingInterval: -1, Logger: cfg.Logger})
+	c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{Keys: []string{"rare"}}, Park: true})
+	j := newJob(res, c, c.Matches)
+	got, err := j.lastFromKafka(t.Context(), 0, 0, src.n, 5)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("got %d, %v", len(got), err)
+	}
+	// A window's reads may fetch a chunk past its end.
+	if n, bound := src.read.Load(), int64(lastScanBytes/size+2*lastWindow+DefaultChunkRecords); n > bound {
+		t.Fatalf("read %d records for last=5 of a rare key, want at most %d", n, bound)
+	}
 }
