@@ -14,6 +14,7 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // fixedSource is a Kafka of one partition whose fetches return recs as
@@ -93,6 +94,17 @@ func TestHoleFailsClosed(t *testing.T) {
 		}
 		if st := res.Stats(); st.Resumed != 1 {
 			t.Fatalf("stats %+v", st)
+		}
+
+		// A client that leaves during its catch-up is not counted as
+		// resumed.
+		e := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: hub.ShapeEnvelope}, Park: true})
+		e.Close(wsframe.CloseGoingAway, "", hub.ReasonClientClosed)
+		if err := res.Resume(ctx, e, Start{Kind: StartEarliest}, e.Matches); err != nil {
+			t.Fatal(err)
+		}
+		if st := res.Stats(); st.Resumed != 1 {
+			t.Fatalf("a client that left was counted: %+v", st)
 		}
 	})
 }
