@@ -54,7 +54,7 @@ func simHas(e string) bool {
 }
 
 // ciSeeds is how many seeds TestSimulation runs by default.
-const ciSeeds = 600
+const ciSeeds = 450
 
 func TestSimulation(t *testing.T) {
 	if *simSeed >= 0 {
