@@ -341,11 +341,13 @@ func UnavailableNotice(reason string) []byte {
 // unavailable notice: {"notice":"available"}.
 func AvailableNotice() []byte { return []byte(`{"notice":"available"}`) }
 
-// Announcement returns one message carrying the notice json framed for
-// every shape that gets notices (not ShapePlain), for hub.Announce: its
-// frames are built once and shared by every client. Like Notice's, it has
+// NoticeAll returns one message carrying the notice json for every shape
+// that gets notices (not ShapePlain): its envelope frame and its SSE
+// events, built once and shared by every client. It serves a notice
+// published in the stream (Hub.Publish gives it to every client with a
+// frame for it) and a standing one (Hub.Announce). Like Notice's, it has
 // Partition -1 and Rows 0.
-func Announcement(json []byte) *hub.Message {
+func NoticeAll(json []byte) *hub.Message {
 	m := &hub.Message{Partition: -1}
 	m.Frames[hub.ShapeEnvelope] = wsframe.Text(json)
 	ev := sseframe.Event("", json)

@@ -8,13 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wsdest/wsdest"
-	"github.com/wsdest/wsdest/internal/kafka"
 )
 
 // Defaults of ReaderConfig.
@@ -23,11 +19,16 @@ const (
 	DefaultChunkRecords    = 2000
 )
 
-// pollTimeout bounds one poll of a catch-up read: a poll that returns
-// nothing for this long means the rest of the range holds no records
-// (control records, compacted away), since a range never ends past what
-// was published.
-const pollTimeout = time.Second
+// A catch-up read waits at most fetchTimeout for one fetch, and gives up
+// after fetchAttempts fetches in a row brought nothing: a range below what
+// was published always holds something Kafka returns (records, or the
+// markers of transactions), so silence means a slow or unreachable broker,
+// never an empty range. The read then fails (and the client with it,
+// closed with 1011 to resume from its cursor); it never skips the range.
+const (
+	fetchTimeout  = 5 * time.Second
+	fetchAttempts = 3
+)
 
 // offsetsTTL is how long a listing of the topic's start offsets is reused,
 // so that a reconnect storm costs one ListOffsets request, not one per
@@ -58,24 +59,45 @@ type ReaderConfig struct {
 // the next read, which starts at the lowest offset asked for. Its methods
 // are safe for concurrent use; Close it when done.
 type Reader struct {
-	cfg  ReaderConfig
-	log  *slog.Logger
-	base *kgo.Client // metadata and offset listings
-	adm  *kadm.Client
-
-	clients chan *kgo.Client // idle consumers; at most Concurrency exist
-	slots   chan struct{}    // one per consumer that may still be created
+	cfg ReaderConfig
+	log *slog.Logger
+	src source // Kafka itself (kafkaSource), or a stand-in in tests
 
 	mu      sync.Mutex
 	pending map[int32][]*readReq // requests waiting, by partition; guarded by mu
 	reading map[int32]bool       // partitions with a read running; guarded by mu
 	closed  bool
 
-	starts, ends shared // listings shared by the callers of offsetsTTL
-
-	closeMu sync.Mutex    // serialises Close with client creation
-	all     []*kgo.Client // every consumer created; guarded by closeMu
+	starts, ends shared[map[int32]int64] // listings shared by the callers of offsetsTTL
+	ident        shared[wsdest.TopicIdentity]
 }
+
+// source is what a Reader needs of Kafka: the topic's identity, its
+// offset listings, and fetches of one partition. Its methods are safe
+// for concurrent use.
+type source interface {
+	// identity returns the topic's identity and partition count.
+	identity(ctx context.Context) (wsdest.TopicIdentity, int, error)
+	// list returns each partition's start offset (listStart), end offset
+	// (listEnd), or first offset stamped at or after at (listAfter).
+	list(ctx context.Context, which listing, at time.Time) (map[int32]int64, error)
+	// fetch returns records of partition p from offset from (from the
+	// partition's first record if from was deleted), in offset order, at
+	// most max, as soon as any arrive, and next, the offset after the
+	// last offset the fetch covered (records and transaction markers);
+	// none and next = from when ctx ends first.
+	fetch(ctx context.Context, p int32, from int64, max int) (recs []*wsdest.Record, next int64, err error)
+	close()
+}
+
+// listing names an offset listing of source.list.
+type listing uint8
+
+const (
+	listStart listing = iota
+	listEnd
+	listAfter
+)
 
 type readReq struct {
 	from, to int64
@@ -85,7 +107,9 @@ type readReq struct {
 // Chunk is the answer to one Read.
 type Chunk struct {
 	// Recs are the partition's records from the requested offset on, in
-	// offset order, all below the requested end.
+	// offset order, all below the requested end: every record Kafka
+	// holds below Next. They start past the requested offset when Kafka
+	// no longer holds it (deleted), or holds no record there.
 	Recs []*wsdest.Record
 	// Next is where to continue; at or past the requested end when the
 	// range is done.
@@ -94,8 +118,17 @@ type Chunk struct {
 	Err error
 }
 
-// NewReader returns a reader; it does not connect until used.
+// NewReader returns a reader of Kafka; it does not connect until used.
 func NewReader(cfg ReaderConfig) (*Reader, error) {
+	cfg.setDefaults()
+	src, err := newKafkaSource(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newReader(cfg, src), nil
+}
+
+func (cfg *ReaderConfig) setDefaults() {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultReadConcurrency
 	}
@@ -105,24 +138,17 @@ func NewReader(cfg ReaderConfig) (*Reader, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	base, err := kgo.NewClient(cfg.Opts...)
-	if err != nil {
-		return nil, fmt.Errorf("history: create Kafka client: %w", err)
-	}
-	r := &Reader{
+}
+
+// newReader returns a reader of src; cfg has its defaults set.
+func newReader(cfg ReaderConfig, src source) *Reader {
+	return &Reader{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		base:    base,
-		adm:     kadm.NewClient(base),
-		clients: make(chan *kgo.Client, cfg.Concurrency),
-		slots:   make(chan struct{}, cfg.Concurrency),
+		src:     src,
 		pending: make(map[int32][]*readReq),
 		reading: make(map[int32]bool),
 	}
-	for range cfg.Concurrency {
-		r.slots <- struct{}{}
-	}
-	return r, nil
 }
 
 // Close closes every Kafka client. Reads in flight fail.
@@ -130,51 +156,28 @@ func (r *Reader) Close() {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
-	r.closeMu.Lock()
-	for _, c := range r.all {
-		c.Close()
-	}
-	r.all = nil
-	r.closeMu.Unlock()
-	r.base.Close()
+	r.src.close()
 }
 
 // Identity returns the topic's identity and partition count from a
 // metadata request.
 func (r *Reader) Identity(ctx context.Context) (wsdest.TopicIdentity, int, error) {
-	// A request of its own, not kadm's Metadata: that answers from the
-	// client's metadata cache, which can hold a deleted topic's id for up
-	// to MetadataMinAge after it was recreated, and the Tap asks exactly
-	// then (its offsets went backwards).
-	req := kmsg.NewPtrMetadataRequest()
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(r.cfg.Topic)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, r.base)
-	if err != nil {
-		return wsdest.TopicIdentity{}, 0, fmt.Errorf("history: metadata of %s: %w", r.cfg.Topic, err)
-	}
-	for _, t := range resp.Topics {
-		if t.Topic == nil || *t.Topic != r.cfg.Topic {
-			continue
-		}
-		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			return wsdest.TopicIdentity{}, 0, fmt.Errorf("history: metadata of %s: %w", r.cfg.Topic, err)
-		}
-		return wsdest.NewTopicIdentity(r.cfg.Topic, t.TopicID), len(t.Partitions), nil
-	}
-	return wsdest.TopicIdentity{}, 0, fmt.Errorf("history: topic %s not in metadata", r.cfg.Topic)
+	return r.src.identity(ctx)
 }
 
 // StartOffsets returns each partition's first offset still in Kafka (after
-// retention and DeleteRecords). A listing is shared by the callers of
-// offsetsTTL, so that a reconnect storm costs one request.
-func (r *Reader) StartOffsets(ctx context.Context) (map[int32]int64, error) {
-	return r.starts.get(ctx, func(ctx context.Context) (map[int32]int64, error) {
-		return r.list(ctx, func(ctx context.Context) (kadm.ListedOffsets, error) {
-			return r.adm.ListStartOffsets(ctx, r.cfg.Topic)
-		})
-	})
+// retention and DeleteRecords): a listing shared by the callers of
+// offsetsTTL when shared is set (so that a reconnect storm costs one
+// request; the log start only moves forward, so a shared listing is never
+// past the real one), a fresh one otherwise.
+func (r *Reader) StartOffsets(ctx context.Context, shared bool) (map[int32]int64, error) {
+	f := func(ctx context.Context) (map[int32]int64, error) {
+		return r.src.list(ctx, listStart, time.Time{})
+	}
+	if shared {
+		return r.starts.get(ctx, time.Now().Add(-offsetsTTL), f)
+	}
+	return f(ctx)
 }
 
 // EndOffsets returns each partition's end offset (the next to be written):
@@ -182,88 +185,98 @@ func (r *Reader) StartOffsets(ctx context.Context) (map[int32]int64, error) {
 // fresh one otherwise.
 func (r *Reader) EndOffsets(ctx context.Context, shared bool) (map[int32]int64, error) {
 	f := func(ctx context.Context) (map[int32]int64, error) {
-		return r.list(ctx, func(ctx context.Context) (kadm.ListedOffsets, error) {
-			return r.adm.ListEndOffsets(ctx, r.cfg.Topic)
-		})
+		return r.src.list(ctx, listEnd, time.Time{})
 	}
 	if shared {
-		return r.ends.get(ctx, f)
+		return r.ends.get(ctx, time.Now().Add(-offsetsTTL), f)
 	}
 	return f(ctx)
 }
 
-// shared is one listing shared by its callers for offsetsTTL: one request
-// in flight at a time, the others wait for it.
-type shared struct {
-	mu   sync.Mutex
-	at   time.Time       // when offs was listed; guarded by mu
-	offs map[int32]int64 // the last good listing; guarded by mu
-	wait chan struct{}   // closed when the listing in flight ends; guarded by mu
+// shared is one answer from Kafka shared by its callers: each asks for
+// one requested at or after a moment, and the callers that arrive while a
+// request is in flight that started late enough wait for it.
+type shared[T any] struct {
+	mu     sync.Mutex
+	val    T
+	ok     bool          // val is an answer; guarded by mu
+	at     time.Time     // when the request for val started; guarded by mu
+	wait   chan struct{} // closed when the request in flight ends; guarded by mu
+	waitAt time.Time     // when it started; guarded by mu
+	gen    uint64        // counts forget calls; guarded by mu
 }
 
-func (s *shared) get(ctx context.Context, list func(context.Context) (map[int32]int64, error)) (map[int32]int64, error) {
+// get returns an answer of list whose request started at or after
+// notBefore.
+func (s *shared[T]) get(ctx context.Context, notBefore time.Time, list func(context.Context) (T, error)) (T, error) {
 	s.mu.Lock()
-	if s.offs != nil && time.Since(s.at) < offsetsTTL {
-		o := s.offs
+	if s.ok && !s.at.Before(notBefore) {
+		v := s.val
 		s.mu.Unlock()
-		return o, nil
+		return v, nil
 	}
-	if w := s.wait; w != nil {
+	if w := s.wait; w != nil && !s.waitAt.Before(notBefore) {
 		s.mu.Unlock()
 		select {
 		case <-w:
 			s.mu.Lock()
-			o, fresh := s.offs, s.offs != nil && time.Since(s.at) < offsetsTTL
+			v, ok := s.val, s.ok && !s.at.Before(notBefore)
 			s.mu.Unlock()
-			if fresh {
-				return o, nil
+			if ok {
+				return v, nil
 			}
-			// The shared listing failed: try one of our own.
+			// The shared request failed, or was forgotten: one of our own.
 			return list(ctx)
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			var zero T
+			return zero, ctx.Err()
 		}
 	}
-	w := make(chan struct{})
-	s.wait = w
+	w, start, gen := make(chan struct{}), time.Now(), s.gen
+	s.wait, s.waitAt = w, start
 	s.mu.Unlock()
-	offs, err := list(ctx)
+	v, err := list(ctx)
 	s.mu.Lock()
-	s.wait = nil
-	if err == nil {
-		s.offs, s.at = offs, time.Now()
+	if s.wait == w {
+		s.wait = nil
+	}
+	if err == nil && gen == s.gen && (!s.ok || !start.Before(s.at)) {
+		s.val, s.ok, s.at = v, true, start
 	}
 	close(w)
 	s.mu.Unlock()
-	return offs, err
+	return v, err
+}
+
+// forget drops the answer, and the one in flight when it ends.
+func (s *shared[T]) forget() {
+	s.mu.Lock()
+	s.gen++
+	s.ok = false
+	s.mu.Unlock()
+}
+
+// forget drops the shared listings: the topic was recreated, its offsets
+// start again.
+func (r *Reader) forget() {
+	r.starts.forget()
+	r.ends.forget()
+	r.ident.forget()
+}
+
+// IdentityAfter returns the topic's identity from a metadata request made
+// at or after t, shared by the callers that ask at about the same time.
+func (r *Reader) IdentityAfter(ctx context.Context, t time.Time) (wsdest.TopicIdentity, error) {
+	return r.ident.get(ctx, t, func(ctx context.Context) (wsdest.TopicIdentity, error) {
+		id, _, err := r.src.identity(ctx)
+		return id, err
+	})
 }
 
 // OffsetsAfter returns, for each partition, the first offset whose record
 // is stamped at or after t (the end offset when there is none).
 func (r *Reader) OffsetsAfter(ctx context.Context, t time.Time) (map[int32]int64, error) {
-	return r.list(ctx, func(ctx context.Context) (kadm.ListedOffsets, error) {
-		return r.adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), r.cfg.Topic)
-	})
-}
-
-func (r *Reader) list(ctx context.Context, f func(context.Context) (kadm.ListedOffsets, error)) (map[int32]int64, error) {
-	lo, err := f(ctx)
-	if err != nil && len(lo) == 0 {
-		return nil, fmt.Errorf("history: list offsets of %s: %w", r.cfg.Topic, err)
-	}
-	out := make(map[int32]int64)
-	var errs []error
-	lo.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			errs = append(errs, fmt.Errorf("partition %d: %w", o.Partition, o.Err))
-			return
-		}
-		out[o.Partition] = o.Offset
-	})
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("history: list offsets of %s: %w", r.cfg.Topic, errors.Join(errs...))
-	}
-	return out, nil
+	return r.src.list(ctx, listAfter, t)
 }
 
 // Read returns the records of partition p from offset from (or the
@@ -345,104 +358,35 @@ func (r *Reader) serve(p int32) {
 	}
 }
 
-// readRange reads p from lo, up to ChunkRecords records below hi, with one
-// of the pooled consumers. end is the offset below which everything of
-// [lo, hi) was read.
+// readRange reads p from lo, up to ChunkRecords records below hi. end is
+// the offset below which everything of [lo, hi) was read. It fails after
+// fetchAttempts silent fetches in a row.
 func (r *Reader) readRange(p int32, lo, hi int64) (recs []*wsdest.Record, end int64, err error) {
-	cl, err := r.consumer()
-	if err != nil {
-		return nil, lo, err
-	}
-	defer func() {
-		if err != nil {
-			// A consumer that failed (a recreated topic's old id, a
-			// broken connection) is replaced by a fresh one.
-			r.drop(cl)
-			return
-		}
-		r.clients <- cl
-	}()
-	topic := r.cfg.Topic
-	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(lo)}})
-	defer cl.RemoveConsumePartitions(map[string][]int32{topic: {p}})
 	end = lo
+	silent := 0
 	for len(recs) < r.cfg.ChunkRecords && end < hi {
-		ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
-		fs := cl.PollRecords(ctx, r.cfg.ChunkRecords-len(recs))
-		timedOut := ctx.Err() != nil
+		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+		got, next, err := r.src.fetch(ctx, p, end, r.cfg.ChunkRecords-len(recs))
 		cancel()
-		if fs.IsClientClosed() {
-			return nil, lo, errors.New("history: reader closed")
+		if err != nil {
+			return nil, lo, fmt.Errorf("history: read %s/%d from %d: %w", r.cfg.Topic, p, end, err)
 		}
-		var ferr error
-		fs.EachError(func(_ string, _ int32, e error) {
-			if !errors.Is(e, context.DeadlineExceeded) && !errors.Is(e, context.Canceled) {
-				ferr = e
-			}
-		})
-		if ferr != nil {
-			return nil, lo, fmt.Errorf("history: read %s/%d from %d: %w", topic, p, lo, ferr)
+		if len(got) > 0 && next <= end {
+			return nil, lo, fmt.Errorf("history: read %s/%d from %d: Kafka answered from %d (offset out of range: truncated or recreated)", r.cfg.Topic, p, end, got[0].Offset)
 		}
-		n := 0
-		fs.EachRecord(func(kr *kgo.Record) {
-			if kr.Partition != p {
-				return
+		if next <= end {
+			if silent++; silent >= fetchAttempts {
+				return nil, lo, fmt.Errorf("history: read %s/%d from %d: no answer from Kafka in %v", r.cfg.Topic, p, end, fetchAttempts*fetchTimeout)
 			}
-			n++
-			end = max(end, kr.Offset+1)
-			if kr.Offset >= hi {
-				return
-			}
-			rec := kafka.Record(kr, nil)
-			recs = append(recs, &rec)
-		})
-		if n == 0 && timedOut {
-			// Nothing more below hi: what is left of the range holds no
-			// records.
-			end = hi
+			continue
 		}
+		silent = 0
+		for _, rec := range got {
+			if rec.Offset < hi {
+				recs = append(recs, rec)
+			}
+		}
+		end = next
 	}
 	return recs, min(end, hi), nil
-}
-
-// consumer takes an idle pooled consumer, creating one while fewer than
-// Concurrency exist, or waits for one.
-func (r *Reader) consumer() (*kgo.Client, error) {
-	select {
-	case c := <-r.clients:
-		return c, nil
-	default:
-	}
-	select {
-	case c := <-r.clients:
-		return c, nil
-	case <-r.slots:
-		opts := append(append([]kgo.Opt(nil), r.cfg.Opts...),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.Topic: {}}),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		)
-		c, err := kgo.NewClient(opts...)
-		if err != nil {
-			r.slots <- struct{}{}
-			return nil, fmt.Errorf("history: create Kafka consumer: %w", err)
-		}
-		r.closeMu.Lock()
-		r.all = append(r.all, c)
-		r.closeMu.Unlock()
-		return c, nil
-	}
-}
-
-// drop closes a failed consumer and frees its slot.
-func (r *Reader) drop(cl *kgo.Client) {
-	r.closeMu.Lock()
-	for i, c := range r.all {
-		if c == cl {
-			r.all = append(r.all[:i], r.all[i+1:]...)
-			break
-		}
-	}
-	r.closeMu.Unlock()
-	cl.Close()
-	r.slots <- struct{}{}
 }

@@ -1,12 +1,10 @@
 package history
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -20,16 +18,12 @@ import (
 // the history or in Kafka).
 const DefaultResumeConcurrency = 64
 
-// pushPace: while a client's backlog is above half its queue bound, the
-// catch-up waits this long before pushing more.
-const pushPace = 2 * time.Millisecond
-
-// A client catching up from the history takes it in paced chunks while
-// parked until fewer than lastStretch messages are left (at most
-// maxParkedRounds chunks); the rest goes ahead of the held live stream.
+// A catch-up reads the history historyChunk messages at a time; once
+// fewer than joinStretch are left, it takes them and joins in one step
+// between two batches (Tap.join).
 const (
-	lastStretch     = 256
-	maxParkedRounds = 64
+	historyChunk = 1024
+	joinStretch  = 64
 )
 
 // ResumerConfig configures a Resumer.
@@ -48,11 +42,13 @@ type ResumerConfig struct {
 // Resumer fills clients that start from a position. Its methods are safe
 // for concurrent use.
 type Resumer struct {
-	cfg  ResumerConfig
-	log  *slog.Logger
-	sem  chan struct{}
-	done atomic.Uint64 // catch-ups finished
-	gaps atomic.Uint64 // gap notices sent
+	cfg   ResumerConfig
+	log   *slog.Logger
+	sem   chan struct{}
+	done  atomic.Uint64 // catch-ups that joined the live stream
+	gaps  atomic.Uint64 // gap notices sent
+	holes atomic.Uint64 // catch-ups failed closed on a hole (a bug)
+	scans chan struct{} // last=N scans of Kafka running; see lastScans
 }
 
 // NewResumer returns a resumer.
@@ -63,31 +59,43 @@ func NewResumer(cfg ResumerConfig) *Resumer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Resumer{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Concurrency)}
+	return &Resumer{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Concurrency), scans: make(chan struct{}, lastScans)}
 }
 
 // ResumeStats counts catch-ups.
 type ResumeStats struct {
+	// Resumed counts the catch-ups that joined the live stream (not
+	// those whose client left first).
 	Resumed uint64 `json:"resumed"`
 	Gaps    uint64 `json:"gap_notices"`
+	// Holes counts the catch-ups failed closed because a position would
+	// have moved over records the client was not sent (a bug).
+	Holes uint64 `json:"holes"`
 }
 
 // Stats returns the counters.
 func (r *Resumer) Stats() ResumeStats {
-	return ResumeStats{Resumed: r.done.Load(), Gaps: r.gaps.Load()}
+	return ResumeStats{Resumed: r.done.Load(), Gaps: r.gaps.Load(), Holes: r.holes.Load()}
 }
 
 // Identity returns the topic identity cursors are checked against.
 func (r *Resumer) Identity() wsdest.TopicIdentity { return r.cfg.Tap.Identity() }
 
-// ErrCatchUp is returned by Resume when Kafka could not serve the client's
-// past; the caller closes the client.
+// ErrCatchUp is returned by Resume when the client's past could not be
+// delivered; the caller closes the client (1011, wsframe.ReasonCatchUpFailed),
+// which can resume from its cursor.
 var ErrCatchUp = errors.New("catch-up failed")
 
+// errHole is a move of a client's position over offsets it was not sent
+// and that Kafka still holds: the invariant of the package, broken.
+var errHole = errors.New("hole in the stream")
+
+// errRecreated: the topic was recreated while the client caught up.
+var errRecreated = errors.New("topic recreated during the catch-up")
+
 // Resume fills c, which was added with ClientOptions.Park, from st on,
-// then hands it over to the live stream; match is its subscription's key
-// test. It returns when c is live (or closing), or with an error wrapping
-// ErrCatchUp.
+// then joins it to the live stream; match is its subscription's key test.
+// It returns when c is live or gone, or with an error wrapping ErrCatchUp.
 func (r *Resumer) Resume(ctx context.Context, c *hub.Client, st Start, match func(key []byte) bool) error {
 	select {
 	case r.sem <- struct{}{}:
@@ -95,282 +103,349 @@ func (r *Resumer) Resume(ctx context.Context, c *hub.Client, st Start, match fun
 		return ctx.Err()
 	}
 	defer func() { <-r.sem }()
-	j := &job{r: r, c: c, shape: c.Shape(), match: match}
-	err := j.run(ctx, st)
-	if err != nil {
+	j := newJob(r, c, match)
+	out, err := j.run(ctx, st)
+	switch {
+	case errors.Is(err, errHole):
+		r.holes.Add(1)
+		r.log.Error("history: catch-up failed closed", "client", c.ID(), "err", err)
 		return fmt.Errorf("%w: %w", ErrCatchUp, err)
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrCatchUp, err)
+	case out == joined:
+		r.done.Add(1)
 	}
-	r.done.Add(1)
 	return nil
 }
+
+// outcome is where a step of a catch-up leaves it.
+type outcome uint8
+
+const (
+	more   outcome = iota // not done yet
+	joined                // the client is live
+	left                  // the client is closing
+)
 
 // job is one client's catch-up; it is owned by one goroutine.
 type job struct {
 	r     *Resumer
 	c     *hub.Client
 	shape hub.Shape
+	want  [hub.NumShapes]bool
 	match func(key []byte) bool
-	pos   wsdest.Cursor // what the client has received
-	// shared: the publish cursor of a message just handed over covered pos,
-	// so from now on the shared frames carry valid cursors for this client.
-	shared bool
-	want   [hub.NumShapes]bool
+	// pos is what the client has: it moves only in advance.
+	pos wsdest.Cursor
+	// aligned: pos is the publish position just after the last message
+	// delivered, which came from the history, so the history's frames
+	// (with their publish cursors) are the client's as they are.
+	aligned bool
+	// epoch is the Store's Epoch when the client was placed: the
+	// history's messages of another belong to a recreated topic.
+	epoch uint64
 }
 
-func (j *job) run(ctx context.Context, st Start) error {
+func newJob(r *Resumer, c *hub.Client, match func(key []byte) bool) *job {
+	j := &job{r: r, c: c, shape: c.Shape(), match: match}
 	j.want[j.shape] = true
-	// Reframe builds a client's frame from the WebSocket one.
+	// Reframe builds a client's SSE frame from the WebSocket one.
 	switch j.shape {
 	case hub.ShapeSSEPlain:
 		j.want[hub.ShapePlain] = true
 	case hub.ShapeSSEEnvelope:
 		j.want[hub.ShapeEnvelope] = true
 	}
-	// The batch being published now may be the first of a recreated
-	// topic, which the client may even have seen on another connection:
-	// take the identity once it is published.
-	if err := j.r.cfg.Tap.settle(ctx); err != nil {
+	return j
+}
+
+// run places the client at st, then catches up step by step until it
+// joins the live stream or leaves.
+func (j *job) run(ctx context.Context, st Start) (outcome, error) {
+	if err := j.start(ctx, st); err != nil {
+		return more, err
+	}
+	for {
+		out, err := j.step(ctx)
+		if err != nil || out != more {
+			return out, err
+		}
+	}
+}
+
+// start places the client: the position of each partition it starts at
+// (not a move: it has nothing yet), after a reset notice for a cursor of a
+// topic since recreated, or after the N records of last=N.
+func (j *job) start(ctx context.Context, st Start) error {
+	if err := j.r.cfg.Tap.waitReady(ctx); err != nil {
 		return err
 	}
 	id := j.r.cfg.Tap.Identity()
-	var prefix []*hub.Message
+	if s := j.r.cfg.Store; s != nil {
+		j.epoch = s.Epoch() // after the identity: see step
+	}
+	j.pos = wsdest.Cursor{Topic: id}
 	switch st.Kind {
 	case StartCursor:
 		if st.Cursor.Topic.ID != id.ID && st.Cursor.Topic.ID != ([8]byte{}) && id.ID != ([8]byte{}) {
 			j.notice(encode.ResetNotice("topic_recreated"))
-			j.pos = wsdest.Cursor{Topic: id}
 		} else {
 			j.pos = st.Cursor.Clone()
 			j.pos.Topic = id
 		}
 	case StartEarliest:
-		j.pos = wsdest.Cursor{Topic: id}
 	case StartTime:
-		j.pos = wsdest.Cursor{Topic: id, Since: st.Time}
+		j.pos.Since = st.Time
 	case StartLast:
-		var err error
-		prefix, err = j.last(ctx, st.Last)
-		if err != nil {
+		if err := j.last(ctx, st.Last); err != nil {
 			return err
 		}
 	default:
 		return fmt.Errorf("history: start kind %d is not a position", st.Kind)
 	}
-	if err := j.resolve(ctx, st.Kind != StartLast); err != nil {
-		return err
-	}
-	if len(prefix) > 0 && !j.push(ctx, prefix) {
-		return nil
-	}
-	// Far behind: read from Kafka while parked, up to what the history
-	// holds (or the end listed now).
-	ends, err := j.r.cfg.Reader.EndOffsets(ctx, true)
-	if err != nil {
-		return err
-	}
-	if ok, err := j.fromKafka(ctx, ends); !ok || err != nil {
-		return err
-	}
-	// The history, while parked, in paced chunks, until what is left is
-	// short: what is published meanwhile is the next chunk.
-	if s := j.r.cfg.Store; s != nil {
-		for range maxParkedRounds {
-			snap := s.Since(func(p int32) int64 { o, _ := j.pos.Next(p); return o })
-			if len(snap.Msgs) < lastStretch {
-				break
-			}
-			var msgs []*hub.Message
-			for _, m := range snap.Msgs {
-				if m2 := j.take(m, true); m2 != nil {
-					msgs = append(msgs, m2)
-				}
-			}
-			if !j.push(ctx, msgs) {
-				return nil
-			}
-		}
-	}
-	// The last stretch: hold the live stream, take the history, fill what
-	// it lacks from Kafka, and release.
-	j.c.HoldLive()
-	// A batch being encoded when the client was added may hold no frame
-	// of its shape: it must be in the history before the snapshot.
-	if err := j.r.cfg.Tap.settle(ctx); err != nil {
-		return err
-	}
-	var snap Snapshot
-	if s := j.r.cfg.Store; s != nil {
-		snap = s.Since(func(p int32) int64 { o, _ := j.pos.Next(p); return o })
-	}
-	// A partition the history holds nothing of had nothing published
-	// since the listing above (it would be held), unless there is no
-	// history.
-	needKafka := j.r.cfg.Store == nil
-	for p, o := range j.pos.Offsets {
-		if p < len(snap.From) && snap.From[p] >= 0 && o < snap.From[p] || (p >= len(snap.From) || snap.From[p] < 0) && o < ends[int32(p)] {
-			needKafka = true
-		}
-	}
-	var ahead []*hub.Message
-	if needKafka {
-		ends, err := j.r.cfg.Reader.EndOffsets(ctx, false)
-		if err != nil {
-			return err
-		}
-		for p := range j.pos.Offsets {
-			to := ends[int32(p)]
-			if p < len(snap.From) && snap.From[p] >= 0 {
-				to = min(to, snap.From[p])
-			}
-			msgs, err := j.readAll(ctx, int32(p), to)
-			if err != nil {
-				return err
-			}
-			ahead = append(ahead, msgs...)
-		}
-	}
-	for _, m := range snap.Msgs {
-		if m2 := j.take(m, true); m2 != nil {
-			ahead = append(ahead, m2)
-		}
-	}
-	// The floor is pos as fix leaves it; the job only reads pos from then
-	// on.
-	j.c.ReleaseFunc(ahead, func(m *hub.Message) *hub.Message { return j.take(m, false) }, &j.pos)
-	if !j.shared && !j.r.cfg.Tap.Published().Covers(&j.pos) {
-		j.r.log.Debug("history: client resumed ahead of this replica's position; live cursors lag its own until this replica catches up",
-			"client", j.c.ID())
-	}
-	return nil
+	return j.resolve(ctx, true)
 }
 
-// resolve turns pos into an offset for every partition of the topic: the
-// offsets it has, else (Since set) the first stamped at or after Since,
-// else the first Kafka still has. Offsets Kafka no longer has are
-// announced with a gap notice and skipped when gaps is set.
-func (j *job) resolve(ctx context.Context, gaps bool) error {
+// resolve places the partitions the client has no position in yet and
+// the publisher has one in: at the first record stamped at or after
+// pos.Since when set, else at the first Kafka holds; from a shared
+// listing or a fresh one.
+func (j *job) resolve(ctx context.Context, shared bool) error {
 	rd := j.r.cfg.Reader
-	starts, err := rd.StartOffsets(ctx)
+	starts, err := rd.StartOffsets(ctx, shared)
 	if err != nil {
 		return err
 	}
 	var after map[int32]int64
-	n := int32(len(starts))
-	for p := range n {
+	pub := j.r.cfg.Tap.Published()
+	for p, s := range starts {
 		if o, _ := j.pos.Next(p); o >= 0 {
 			continue
 		}
-		if j.pos.Since.IsZero() {
-			j.set(p, starts[p])
-			continue
+		if o, _ := pub.Next(p); o < 0 {
+			continue // the publisher knows nothing of p yet: see compare
 		}
-		if after == nil {
-			if after, err = rd.OffsetsAfter(ctx, j.pos.Since); err != nil {
-				return err
+		if !j.pos.Since.IsZero() {
+			if after == nil {
+				if after, err = rd.OffsetsAfter(ctx, j.pos.Since); err != nil {
+					return err
+				}
 			}
+			s = max(s, after[p])
 		}
-		j.set(p, max(after[p], starts[p]))
-	}
-	if !gaps {
-		return nil
-	}
-	for p := range n {
-		o, _ := j.pos.Next(p)
-		if s := starts[p]; o < s {
-			j.notice(encode.GapNotice(p, o, s))
-			j.r.gaps.Add(1)
-			j.set(p, s)
-		}
+		j.place(p, s)
 	}
 	return nil
 }
 
-func (j *job) set(p int32, o int64) {
+// place sets the position of a partition the client has none in.
+func (j *job) place(p int32, o int64) {
 	for int(p) >= len(j.pos.Offsets) {
 		j.pos.Offsets = append(j.pos.Offsets, wsdest.Unknown)
 	}
-	j.pos.Offsets[p] = o
-	if j.pos.PartialRows > 0 && j.pos.PartialPartition == p {
-		j.pos.PartialRows = 0
+	if j.pos.Offsets[p] < 0 {
+		j.pos.Offsets[p] = o
 	}
 }
 
-// fromKafka reads each partition, while parked, from pos up to where the
-// history starts holding it (or to ends when it holds nothing of it). It
-// reports false when the client went away.
-func (j *job) fromKafka(ctx context.Context, ends map[int32]int64) (bool, error) {
-	for p := range j.pos.Offsets {
-		to := ends[int32(p)]
+// step delivers the next piece of what the client lacks of what was
+// published: from Kafka for a partition the history does not cover at the
+// client's position, else from the history; with little left, it joins
+// the client to the live stream; a client ahead of what was published
+// (its cursor came from a replica further on) waits for the next batch.
+func (j *job) step(ctx context.Context) (outcome, error) {
+	tap := j.r.cfg.Tap
+	wait := tap.nextBatch()
+	pub := tap.Published()
+	if pub.Topic != j.pos.Topic {
+		return more, errRecreated
+	}
+	behind, ahead := j.compare(pub)
+	if j.lacks(pub) {
+		// A partition added since the client was placed (the shared
+		// listing may not know it yet: a fresh one does).
+		if err := j.resolve(ctx, false); err != nil {
+			return more, err
+		}
+		if j.lacks(pub) {
+			return more, errors.New("history: a published partition is not in Kafka's listing")
+		}
+		return more, nil
+	}
+	store := j.r.cfg.Store
+	for _, p := range behind {
+		at, _ := j.pos.Next(p)
+		from, end := int64(-1), int64(-1)
+		if store != nil {
+			from, end = store.Range(p)
+		}
+		if from < 0 || from > at || end <= at {
+			to := pub.Offsets[p]
+			if from > at {
+				to = min(to, from)
+			}
+			return j.fromKafka(ctx, p, to)
+		}
+	}
+	if store != nil {
+		if b := store.Read(&j.pos, historyChunk); b.Epoch != j.epoch {
+			return more, errRecreated
+		} else if len(b.Msgs) >= joinStretch {
+			return j.deliver(ctx, fromHistory, b.Msgs, b.Spans)
+		}
+	}
+	if len(behind) == 0 && ahead {
+		select {
+		case <-wait:
+			return more, nil
+		case <-ctx.Done():
+			return left, nil
+		}
+	}
+	return j.join()
+}
+
+// compare returns the partitions in which the client is behind pub, and
+// whether it is ahead of pub in any.
+func (j *job) compare(pub *wsdest.Cursor) (behind []int32, ahead bool) {
+	for p := range int32(max(len(pub.Offsets), len(j.pos.Offsets))) {
+		t, _ := pub.Next(p)
+		o, rows := j.pos.Next(p)
+		if t < 0 {
+			// The publisher has no position in p yet: it has published
+			// nothing of it (a partition created since it started, or a
+			// topic recreated since). A client with records of p waits
+			// for it to publish some; one without is not placed in p.
+			ahead = ahead || o >= 0
+			continue
+		}
+		_, trows := pub.Next(p)
+		switch {
+		case o < 0 || o < t || o == t && rows < trows:
+			behind = append(behind, p)
+		case o > t || rows > trows:
+			ahead = true
+		}
+	}
+	return behind, ahead
+}
+
+// lacks reports whether pub has a position in a partition the client has
+// none in.
+func (j *job) lacks(pub *wsdest.Cursor) bool {
+	for p, t := range pub.Offsets {
+		if o, _ := j.pos.Next(int32(p)); t >= 0 && o < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// join delivers what is left of the history and joins the client to the
+// live stream, between two batches, if it then has exactly what was
+// published; otherwise it delivers what it took and the next step goes
+// on.
+func (j *job) join() (outcome, error) {
+	out := more
+	var msgs []*hub.Message
+	var err error
+	j.r.cfg.Tap.join(func(pub *wsdest.Cursor) bool {
+		if pub.Topic != j.pos.Topic {
+			err = errRecreated
+			return false
+		}
 		if s := j.r.cfg.Store; s != nil {
-			if cov := s.Coverage(int32(p)); cov >= 0 {
-				to = cov
+			b := s.Read(&j.pos, 2*joinStretch)
+			if b.Epoch != j.epoch {
+				err = errRecreated
+				return false
+			}
+			if msgs, err = j.advance(fromHistory, b.Msgs, b.Spans, nil); err != nil {
+				return false
 			}
 		}
-		for {
-			o, _ := j.pos.Next(int32(p))
-			if o >= to {
-				break
-			}
-			ch := j.r.cfg.Reader.Read(ctx, int32(p), o, to)
-			if ch.Err != nil {
-				return false, ch.Err
-			}
-			msgs := j.encode(ch.Recs)
-			if ch.Next > o && len(ch.Recs) == 0 {
-				j.set(int32(p), ch.Next)
-			}
-			if !j.push(ctx, msgs) {
-				return false, nil
-			}
-			if n, _ := j.pos.Next(int32(p)); n < ch.Next {
-				j.set(int32(p), ch.Next)
-			}
+		// No waiting under the tap's lock: what is left is short.
+		if !j.c.Push(msgs) {
+			out = left
+			return false
 		}
-	}
-	return true, nil
+		if behind, ahead := j.compare(pub); len(behind) > 0 || ahead {
+			return false
+		}
+		if j.c.Join() {
+			out = joined
+		} else {
+			out = left
+		}
+		return true
+	})
+	return out, err
 }
 
-// readAll reads partition p from pos to to, for the last stretch (held).
-func (j *job) readAll(ctx context.Context, p int32, to int64) ([]*hub.Message, error) {
-	var out []*hub.Message
-	for {
-		o, _ := j.pos.Next(p)
-		if o < 0 || o >= to {
-			return out, nil
+// fromKafka delivers the next piece of partition p below to from Kafka,
+// after a gap notice if Kafka no longer holds the client's position.
+func (j *job) fromKafka(ctx context.Context, p int32, to int64) (outcome, error) {
+	rd := j.r.cfg.Reader
+	at, _ := j.pos.Next(p)
+	starts, err := rd.StartOffsets(ctx, true)
+	if err != nil {
+		return more, err
+	}
+	if s := starts[p]; s > at {
+		return j.deliver(ctx, fromGone, nil, []Span{{P: p, From: at, To: min(s, to)}}, starts)
+	}
+	ch := rd.Read(ctx, p, at, to)
+	if ch.Err != nil {
+		return more, ch.Err
+	}
+	// Kafka gives the records of a topic recreated under the same name
+	// as readily as the old one's: the identity, asked after the read,
+	// says which these are (the publisher may not have noticed yet).
+	if len(ch.Recs) > 0 {
+		id, err := rd.IdentityAfter(ctx, time.Now())
+		if err != nil {
+			return more, err
 		}
-		ch := j.r.cfg.Reader.Read(ctx, p, o, to)
-		if ch.Err != nil {
-			return nil, ch.Err
-		}
-		out = append(out, j.encode(ch.Recs)...)
-		if n, _ := j.pos.Next(p); n < ch.Next {
-			j.set(p, ch.Next)
+		if id != j.pos.Topic {
+			return more, errRecreated
 		}
 	}
+	if first := firstOffset(ch); first > at {
+		// Nothing at the client's position: deleted since the listing
+		// (the gap is announced), or Kafka holds no record there.
+		starts, err := rd.StartOffsets(ctx, false)
+		if err != nil {
+			return more, err
+		}
+		if s := starts[p]; s > at {
+			return j.deliver(ctx, fromGone, nil, []Span{{P: p, From: at, To: min(s, first)}}, starts)
+		}
+	}
+	return j.deliver(ctx, fromKafka, j.encode(ch.Recs), []Span{{P: p, From: at, To: ch.Next}})
+}
+
+func firstOffset(ch Chunk) int64 {
+	if len(ch.Recs) > 0 {
+		return ch.Recs[0].Offset
+	}
+	return ch.Next
 }
 
 // encode builds this client's messages for records read from Kafka, with
-// its own cursors, advancing pos.
+// its own cursors (from pos on; pos itself moves in advance): none for a
+// record it does not take.
 func (j *job) encode(recs []*wsdest.Record) []*hub.Message {
 	var out []*hub.Message
+	cur := j.pos.Clone()
 	for _, rec := range recs {
-		next, rows := j.pos.Next(rec.Partition)
-		if next >= 0 && rec.Offset < next {
-			continue
-		}
 		if !j.match(rec.Key) {
-			j.set(rec.Partition, rec.Offset+1)
+			cur.Advance(rec.Partition, rec.Offset, 0, 1)
 			continue
-		}
-		skip := int32(0)
-		if rec.Offset == next {
-			skip = rows // rows of the record delivered before the resume
 		}
 		n := len(out)
-		out = j.r.cfg.Encoder.EncodeAt(out, rec, j.want, &j.pos)
+		out = j.r.cfg.Encoder.EncodeAt(out, rec, j.want, &cur)
 		kept := out[:n]
 		for _, m := range out[n:] {
-			if m.Row >= skip && m.Frames[j.shape] != nil {
+			if m.Frames[j.shape] != nil {
 				kept = append(kept, m)
 			}
 		}
@@ -379,31 +454,102 @@ func (j *job) encode(recs []*wsdest.Record) []*hub.Message {
 	return out
 }
 
-// take decides what the client gets for a published message m (from the
-// history, or live when held): nothing if it already has it or does not
-// match (filter, for history messages), else m, re-framed with the
-// client's own cursor until m's shared cursor covers the client's
-// position.
-func (j *job) take(m *hub.Message, filter bool) *hub.Message {
-	if m.Rows == 0 {
-		return m // a notice
+// origin says where the messages given to advance come from.
+type origin uint8
+
+const (
+	fromHistory origin = iota // the Store's, with their publish cursors
+	fromKafka                 // encoded for this client (job.encode)
+	fromGone                  // none: ranges Kafka no longer holds
+)
+
+func (o origin) String() string {
+	return [...]string{"history", "Kafka", "gap"}[o]
+}
+
+// advance is where a client's position moves, and the only place (the
+// invariant of the package). Each span says what a source knows of its
+// partition: msgs hold every message of span.P published at offsets
+// [From, To), from the client's position on (fromHistory, fromKafka); or
+// Kafka no longer holds [From, To), as the listing starts shows
+// (fromGone), and the range is announced with a gap notice. advance
+// returns the messages to queue, in order, and moves the position to the
+// end of each span. A span that starts past the client's position, a gap
+// Kafka still holds part of, or a message out of its span or out of
+// order is a hole: advance moves nothing and returns errHole.
+func (j *job) advance(from origin, msgs []*hub.Message, spans []Span, starts map[int32]int64) ([]*hub.Message, error) {
+	for _, sp := range spans {
+		o, _ := j.pos.Next(sp.P)
+		if o < 0 || sp.From > o {
+			return nil, fmt.Errorf("%w: partition %d: the client is at %d, the %s gives from %d", errHole, sp.P, o, from, sp.From)
+		}
+		if from == fromGone && (sp.From != o || sp.To > starts[sp.P]) {
+			return nil, fmt.Errorf("%w: partition %d: a gap [%d, %d) but Kafka holds from %d", errHole, sp.P, sp.From, sp.To, starts[sp.P])
+		}
 	}
-	if j.pos.Delivered(m.Partition, m.Offset, m.Row) {
-		return nil
-	}
-	if filter && !j.match(m.Key) {
+	start := j.pos.Clone()
+	var out []*hub.Message
+	for _, m := range msgs {
+		sp := spanOf(spans, m.Partition)
+		if sp == nil || m.Offset < sp.From || m.Offset >= sp.To {
+			j.pos = start
+			return nil, fmt.Errorf("%w: partition %d: a message at %d outside the %s's span", errHole, m.Partition, m.Offset, from)
+		}
+		if start.Delivered(m.Partition, m.Offset, m.Row) {
+			continue // the client had it before this call
+		}
+		if j.pos.Delivered(m.Partition, m.Offset, m.Row) {
+			j.pos = start
+			return nil, fmt.Errorf("%w: partition %d: a message at %d out of order from the %s", errHole, m.Partition, m.Offset, from)
+		}
 		j.pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
-		return nil
+		if from == fromKafka {
+			out = append(out, m)
+			continue
+		}
+		if !j.match(m.Key) || !encode.Deliverable(m, j.shape) {
+			continue
+		}
+		out = append(out, j.frame(m))
 	}
-	j.pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
-	if !j.shared {
-		if c, ok := m.Position(); ok && c.Covers(&j.pos) {
-			j.shared = true
-			j.pos = c
+	for _, sp := range spans {
+		if from == fromGone {
+			j.gap(sp)
+		}
+		if o, _ := j.pos.Next(sp.P); o < sp.To {
+			j.aligned = false
+			j.pos.Offsets[sp.P] = sp.To
+			if j.pos.PartialPartition == sp.P {
+				j.pos.PartialRows = 0
+			}
+		}
+	}
+	if from != fromHistory {
+		j.aligned = false
+	}
+	return out, nil
+}
+
+func spanOf(spans []Span, p int32) *Span {
+	for i := range spans {
+		if spans[i].P == p {
+			return &spans[i]
+		}
+	}
+	return nil
+}
+
+// frame returns the message the client gets for m, a message of the
+// history: m itself once the client is aligned with the publish
+// positions, else m re-framed with the client's own cursor.
+func (j *job) frame(m *hub.Message) *hub.Message {
+	if !j.aligned {
+		if c, ok := m.Position(); ok && samePositions(&c, &j.pos) {
+			j.aligned = true
 		}
 	}
 	switch {
-	case !j.shared:
+	case !j.aligned:
 		return encode.Reframe(m, j.shape, j.pos.String())
 	case m.Frames[j.shape] == nil:
 		// Published while nobody had this shape: built from the frames
@@ -413,25 +559,54 @@ func (j *job) take(m *hub.Message, filter bool) *hub.Message {
 	return m
 }
 
+// samePositions reports whether a and b are at the same place in every
+// partition.
+func samePositions(a, b *wsdest.Cursor) bool {
+	n := max(len(a.Offsets), len(b.Offsets))
+	for p := range int32(n) {
+		ao, ar := a.Next(p)
+		bo, br := b.Next(p)
+		if ao != bo || ar != br {
+			return false
+		}
+	}
+	return true
+}
+
+// gap announces that Kafka no longer holds sp.
+func (j *job) gap(sp Span) {
+	j.notice(encode.GapNotice(sp.P, sp.From, sp.To))
+	j.r.gaps.Add(1)
+}
+
+// deliver moves the position over msgs and spans (advance) and queues
+// what the client gets, paced by its backlog.
+func (j *job) deliver(ctx context.Context, from origin, msgs []*hub.Message, spans []Span, starts ...map[int32]int64) (outcome, error) {
+	var st map[int32]int64
+	if len(starts) > 0 {
+		st = starts[0]
+	}
+	out, err := j.advance(from, msgs, spans, st)
+	if err != nil {
+		return more, err
+	}
+	if !j.push(ctx, out) {
+		return left, nil
+	}
+	return more, nil
+}
+
 // push queues msgs for the client, waiting while its backlog is above half
 // its queue bound. It reports false when the client is closing.
 func (j *job) push(ctx context.Context, msgs []*hub.Message) bool {
 	limit := j.c.MaxQueueBytes() / 2
 	for len(msgs) > 0 {
-		q, closing := j.c.Backlog()
-		if closing {
+		q, ok := j.c.WaitBacklog(ctx, limit)
+		if !ok {
 			return false
 		}
-		if q > limit {
-			select {
-			case <-ctx.Done():
-				return false
-			case <-time.After(pushPace):
-			}
-			continue
-		}
 		n, cost := 0, q
-		for n < len(msgs) && cost <= limit {
+		for n < len(msgs) && (n == 0 || cost <= limit) {
 			cost += j.c.Cost(msgs[n])
 			n++
 		}
@@ -449,164 +624,4 @@ func (j *job) notice(json []byte) {
 	if m := encode.Notice(j.shape, json); m != nil {
 		j.c.Push([]*hub.Message{m})
 	}
-}
-
-// last computes the start of a last=N client: the N most recent matching
-// messages (history first, Kafka for partitions the history has too few
-// of), merged by timestamp (each partition's in offset order), and pos
-// set just before them (at the published position for partitions with
-// none).
-func (j *job) last(ctx context.Context, n int) ([]*hub.Message, error) {
-	id := j.r.cfg.Tap.Identity()
-	j.pos = wsdest.Cursor{Topic: id}
-	var byPart [][]*hub.Message
-	var from []int64
-	if s := j.r.cfg.Store; s != nil {
-		byPart, from = s.Last(n, func(m *hub.Message) bool { return encode.Deliverable(m, j.shape) && j.match(m.Key) })
-	}
-	rd := j.r.cfg.Reader
-	starts, err := rd.StartOffsets(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ends, err := rd.EndOffsets(ctx, true)
-	if err != nil {
-		return nil, err
-	}
-	pub := j.r.cfg.Tap.Published()
-	parts := int32(len(ends))
-	lists := make([][]*hub.Message, parts)
-	for p := range parts {
-		var hist []*hub.Message
-		if int(p) < len(byPart) {
-			hist = byPart[p]
-		}
-		bound := ends[p]
-		if int(p) < len(from) && from[p] >= 0 {
-			bound = from[p]
-		}
-		var older []*hub.Message
-		if len(hist) < n && bound > starts[p] {
-			var err error
-			if older, err = j.lastFromKafka(ctx, p, starts[p], bound, n-len(hist)); err != nil {
-				return nil, err
-			}
-		}
-		lists[p] = append(older, hist...)
-	}
-	// The n newest by timestamp overall, each partition in offset order.
-	var all []*hub.Message
-	for _, l := range lists {
-		all = append(all, l...)
-	}
-	slices.SortStableFunc(all, func(a, b *hub.Message) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
-	if len(all) > n {
-		all = all[len(all)-n:]
-	}
-	keep := make(map[*hub.Message]bool, len(all))
-	for _, m := range all {
-		keep[m] = true
-	}
-	first := make([]int64, parts)
-	for p := range parts {
-		first[p] = -1
-		for _, m := range lists[p] {
-			if keep[m] {
-				first[p] = m.Offset
-				break
-			}
-		}
-		if first[p] < 0 {
-			if o, _ := pub.Next(p); o >= 0 {
-				first[p] = o
-			} else {
-				first[p] = ends[p]
-			}
-		}
-		j.set(p, first[p])
-	}
-	// Merge by timestamp, each partition's list kept in its order.
-	heads := make([]int, parts)
-	var out []*hub.Message
-	for {
-		best := -1
-		for p := range lists {
-			for heads[p] < len(lists[p]) && !keep[lists[p][heads[p]]] {
-				heads[p]++
-			}
-			if heads[p] == len(lists[p]) {
-				continue
-			}
-			if best < 0 || lists[p][heads[p]].Timestamp < lists[best][heads[best]].Timestamp {
-				best = p
-			}
-		}
-		if best < 0 {
-			break
-		}
-		m := lists[best][heads[best]]
-		heads[best]++
-		j.pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
-		out = append(out, encode.Reframe(m, j.shape, j.pos.String()))
-	}
-	return out, nil
-}
-
-// maxLastScan bounds the records of one partition read from Kafka to find
-// the last N matching ones.
-const maxLastScan = 100000
-
-// lastFromKafka returns the need newest messages of partition p below hi
-// that the client gets, reading backwards from hi in windows that double,
-// down to start or maxLastScan records.
-func (j *job) lastFromKafka(ctx context.Context, p int32, start, hi int64, need int) ([]*hub.Message, error) {
-	var out []*hub.Message
-	size := int64(max(need, 64))
-	for scanned := int64(0); len(out) < need && hi > start && scanned < maxLastScan; size *= 2 {
-		lo := max(start, hi-size)
-		recs, err := j.readRange(ctx, p, lo, hi)
-		if err != nil {
-			return nil, err
-		}
-		scanned += hi - lo
-		var got []*hub.Message
-		var tmp wsdest.Cursor
-		for _, rec := range recs {
-			if !j.match(rec.Key) {
-				continue
-			}
-			k := len(got)
-			got = j.r.cfg.Encoder.EncodeAt(got, rec, j.want, &tmp)
-			kept := got[:k]
-			for _, m := range got[k:] {
-				if m.Frames[j.shape] != nil {
-					kept = append(kept, m)
-				}
-			}
-			got = kept
-		}
-		out = append(got, out...)
-		hi = lo
-	}
-	if len(out) > need {
-		out = out[len(out)-need:]
-	}
-	return out, nil
-}
-
-// readRange reads all of [lo, hi) of partition p.
-func (j *job) readRange(ctx context.Context, p int32, lo, hi int64) ([]*wsdest.Record, error) {
-	var out []*wsdest.Record
-	for lo < hi {
-		ch := j.r.cfg.Reader.Read(ctx, p, lo, hi)
-		if ch.Err != nil {
-			return nil, ch.Err
-		}
-		out = append(out, ch.Recs...)
-		if ch.Next <= lo {
-			break
-		}
-		lo = ch.Next
-	}
-	return out, nil
 }

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -36,37 +37,53 @@ func equal(a, b []int64) bool {
 	return true
 }
 
-func TestStoreSinceAndEviction(t *testing.T) {
+// at is a client position: offsets by partition (-1: none).
+func at(offs ...int64) *wsdest.Cursor { return &wsdest.Cursor{Offsets: offs} }
+
+func TestStoreReadAndEviction(t *testing.T) {
 	// Each message costs 100 + entryOverhead + 1 (key) bytes; room for 4.
 	per := int64(100 + entryOverhead + 1)
 	s := NewStore(StoreConfig{MaxBytes: 4 * per})
 	s.Append([]*hub.Message{msg(0, 10, "a", 100), msg(1, 5, "b", 100), msg(0, 11, "a", 100)})
-	all := func(int32) int64 { return 0 }
-	if got := offsets(s.Since(all).Msgs); !equal(got, []int64{10, 1005, 11}) {
-		t.Fatalf("Since = %v", got)
+	for _, c := range []struct {
+		name  string
+		pos   *wsdest.Cursor
+		want  []int64
+		spans []Span
+	}{
+		{"from the start", at(10, 5), []int64{10, 1005, 11}, []Span{{0, 10, 12}, {1, 5, 6}}},
+		{"after some", at(11, 6), []int64{11}, []Span{{0, 11, 12}}},
+		{"one partition unknown", at(-1, 5), []int64{1005}, []Span{{1, 5, 6}}},
+		// Before the coverage: those records are Kafka's to give.
+		{"before the coverage", at(9, 4), nil, nil},
+	} {
+		b := s.Read(c.pos, 100)
+		if got := offsets(b.Msgs); !equal(got, c.want) || fmt.Sprint(b.Spans) != fmt.Sprint(c.spans) {
+			t.Errorf("%s: Read = %v %v, want %v %v", c.name, got, b.Spans, c.want, c.spans)
+		}
 	}
-	if got := offsets(s.Since(func(p int32) int64 { return map[int32]int64{0: 11, 1: 6}[p] }).Msgs); !equal(got, []int64{11}) {
-		t.Fatalf("Since(11, 6) = %v", got)
-	}
-	if got := offsets(s.Since(func(p int32) int64 { return -1 + int64(p)*6 }).Msgs); !equal(got, []int64{1005}) {
-		t.Fatalf("Since(none, 5) = %v", got)
+	if b := s.Read(at(10, 5), 1); !equal(offsets(b.Msgs), []int64{10}) || fmt.Sprint(b.Spans) != fmt.Sprint([]Span{{0, 10, 11}, {1, 5, 5}}) {
+		t.Errorf("Read of at most one = %v %v", offsets(b.Msgs), b.Spans)
 	}
 	s.Append([]*hub.Message{msg(1, 6, "b", 100), msg(0, 12, "a", 100)})
+	s.Append([]*hub.Message{msg(0, 13, "a", 100), msg(0, 14, "a", 100), msg(0, 15, "a", 100)})
+	// Everything of partition 1 was evicted: the store still knows it
+	// holds all of [7, 7), and nothing before.
+	if from, end := s.Range(1); from != 7 || end != 7 {
+		t.Fatalf("range of 1 = [%d, %d), want [7, 7)", from, end)
+	}
 	st := s.Stats()
-	if st.Messages != 4 || st.Bytes > 4*per || st.Evicted != 1 {
+	if st.Messages != 4 || st.Bytes > 4*per || st.Evicted != 4 {
 		t.Fatalf("stats %+v", st)
 	}
-	if c := s.Coverage(0); c != 11 {
-		t.Fatalf("coverage of 0 = %d, want 11", c)
-	}
-	if c := s.Coverage(1); c != 5 {
-		t.Fatalf("coverage of 1 = %d, want 5", c)
+	if c := s.Coverage(0); c != 12 {
+		t.Fatalf("coverage of 0 = %d, want 12", c)
 	}
 	if c := s.Coverage(7); c != -1 {
 		t.Fatalf("coverage of an unknown partition = %d", c)
 	}
 	byPart, from := s.Last(2, func(m *hub.Message) bool { return string(m.Key) == "a" })
-	if !equal(offsets(byPart[0]), []int64{11, 12}) || len(byPart[1]) != 0 || from[0] != 11 {
+	if !equal(offsets(byPart[0]), []int64{14, 15}) || len(byPart[1]) != 0 || from[0] != 12 {
 		t.Fatalf("Last = %v %v, from %v", offsets(byPart[0]), offsets(byPart[1]), from)
 	}
 	s.Reset()
@@ -89,7 +106,10 @@ func TestStoreEvictsWholeRecords(t *testing.T) {
 	}
 	s.Append(rows(1))
 	s.Append(rows(2)) // over the bound: record 1 goes, both rows
-	if got := offsets(s.Since(func(int32) int64 { return 0 }).Msgs); !equal(got, []int64{2, 2}) {
+	if got := offsets(s.Read(at(0), 100).Msgs); got != nil {
+		t.Fatalf("after eviction, from 0: %v, want nothing (not covered)", got)
+	}
+	if got := offsets(s.Read(at(2), 100).Msgs); !equal(got, []int64{2, 2}) {
 		t.Fatalf("after eviction: %v", got)
 	}
 	if c := s.Coverage(0); c != 2 {
@@ -105,7 +125,7 @@ func TestStoreAge(t *testing.T) {
 		s.Append([]*hub.Message{msg(0, 2, "", 1)})
 		time.Sleep(45 * time.Second)
 		s.Append([]*hub.Message{msg(0, 3, "", 1)})
-		if got := offsets(s.Since(func(int32) int64 { return 0 }).Msgs); !equal(got, []int64{2, 3}) {
+		if got := offsets(s.Read(at(2), 100).Msgs); !equal(got, []int64{2, 3}) {
 			t.Fatalf("after 75 s: %v, want the two younger than a minute", got)
 		}
 		if c := s.Coverage(0); c != 2 {

@@ -36,24 +36,28 @@ type TapConfig struct {
 
 // Tap is the publisher's side of the history: it encodes each published
 // batch with the publish position (so that every message carries its
-// cursor), appends the new messages to the Store, and keeps the published
-// position for the Resumer. Encode and Published are called by the
-// publishing goroutine only; the other methods are safe for concurrent
-// use.
+// cursor), appends the new messages to the Store, and hands them to the
+// hub, all under one lock, so that a catch-up can join the live stream
+// between two batches (join). Publish is called by the publishing
+// goroutine only; the other methods are safe for concurrent use.
 type Tap struct {
 	cfg TapConfig
 	log *slog.Logger
 
-	// mu guards pos: the publisher holds it for a batch, Run for seeding
-	// the positions of partitions not yet seen.
+	// mu is held by Publish for a whole batch, by Run for seeding the
+	// positions of partitions not yet seen, and by join. It guards pos
+	// and next.
 	mu  sync.Mutex
 	pos wsdest.Cursor
+	// next, when not nil, is closed when the batch being published or
+	// the next one is published (Tap.next).
+	next chan struct{}
 
-	published atomic.Pointer[wsdest.Cursor] // pos after the last Publish
-	ready     atomic.Bool                   // the identity is known
-	// begun counts the batches Begin started, finished those Done ended;
-	// written by the publisher.
-	begun, finished atomic.Uint64
+	published atomic.Pointer[wsdest.Cursor] // pos after the last batch
+	ready     chan struct{}                 // closed once the identity is known
+
+	repeats       atomic.Uint64 // records dropped as already published
+	lastRepeatLog atomic.Int64  // unix ns of the last log line about them
 }
 
 // NewTap returns a tap; Run must run beside the publisher for cursors to
@@ -62,7 +66,7 @@ func NewTap(cfg TapConfig) *Tap {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	t := &Tap{cfg: cfg, log: cfg.Logger}
+	t := &Tap{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
 	t.pos.Since = cfg.Since
 	t.pos.Topic = wsdest.NewTopicIdentity(cfg.Reader.cfg.Topic, [16]byte{})
 	p := t.pos.Clone()
@@ -72,7 +76,14 @@ func NewTap(cfg TapConfig) *Tap {
 
 // Ready reports whether the topic's identity is known, so that cursors
 // carry it.
-func (t *Tap) Ready() bool { return t.ready.Load() }
+func (t *Tap) Ready() bool {
+	select {
+	case <-t.ready:
+		return true
+	default:
+		return false
+	}
+}
 
 // Identity returns the topic's identity as the cursors carry it.
 func (t *Tap) Identity() wsdest.TopicIdentity { return t.published.Load().Topic }
@@ -97,10 +108,9 @@ func (t *Tap) Run(ctx context.Context) error {
 					t.pos.Topic = id
 				}
 				t.seedLocked(offs)
-				p := t.pos.Clone()
-				t.published.Store(&p)
+				t.publishedLocked()
 				t.mu.Unlock()
-				t.ready.Store(true)
+				close(t.ready)
 				return nil
 			}
 			err = lerr
@@ -111,6 +121,16 @@ func (t *Tap) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
+	}
+}
+
+// waitReady waits until the topic's identity is known or ctx is done.
+func (t *Tap) waitReady(ctx context.Context) error {
+	select {
+	case <-t.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -127,49 +147,90 @@ func (t *Tap) seedLocked(offs map[int32]int64) {
 	}
 }
 
-// Encode appends to dst the messages of recs, each with its cursor, and
-// stores the new ones: with a Store, they are encoded for keeping
-// (Encoder.EncodeKept), so that the Resumer can deliver them in any shape.
-// Records at offsets already published (the consumer
-// rewound after the broker lost data) are encoded with the current
-// position and not stored again; a topic recreated under the same name
-// (a new topic id) resets the position and the store.
-func (t *Tap) Encode(dst []*hub.Message, recs []*wsdest.Record, want [hub.NumShapes]bool) []*hub.Message {
+// Publish encodes recs into dst (see encodeLocked), with the shapes want
+// returns, and hands the messages to publish (Hub.Publish), holding the
+// tap's lock throughout: a catch-up joins the live stream between two
+// batches (join). Call it from the publishing goroutine only.
+func (t *Tap) Publish(dst []*hub.Message, recs []*wsdest.Record, want func() [hub.NumShapes]bool, publish func([]*hub.Message)) []*hub.Message {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	dst = t.encodeLocked(dst, recs, want())
+	publish(dst)
+	t.publishedLocked()
+	return dst
+}
+
+// publishedLocked makes pos the published position and wakes whoever
+// waits for a batch. t.mu must be held.
+func (t *Tap) publishedLocked() {
+	p := t.pos.Clone()
+	t.published.Store(&p)
+	if t.next != nil {
+		close(t.next)
+		t.next = nil
+	}
+}
+
+// nextBatch returns a channel closed once a batch is published after the
+// call.
+func (t *Tap) nextBatch() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.next == nil {
+		t.next = make(chan struct{})
+	}
+	return t.next
+}
+
+// join calls f with the published position, between two batches: what
+// f does (hub.Client.Join) takes effect from the next batch on. f must be
+// quick and must not block.
+func (t *Tap) join(f func(pub *wsdest.Cursor) bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return f(&t.pos)
+}
+
+// encodeLocked appends to dst the messages of recs, each with its cursor,
+// and stores them: with a Store, they are encoded for keeping
+// (Encoder.EncodeKept), so that the Resumer can deliver them in any shape.
+// Records at offsets already published (read again after a consumer-group
+// rebalance, or after the consumer rewound) are dropped: every client has
+// them, or is past them. A topic recreated under the same name (a new
+// topic id, asked of Kafka when offsets go backwards or a partition is new
+// to the position) resets the position and the store, and its first
+// record is preceded by a reset notice for envelope and SSE clients. t.mu
+// must be held.
+func (t *Tap) encodeLocked(dst []*hub.Message, recs []*wsdest.Record, want [hub.NumShapes]bool) []*hub.Message {
 	checked := false
-	start := len(dst)
-	// fresh collects the messages to store once a record of the batch
-	// turned out to be old; until then every message is new and the
-	// store takes dst[start:] as it is.
-	var fresh []*hub.Message
-	anyOld := false
+	store := len(dst) // dst[store:] goes to the Store
+	ready := t.Ready()
+	repeats := 0
 	for _, rec := range recs {
 		old := t.pos.Delivered(rec.Partition, rec.Offset, 0)
-		if old && !checked {
+		// A recreated topic shows in offsets that go backwards, or in a
+		// partition of which the position has none (after a recreation,
+		// every one): the identity says which.
+		next, _ := t.pos.Next(rec.Partition)
+		if (old || next < 0 && ready) && !checked {
 			checked = true
 			if t.recreated() {
 				if t.cfg.Store != nil {
 					t.cfg.Store.Reset()
 				}
-				// Nothing encoded before in this batch belongs to the
-				// new topic's history.
-				fresh, anyOld = fresh[:0], true
 				old = false
+				dst = append(dst, encode.NoticeAll(encode.ResetNotice("topic_recreated")))
+				store = len(dst) // what came before is the old topic's
 			}
 		}
-		if old && !anyOld {
-			anyOld = true
-			fresh = append(fresh, dst[start:]...)
+		if old {
+			repeats++
+			continue
 		}
 		n := len(dst)
-		if t.cfg.Store != nil && !old {
+		if t.cfg.Store != nil {
 			dst = t.cfg.Encoder.EncodeKept(dst, rec, want, &t.pos)
-		} else {
-			dst = t.cfg.Encoder.EncodeAt(dst, rec, want, &t.pos)
-		}
-		if !old {
-			if t.cfg.Store != nil && rec.Key != nil && len(dst) > n {
+			if rec.Key != nil && len(dst) > n {
 				// The key is a slice of the fetch's buffer, which holds
 				// every record of the fetch: a stored message must not
 				// keep that alive.
@@ -178,16 +239,18 @@ func (t *Tap) Encode(dst []*hub.Message, recs []*wsdest.Record, want [hub.NumSha
 					m.Key = key
 				}
 			}
-			if anyOld {
-				fresh = append(fresh, dst[n:]...)
-			}
+		} else {
+			dst = t.cfg.Encoder.EncodeAt(dst, rec, want, &t.pos)
 		}
 	}
 	if t.cfg.Store != nil {
-		if anyOld {
-			t.cfg.Store.Append(fresh)
-		} else {
-			t.cfg.Store.Append(dst[start:])
+		t.cfg.Store.Append(dst[store:])
+	}
+	if repeats > 0 {
+		t.repeats.Add(uint64(repeats))
+		if now := time.Now().UnixNano(); now-t.lastRepeatLog.Load() > int64(10*time.Second) {
+			t.lastRepeatLog.Store(now)
+			t.log.Info("history: records read again (a rebalance or a rewind) not published twice", "records", repeats, "so_far", t.repeats.Load())
 		}
 	}
 	return dst
@@ -203,36 +266,12 @@ func (t *Tap) recreated() bool {
 		return false
 	}
 	t.log.Warn("history: the topic was recreated; positions and history start again", "topic", t.cfg.Reader.cfg.Topic)
+	t.cfg.Reader.forget() // before a catch-up can see the new identity
 	t.pos = wsdest.Cursor{Topic: id}
-	return true
-}
-
-// Begin starts a batch; call it before Hub.Wants, whose snapshot decides
-// which frames the batch has.
-func (t *Tap) Begin() { t.begun.Add(1) }
-
-// Done records that the batch last encoded was published: the Resumer
-// compares clients' positions with it. Call it after Hub.Publish.
-func (t *Tap) Done() {
-	t.mu.Lock()
-	p := t.pos.Clone()
-	t.mu.Unlock()
-	t.published.Store(&p)
-	t.finished.Store(t.begun.Load())
-}
-
-// settle waits until every batch begun before the call is published (in
-// the history, when there is one): a client added while a batch was
-// being encoded may have no frame in it, and must find it in the history.
-// It waits at most one Publish.
-func (t *Tap) settle(ctx context.Context) error {
-	b := t.begun.Load()
-	for t.finished.Load() < b {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
+	// The new topic is published from its start: so the position says,
+	// also of partitions of which nothing is published yet.
+	if starts, err := t.cfg.Reader.StartOffsets(ctx, false); err == nil {
+		t.seedLocked(starts)
 	}
-	return nil
+	return true
 }

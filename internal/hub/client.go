@@ -36,9 +36,8 @@ type ClientOptions struct {
 	// closed, from the goroutine that tore the client down.
 	OnClosed func()
 	// Park keeps live messages away from the client (they are not queued)
-	// until HoldLive, while messages pushed with Push are written: a
-	// client catching up from far behind reads the past first, then holds
-	// the live stream for the last stretch (see resume.go).
+	// until Join, while messages pushed with Push are written: a client
+	// that starts from a position gets its past first (see resume.go).
 	Park bool
 }
 
@@ -55,11 +54,12 @@ func (c *Client) Touch() { c.lastRead.Store(time.Now().UnixNano()) }
 
 // takes reports whether the client queues m under sub (nil: every key):
 // m has a frame of the client's shape that fits its queue (an oversized
-// frame is counted once, by Publish) and is not below its floor. c.mu must
-// be held.
+// frame is counted once, by Publish). A notice goes to every
+// client with a frame for it, whatever its subscription. c.mu must be
+// held.
 func (c *Client) takes(m *Message, sub *compiled) bool {
 	f := m.Frames[c.shape]
-	return f != nil && len(f) <= c.hub.cfg.MaxQueueBytes && (sub == nil || sub.matches(m.Key)) && !c.covered(m)
+	return f != nil && len(f) <= c.hub.cfg.MaxQueueBytes && (sub == nil || m.notice() || sub.matches(m.Key))
 }
 
 // enqueue appends the messages of msgs the client takes (under sub) and
@@ -95,7 +95,7 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled, seq uint64, share bool)
 // shareLocked makes msgs the client's backlog, as enqueue describes, and
 // reports whether it could. c.mu must be held.
 func (c *Client) shareLocked(msgs []*Message, sub *compiled, seq uint64) bool {
-	if c.held || len(c.queue) > 0 || len(c.backlog) > 0 {
+	if len(c.queue) > 0 || len(c.backlog) > 0 {
 		return false
 	}
 	cost := 0
@@ -120,7 +120,7 @@ func (c *Client) enqueueOne(m *Message, seq uint64) uint64 {
 		return 0
 	}
 	ok := c.pushLocked(m, seq)
-	c.wakeLocked() // also when the bound closed it: the close frame goes out, held or not
+	c.wakeLocked() // also when the bound closed it: the close frame goes out
 	if !ok {
 		return 0
 	}
@@ -250,12 +250,10 @@ func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQu
 	c.closing = true
 	c.reason = why
 	c.closeFrame = c.tr.CloseFrame(code, reason)
-	// A closing client is written whatever it was holding (HoldLive):
-	// the close frame must not wait for the catch-up to end.
-	c.held = false
 	if !keepQueue {
 		c.dropQueueLocked()
 	}
+	c.signalLocked()
 }
 
 // dropQueueLocked discards the queued frames. c.mu must be held.
@@ -302,6 +300,7 @@ func (c *Client) abort(why CloseReason) {
 	if !c.closing {
 		c.closing = true
 		c.reason = why
+		c.signalLocked()
 	}
 	c.mu.Unlock()
 	c.teardown(c.reasonOr(why))

@@ -17,11 +17,11 @@
 // shorthand.
 //
 // A client that starts from a position (resume.go, driven by the history
-// package) is added with Park: it gets no live messages while its past is
-// pushed to it (Push, paced by Backlog); HoldLive then holds the live
-// stream behind what was pushed, and ReleaseFunc puts the last stretch
-// ahead of the held messages, filters them, and sets a floor below which
-// later live messages are dropped. SSE clients have their own shapes
+// package) is added with Park: Publish passes it by while its past is
+// pushed to it (Push, paced by WaitBacklog), until Join makes it an
+// ordinary client from the next Publish on. A notice (a message of no
+// partition, such as the reset notice of a recreated topic) goes to every
+// client that has a frame for it, whatever its subscription. SSE clients have their own shapes
 // (ShapeSSEPlain, ShapeSSEEnvelope), whose frames are events, and the SSE
 // transport; Heartbeat sends their keepalive.
 //
@@ -38,7 +38,7 @@
 // There is no added delay: batches grow only when the workers fall behind.
 // A queue longer than 512 frames is written 512 frames a turn. A Publish
 // of more than 512 messages (a record of many rows, a large fetch) is
-// copied once, and each client that is not held, has nothing queued and
+// copied once, and each client that has nothing queued and
 // takes every message of it (an exact-key client: every message of a run
 // of more than 512 of its key) keeps that copy as its backlog instead of a
 // pointer per message of its own.
@@ -512,6 +512,10 @@ func (s *shard) enqueueExact(msgs []*Message, runs []keyRun, seq uint64) uint64 
 		}
 		m := msgs[i]
 		i++
+		if m.notice() {
+			n += s.enqueueNotice(m, seq)
+			continue
+		}
 		if m.Key == nil {
 			continue
 		}
@@ -519,6 +523,19 @@ func (s *shard) enqueueExact(msgs []*Message, runs []keyRun, seq uint64) uint64 
 			if c.from < seq {
 				n += c.enqueueOne(m, seq)
 			}
+		}
+	}
+	return n
+}
+
+// enqueueNotice queues a notice for every exact-key client of the shard
+// (notices have no key: they go to every client, see Client.takes). The
+// shard's read lock must be held.
+func (s *shard) enqueueNotice(m *Message, seq uint64) uint64 {
+	var n uint64
+	for c := range s.members {
+		if !c.sub.all && len(c.sub.globs) == 0 && c.from < seq {
+			n += c.enqueueOne(m, seq)
 		}
 	}
 	return n

@@ -148,6 +148,10 @@ func (m *Message) Head() string {
 // the threshold or does not shrink.
 type deflatedFrames [NumShapes]atomic.Pointer[[]byte]
 
+// notice reports whether m is a notice (encode.Notice): a message of no
+// record and no partition, for every client that has a frame for it.
+func (m *Message) notice() bool { return m.Rows == 0 && m.Partition < 0 }
+
 // Time returns Timestamp as a time.Time, the zero Time when unknown.
 func (m *Message) Time() time.Time {
 	if m.Timestamp == 0 {

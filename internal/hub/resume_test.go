@@ -7,9 +7,9 @@ import (
 	"net"
 	"strconv"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -20,10 +20,9 @@ func rec(off int64) *Message {
 		Frames: [NumShapes][]byte{wsframe.Text([]byte(p)), wsframe.Text([]byte(p))}}
 }
 
-// A parked client gets what is pushed but no live message; once held,
-// live messages wait behind the last stretch; the release filters them,
-// and the floor drops later live copies of what the catch-up delivered.
-func TestParkHoldRelease(t *testing.T) {
+// A parked client gets what is pushed but no live message; once joined,
+// it gets the live messages behind what was pushed.
+func TestParkPushJoin(t *testing.T) {
 	h := New(Config{PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 	srv, cli := net.Pipe()
 	t.Cleanup(func() { cli.Close() })
@@ -38,32 +37,72 @@ func TestParkHoldRelease(t *testing.T) {
 	if got := p.texts(t, 2); got[0] != "1" || got[1] != "2" {
 		t.Fatalf("pushed: %q", got)
 	}
-	c.HoldLive()
-	h.Publish([]*Message{rec(4), rec(5)}) // held
-	// The last stretch holds 3 and 4; the held 4 is already there, 5 is not.
-	var floor wsdest.Cursor
-	for _, o := range []int64{1, 2, 3, 4} {
-		floor.Advance(0, o, 0, 1)
+	c.Push([]*Message{rec(3)})
+	if !c.Join() {
+		t.Fatal("Join refused")
 	}
-	fix := func(m *Message) *Message {
-		if floor.Delivered(m.Partition, m.Offset, m.Row) {
-			return nil
+	h.Publish([]*Message{rec(4)})
+	if got := p.texts(t, 2); got[0] != "3" || got[1] != "4" {
+		t.Fatalf("after join: %q", got)
+	}
+	if q, ok := c.WaitBacklog(t.Context(), 0); q != 0 || !ok {
+		t.Fatalf("backlog %d, ok %v", q, ok)
+	}
+}
+
+// WaitBacklog returns once the writer has taken the backlog down to the
+// limit, and with false once the client is closing.
+func TestWaitBacklog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+		c := h.AddClient(nil, ClientOptions{Sub: Subscription{All: true}, Park: true})
+		c.Push([]*Message{rec(1), rec(2)})
+		done := make(chan int)
+		go func() {
+			q, ok := c.WaitBacklog(t.Context(), 0)
+			if !ok {
+				q = -1
+			}
+			done <- q
+		}()
+		synctest.Wait()
+		select {
+		case q := <-done:
+			t.Fatalf("returned %d with two messages queued and no connection", q)
+		default:
 		}
-		floor.Advance(m.Partition, m.Offset, m.Row, m.Rows)
-		return m
-	}
-	c.ReleaseFunc([]*Message{rec(3), rec(4)}, fix, &floor)
-	if got := p.texts(t, 3); got[0] != "3" || got[1] != "4" || got[2] != "5" {
-		t.Fatalf("after release: %q", got)
-	}
-	// Published again (the history had it a moment before its Publish):
-	// dropped by the floor; a new one goes through.
-	h.Publish([]*Message{rec(5), rec(6)})
-	if got := p.texts(t, 1); got[0] != "6" {
-		t.Fatalf("live: %q", got)
-	}
-	if q, closing := c.Backlog(); q != 0 || closing {
-		t.Fatalf("backlog %d, closing %v", q, closing)
+		conn := newRecConn()
+		c.Attach(conn)
+		if q := <-done; q != 0 {
+			t.Fatalf("returned %d, want 0 once written", q)
+		}
+		d := h.AddClient(nil, ClientOptions{Sub: Subscription{All: true}, Park: true})
+		d.Push([]*Message{rec(3)})
+		go func() {
+			_, ok := d.WaitBacklog(t.Context(), 0)
+			done <- map[bool]int{true: 1, false: -1}[ok]
+		}()
+		synctest.Wait()
+		d.Close(wsframe.CloseInternalError, wsframe.ReasonCatchUpFailed, ReasonCatchUp)
+		if got := <-done; got != -1 {
+			t.Fatalf("WaitBacklog on a closing client: %d, want false", got)
+		}
+	})
+}
+
+// A notice (no key, Rows 0) goes to every client with a frame for it,
+// whatever its subscription.
+func TestNoticeToEveryone(t *testing.T) {
+	h := New(Config{PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	n := &Message{Partition: -1}
+	n.Frames[ShapeEnvelope] = wsframe.Text([]byte(`{"notice":"reset"}`))
+	for _, sub := range []Subscription{{All: true}, {Keys: []string{"k"}}, {Keys: []string{"k*"}}} {
+		sub.Shape = ShapeEnvelope
+		p := addPeer(t, h, sub)
+		h.Publish([]*Message{n, rec(1)})
+		if got := p.texts(t, 2); got[0] != `{"notice":"reset"}` || got[1] != "1" {
+			t.Fatalf("%+v: got %q", sub, got)
+		}
 	}
 }
 
@@ -90,31 +129,20 @@ func TestSSEHeartbeat(t *testing.T) {
 	}
 }
 
-// A client closed while it holds the live stream (here: too slow, the
-// held messages over the queue bound) gets its close frame at once, not
-// when the catch-up would have released it, whether it subscribes to
-// every key or to the record's.
-func TestHeldClientClosedAtOnce(t *testing.T) {
-	for name, sub := range map[string]Subscription{"all": {All: true}, "key": {Keys: []string{"k"}}} {
-		t.Run(name, func(t *testing.T) {
-			h := New(Config{PingInterval: -1, MaxQueueBytes: 1000, Logger: slog.New(slog.DiscardHandler)})
-			srv, cli := net.Pipe()
-			t.Cleanup(func() { cli.Close() })
-			c := h.AddClient(srv, ClientOptions{Sub: sub, Park: true})
-			c.HoldLive()
-			big := func(off int64) *Message {
-				m := rec(off)
-				m.Frames[ShapePlain] = wsframe.Text(make([]byte, 600))
-				return m
-			}
-			for off := range int64(3) { // the third finds the first still held: over the bound
-				h.Publish([]*Message{big(off)})
-			}
-			_ = cli.SetReadDeadline(time.Now().Add(testWait))
-			f, err := readFrame(cli)
-			if err != nil || f.op != wsframe.OpClose || len(f.payload) < 2 || uint16(f.payload[0])<<8|uint16(f.payload[1]) != wsframe.ClosePolicyViolation {
-				t.Fatalf("read %+v, %v; want a 1008 close frame", f, err)
-			}
-		})
+// A parked client closed as too slow (what was pushed is not counted:
+// the catch-up paces itself) gets its close frame at once.
+func TestParkedClientClosedAtOnce(t *testing.T) {
+	h := New(Config{PingInterval: -1, MaxQueueBytes: 1000, Logger: slog.New(slog.DiscardHandler)})
+	srv, cli := net.Pipe()
+	t.Cleanup(func() { cli.Close() })
+	c := h.AddClient(srv, ClientOptions{Sub: Subscription{All: true}, Park: true})
+	c.Close(wsframe.CloseInternalError, wsframe.ReasonCatchUpFailed, ReasonCatchUp)
+	_ = cli.SetReadDeadline(time.Now().Add(testWait))
+	f, err := readFrame(cli)
+	if err != nil || f.op != wsframe.OpClose || len(f.payload) < 2 || uint16(f.payload[0])<<8|uint16(f.payload[1]) != wsframe.CloseInternalError {
+		t.Fatalf("read %+v, %v; want a 1011 close frame", f, err)
+	}
+	if c.Push([]*Message{rec(1)}) || c.Join() {
+		t.Fatal("a closing client took a Push or a Join")
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/wsdest/wsdest"
 )
 
 // This file is the client's writer: one state machine, driven from one
@@ -48,7 +46,7 @@ type writerState uint8
 
 const (
 	// stateIdle: no writer. The queue is empty, or the client has no
-	// connection yet, or it is held (HoldLive, resume.go).
+	// connection yet.
 	stateIdle writerState = iota
 	// stateQueued: waiting for its turn in the pool's run queue, or for
 	// its own goroutine to start.
@@ -113,13 +111,12 @@ type Client struct {
 	// reader) and the writer.
 	mu        sync.Mutex
 	state     writerState
-	held      bool // frames wait until ReleaseFunc (HoldLive, resume.go)
 	keepalive bool // the transport's keepalive is due
 	closing   bool // no more data is accepted; closeFrame follows the queue
 	closeSent bool // a writer has taken closeFrame
 	deflate   bool // the client negotiated permessage-deflate (UseDeflate)
 	// parked: live messages are not queued at all (ClientOptions.Park)
-	// while a catch-up is written; see resume.go.
+	// until Join; see resume.go.
 	parked bool
 	// shared: backlog is (a tail of) an array other clients read too, a
 	// large Publish's (Client.enqueue): never written to, cleared or
@@ -130,10 +127,6 @@ type Client struct {
 	conn    Conn            // set once, by Add or Attach, before any writer starts
 	raw     syscall.RawConn // conn's socket for non-blocking writes; nil for other conns
 	queue   []*Message      // data waiting, in order, after backlog
-	holdAt  int             // queue entries before HoldLive; see resume.go
-	// floor: live messages it already covers are not queued (the client
-	// got them during its catch-up); nil for most clients. See resume.go.
-	floor *wsdest.Cursor
 	// backlog is a queue longer than maxBatch that the writer took over,
 	// or a large Publish's copy shared with other clients (shared): it
 	// writes it maxBatch entries a turn, before queue.
@@ -147,6 +140,10 @@ type Client struct {
 	// (see pushLocked).
 	checked uint64
 	pubCost int
+	// drained, when not nil, is closed once queued is down to drainAt or
+	// the client is closing (WaitBacklog, resume.go).
+	drained chan struct{}
+	drainAt int
 	pong    []byte // the pong answering the most recent ping, not yet taken
 	// closeFrame is sent after the queue drains (nil when the transport
 	// has none).
@@ -156,10 +153,10 @@ type Client struct {
 
 // wakeLocked is the single entry point that starts or wakes the writer:
 // every change that may give the writer something to do (data, a control
-// frame, a close, a connection, a release) ends with it. It does nothing
+// frame, a close, a connection) ends with it. It does nothing
 // unless the writer is idle and has work. c.mu must be held.
 func (c *Client) wakeLocked() {
-	if c.state != stateIdle || c.conn == nil || c.held || !c.hasWorkLocked() {
+	if c.state != stateIdle || c.conn == nil || !c.hasWorkLocked() {
 		return
 	}
 	c.state = stateQueued
@@ -247,6 +244,7 @@ func (c *Client) takeLocked(b *batch) bool {
 		b.frames = append(b.frames, m.Frames[c.shape])
 		c.queued -= c.Cost(m)
 	}
+	c.signalLocked()
 	if c.closing && !c.closeSent && len(c.backlog) == 0 && len(c.queue) == 0 {
 		c.closeSent = true
 		b.final = true
@@ -427,7 +425,7 @@ func (c *Client) written(b *batch, ownLoop bool) bool {
 	if c.state != stateWriting {
 		return false // torn down meanwhile
 	}
-	if c.held || !c.hasWorkLocked() {
+	if !c.hasWorkLocked() {
 		c.idleLocked()
 		return false
 	}
@@ -484,15 +482,13 @@ func (c *Client) recycle(b *batch) {
 	}
 }
 
-// idleLocked ends the writer's turn with nothing left to write (or held):
-// the client gives its empty queue arrays back to its shard, so that an
-// idle client holds none; a held client keeps the queue it is holding.
-// c.mu must be held.
+// idleLocked ends the writer's turn with nothing left to write: the
+// client gives its empty queue arrays back to its shard, so that an idle
+// client holds none. c.mu must be held.
 func (c *Client) idleLocked() {
 	c.state = stateIdle
 	s := c.hub.shardOf(c)
 	if len(c.queue) == 0 {
-		// A held client goes idle with its live messages still queued.
 		s.putArray(c.queue)
 		c.queue = nil
 	}
@@ -516,6 +512,7 @@ func (c *Client) teardown(why CloseReason) {
 	conn := c.conn
 	c.state = stateClosed
 	c.closing = true
+	c.signalLocked()
 	if c.reason == "" {
 		c.reason = why
 	}

@@ -12,7 +12,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/wsframe"
 
 	"github.com/wsdest/wsdest/internal/testlog"
@@ -274,24 +273,11 @@ func TestLargePublishShared(t *testing.T) {
 			"glob":  {Keys: []string{"k*"}},
 			"busy":  {All: true},
 			"gone":  {All: true},
-			"ahead": {All: true}, // resumed: its floor is below the Publish
-			"past":  {All: true}, // resumed: its floor covers the first ten
 		}
 		clients := map[string]*Client{}
 		for name, sub := range subs {
 			clients[name] = h.AddClient(nil, ClientOptions{Sub: sub}) // no connection yet: frames wait
 		}
-		floor := func(c *Client, next int64) {
-			var f wsdest.Cursor
-			if next > 0 {
-				f.Advance(0, next-1, 0, 1)
-			}
-			c.mu.Lock()
-			c.floor = &f
-			c.mu.Unlock()
-		}
-		floor(clients["ahead"], 0)
-		floor(clients["past"], 10)
 		early := &Message{Key: []byte("k"), Offset: -1, Rows: 1, Frames: [NumShapes][]byte{[]byte("early,")}}
 		clients["busy"].Push([]*Message{early})
 		h.Publish(msgs)
@@ -305,7 +291,7 @@ func TestLargePublishShared(t *testing.T) {
 			}
 			return c.backlog[0]
 		}
-		for _, name := range []string{"all", "exact", "glob", "gone", "ahead"} {
+		for _, name := range []string{"all", "exact", "glob", "gone"} {
 			c := clients[name]
 			if first(c) == nil {
 				t.Fatalf("%s: backlog not the shared copy", name)
@@ -316,9 +302,6 @@ func TestLargePublishShared(t *testing.T) {
 		}
 		if c := clients["busy"]; c.shared || len(c.queue) != n+1 {
 			t.Fatalf("busy: shared %v, %d queued; want its own queue of %d", c.shared, len(c.queue), n+1)
-		}
-		if c := clients["past"]; c.shared || len(c.queue) != n-10 {
-			t.Fatalf("past: shared %v, %d queued; want its own queue of %d", c.shared, len(c.queue), n-10)
 		}
 		clients["gone"].Abort(ReasonClientClosed)
 		conns := map[string]*recConn{}
@@ -334,8 +317,6 @@ func TestLargePublishShared(t *testing.T) {
 			switch name {
 			case "busy":
 				w = "early," + w
-			case "past":
-				w = w[strings.Index(w, "10,"):]
 			}
 			if got := conn.all(); got != w {
 				t.Errorf("%s: got %d bytes, want %d (in order)", name, len(got), len(w))

@@ -41,9 +41,9 @@ func (s *Service) announceAvailability(ctx context.Context) error {
 		switch {
 		case now == current:
 		case now != "":
-			s.hub.Announce(encode.Announcement(encode.UnavailableNotice(string(now))), true)
+			s.hub.Announce(encode.NoticeAll(encode.UnavailableNotice(string(now))), true)
 		default:
-			s.hub.Announce(encode.Announcement(encode.AvailableNotice()), false)
+			s.hub.Announce(encode.NoticeAll(encode.AvailableNotice()), false)
 		}
 		current = now
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/kafka"
@@ -50,23 +49,15 @@ func (s *Service) newHistory(kcfg kafka.Config, since time.Time) error {
 	return nil
 }
 
-// encode builds the messages of one fetch, each with its cursor: the
-// shapes somebody receives, and always the WebSocket frame beside each SSE
-// one (history.Resumer re-frames the other shapes from them). With a
-// history, the messages are built for keeping (encode.EncodeKept: the
-// plain frame, and the envelope's head instead of envelope frames nobody
-// receives now, from which the Resumer builds them for a client that
-// asks), and stored before a second Wants snapshot bounds this batch's
-// Publish: a client added after it skips the batch and finds it in the
-// history.
-func (s *Service) encode(dst []*hub.Message, recs []*wsdest.Record) []*hub.Message {
-	s.tap.Begin()
+// wants returns the shapes somebody receives, and always the WebSocket
+// frame beside each SSE one (history.Resumer re-frames the other shapes
+// from them). With a history, the messages are built for keeping
+// (encode.EncodeKept: the plain frame, and the envelope's head instead of
+// envelope frames nobody receives now, from which the Resumer builds them
+// for a client that asks).
+func (s *Service) wants() [hub.NumShapes]bool {
 	want := s.hub.Wants()
 	want[hub.ShapePlain] = want[hub.ShapePlain] || want[hub.ShapeSSEPlain]
 	want[hub.ShapeEnvelope] = want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope]
-	dst = s.tap.Encode(dst, recs, want)
-	if s.store != nil {
-		s.hub.Wants()
-	}
-	return dst
+	return want
 }

@@ -336,14 +336,13 @@ func (s *Service) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// publish returns the source's sink: it encodes each fetch's records and
-// hands the messages to the hub. It runs on the source's goroutine only.
+// publish returns the source's sink: the tap encodes each fetch's records
+// (with their cursors, into the history) and hands the messages to the
+// hub. It runs on the source's goroutine only.
 func (s *Service) publish() func([]*wsdest.Record) {
 	var msgs []*hub.Message
 	return func(recs []*wsdest.Record) {
-		msgs = s.encode(msgs[:0], recs)
-		s.hub.Publish(msgs)
-		s.tap.Done()
+		msgs = s.tap.Publish(msgs[:0], recs, s.wants, s.hub.Publish)
 		clear(msgs)
 	}
 }

@@ -1,0 +1,201 @@
+package history
+
+import (
+	"cmp"
+	"context"
+	"slices"
+
+	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/encode"
+	"github.com/wsdest/wsdest/internal/hub"
+)
+
+// last starts a last=N client: it queues the N most recent matching
+// messages (history first, Kafka for partitions the history has too few
+// of), merged by timestamp (each partition's in offset order), with pos
+// placed just before them and moved past each (at the published position
+// for partitions with none).
+func (j *job) last(ctx context.Context, n int) error {
+	var byPart [][]*hub.Message
+	var from []int64
+	if s := j.r.cfg.Store; s != nil {
+		byPart, from = s.Last(n, func(m *hub.Message) bool { return encode.Deliverable(m, j.shape) && j.match(m.Key) })
+	}
+	rd := j.r.cfg.Reader
+	starts, err := rd.StartOffsets(ctx, true)
+	if err != nil {
+		return err
+	}
+	ends, err := rd.EndOffsets(ctx, true)
+	if err != nil {
+		return err
+	}
+	pub := j.r.cfg.Tap.Published()
+	parts := int32(len(ends))
+	lists := make([][]*hub.Message, parts)
+	for p := range parts {
+		var hist []*hub.Message
+		if int(p) < len(byPart) {
+			hist = byPart[p]
+		}
+		bound := ends[p]
+		if int(p) < len(from) && from[p] >= 0 {
+			bound = from[p]
+		}
+		var older []*hub.Message
+		if len(hist) < n && bound > starts[p] {
+			var err error
+			if older, err = j.lastFromKafka(ctx, p, starts[p], bound, n-len(hist)); err != nil {
+				return err
+			}
+		}
+		lists[p] = ordered(append(older, hist...))
+	}
+	// The n newest by timestamp overall, each partition in offset order.
+	var all []*hub.Message
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	slices.SortStableFunc(all, func(a, b *hub.Message) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
+	if len(all) > n {
+		all = all[len(all)-n:]
+	}
+	keep := make(map[*hub.Message]bool, len(all))
+	for _, m := range all {
+		keep[m] = true
+	}
+	first := make([]int64, parts)
+	for p := range parts {
+		first[p] = -1
+		for _, m := range lists[p] {
+			if keep[m] {
+				first[p] = m.Offset
+				break
+			}
+		}
+		if first[p] < 0 {
+			// None of p: from what was published on (a partition the
+			// publisher knows nothing of yet is left to resolve).
+			first[p], _ = pub.Next(p)
+		}
+		if first[p] >= 0 {
+			j.place(p, first[p])
+		}
+	}
+	// Merge by timestamp, each partition's list kept in its order.
+	heads := make([]int, parts)
+	var out []*hub.Message
+	for {
+		best := -1
+		for p := range lists {
+			for heads[p] < len(lists[p]) && !keep[lists[p][heads[p]]] {
+				heads[p]++
+			}
+			if heads[p] == len(lists[p]) {
+				continue
+			}
+			if best < 0 || lists[p][heads[p]].Timestamp < lists[best][heads[best]].Timestamp {
+				best = p
+			}
+		}
+		if best < 0 {
+			break
+		}
+		m := lists[best][heads[best]]
+		heads[best]++
+		j.pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
+		out = append(out, encode.Reframe(m, j.shape, j.pos.String()))
+	}
+	// The N records are the start of the stream, not a move: the
+	// position starts just before them and passes each.
+	j.push(ctx, out)
+	return nil
+}
+
+// A last=N scan of Kafka (for a partition the history holds too few
+// matching messages of) reads the partition backwards in windows of
+// lastWindow records, each chunk as it comes (a window is never held
+// whole), keeping only the newest matching messages it needs; it stops
+// after lastScanRecords records or lastScanBytes bytes of keys and values.
+// At most lastScans partitions are scanned at once, for all clients; the
+// others wait their turn.
+const (
+	lastWindow      = 4096
+	lastScanRecords = 100000
+	lastScanBytes   = 32 << 20
+	lastScans       = 4
+)
+
+// lastFromKafka returns the need newest messages of partition p below hi
+// that the client gets, reading backwards from hi, down to start or the
+// scan's bounds.
+func (j *job) lastFromKafka(ctx context.Context, p int32, start, hi int64, need int) ([]*hub.Message, error) {
+	select {
+	case j.r.scans <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-j.r.scans }()
+	var out []*hub.Message // the newest need, in offset order
+	records, bytes := int64(0), 0
+	for len(out) < need && hi > start && records < lastScanRecords && bytes < lastScanBytes {
+		lo := max(start, hi-lastWindow)
+		var window []*hub.Message
+		for from := lo; from < hi; {
+			ch := j.r.cfg.Reader.Read(ctx, p, from, hi)
+			if ch.Err != nil {
+				return nil, ch.Err
+			}
+			for _, rec := range ch.Recs {
+				records++
+				bytes += len(rec.Key) + len(rec.Value)
+				if j.match(rec.Key) {
+					window = j.encodeLast(window, rec)
+				}
+			}
+			// Of a window, only the newest need matter.
+			if len(window) > need {
+				window = append(window[:0], window[len(window)-need:]...)
+			}
+			if ch.Next <= from {
+				break
+			}
+			from = ch.Next
+		}
+		out = append(window, out...)
+		if len(out) > need {
+			out = out[len(out)-need:]
+		}
+		hi = lo
+	}
+	return out, nil
+}
+
+// encodeLast appends the messages of rec that the client gets, with no
+// cursor (last re-frames them).
+func (j *job) encodeLast(dst []*hub.Message, rec *wsdest.Record) []*hub.Message {
+	var tmp wsdest.Cursor
+	k := len(dst)
+	dst = j.r.cfg.Encoder.EncodeAt(dst, rec, j.want, &tmp)
+	kept := dst[:k]
+	for _, m := range dst[k:] {
+		if m.Frames[j.shape] != nil {
+			kept = append(kept, m)
+		}
+	}
+	return kept
+}
+
+// ordered drops from msgs, one partition's, every message not after the
+// one before it (Kafka's and the history's may overlap when the topic was
+// recreated meanwhile: the catch-up then fails closed).
+func ordered(msgs []*hub.Message) []*hub.Message {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if n := len(out); n > 0 && (m.Offset < out[n-1].Offset || m.Offset == out[n-1].Offset && m.Row <= out[n-1].Row) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}

@@ -1,0 +1,237 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/encode"
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// fixedSource is a Kafka of one partition whose fetches return recs as
+// they are, in their order, whatever is asked.
+type fixedSource struct{ recs []*wsdest.Record }
+
+func (s *fixedSource) identity(context.Context) (wsdest.TopicIdentity, int, error) {
+	return wsdest.NewTopicIdentity("t", [16]byte{1}), 1, nil
+}
+
+func (s *fixedSource) list(_ context.Context, which listing, _ time.Time) (map[int32]int64, error) {
+	if which == listEnd {
+		return map[int32]int64{0: int64(len(s.recs))}, nil
+	}
+	return map[int32]int64{0: 0}, nil
+}
+
+func (s *fixedSource) fetch(_ context.Context, _ int32, from int64, _ int) ([]*wsdest.Record, int64, error) {
+	next := from
+	for _, r := range s.recs {
+		next = max(next, r.Offset+1)
+	}
+	return s.recs, next, nil
+}
+
+func (s *fixedSource) close() {}
+
+func records(offsets ...int64) []*wsdest.Record {
+	var out []*wsdest.Record
+	for _, o := range offsets {
+		out = append(out, &wsdest.Record{Topic: "t", Offset: o, Value: fmt.Appendf(nil, `{"o":%d}`, o)})
+	}
+	return out
+}
+
+// A source that breaks the invariant (Kafka's records out of order: a
+// position would move over offset 1, then back) fails the catch-up
+// closed: Resume returns ErrCatchUp (the caller closes the client with
+// 1011 and it resumes from its cursor), counts a hole, and the client
+// gets nothing of the broken chunk.
+func TestHoleFailsClosed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		src := &fixedSource{recs: records(0, 1, 2, 3)}
+		cfg := ReaderConfig{Topic: "t", Logger: slog.New(slog.DiscardHandler)}
+		cfg.setDefaults()
+		rd := newReader(cfg, src)
+		defer rd.Close()
+		enc := encode.New(encode.Options{})
+		tap := NewTap(TapConfig{Encoder: enc, Reader: rd, Logger: cfg.Logger})
+		if err := tap.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h := hub.New(hub.Config{PingInterval: -1, Logger: cfg.Logger})
+		tap.Publish(nil, src.recs, h.Wants, h.Publish) // published up to offset 4
+		res := NewResumer(ResumerConfig{Tap: tap, Reader: rd, Encoder: enc, Logger: cfg.Logger})
+
+		src.recs = records(0, 2, 1, 3) // the broken source
+		c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: hub.ShapeEnvelope}, Park: true})
+		err := res.Resume(ctx, c, Start{Kind: StartEarliest}, c.Matches)
+		if !errors.Is(err, ErrCatchUp) || !errors.Is(err, errHole) {
+			t.Fatalf("Resume = %v, want a hole failing the catch-up", err)
+		}
+		if st := res.Stats(); st.Holes != 1 || st.Resumed != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+		if q, _ := c.WaitBacklog(ctx, 1<<30); q != 0 {
+			t.Fatalf("%d bytes queued of the broken chunk", q)
+		}
+
+		// The same source in order: the client catches up and joins.
+		src.recs = records(0, 1, 2, 3)
+		d := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: hub.ShapeEnvelope}, Park: true})
+		if err := res.Resume(ctx, d, Start{Kind: StartEarliest}, d.Matches); err != nil {
+			t.Fatal(err)
+		}
+		if st := res.Stats(); st.Resumed != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+
+		// A client that leaves during its catch-up is not counted as
+		// resumed.
+		e := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: hub.ShapeEnvelope}, Park: true})
+		e.Close(wsframe.CloseGoingAway, "", hub.ReasonClientClosed)
+		if err := res.Resume(ctx, e, Start{Kind: StartEarliest}, e.Matches); err != nil {
+			t.Fatal(err)
+		}
+		if st := res.Stats(); st.Resumed != 1 {
+			t.Fatalf("a client that left was counted: %+v", st)
+		}
+	})
+}
+
+// advance moves a position only over what a source proves: a span that
+// starts past the position, a message outside its span, a message out of
+// order, or a gap Kafka still holds part of is a hole, and the position
+// stays where it was.
+func TestAdvanceRefusesHoles(t *testing.T) {
+	msg := func(o int64) *hub.Message {
+		m := &hub.Message{Partition: 0, Offset: o, Rows: 1}
+		m.Frames[hub.ShapePlain] = []byte("x")
+		return m
+	}
+	tests := []struct {
+		name   string
+		from   origin
+		msgs   []*hub.Message
+		spans  []Span
+		starts map[int32]int64
+		hole   bool
+		at     int64
+	}{
+		{"contiguous", fromKafka, []*hub.Message{msg(5), msg(6)}, []Span{{0, 5, 7}}, nil, false, 7},
+		{"span past the position", fromHistory, []*hub.Message{msg(8)}, []Span{{0, 8, 9}}, nil, true, 5},
+		{"message outside its span", fromKafka, []*hub.Message{msg(9)}, []Span{{0, 5, 7}}, nil, true, 5},
+		{"out of order", fromKafka, []*hub.Message{msg(6), msg(5)}, []Span{{0, 5, 7}}, nil, true, 5},
+		{"already had", fromHistory, []*hub.Message{msg(3), msg(5)}, []Span{{0, 3, 6}}, nil, false, 6},
+		{"gap Kafka no longer holds", fromGone, nil, []Span{{0, 5, 9}}, map[int32]int64{0: 9}, false, 9},
+		{"gap Kafka still holds", fromGone, nil, []Span{{0, 5, 9}}, map[int32]int64{0: 8}, true, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := hub.New(hub.Config{PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+			c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true}, Park: true})
+			j := newJob(&Resumer{}, c, func([]byte) bool { return true })
+			j.pos = wsdest.Cursor{Offsets: []int64{5}}
+			_, err := j.advance(tt.from, tt.msgs, tt.spans, tt.starts)
+			if errors.Is(err, errHole) != tt.hole {
+				t.Fatalf("advance = %v, want a hole: %v", err, tt.hole)
+			}
+			if o, _ := j.pos.Next(0); o != tt.at {
+				t.Fatalf("position %d, want %d", o, tt.at)
+			}
+		})
+	}
+}
+
+// Records a consumer reads again (after a consumer-group rebalance, from
+// the last commit; or a rewind) reach a live client once: the tap drops
+// what it published already. Without that, offsets 2 to 4 came twice.
+func TestRereadRecordsNotPublishedTwice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		src := &fixedSource{}
+		cfg := ReaderConfig{Topic: "t", Logger: slog.New(slog.DiscardHandler)}
+		cfg.setDefaults()
+		rd := newReader(cfg, src)
+		defer rd.Close()
+		enc := encode.New(encode.Options{})
+		tap := NewTap(TapConfig{Encoder: enc, Store: NewStore(StoreConfig{}), Reader: rd, Logger: cfg.Logger})
+		if err := tap.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h := hub.New(hub.Config{PingInterval: -1, Logger: cfg.Logger})
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		h.AddClient(srv, hub.ClientOptions{Sub: hub.Subscription{All: true}})
+		frames := make(chan simFrame, 100)
+		go readFrames(cli, frames)
+		tap.Publish(nil, records(0, 1, 2, 3, 4), h.Wants, h.Publish)
+		tap.Publish(nil, records(2, 3, 4, 5, 6), h.Wants, h.Publish) // read again, then new
+		var got []string
+		for range 7 {
+			got = append(got, string((<-frames).payload))
+		}
+		synctest.Wait()
+		select {
+		case f := <-frames:
+			got = append(got, string(f.payload))
+		default:
+		}
+		if want := `[{"o":0} {"o":1} {"o":2} {"o":3} {"o":4} {"o":5} {"o":6}]`; fmt.Sprint(got) != want {
+			t.Fatalf("got %v, want %s", got, want)
+		}
+	})
+}
+
+// countingSource is a partition of n records keyed "common", each with
+// value as its value, that counts the records its fetches return.
+type countingSource struct {
+	fixedSource
+	n     int64
+	value []byte
+	read  atomic.Int64
+}
+
+func (s *countingSource) fetch(_ context.Context, _ int32, from int64, max int) ([]*wsdest.Record, int64, error) {
+	var out []*wsdest.Record
+	for o := from; o < s.n && len(out) < max; o++ {
+		out = append(out, &wsdest.Record{Topic: "t", Offset: o, Key: []byte("common"), Value: s.value})
+	}
+	s.read.Add(int64(len(out)))
+	return out, from + int64(len(out)), nil
+}
+
+// last=N for a key no record has stops after lastScanBytes of a
+// partition's records (here 8 KiB each), not at its start or after
+// lastScanRecords.
+func TestLastScanBounded(t *testing.T) {
+	const size = 8 << 10
+	src := &countingSource{n: 3 * lastScanRecords, value: make([]byte, size)}
+	cfg := ReaderConfig{Topic: "t", Logger: slog.New(slog.DiscardHandler)}
+	cfg.setDefaults()
+	rd := newReader(cfg, src)
+	defer rd.Close()
+	res := NewResumer(ResumerConfig{Reader: rd, Encoder: encode.New(encode.Options{}), Logger: cfg.Logger})
+	h := hub.New(hub.Config{PingInterval: -1, Logger: cfg.Logger})
+	c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{Keys: []string{"rare"}}, Park: true})
+	j := newJob(res, c, c.Matches)
+	got, err := j.lastFromKafka(t.Context(), 0, 0, src.n, 5)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("got %d, %v", len(got), err)
+	}
+	// A window's reads may fetch a chunk past its end.
+	if n, bound := src.read.Load(), int64(lastScanBytes/size+2*lastWindow+DefaultChunkRecords); n > bound {
+		t.Fatalf("read %d records for last=5 of a rare key, want at most %d", n, bound)
+	}
+}
