@@ -7,7 +7,10 @@
 // A credential travels in the `token` query parameter (the Quix
 // connector's contract), an `Authorization: Bearer` header, the cookie
 // wsdest_token, or as HTTP Basic. Any one valid credential is enough, and
-// a credential is accepted when any configured verifier accepts it.
+// a credential is accepted when any configured verifier accepts it. The
+// cookie and Basic credentials are ambient: a browser attaches them to a
+// request any page makes, so they count only when the caller says the
+// request's origin may use them (see Ambient).
 //
 // Secrets are never kept, logged or put in an error: API keys and Basic
 // credentials are held as SHA-256 digests, a presented key is found by its
@@ -42,6 +45,15 @@ type Config struct {
 	Username string
 	Password string
 
+	// MaxGrantGlobs and MaxPatternLength bound the patterns of a grant
+	// (a keys file line, a JWT's keys claim): at most MaxGrantGlobs with
+	// '*' or '?' (default DefaultMaxGrantGlobs), none longer than
+	// MaxPatternLength bytes (default DefaultMaxPatternLength). A line
+	// beyond is an error of the file; a token beyond is refused
+	// (ReasonGrantTooLarge).
+	MaxGrantGlobs    int
+	MaxPatternLength int
+
 	// KeysFile is AUTH_API_KEYS_FILE (see parseKeysFile for its format).
 	// It must be readable and good at New; Run re-reads it every
 	// KeysFilePoll (default DefaultKeysFilePoll).
@@ -68,9 +80,12 @@ type Config struct {
 	// JWTKeysClaim names the claim listing the patterns a token may read.
 	// Default DefaultKeysClaim.
 	JWTKeysClaim string
-	// JWTLeeway is the clock skew allowed on exp and nbf. Default
-	// DefaultLeeway.
+	// JWTLeeway is the clock skew allowed on nbf. Default DefaultLeeway.
+	// exp gets none: a token is refused from its exp on.
 	JWTLeeway time.Duration
+	// JWTAllowNoExp accepts tokens without an exp claim (which then never
+	// expire). Default false: such a token is refused (ReasonNoExp).
+	JWTAllowNoExp bool
 
 	// Logger receives reload and fetch problems. Default slog.Default().
 	Logger *slog.Logger
@@ -83,6 +98,10 @@ func (c Config) JWT() bool {
 	return len(c.JWTSecret) > 0 || c.JWTPublicKeyFile != "" || c.JWKSURL != ""
 }
 
+func (c Config) limits() limits {
+	return limits{globs: c.MaxGrantGlobs, length: c.MaxPatternLength}.orDefaults()
+}
+
 type digest = [sha256.Size]byte
 
 // Authenticator checks requests. It is safe for concurrent use; the keys
@@ -90,6 +109,7 @@ type digest = [sha256.Size]byte
 // every request; whether auth is required at all is the caller's decision.
 type Authenticator struct {
 	log    *slog.Logger
+	ids    keyIDs       // names the keys in log lines; immutable
 	static keySet       // AUTH_API_KEYS; immutable
 	file   *keysFile    // nil without AUTH_API_KEYS_FILE
 	jwt    *jwtVerifier // nil without a JWT key
@@ -105,7 +125,7 @@ type Authenticator struct {
 // public key file; an error names the file and the problem, never a
 // secret.
 func New(c Config) (*Authenticator, error) {
-	a := &Authenticator{log: c.Logger, static: make(keySet), poll: c.KeysFilePoll}
+	a := &Authenticator{log: c.Logger, static: make(keySet), poll: c.KeysFilePoll, ids: newKeyIDs()}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -114,7 +134,7 @@ func New(c Config) (*Authenticator, error) {
 	}
 	for _, k := range c.APIKeys {
 		if k != "" {
-			key := newKey(k, Grant{All: true}, false)
+			key := newKey(k, Grant{All: true}, false, a.ids)
 			a.static[key.digest] = key
 		}
 	}
@@ -124,7 +144,7 @@ func New(c Config) (*Authenticator, error) {
 		a.pass = sha256.Sum256([]byte(c.Password))
 	}
 	if c.KeysFile != "" {
-		a.file = &keysFile{path: c.KeysFile}
+		a.file = &keysFile{path: c.KeysFile, limits: c.limits(), ids: a.ids}
 		if err := a.file.load(); err != nil {
 			return nil, &FileError{Field: "KeysFile", Err: err}
 		}
@@ -146,12 +166,26 @@ func New(c Config) (*Authenticator, error) {
 // server can decide whether to answer 401 with a Basic challenge.
 func (a *Authenticator) BasicConfigured() bool { return a.basic }
 
+// Ambient says whether a request's ambient credentials (the cookie
+// wsdest_token and HTTP Basic, which a browser attaches by itself to a
+// request of any page, WebSocket and EventSource included, with no CORS
+// check) may count. The caller decides from the request's Origin.
+type Ambient bool
+
+// The two answers for Authorize.
+const (
+	AmbientRefused Ambient = false // a foreign origin: only the query token and Bearer count
+	AmbientAllowed Ambient = true  // no Origin, the server's own, or an allowed one
+)
+
 // Authorize returns the principal of the first valid credential r
 // carries: a `token` query parameter, an `Authorization: Bearer` token,
-// the cookie wsdest_token (each an API key or a JWT), or HTTP Basic. When
-// none is valid it returns an *Error with the reason of the last
-// credential tried (ReasonMissing when there was none) and counts it.
-func (a *Authenticator) Authorize(r *http.Request) (Principal, error) {
+// the cookie wsdest_token (each an API key or a JWT), or HTTP Basic; the
+// cookie and Basic only when ambient is AmbientAllowed. When none is valid
+// it returns an *Error with the reason of the last credential tried
+// (ReasonCrossOrigin when only ignored ambient ones were presented,
+// ReasonMissing when there was none) and counts it.
+func (a *Authenticator) Authorize(r *http.Request, ambient Ambient) (Principal, error) {
 	why := ReasonMissing
 	try := func(tok string) (Principal, bool) {
 		if tok == "" {
@@ -173,6 +207,8 @@ func (a *Authenticator) Authorize(r *http.Request) (Principal, error) {
 		if p, ok := try(strings.TrimSpace(rest)); ok {
 			return p, nil
 		}
+	case strings.EqualFold(scheme, "Basic") && a.basic && ambient == AmbientRefused:
+		why = ReasonCrossOrigin
 	case strings.EqualFold(scheme, "Basic") && a.basic:
 		if user, pass, found := r.BasicAuth(); found {
 			u := sha256.Sum256([]byte(user))
@@ -183,8 +219,10 @@ func (a *Authenticator) Authorize(r *http.Request) (Principal, error) {
 			why = ReasonUnknownKey
 		}
 	}
-	if c, err := r.Cookie(CookieName); err == nil {
-		if p, ok := try(c.Value); ok {
+	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
+		if ambient == AmbientRefused {
+			why = ReasonCrossOrigin
+		} else if p, ok := try(c.Value); ok {
 			return p, nil
 		}
 	}

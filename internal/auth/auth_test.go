@@ -151,6 +151,34 @@ func mustNew(t testing.TB, c Config) *Authenticator {
 
 // accepts reports whether a accepts r.
 func accepts(a *Authenticator, r *http.Request) bool {
-	_, err := a.Authorize(r)
+	_, err := a.Authorize(r, AmbientAllowed)
 	return err == nil
+}
+
+// The cookie and Basic credentials count only when the caller allows
+// ambient credentials; refused, they are counted as cross_origin. The
+// query token counts either way.
+func TestAmbientCredentials(t *testing.T) {
+	a := mustNew(t, Config{APIKeys: []string{"key-1"}, Username: "u", Password: "p"})
+	cookie := httptest.NewRequest(http.MethodGet, "/ws", nil)
+	cookie.AddCookie(&http.Cookie{Name: CookieName, Value: "key-1"})
+	basic := httptest.NewRequest(http.MethodGet, "/ws", nil)
+	basic.SetBasicAuth("u", "p")
+	query := httptest.NewRequest(http.MethodGet, "/ws?token=key-1", nil)
+	for _, r := range []*http.Request{cookie, basic, query} {
+		if _, err := a.Authorize(r, AmbientAllowed); err != nil {
+			t.Errorf("%v allowed: %v", r.Header, err)
+		}
+	}
+	for _, r := range []*http.Request{cookie, basic} {
+		if _, err := a.Authorize(r, AmbientRefused); err == nil || err.(*Error).Reason != ReasonCrossOrigin {
+			t.Errorf("%v refused: %v, want %s", r.Header, err, ReasonCrossOrigin)
+		}
+	}
+	if _, err := a.Authorize(query, AmbientRefused); err != nil {
+		t.Errorf("query token from a foreign origin: %v", err)
+	}
+	if got := a.Refusals()[ReasonCrossOrigin]; got != 2 {
+		t.Errorf("cross_origin refusals %d, want 2", got)
+	}
 }

@@ -53,6 +53,9 @@ func newJWKS(rawURL string, client *http.Client, refresh, minGap time.Duration, 
 	if client == nil {
 		client = &http.Client{Timeout: jwksTimeout}
 	}
+	c := *client // a copy: the redirect policy is ours
+	c.CheckRedirect = sameOrigin
+	client = &c
 	if refresh <= 0 {
 		refresh = DefaultJWKSRefresh
 	}
@@ -80,8 +83,9 @@ func (j *jwks) unknown() {
 
 // run fetches the set now, then every refresh, and on demand (unknown)
 // no sooner than minGap after the previous fetch, until ctx is done. A
-// failed fetch keeps the keys it had and is logged once per run of
-// failures.
+// failed fetch (unreachable, an error status, not a set, a set without a
+// usable key, a redirect elsewhere) keeps the keys it had and is logged
+// once per run of failures.
 func (j *jwks) run(ctx context.Context) {
 	failing := false
 	fetch := func() time.Time {
@@ -151,10 +155,33 @@ func (j *jwks) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(keys) == 0 {
+		// Most likely a broken answer: keep the keys held.
+		return fmt.Errorf("no usable key (%d skipped)", skipped)
+	}
 	if skipped > 0 {
 		j.log.Debug("jwks: keys skipped (not a signature key of a supported type)", "url", j.shown, "skipped", skipped)
 	}
 	j.keys.Store(&keys)
+	return nil
+}
+
+// maxJWKSRedirects bounds the redirects followed to the key set.
+const maxJWKSRedirects = 3
+
+// sameOrigin is the redirect policy of the JWKS fetch: whoever answers
+// decides which tokens are valid, so a redirect is followed only on the
+// same host and port, and never from https to http.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	switch {
+	case len(via) > maxJWKSRedirects:
+		return fmt.Errorf("more than %d redirects", maxJWKSRedirects)
+	case req.URL.Host != first.Host:
+		return errors.New("redirected to another host")
+	case first.Scheme == "https" && req.URL.Scheme != "https":
+		return errors.New("redirected from https to http")
+	}
 	return nil
 }
 

@@ -17,7 +17,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// DefaultLeeway is the clock skew allowed on exp and nbf.
+// DefaultLeeway is the clock skew allowed on nbf. exp gets none at
+// connect: a client accepted past its exp would be closed only after
+// joining the hub.
 const DefaultLeeway = 10 * time.Second
 
 // DefaultKeysClaim is the claim that lists the key patterns a JWT grants.
@@ -42,11 +44,17 @@ type jwtVerifier struct {
 	public crypto.PublicKey // nil: no PEM key
 	jwks   *jwks            // nil: no JWKS
 	claim  string
+	limits limits
+	noExp  bool // tokens without exp are accepted
+	now    func() time.Time
 	parser *jwt.Parser
 }
 
 func newJWTVerifier(c Config) (*jwtVerifier, error) {
-	v := &jwtVerifier{claim: c.JWTKeysClaim}
+	v := &jwtVerifier{claim: c.JWTKeysClaim, limits: c.limits(), noExp: c.JWTAllowNoExp, now: c.Now}
+	if v.now == nil {
+		v.now = time.Now
+	}
 	if v.claim == "" {
 		v.claim = DefaultKeysClaim
 	}
@@ -64,10 +72,7 @@ func newJWTVerifier(c Config) (*jwtVerifier, error) {
 	if leeway <= 0 {
 		leeway = DefaultLeeway
 	}
-	opts := []jwt.ParserOption{jwt.WithLeeway(leeway)}
-	if c.Now != nil {
-		opts = append(opts, jwt.WithTimeFunc(c.Now))
-	}
+	opts := []jwt.ParserOption{jwt.WithLeeway(leeway), jwt.WithTimeFunc(v.now)}
 	if c.JWTIssuer != "" {
 		opts = append(opts, jwt.WithIssuer(c.JWTIssuer))
 	}
@@ -180,17 +185,29 @@ func (v *jwtVerifier) verify(s string) (Principal, error) {
 	if err != nil {
 		return Principal{}, &Error{Reason: ReasonBadClaims}
 	}
+	if err := v.limits.check(g.Keys); err != nil {
+		return Principal{}, &Error{Reason: ReasonGrantTooLarge}
+	}
 	p := Principal{ID: "jwt:", Grant: g}
 	if sub, _ := claims["sub"].(string); sub != "" {
 		p.ID = "jwt:" + clip(sub, 64)
 	}
-	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+	exp, err := claims.GetExpirationTime()
+	if (err != nil || exp == nil) && !v.noExp {
+		return Principal{}, &Error{Reason: ReasonNoExp}
+	}
+	if exp != nil {
 		p.Expires = exp.Time
+		// The parser allowed the leeway; a connection does not get it.
+		if !p.Expires.After(v.now()) {
+			return Principal{}, &Error{Reason: ReasonExpired}
+		}
 	}
 	return p, nil
 }
 
-// grantClaim reads the keys claim: a non-empty list of non-empty strings.
+// grantClaim reads the keys claim: a non-empty list of non-empty strings,
+// at most MaxGrantPatterns (the caller checks the finer bounds).
 func grantClaim(c any) (Grant, error) {
 	list, ok := c.([]any)
 	if !ok || len(list) == 0 || len(list) > MaxGrantPatterns {

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +40,15 @@ func testKeys() (k struct {
 }
 
 const testSecret = "0123456789abcdef0123456789abcdef-test-secret"
+
+// globList returns n distinct glob patterns, sorted.
+func globList(n int) []string {
+	l := make([]string, n)
+	for i := range l {
+		l[i] = fmt.Sprintf("g%03d-*", i)
+	}
+	return l
+}
 
 func mint(t testing.TB, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
 	t.Helper()
@@ -86,7 +96,7 @@ func runAuth(t testing.TB, a *Authenticator, revoke func([]string)) {
 }
 
 func authorizeToken(a *Authenticator, tok string) (Principal, error) {
-	return a.Authorize(httptest.NewRequest(http.MethodGet, "/ws?token="+tok, nil))
+	return a.Authorize(httptest.NewRequest(http.MethodGet, "/ws?token="+tok, nil), AmbientAllowed)
 }
 
 func reasonOfErr(err error) Reason {
@@ -133,10 +143,18 @@ func TestJWT(t *testing.T) {
 		{"EdDSA from the JWKS", full, mint(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", claims()), "", Grant{Keys: []string{"t-a/*"}}},
 		{"grant all", full, hs(claims("keys", []string{"*"})), "", Grant{All: true}},
 		{"several patterns", full, hs(claims("keys", []string{"t-a/1", "t-b/*"})), "", Grant{Keys: []string{"t-a/1", "t-b/*"}}},
-		{"expired within leeway", full, hs(claims("exp", time.Now().Add(-3*time.Second).Unix())), "", Grant{Keys: []string{"t-a/*"}}},
+		{"not yet valid within leeway", full, hs(claims("nbf", time.Now().Add(3*time.Second).Unix())), "", Grant{Keys: []string{"t-a/*"}}},
+		{"patterns as a set", full, hs(claims("keys", []string{"t-b/*", "t-a/1", "t-b/*"})), "", Grant{Keys: []string{"t-a/1", "t-b/*"}}},
+		{"globs at the bound", full, hs(claims("keys", globList(64))), "", Grant{Keys: globList(64)}},
 		{"custom keys claim", claimNamed, hs(claims("devices", []string{"d-1"})), "", Grant{Keys: []string{"d-1"}}},
 
 		{"expired", full, hs(claims("exp", time.Now().Add(-time.Minute).Unix())), ReasonExpired, Grant{}},
+		// Accepted within the leeway, such a client would be closed only
+		// after joining, with records perhaps queued for it already.
+		{"expired within leeway", full, hs(claims("exp", time.Now().Add(-3*time.Second).Unix())), ReasonExpired, Grant{}},
+		{"no exp", full, hs(claims("exp", nil)), ReasonNoExp, Grant{}},
+		{"too many globs", full, hs(claims("keys", globList(65))), ReasonGrantTooLarge, Grant{}},
+		{"pattern too long", full, hs(claims("keys", []string{strings.Repeat("p", 257)})), ReasonGrantTooLarge, Grant{}},
 		{"not yet valid", full, hs(claims("nbf", time.Now().Add(time.Minute).Unix())), ReasonNotYetValid, Grant{}},
 		{"wrong issuer", full, hs(claims("iss", "https://other.test")), ReasonBadIssuer, Grant{}},
 		{"no issuer", full, hs(claims("iss", nil)), ReasonBadClaims, Grant{}},
@@ -196,11 +214,11 @@ func TestJWTTransports(t *testing.T) {
 	reqs["bearer"].Header.Set("Authorization", "Bearer "+tok)
 	reqs["cookie"].AddCookie(&http.Cookie{Name: CookieName, Value: tok})
 	for name, r := range reqs {
-		if p, err := a.Authorize(r); err != nil || p.ID != "jwt:alice" {
+		if p, err := a.Authorize(r, AmbientAllowed); err != nil || p.ID != "jwt:alice" {
 			t.Errorf("%s: %q %v", name, p.ID, err)
 		}
 	}
-	if _, err := a.Authorize(httptest.NewRequest(http.MethodGet, "/ws", nil)); reasonOfErr(err) != ReasonMissing {
+	if _, err := a.Authorize(httptest.NewRequest(http.MethodGet, "/ws", nil), AmbientAllowed); reasonOfErr(err) != ReasonMissing {
 		t.Errorf("no credential: %v, want missing", err)
 	}
 }
@@ -257,11 +275,23 @@ func TestJWKSFetchFailureKeepsKeys(t *testing.T) {
 	runAuth(t, a, func([]string) {})
 	tok := mint(t, jwt.SigningMethodES256, k.ec, "ec-1", claims("iss", nil, "aud", nil))
 	waitFor(t, "the first fetch", func() bool { _, err := authorizeToken(a, tok); return err == nil })
-	js.SetBody([]byte("not json"))
-	for range 3 {
+	// Not a set; a set without keys; one with no usable key (an
+	// encryption key, a symmetric key): each a failed fetch, never an
+	// empty set.
+	for _, body := range []string{"not json", `{"keys":[]}`, `{}`,
+		`{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"},{"kty":"EC","kid":"enc","use":"enc","crv":"P-256","x":"","y":""}]}`} {
+		js.SetBody([]byte(body))
 		before := js.Fetches.Load()
 		_, _ = authorizeToken(a, mint(t, jwt.SigningMethodES256, k.ec, "other", claims()))
 		waitFor(t, "a refetch", func() bool { return js.Fetches.Load() > before })
+		// The fetch that was counted may still be parsing: a direct one
+		// is over when it returns.
+		if err := a.jwt.jwks.fetch(t.Context()); err == nil {
+			t.Errorf("fetch of %s: no error", body)
+		}
+		if _, err := authorizeToken(a, tok); err != nil {
+			t.Fatalf("held key lost after fetching %s: %v", body, err)
+		}
 	}
 	if _, err := authorizeToken(a, tok); err != nil {
 		t.Fatalf("held key lost after failed fetches: %v", err)
@@ -275,6 +305,44 @@ func TestJWKSFetchFailureKeepsKeys(t *testing.T) {
 		t.Errorf("the log holds the URL's query:\n%s", log.String())
 	}
 
+}
+
+// The key set is fetched from where AUTH_JWKS_URL says: a redirect to
+// another host, or from https to http, is refused (whoever answers
+// decides which tokens are valid); one on the same host is followed.
+func TestJWKSRedirects(t *testing.T) {
+	k := testKeys()
+	js := authtest.NewJWKSServer(t, map[string]any{"ec-1": &k.ec.PublicKey})
+	body := authtest.JWKS(t, map[string]any{"ec-1": &k.ec.PublicKey})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/jwks.json", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) })
+	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/jwks.json", http.StatusFound) })
+	mux.HandleFunc("/elsewhere", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(js.URL, "127.0.0.1", "localhost", 1), http.StatusFound)
+	})
+	mux.HandleFunc("/plain", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, js.URL, http.StatusFound) })
+	plain := httptest.NewServer(mux)
+	defer plain.Close()
+	tls := httptest.NewTLSServer(mux)
+	defer tls.Close()
+	for _, tt := range []struct {
+		url string
+		ok  bool
+	}{
+		{plain.URL + "/moved", true},
+		{tls.URL + "/moved", true},
+		{plain.URL + "/elsewhere", false},
+		{tls.URL + "/plain", false},
+	} {
+		a := mustNew(t, Config{JWKSURL: tt.url, JWKSClient: tls.Client()})
+		err := a.jwt.jwks.fetch(t.Context())
+		if _, held := a.jwt.jwks.key("ec-1"); (err == nil) != tt.ok || held != tt.ok {
+			t.Errorf("%s: fetch %v, key held %v, want %v", tt.url, err, held, tt.ok)
+		}
+	}
+	if n := js.Fetches.Load(); n != 0 {
+		t.Errorf("the other host was asked %d times", n)
+	}
 }
 
 type lockedWriter struct {
@@ -363,7 +431,7 @@ func BenchmarkVerify(b *testing.B) {
 			r := httptest.NewRequest(http.MethodGet, "/ws?token="+mint(b, c.method, c.key, "", claims("iss", nil, "aud", nil)), nil)
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := a.Authorize(r); err != nil {
+				if _, err := a.Authorize(r, AmbientAllowed); err != nil {
 					b.Fatal(err)
 				}
 			}

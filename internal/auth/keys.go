@@ -2,11 +2,14 @@ package auth
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -14,17 +17,66 @@ import (
 )
 
 // MaxGrantPatterns bounds the patterns of one grant (a keys file line or a
-// JWT's keys claim), so that no credential makes routing expensive.
+// JWT's keys claim), so that no credential makes routing expensive. Exact
+// keys cost a map lookup per record however many; globs are bounded
+// further (Config.MaxGrantGlobs).
 const MaxGrantPatterns = 1024
+
+// Defaults of the bounds on a grant's patterns: the same as a
+// subscription's (the server's MAX_SUBSCRIPTION_KEYS and MAX_KEY_LENGTH),
+// since a grant's globs are tested record by record as a subscription's
+// are.
+const (
+	DefaultMaxGrantGlobs    = 64
+	DefaultMaxPatternLength = 256
+)
 
 // maxKeysFile bounds the size of AUTH_API_KEYS_FILE.
 const maxKeysFile = 4 << 20
+
+// limits bound the patterns of one grant.
+type limits struct {
+	globs  int // patterns with '*' or '?'
+	length int // bytes of one pattern
+}
+
+func (l limits) orDefaults() limits {
+	if l.globs <= 0 {
+		l.globs = DefaultMaxGrantGlobs
+	}
+	if l.length <= 0 {
+		l.length = DefaultMaxPatternLength
+	}
+	return l
+}
+
+// check reports what makes patterns (distinct, as grantOf leaves them)
+// too costly to route: more than MaxGrantPatterns, more globs than
+// l.globs, or a pattern longer than l.length.
+func (l limits) check(patterns []string) error {
+	if len(patterns) > MaxGrantPatterns {
+		return fmt.Errorf("%d patterns, at most %d", len(patterns), MaxGrantPatterns)
+	}
+	globs := 0
+	for _, p := range patterns {
+		if len(p) > l.length {
+			return fmt.Errorf("a pattern of %d bytes, at most %d", len(p), l.length)
+		}
+		if strings.ContainsAny(p, "*?") {
+			globs++
+		}
+	}
+	if globs > l.globs {
+		return fmt.Errorf("%d patterns with * or ?, at most %d", globs, l.globs)
+	}
+	return nil
+}
 
 // apiKey is one configured API key: only its digest is kept.
 type apiKey struct {
 	digest  digest
 	grant   Grant
-	id      string       // "key:" and 8 hex digits of the digest
+	id      string       // the key's name in log lines (keyIDs)
 	revoked *atomic.Bool // nil for static keys, which are never revoked
 }
 
@@ -42,11 +94,28 @@ func (s keySet) lookup(d digest) (*apiKey, bool) {
 	return k, true
 }
 
-func keyID(d digest) string { return "key:" + hex.EncodeToString(d[:4]) }
+// keyIDs names API keys in log lines: "key:" and 8 hex digits of an
+// HMAC-SHA256 of the key's digest, under a secret drawn at random for each
+// Authenticator, so that a name in a log is no oracle against a guessed
+// key (as a bare hash of a low-entropy key would be). A key keeps its name
+// for the life of the process. Immutable.
+type keyIDs struct{ secret [32]byte }
 
-func newKey(secret string, g Grant, revocable bool) *apiKey {
+func newKeyIDs() keyIDs {
+	var n keyIDs
+	rand.Read(n.secret[:]) // never fails (crypto/rand)
+	return n
+}
+
+func (n keyIDs) of(d digest) string {
+	m := hmac.New(sha256.New, n.secret[:])
+	m.Write(d[:])
+	return "key:" + hex.EncodeToString(m.Sum(nil)[:4])
+}
+
+func newKey(secret string, g Grant, revocable bool, ids keyIDs) *apiKey {
 	k := &apiKey{digest: sha256.Sum256([]byte(secret)), grant: g}
-	k.id = keyID(k.digest)
+	k.id = ids.of(k.digest)
 	if revocable {
 		k.revoked = new(atomic.Bool)
 	}
@@ -63,12 +132,18 @@ func (k *apiKey) principal() Principal {
 }
 
 // parseKeysFile reads the AUTH_API_KEYS_FILE format: one key a line,
-// then whitespace-separated patterns it may read (none: every key); '#'
-// at the start of a line or after a blank starts a comment; blank lines
-// are skipped. Its errors name the line, never the key.
-func parseKeysFile(b []byte) (keySet, error) {
+// then whitespace-separated patterns it may read ("*" for every key; a key
+// alone is an error, since a line cut short by a write in progress looks
+// like that); '#' at the start of a line or after a blank starts a
+// comment; blank lines are skipped; the last line ends in a newline (one
+// that does not is a write in progress). Its errors name the line, never
+// the key.
+func parseKeysFile(b []byte, l limits, ids keyIDs) (keySet, error) {
 	if len(b) > maxKeysFile {
 		return nil, fmt.Errorf("larger than %d bytes", maxKeysFile)
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		return nil, errors.New("the last line does not end in a newline (a write in progress? replace the file by rename)")
 	}
 	set := make(keySet)
 	for n, line := range bytes.Split(b, []byte("\n")) {
@@ -77,22 +152,22 @@ func parseKeysFile(b []byte) (keySet, error) {
 			continue
 		}
 		key, patterns := fields[0], fields[1:]
-		if len(patterns) > MaxGrantPatterns {
-			return nil, fmt.Errorf("line %d: %d patterns, at most %d", n+1, len(patterns), MaxGrantPatterns)
+		if len(patterns) == 0 {
+			return nil, fmt.Errorf("line %d: a key without patterns (write * to grant every key)", n+1)
+		}
+		if strings.ContainsFunc(key, isControl) {
+			return nil, fmt.Errorf("line %d: the key holds a control character", n+1)
 		}
 		for _, p := range patterns {
 			if strings.ContainsFunc(p, isControl) {
 				return nil, fmt.Errorf("line %d: a pattern holds a control character", n+1)
 			}
 		}
-		if strings.ContainsFunc(key, isControl) {
-			return nil, fmt.Errorf("line %d: the key holds a control character", n+1)
+		g := grantOf(slices.Clone(patterns))
+		if err := l.check(g.Keys); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n+1, err)
 		}
-		g := Grant{All: true}
-		if len(patterns) > 0 {
-			g = grantOf(slices.Clone(patterns))
-		}
-		k := newKey(key, g, true)
+		k := newKey(key, g, true, ids)
 		if _, dup := set[k.digest]; dup {
 			return nil, fmt.Errorf("line %d: the key of an earlier line again", n+1)
 		}
@@ -115,14 +190,18 @@ func stripComment(line string) string {
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
-// sameGrant reports whether two grants are equal.
+// sameGrant reports whether two grants are equal: their patterns are
+// sorted and distinct (grantOf), so equal sets compare equal whatever
+// order the file lists them in.
 func sameGrant(a, b Grant) bool { return a.All == b.All && slices.Equal(a.Keys, b.Keys) }
 
 // keysFile is AUTH_API_KEYS_FILE as last read. Owned by the goroutine
 // that polls it (Authenticator.Run); set is read by every request.
 type keysFile struct {
-	path string
-	set  atomic.Pointer[keySet]
+	path   string
+	limits limits
+	ids    keyIDs
+	set    atomic.Pointer[keySet]
 
 	// Owned by the polling goroutine.
 	seen [sha256.Size]byte // digest of the contents last read, good or bad
@@ -130,11 +209,11 @@ type keysFile struct {
 
 // load reads the file; it is used at start, when a bad file is an error.
 func (f *keysFile) load() error {
-	b, err := os.ReadFile(f.path)
+	b, err := readBounded(f.path)
 	if err != nil {
 		return fmt.Errorf("read keys file: %w", err)
 	}
-	set, err := parseKeysFile(b)
+	set, err := parseKeysFile(b, f.limits, f.ids)
 	if err != nil {
 		return fmt.Errorf("keys file %s: %w", f.path, err)
 	}
@@ -148,7 +227,7 @@ func (f *keysFile) load() error {
 // removed or changed (marked revoked); if they are bad, it returns an
 // error once per distinct contents, and the last good set stays.
 func (f *keysFile) reload() (revoked []string, changed bool, err error) {
-	b, err := os.ReadFile(f.path)
+	b, err := readBounded(f.path)
 	if err != nil {
 		d := sha256.Sum256([]byte("unreadable: " + err.Error()))
 		if d == f.seen {
@@ -162,7 +241,7 @@ func (f *keysFile) reload() (revoked []string, changed bool, err error) {
 		return nil, false, nil
 	}
 	f.seen = d
-	set, err := parseKeysFile(b)
+	set, err := parseKeysFile(b, f.limits, f.ids)
 	if err != nil {
 		return nil, false, fmt.Errorf("keys file %s: %w", f.path, err)
 	}
@@ -177,4 +256,16 @@ func (f *keysFile) reload() (revoked []string, changed bool, err error) {
 	}
 	f.set.Store(&set)
 	return revoked, true, nil
+}
+
+// readBounded reads at most one byte more than maxKeysFile of the file at
+// path, so that parseKeysFile refuses a larger one without it being read
+// whole.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxKeysFile+1))
 }

@@ -2,6 +2,9 @@ package auth
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,18 +24,28 @@ func TestParseKeysFile(t *testing.T) {
 		want map[string]Grant // by key
 		err  string
 	}{
-		{"key alone grants all", "k1\n", map[string]Grant{"k1": {All: true}}, ""},
+		{"star grants all", "k1 *\n", map[string]Grant{"k1": {All: true}}, ""},
+		// A key alone is what a line cut short by a write in progress
+		// looks like: it must not grant every key.
+		{"key alone", "k0 a\nk1\n", nil, "line 2: a key without patterns (write * to grant every key)"},
+		{"key alone before a comment", "k1 # all\n", nil, "line 1: a key without patterns (write * to grant every key)"},
+		{"no final newline", "k1 a\nk2 b", nil, "the last line does not end in a newline (a write in progress? replace the file by rename)"},
+		{"no final newline after a comment", "k1 a\n# end", nil, "the last line does not end in a newline (a write in progress? replace the file by rename)"},
 		{"patterns", "k1 t-a/* t-b/1\n\tk2\tx  y \n", map[string]Grant{"k1": {Keys: []string{"t-a/*", "t-b/1"}}, "k2": {Keys: []string{"x", "y"}}}, ""},
+		{"patterns as a set", "k1 b a b\n", map[string]Grant{"k1": {Keys: []string{"a", "b"}}}, ""},
+		{"pattern too long", "k1 " + strings.Repeat("p", 257) + "\n", nil, "line 1: a pattern of 257 bytes, at most 256"},
+		{"too many globs", "k1" + patterns("g*", 65) + "\n", nil, "line 1: 65 patterns with * or ?, at most 64"},
+		{"globs at the bound, many exact keys", "k1" + patterns("g*", 64) + patterns("e", 900) + "\n", nil, ""},
 		{"star grants all", "k1 a *\n", map[string]Grant{"k1": {All: true}}, ""},
 		{"comments and blanks", "# keys\n\nk1 a # tenant a\n  # k2\nk#3 b\n", map[string]Grant{"k1": {Keys: []string{"a"}}, "k#3": {Keys: []string{"b"}}}, ""},
-		{"CRLF", "k1 a\r\nk2\r\n", map[string]Grant{"k1": {Keys: []string{"a"}}, "k2": {All: true}}, ""},
+		{"CRLF", "k1 a\r\nk2 *\r\n", map[string]Grant{"k1": {Keys: []string{"a"}}, "k2": {All: true}}, ""},
 		{"empty", "# nothing\n\n", nil, "holds no key"},
-		{"duplicate", "k1 a\nk2\nk1 b\n", nil, "line 3: the key of an earlier line again"},
+		{"duplicate", "k1 a\nk2 *\nk1 b\n", nil, "line 3: the key of an earlier line again"},
 		{"control character", "k1 a\x01b\n", nil, "line 1: a pattern holds a control character"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			set, err := parseKeysFile([]byte(tt.file))
+			set, err := parseKeysFile([]byte(tt.file), limits{}.orDefaults(), newKeyIDs())
 			if tt.err != "" {
 				if err == nil || err.Error() != tt.err {
 					t.Fatalf("error %v, want %q", err, tt.err)
@@ -42,8 +55,11 @@ func TestParseKeysFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(set) != len(tt.want) {
+			if tt.want != nil && len(set) != len(tt.want) {
 				t.Fatalf("%d keys, want %d", len(set), len(tt.want))
+			}
+			if tt.want == nil {
+				return
 			}
 			for key, g := range tt.want {
 				k, ok := set.lookup(digestOf(key))
@@ -58,8 +74,18 @@ func TestParseKeysFile(t *testing.T) {
 	}
 }
 
+// patterns returns n distinct patterns, each a space and p with a number
+// in front.
+func patterns(p string, n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, " %d%s", i, p)
+	}
+	return b.String()
+}
+
 func digestOf(s string) digest {
-	a := newKey(s, Grant{}, false)
+	a := newKey(s, Grant{}, false, newKeyIDs())
 	return a.digest
 }
 
@@ -96,7 +122,7 @@ func writeAtomically(t *testing.T, dir, contents string) string {
 // report Revoked); a bad file keeps the last good one and is logged once.
 func TestKeysFileReload(t *testing.T) {
 	dir := t.TempDir()
-	path := writeAtomically(t, dir, "keep-key t-a/*\ngone-key\nnarrowed-key t-*\n")
+	path := writeAtomically(t, dir, "keep-key t-a/*\ngone-key *\nnarrowed-key t-*\n")
 	var mu sync.Mutex
 	var log bytes.Buffer
 	a := mustNew(t, Config{KeysFile: path, KeysFilePoll: 5 * time.Millisecond,
@@ -115,7 +141,7 @@ func TestKeysFileReload(t *testing.T) {
 		t.Fatalf("principal %+v", gone)
 	}
 
-	writeAtomically(t, dir, "keep-key t-a/*\nnarrowed-key t-a/*\nnew-key x\n")
+	writeAtomically(t, dir, "keep-key t-a/* t-a/*\nnarrowed-key t-a/*\nnew-key x\n")
 	var got []string
 	select {
 	case got = <-revoked:
@@ -196,13 +222,13 @@ func TestStaticAndFileKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := mustNew(t, Config{APIKeys: []string{"static-key"}, KeysFile: path})
-	p, err := a.Authorize(httptest.NewRequest(http.MethodGet, "/ws?token=static-key", nil))
+	p, err := a.Authorize(httptest.NewRequest(http.MethodGet, "/ws?token=static-key", nil), AmbientAllowed)
 	if err != nil || !p.Grant.All || p.Revocation != "" {
 		t.Errorf("static key: %+v %v", p, err)
 	}
 	r := httptest.NewRequest(http.MethodGet, "/ws", nil)
 	r.AddCookie(&http.Cookie{Name: CookieName, Value: "file-key"})
-	if p, err = a.Authorize(r); err != nil || p.Grant.All || p.Revocation == "" {
+	if p, err = a.Authorize(r, AmbientAllowed); err != nil || p.Grant.All || p.Revocation == "" {
 		t.Errorf("file key in a cookie: %+v %v", p, err)
 	}
 }
@@ -221,8 +247,85 @@ func BenchmarkKeysFileLookup(b *testing.B) {
 	r := httptest.NewRequest(http.MethodGet, "/ws?token=key-a-0s", nil)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := a.Authorize(r); err != nil {
+		if _, err := a.Authorize(r, AmbientAllowed); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A file caught in the middle of a write keeps the last good one, however
+// it was cut: a line left without its patterns, or without its newline,
+// never widens a grant.
+func TestKeysFilePartialWrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys")
+	if err := os.WriteFile(path, []byte("k-other x\nk-cust *-eu\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := mustNew(t, Config{KeysFile: path, KeysFilePoll: time.Hour})
+	for _, cut := range []string{"k-other x\nk-cust *", "k-other x\nk-cust ", "k-other x\nk-cust\n", "k-other x\nk-cust"} {
+		if err := os.WriteFile(path, []byte(cut), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		revoked, changed, err := a.file.reload()
+		if err == nil || changed || len(revoked) > 0 {
+			t.Errorf("%q: reload %v %v %v, want an error and nothing changed", cut, revoked, changed, err)
+		}
+		if p, err := authorizeToken(a, "k-cust"); err != nil || p.Grant.All || !slices.Equal(p.Grant.Keys, []string{"*-eu"}) {
+			t.Errorf("%q: k-cust now grants %+v (%v), want *-eu", cut, p.Grant, err)
+		}
+	}
+}
+
+// Patterns are compared as sets: a file that lists a key's patterns in
+// another order, or repeats one, does not revoke it.
+func TestKeysFileReorderKeepsKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys")
+	if err := os.WriteFile(path, []byte("k a b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := mustNew(t, Config{KeysFile: path, KeysFilePoll: time.Hour})
+	p, err := authorizeToken(a, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, same := range []string{"k b a\n", "k a b a\n", "# reordered\nk b b a\n"} {
+		if err := os.WriteFile(path, []byte(same), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if revoked, _, err := a.file.reload(); err != nil || len(revoked) > 0 || p.Revoked() {
+			t.Errorf("%q: revoked %v (%v)", same, revoked, err)
+		}
+	}
+}
+
+// A keys file is read through a bound: a huge file (or a device that
+// never ends) is refused without being read whole.
+func TestKeysFileTooLarge(t *testing.T) {
+	if _, err := New(Config{KeysFile: "/dev/zero"}); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("New with /dev/zero: %v", err)
+	}
+}
+
+// A key's log name is no oracle against a guessed key: it is not the
+// SHA-256 of the key, and another process names the same key otherwise.
+func TestKeyIDNotAHash(t *testing.T) {
+	const key = "k-guessable"
+	sum := sha256.Sum256([]byte(key))
+	var ids []string
+	for range 2 {
+		a := mustNew(t, Config{APIKeys: []string{key}})
+		p, err := authorizeToken(a, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(p.ID, "key:") || len(p.ID) != 12 || strings.Contains(p.ID, hex.EncodeToString(sum[:4])) {
+			t.Errorf("ID %q: want key: and 8 hex digits, not the key's SHA-256", p.ID)
+		}
+		ids = append(ids, p.ID)
+	}
+	if ids[0] == ids[1] {
+		t.Errorf("two authenticators name the key %q both", ids[0])
 	}
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -17,21 +18,24 @@ type Grant struct {
 }
 
 // grantOf returns the grant of a list of patterns: "*" among them grants
-// all.
+// all; otherwise the patterns sorted and distinct, so that two lists of
+// the same patterns make equal grants (patterns is reordered).
 func grantOf(patterns []string) Grant {
 	for _, p := range patterns {
 		if p == "*" {
 			return Grant{All: true}
 		}
 	}
-	return Grant{Keys: patterns}
+	slices.Sort(patterns)
+	return Grant{Keys: slices.Compact(patterns)}
 }
 
 // Principal is who a credential names and what it grants. It holds no
 // secret.
 type Principal struct {
 	// ID names the holder for log lines: "jwt:" and the token's sub claim,
-	// "key:" and the first 8 hex digits of the SHA-256 of an API key,
+	// "key:" and 8 hex digits of a keyed hash of an API key (stable for
+	// the life of the process, unrelated across processes),
 	// "basic" for the Basic credentials (the user name counts as a
 	// secret). Never a secret.
 	ID string
@@ -61,26 +65,29 @@ type Reason string
 
 // Refusal reasons. Every reason is counted from zero.
 const (
-	ReasonMissing      Reason = "missing"       // no credential presented
-	ReasonUnknownKey   Reason = "unknown_key"   // an API key or Basic pair that is not configured
-	ReasonMalformed    Reason = "malformed"     // a token that is not a readable JWT
-	ReasonBadAlgorithm Reason = "bad_algorithm" // alg none, or an algorithm no configured key allows
-	ReasonUnknownKID   Reason = "unknown_kid"   // a kid the JWKS does not hold (yet)
-	ReasonBadSignature Reason = "bad_signature" // the signature does not verify
-	ReasonExpired      Reason = "expired"       // past exp (plus leeway); also a connection closed at exp
-	ReasonNotYetValid  Reason = "not_yet_valid" // before nbf (minus leeway)
-	ReasonBadIssuer    Reason = "bad_issuer"    // iss is not AUTH_JWT_ISSUER
-	ReasonBadAudience  Reason = "bad_audience"  // aud does not name AUTH_JWT_AUDIENCE
-	ReasonBadClaims    Reason = "bad_claims"    // the keys claim is missing or not a list of patterns
-	ReasonOutOfScope   Reason = "out_of_scope"  // an exact key outside the grant was asked for
-	ReasonRevoked      Reason = "revoked"       // a connection closed because its key left the file
+	ReasonMissing       Reason = "missing"         // no credential presented
+	ReasonCrossOrigin   Reason = "cross_origin"    // only a cookie or Basic credentials, from a foreign Origin
+	ReasonUnknownKey    Reason = "unknown_key"     // an API key or Basic pair that is not configured
+	ReasonMalformed     Reason = "malformed"       // a token that is not a readable JWT
+	ReasonBadAlgorithm  Reason = "bad_algorithm"   // alg none, or an algorithm no configured key allows
+	ReasonUnknownKID    Reason = "unknown_kid"     // a kid the JWKS does not hold (yet)
+	ReasonBadSignature  Reason = "bad_signature"   // the signature does not verify
+	ReasonExpired       Reason = "expired"         // at or past exp; also a connection closed at exp
+	ReasonNoExp         Reason = "no_exp"          // a JWT without exp (unless AUTH_JWT_REQUIRE_EXP=false)
+	ReasonNotYetValid   Reason = "not_yet_valid"   // before nbf (minus leeway)
+	ReasonBadIssuer     Reason = "bad_issuer"      // iss is not AUTH_JWT_ISSUER
+	ReasonBadAudience   Reason = "bad_audience"    // aud does not name AUTH_JWT_AUDIENCE
+	ReasonBadClaims     Reason = "bad_claims"      // the keys claim is missing or not a list of patterns
+	ReasonGrantTooLarge Reason = "grant_too_large" // the keys claim has too many globs, or a pattern too long
+	ReasonOutOfScope    Reason = "out_of_scope"    // an exact key outside the grant was asked for
+	ReasonRevoked       Reason = "revoked"         // a connection closed because its key left the file
 )
 
 // Reasons lists every reason, in a stable order.
 var Reasons = [...]Reason{
-	ReasonMissing, ReasonUnknownKey, ReasonMalformed, ReasonBadAlgorithm, ReasonUnknownKID,
-	ReasonBadSignature, ReasonExpired, ReasonNotYetValid, ReasonBadIssuer, ReasonBadAudience,
-	ReasonBadClaims, ReasonOutOfScope, ReasonRevoked,
+	ReasonMissing, ReasonCrossOrigin, ReasonUnknownKey, ReasonMalformed, ReasonBadAlgorithm, ReasonUnknownKID,
+	ReasonBadSignature, ReasonExpired, ReasonNoExp, ReasonNotYetValid, ReasonBadIssuer, ReasonBadAudience,
+	ReasonBadClaims, ReasonGrantTooLarge, ReasonOutOfScope, ReasonRevoked,
 }
 
 // Error is a refused credential. Its text never holds the credential.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"net/url"
 )
 
@@ -14,6 +15,7 @@ const (
 	EnvJWTIssuer        = "AUTH_JWT_ISSUER"
 	EnvJWTAudience      = "AUTH_JWT_AUDIENCE"
 	EnvJWTKeysClaim     = "AUTH_JWT_KEYS_CLAIM"
+	EnvJWTRequireExp    = "AUTH_JWT_REQUIRE_EXP"
 )
 
 // minJWTSecret is the shortest AUTH_JWT_SECRET accepted: an HMAC key
@@ -40,8 +42,9 @@ type JWT struct {
 	// PublicKeyFile is AUTH_JWT_PUBLIC_KEY_FILE: a PEM RSA, ECDSA or
 	// Ed25519 public key (or a certificate). Default none.
 	PublicKeyFile string
-	// JWKSURL is AUTH_JWKS_URL: an http(s) URL of a JSON Web Key Set.
-	// Default none.
+	// JWKSURL is AUTH_JWKS_URL: an https URL of a JSON Web Key Set
+	// (plain http only to a loopback host: whoever answers it decides
+	// which tokens are valid). Default none.
 	JWKSURL string
 	// Issuer and Audience are AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE: when
 	// set, a token's iss must equal Issuer and its aud name Audience.
@@ -52,6 +55,9 @@ type JWT struct {
 	// patterns a token may read. Default empty: the auth package's
 	// default, "keys".
 	KeysClaim string
+	// AllowNoExp is AUTH_JWT_REQUIRE_EXP=false: tokens without exp are
+	// accepted (and never expire). Default false: such a token is refused.
+	AllowNoExp bool
 }
 
 // On reports whether any JWT verification key is configured.
@@ -70,18 +76,54 @@ func (p *parser) scoped() Scoped {
 	}
 	j.PublicKeyFile, _ = p.get(EnvJWTPublicKeyFile)
 	if v, ok := p.get(EnvJWKSURL); ok {
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			p.fail("%s: %s is not an http(s) URL (want e.g. https://issuer.example.com/.well-known/jwks.json)", EnvJWKSURL, quote(v))
-		} else {
-			j.JWKSURL = v
-		}
+		j.JWKSURL = p.jwksURL(v)
 	}
 	j.Issuer, _ = p.get(EnvJWTIssuer)
 	j.Audience, _ = p.get(EnvJWTAudience)
 	j.KeysClaim = p.str(EnvJWTKeysClaim)
+	j.AllowNoExp = !p.boolean(EnvJWTRequireExp, true)
+	if j.JWKSURL != "" && j.Audience == "" {
+		p.warn(EnvJWKSURL + " without " + EnvJWTAudience + ": a token the key set's issuer signed for any other service is accepted too")
+	}
 	if !j.On() && (j.Issuer != "" || j.Audience != "") && !p.failedAny(EnvJWTSecret, EnvJWKSURL) {
 		p.fail("%s/%s set but no JWT key is configured (set %s, %s or %s)", EnvJWTIssuer, EnvJWTAudience, EnvJWTSecret, EnvJWTPublicKeyFile, EnvJWKSURL)
 	}
 	return s
+}
+
+// jwksURL checks AUTH_JWKS_URL: https, or http to a loopback host. Its
+// error shows the URL without user information and query, which may hold
+// a secret.
+func (p *parser) jwksURL(v string) string {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		p.fail("%s: %s is not an https URL (want e.g. https://issuer.example.com/.well-known/jwks.json)", EnvJWKSURL, quote(redactURL(u, err)))
+	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		p.fail("%s: %s is not an https URL (want e.g. https://issuer.example.com/.well-known/jwks.json; plain http only to a loopback host)", EnvJWKSURL, quote(redactURL(u, err)))
+	default:
+		return v
+	}
+	return ""
+}
+
+// loopbackHost reports whether host (no port) is "localhost" or a
+// loopback address.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// redactURL is u without user information, query and fragment, for an
+// error line.
+func redactURL(u *url.URL, err error) string {
+	if err != nil {
+		return "(unparsable)"
+	}
+	c := *u
+	c.User, c.RawQuery, c.Fragment, c.ForceQuery = nil, "", "", false
+	return c.String()
 }

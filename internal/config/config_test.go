@@ -335,6 +335,11 @@ func TestWarnings(t *testing.T) {
 		{"auth off with credentials", with(nil, "AUTH_ENABLED", "false", "AUTH_API_KEYS", "k"),
 			[]string{"auth disabled by AUTH_ENABLED=false although credentials are set"}},
 		{"auth off without credentials", with(nil, "AUTH_ENABLED", "false"), nil},
+		// Any issuer's token for any service whose keys the set holds
+		// would be accepted.
+		{"jwks without audience", with(broker, "AUTH_JWKS_URL", "https://id.example.com/jwks.json"),
+			[]string{"AUTH_JWKS_URL without AUTH_JWT_AUDIENCE: a token the key set's issuer signed for any other service is accepted too"}},
+		{"jwks with audience", with(broker, "AUTH_JWKS_URL", "https://id.example.com/jwks.json", "AUTH_JWT_AUDIENCE", "wsdest"), nil},
 		{"broker and token", with(broker, "Quix__Sdk__Token", "tok"),
 			[]string{"Quix__Broker__Address and Quix__Sdk__Token are both set; using the broker address and ignoring the token"}},
 		{"alias and token", with(nil, "KAFKA_BROKERS", "a:1", "input", "t", "Quix__Sdk__Token", "tok"),

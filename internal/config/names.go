@@ -29,7 +29,7 @@ import (
 var knownNames = []string{
 	EnvTopic, EnvHost, EnvPort, EnvShutdownTimeout,
 	EnvAuthEnabled, EnvAPIKeys, EnvWSUsername, EnvWSPassword,
-	EnvAPIKeysFile, EnvJWTSecret, EnvJWTPublicKeyFile, EnvJWKSURL, EnvJWTIssuer, EnvJWTAudience, EnvJWTKeysClaim,
+	EnvAPIKeysFile, EnvJWTSecret, EnvJWTPublicKeyFile, EnvJWKSURL, EnvJWTIssuer, EnvJWTAudience, EnvJWTKeysClaim, EnvJWTRequireExp,
 	EnvBrokerAddress, EnvKafkaBrokers, EnvSASLMechanism, EnvSASLUsername, EnvSASLPassword,
 	EnvTLS, EnvTLSCAFile, EnvTLSInsecureSkipVerify,
 	EnvSDKToken, EnvPortalAPI, EnvWorkspaceID, EnvQuixConsumerGroup, EnvConsumerGroup, EnvAutoOffsetReset,

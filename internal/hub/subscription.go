@@ -49,8 +49,27 @@ func (s Subscription) Denied() (string, bool) {
 type compiled struct {
 	all   bool
 	exact []string
-	globs []string
-	grant *compiled // nil: every key granted
+	// exactSet holds exact when it has more than scanExact keys, so that
+	// a grant of many exact keys costs one lookup per record, not a scan
+	// (under the shard's lock, on the publish path); nil otherwise.
+	exactSet map[string]struct{}
+	globs    []string
+	grant    *compiled // nil: every key granted
+}
+
+// scanExact is the most exact keys keys() tests one by one; beyond, it
+// looks them up in exactSet.
+const scanExact = 8
+
+// index builds exactSet when exact is long.
+func (c *compiled) index() {
+	if len(c.exact) <= scanExact {
+		return
+	}
+	c.exactSet = make(map[string]struct{}, len(c.exact))
+	for _, k := range c.exact {
+		c.exactSet[k] = struct{}{}
+	}
 }
 
 // route is how the hub indexes a client.
@@ -73,6 +92,16 @@ func (c *compiled) route() route {
 }
 
 func compile(s Subscription) compiled {
+	c := compileGranted(s)
+	c.index()
+	if c.grant != nil {
+		c.grant.index()
+	}
+	return c
+}
+
+// compileGranted is compile without the index.
+func compileGranted(s Subscription) compiled {
 	c := compileKeys(s.All, s.Keys)
 	if s.Grant == nil {
 		return c
@@ -141,9 +170,15 @@ func (c *compiled) keys(key []byte) bool {
 	if key == nil {
 		return false
 	}
-	for _, k := range c.exact {
-		if k == string(key) {
+	if c.exactSet != nil {
+		if _, ok := c.exactSet[string(key)]; ok {
 			return true
+		}
+	} else {
+		for _, k := range c.exact {
+			if k == string(key) {
+				return true
+			}
 		}
 	}
 	for _, g := range c.globs {

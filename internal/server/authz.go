@@ -15,7 +15,9 @@ import (
 // what it grants (auth.Authenticator). It must be safe for concurrent use.
 type Authorizer interface {
 	// Authorize returns the principal of a valid credential, or an error.
-	Authorize(r *http.Request) (auth.Principal, error)
+	// The cookie and Basic credentials count only when ambient is
+	// auth.AmbientAllowed.
+	Authorize(r *http.Request, ambient auth.Ambient) (auth.Principal, error)
 	// Refused counts a refusal the server decides: out of scope, revoked,
 	// expired.
 	Refused(why auth.Reason)
@@ -25,12 +27,14 @@ type Authorizer interface {
 var everyone = auth.Principal{Grant: auth.Grant{All: true}}
 
 // authorize returns the principal of r's credential: everyone when auth is
-// off.
+// off. The ambient credentials (cookie, Basic) count only from an origin
+// that may use them (originPolicy.ambient), so that a page elsewhere
+// cannot open a stream with the credentials the browser holds for us.
 func (s *Server) authorize(r *http.Request) (auth.Principal, error) {
 	if s.cfg.Auth == nil {
 		return everyone, nil
 	}
-	return s.cfg.Auth.Authorize(r)
+	return s.cfg.Auth.Authorize(r, auth.Ambient(s.origins.ambient(r)))
 }
 
 // scope narrows a.sub to what p may read. An exact key outside the grant

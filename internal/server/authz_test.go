@@ -21,15 +21,17 @@ import (
 // fixedAuthorizer answers every request with one principal.
 type fixedAuthorizer struct{ p auth.Principal }
 
-func (s fixedAuthorizer) Authorize(*http.Request) (auth.Principal, error) { return s.p, nil }
-func (fixedAuthorizer) Refused(auth.Reason)                               {}
+func (s fixedAuthorizer) Authorize(*http.Request, auth.Ambient) (auth.Principal, error) {
+	return s.p, nil
+}
+func (fixedAuthorizer) Refused(auth.Reason) {}
 
 // A key revoked after its request was checked, but before its client was
 // registered for revocation, still closes the client at once (1008
 // "credential revoked"), on WebSocket and SSE alike.
 func TestRevokedBeforeRegistration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys")
-	if err := os.WriteFile(path, []byte("stale-key t-*\nother-key\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("stale-key t-*\nother-key *\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a, err := auth.New(auth.Config{KeysFile: path, KeysFilePoll: 5 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
@@ -37,7 +39,7 @@ func TestRevokedBeforeRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, _ := http.NewRequest(http.MethodGet, "/ws?token=stale-key", nil)
-	p, err := a.Authorize(r)
+	p, err := a.Authorize(r, auth.AmbientAllowed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +50,7 @@ func TestRevokedBeforeRegistration(t *testing.T) {
 		_ = a.Run(ctx, func([]string) {}) // nobody registered: the flag alone must do
 	}()
 	defer func() { cancel(); <-done }()
-	if err := os.WriteFile(path+".new", []byte("other-key\n"), 0o600); err != nil {
+	if err := os.WriteFile(path+".new", []byte("other-key *\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(path+".new", path); err != nil {

@@ -54,7 +54,34 @@ func (p *originPolicy) allowed(r *http.Request) bool {
 		return true
 	}
 	origin = strings.ToLower(origin)
-	if p.exact[origin] || sameOrigin(origin, r.Host) {
+	return sameOrigin(origin, r.Host) || p.listed(origin)
+}
+
+// ambient reports whether r's ambient credentials (the cookie, Basic
+// credentials a browser cached), which a browser attaches to a WebSocket
+// or EventSource opened by any page, may count: when r has no Origin (not
+// a browser's cross-site request), when its Origin is the server's own
+// (the same host; over TLS only an https page, since a plain page of the
+// host may have been written by anyone on the path; without TLS either
+// scheme, since a proxy in front may terminate TLS), or when ALLOWED_ORIGINS
+// lists it. It holds for a nil policy too: every origin may connect, but
+// not with our cookie.
+func (p *originPolicy) ambient(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	origin = strings.ToLower(origin)
+	if sameOrigin(origin, r.Host) && (r.TLS == nil || strings.HasPrefix(origin, "https://")) {
+		return true
+	}
+	return p != nil && p.listed(origin)
+}
+
+// listed reports whether origin (lower case) is in ALLOWED_ORIGINS or
+// matches one of its patterns.
+func (p *originPolicy) listed(origin string) bool {
+	if p.exact[origin] {
 		return true
 	}
 	for _, s := range p.suffixes {

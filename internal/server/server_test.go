@@ -88,7 +88,7 @@ func TestParseSubscription(t *testing.T) {
 // authorizer lets in requests whose token is "good".
 type authorizer struct{}
 
-func (authorizer) Authorize(r *http.Request) (auth.Principal, error) {
+func (authorizer) Authorize(r *http.Request, _ auth.Ambient) (auth.Principal, error) {
 	if r.URL.Query().Get("token") == "good" {
 		return auth.Principal{ID: "test", Grant: auth.Grant{All: true}}, nil
 	}

@@ -187,8 +187,8 @@ func TestViewerURL(t *testing.T) {
 // basicAuthorizer accepts HTTP Basic u:p.
 type basicAuthorizer struct{}
 
-func (basicAuthorizer) Authorize(r *http.Request) (auth.Principal, error) {
-	if u, p, ok := r.BasicAuth(); ok && u == "u" && p == "p" {
+func (basicAuthorizer) Authorize(r *http.Request, ambient auth.Ambient) (auth.Principal, error) {
+	if u, p, ok := r.BasicAuth(); ok && u == "u" && p == "p" && ambient == auth.AmbientAllowed {
 		return auth.Principal{ID: "basic:u", Grant: auth.Grant{All: true}}, nil
 	}
 	return auth.Principal{}, &auth.Error{Reason: auth.ReasonMissing}

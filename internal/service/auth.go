@@ -9,10 +9,12 @@ import (
 	"github.com/wsdest/wsdest/internal/config"
 )
 
-// newAuth maps the auth settings into the authenticator. It reads the
+// newAuth maps the auth settings into the authenticator; a grant's
+// patterns are bounded as a subscription's are (MAX_SUBSCRIPTION_KEYS
+// globs, MAX_KEY_LENGTH bytes), since they are tested alike. It reads the
 // keys file and the public key file: a missing or bad one is an error
 // naming the variable.
-func newAuth(c config.Auth, logger *slog.Logger) (*auth.Authenticator, error) {
+func newAuth(c config.Auth, e config.Edge, logger *slog.Logger) (*auth.Authenticator, error) {
 	j := c.Scoped.JWT
 	a, err := auth.New(auth.Config{
 		APIKeys:          c.APIKeys,
@@ -25,6 +27,9 @@ func newAuth(c config.Auth, logger *slog.Logger) (*auth.Authenticator, error) {
 		JWTIssuer:        j.Issuer,
 		JWTAudience:      j.Audience,
 		JWTKeysClaim:     j.KeysClaim,
+		JWTAllowNoExp:    j.AllowNoExp,
+		MaxGrantGlobs:    e.MaxSubscriptionKeys,
+		MaxPatternLength: e.MaxKeyLength,
 		Logger:           logger,
 	})
 	var fe *auth.FileError

@@ -11,9 +11,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +63,7 @@ func newAuthSetup(t *testing.T, topic string) *authSetup {
 	k := authKeys()
 	dir := t.TempDir()
 	s := &authSetup{b: e2etest.StartBroker(t, topic, 3), keysFile: filepath.Join(dir, "keys")}
-	writeKeys(t, s.keysFile, "# the test's keys\n"+tenantAKey+" t-a/*\n"+exactKey+" t-b/1\n"+adminKey+"\n")
+	writeKeys(t, s.keysFile, "# the test's keys\n"+tenantAKey+" t-a/*\n"+exactKey+" t-b/1\n"+adminKey+" *\n")
 	der, err := x509.MarshalPKIXPublicKey(&k.rsa.PublicKey)
 	if err != nil {
 		t.Fatal(err)
@@ -460,13 +462,23 @@ func TestKeysFileRevocation(t *testing.T) {
 	goneSSE := e2etest.ConnectSSE(t, svc.HTTPURL("/sse?token="+tenantAKey), nil)
 	stays := e2etest.Connect(t, svc.URL("/ws"), e2etest.WithBearer(adminKey))
 
-	// The connect lines name the key by the first 8 hex digits of its
-	// SHA-256.
-	sum := sha256.Sum256([]byte(tenantAKey))
-	e2etest.Eventually(t, "two connect lines naming the key's id", func() bool {
-		return len(svc.Log.Lines("principal=key:"+hex.EncodeToString(sum[:4]))) == 2
+	// The connect lines name each key by an id of 8 hex digits, the same
+	// for both of the tenant's clients, and not the key's SHA-256 (which
+	// would let a log reader test guesses of the key).
+	e2etest.Eventually(t, "three connect lines naming a key's id", func() bool {
+		return len(svc.Log.Lines("msg=\"client connected\"")) == 3
 	})
-	writeKeys(t, s.keysFile, adminKey+"\n"+exactKey+" t-b/1 t-b/2\n")
+	ids := map[string]int{}
+	for _, l := range svc.Log.Lines("msg=\"client connected\"") {
+		_, id, _ := strings.Cut(l, "principal=key:")
+		id, _, _ = strings.Cut(id, " ")
+		ids[id]++
+	}
+	sum := sha256.Sum256([]byte(tenantAKey))
+	if len(ids) != 2 || ids[hex.EncodeToString(sum[:4])] != 0 || slices.Max(slices.Collect(maps.Values(ids))) != 2 {
+		t.Errorf("key ids of the connect lines %v: want two ids, one on two lines, none the SHA-256 of the key", ids)
+	}
+	writeKeys(t, s.keysFile, adminKey+" *\n"+exactKey+" t-b/1 t-b/2\n")
 	gone.ExpectClose(t, 1008, "credential revoked")
 	ctx, cancel := e2etest.Context(t)
 	defer cancel()
@@ -477,7 +489,7 @@ func TestKeysFileRevocation(t *testing.T) {
 	c.ExpectClose(t, 1008, "credential not accepted")
 
 	// A malformed file: the last good one stays in force.
-	writeKeys(t, s.keysFile, adminKey+"\n"+adminKey+" t-a/*\n")
+	writeKeys(t, s.keysFile, adminKey+" *\n"+adminKey+" t-a/*\n")
 	e2etest.Eventually(t, "the bad file logged", func() bool {
 		return len(svc.Log.Lines("keys file not reloaded")) == 1
 	})

@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Servic
 	}
 	var authz server.Authorizer
 	if cfg.Auth.Enabled {
-		if s.auth, err = newAuth(cfg.Auth, logger); err != nil {
+		if s.auth, err = newAuth(cfg.Auth, cfg.Edge, logger); err != nil {
 			return nil, err
 		}
 		authz = s.auth
