@@ -96,7 +96,7 @@ var errRecreated = errors.New("topic recreated during the catch-up")
 // Resume fills c, which was added with ClientOptions.Park, from st on,
 // then joins it to the live stream; match is its subscription's key test.
 // It returns when c is live or gone, or with an error wrapping ErrCatchUp.
-func (r *Resumer) Resume(ctx context.Context, c *hub.Client, st Start, match func(key []byte) bool) error {
+func (r *Resumer) Resume(ctx context.Context, c *hub.Client, st wsdest.Start, match func(key []byte) bool) error {
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -160,7 +160,7 @@ func newJob(r *Resumer, c *hub.Client, match func(key []byte) bool) *job {
 
 // run places the client at st, then catches up step by step until it
 // joins the live stream or leaves.
-func (j *job) run(ctx context.Context, st Start) (outcome, error) {
+func (j *job) run(ctx context.Context, st wsdest.Start) (outcome, error) {
 	if err := j.start(ctx, st); err != nil {
 		return more, err
 	}
@@ -175,7 +175,7 @@ func (j *job) run(ctx context.Context, st Start) (outcome, error) {
 // start places the client: the position of each partition it starts at
 // (not a move: it has nothing yet), after a reset notice for a cursor of a
 // topic since recreated, or after the N records of last=N.
-func (j *job) start(ctx context.Context, st Start) error {
+func (j *job) start(ctx context.Context, st wsdest.Start) error {
 	if err := j.r.cfg.Tap.waitReady(ctx); err != nil {
 		return err
 	}
@@ -185,17 +185,17 @@ func (j *job) start(ctx context.Context, st Start) error {
 	}
 	j.pos = wsdest.Cursor{Topic: id}
 	switch st.Kind {
-	case StartCursor:
+	case wsdest.StartCursor:
 		if st.Cursor.Topic.ID != id.ID && st.Cursor.Topic.ID != ([8]byte{}) && id.ID != ([8]byte{}) {
 			j.notice(encode.ResetNotice("topic_recreated"))
 		} else {
 			j.pos = st.Cursor.Clone()
 			j.pos.Topic = id
 		}
-	case StartEarliest:
-	case StartTime:
+	case wsdest.StartEarliest:
+	case wsdest.StartTime:
 		j.pos.Since = st.Time
-	case StartLast:
+	case wsdest.StartLast:
 		if err := j.last(ctx, st.Last); err != nil {
 			return err
 		}

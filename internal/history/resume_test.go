@@ -75,7 +75,7 @@ func TestHoleFailsClosed(t *testing.T) {
 
 		src.recs = records(0, 2, 1, 3) // the broken source
 		c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: hub.ShapeEnvelope}, Park: true})
-		err := res.Resume(ctx, c, Start{Kind: StartEarliest}, c.Matches)
+		err := res.Resume(ctx, c, wsdest.Start{Kind: wsdest.StartEarliest}, c.Matches)
 		if !errors.Is(err, ErrCatchUp) || !errors.Is(err, errHole) {
 			t.Fatalf("Resume = %v, want a hole failing the catch-up", err)
 		}
@@ -89,7 +89,7 @@ func TestHoleFailsClosed(t *testing.T) {
 		// The same source in order: the client catches up and joins.
 		src.recs = records(0, 1, 2, 3)
 		d := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: hub.ShapeEnvelope}, Park: true})
-		if err := res.Resume(ctx, d, Start{Kind: StartEarliest}, d.Matches); err != nil {
+		if err := res.Resume(ctx, d, wsdest.Start{Kind: wsdest.StartEarliest}, d.Matches); err != nil {
 			t.Fatal(err)
 		}
 		if st := res.Stats(); st.Resumed != 1 {
@@ -100,7 +100,7 @@ func TestHoleFailsClosed(t *testing.T) {
 		// resumed.
 		e := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: hub.ShapeEnvelope}, Park: true})
 		e.Close(wsframe.CloseGoingAway, "", hub.ReasonClientClosed)
-		if err := res.Resume(ctx, e, Start{Kind: StartEarliest}, e.Matches); err != nil {
+		if err := res.Resume(ctx, e, wsdest.Start{Kind: wsdest.StartEarliest}, e.Matches); err != nil {
 			t.Fatal(err)
 		}
 		if st := res.Stats(); st.Resumed != 1 {

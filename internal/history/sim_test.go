@@ -584,28 +584,28 @@ func (c *simClient) run(ctx context.Context, deadline time.Time) {
 
 // start picks where the next stream starts: the cursor when the client
 // has one (mostly), else earliest, a time, last=N or, rarely, latest.
-func (c *simClient) start() Start {
+func (c *simClient) start() wsdest.Start {
 	if c.cursor != "" && c.rng.IntN(10) != 0 {
 		cur, err := wsdest.ParseCursor(c.cursor)
 		if err != nil {
 			c.fail("own cursor does not parse: %v", err)
 		}
-		return Start{Kind: StartCursor, Cursor: cur}
+		return wsdest.Start{Kind: wsdest.StartCursor, Cursor: cur}
 	}
 	c.cursor = ""
 	switch c.rng.IntN(3) {
 	case 0:
-		return Start{Kind: StartTime, Time: time.Now().Add(-time.Duration(c.rng.IntN(10000)) * time.Millisecond)}
+		return wsdest.Start{Kind: wsdest.StartTime, Time: time.Now().Add(-time.Duration(c.rng.IntN(10000)) * time.Millisecond)}
 	case 2:
-		return Start{Kind: StartLast, Last: 1 + c.rng.IntN(50)}
+		return wsdest.Start{Kind: wsdest.StartLast, Last: 1 + c.rng.IntN(50)}
 	}
-	return Start{Kind: StartEarliest}
+	return wsdest.Start{Kind: wsdest.StartEarliest}
 }
 
 // session runs one connection: from st, for life (0: until the records
 // are all in, final), reading one frame each pace. It reports whether the
 // server closed the stream.
-func (c *simClient) session(ctx context.Context, st Start, life, pace time.Duration, final bool) (closed bool) {
+func (c *simClient) session(ctx context.Context, st wsdest.Start, life, pace time.Duration, final bool) (closed bool) {
 	s := c.sim
 	starts, _, gen := s.k.state()
 	// What the oracle expects of the first records of each partition.
@@ -613,7 +613,7 @@ func (c *simClient) session(ctx context.Context, st Start, life, pace time.Durat
 	c.firstLo, c.firstHi = c.firstLo[:0], c.firstHi[:0]
 	c.since = time.Time{}
 	switch st.Kind {
-	case StartCursor:
+	case wsdest.StartCursor:
 		c.minGen = -1 // the stream goes on in the cursor's generation, until a reset notice
 		for _, o := range st.Cursor.Offsets {
 			c.next = append(c.next, o)
@@ -621,13 +621,13 @@ func (c *simClient) session(ctx context.Context, st Start, life, pace time.Durat
 			c.firstHi = append(c.firstHi, o)
 		}
 		c.since = st.Cursor.Since
-	case StartEarliest:
+	case wsdest.StartEarliest:
 		c.gen, c.minGen, c.connGen = -1, 0, gen
 		// The service lists the log starts at most offsetsTTL ago, and
 		// the history may hold records Kafka deleted since: from 0 on.
 		c.firstLo = append(c.firstLo, make([]int64, len(starts))...)
 		c.firstHi = append(c.firstHi, starts...)
-	case StartTime:
+	case wsdest.StartTime:
 		c.gen, c.minGen, c.connGen = -1, 0, gen
 		c.since = st.Time
 		after := s.k.offsetsAfter(st.Time)
@@ -635,7 +635,7 @@ func (c *simClient) session(ctx context.Context, st Start, life, pace time.Durat
 			c.firstLo = append(c.firstLo, s.k.offsetsAfterAll(st.Time)[int32(p)])
 			c.firstHi = append(c.firstHi, after[int32(p)])
 		}
-	case StartLast:
+	case wsdest.StartLast:
 		c.gen, c.minGen, c.connGen = -1, 0, gen
 		c.firstLo = nil // anything
 	}
@@ -708,15 +708,15 @@ func (c *simClient) session(ctx context.Context, st Start, life, pace time.Durat
 	}
 }
 
-func startString(st Start, epoch time.Time) string {
+func startString(st wsdest.Start, epoch time.Time) string {
 	switch st.Kind {
-	case StartCursor:
+	case wsdest.StartCursor:
 		return "from cursor " + fmt.Sprint(st.Cursor.Offsets)
-	case StartEarliest:
+	case wsdest.StartEarliest:
 		return "from=earliest"
-	case StartTime:
+	case wsdest.StartTime:
 		return "from time " + st.Time.Sub(epoch).String()
-	case StartLast:
+	case wsdest.StartLast:
 		return fmt.Sprintf("last=%d", st.Last)
 	}
 	return "latest"

@@ -1,7 +1,7 @@
 // Package history keeps the recent messages of every partition in memory
 // and serves the older ones from Kafka, so that a client can start from a
-// position (a cursor, the earliest record, a time, the last N records) and
-// be handed over to the live stream with no gap and no duplicate.
+// position (a wsdest.Start: a cursor, the earliest record, a time, the last
+// N records) and be handed over to the live stream with no gap and no duplicate.
 //
 // It knows nothing of HTTP. The publisher (one goroutine) hands every
 // fetched batch to Tap.Publish, which, under the tap's one lock, stamps

@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"github.com/wsdest/wsdest"
-	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // Resumer fills clients that start from a position (history.Resumer).
 type Resumer interface {
-	Resume(ctx context.Context, c *hub.Client, st history.Start, match func(key []byte) bool) error
+	Resume(ctx context.Context, c *hub.Client, st wsdest.Start, match func(key []byte) bool) error
 	Identity() wsdest.TopicIdentity
 }
 
@@ -25,7 +24,7 @@ type Resumer interface {
 // last_event_id / lastEventId query parameters, which win over both (an
 // EventSource reconnecting sends the header with its original URL). The
 // error is one line for a 400 answer.
-func (s *Server) parseStart(r *http.Request, sse bool) (history.Start, error) {
+func (s *Server) parseStart(r *http.Request, sse bool) (wsdest.Start, error) {
 	q := r.URL.Query()
 	from, last := lastValue(q["from"]), lastValue(q["last"])
 	if sse {
@@ -37,33 +36,33 @@ func (s *Server) parseStart(r *http.Request, sse bool) (history.Start, error) {
 			}
 		}
 		if id = strings.TrimSpace(id); id != "" {
-			st, err := history.ParseStart(id, "", time.Now())
-			if err == nil && st.Kind != history.StartCursor {
+			st, err := wsdest.ParseStart(id, "", time.Now())
+			if err == nil && st.Kind != wsdest.StartCursor {
 				err = errors.New("is not a cursor")
 			}
 			if err != nil {
-				return history.Start{}, fmt.Errorf("%s: %w", name, err)
+				return wsdest.Start{}, fmt.Errorf("%s: %w", name, err)
 			}
 			return s.checkStart(st)
 		}
 	}
-	st, err := history.ParseStart(from, last, time.Now())
+	st, err := wsdest.ParseStart(from, last, time.Now())
 	if err != nil {
-		return history.Start{}, err
+		return wsdest.Start{}, err
 	}
 	return s.checkStart(st)
 }
 
-func (s *Server) checkStart(st history.Start) (history.Start, error) {
-	if st.Kind == history.StartLatest {
+func (s *Server) checkStart(st wsdest.Start) (wsdest.Start, error) {
+	if st.Kind == wsdest.StartLatest {
 		return st, nil
 	}
 	if s.cfg.Resumer == nil {
-		return history.Start{}, errors.New("start positions (from=, last=) are not enabled on this server")
+		return wsdest.Start{}, errors.New("start positions (from=, last=) are not enabled on this server")
 	}
-	if st.Kind == history.StartCursor {
-		if err := history.CheckCursor(&st.Cursor, s.cfg.Resumer.Identity()); err != nil {
-			return history.Start{}, fmt.Errorf("from: %w", err)
+	if st.Kind == wsdest.StartCursor {
+		if err := wsdest.CheckCursor(&st.Cursor, s.cfg.Resumer.Identity()); err != nil {
+			return wsdest.Start{}, fmt.Errorf("from: %w", err)
 		}
 	}
 	return st, nil
@@ -78,7 +77,7 @@ func lastValue(v []string) string {
 
 // startResume runs the catch-up of a client added parked, closing it if
 // Kafka cannot serve it. ctx ends when the client is closed.
-func (s *Server) startResume(ctx context.Context, c *hub.Client, st history.Start) {
+func (s *Server) startResume(ctx context.Context, c *hub.Client, st wsdest.Start) {
 	go func() {
 		err := s.cfg.Resumer.Resume(ctx, c, st, c.Matches)
 		if err == nil || ctx.Err() != nil {

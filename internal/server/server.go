@@ -38,8 +38,8 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 
+	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/boolval"
-	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/ratelog"
@@ -368,7 +368,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	var st history.Start
+	var st wsdest.Start
 	a, ok := s.admit(w, r, func() (hub.Subscription, error) {
 		var err error
 		if st, err = s.parseStart(r, false); err != nil {
@@ -408,7 +408,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	// is published once the client can see the answer reaches it.
 	sess := &session{held: s.hold(r, a.slot, st, p), parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
 	sess.client = s.hub.AddClient(nil, hub.ClientOptions{Sub: sub, OnClosed: sess.closed,
-		Park: st.Kind != history.StartLatest})
+		Park: st.Kind != wsdest.StartLatest})
 	sess.watchCredential(p)
 	up := ws.DefaultHTTPUpgrader
 	var flate *wsflate.Extension

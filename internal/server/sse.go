@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsdest/wsdest/internal/history"
+	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/hub"
 )
 
@@ -49,7 +49,7 @@ func sseSubscription(path string, query map[string][]string, defEnvelope bool) (
 func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	// Origins, start positions, connection limits and subscription limits
 	// as for WebSocket.
-	var st history.Start
+	var st wsdest.Start
 	a, ok := s.admit(w, r, func() (hub.Subscription, error) {
 		var err error
 		if st, err = s.parseStart(r, true); err != nil {
@@ -82,7 +82,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := &sseSession{held: s.hold(r, a.slot, st, p)}
-	resuming := st.Kind != history.StartLatest
+	resuming := st.Kind != wsdest.StartLatest
 	sess.client = s.hub.AddClient(nil, hub.ClientOptions{
 		Sub:       sub,
 		Transport: hub.SSE{},

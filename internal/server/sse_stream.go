@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/auth"
-	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 )
 
@@ -22,7 +22,7 @@ import (
 // connection is out of the ConnGuard's count and reach meanwhile (it
 // holds a client slot), and the answer's write deadline (WriteTimeout)
 // covers the head; then each write of the hub has its own.
-func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string, sub hub.Subscription, st history.Start, p auth.Principal) {
+func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string, sub hub.Subscription, st wsdest.Start, p auth.Principal) {
 	defer guardStream(r)()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -40,13 +40,13 @@ func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string
 		Sub:       sub,
 		Transport: hub.SSE{},
 		OnClosed:  func() { cancel(); cw.stop() },
-		Park:      st.Kind != history.StartLatest,
+		Park:      st.Kind != wsdest.StartLatest,
 	})
 	cw.start(c, p)
 	c.Attach(sc)
 	s.rejects.connected(r.Context(), "transport", "sse", "proto", r.Proto, "id", c.ID(), "remote", remote, "path", r.URL.Path,
-		"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", st.Kind != history.StartLatest, "principal", p.ID)
-	if st.Kind != history.StartLatest {
+		"all", sub.All, "keys", len(sub.Keys), "shape", sub.Shape.String(), "resume", st.Kind != wsdest.StartLatest, "principal", p.ID)
+	if st.Kind != wsdest.StartLatest {
 		s.startResume(ctx, c, st)
 	}
 	select {

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/auth"
-	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/netpoll"
 )
@@ -50,9 +50,9 @@ type heldExtra struct {
 // hold prepares what a client about to join the hub keeps (its client is
 // set by the caller, with closed as its OnClosed, and watchCredential
 // called once it is).
-func (s *Server) hold(r *http.Request, slot *tally, st history.Start, p auth.Principal) held {
+func (s *Server) hold(r *http.Request, slot *tally, st wsdest.Start, p auth.Principal) held {
 	h := held{slot: slot}
-	resuming := st.Kind != history.StartLatest
+	resuming := st.Kind != wsdest.StartLatest
 	cred := s.watch(p)
 	if r.TLS != nil || resuming || cred != nil {
 		h.extra = &heldExtra{cred: cred}
@@ -92,9 +92,9 @@ func (h *held) closed() {
 // connections the poller cannot read itself (a TLS connection not on a
 // TLSListener, or where netpoll.Notify is not supported) get a reader
 // goroutine.
-func (s *Server) attach(conn net.Conn, h *held, rd netpoll.Handler, st history.Start) {
+func (s *Server) attach(conn net.Conn, h *held, rd netpoll.Handler, st wsdest.Start) {
 	c := h.client
-	if st.Kind != history.StartLatest {
+	if st.Kind != wsdest.StartLatest {
 		defer s.startResume(h.extra.ctx, c, st)
 	}
 	if tc, ok := conn.(*tls.Conn); ok {

@@ -7,7 +7,12 @@ import (
 	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/kafka"
+	"github.com/wsdest/wsdest/internal/server"
 )
+
+// The server resumes clients through its own small interface, so that it
+// imports neither the history nor Kafka.
+var _ server.Resumer = (*history.Resumer)(nil)
 
 // newHistory creates the history store (unless HISTORY_BYTES is 0), the
 // shared catch-up reader, the publisher's tap and the resumer. since is a

@@ -1,17 +1,15 @@
-package history
+package wsdest
 
 import (
 	"errors"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/wsdest/wsdest"
 )
 
 func TestParseStart(t *testing.T) {
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	cur := wsdest.Cursor{Topic: wsdest.NewTopicIdentity("t", [16]byte{1}), Offsets: []int64{4}}
+	cur := Cursor{Topic: NewTopicIdentity("t", [16]byte{1}), Offsets: []int64{4}}
 	tests := []struct {
 		name, from, last string
 		want             Start
@@ -54,10 +52,10 @@ func TestParseStart(t *testing.T) {
 }
 
 func TestCheckCursor(t *testing.T) {
-	id := wsdest.NewTopicIdentity("input", [16]byte{1})
-	same := wsdest.Cursor{Topic: id}
-	recreated := wsdest.Cursor{Topic: wsdest.NewTopicIdentity("input", [16]byte{2})}
-	other := wsdest.Cursor{Topic: wsdest.NewTopicIdentity("other", [16]byte{1})}
+	id := NewTopicIdentity("input", [16]byte{1})
+	same := Cursor{Topic: id}
+	recreated := Cursor{Topic: NewTopicIdentity("input", [16]byte{2})}
+	other := Cursor{Topic: NewTopicIdentity("other", [16]byte{1})}
 	if CheckCursor(&same, id) != nil || CheckCursor(&recreated, id) != nil {
 		t.Fatal("cursor of the same topic refused")
 	}

@@ -1,4 +1,4 @@
-package history
+package wsdest
 
 import (
 	"errors"
@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/wsdest/wsdest"
 )
 
 // StartKind says where a client's stream starts.
@@ -32,9 +30,9 @@ const MaxLast = 10000
 // Start is a client's requested start position.
 type Start struct {
 	Kind   StartKind
-	Cursor wsdest.Cursor // StartCursor
-	Time   time.Time     // StartTime
-	Last   int           // StartLast
+	Cursor Cursor    // StartCursor
+	Time   time.Time // StartTime
+	Last   int       // StartLast
 }
 
 // ParseStart parses the from= and last= parameters ("" when absent) into a
@@ -73,7 +71,7 @@ func ParseStart(from, last string, now time.Time) (Start, error) {
 		}
 		return Start{Kind: StartTime, Time: t}, nil
 	}
-	c, err := wsdest.ParseCursor(from)
+	c, err := ParseCursor(from)
 	if err != nil {
 		return Start{}, fmt.Errorf("from=%q: %w (want latest, earliest, a cursor, an RFC 3339 time or a negative duration)", short(from), err)
 	}
@@ -95,7 +93,7 @@ var ErrOtherTopic = errors.New("cursor belongs to another topic")
 // identity id: ErrOtherTopic when its topic name differs. A cursor of an
 // earlier incarnation of the same topic (recreated) is accepted: the client
 // is told with a reset notice and starts from the earliest record.
-func CheckCursor(c *wsdest.Cursor, id wsdest.TopicIdentity) error {
+func CheckCursor(c *Cursor, id TopicIdentity) error {
 	if c.Topic.NameHash != id.NameHash {
 		return ErrOtherTopic
 	}
