@@ -23,14 +23,14 @@ func TestAnnounce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := New(Config{PingInterval: -1})
 		plain, keyed, all := newRecConn(), newRecConn(), newRecConn()
-		h.Add(plain, Subscription{All: true}, nil)
-		h.Add(keyed, Subscription{Keys: []string{"k"}, Shape: ShapeEnvelope}, nil)
-		h.Add(all, Subscription{All: true, Shape: ShapeEnvelope}, nil)
+		add(h, plain, Subscription{All: true}, nil)
+		add(h, keyed, Subscription{Keys: []string{"k"}, Shape: ShapeEnvelope}, nil)
+		add(h, all, Subscription{All: true, Shape: ShapeEnvelope}, nil)
 
 		down := announcement("down")
 		h.Announce(down, true)
 		late := newRecConn()
-		h.Add(late, Subscription{Keys: []string{"x*"}, Shape: ShapeEnvelope}, nil)
+		add(h, late, Subscription{Keys: []string{"x*"}, Shape: ShapeEnvelope}, nil)
 		synctest.Wait()
 		want := string(down.Frames[ShapeEnvelope])
 		for name, c := range map[string]*recConn{"keyed": keyed, "all": all, "late": late} {
@@ -45,7 +45,7 @@ func TestAnnounce(t *testing.T) {
 		up := announcement("up")
 		h.Announce(up, false)
 		after := newRecConn()
-		h.Add(after, Subscription{All: true, Shape: ShapeEnvelope}, nil)
+		add(h, after, Subscription{All: true, Shape: ShapeEnvelope}, nil)
 		synctest.Wait()
 		if got := late.all(); got != want+string(up.Frames[ShapeEnvelope]) {
 			t.Errorf("late client wrote %q, want both announcements in order", got)

@@ -51,7 +51,7 @@ func BenchmarkPublish(b *testing.B) {
 			// No write spacing: this measures the hub's own work.
 			h := New(Config{PingInterval: -1})
 			for range clients {
-				h.Add(&discardConn{}, Subscription{All: true}, nil)
+				add(h, &discardConn{}, Subscription{All: true}, nil)
 			}
 			msgs := benchFrames(batch)
 			b.ResetTimer()
@@ -77,7 +77,7 @@ func BenchmarkRoute(b *testing.B) {
 				if kind == "glob" {
 					k += "*"
 				}
-				h.Add(&discardConn{}, Subscription{Keys: []string{k}}, nil)
+				add(h, &discardConn{}, Subscription{Keys: []string{k}}, nil)
 			}
 			msgs := benchFrames(100)
 			b.ResetTimer()
@@ -127,7 +127,7 @@ func BenchmarkWriterTCP(b *testing.B) {
 				}
 				defer cli.Close()
 				go func() { _, _ = io.Copy(io.Discard, cli) }()
-				h.Add(srv, Subscription{All: true}, nil)
+				add(h, srv, Subscription{All: true}, nil)
 			}
 			msgs := benchFrames(batch)
 			w0 := h.stats.writes.Load()
@@ -171,7 +171,7 @@ func BenchmarkPublishGrants(b *testing.B) {
 			deliveries := uint64(0)
 			for i := range clients {
 				sub := subs[name](i % tenants)
-				h.Add(&discardConn{}, sub, nil)
+				add(h, &discardConn{}, sub, nil)
 				c := compile(sub)
 				for _, m := range msgs {
 					if c.matches(m.Key) {

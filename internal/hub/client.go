@@ -179,10 +179,10 @@ func (c *Client) UseDeflate() {
 	c.mu.Unlock()
 }
 
-// Attach gives a client added without a connection (Hub.Add with a nil
-// conn, while its handshake was being answered) its connection, and starts
-// writing what was queued meanwhile. If the client is already torn down,
-// conn is closed.
+// Attach gives a client added without a connection (Hub.AddClient with a
+// nil conn, while its handshake was being answered) its connection, and
+// starts writing what was queued meanwhile. If the client is already torn
+// down, conn is closed.
 func (c *Client) Attach(conn Conn) {
 	c.mu.Lock()
 	if c.torn.Load() {

@@ -13,8 +13,7 @@
 // its Transport (the control framing: keepalive, pong, close frame and
 // whether a closing handshake follows; WebSocket{} by default, an SSE
 // transport supplies a comment as keepalive, no pongs and a bare end of
-// stream), an OnClosed callback, and Park. Hub.Add is the WebSocket
-// shorthand.
+// stream), an OnClosed callback, and Park.
 //
 // A client that starts from a position (resume.go, driven by the history
 // package) is added with Park: Publish passes it by while its past is
@@ -295,12 +294,6 @@ func (h *Hub) Stats() Stats {
 		s.ByShape[Shape(i).String()] = h.shapes[i].Load()
 	}
 	return s
-}
-
-// Add registers a WebSocket client for conn with subscription sub; it is
-// AddClient with the WebSocket transport and onClosed as OnClosed.
-func (h *Hub) Add(conn Conn, sub Subscription, onClosed func()) *Client {
-	return h.AddClient(conn, ClientOptions{Sub: sub, OnClosed: onClosed})
 }
 
 // AddClient registers a client for conn and returns it. From now on the

@@ -68,11 +68,17 @@ type peer struct {
 	closed chan struct{}
 }
 
+// add registers a WebSocket client for conn with subscription sub and
+// onClosed as its OnClosed.
+func add(h *Hub, conn Conn, sub Subscription, onClosed func()) *Client {
+	return h.AddClient(conn, ClientOptions{Sub: sub, OnClosed: onClosed})
+}
+
 func addPeer(t *testing.T, h *Hub, sub Subscription) *peer {
 	t.Helper()
 	srv, cli := net.Pipe()
 	p := &peer{conn: cli, closed: make(chan struct{})}
-	p.client = h.Add(srv, sub, func() { close(p.closed) })
+	p.client = add(h, srv, sub, func() { close(p.closed) })
 	t.Cleanup(func() { cli.Close() })
 	return p
 }
@@ -364,7 +370,7 @@ func TestBatchesGrowOnlyWithBacklog(t *testing.T) {
 func TestAttachDeliversWhatWasQueued(t *testing.T) {
 	h := New(Config{PingInterval: -1})
 	closed := make(chan struct{})
-	c := h.Add(nil, Subscription{All: true}, func() { close(closed) })
+	c := add(h, nil, Subscription{All: true}, func() { close(closed) })
 	h.Publish([]*Message{msg("k", "1"), msg("k", "2")})
 	srv, cli := net.Pipe()
 	defer cli.Close()
@@ -380,7 +386,7 @@ func TestAttachDeliversWhatWasQueued(t *testing.T) {
 // A client that never gets its connection (failed handshake) is forgotten.
 func TestAbortBeforeAttach(t *testing.T) {
 	h := New(Config{PingInterval: -1})
-	c := h.Add(nil, Subscription{All: true}, nil)
+	c := add(h, nil, Subscription{All: true}, nil)
 	h.Publish([]*Message{msg("k", "1")})
 	c.Abort(ReasonHandshake)
 	if s := h.Stats(); s.Clients != 0 || s.Closes[ReasonHandshake] != 1 {
@@ -482,7 +488,7 @@ func TestShutdownClosesClientsAddedMeanwhile(t *testing.T) {
 	}
 	expectGoingAway(early) // Shutdown has taken its snapshot
 	late := addPeer(t, h, Subscription{All: true})
-	pending := h.Add(nil, Subscription{All: true}, nil) // handshake not yet answered
+	pending := add(h, nil, Subscription{All: true}, nil) // handshake not yet answered
 	expectGoingAway(late)
 	srv, cli := net.Pipe()
 	defer cli.Close()
@@ -514,7 +520,7 @@ func TestAddWhileShutdownWaits(t *testing.T) {
 	for range 2000 {
 		h := New(Config{PingInterval: -1})
 		srv, cli := net.Pipe()
-		c := h.Add(srv, Subscription{All: true}, nil)
+		c := add(h, srv, Subscription{All: true}, nil)
 		shut := make(chan error, 1)
 		go func() { shut <- h.Shutdown(context.Background()) }()
 		added := make(chan *Client, 1)
@@ -523,7 +529,7 @@ func TestAddWhileShutdownWaits(t *testing.T) {
 				added <- nil
 				return
 			}
-			added <- h.Add(nil, Subscription{All: true}, nil)
+			added <- add(h, nil, Subscription{All: true}, nil)
 		}()
 		if !spinUntil(h.stopping.Load) {
 			t.Fatal("Shutdown never started")

@@ -66,7 +66,7 @@ func TestPoolPartialWrites(t *testing.T) {
 	_ = srv.SetWriteBuffer(32 << 10)
 	_ = cli.SetReadBuffer(256 << 10)
 	closed := make(chan struct{})
-	c := h.Add(srv, Subscription{All: true}, func() { close(closed) })
+	c := add(h, srv, Subscription{All: true}, func() { close(closed) })
 	if c.raw == nil {
 		t.Fatal("a TCP client has no raw connection: the pool is not used")
 	}
@@ -128,7 +128,7 @@ func TestPoolPartialWritesShared(t *testing.T) {
 		return srv, cli
 	}
 	srvA, cliA := pair()
-	a := h.Add(srvA, Subscription{All: true}, nil)
+	a := add(h, srvA, Subscription{All: true}, nil)
 	if a.raw == nil {
 		t.Fatal("a TCP client has no raw connection: the pool is not used")
 	}
@@ -169,7 +169,7 @@ func TestPoolStopHandsOverQueuedClients(t *testing.T) {
 	h.pool.running = true
 	h.pool.mu.Unlock()
 	srv, cli := tcpPair(t)
-	c := h.Add(srv, Subscription{All: true}, nil)
+	c := add(h, srv, Subscription{All: true}, nil)
 	h.Publish([]*Message{msg("k", "1"), msg("k", "2")})
 	c.mu.Lock()
 	state := c.state

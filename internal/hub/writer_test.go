@@ -106,7 +106,7 @@ func TestGenericConnOneWritePerBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := New(Config{PingInterval: -1})
 		conn := newRecConn()
-		h.Add(conn, Subscription{All: true}, nil)
+		add(h, conn, Subscription{All: true}, nil)
 		msgs := make([]*Message, 50)
 		for i := range msgs {
 			msgs[i] = msg("k", fmt.Sprint(i))
@@ -183,10 +183,10 @@ func TestAddBetweenWantsAndPublish(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := New(Config{PingInterval: -1})
 		before := newRecConn()
-		h.Add(before, Subscription{All: true}, nil)
+		add(h, before, Subscription{All: true}, nil)
 		h.Wants()
 		late := newRecConn()
-		h.Add(late, Subscription{All: true, Shape: ShapeEnvelope}, nil)
+		add(h, late, Subscription{All: true, Shape: ShapeEnvelope}, nil)
 		h.Publish([]*Message{{Offset: 1, Frames: [NumShapes][]byte{[]byte("p1")}}})
 		h.Wants()
 		h.Publish([]*Message{{Offset: 2, Frames: [NumShapes][]byte{[]byte("p2"), []byte("e2")}}})
@@ -212,7 +212,7 @@ func TestObserveLatencySampled(t *testing.T) {
 			mu.Unlock()
 		}})
 		for range 3 {
-			h.Add(newRecConn(), Subscription{All: true}, nil)
+			add(h, newRecConn(), Subscription{All: true}, nil)
 		}
 		for i := range 10 {
 			ts := time.Now().Add(-5 * time.Millisecond)
@@ -238,7 +238,7 @@ func TestObserveLatencySampled(t *testing.T) {
 func TestCloseLoggedAtDebug(t *testing.T) {
 	var buf testlog.Buffer
 	h := New(Config{PingInterval: -1, Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	c := h.Add(newRecConn(), Subscription{All: true}, nil)
+	c := add(h, newRecConn(), Subscription{All: true}, nil)
 	c.Abort(ReasonReadError)
 	out := buf.String()
 	for _, want := range []string{"level=DEBUG", "client closed", fmt.Sprintf("id=%d", c.ID()), "remote=127.0.0.1:9", "reason=read_error", "connected="} {
@@ -347,7 +347,7 @@ func TestTeardownClosesOutsideTheLock(t *testing.T) {
 	defer cli.Close()
 	sc := &slowClose{Conn: srv, closing: make(chan struct{}), release: make(chan struct{})}
 	defer close(sc.release)
-	c := h.Add(sc, Subscription{All: true}, nil)
+	c := add(h, sc, Subscription{All: true}, nil)
 	other := addPeer(t, h, Subscription{All: true})
 	go c.Abort(ReasonReadError)
 	<-sc.closing
