@@ -9,12 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -74,135 +72,93 @@ func (e *StartError) Unwrap() error { return e.Err }
 
 // New binds the HTTP listener, starts the development broker if the
 // configuration asks for it and resolves the Kafka connection, so that
-// every start-up failure is reported here as a *StartError.
+// every start-up failure is reported here as a *StartError. Each part is
+// built by one function below, in the order of their dependencies.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Service, err error) {
-	cfg = withDefaults(cfg)
 	// s is not the named result: the error returns set that to nil, and
 	// the deferred cleanup needs the parts created so far.
-	s := &Service{cfg: cfg, log: logger}
+	s := &Service{cfg: withDefaults(cfg), log: logger}
 	defer func() {
 		if err != nil {
 			s.closeParts()
 			err = &StartError{Err: err}
 		}
 	}()
+	if err := s.build(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
+// build creates the parts, stopping at the first that fails; closeParts
+// releases those created.
+func (s *Service) build(ctx context.Context) error {
 	// Bind first: a port in use is then reported before the dev broker or
 	// the Kafka client has started (and logged) anything.
-	s.ln, err = net.Listen("tcp", cfg.Server.Addr())
-	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %w", config.EnvHost, config.EnvPort, err)
+	if err := s.listen(); err != nil {
+		return err
 	}
 	// Metrics before the other parts: METRICS_ADDR is bound with PORT, and
 	// the hub's writers feed the latency histogram; everything else is
 	// read from the parts at scrape time.
 	if err := s.newMetrics(); err != nil {
-		return nil, err
+		return err
 	}
-	if cfg.DevBroker.Enabled {
-		s.dev, err = devbroker.Start(ctx, devbroker.Config{
-			Addr:         cfg.DevBroker.Addr,
-			Topic:        cfg.Topic,
-			Demo:         cfg.DevBroker.DemoData,
-			DemoInterval: cfg.DevBroker.DemoInterval,
-		}, logger)
-		if err != nil {
-			return nil, err
-		}
-		cfg.DevBroker.Addr = s.dev.Addr()
-	}
-	kcfg, err := kafka.Resolve(ctx, kafkaSettings(cfg), nil)
+	kcfg, since, err := s.newSource(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	since := time.Now() // before the source's own start: see history.TapConfig.Since
-	s.source, err = kafka.NewSource(kcfg, logger)
-	if err != nil {
-		return nil, err
+	if s.poller, err = netpoll.New(s.log); err != nil {
+		return err
 	}
-	s.poller, err = netpoll.New(logger)
-	if err != nil {
-		return nil, err
+	if err := s.newEncoder(); err != nil {
+		return err
 	}
-	format, err := encode.ParseFormat(cfg.Decode.Format)
+	s.newHub()
+	if err := s.newHistory(kcfg, since); err != nil {
+		return err
+	}
+	if err := s.newServer(); err != nil {
+		return err
+	}
+	return s.newPprof()
+}
+
+// listen binds the HTTP listener (HOST, PORT).
+func (s *Service) listen() (err error) {
+	s.ln, err = net.Listen("tcp", s.cfg.Server.Addr())
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", config.EnvFormat, err)
+		return fmt.Errorf("%s/%s: %w", config.EnvHost, config.EnvPort, err)
+	}
+	return nil
+}
+
+// newEncoder creates the encoder of records into messages (FORMAT and the
+// decoder's limits).
+func (s *Service) newEncoder() error {
+	format, err := encode.ParseFormat(s.cfg.Decode.Format)
+	if err != nil {
+		return fmt.Errorf("%s: %w", config.EnvFormat, err)
 	}
 	s.enc = encode.New(encode.Options{
 		Format:          format,
-		Logger:          logger,
-		MaxRecordRows:   cfg.Decode.MaxRecordRows,
-		MaxDecodedBytes: cfg.Decode.MaxDecodedBytes,
+		Logger:          s.log,
+		MaxRecordRows:   s.cfg.Decode.MaxRecordRows,
+		MaxDecodedBytes: s.cfg.Decode.MaxDecodedBytes,
 	})
-	s.hub = hub.New(hub.Config{
-		MaxQueueBytes:  cfg.Clients.MaxQueueBytes,
-		WriteTimeout:   cfg.Clients.WriteTimeout,
-		PingInterval:   cfg.Clients.PingInterval,
-		ObserveLatency: s.metrics.ObserveLatency,
-		Logger:         logger,
-	})
-	if err := s.newHistory(kcfg, since); err != nil {
-		return nil, err
-	}
-	var authz server.Authorizer
-	if cfg.Auth.Enabled {
-		if s.auth, err = newAuth(cfg.Auth, cfg.Edge, logger); err != nil {
-			return nil, err
-		}
-		authz = s.auth
-	}
-	if e := cfg.Edge; e.TLS() {
-		s.certs, err = server.LoadCertificates(e.TLSCertFile, e.TLSKeyFile, logger)
-		if err != nil {
-			return nil, fmt.Errorf("%s/%s: %w", config.EnvTLSCertFile, config.EnvTLSKeyFile, err)
-		}
-	}
-	maxClients, httpConns := server.FileBudget(openFileLimit())
-	if cfg.Edge.MaxConnections > 0 {
-		maxClients = cfg.Edge.MaxConnections
-	}
-	srv := server.New(server.Config{
-		Auth:             authz,
-		Envelope:         cfg.Decode.Envelope,
-		MaxClientMessage: cfg.Clients.MaxMessageBytes,
-		SocketSendBuffer: cfg.Clients.SocketSendBuffer,
-		WriteTimeout:     cfg.Clients.WriteTimeout,
-		Compression:      cfg.Clients.Compression,
-		Readiness:        s.Readiness,
-		Stats:            s.stats,
-		Logger:           logger,
-		Resumer:          s.resumer,
-		NoViewer:         !cfg.Viewer,
-		ViewerBasicAuth:  cfg.Auth.Enabled && cfg.Auth.Username != "",
+	return nil
+}
 
-		// Listener protection and metrics.
-		AllowedOrigins:      cfg.Edge.AllowedOrigins,
-		MaxConnections:      maxClients,
-		MaxConnectionsPerIP: cfg.Edge.MaxConnectionsPerIP,
-		TrustedProxies:      cfg.Edge.TrustedProxies,
-		MaxSubscriptionKeys: cfg.Edge.MaxSubscriptionKeys,
-		MaxKeyLength:        cfg.Edge.MaxKeyLength,
-		Metrics:             s.metrics.Handler(),
-	}, s.hub, s.poller)
-	s.srv = srv
-	s.guard = server.NewConnGuard(httpConns)
-	s.http = &http.Server{
-		Handler:           s.guard.Handler(srv),
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          log.New(httpErrorLog{logger}, "", 0),
-		ConnState:         s.guard.ConnState,
-		ConnContext:       s.guard.ConnContext,
-	}
-	if s.certs != nil {
-		s.http.TLSConfig = s.certs.TLSConfig()
-	}
-	s.logEdge(maxClients, httpConns)
-	if err := s.newPprof(); err != nil {
-		return nil, err
-	}
-	return s, nil
+// newHub creates the fan-out core with the clients' queue, write and ping
+// settings; its writers feed the latency histogram.
+func (s *Service) newHub() {
+	s.hub = hub.New(hub.Config{
+		MaxQueueBytes:  s.cfg.Clients.MaxQueueBytes,
+		WriteTimeout:   s.cfg.Clients.WriteTimeout,
+		PingInterval:   s.cfg.Clients.PingInterval,
+		ObserveLatency: s.metrics.ObserveLatency,
+		Logger:         s.log,
+	})
 }
 
 // Addr returns the address the HTTP server listens on.
