@@ -7,8 +7,10 @@ import (
 )
 
 // TestLayering checks the package layering written in docs/design.md: the
-// HTTP layer knows nothing of Kafka or the history, and the fan-out core
-// nothing of HTTP, Kafka, the history or the encoder.
+// HTTP layer knows nothing of Kafka or the history, the fan-out core
+// nothing of HTTP, Kafka, the history or the encoder, the encoder nothing
+// of the fan-out core, and the shared vocabulary (the root package and
+// internal/message) nothing of any part.
 func TestLayering(t *testing.T) {
 	const mod = "github.com/wsdest/wsdest/"
 	tests := []struct {
@@ -17,6 +19,8 @@ func TestLayering(t *testing.T) {
 	}{
 		{"internal/server", []string{"github.com/twmb/franz-go", mod + "internal/kafka", mod + "internal/history", mod + "internal/encode"}},
 		{"internal/hub", []string{"github.com/twmb/franz-go", "net/http", mod + "internal/kafka", mod + "internal/history", mod + "internal/encode", mod + "internal/server"}},
+		{"internal/encode", []string{"github.com/twmb/franz-go", mod + "internal/hub", mod + "internal/history", mod + "internal/server"}},
+		{"internal/message", []string{"github.com/twmb/franz-go", mod + "internal/"}},
 		{".", []string{"github.com/twmb/franz-go", mod}},
 	}
 	for _, tt := range tests {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/wsdest/wsdest"
-	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 )
 
 var benchValue = []byte(`{"car":"car-1","speed":88.5,"rpm":12000,"gear":7,"throttle":0.93,"brake":0,"ts":1692703362840389000}`)
@@ -20,9 +20,9 @@ func benchRecord() *wsdest.Record {
 	}
 }
 
-func benchEncode(b *testing.B, rec *wsdest.Record, want [hub.NumShapes]bool, perRecord int) {
+func benchEncode(b *testing.B, rec *wsdest.Record, want [message.NumShapes]bool, perRecord int) {
 	e := New(Options{})
-	dst := make([]*hub.Message, 0, perRecord)
+	dst := make([]*message.Message, 0, perRecord)
 	b.SetBytes(int64(len(rec.Value)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -78,7 +78,7 @@ func BenchmarkEncodeQuixRows(b *testing.B) {
 	rec.Value = []byte(p.String())
 	for _, w := range []struct {
 		name string
-		want [hub.NumShapes]bool
+		want [message.NumShapes]bool
 	}{{"plain", plainOnly}, {"both", both}} {
 		b.Run(w.name, func(b *testing.B) {
 			benchEncode(b, rec, w.want, rows)

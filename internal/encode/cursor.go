@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/wsdest/wsdest"
-	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/quix"
 	"github.com/wsdest/wsdest/internal/sseframe"
 	"github.com/wsdest/wsdest/internal/wsframe"
@@ -23,21 +23,21 @@ import (
 const cursorKey = `,"cursor":"`
 
 // wantsEnvelope reports whether any envelope frame is wanted.
-func wantsEnvelope(want [hub.NumShapes]bool) bool {
-	return want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope]
+func wantsEnvelope(want [message.NumShapes]bool) bool {
+	return want[message.ShapeEnvelope] || want[message.ShapeSSEEnvelope]
 }
 
 // single is a record's one message with its Origin, in one allocation.
 type single struct {
-	m hub.Message
-	o hub.Origin
+	m message.Message
+	o message.Origin
 }
 
 // newMessage returns a message for a record of one message, with room for
 // its Origin when it will have one.
-func newMessage(withOrigin bool) (*hub.Message, *hub.Origin) {
+func newMessage(withOrigin bool) (*message.Message, *message.Origin) {
 	if !withOrigin {
-		return new(hub.Message), nil
+		return new(message.Message), nil
 	}
 	sm := new(single)
 	sm.m.Origin = &sm.o
@@ -46,7 +46,7 @@ func newMessage(withOrigin bool) (*hub.Message, *hub.Origin) {
 
 // setOrigin fills o with cursor and, if head is set, s.env as the
 // envelope's head; the two texts share one allocation.
-func setOrigin(o *hub.Origin, cursor []byte, head bool, s *scratch) {
+func setOrigin(o *message.Origin, cursor []byte, head bool, s *scratch) {
 	if !head {
 		o.Cursor = string(cursor)
 		return
@@ -63,13 +63,13 @@ func setOrigin(o *hub.Origin, cursor []byte, head bool, s *scratch) {
 // ""): plain from plain (nil: the value has no plain form), envelope from
 // s.env (the envelope's head, and for a value that is not JSON the value
 // already) followed by value.
-func frames(m *hub.Message, cursor string, plain, value []byte, want [hub.NumShapes]bool, s *scratch) {
+func frames(m *message.Message, cursor string, plain, value []byte, want [message.NumShapes]bool, s *scratch) {
 	if plain != nil {
-		if want[hub.ShapePlain] {
-			m.Frames[hub.ShapePlain] = wsframe.Text(plain)
+		if want[message.ShapePlain] {
+			m.Frames[message.ShapePlain] = wsframe.Text(plain)
 		}
-		if want[hub.ShapeSSEPlain] {
-			m.Frames[hub.ShapeSSEPlain] = sseframe.Event(cursor, plain)
+		if want[message.ShapeSSEPlain] {
+			m.Frames[message.ShapeSSEPlain] = sseframe.Event(cursor, plain)
 		}
 	}
 	if !wantsEnvelope(want) {
@@ -81,13 +81,13 @@ func frames(m *hub.Message, cursor string, plain, value []byte, want [hub.NumSha
 		i += copy(p[i:], value)
 		envTail(p[i:i], cursor) // within p: it has the room
 	}
-	if want[hub.ShapeEnvelope] {
-		m.Frames[hub.ShapeEnvelope] = wsframe.TextFunc(n, fill)
+	if want[message.ShapeEnvelope] {
+		m.Frames[message.ShapeEnvelope] = wsframe.TextFunc(n, fill)
 	}
-	if want[hub.ShapeSSEEnvelope] {
+	if want[message.ShapeSSEEnvelope] {
 		s.tmp = append(s.tmp[:0], make([]byte, n)...)
 		fill(s.tmp)
-		m.Frames[hub.ShapeSSEEnvelope] = sseframe.Event(cursor, s.tmp)
+		m.Frames[message.ShapeSSEEnvelope] = sseframe.Event(cursor, s.tmp)
 	}
 }
 
@@ -98,8 +98,8 @@ func frames(m *hub.Message, cursor string, plain, value []byte, want [hub.NumSha
 // rows they count, which make them at most 3 characters longer than the
 // first row's, up to 2^21 rows). These are the texts Message.Cursor
 // computes.
-func advanceRows(msgs []hub.Message, pos *wsdest.Cursor, want [hub.NumShapes]bool, s *scratch) string {
-	if !wantsEnvelope(want) && !want[hub.ShapeSSEPlain] {
+func advanceRows(msgs []message.Message, pos *wsdest.Cursor, want [message.NumShapes]bool, s *scratch) string {
+	if !wantsEnvelope(want) && !want[message.ShapeSSEPlain] {
 		last := &msgs[len(msgs)-1]
 		pos.Advance(last.Partition, last.Offset, last.Row, last.Rows)
 		return ""
@@ -161,18 +161,18 @@ const rowGap = 4
 // place in the rows' buffer, which res then gives up (quix.Result.Detach),
 // unless a row is too long for the gap before it; the others with one
 // allocation per shape. s.env holds the envelope's head.
-func rowFrames(msgs []hub.Message, res *quix.Result, texts string, want [hub.NumShapes]bool, s *scratch) {
-	inPlace := want[hub.ShapePlain]
+func rowFrames(msgs []message.Message, res *quix.Result, texts string, want [message.NumShapes]bool, s *scratch) {
+	inPlace := want[message.ShapePlain]
 	for i := range msgs {
 		if inPlace && wsframe.HeaderLen(len(res.Row(i))) > res.Gap {
 			inPlace = false
 		}
 	}
-	for sh := range hub.NumShapes {
+	for sh := range message.NumShapes {
 		if !want[sh] {
 			continue
 		}
-		if sh == hub.ShapePlain && inPlace {
+		if sh == message.ShapePlain && inPlace {
 			for i := range msgs {
 				p := res.Prefixed(i)
 				n := len(p) - res.Gap
@@ -186,14 +186,14 @@ func rowFrames(msgs []hub.Message, res *quix.Result, texts string, want [hub.Num
 		for i := range msgs {
 			row, c := res.Row(i), rowCursor(texts, i, s)
 			switch sh {
-			case hub.ShapePlain:
+			case message.ShapePlain:
 				n += wsframe.HeaderLen(len(row)) + len(row)
-			case hub.ShapeEnvelope:
+			case message.ShapeEnvelope:
 				l := len(s.env) + len(row) + envTailLen(c)
 				n += wsframe.HeaderLen(l) + l
-			case hub.ShapeSSEPlain:
+			case message.ShapeSSEPlain:
 				n += sseframe.Len(c, row)
-			case hub.ShapeSSEEnvelope:
+			case message.ShapeSSEEnvelope:
 				s.tmp = envTail(append(append(s.tmp[:0], s.env...), row...), c)
 				n += sseframe.Len(c, s.tmp)
 			}
@@ -204,15 +204,15 @@ func rowFrames(msgs []hub.Message, res *quix.Result, texts string, want [hub.Num
 			row, c := res.Row(i), rowCursor(texts, i, s)
 			start := len(buf)
 			switch sh {
-			case hub.ShapePlain:
+			case message.ShapePlain:
 				buf = wsframe.AppendHeader(buf, wsframe.OpText, len(row))
 				buf = append(buf, row...)
-			case hub.ShapeEnvelope:
+			case message.ShapeEnvelope:
 				buf = wsframe.AppendHeader(buf, wsframe.OpText, len(s.env)+len(row)+envTailLen(c))
 				buf = envTail(append(append(buf, s.env...), row...), c)
-			case hub.ShapeSSEPlain:
+			case message.ShapeSSEPlain:
 				buf = sseframe.AppendEvent(buf, c, row)
-			case hub.ShapeSSEEnvelope:
+			case message.ShapeSSEEnvelope:
 				s.tmp = envTail(append(append(s.tmp[:0], s.env...), row...), c)
 				buf = sseframe.AppendEvent(buf, c, s.tmp)
 			}
@@ -233,13 +233,13 @@ func rowFrames(msgs []hub.Message, res *quix.Result, texts string, want [hub.Num
 // either way byte for byte what EncodeAt would have built with cursor.
 // When m has neither (see Deliverable), or shape is ShapePlain (which
 // carries no cursor), it returns m.
-func Reframe(m *hub.Message, shape hub.Shape, cursor string) *hub.Message {
+func Reframe(m *message.Message, shape message.Shape, cursor string) *message.Message {
 	var b []byte // the new frame's JSON
 	switch shape {
-	case hub.ShapePlain:
+	case message.ShapePlain:
 		return m
-	case hub.ShapeSSEPlain:
-		payload, ok := wsframe.TextPayload(m.Frames[hub.ShapePlain])
+	case message.ShapeSSEPlain:
+		payload, ok := wsframe.TextPayload(m.Frames[message.ShapePlain])
 		if !ok {
 			return m
 		}
@@ -255,7 +255,7 @@ func Reframe(m *hub.Message, shape hub.Shape, cursor string) *hub.Message {
 	c, o := newMessage(true)
 	c.Key, c.Partition, c.Offset, c.Row, c.Rows, c.Timestamp = m.Key, m.Partition, m.Offset, m.Row, m.Rows, m.Timestamp
 	o.Cursor = cursor
-	if shape == hub.ShapeEnvelope {
+	if shape == message.ShapeEnvelope {
 		c.Frames[shape] = wsframe.Text(b)
 	} else {
 		c.Frames[shape] = sseframe.Event(cursor, b)
@@ -266,8 +266,8 @@ func Reframe(m *hub.Message, shape hub.Shape, cursor string) *hub.Message {
 // envelopeBody returns m's envelope without its tail (the cursor member
 // and the closing brace) in two pieces, head then rest: from m's envelope
 // frame (head ""), else from its head and plain frame.
-func envelopeBody(m *hub.Message) (head string, rest []byte, ok bool) {
-	if payload, ok := wsframe.TextPayload(m.Frames[hub.ShapeEnvelope]); ok {
+func envelopeBody(m *message.Message) (head string, rest []byte, ok bool) {
+	if payload, ok := wsframe.TextPayload(m.Frames[message.ShapeEnvelope]); ok {
 		cursor := m.Cursor()
 		cut := envTailLen(cursor)
 		if len(payload) < cut || cursor != "" && !bytes.Equal(payload[len(payload)-cut:len(payload)-cut+len(cursorKey)], []byte(cursorKey)) {
@@ -278,20 +278,20 @@ func envelopeBody(m *hub.Message) (head string, rest []byte, ok bool) {
 	if m.Head() == "" {
 		return "", nil, false
 	}
-	plain, ok := wsframe.TextPayload(m.Frames[hub.ShapePlain])
+	plain, ok := wsframe.TextPayload(m.Frames[message.ShapePlain])
 	return m.Head(), plain, ok
 }
 
 // Deliverable reports whether m has a frame of shape or Reframe can build
 // one for it.
-func Deliverable(m *hub.Message, shape hub.Shape) bool {
+func Deliverable(m *message.Message, shape message.Shape) bool {
 	if m.Frames[shape] != nil {
 		return true
 	}
 	switch shape {
-	case hub.ShapeSSEPlain:
-		return m.Frames[hub.ShapePlain] != nil
-	case hub.ShapeEnvelope, hub.ShapeSSEEnvelope:
+	case message.ShapeSSEPlain:
+		return m.Frames[message.ShapePlain] != nil
+	case message.ShapeEnvelope, message.ShapeSSEEnvelope:
 		_, _, ok := envelopeBody(m)
 		return ok
 	}
@@ -347,12 +347,12 @@ func AvailableNotice() []byte { return []byte(`{"notice":"available"}`) }
 // published in the stream (Hub.Publish gives it to every client with a
 // frame for it) and a standing one (Hub.Announce). Like Notice's, it has
 // Partition -1 and Rows 0.
-func NoticeAll(json []byte) *hub.Message {
-	m := &hub.Message{Partition: -1}
-	m.Frames[hub.ShapeEnvelope] = wsframe.Text(json)
+func NoticeAll(json []byte) *message.Message {
+	m := &message.Message{Partition: -1}
+	m.Frames[message.ShapeEnvelope] = wsframe.Text(json)
 	ev := sseframe.Event("", json)
-	m.Frames[hub.ShapeSSEPlain] = ev
-	m.Frames[hub.ShapeSSEEnvelope] = ev
+	m.Frames[message.ShapeSSEPlain] = ev
+	m.Frames[message.ShapeSSEEnvelope] = ev
 	return m
 }
 
@@ -360,12 +360,12 @@ func NoticeAll(json []byte) *hub.Message {
 // nil for ShapePlain, which gets no notices. SSE notices are events
 // without an id, so that the stream's last event id stays the cursor of
 // the last record. A notice message has Partition -1 and Rows 0.
-func Notice(shape hub.Shape, json []byte) *hub.Message {
-	m := &hub.Message{Partition: -1}
+func Notice(shape message.Shape, json []byte) *message.Message {
+	m := &message.Message{Partition: -1}
 	switch shape {
-	case hub.ShapeEnvelope:
+	case message.ShapeEnvelope:
 		m.Frames[shape] = wsframe.Text(json)
-	case hub.ShapeSSEPlain, hub.ShapeSSEEnvelope:
+	case message.ShapeSSEPlain, message.ShapeSSEEnvelope:
 		m.Frames[shape] = sseframe.Event("", json)
 	default:
 		return nil

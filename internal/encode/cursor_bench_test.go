@@ -6,14 +6,14 @@ import (
 	"testing"
 
 	"github.com/wsdest/wsdest"
-	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 )
 
 // benchPublish runs encode, which returns the messages of rec at pos, as
 // the publisher does, for rec at successive offsets.
 func benchPublish(b *testing.B, rec *wsdest.Record, pos *wsdest.Cursor, perRecord int,
-	encode func(dst []*hub.Message, rec *wsdest.Record, pos *wsdest.Cursor) []*hub.Message) {
-	dst := make([]*hub.Message, 0, perRecord)
+	encode func(dst []*message.Message, rec *wsdest.Record, pos *wsdest.Cursor) []*message.Message) {
+	dst := make([]*message.Message, 0, perRecord)
 	b.ReportAllocs()
 	for b.Loop() {
 		rec.Offset++
@@ -41,7 +41,7 @@ func BenchmarkEncodeAtAllShapes(b *testing.B) {
 	e := New(Options{})
 	rec := benchRecord()
 	b.SetBytes(int64(len(rec.Value)))
-	benchPublish(b, rec, pos12(), 1, func(dst []*hub.Message, rec *wsdest.Record, pos *wsdest.Cursor) []*hub.Message {
+	benchPublish(b, rec, pos12(), 1, func(dst []*message.Message, rec *wsdest.Record, pos *wsdest.Cursor) []*message.Message {
 		return e.EncodeAt(dst, rec, allShapes, pos)
 	})
 }
@@ -54,7 +54,7 @@ func BenchmarkEncodeKept(b *testing.B) {
 	e := New(Options{})
 	rec := benchRecord()
 	b.SetBytes(int64(len(rec.Value)))
-	benchPublish(b, rec, pos12(), 1, func(dst []*hub.Message, rec *wsdest.Record, pos *wsdest.Cursor) []*hub.Message {
+	benchPublish(b, rec, pos12(), 1, func(dst []*message.Message, rec *wsdest.Record, pos *wsdest.Cursor) []*message.Message {
 		return e.EncodeKept(dst, rec, plainOnly, pos)
 	})
 }
@@ -76,7 +76,7 @@ func BenchmarkEncodeLargeRecord(b *testing.B) {
 	rec.Value = gz(p.String())
 	e := New(Options{})
 	pos := wsdest.Cursor{Topic: wsdest.NewTopicIdentity("telemetry", [16]byte{1})}
-	benchPublish(b, rec, &pos, rows, func(dst []*hub.Message, rec *wsdest.Record, pos *wsdest.Cursor) []*hub.Message {
+	benchPublish(b, rec, &pos, rows, func(dst []*message.Message, rec *wsdest.Record, pos *wsdest.Cursor) []*message.Message {
 		return e.EncodeKept(dst, rec, plainOnly, pos)
 	})
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")

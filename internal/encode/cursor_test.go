@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/wsdest/wsdest"
-	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
-var allShapes = [hub.NumShapes]bool{true, true, true, true}
+var allShapes = [message.NumShapes]bool{true, true, true, true}
 
 func textOf(t *testing.T, f []byte) string {
 	t.Helper()
@@ -48,7 +48,7 @@ func TestEncodeAtCursor(t *testing.T) {
 			if m.Cursor() != want.String() {
 				t.Fatalf("cursor %q, want %q", m.Cursor(), want.String())
 			}
-			env := textOf(t, m.Frames[hub.ShapeEnvelope])
+			env := textOf(t, m.Frames[message.ShapeEnvelope])
 			var v map[string]any
 			if err := json.Unmarshal([]byte(env), &v); err != nil || v["cursor"] != m.Cursor() {
 				t.Fatalf("envelope %s: %v, cursor %v", env, err, v["cursor"])
@@ -56,19 +56,19 @@ func TestEncodeAtCursor(t *testing.T) {
 			if !strings.HasSuffix(env, `,"cursor":"`+m.Cursor()+`"}`) {
 				t.Fatalf("cursor is not the last member: %s", env)
 			}
-			sse := string(m.Frames[hub.ShapeSSEEnvelope])
+			sse := string(m.Frames[message.ShapeSSEEnvelope])
 			if !strings.HasPrefix(sse, "id: "+m.Cursor()+"\ndata: ") || !strings.HasSuffix(sse, "\n\n") {
 				t.Fatalf("SSE event %q", sse)
 			}
 			if got := strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(sse, "id: "+m.Cursor()+"\ndata: "), "\n\n"), "\ndata: ", "\n"); got != env {
 				t.Fatalf("SSE data %q != envelope %q", got, env)
 			}
-			if tt.plain != (m.Frames[hub.ShapeSSEPlain] != nil) || tt.plain != (m.Frames[hub.ShapePlain] != nil) {
-				t.Fatalf("plain frames: ws %v sse %v, want %v", m.Frames[hub.ShapePlain] != nil, m.Frames[hub.ShapeSSEPlain] != nil, tt.plain)
+			if tt.plain != (m.Frames[message.ShapeSSEPlain] != nil) || tt.plain != (m.Frames[message.ShapePlain] != nil) {
+				t.Fatalf("plain frames: ws %v sse %v, want %v", m.Frames[message.ShapePlain] != nil, m.Frames[message.ShapeSSEPlain] != nil, tt.plain)
 			}
-			for sh := range hub.NumShapes {
+			for sh := range message.NumShapes {
 				r := Reframe(m, sh, "NEW")
-				if sh == hub.ShapePlain {
+				if sh == message.ShapePlain {
 					if r != m {
 						t.Fatal("Reframe of plain copied")
 					}
@@ -77,11 +77,11 @@ func TestEncodeAtCursor(t *testing.T) {
 				if r.Frames[sh] == nil && m.Frames[sh] != nil {
 					t.Fatalf("Reframe %v lost the frame", sh)
 				}
-				if want := strings.ReplaceAll(string(m.Frames[sh]), m.Cursor(), "NEW"); m.Frames[sh] != nil && sh != hub.ShapeEnvelope && string(r.Frames[sh]) != want {
+				if want := strings.ReplaceAll(string(m.Frames[sh]), m.Cursor(), "NEW"); m.Frames[sh] != nil && sh != message.ShapeEnvelope && string(r.Frames[sh]) != want {
 					t.Fatalf("Reframe %v = %q, want %q", sh, r.Frames[sh], want)
 				}
 			}
-			if got := textOf(t, Reframe(m, hub.ShapeEnvelope, "NEW").Frames[hub.ShapeEnvelope]); got != strings.ReplaceAll(env, m.Cursor(), "NEW") {
+			if got := textOf(t, Reframe(m, message.ShapeEnvelope, "NEW").Frames[message.ShapeEnvelope]); got != strings.ReplaceAll(env, m.Cursor(), "NEW") {
 				t.Fatalf("Reframe envelope = %s", got)
 			}
 		})
@@ -134,13 +134,13 @@ func TestNotices(t *testing.T) {
 			if string(tt.json) != tt.want {
 				t.Fatalf("%s, want %s", tt.json, tt.want)
 			}
-			if Notice(hub.ShapePlain, tt.json) != nil {
+			if Notice(message.ShapePlain, tt.json) != nil {
 				t.Fatal("plain clients get notices")
 			}
-			if got := textOf(t, Notice(hub.ShapeEnvelope, tt.json).Frames[hub.ShapeEnvelope]); got != tt.want {
+			if got := textOf(t, Notice(message.ShapeEnvelope, tt.json).Frames[message.ShapeEnvelope]); got != tt.want {
 				t.Fatalf("envelope notice %s", got)
 			}
-			if got := string(Notice(hub.ShapeSSEPlain, tt.json).Frames[hub.ShapeSSEPlain]); got != "data: "+tt.want+"\n\n" {
+			if got := string(Notice(message.ShapeSSEPlain, tt.json).Frames[message.ShapeSSEPlain]); got != "data: "+tt.want+"\n\n" {
 				t.Fatalf("SSE notice %q", got)
 			}
 		})
@@ -174,7 +174,7 @@ func TestEncodeKeptReframe(t *testing.T) {
 	e := New(Options{})
 	start := wsdest.Cursor{Topic: wsdest.NewTopicIdentity("t", [16]byte{9}), Since: time.UnixMilli(1)}
 	livePos, keptPos := start.Clone(), start.Clone()
-	var live, kept []*hub.Message
+	var live, kept []*message.Message
 	for _, r := range recs {
 		live = e.EncodeAt(live, r, allShapes, &livePos)
 		kept = e.EncodeKept(kept, r, plainOnly, &keptPos)
@@ -190,17 +190,17 @@ func TestEncodeKeptReframe(t *testing.T) {
 		if k.Cursor() != l.Cursor() || k.Cursor() == "" {
 			t.Fatalf("message %d: cursor %q, live %q", i, k.Cursor(), l.Cursor())
 		}
-		if !bytes.Equal(k.Frames[hub.ShapePlain], l.Frames[hub.ShapePlain]) {
-			t.Fatalf("message %d: plain frame %q, live %q", i, k.Frames[hub.ShapePlain], l.Frames[hub.ShapePlain])
+		if !bytes.Equal(k.Frames[message.ShapePlain], l.Frames[message.ShapePlain]) {
+			t.Fatalf("message %d: plain frame %q, live %q", i, k.Frames[message.ShapePlain], l.Frames[message.ShapePlain])
 		}
-		if k.Frames[hub.ShapePlain] != nil && (k.Frames[hub.ShapeEnvelope] != nil || k.Head() == "") {
+		if k.Frames[message.ShapePlain] != nil && (k.Frames[message.ShapeEnvelope] != nil || k.Head() == "") {
 			t.Fatalf("message %d: a JSON value kept with an envelope frame, or without its head", i)
 		}
-		for sh := range hub.NumShapes {
+		for sh := range message.NumShapes {
 			if Deliverable(k, sh) != (l.Frames[sh] != nil) {
 				t.Fatalf("message %d: Deliverable(%v) = %v, live frame %v", i, sh, Deliverable(k, sh), l.Frames[sh] != nil)
 			}
-			if sh == hub.ShapePlain || l.Frames[sh] == nil {
+			if sh == message.ShapePlain || l.Frames[sh] == nil {
 				continue
 			}
 			if got := Reframe(k, sh, k.Cursor()).Frames[sh]; !bytes.Equal(got, l.Frames[sh]) {
@@ -222,11 +222,11 @@ func TestRowFramesInPlace(t *testing.T) {
 		return &wsdest.Record{Topic: "t", Value: []byte(v), Headers: quixHeaders("TimeseriesData", "JT")}
 	}
 	first := e.Encode(nil, rec(tsPayload), plainOnly)
-	want := []string{textOf(t, first[0].Frames[hub.ShapePlain]), textOf(t, first[1].Frames[hub.ShapePlain])}
+	want := []string{textOf(t, first[0].Frames[message.ShapePlain]), textOf(t, first[1].Frames[message.ShapePlain])}
 	if want[0] != tsRows[0] || want[1] != tsRows[1] {
 		t.Fatalf("rows %q, want %q", want, tsRows)
 	}
-	f0, f1 := first[0].Frames[hub.ShapePlain], first[1].Frames[hub.ShapePlain]
+	f0, f1 := first[0].Frames[message.ShapePlain], first[1].Frames[message.ShapePlain]
 	if cap(f0) != len(f0) || cap(f1) != len(f1) {
 		t.Fatal("a frame's capacity reaches past it")
 	}
@@ -234,7 +234,7 @@ func TestRowFramesInPlace(t *testing.T) {
 		e.Encode(nil, rec(`{"Timestamps":[7,8],"NumericValues":{"b":[3,4]}}`), plainOnly)
 	}
 	for i, m := range first {
-		if got := textOf(t, m.Frames[hub.ShapePlain]); got != want[i] {
+		if got := textOf(t, m.Frames[message.ShapePlain]); got != want[i] {
 			t.Fatalf("row %d became %q", i, got)
 		}
 	}

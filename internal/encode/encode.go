@@ -4,7 +4,7 @@
 // to: WebSocket text frames, and Server-Sent Events (the same JSON as data,
 // the message's cursor as id) for the SSE shapes. EncodeAt stamps each
 // message with its cursor (the stream position after it; a Quix row's is
-// computed from the record's position when asked for, hub.Origin);
+// computed from the record's position when asked for, message.Origin);
 // EncodeKept builds messages for the history, which keep what every shape
 // can be built from (the plain frame and the envelope's head); Reframe
 // builds a message's frame again for another cursor, or for a shape it was
@@ -53,8 +53,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/wsdest/wsdest"
-	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/jsonscan"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/quix"
 	"github.com/wsdest/wsdest/internal/ratelog"
 )
@@ -226,7 +226,7 @@ func (e *Encoder) Stats() Stats {
 // shapes anybody is subscribed to: only those frames are built, the others
 // are left nil. A message is returned even when none of its frames could be
 // built, so that the caller sees every record's position.
-func (e *Encoder) Encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool) []*hub.Message {
+func (e *Encoder) Encode(dst []*message.Message, rec *wsdest.Record, want [message.NumShapes]bool) []*message.Message {
 	return e.EncodeAt(dst, rec, want, nil)
 }
 
@@ -235,24 +235,24 @@ func (e *Encoder) Encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumSh
 // carries the cursor of the position just after it (Message.Cursor, the
 // envelope's "cursor" member and the SSE event id). pos nil means no
 // cursor, as Encode.
-func (e *Encoder) EncodeAt(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, pos *wsdest.Cursor) []*hub.Message {
+func (e *Encoder) EncodeAt(dst []*message.Message, rec *wsdest.Record, want [message.NumShapes]bool, pos *wsdest.Cursor) []*message.Message {
 	return e.encode(dst, rec, want, pos, false)
 }
 
 // EncodeKept is EncodeAt for messages that are kept to be delivered later
 // (the history), in any shape, whoever is subscribed now: a message whose
 // value is JSON always gets its plain frame, and unless want asks for an
-// envelope frame it keeps the head of its envelope instead (hub.Origin.Head,
+// envelope frame it keeps the head of its envelope instead (message.Origin.Head,
 // one string shared by the rows of a record), from which Reframe builds the
 // envelope frames, byte for byte as EncodeAt would, when a client asks for
 // one; a message whose value is not JSON (it has no plain frame) gets its
 // envelope frame.
-func (e *Encoder) EncodeKept(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, pos *wsdest.Cursor) []*hub.Message {
-	want[hub.ShapePlain] = true
+func (e *Encoder) EncodeKept(dst []*message.Message, rec *wsdest.Record, want [message.NumShapes]bool, pos *wsdest.Cursor) []*message.Message {
+	want[message.ShapePlain] = true
 	return e.encode(dst, rec, want, pos, true)
 }
 
-func (e *Encoder) encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, pos *wsdest.Cursor, keep bool) []*hub.Message {
+func (e *Encoder) encode(dst []*message.Message, rec *wsdest.Record, want [message.NumShapes]bool, pos *wsdest.Cursor, keep bool) []*message.Message {
 	e.records.Add(1)
 	var s *scratch
 	if e.format == FormatAuto || wantsEnvelope(want) || pos != nil || keep {
@@ -296,11 +296,11 @@ func (e *Encoder) encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumSh
 		plain, value = rec.Value, rec.Value
 	} else if keep {
 		// No plain frame to build the envelope from later.
-		want[hub.ShapeEnvelope] = true
+		want[message.ShapeEnvelope] = true
 	}
 	head := keep && isJSON && !wantsEnvelope(want)
 	m, o := newMessage(pos != nil || head)
-	m.Key, m.Partition, m.Offset, m.Timestamp, m.Rows = rec.Key, rec.Partition, rec.Offset, hub.UnixMilli(rec.Timestamp), 1
+	m.Key, m.Partition, m.Offset, m.Timestamp, m.Rows = rec.Key, rec.Partition, rec.Offset, message.UnixMilli(rec.Timestamp), 1
 	if wantsEnvelope(want) || head {
 		s.env = appendEnvelopeHead(s.env[:0], rec)
 		if !isJSON {
@@ -321,7 +321,7 @@ func (e *Encoder) encode(dst []*hub.Message, rec *wsdest.Record, want [hub.NumSh
 	return append(dst, m)
 }
 
-func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShapes]bool, s *scratch, pos *wsdest.Cursor, keep bool) []*hub.Message {
+func (e *Encoder) rows(dst []*message.Message, rec *wsdest.Record, want [message.NumShapes]bool, s *scratch, pos *wsdest.Cursor, keep bool) []*message.Message {
 	nrows := s.res.Len()
 	if nrows == 0 {
 		return dst
@@ -332,9 +332,9 @@ func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShap
 	// The rows share one Origin: the position before the record, from
 	// which each row's cursor is computed, and the envelope's head when
 	// kept.
-	var o *hub.Origin
+	var o *message.Origin
 	if pos != nil || keep && !wantsEnvelope(want) {
-		o = new(hub.Origin)
+		o = new(message.Origin)
 		if pos != nil {
 			before := pos.Clone()
 			o.Before = &before
@@ -346,8 +346,8 @@ func (e *Encoder) rows(dst []*hub.Message, rec *wsdest.Record, want [hub.NumShap
 	// One allocation for all the row messages of the record and one per
 	// shape for all their frames: a record of many rows is then a few
 	// large objects, not many small ones.
-	msgs := make([]hub.Message, nrows)
-	ts := hub.UnixMilli(rec.Timestamp)
+	msgs := make([]message.Message, nrows)
+	ts := message.UnixMilli(rec.Timestamp)
 	for i := range msgs {
 		m := &msgs[i]
 		m.Key, m.Partition, m.Offset, m.Timestamp, m.Origin = rec.Key, rec.Partition, rec.Offset, ts, o

@@ -16,14 +16,14 @@ import (
 	"time"
 
 	"github.com/wsdest/wsdest"
-	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/quix"
 )
 
 var (
-	both         = [hub.NumShapes]bool{true, true}
-	plainOnly    = [hub.NumShapes]bool{hub.ShapePlain: true}
-	envelopeOnly = [hub.NumShapes]bool{hub.ShapeEnvelope: true}
+	both         = [message.NumShapes]bool{true, true}
+	plainOnly    = [message.NumShapes]bool{message.ShapePlain: true}
+	envelopeOnly = [message.NumShapes]bool{message.ShapeEnvelope: true}
 	ts           = time.UnixMilli(1700000000123)
 )
 
@@ -164,7 +164,7 @@ func TestEncode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &wsdest.Record{Topic: "t", Partition: 3, Offset: 1 << 60, Timestamp: ts, Key: []byte("k"), Headers: tt.headers, Value: tt.value}
 			e := New(Options{Format: tt.format})
-			dst := []*hub.Message{{Offset: -1}}
+			dst := []*message.Message{{Offset: -1}}
 			got := e.Encode(dst, rec, both)
 			if got[0].Offset != -1 {
 				t.Fatal("Encode changed what was already in dst")
@@ -178,13 +178,13 @@ func TestEncode(t *testing.T) {
 					t.Errorf("message %d: key=%q partition=%d offset=%d", i, m.Key, m.Partition, m.Offset)
 				}
 				if tt.want.plain[i] == "" {
-					if m.Frames[hub.ShapePlain] != nil {
-						t.Errorf("message %d: unexpected plain frame %q", i, m.Frames[hub.ShapePlain])
+					if m.Frames[message.ShapePlain] != nil {
+						t.Errorf("message %d: unexpected plain frame %q", i, m.Frames[message.ShapePlain])
 					}
-				} else if p := payload(t, m.Frames[hub.ShapePlain]); string(p) != tt.want.plain[i] {
+				} else if p := payload(t, m.Frames[message.ShapePlain]); string(p) != tt.want.plain[i] {
 					t.Errorf("message %d: plain %q, want %q", i, p, tt.want.plain[i])
 				}
-				env := decodeEnvelope(t, payload(t, m.Frames[hub.ShapeEnvelope]))
+				env := decodeEnvelope(t, payload(t, m.Frames[message.ShapeEnvelope]))
 				// json.RawMessage drops the whitespace around a value.
 				if string(env.Value) != strings.TrimSpace(tt.want.value[i]) {
 					t.Errorf("message %d: envelope value %s, want %s", i, env.Value, tt.want.value[i])
@@ -244,10 +244,10 @@ func TestEncodeEnvelopeKeyAndHeaders(t *testing.T) {
 			e := New(Options{})
 			rec := &wsdest.Record{Topic: tt.topic, Offset: 7, Timestamp: ts, Key: tt.key, Headers: tt.headers, Value: []byte(`{}`)}
 			msgs := e.Encode(nil, rec, envelopeOnly)
-			if len(msgs) != 1 || msgs[0].Frames[hub.ShapePlain] != nil {
+			if len(msgs) != 1 || msgs[0].Frames[message.ShapePlain] != nil {
 				t.Fatalf("got %d messages / plain frame built", len(msgs))
 			}
-			p := payload(t, msgs[0].Frames[hub.ShapeEnvelope])
+			p := payload(t, msgs[0].Frames[message.ShapeEnvelope])
 			env := decodeEnvelope(t, p)
 			if string(env.Key) != tt.wantKey {
 				t.Errorf("key %s, want %s", env.Key, tt.wantKey)
@@ -264,7 +264,7 @@ func TestEncodeEnvelopeKeyAndHeaders(t *testing.T) {
 
 func TestEncodeWant(t *testing.T) {
 	rec := &wsdest.Record{Topic: "t", Value: []byte(tsPayload), Headers: quixHeaders("TimeseriesData", "JT")}
-	for _, w := range [][hub.NumShapes]bool{{}, plainOnly, envelopeOnly, both} {
+	for _, w := range [][message.NumShapes]bool{{}, plainOnly, envelopeOnly, both} {
 		for _, f := range []Format{FormatAuto, FormatRaw} {
 			msgs := New(Options{Format: f}).Encode(nil, rec, w)
 			wantN := map[Format]int{FormatAuto: 2, FormatRaw: 1}[f]
@@ -272,7 +272,7 @@ func TestEncodeWant(t *testing.T) {
 				t.Fatalf("%v %v: %d messages", f, w, len(msgs))
 			}
 			for _, m := range msgs {
-				for s := range hub.NumShapes {
+				for s := range message.NumShapes {
 					if (m.Frames[s] != nil) != w[s] {
 						t.Errorf("%v want=%v: frame %v built=%v", f, w, s, m.Frames[s] != nil)
 					}
@@ -287,13 +287,13 @@ func TestEncodeFrameSizes(t *testing.T) {
 	for _, n := range []int{0, 125, 126, 65535, 65536, 200000} {
 		v := []byte(`"` + strings.Repeat("x", n) + `"`)
 		msgs := New(Options{}).Encode(nil, &wsdest.Record{Value: v}, both)
-		if p := payload(t, msgs[0].Frames[hub.ShapePlain]); !bytes.Equal(p, v) {
+		if p := payload(t, msgs[0].Frames[message.ShapePlain]); !bytes.Equal(p, v) {
 			t.Errorf("%d: plain payload differs", n)
 		}
-		if f := msgs[0].Frames[hub.ShapePlain]; cap(f) != len(f) {
+		if f := msgs[0].Frames[message.ShapePlain]; cap(f) != len(f) {
 			t.Errorf("%d: frame cap %d, len %d", n, cap(f), len(f))
 		}
-		env := decodeEnvelope(t, payload(t, msgs[0].Frames[hub.ShapeEnvelope]))
+		env := decodeEnvelope(t, payload(t, msgs[0].Frames[message.ShapeEnvelope]))
 		if !bytes.Equal(env.Value, v) {
 			t.Errorf("%d: envelope value differs", n)
 		}
@@ -418,11 +418,11 @@ func TestEncodeConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
-			var dst []*hub.Message
+			var dst []*message.Message
 			for i := range 200 {
 				dst = e.Encode(dst[:0], recs[(g+i)%len(recs)], both)
 				for _, m := range dst {
-					if !json.Valid(payload(t, m.Frames[hub.ShapeEnvelope])) {
+					if !json.Valid(payload(t, m.Frames[message.ShapeEnvelope])) {
 						t.Error("invalid envelope")
 					}
 				}
@@ -457,8 +457,8 @@ func ExampleEncoder_Encode() {
 	e := New(Options{})
 	rec := &wsdest.Record{Topic: "sensors", Offset: 42, Timestamp: time.UnixMilli(1700000000000).UTC(),
 		Key: []byte("car-1"), Value: []byte(`{"speed": 88}`)}
-	msgs := e.Encode(nil, rec, [hub.NumShapes]bool{true, true})
-	for _, f := range msgs[0].Frames[:hub.ShapeSSEPlain] {
+	msgs := e.Encode(nil, rec, [message.NumShapes]bool{true, true})
+	for _, f := range msgs[0].Frames[:message.ShapeSSEPlain] {
 		fmt.Println(string(f[2:]))
 	}
 	// Output:

@@ -7,7 +7,7 @@ import (
 
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
-	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 )
 
 // last starts a last=N client: it queues the N most recent matching
@@ -16,10 +16,10 @@ import (
 // placed just before them and moved past each (at the published position
 // for partitions with none).
 func (j *job) last(ctx context.Context, n int) error {
-	var byPart [][]*hub.Message
+	var byPart [][]*message.Message
 	var from []int64
 	if s := j.r.cfg.Store; s != nil {
-		byPart, from = s.Last(n, func(m *hub.Message) bool { return encode.Deliverable(m, j.shape) && j.match(m.Key) })
+		byPart, from = s.Last(n, func(m *message.Message) bool { return encode.Deliverable(m, j.shape) && j.match(m.Key) })
 	}
 	rd := j.r.cfg.Reader
 	starts, err := rd.StartOffsets(ctx, true)
@@ -32,9 +32,9 @@ func (j *job) last(ctx context.Context, n int) error {
 	}
 	pub := j.r.cfg.Tap.Published()
 	parts := int32(len(ends))
-	lists := make([][]*hub.Message, parts)
+	lists := make([][]*message.Message, parts)
 	for p := range parts {
-		var hist []*hub.Message
+		var hist []*message.Message
 		if int(p) < len(byPart) {
 			hist = byPart[p]
 		}
@@ -42,7 +42,7 @@ func (j *job) last(ctx context.Context, n int) error {
 		if int(p) < len(from) && from[p] >= 0 {
 			bound = from[p]
 		}
-		var older []*hub.Message
+		var older []*message.Message
 		if len(hist) < n && bound > starts[p] {
 			var err error
 			if older, err = j.lastFromKafka(ctx, p, starts[p], bound, n-len(hist)); err != nil {
@@ -52,15 +52,15 @@ func (j *job) last(ctx context.Context, n int) error {
 		lists[p] = ordered(append(older, hist...))
 	}
 	// The n newest by timestamp overall, each partition in offset order.
-	var all []*hub.Message
+	var all []*message.Message
 	for _, l := range lists {
 		all = append(all, l...)
 	}
-	slices.SortStableFunc(all, func(a, b *hub.Message) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
+	slices.SortStableFunc(all, func(a, b *message.Message) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
 	if len(all) > n {
 		all = all[len(all)-n:]
 	}
-	keep := make(map[*hub.Message]bool, len(all))
+	keep := make(map[*message.Message]bool, len(all))
 	for _, m := range all {
 		keep[m] = true
 	}
@@ -84,7 +84,7 @@ func (j *job) last(ctx context.Context, n int) error {
 	}
 	// Merge by timestamp, each partition's list kept in its order.
 	heads := make([]int, parts)
-	var out []*hub.Message
+	var out []*message.Message
 	for {
 		best := -1
 		for p := range lists {
@@ -129,18 +129,18 @@ const (
 // lastFromKafka returns the need newest messages of partition p below hi
 // that the client gets, reading backwards from hi, down to start or the
 // scan's bounds.
-func (j *job) lastFromKafka(ctx context.Context, p int32, start, hi int64, need int) ([]*hub.Message, error) {
+func (j *job) lastFromKafka(ctx context.Context, p int32, start, hi int64, need int) ([]*message.Message, error) {
 	select {
 	case j.r.scans <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	defer func() { <-j.r.scans }()
-	var out []*hub.Message // the newest need, in offset order
+	var out []*message.Message // the newest need, in offset order
 	records, bytes := int64(0), 0
 	for len(out) < need && hi > start && records < lastScanRecords && bytes < lastScanBytes {
 		lo := max(start, hi-lastWindow)
-		var window []*hub.Message
+		var window []*message.Message
 		for from := lo; from < hi; {
 			ch := j.r.cfg.Reader.Read(ctx, p, from, hi)
 			if ch.Err != nil {
@@ -173,7 +173,7 @@ func (j *job) lastFromKafka(ctx context.Context, p int32, start, hi int64, need 
 
 // encodeLast appends the messages of rec that the client gets, with no
 // cursor (last re-frames them).
-func (j *job) encodeLast(dst []*hub.Message, rec *wsdest.Record) []*hub.Message {
+func (j *job) encodeLast(dst []*message.Message, rec *wsdest.Record) []*message.Message {
 	var tmp wsdest.Cursor
 	k := len(dst)
 	dst = j.r.cfg.Encoder.EncodeAt(dst, rec, j.want, &tmp)
@@ -189,7 +189,7 @@ func (j *job) encodeLast(dst []*hub.Message, rec *wsdest.Record) []*hub.Message 
 // ordered drops from msgs, one partition's, every message not after the
 // one before it (Kafka's and the history's may overlap when the topic was
 // recreated meanwhile: the catch-up then fails closed).
-func ordered(msgs []*hub.Message) []*hub.Message {
+func ordered(msgs []*message.Message) []*message.Message {
 	out := msgs[:0]
 	for _, m := range msgs {
 		if n := len(out); n > 0 && (m.Offset < out[n-1].Offset || m.Offset == out[n-1].Offset && m.Row <= out[n-1].Row) {

@@ -11,6 +11,7 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 )
 
 // DefaultResumeConcurrency bounds the clients catching up at once; the
@@ -131,8 +132,8 @@ const (
 type job struct {
 	r     *Resumer
 	c     *hub.Client
-	shape hub.Shape
-	want  [hub.NumShapes]bool
+	shape message.Shape
+	want  [message.NumShapes]bool
 	match func(key []byte) bool
 	// pos is what the client has: it moves only in advance.
 	pos wsdest.Cursor
@@ -150,10 +151,10 @@ func newJob(r *Resumer, c *hub.Client, match func(key []byte) bool) *job {
 	j.want[j.shape] = true
 	// Reframe builds a client's SSE frame from the WebSocket one.
 	switch j.shape {
-	case hub.ShapeSSEPlain:
-		j.want[hub.ShapePlain] = true
-	case hub.ShapeSSEEnvelope:
-		j.want[hub.ShapeEnvelope] = true
+	case message.ShapeSSEPlain:
+		j.want[message.ShapePlain] = true
+	case message.ShapeSSEEnvelope:
+		j.want[message.ShapeEnvelope] = true
 	}
 	return j
 }
@@ -346,7 +347,7 @@ func (j *job) lacks(pub *wsdest.Cursor) bool {
 // on.
 func (j *job) join() (outcome, error) {
 	out := more
-	var msgs []*hub.Message
+	var msgs []*message.Message
 	var err error
 	j.r.cfg.Tap.join(func(pub *wsdest.Cursor) bool {
 		if pub.Topic != j.pos.Topic {
@@ -433,8 +434,8 @@ func firstOffset(ch Chunk) int64 {
 // encode builds this client's messages for records read from Kafka, with
 // its own cursors (from pos on; pos itself moves in advance): none for a
 // record it does not take.
-func (j *job) encode(recs []*wsdest.Record) []*hub.Message {
-	var out []*hub.Message
+func (j *job) encode(recs []*wsdest.Record) []*message.Message {
+	var out []*message.Message
 	cur := j.pos.Clone()
 	for _, rec := range recs {
 		if !j.match(rec.Key) {
@@ -477,7 +478,7 @@ func (o origin) String() string {
 // end of each span. A span that starts past the client's position, a gap
 // Kafka still holds part of, or a message out of its span or out of
 // order is a hole: advance moves nothing and returns errHole.
-func (j *job) advance(from origin, msgs []*hub.Message, spans []Span, starts map[int32]int64) ([]*hub.Message, error) {
+func (j *job) advance(from origin, msgs []*message.Message, spans []Span, starts map[int32]int64) ([]*message.Message, error) {
 	for _, sp := range spans {
 		o, _ := j.pos.Next(sp.P)
 		if o < 0 || sp.From > o {
@@ -488,7 +489,7 @@ func (j *job) advance(from origin, msgs []*hub.Message, spans []Span, starts map
 		}
 	}
 	start := j.pos.Clone()
-	var out []*hub.Message
+	var out []*message.Message
 	for _, m := range msgs {
 		sp := spanOf(spans, m.Partition)
 		if sp == nil || m.Offset < sp.From || m.Offset >= sp.To {
@@ -542,7 +543,7 @@ func spanOf(spans []Span, p int32) *Span {
 // frame returns the message the client gets for m, a message of the
 // history: m itself once the client is aligned with the publish
 // positions, else m re-framed with the client's own cursor.
-func (j *job) frame(m *hub.Message) *hub.Message {
+func (j *job) frame(m *message.Message) *message.Message {
 	if !j.aligned {
 		if c, ok := m.Position(); ok && samePositions(&c, &j.pos) {
 			j.aligned = true
@@ -581,7 +582,7 @@ func (j *job) gap(sp Span) {
 
 // deliver moves the position over msgs and spans (advance) and queues
 // what the client gets, paced by its backlog.
-func (j *job) deliver(ctx context.Context, from origin, msgs []*hub.Message, spans []Span, starts ...map[int32]int64) (outcome, error) {
+func (j *job) deliver(ctx context.Context, from origin, msgs []*message.Message, spans []Span, starts ...map[int32]int64) (outcome, error) {
 	var st map[int32]int64
 	if len(starts) > 0 {
 		st = starts[0]
@@ -598,7 +599,7 @@ func (j *job) deliver(ctx context.Context, from origin, msgs []*hub.Message, spa
 
 // push queues msgs for the client, waiting while its backlog is above half
 // its queue bound. It reports false when the client is closing.
-func (j *job) push(ctx context.Context, msgs []*hub.Message) bool {
+func (j *job) push(ctx context.Context, msgs []*message.Message) bool {
 	limit := j.c.MaxQueueBytes() / 2
 	for len(msgs) > 0 {
 		q, ok := j.c.WaitBacklog(ctx, limit)
@@ -622,6 +623,6 @@ func (j *job) push(ctx context.Context, msgs []*hub.Message) bool {
 // clients).
 func (j *job) notice(json []byte) {
 	if m := encode.Notice(j.shape, json); m != nil {
-		j.c.Push([]*hub.Message{m})
+		j.c.Push([]*message.Message{m})
 	}
 }

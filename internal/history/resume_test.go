@@ -14,6 +14,7 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -74,7 +75,7 @@ func TestHoleFailsClosed(t *testing.T) {
 		res := NewResumer(ResumerConfig{Tap: tap, Reader: rd, Encoder: enc, Logger: cfg.Logger})
 
 		src.recs = records(0, 2, 1, 3) // the broken source
-		c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: hub.ShapeEnvelope}, Park: true})
+		c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}, Park: true})
 		err := res.Resume(ctx, c, wsdest.Start{Kind: wsdest.StartEarliest}, c.Matches)
 		if !errors.Is(err, ErrCatchUp) || !errors.Is(err, errHole) {
 			t.Fatalf("Resume = %v, want a hole failing the catch-up", err)
@@ -88,7 +89,7 @@ func TestHoleFailsClosed(t *testing.T) {
 
 		// The same source in order: the client catches up and joins.
 		src.recs = records(0, 1, 2, 3)
-		d := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: hub.ShapeEnvelope}, Park: true})
+		d := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}, Park: true})
 		if err := res.Resume(ctx, d, wsdest.Start{Kind: wsdest.StartEarliest}, d.Matches); err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +99,7 @@ func TestHoleFailsClosed(t *testing.T) {
 
 		// A client that leaves during its catch-up is not counted as
 		// resumed.
-		e := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: hub.ShapeEnvelope}, Park: true})
+		e := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}, Park: true})
 		e.Close(wsframe.CloseGoingAway, "", hub.ReasonClientClosed)
 		if err := res.Resume(ctx, e, wsdest.Start{Kind: wsdest.StartEarliest}, e.Matches); err != nil {
 			t.Fatal(err)
@@ -114,25 +115,25 @@ func TestHoleFailsClosed(t *testing.T) {
 // order, or a gap Kafka still holds part of is a hole, and the position
 // stays where it was.
 func TestAdvanceRefusesHoles(t *testing.T) {
-	msg := func(o int64) *hub.Message {
-		m := &hub.Message{Partition: 0, Offset: o, Rows: 1}
-		m.Frames[hub.ShapePlain] = []byte("x")
+	msg := func(o int64) *message.Message {
+		m := &message.Message{Partition: 0, Offset: o, Rows: 1}
+		m.Frames[message.ShapePlain] = []byte("x")
 		return m
 	}
 	tests := []struct {
 		name   string
 		from   origin
-		msgs   []*hub.Message
+		msgs   []*message.Message
 		spans  []Span
 		starts map[int32]int64
 		hole   bool
 		at     int64
 	}{
-		{"contiguous", fromKafka, []*hub.Message{msg(5), msg(6)}, []Span{{0, 5, 7}}, nil, false, 7},
-		{"span past the position", fromHistory, []*hub.Message{msg(8)}, []Span{{0, 8, 9}}, nil, true, 5},
-		{"message outside its span", fromKafka, []*hub.Message{msg(9)}, []Span{{0, 5, 7}}, nil, true, 5},
-		{"out of order", fromKafka, []*hub.Message{msg(6), msg(5)}, []Span{{0, 5, 7}}, nil, true, 5},
-		{"already had", fromHistory, []*hub.Message{msg(3), msg(5)}, []Span{{0, 3, 6}}, nil, false, 6},
+		{"contiguous", fromKafka, []*message.Message{msg(5), msg(6)}, []Span{{0, 5, 7}}, nil, false, 7},
+		{"span past the position", fromHistory, []*message.Message{msg(8)}, []Span{{0, 8, 9}}, nil, true, 5},
+		{"message outside its span", fromKafka, []*message.Message{msg(9)}, []Span{{0, 5, 7}}, nil, true, 5},
+		{"out of order", fromKafka, []*message.Message{msg(6), msg(5)}, []Span{{0, 5, 7}}, nil, true, 5},
+		{"already had", fromHistory, []*message.Message{msg(3), msg(5)}, []Span{{0, 3, 6}}, nil, false, 6},
 		{"gap Kafka no longer holds", fromGone, nil, []Span{{0, 5, 9}}, map[int32]int64{0: 9}, false, 9},
 		{"gap Kafka still holds", fromGone, nil, []Span{{0, 5, 9}}, map[int32]int64{0: 8}, true, 5},
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -205,7 +206,7 @@ type sim struct {
 // publishLoop is the live consumer: it reads every partition of the
 // stand-in from where it is, as the Kafka source does, and publishes.
 func (s *sim) publishLoop(ctx context.Context) {
-	var msgs []*hub.Message
+	var msgs []*message.Message
 	for ctx.Err() == nil && !s.stopPublish.Load() {
 		recs := s.k.consume()
 		if len(recs) == 0 {
@@ -222,11 +223,11 @@ func (s *sim) publishLoop(ctx context.Context) {
 }
 
 // simPublish is the service's publish step (service.publish).
-func simPublish(s *sim, msgs []*hub.Message, recs []*wsdest.Record) []*hub.Message {
-	return s.tap.Publish(msgs, recs, func() [hub.NumShapes]bool {
+func simPublish(s *sim, msgs []*message.Message, recs []*wsdest.Record) []*message.Message {
+	return s.tap.Publish(msgs, recs, func() [message.NumShapes]bool {
 		want := s.h.Wants()
-		want[hub.ShapePlain] = want[hub.ShapePlain] || want[hub.ShapeSSEPlain]
-		want[hub.ShapeEnvelope] = want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope]
+		want[message.ShapePlain] = want[message.ShapePlain] || want[message.ShapeSSEPlain]
+		want[message.ShapeEnvelope] = want[message.ShapeEnvelope] || want[message.ShapeSSEEnvelope]
 		return want
 	}, s.h.Publish)
 }
@@ -646,7 +647,7 @@ func (c *simClient) session(ctx context.Context, st wsdest.Start, life, pace tim
 	c.connMu.Unlock()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	hc := s.h.AddClient(srv, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: hub.ShapeEnvelope}, Park: true, OnClosed: cancel})
+	hc := s.h.AddClient(srv, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}, Park: true, OnClosed: cancel})
 	go func() {
 		err := s.res.Resume(sctx, hc, st, hc.Matches)
 		if err == nil || sctx.Err() != nil {

@@ -88,7 +88,7 @@ import (
 	"unsafe"
 
 	"github.com/wsdest/wsdest"
-	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 )
 
 // DefaultMaxBytes is the default bound of a Store: 64 MiB of messages as
@@ -100,7 +100,7 @@ const DefaultMaxBytes = 64 << 20
 // entryOverhead is what one stored message costs beside the bytes of its
 // frames and what it shares with the other rows of its record: the
 // message struct, its ring entry and its slot in its partition's index.
-const entryOverhead = int(unsafe.Sizeof(hub.Message{}) + unsafe.Sizeof(entry{}) + unsafe.Sizeof(uint64(0)))
+const entryOverhead = int(unsafe.Sizeof(message.Message{}) + unsafe.Sizeof(entry{}) + unsafe.Sizeof(uint64(0)))
 
 // StoreConfig bounds a Store. Zero values mean the documented defaults.
 type StoreConfig struct {
@@ -132,7 +132,7 @@ type Store struct {
 }
 
 type entry struct {
-	m    *hub.Message
+	m    *message.Message
 	at   int64 // unix ns appended
 	size int32
 }
@@ -163,7 +163,7 @@ func NewStore(cfg StoreConfig) *Store {
 // key and the Origin (its cursor text, envelope head and position). The
 // rows also share one allocation for their messages and one per shape for
 // their frames, of which each row is counted its part.
-func size(m *hub.Message) int32 {
+func size(m *message.Message) int32 {
 	n := entryOverhead
 	for _, f := range m.Frames {
 		n += len(f)
@@ -183,7 +183,7 @@ func size(m *hub.Message) int32 {
 // Append adds msgs, in order, evicting the oldest messages to stay within
 // the bounds. Call it from the publishing goroutine, before the messages
 // are published.
-func (s *Store) Append(msgs []*hub.Message) {
+func (s *Store) Append(msgs []*message.Message) {
 	if len(msgs) == 0 {
 		return
 	}
@@ -306,7 +306,7 @@ func (s *Store) Range(p int32) (from, end int64) {
 // Batch is what a Store gives a client at one moment (Read).
 type Batch struct {
 	// Msgs are held messages, in publish order.
-	Msgs []*hub.Message
+	Msgs []*message.Message
 	// Spans say what Msgs are: for each span, Msgs hold every message
 	// of its partition published at offsets [From, To) from the
 	// client's position on.
@@ -394,16 +394,16 @@ func (s *Store) Read(pos *wsdest.Cursor, max int) Batch {
 // Last returns, for each partition, its newest held messages that keep
 // accepts, at most n each, oldest first, with the coverage of every
 // partition.
-func (s *Store) Last(n int, keep func(m *hub.Message) bool) (byPart [][]*hub.Message, from []int64) {
+func (s *Store) Last(n int, keep func(m *message.Message) bool) (byPart [][]*message.Message, from []int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	byPart = make([][]*hub.Message, len(s.parts))
+	byPart = make([][]*message.Message, len(s.parts))
 	from = make([]int64, len(s.parts))
 	for p := range s.parts {
 		from[p] = s.coverageLocked(int32(p))
 		pt := &s.parts[p]
 		live := pt.seqs[pt.head:]
-		var got []*hub.Message
+		var got []*message.Message
 		for i := len(live) - 1; i >= 0 && len(got) < n; i-- {
 			m := s.ring[live[i]-s.first].m
 			if keep(m) {

@@ -8,16 +8,16 @@ import (
 	"unsafe"
 
 	"github.com/wsdest/wsdest"
-	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 )
 
-func msg(p int32, off int64, key string, frame int) *hub.Message {
-	m := &hub.Message{Partition: p, Offset: off, Key: []byte(key), Rows: 1, Timestamp: off}
-	m.Frames[hub.ShapeEnvelope] = make([]byte, frame)
+func msg(p int32, off int64, key string, frame int) *message.Message {
+	m := &message.Message{Partition: p, Offset: off, Key: []byte(key), Rows: 1, Timestamp: off}
+	m.Frames[message.ShapeEnvelope] = make([]byte, frame)
 	return m
 }
 
-func offsets(ms []*hub.Message) []int64 {
+func offsets(ms []*message.Message) []int64 {
 	var out []int64
 	for _, m := range ms {
 		out = append(out, int64(m.Partition)*1000+m.Offset)
@@ -44,7 +44,7 @@ func TestStoreReadAndEviction(t *testing.T) {
 	// Each message costs 100 + entryOverhead + 1 (key) bytes; room for 4.
 	per := int64(100 + entryOverhead + 1)
 	s := NewStore(StoreConfig{MaxBytes: 4 * per})
-	s.Append([]*hub.Message{msg(0, 10, "a", 100), msg(1, 5, "b", 100), msg(0, 11, "a", 100)})
+	s.Append([]*message.Message{msg(0, 10, "a", 100), msg(1, 5, "b", 100), msg(0, 11, "a", 100)})
 	for _, c := range []struct {
 		name  string
 		pos   *wsdest.Cursor
@@ -65,8 +65,8 @@ func TestStoreReadAndEviction(t *testing.T) {
 	if b := s.Read(at(10, 5), 1); !equal(offsets(b.Msgs), []int64{10}) || fmt.Sprint(b.Spans) != fmt.Sprint([]Span{{0, 10, 11}, {1, 5, 5}}) {
 		t.Errorf("Read of at most one = %v %v", offsets(b.Msgs), b.Spans)
 	}
-	s.Append([]*hub.Message{msg(1, 6, "b", 100), msg(0, 12, "a", 100)})
-	s.Append([]*hub.Message{msg(0, 13, "a", 100), msg(0, 14, "a", 100), msg(0, 15, "a", 100)})
+	s.Append([]*message.Message{msg(1, 6, "b", 100), msg(0, 12, "a", 100)})
+	s.Append([]*message.Message{msg(0, 13, "a", 100), msg(0, 14, "a", 100), msg(0, 15, "a", 100)})
 	// Everything of partition 1 was evicted: the store still knows it
 	// holds all of [7, 7), and nothing before.
 	if from, end := s.Range(1); from != 7 || end != 7 {
@@ -82,7 +82,7 @@ func TestStoreReadAndEviction(t *testing.T) {
 	if c := s.Coverage(7); c != -1 {
 		t.Fatalf("coverage of an unknown partition = %d", c)
 	}
-	byPart, from := s.Last(2, func(m *hub.Message) bool { return string(m.Key) == "a" })
+	byPart, from := s.Last(2, func(m *message.Message) bool { return string(m.Key) == "a" })
 	if !equal(offsets(byPart[0]), []int64{14, 15}) || len(byPart[1]) != 0 || from[0] != 12 {
 		t.Fatalf("Last = %v %v, from %v", offsets(byPart[0]), offsets(byPart[1]), from)
 	}
@@ -95,8 +95,8 @@ func TestStoreReadAndEviction(t *testing.T) {
 func TestStoreEvictsWholeRecords(t *testing.T) {
 	per := int64(10 + entryOverhead)
 	s := NewStore(StoreConfig{MaxBytes: 3 * per})
-	rows := func(off int64) []*hub.Message {
-		var ms []*hub.Message
+	rows := func(off int64) []*message.Message {
+		var ms []*message.Message
 		for i := range int32(2) {
 			m := msg(0, off, "", 10)
 			m.Row, m.Rows = i, 2
@@ -120,11 +120,11 @@ func TestStoreEvictsWholeRecords(t *testing.T) {
 func TestStoreAge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := NewStore(StoreConfig{MaxAge: time.Minute})
-		s.Append([]*hub.Message{msg(0, 1, "", 1)})
+		s.Append([]*message.Message{msg(0, 1, "", 1)})
 		time.Sleep(30 * time.Second)
-		s.Append([]*hub.Message{msg(0, 2, "", 1)})
+		s.Append([]*message.Message{msg(0, 2, "", 1)})
 		time.Sleep(45 * time.Second)
-		s.Append([]*hub.Message{msg(0, 3, "", 1)})
+		s.Append([]*message.Message{msg(0, 3, "", 1)})
 		if got := offsets(s.Read(at(2), 100).Msgs); !equal(got, []int64{2, 3}) {
 			t.Fatalf("after 75 s: %v, want the two younger than a minute", got)
 		}
@@ -138,19 +138,19 @@ func TestStoreAge(t *testing.T) {
 // once, on its first row; each row counts entryOverhead and its frames.
 func TestStoreSize(t *testing.T) {
 	before := wsdest.Cursor{Offsets: []int64{3, 4}}
-	o := &hub.Origin{Before: &before, Head: "head"}
+	o := &message.Origin{Before: &before, Head: "head"}
 	key := []byte("key")
-	var rows []*hub.Message
+	var rows []*message.Message
 	for i := range int32(3) {
-		m := &hub.Message{Key: key, Offset: 4, Partition: 1, Row: i, Rows: 3, Origin: o}
-		m.Frames[hub.ShapePlain] = make([]byte, 10+int(i))
+		m := &message.Message{Key: key, Offset: 4, Partition: 1, Row: i, Rows: 3, Origin: o}
+		m.Frames[message.ShapePlain] = make([]byte, 10+int(i))
 		rows = append(rows, m)
 	}
-	single := &hub.Message{Offset: 5, Rows: 1, Origin: &hub.Origin{Cursor: "cursor"}}
-	single.Frames[hub.ShapeEnvelope] = make([]byte, 50)
+	single := &message.Message{Offset: 5, Rows: 1, Origin: &message.Origin{Cursor: "cursor"}}
+	single.Frames[message.ShapeEnvelope] = make([]byte, 50)
 	s := NewStore(StoreConfig{})
 	s.Append(append(rows, single))
-	origin := int64(unsafe.Sizeof(hub.Origin{}))
+	origin := int64(unsafe.Sizeof(message.Origin{}))
 	want := 3*int64(entryOverhead) + 10 + 11 + 12 + 3 + origin + 4 + int64(unsafe.Sizeof(before)) + 16 +
 		int64(entryOverhead) + 50 + origin + 6
 	if got := s.Stats().Bytes; got != want {

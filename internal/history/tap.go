@@ -10,7 +10,7 @@ import (
 
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
-	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 )
 
 // identityTimeout bounds the metadata request the publisher makes when a
@@ -151,7 +151,7 @@ func (t *Tap) seedLocked(offs map[int32]int64) {
 // returns, and hands the messages to publish (Hub.Publish), holding the
 // tap's lock throughout: a catch-up joins the live stream between two
 // batches (join). Call it from the publishing goroutine only.
-func (t *Tap) Publish(dst []*hub.Message, recs []*wsdest.Record, want func() [hub.NumShapes]bool, publish func([]*hub.Message)) []*hub.Message {
+func (t *Tap) Publish(dst []*message.Message, recs []*wsdest.Record, want func() [message.NumShapes]bool, publish func([]*message.Message)) []*message.Message {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	dst = t.encodeLocked(dst, recs, want())
@@ -201,7 +201,7 @@ func (t *Tap) join(f func(pub *wsdest.Cursor) bool) bool {
 // to the position) resets the position and the store, and its first
 // record is preceded by a reset notice for envelope and SSE clients. t.mu
 // must be held.
-func (t *Tap) encodeLocked(dst []*hub.Message, recs []*wsdest.Record, want [hub.NumShapes]bool) []*hub.Message {
+func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [message.NumShapes]bool) []*message.Message {
 	checked := false
 	store := len(dst) // dst[store:] goes to the Store
 	ready := t.Ready()

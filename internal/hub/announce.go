@@ -1,5 +1,7 @@
 package hub
 
+import "github.com/wsdest/wsdest/internal/message"
+
 // Announcements: notices about the stream as a whole (its data has become
 // unavailable, or is available again), as opposed to the notices about one
 // client's own stream that the history pushes (gap, reset). One message,
@@ -16,7 +18,7 @@ package hub
 // a few bytes, and a client over the bound is closed by the next Publish.
 // It never blocks on a client. Safe for concurrent use; announcements
 // reach every client in the order of the Announce calls.
-func (h *Hub) Announce(m *Message, standing bool) {
+func (h *Hub) Announce(m *message.Message, standing bool) {
 	h.announceMu.Lock()
 	defer h.announceMu.Unlock()
 	h.standing = nil
@@ -35,4 +37,4 @@ func (h *Hub) Announce(m *Message, standing bool) {
 
 // announce queues m for the client, as Push does (nothing when it has no
 // frame of the client's shape, or the client is closing).
-func (c *Client) announce(m *Message) { c.Push([]*Message{m}) }
+func (c *Client) announce(m *message.Message) { c.Push([]*message.Message{m}) }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -32,11 +33,11 @@ func waitWritten(b *testing.B, h *Hub, n uint64) {
 	}
 }
 
-func benchFrames(n int) []*Message {
-	msgs := make([]*Message, n)
+func benchFrames(n int) []*message.Message {
+	msgs := make([]*message.Message, n)
 	for i := range msgs {
 		p := fmt.Appendf(nil, `{"ts":%d,"seq":%d,"pad":"0123456789012345678901234567890123456789"}`, time.Now().UnixNano(), i)
-		msgs[i] = &Message{Key: fmt.Appendf(nil, "k-%d", i%100), Frames: [NumShapes][]byte{wsframe.Text(p)}}
+		msgs[i] = &message.Message{Key: fmt.Appendf(nil, "k-%d", i%100), Frames: [message.NumShapes][]byte{wsframe.Text(p)}}
 	}
 	return msgs
 }
@@ -153,10 +154,10 @@ func BenchmarkWriterTCP(b *testing.B) {
 // per record published.
 func BenchmarkPublishGrants(b *testing.B) {
 	const clients, tenants, batch = 10000, 1000, 16
-	msgs := make([]*Message, batch)
+	msgs := make([]*message.Message, batch)
 	for i := range msgs {
 		p := fmt.Appendf(nil, `{"seq":%d,"pad":"0123456789012345678901234567890123456789"}`, i)
-		msgs[i] = &Message{Key: fmt.Appendf(nil, "t-%d/dev", i*61%tenants), Frames: [NumShapes][]byte{wsframe.Text(p)}}
+		msgs[i] = &message.Message{Key: fmt.Appendf(nil, "t-%d/dev", i*61%tenants), Frames: [message.NumShapes][]byte{wsframe.Text(p)}}
 	}
 	subs := map[string]func(t int) Subscription{
 		"sub=all":       func(int) Subscription { return Subscription{All: true} },

@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -45,7 +46,7 @@ type ClientOptions struct {
 func (c *Client) ID() uint64 { return c.id }
 
 // Shape returns the shape of the frames the client receives.
-func (c *Client) Shape() Shape { return c.shape }
+func (c *Client) Shape() message.Shape { return c.shape }
 
 // Touch records that something was read from the peer; clients of a
 // transport whose peer answers keepalives are dropped when not touched for
@@ -57,9 +58,9 @@ func (c *Client) Touch() { c.lastRead.Store(time.Now().UnixNano()) }
 // frame is counted once, by Publish). A notice goes to every
 // client with a frame for it, whatever its subscription. c.mu must be
 // held.
-func (c *Client) takes(m *Message, sub *compiled) bool {
+func (c *Client) takes(m *message.Message, sub *compiled) bool {
 	f := m.Frames[c.shape]
-	return f != nil && len(f) <= c.hub.cfg.MaxQueueBytes && (sub == nil || m.notice() || sub.matches(m.Key))
+	return f != nil && len(f) <= c.hub.cfg.MaxQueueBytes && (sub == nil || m.Notice() || sub.matches(m.Key))
 }
 
 // enqueue appends the messages of msgs the client takes (under sub) and
@@ -68,7 +69,7 @@ func (c *Client) takes(m *Message, sub *compiled) bool {
 // nothing queued and takes every one of them, its backlog becomes msgs
 // itself, shared with the other such clients, so that a record of many
 // rows costs each client a slice, not a pointer per row.
-func (c *Client) enqueue(msgs []*Message, sub *compiled, seq uint64, share bool) uint64 {
+func (c *Client) enqueue(msgs []*message.Message, sub *compiled, seq uint64, share bool) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing || c.parked {
@@ -94,7 +95,7 @@ func (c *Client) enqueue(msgs []*Message, sub *compiled, seq uint64, share bool)
 
 // shareLocked makes msgs the client's backlog, as enqueue describes, and
 // reports whether it could. c.mu must be held.
-func (c *Client) shareLocked(msgs []*Message, sub *compiled, seq uint64) bool {
+func (c *Client) shareLocked(msgs []*message.Message, sub *compiled, seq uint64) bool {
 	if len(c.queue) > 0 || len(c.backlog) > 0 {
 		return false
 	}
@@ -113,7 +114,7 @@ func (c *Client) shareLocked(msgs []*Message, sub *compiled, seq uint64) bool {
 }
 
 // enqueueOne is enqueue for one message of an exact-key subscription.
-func (c *Client) enqueueOne(m *Message, seq uint64) uint64 {
+func (c *Client) enqueueOne(m *message.Message, seq uint64) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing || c.parked || !c.takes(m, nil) {
@@ -137,7 +138,7 @@ func (c *Client) enqueueOne(m *Message, seq uint64) uint64 {
 // decode into many rows) reaches it whole. The messages themselves are
 // shared by every client; a slow client holds at most MaxQueueBytes plus
 // two fetches' entries beyond what the others hold. c.mu must be held.
-func (c *Client) pushLocked(m *Message, seq uint64) bool {
+func (c *Client) pushLocked(m *message.Message, seq uint64) bool {
 	cost := c.Cost(m)
 	if seq != c.checked {
 		// The previous Publish's entries are at the tail of the queue,

@@ -4,8 +4,9 @@
 // writer and the policy that closes clients which do not keep up.
 //
 // The hub knows nothing about HTTP or Kafka. It is given connections that
-// have already completed their handshake and messages whose frames are
-// already encoded.
+// have already completed their handshake and messages (message.Message,
+// the vocabulary it shares with the encoder, the history and the server)
+// whose frames are already encoded, one per message.Shape.
 //
 // # Clients and transports
 //
@@ -20,9 +21,10 @@
 // pushed to it (Push, paced by WaitBacklog), until Join makes it an
 // ordinary client from the next Publish on. A notice (a message of no
 // partition, such as the reset notice of a recreated topic) goes to every
-// client that has a frame for it, whatever its subscription. SSE clients have their own shapes
-// (ShapeSSEPlain, ShapeSSEEnvelope), whose frames are events, and the SSE
-// transport; Heartbeat sends their keepalive.
+// client that has a frame for it, whatever its subscription. SSE clients
+// have their own shapes (message.ShapeSSEPlain, message.ShapeSSEEnvelope),
+// whose frames are events, and the SSE transport; Heartbeat sends their
+// keepalive.
 //
 // # Writing
 //
@@ -44,8 +46,8 @@
 //
 // A client that negotiated permessage-deflate (Client.UseDeflate) gets
 // each frame compressed with no context takeover: the first writer that
-// needs a message's compressed frame builds it, and every other such
-// client of that shape shares the same bytes.
+// needs a message's compressed frame builds it (message.Message.Deflated),
+// and every other such client of that shape shares the same bytes.
 package hub
 
 import (
@@ -59,6 +61,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -147,7 +150,7 @@ type Hub struct {
 	log    *slog.Logger
 	shards []shard
 	nextID atomic.Uint64
-	shapes [NumShapes]atomic.Int64 // clients per shape, for Wants
+	shapes [message.NumShapes]atomic.Int64 // clients per shape, for Wants
 	stats  *counters
 
 	// wantSeq numbers the snapshots Wants hands out (see Wants); pubSeq
@@ -188,7 +191,7 @@ type Hub struct {
 	// client gets either an announcement or the standing one that replaced
 	// it, never both (announce.go).
 	announceMu sync.RWMutex
-	standing   *Message // guarded by announceMu; nil when none stands
+	standing   *message.Message // guarded by announceMu; nil when none stands
 }
 
 // shard holds a subset of the clients, indexed for routing. mu guards every
@@ -201,14 +204,14 @@ type shard struct {
 	members map[*Client]struct{} // every client of the shard
 
 	freeMu sync.Mutex
-	free   [][]*Message // empty queue arrays that idle clients gave back; guarded by freeMu
+	free   [][]*message.Message // empty queue arrays that idle clients gave back; guarded by freeMu
 }
 
 // maxFree bounds a shard's free list of queue arrays.
 const maxFree = 256
 
 // getArray returns an empty queue array, reused when one is free.
-func (s *shard) getArray() []*Message {
+func (s *shard) getArray() []*message.Message {
 	s.freeMu.Lock()
 	defer s.freeMu.Unlock()
 	if n := len(s.free); n > 0 {
@@ -217,14 +220,14 @@ func (s *shard) getArray() []*Message {
 		s.free = s.free[:n-1]
 		return a
 	}
-	return make([]*Message, 0, 8)
+	return make([]*message.Message, 0, 8)
 }
 
 // putArray keeps an array for getArray, unless it is nil, large, or the
 // free list is full. The arrays clients give back hold no frames: a batch
 // is cleared once written (Client.recycle), and a queue is only given back
 // empty.
-func (s *shard) putArray(a []*Message) {
+func (s *shard) putArray(a []*message.Message) {
 	if a == nil || cap(a) > maxSpareCap {
 		return
 	}
@@ -263,9 +266,9 @@ func New(cfg Config) *Hub {
 // gets a batch whose frames for its shape were never built. (Such a
 // client's handshake was not yet answered when the batch's records were
 // fetched.)
-func (h *Hub) Wants() [NumShapes]bool {
+func (h *Hub) Wants() [message.NumShapes]bool {
 	h.wantSeq.Add(1) // before the counts: see Add
-	var w [NumShapes]bool
+	var w [message.NumShapes]bool
 	for i := range w {
 		w[i] = h.shapes[i].Load() > 0
 	}
@@ -274,7 +277,7 @@ func (h *Hub) Wants() [NumShapes]bool {
 
 // sampleLatency calls ObserveLatency for m unless another write was
 // sampled less than 100 ms ago.
-func (h *Hub) sampleLatency(m *Message) {
+func (h *Hub) sampleLatency(m *message.Message) {
 	if m.Timestamp == 0 {
 		return
 	}
@@ -289,9 +292,9 @@ func (h *Hub) sampleLatency(m *Message) {
 // Stats returns a snapshot of the hub's counters.
 func (h *Hub) Stats() Stats {
 	s := h.stats.snapshot()
-	s.ByShape = make(map[string]int64, NumShapes)
+	s.ByShape = make(map[string]int64, message.NumShapes)
 	for i := range h.shapes {
-		s.ByShape[Shape(i).String()] = h.shapes[i].Load()
+		s.ByShape[message.Shape(i).String()] = h.shapes[i].Load()
 	}
 	return s
 }
@@ -417,7 +420,7 @@ func removeAt(l *[]*Client, c *Client) {
 // blocks on a client: frames are appended to queues and written by each
 // client's own writer. Publish must be called from one goroutine at a time
 // for clients to see messages in publish order.
-func (h *Hub) Publish(msgs []*Message) {
+func (h *Hub) Publish(msgs []*message.Message) {
 	if len(msgs) == 0 {
 		return
 	}
@@ -467,7 +470,7 @@ type keyRun struct{ from, to int }
 
 // longRuns returns the runs of more than maxBatch messages with the same
 // non-nil key, in order.
-func longRuns(msgs []*Message) []keyRun {
+func longRuns(msgs []*message.Message) []keyRun {
 	var runs []keyRun
 	for i := 0; i < len(msgs); {
 		j := i + 1
@@ -489,7 +492,7 @@ func longRuns(msgs []*Message) []keyRun {
 // enqueueExact queues msgs for the shard's exact-key clients, message by
 // message, but a long run of one key (runs) as one shared piece. The
 // shard's read lock must be held.
-func (s *shard) enqueueExact(msgs []*Message, runs []keyRun, seq uint64) uint64 {
+func (s *shard) enqueueExact(msgs []*message.Message, runs []keyRun, seq uint64) uint64 {
 	var n uint64
 	for i := 0; i < len(msgs); {
 		if len(runs) > 0 && runs[0].from == i {
@@ -505,7 +508,7 @@ func (s *shard) enqueueExact(msgs []*Message, runs []keyRun, seq uint64) uint64 
 		}
 		m := msgs[i]
 		i++
-		if m.notice() {
+		if m.Notice() {
 			n += s.enqueueNotice(m, seq)
 			continue
 		}
@@ -524,7 +527,7 @@ func (s *shard) enqueueExact(msgs []*Message, runs []keyRun, seq uint64) uint64 
 // enqueueNotice queues a notice for every exact-key client of the shard
 // (notices have no key: they go to every client, see Client.takes). The
 // shard's read lock must be held.
-func (s *shard) enqueueNotice(m *Message, seq uint64) uint64 {
+func (s *shard) enqueueNotice(m *message.Message, seq uint64) uint64 {
 	var n uint64
 	for c := range s.members {
 		if !c.sub.all && len(c.sub.globs) == 0 && c.from < seq {
@@ -537,7 +540,7 @@ func (s *shard) enqueueNotice(m *Message, seq uint64) uint64 {
 // countOversized counts, and logs at most every 10 s, the frames that are
 // larger than a client's whole queue and so can never be delivered; clients
 // skip them.
-func (h *Hub) countOversized(msgs []*Message) {
+func (h *Hub) countOversized(msgs []*message.Message) {
 	for _, m := range msgs {
 		for sh, f := range m.Frames {
 			if len(f) <= h.cfg.MaxQueueBytes || h.shapes[sh].Load() == 0 {
@@ -547,7 +550,7 @@ func (h *Hub) countOversized(msgs []*Message) {
 			now := time.Now().UnixNano()
 			if last := h.lastOversizedLog.Load(); now-last > int64(10*time.Second) && h.lastOversizedLog.CompareAndSwap(last, now) {
 				h.log.Warn("record larger than a client's queue bound skipped (raise MAX_QUEUE_BYTES to deliver it)",
-					"partition", m.Partition, "offset", m.Offset, "shape", Shape(sh).String(),
+					"partition", m.Partition, "offset", m.Offset, "shape", message.Shape(sh).String(),
 					"frame_bytes", len(f), "max_queue_bytes", h.cfg.MaxQueueBytes, "skipped_so_far", h.stats.oversized.Load())
 			}
 		}
@@ -666,40 +669,31 @@ func (h *Hub) compile(s Subscription) *compiled {
 
 // deflatedFrame returns m's frame of shape s for a permessage-deflate
 // client: compressed once, by whichever writer needs it first, then shared.
-func (h *Hub) deflatedFrame(m *Message, s Shape) []byte {
-	d := m.deflated.Load()
-	if d == nil {
-		d = new(deflatedFrames)
-		if !m.deflated.CompareAndSwap(nil, d) {
-			d = m.deflated.Load() // another writer was first
-		}
-	}
-	if p := d[s].Load(); p != nil {
-		return *p
-	}
-	f := m.Frames[s]
-	out := f
-	if len(f) >= h.cfg.DeflateThreshold {
-		d, _ := h.deflaters.Get().(*wsframe.Deflater)
-		if d == nil {
-			var err error
-			if d, err = wsframe.NewDeflater(h.cfg.DeflateLevel); err != nil {
-				d = nil
-			}
-		}
-		if d != nil {
-			if z := d.Deflate(f); z != nil {
-				out = z
-			}
-			h.deflaters.Put(d)
-		}
-	}
-	if !d[s].CompareAndSwap(nil, &out) {
-		return *d[s].Load() // another writer was first; its bytes win
-	}
-	if len(out) < len(f) {
+func (h *Hub) deflatedFrame(m *message.Message, s message.Shape) []byte {
+	out, built := m.Deflated(s, h.deflate)
+	if f := m.Frames[s]; built && len(out) < len(f) {
 		h.stats.deflated.Add(1)
 		h.stats.deflateSaved.Add(uint64(len(f) - len(out)))
 	}
 	return out
+}
+
+// deflate returns f compressed for permessage-deflate, or f itself when it
+// is below the threshold, does not shrink, or no compressor can be made.
+func (h *Hub) deflate(f []byte) []byte {
+	if len(f) < h.cfg.DeflateThreshold {
+		return f
+	}
+	d, _ := h.deflaters.Get().(*wsframe.Deflater)
+	if d == nil {
+		var err error
+		if d, err = wsframe.NewDeflater(h.cfg.DeflateLevel); err != nil {
+			return f
+		}
+	}
+	defer h.deflaters.Put(d)
+	if z := d.Deflate(f); z != nil {
+		return z
+	}
+	return f
 }

@@ -14,6 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -53,8 +54,8 @@ func readFrame(r io.Reader) (frame, error) {
 // (Release tells messages apart by partition and offset).
 var msgOffset atomic.Int64
 
-func msg(key string, payload string) *Message {
-	m := &Message{Offset: msgOffset.Add(1), Frames: [NumShapes][]byte{wsframe.Text([]byte(payload)), wsframe.Text([]byte(`{"env":` + payload + `}`))}}
+func msg(key string, payload string) *message.Message {
+	m := &message.Message{Offset: msgOffset.Add(1), Frames: [message.NumShapes][]byte{wsframe.Text([]byte(payload)), wsframe.Text([]byte(`{"env":` + payload + `}`))}}
 	if key != "\x00" {
 		m.Key = []byte(key)
 	}
@@ -141,7 +142,7 @@ func TestRouting(t *testing.T) {
 		{"glob question", Subscription{Keys: []string{"b-?"}}, []string{"2"}},
 		{"glob and exact", Subscription{Keys: []string{"b-1?", "a"}}, []string{"1", "3", "4"}},
 		{"empty key", Subscription{Keys: []string{""}}, []string{"5e"}},
-		{"envelope", Subscription{Keys: []string{"a"}, Shape: ShapeEnvelope}, []string{`{"env":1}`, `{"env":4}`}},
+		{"envelope", Subscription{Keys: []string{"a"}, Shape: message.ShapeEnvelope}, []string{`{"env":1}`, `{"env":4}`}},
 
 		{"all, granted exact", Subscription{All: true, Grant: []string{"a"}}, []string{"1", "4"}},
 		{"all, granted pattern", Subscription{All: true, Grant: []string{"b-*"}}, []string{"2", "3"}},
@@ -164,8 +165,8 @@ func TestRouting(t *testing.T) {
 				got, err := p.readTexts(len(tt.want))
 				done <- result{got, err}
 			}()
-			h.Publish([]*Message{msg("a", "1"), msg("b-1", "2"), msg("b-12", "3")})
-			h.Publish([]*Message{msg("\x00", "null"), msg("a", "4"), msg("", "5e"), msg("c", "5")})
+			h.Publish([]*message.Message{msg("a", "1"), msg("b-1", "2"), msg("b-12", "3")})
+			h.Publish([]*message.Message{msg("\x00", "null"), msg("a", "4"), msg("", "5e"), msg("c", "5")})
 			r := <-done
 			got := r.got
 			if r.err != nil {
@@ -180,16 +181,16 @@ func TestRouting(t *testing.T) {
 
 func TestWants(t *testing.T) {
 	h := New(Config{PingInterval: -1})
-	if w := h.Wants(); w[ShapePlain] || w[ShapeEnvelope] {
+	if w := h.Wants(); w[message.ShapePlain] || w[message.ShapeEnvelope] {
 		t.Fatalf("empty hub wants %v", w)
 	}
-	p := addPeer(t, h, Subscription{All: true, Shape: ShapeEnvelope})
-	if w := h.Wants(); w[ShapePlain] || !w[ShapeEnvelope] {
+	p := addPeer(t, h, Subscription{All: true, Shape: message.ShapeEnvelope})
+	if w := h.Wants(); w[message.ShapePlain] || !w[message.ShapeEnvelope] {
 		t.Fatalf("wants %v, want envelope only", w)
 	}
 	p.client.Abort(ReasonClientClosed)
 	<-p.closed
-	if w := h.Wants(); w[ShapeEnvelope] {
+	if w := h.Wants(); w[message.ShapeEnvelope] {
 		t.Fatalf("wants %v after the client left", w)
 	}
 }
@@ -204,7 +205,7 @@ func TestSlowClientClosedOthersServed(t *testing.T) {
 	// only the slow one falls behind.
 	for i := range 500 {
 		want := fmt.Sprintf(`{"i":%d}`, i)
-		h.Publish([]*Message{msg("k", want)})
+		h.Publish([]*message.Message{msg("k", want)})
 		if got := fast.texts(t, 1)[0]; got != want {
 			t.Fatalf("frame %d = %s, want %s", i, got, want)
 		}
@@ -242,7 +243,7 @@ func TestWriteTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := New(Config{WriteTimeout: 5 * time.Second, PingInterval: -1})
 		p := addPeer(t, h, Subscription{All: true})
-		h.Publish([]*Message{msg("k", "1")})
+		h.Publish([]*message.Message{msg("k", "1")})
 		<-p.closed
 		if got := h.Stats().Closes[ReasonWriteTimeout]; got != 1 {
 			t.Fatalf("write_timeout closes = %d, want 1", got)
@@ -301,7 +302,7 @@ func TestShutdownSendsGoingAwayAfterQueued(t *testing.T) {
 			}
 		}
 	})
-	h.Publish([]*Message{msg("k", "1"), msg("k", "2")})
+	h.Publish([]*message.Message{msg("k", "1"), msg("k", "2")})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	shut := make(chan error)
@@ -349,10 +350,10 @@ func TestBatchesGrowOnlyWithBacklog(t *testing.T) {
 		h := New(Config{PingInterval: -1})
 		p := addPeer(t, h, Subscription{All: true})
 		start := time.Now()
-		h.Publish([]*Message{msg("k", "1")}) // the pipe blocks the writer until read
+		h.Publish([]*message.Message{msg("k", "1")}) // the pipe blocks the writer until read
 		synctest.Wait()
-		h.Publish([]*Message{msg("k", "2")})
-		h.Publish([]*Message{msg("k", "3")})
+		h.Publish([]*message.Message{msg("k", "2")})
+		h.Publish([]*message.Message{msg("k", "3")})
 		if got := p.texts(t, 3); fmt.Sprint(got) != "[1 2 3]" || time.Since(start) != 0 {
 			t.Fatalf("got %q after %v, want [1 2 3] at once", got, time.Since(start))
 		}
@@ -371,7 +372,7 @@ func TestAttachDeliversWhatWasQueued(t *testing.T) {
 	h := New(Config{PingInterval: -1})
 	closed := make(chan struct{})
 	c := add(h, nil, Subscription{All: true}, func() { close(closed) })
-	h.Publish([]*Message{msg("k", "1"), msg("k", "2")})
+	h.Publish([]*message.Message{msg("k", "1"), msg("k", "2")})
 	srv, cli := net.Pipe()
 	defer cli.Close()
 	c.Attach(srv)
@@ -387,7 +388,7 @@ func TestAttachDeliversWhatWasQueued(t *testing.T) {
 func TestAbortBeforeAttach(t *testing.T) {
 	h := New(Config{PingInterval: -1})
 	c := add(h, nil, Subscription{All: true}, nil)
-	h.Publish([]*Message{msg("k", "1")})
+	h.Publish([]*message.Message{msg("k", "1")})
 	c.Abort(ReasonHandshake)
 	if s := h.Stats(); s.Clients != 0 || s.Closes[ReasonHandshake] != 1 {
 		t.Fatalf("stats %+v", s)
@@ -405,7 +406,7 @@ func TestOversizedFrameSkipped(t *testing.T) {
 	h := New(Config{PingInterval: -1, MaxQueueBytes: 200, Logger: slog.New(slog.DiscardHandler)})
 	p := addPeer(t, h, Subscription{All: true})
 	big := msg("k", fmt.Sprintf("%q", make([]byte, 300)))
-	h.Publish([]*Message{big, msg("k", "after")})
+	h.Publish([]*message.Message{big, msg("k", "after")})
 	if got := p.texts(t, 1); got[0] != "after" {
 		t.Fatalf("got %q", got)
 	}
@@ -433,8 +434,8 @@ func TestPeerCloseBeforeOurCloseFrameIsAnswered(t *testing.T) {
 			p := addPeer(t, h, Subscription{All: true})
 			// The peer does not read yet: the writer blocks on the pipe with
 			// "1", so the close frame waits behind it.
-			h.Publish([]*Message{msg("k", "1")})
-			h.Publish([]*Message{msg("k", "2")})
+			h.Publish([]*message.Message{msg("k", "1")})
+			h.Publish([]*message.Message{msg("k", "2")})
 			p.client.Close(tt.code, tt.reason, tt.why)
 			p.client.PeerClosed(ReasonClientClosed) // the peer's close frame, read meanwhile
 			var frames []frame
@@ -555,7 +556,7 @@ func TestAddWhileShutdownWaits(t *testing.T) {
 func TestIdleClientHoldsNoArrays(t *testing.T) {
 	h := New(Config{PingInterval: -1})
 	p := addPeer(t, h, Subscription{All: true})
-	msgs := make([]*Message, 100)
+	msgs := make([]*message.Message, 100)
 	for i := range msgs {
 		msgs[i] = msg("k", fmt.Sprint(i))
 	}

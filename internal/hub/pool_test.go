@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -76,7 +77,7 @@ func TestPoolPartialWrites(t *testing.T) {
 		pad[i] = 'x'
 	}
 	for i := range n {
-		h.Publish([]*Message{{Frames: [NumShapes][]byte{wsframe.Text(fmt.Appendf(nil, `{"i":%d,"p":"%s"}`, i, pad))}}})
+		h.Publish([]*message.Message{{Frames: [message.NumShapes][]byte{wsframe.Text(fmt.Appendf(nil, `{"i":%d,"p":"%s"}`, i, pad))}}})
 	}
 	r := bufio.NewReader(cli)
 	_ = cli.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -133,9 +134,9 @@ func TestPoolPartialWritesShared(t *testing.T) {
 		t.Fatal("a TCP client has no raw connection: the pool is not used")
 	}
 	b := h.AddClient(nil, ClientOptions{Sub: Subscription{All: true}})
-	msgs := make([]*Message, n)
+	msgs := make([]*message.Message, n)
 	for i := range msgs {
-		msgs[i] = &Message{Frames: [NumShapes][]byte{wsframe.Text([]byte(payload(i)))}}
+		msgs[i] = &message.Message{Frames: [message.NumShapes][]byte{wsframe.Text([]byte(payload(i)))}}
 	}
 	h.Publish(msgs)
 	shared := func(c *Client) bool {
@@ -170,7 +171,7 @@ func TestPoolStopHandsOverQueuedClients(t *testing.T) {
 	h.pool.mu.Unlock()
 	srv, cli := tcpPair(t)
 	c := add(h, srv, Subscription{All: true}, nil)
-	h.Publish([]*Message{msg("k", "1"), msg("k", "2")})
+	h.Publish([]*message.Message{msg("k", "1"), msg("k", "2")})
 	c.mu.Lock()
 	state := c.state
 	c.mu.Unlock()

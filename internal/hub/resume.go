@@ -1,6 +1,10 @@
 package hub
 
-import "context"
+import (
+	"context"
+
+	"github.com/wsdest/wsdest/internal/message"
+)
 
 // This file is the hub's side of clients that start from a position (the
 // history package drives it). Such a client is added with
@@ -16,7 +20,7 @@ import "context"
 // live messages, but Push itself never closes the client: the caller
 // paces itself with WaitBacklog. It reports false when the client is
 // closing.
-func (c *Client) Push(msgs []*Message) bool {
+func (c *Client) Push(msgs []*message.Message) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
@@ -40,7 +44,7 @@ func (c *Client) Push(msgs []*Message) bool {
 // Cost is what m adds to the client's backlog (and its queue bound) when
 // pushed: its frame's bytes plus a fixed cost per message; 0 for a
 // message that has no frame for the client's shape.
-func (c *Client) Cost(m *Message) int {
+func (c *Client) Cost(m *message.Message) int {
 	f := m.Frames[c.shape]
 	if f == nil {
 		return 0

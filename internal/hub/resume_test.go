@@ -10,14 +10,15 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // rec returns a message of partition 0 at offset off, one row.
-func rec(off int64) *Message {
+func rec(off int64) *message.Message {
 	p := strconv.FormatInt(off, 10)
-	return &Message{Offset: off, Rows: 1, Key: []byte("k"),
-		Frames: [NumShapes][]byte{wsframe.Text([]byte(p)), wsframe.Text([]byte(p))}}
+	return &message.Message{Offset: off, Rows: 1, Key: []byte("k"),
+		Frames: [message.NumShapes][]byte{wsframe.Text([]byte(p)), wsframe.Text([]byte(p))}}
 }
 
 // A parked client gets what is pushed but no live message; once joined,
@@ -30,18 +31,18 @@ func TestParkPushJoin(t *testing.T) {
 	p.client = h.AddClient(srv, ClientOptions{Sub: Subscription{All: true}, OnClosed: func() { close(p.closed) }, Park: true})
 	c := p.client
 
-	h.Publish([]*Message{rec(5)}) // parked: not queued
-	if !c.Push([]*Message{rec(1), rec(2)}) {
+	h.Publish([]*message.Message{rec(5)}) // parked: not queued
+	if !c.Push([]*message.Message{rec(1), rec(2)}) {
 		t.Fatal("Push refused")
 	}
 	if got := p.texts(t, 2); got[0] != "1" || got[1] != "2" {
 		t.Fatalf("pushed: %q", got)
 	}
-	c.Push([]*Message{rec(3)})
+	c.Push([]*message.Message{rec(3)})
 	if !c.Join() {
 		t.Fatal("Join refused")
 	}
-	h.Publish([]*Message{rec(4)})
+	h.Publish([]*message.Message{rec(4)})
 	if got := p.texts(t, 2); got[0] != "3" || got[1] != "4" {
 		t.Fatalf("after join: %q", got)
 	}
@@ -56,7 +57,7 @@ func TestWaitBacklog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := New(Config{PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 		c := h.AddClient(nil, ClientOptions{Sub: Subscription{All: true}, Park: true})
-		c.Push([]*Message{rec(1), rec(2)})
+		c.Push([]*message.Message{rec(1), rec(2)})
 		done := make(chan int)
 		go func() {
 			q, ok := c.WaitBacklog(t.Context(), 0)
@@ -77,7 +78,7 @@ func TestWaitBacklog(t *testing.T) {
 			t.Fatalf("returned %d, want 0 once written", q)
 		}
 		d := h.AddClient(nil, ClientOptions{Sub: Subscription{All: true}, Park: true})
-		d.Push([]*Message{rec(3)})
+		d.Push([]*message.Message{rec(3)})
 		go func() {
 			_, ok := d.WaitBacklog(t.Context(), 0)
 			done <- map[bool]int{true: 1, false: -1}[ok]
@@ -94,12 +95,12 @@ func TestWaitBacklog(t *testing.T) {
 // whatever its subscription.
 func TestNoticeToEveryone(t *testing.T) {
 	h := New(Config{PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
-	n := &Message{Partition: -1}
-	n.Frames[ShapeEnvelope] = wsframe.Text([]byte(`{"notice":"reset"}`))
+	n := &message.Message{Partition: -1}
+	n.Frames[message.ShapeEnvelope] = wsframe.Text([]byte(`{"notice":"reset"}`))
 	for _, sub := range []Subscription{{All: true}, {Keys: []string{"k"}}, {Keys: []string{"k*"}}} {
-		sub.Shape = ShapeEnvelope
+		sub.Shape = message.ShapeEnvelope
 		p := addPeer(t, h, sub)
-		h.Publish([]*Message{n, rec(1)})
+		h.Publish([]*message.Message{n, rec(1)})
 		if got := p.texts(t, 2); got[0] != `{"notice":"reset"}` || got[1] != "1" {
 			t.Fatalf("%+v: got %q", sub, got)
 		}
@@ -112,7 +113,7 @@ func TestSSEHeartbeat(t *testing.T) {
 	h := New(Config{PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 	srv, cli := net.Pipe()
 	t.Cleanup(func() { cli.Close() })
-	h.AddClient(srv, ClientOptions{Sub: Subscription{All: true, Shape: ShapeSSEPlain}, Transport: SSE{}})
+	h.AddClient(srv, ClientOptions{Sub: Subscription{All: true, Shape: message.ShapeSSEPlain}, Transport: SSE{}})
 	ws := addPeer(t, h, Subscription{All: true})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -123,7 +124,7 @@ func TestSSEHeartbeat(t *testing.T) {
 		t.Fatalf("read %q, %v; want the heartbeat", buf, err)
 	}
 	cancel()
-	h.Publish([]*Message{rec(1)}) // the WebSocket client's first frame is data, not a ping
+	h.Publish([]*message.Message{rec(1)}) // the WebSocket client's first frame is data, not a ping
 	if got := ws.texts(t, 1); got[0] != "1" {
 		t.Fatalf("websocket client got %q", got)
 	}
@@ -142,7 +143,7 @@ func TestParkedClientClosedAtOnce(t *testing.T) {
 	if err != nil || f.op != wsframe.OpClose || len(f.payload) < 2 || uint16(f.payload[0])<<8|uint16(f.payload[1]) != wsframe.CloseInternalError {
 		t.Fatalf("read %+v, %v; want a 1011 close frame", f, err)
 	}
-	if c.Push([]*Message{rec(1)}) || c.Join() {
+	if c.Push([]*message.Message{rec(1)}) || c.Join() {
 		t.Fatal("a closing client took a Push or a Join")
 	}
 }

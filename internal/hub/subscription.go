@@ -1,6 +1,10 @@
 package hub
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/wsdest/wsdest/internal/message"
+)
 
 // Subscription says which records a client receives and in which shape.
 //
@@ -14,7 +18,7 @@ type Subscription struct {
 	// one byte). The pattern "*" alone is the same as All.
 	Keys []string
 	// Shape is the form of the frames the client receives.
-	Shape Shape
+	Shape message.Shape
 	// Grant, when not nil, lists the keys the client's credential may read
 	// (exact keys or patterns, as Keys); nil grants every key. A non-nil
 	// empty Grant grants nothing, and a restricted grant never covers a

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/wsdest/wsdest/internal/message"
 )
 
 // This file is the client's writer: one state machine, driven from one
@@ -104,8 +106,8 @@ type Client struct {
 	// Set by the reader (the poller's goroutine), read by the pinger.
 	lastRead atomic.Int64 // unix ns of the last read from the peer
 
-	shape Shape       // set by Add, read-only afterwards (here to pack the struct)
-	torn  atomic.Bool // teardown has run
+	shape message.Shape // set by AddClient, read-only afterwards (here to pack the struct)
+	torn  atomic.Bool   // teardown has run
 
 	// Guarded by mu: shared by the publisher, the control senders (pinger,
 	// reader) and the writer.
@@ -122,16 +124,16 @@ type Client struct {
 	// large Publish's (Client.enqueue): never written to, cleared or
 	// recycled.
 	shared  bool
-	pingSec uint32          // the second (unix) pings are counted in
-	pings   uint32          // pings received in pingSec
-	conn    Conn            // set once, by Add or Attach, before any writer starts
-	raw     syscall.RawConn // conn's socket for non-blocking writes; nil for other conns
-	queue   []*Message      // data waiting, in order, after backlog
+	pingSec uint32             // the second (unix) pings are counted in
+	pings   uint32             // pings received in pingSec
+	conn    Conn               // set once, by Add or Attach, before any writer starts
+	raw     syscall.RawConn    // conn's socket for non-blocking writes; nil for other conns
+	queue   []*message.Message // data waiting, in order, after backlog
 	// backlog is a queue longer than maxBatch that the writer took over,
 	// or a large Publish's copy shared with other clients (shared): it
 	// writes it maxBatch entries a turn, before queue.
-	backlog []*Message
-	spare   []*Message // the writer's emptied batch, reused as the next queue
+	backlog []*message.Message
+	spare   []*message.Message // the writer's emptied batch, reused as the next queue
 	// queued is the cost of queue and backlog against MaxQueueBytes:
 	// frame bytes plus entryCost per entry.
 	queued int
@@ -182,11 +184,11 @@ func (c *Client) dispatchLocked() {
 // batch is what one write sends: control frames, data, and maybe the
 // close frame.
 type batch struct {
-	frames [][]byte   // the byte slices to write, in order
-	msgs   []*Message // the data messages among them, for stats and recycling
-	final  bool       // the close frame is the last of frames
-	chunk  bool       // msgs is a piece of a backlog: not reused as a queue array
-	shared bool       // msgs is a piece of a shared backlog: not cleared either
+	frames [][]byte           // the byte slices to write, in order
+	msgs   []*message.Message // the data messages among them, for stats and recycling
+	final  bool               // the close frame is the last of frames
+	chunk  bool               // msgs is a piece of a backlog: not reused as a queue array
+	shared bool               // msgs is a piece of a shared backlog: not cleared either
 	// deflate says the data frames must be swapped for their compressed
 	// forms (deflateFrames) before the write.
 	deflate bool

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wsdest/wsdest/internal/wsframe"
 
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/testlog"
 )
 
@@ -67,8 +68,8 @@ func (r *recConn) count() int {
 	return len(r.writes)
 }
 
-func sseMsg(payload string) *Message {
-	return &Message{Offset: msgOffset.Add(1), Frames: [NumShapes][]byte{[]byte("data: " + payload + "\n\n")}}
+func sseMsg(payload string) *message.Message {
+	return &message.Message{Offset: msgOffset.Add(1), Frames: [message.NumShapes][]byte{[]byte("data: " + payload + "\n\n")}}
 }
 
 // A client of another transport gets its data, its own keepalive, no ping
@@ -83,7 +84,7 @@ func TestTransportSSELike(t *testing.T) {
 		conn := newRecConn()
 		closed := make(chan struct{})
 		c := h.AddClient(conn, ClientOptions{Sub: Subscription{All: true}, Transport: sseLike{}, OnClosed: func() { close(closed) }})
-		h.Publish([]*Message{sseMsg("1"), sseMsg("2")})
+		h.Publish([]*message.Message{sseMsg("1"), sseMsg("2")})
 		time.Sleep(3500 * time.Millisecond) // three keepalives; no ping timeout
 		synctest.Wait()
 		if got, want := conn.all(), "data: 1\n\ndata: 2\n\n:\n\n:\n\n:\n\n"; got != want {
@@ -107,7 +108,7 @@ func TestGenericConnOneWritePerBatch(t *testing.T) {
 		h := New(Config{PingInterval: -1})
 		conn := newRecConn()
 		add(h, conn, Subscription{All: true}, nil)
-		msgs := make([]*Message, 50)
+		msgs := make([]*message.Message, 50)
 		for i := range msgs {
 			msgs[i] = msg("k", fmt.Sprint(i))
 		}
@@ -186,10 +187,10 @@ func TestAddBetweenWantsAndPublish(t *testing.T) {
 		add(h, before, Subscription{All: true}, nil)
 		h.Wants()
 		late := newRecConn()
-		add(h, late, Subscription{All: true, Shape: ShapeEnvelope}, nil)
-		h.Publish([]*Message{{Offset: 1, Frames: [NumShapes][]byte{[]byte("p1")}}})
+		add(h, late, Subscription{All: true, Shape: message.ShapeEnvelope}, nil)
+		h.Publish([]*message.Message{{Offset: 1, Frames: [message.NumShapes][]byte{[]byte("p1")}}})
 		h.Wants()
-		h.Publish([]*Message{{Offset: 2, Frames: [NumShapes][]byte{[]byte("p2"), []byte("e2")}}})
+		h.Publish([]*message.Message{{Offset: 2, Frames: [message.NumShapes][]byte{[]byte("p2"), []byte("e2")}}})
 		synctest.Wait()
 		if got := before.all(); got != "p1p2" {
 			t.Errorf("earlier client got %q, want p1p2", got)
@@ -216,7 +217,7 @@ func TestObserveLatencySampled(t *testing.T) {
 		}
 		for i := range 10 {
 			ts := time.Now().Add(-5 * time.Millisecond)
-			h.Publish([]*Message{{Offset: int64(i), Timestamp: UnixMilli(ts), Frames: [NumShapes][]byte{[]byte("x")}}})
+			h.Publish([]*message.Message{{Offset: int64(i), Timestamp: message.UnixMilli(ts), Frames: [message.NumShapes][]byte{[]byte("x")}}})
 			synctest.Wait()
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -261,11 +262,11 @@ func TestLargePublishShared(t *testing.T) {
 		h := New(Config{PingInterval: -1})
 		const n = 3 * maxBatch
 		var want strings.Builder
-		msgs := make([]*Message, n)
+		msgs := make([]*message.Message, n)
 		for i := range msgs {
 			p := fmt.Sprintf("%d,", i)
 			want.WriteString(p)
-			msgs[i] = &Message{Key: []byte("k"), Offset: int64(i), Rows: 1, Frames: [NumShapes][]byte{[]byte(p)}}
+			msgs[i] = &message.Message{Key: []byte("k"), Offset: int64(i), Rows: 1, Frames: [message.NumShapes][]byte{[]byte(p)}}
 		}
 		subs := map[string]Subscription{
 			"all":   {All: true},
@@ -278,12 +279,12 @@ func TestLargePublishShared(t *testing.T) {
 		for name, sub := range subs {
 			clients[name] = h.AddClient(nil, ClientOptions{Sub: sub}) // no connection yet: frames wait
 		}
-		early := &Message{Key: []byte("k"), Offset: -1, Rows: 1, Frames: [NumShapes][]byte{[]byte("early,")}}
-		clients["busy"].Push([]*Message{early})
+		early := &message.Message{Key: []byte("k"), Offset: -1, Rows: 1, Frames: [message.NumShapes][]byte{[]byte("early,")}}
+		clients["busy"].Push([]*message.Message{early})
 		h.Publish(msgs)
 		clear(msgs) // the caller may reuse its slice at once
 
-		first := func(c *Client) *Message {
+		first := func(c *Client) *message.Message {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			if !c.shared || len(c.backlog) != n {
@@ -353,7 +354,7 @@ func TestTeardownClosesOutsideTheLock(t *testing.T) {
 	<-sc.closing
 	published := make(chan struct{})
 	go func() {
-		h.Publish([]*Message{msg("k", "1")})
+		h.Publish([]*message.Message{msg("k", "1")})
 		close(published)
 	}()
 	select {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -42,7 +43,7 @@ func TestWritesCounted(t *testing.T) {
 				t.Fatal("a TCP client has no raw connection")
 			}
 			payload := bytes.Repeat([]byte("x"), tt.size)
-			h.Publish([]*Message{{Frames: [NumShapes][]byte{wsframe.Text(payload)}}})
+			h.Publish([]*message.Message{{Frames: [message.NumShapes][]byte{wsframe.Text(payload)}}})
 			if tt.blocked > 0 && !spinUntil(func() bool { return h.Stats().BlockedWrites > 0 }) {
 				t.Fatalf("the socket took the whole batch: the test did not cover the blocking rest; stats %+v", h.Stats())
 			}

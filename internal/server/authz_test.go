@@ -13,7 +13,7 @@ import (
 
 	"github.com/wsdest/wsdest/internal/auth"
 	"github.com/wsdest/wsdest/internal/e2etest"
-	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/server"
 	"github.com/wsdest/wsdest/internal/sseframe"
 )
@@ -98,9 +98,9 @@ func TestSSEOverHTTP2Grant(t *testing.T) {
 	}
 	e2etest.Eventually(t, "the SSE client added", func() bool { return h.Stats().Clients == 1 })
 	for _, k := range []string{"b-1", "a-1"} {
-		m := &hub.Message{Key: []byte(k), Rows: 1}
-		m.Frames[hub.ShapeSSEPlain] = sseframe.Event("c-"+k, []byte(`{"k":"`+k+`"}`))
-		h.Publish([]*hub.Message{m})
+		m := &message.Message{Key: []byte(k), Rows: 1}
+		m.Frames[message.ShapeSSEPlain] = sseframe.Event("c-"+k, []byte(`{"k":"`+k+`"}`))
+		h.Publish([]*message.Message{m})
 	}
 	body, err := io.ReadAll(resp.Body) // until the stream ends at exp
 	if err != nil {

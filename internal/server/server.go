@@ -41,6 +41,7 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/boolval"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/ratelog"
 	"github.com/wsdest/wsdest/internal/ready"
@@ -326,7 +327,7 @@ func ParseSubscription(path string, query map[string][]string, defEnvelope bool)
 		env = b
 	}
 	if env {
-		sub.Shape = hub.ShapeEnvelope
+		sub.Shape = message.ShapeEnvelope
 	}
 	return sub, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/wsdest/wsdest/internal/auth"
 	"github.com/wsdest/wsdest/internal/e2etest"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/ready"
 	"github.com/wsdest/wsdest/internal/server"
@@ -34,7 +35,7 @@ func TestParseSubscription(t *testing.T) {
 		envelope bool // the default shape
 		all      bool
 		keys     []string
-		shape    hub.Shape
+		shape    message.Shape
 		err      string
 	}{
 		{target: "/ws", all: true},
@@ -50,13 +51,13 @@ func TestParseSubscription(t *testing.T) {
 		{target: "/ws/a?key=b-*", keys: []string{"a", "b-*"}},
 		{target: "/ws?key=car-%3F", keys: []string{"car-?"}},
 		{target: "/ws/sp%20ace", keys: []string{"sp ace"}},
-		{target: "/ws?envelope=true", all: true, shape: hub.ShapeEnvelope},
-		{target: "/ws?envelope=1", all: true, shape: hub.ShapeEnvelope},
-		{target: "/ws?envelope=yes", all: true, shape: hub.ShapeEnvelope}, // as ENVELOPE=yes
+		{target: "/ws?envelope=true", all: true, shape: message.ShapeEnvelope},
+		{target: "/ws?envelope=1", all: true, shape: message.ShapeEnvelope},
+		{target: "/ws?envelope=yes", all: true, shape: message.ShapeEnvelope}, // as ENVELOPE=yes
 		{target: "/ws?envelope=No", envelope: true, all: true},
 		{target: "/ws?envelope=false", envelope: true, all: true},
-		{target: "/ws", envelope: true, all: true, shape: hub.ShapeEnvelope},
-		{target: "/ws?envelope=false&envelope=true", all: true, shape: hub.ShapeEnvelope},
+		{target: "/ws", envelope: true, all: true, shape: message.ShapeEnvelope},
+		{target: "/ws?envelope=false&envelope=true", all: true, shape: message.ShapeEnvelope},
 		{target: "/ws?token=x&other=y", all: true},
 		{target: "/ws?envelope=maybe", err: `envelope="maybe" is not a boolean`},
 		{target: "/ws?key=", err: "empty key= parameter"},
@@ -142,10 +143,10 @@ func newServer(t *testing.T, cfg server.Config) *fixture {
 }
 
 func (f *fixture) publish(key string, payload string) {
-	m := &hub.Message{Key: []byte(key)}
-	m.Frames[hub.ShapePlain] = wsframe.Text([]byte(payload))
-	m.Frames[hub.ShapeEnvelope] = wsframe.Text([]byte(`{"env":` + payload + `}`))
-	f.hub.Publish([]*hub.Message{m})
+	m := &message.Message{Key: []byte(key)}
+	m.Frames[message.ShapePlain] = wsframe.Text([]byte(payload))
+	m.Frames[message.ShapeEnvelope] = wsframe.Text([]byte(`{"env":` + payload + `}`))
+	f.hub.Publish([]*message.Message{m})
 }
 
 func get(t *testing.T, u string) (int, string) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 )
 
 // SSERetry is the reconnection delay wsdest asks EventSource clients for.
@@ -31,10 +32,10 @@ func sseSubscription(path string, query map[string][]string, defEnvelope bool) (
 	if err != nil {
 		return sub, err
 	}
-	if sub.Shape == hub.ShapeEnvelope {
-		sub.Shape = hub.ShapeSSEEnvelope
+	if sub.Shape == message.ShapeEnvelope {
+		sub.Shape = message.ShapeSSEEnvelope
 	} else {
-		sub.Shape = hub.ShapeSSEPlain
+		sub.Shape = message.ShapeSSEPlain
 	}
 	return sub, nil
 }

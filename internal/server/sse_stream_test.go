@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsdest/wsdest/internal/e2etest"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/server"
 	"github.com/wsdest/wsdest/internal/sseframe"
@@ -83,9 +84,9 @@ func TestSSEOverHTTP2(t *testing.T) {
 		!strings.Contains(l[0], "proto=HTTP/2.0") || !strings.Contains(l[0], "suppressed=0") {
 		t.Errorf("connect lines %q, want one for this SSE client", l)
 	}
-	m := &hub.Message{Key: []byte("k"), Rows: 1}
-	m.Frames[hub.ShapeSSEPlain] = sseframe.Event("c1", []byte(`{"a":1}`))
-	h.Publish([]*hub.Message{m})
+	m := &message.Message{Key: []byte("k"), Rows: 1}
+	m.Frames[message.ShapeSSEPlain] = sseframe.Event("c1", []byte(`{"a":1}`))
+	h.Publish([]*message.Message{m})
 	var got []string
 	for len(got) < 3 {
 		line, err := br.ReadString('\n')
@@ -117,9 +118,9 @@ func TestSSEOverHTTP2OutlivesWriteDeadlines(t *testing.T) {
 	e2etest.Eventually(t, "the SSE client added", func() bool { return h.Stats().Clients == 1 })
 	for i := range 3 {
 		time.Sleep(5 * wt) // idle for longer than both deadlines
-		m := &hub.Message{Key: []byte("k"), Rows: 1}
-		m.Frames[hub.ShapeSSEPlain] = sseframe.Event(fmt.Sprintf("c%d", i), []byte(`{}`))
-		h.Publish([]*hub.Message{m})
+		m := &message.Message{Key: []byte("k"), Rows: 1}
+		m.Frames[message.ShapeSSEPlain] = sseframe.Event(fmt.Sprintf("c%d", i), []byte(`{}`))
+		h.Publish([]*message.Message{m})
 		want := fmt.Sprintf("id: c%d\n", i)
 		for {
 			line, err := br.ReadString('\n')

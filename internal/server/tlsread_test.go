@@ -16,6 +16,7 @@ import (
 
 	"github.com/wsdest/wsdest/internal/e2etest"
 	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/server"
 	"github.com/wsdest/wsdest/internal/wsframe"
@@ -107,9 +108,9 @@ func TestTLSReadFromPoller(t *testing.T) {
 			}
 		}
 	}
-	m := &hub.Message{Key: []byte("k")}
-	m.Frames[hub.ShapePlain] = wsframe.Text([]byte(`1`))
-	h.Publish([]*hub.Message{m})
+	m := &message.Message{Key: []byte("k")}
+	m.Frames[message.ShapePlain] = wsframe.Text([]byte(`1`))
+	h.Publish([]*message.Message{m})
 	if got := c.Next(t); string(got) != "1" {
 		t.Errorf("got %s", got)
 	}

@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/wsdest/wsdest/internal/history"
-	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/kafka"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/server"
 )
 
@@ -60,9 +60,9 @@ func (s *Service) newHistory(kcfg kafka.Config, since time.Time) error {
 // (encode.EncodeKept: the plain frame, and the envelope's head instead of
 // envelope frames nobody receives now, from which the Resumer builds them
 // for a client that asks).
-func (s *Service) wants() [hub.NumShapes]bool {
+func (s *Service) wants() [message.NumShapes]bool {
 	want := s.hub.Wants()
-	want[hub.ShapePlain] = want[hub.ShapePlain] || want[hub.ShapeSSEPlain]
-	want[hub.ShapeEnvelope] = want[hub.ShapeEnvelope] || want[hub.ShapeSSEEnvelope]
+	want[message.ShapePlain] = want[message.ShapePlain] || want[message.ShapeSSEPlain]
+	want[message.ShapeEnvelope] = want[message.ShapeEnvelope] || want[message.ShapeSSEEnvelope]
 	return want
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/wsdest/wsdest/internal/history"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/kafka"
+	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/metrics"
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/ready"
@@ -296,7 +297,7 @@ func (s *Service) Run(ctx context.Context) error {
 // (with their cursors, into the history) and hands the messages to the
 // hub. It runs on the source's goroutine only.
 func (s *Service) publish() func([]*wsdest.Record) {
-	var msgs []*hub.Message
+	var msgs []*message.Message
 	return func(recs []*wsdest.Record) {
 		msgs = s.tap.Publish(msgs[:0], recs, s.wants, s.hub.Publish)
 		clear(msgs)

@@ -1,4 +1,9 @@
-package hub
+// Package message is the vocabulary that the encoder, the history, the
+// server and the hub share: the Message, one unit of fan-out with its
+// frames built once per Shape, and the Origin its cursor comes from. It
+// knows nothing of Kafka, HTTP or routing, so that each of those packages
+// can use it without importing the others.
+package message
 
 import (
 	"sync/atomic"
@@ -76,9 +81,9 @@ type Message struct {
 	Frames [NumShapes][]byte
 
 	// deflated holds, per shape, the frame compressed for clients that
-	// negotiated permessage-deflate (Hub.deflatedFrame): allocated by the
-	// first writer that needs one, nil until then, so that messages no
-	// such client receives do not carry it.
+	// negotiated permessage-deflate (Deflated): allocated by the first
+	// writer that needs one, nil until then, so that messages no such
+	// client receives do not carry it.
 	deflated atomic.Pointer[deflatedFrames]
 }
 
@@ -148,9 +153,33 @@ func (m *Message) Head() string {
 // the threshold or does not shrink.
 type deflatedFrames [NumShapes]atomic.Pointer[[]byte]
 
-// notice reports whether m is a notice (encode.Notice): a message of no
+// Deflated returns m's frame of shape s compressed for permessage-deflate:
+// deflate(m.Frames[s]) computed by whichever caller comes first, then
+// shared by every later one; built reports whether this call's result is
+// the one kept (a caller that lost the race gets the winner's bytes and
+// false). deflate returns its input when compressing does not pay. Safe
+// for concurrent use.
+func (m *Message) Deflated(s Shape, deflate func(frame []byte) []byte) (frame []byte, built bool) {
+	d := m.deflated.Load()
+	if d == nil {
+		d = new(deflatedFrames)
+		if !m.deflated.CompareAndSwap(nil, d) {
+			d = m.deflated.Load() // another writer was first
+		}
+	}
+	if p := d[s].Load(); p != nil {
+		return *p, false
+	}
+	out := deflate(m.Frames[s])
+	if !d[s].CompareAndSwap(nil, &out) {
+		return *d[s].Load(), false // another writer was first; its bytes win
+	}
+	return out, true
+}
+
+// Notice reports whether m is a notice (encode.Notice): a message of no
 // record and no partition, for every client that has a frame for it.
-func (m *Message) notice() bool { return m.Rows == 0 && m.Partition < 0 }
+func (m *Message) Notice() bool { return m.Rows == 0 && m.Partition < 0 }
 
 // Time returns Timestamp as a time.Time, the zero Time when unknown.
 func (m *Message) Time() time.Time {
