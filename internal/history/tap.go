@@ -45,10 +45,15 @@ type Tap struct {
 	log *slog.Logger
 
 	// mu is held by Publish for a whole batch, by Run for seeding the
-	// positions of partitions not yet seen, and by join. It guards pos
-	// and next.
+	// positions of partitions not yet seen, and by join. It guards pos,
+	// seeded and next.
 	mu  sync.Mutex
 	pos wsdest.Cursor
+	// seeded marks, by partition, a position taken from a listing
+	// (seedLocked) that no published record has confirmed yet: the
+	// first record there may be a topic recreated since (see
+	// encodeLocked).
+	seeded []bool
 	// next, when not nil, is closed when the batch being published or
 	// the next one is published (Tap.next).
 	next chan struct{}
@@ -134,8 +139,8 @@ func (t *Tap) waitReady(ctx context.Context) error {
 	}
 }
 
-// seedLocked sets the positions of partitions not seen yet. t.mu must be
-// held.
+// seedLocked sets the positions of partitions not seen yet, and marks
+// them seeded. t.mu must be held.
 func (t *Tap) seedLocked(offs map[int32]int64) {
 	for p, o := range offs {
 		if n, _ := t.pos.Next(p); n < 0 && o >= 0 {
@@ -143,8 +148,18 @@ func (t *Tap) seedLocked(offs map[int32]int64) {
 				t.pos.Offsets = append(t.pos.Offsets, wsdest.Unknown)
 			}
 			t.pos.Offsets[p] = o
+			for int(p) >= len(t.seeded) {
+				t.seeded = append(t.seeded, false)
+			}
+			t.seeded[p] = true
 		}
 	}
+}
+
+// seededLocked reports whether p's position is seeded (seedLocked) and
+// no record of p was published since. t.mu must be held.
+func (t *Tap) seededLocked(p int32) bool {
+	return p >= 0 && int(p) < len(t.seeded) && t.seeded[p]
 }
 
 // Publish encodes recs into dst (see encodeLocked), with the shapes want
@@ -197,10 +212,10 @@ func (t *Tap) join(f func(pub *wsdest.Cursor) bool) bool {
 // Records at offsets already published (read again after a consumer-group
 // rebalance, or after the consumer rewound) are dropped: every client has
 // them, or is past them. A topic recreated under the same name (a new
-// topic id, asked of Kafka when offsets go backwards or a partition is new
-// to the position) resets the position and the store, and its first
-// record is preceded by a reset notice for envelope and SSE clients. t.mu
-// must be held.
+// topic id, asked of Kafka when offsets go backwards, a partition is new
+// to the position, or its position is seeded) resets the position and the
+// store, and its first record is preceded by a reset notice for envelope
+// and SSE clients. t.mu must be held.
 func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [message.NumShapes]bool) []*message.Message {
 	checked := false
 	store := len(dst) // dst[store:] goes to the Store
@@ -208,11 +223,14 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 	repeats := 0
 	for _, rec := range recs {
 		old := t.pos.Delivered(rec.Partition, rec.Offset, 0)
-		// A recreated topic shows in offsets that go backwards, or in a
-		// partition of which the position has none (after a recreation,
-		// every one): the identity says which.
+		// A recreated topic shows in offsets that go backwards, in a
+		// partition of which the position has none, or in one whose
+		// position was only seeded from a listing (after a recreation,
+		// every one: the topic may have been recreated again since, and
+		// its first record be at the seeded offset): the identity says
+		// which.
 		next, _ := t.pos.Next(rec.Partition)
-		if (old || next < 0 && ready) && !checked {
+		if (old || next < 0 && ready || t.seededLocked(rec.Partition)) && !checked {
 			checked = true
 			if t.recreated() {
 				if t.cfg.Store != nil {
@@ -226,6 +244,9 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 		if old {
 			repeats++
 			continue
+		}
+		if t.seededLocked(rec.Partition) {
+			t.seeded[rec.Partition] = false // confirmed by this batch's check
 		}
 		n := len(dst)
 		if t.cfg.Store != nil {
@@ -268,6 +289,7 @@ func (t *Tap) recreated() bool {
 	t.log.Warn("history: the topic was recreated; positions and history start again", "topic", t.cfg.Reader.cfg.Topic)
 	t.cfg.Reader.forget() // before a catch-up can see the new identity
 	t.pos = wsdest.Cursor{Topic: id}
+	clear(t.seeded)
 	// The new topic is published from its start: so the position says,
 	// also of partitions of which nothing is published yet.
 	if starts, err := t.cfg.Reader.StartOffsets(ctx, false); err == nil {
