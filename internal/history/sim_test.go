@@ -39,7 +39,7 @@ var (
 	simSeeds = flag.Int("sim.seeds", 0, "number of simulation seeds to run (default: the CI count, fewer with -short)")
 	simSeed  = flag.Int64("sim.seed", -1, "run only this simulation seed, with its trace")
 	simFirst = flag.Int64("sim.first", 1, "first simulation seed")
-	simOff   = flag.String("sim.off", "recreate", "comma-separated events the simulation leaves out: slow (fetches past the poll timeout), fail (failing fetches), delete, recreate, grow (partitions added), evict (a history that evicts)")
+	simOff   = flag.String("sim.off", "", "comma-separated events the simulation leaves out: slow (fetches past the poll timeout), fail (failing fetches), delete, recreate, grow (partitions added), evict (a history that evicts)")
 )
 
 const simVerbose = false

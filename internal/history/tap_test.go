@@ -1,0 +1,114 @@
+package history
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/encode"
+	"github.com/wsdest/wsdest/internal/message"
+)
+
+// recreatableSource is a Kafka of two partitions whose every listing is
+// offset 0 and whose topic id is gen: a topic recreated, each time empty.
+type recreatableSource struct {
+	fixedSource
+	mu  sync.Mutex
+	gen byte
+}
+
+func (s *recreatableSource) identity(context.Context) (wsdest.TopicIdentity, int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return wsdest.NewTopicIdentity("t", [16]byte{1, s.gen}), 2, nil
+}
+
+func (s *recreatableSource) list(context.Context, listing, time.Time) (map[int32]int64, error) {
+	return map[int32]int64{0: 0, 1: 0}, nil
+}
+
+func (s *recreatableSource) recreate() {
+	s.mu.Lock()
+	s.gen++
+	s.mu.Unlock()
+}
+
+// The tap tells a topic recreated from its records' offsets and
+// partitions only with the identity Kafka gives, which it asks for when
+// they do not follow what it published. A partition's position seeded
+// from a listing (after a recreation, every partition's) is followed as
+// well by the first record of a topic recreated again since as by one of
+// the topic it was listed of: so that first record is checked too, and
+// a topic recreated twice within moments gets its reset notice each time.
+func TestTapNoticesEveryRecreation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// batches are published in turn, each after recreate of its own
+		// is done; resets is how many reset notices each must carry.
+		batches  [][]*wsdest.Record
+		recreate []bool
+		resets   []int
+	}{{
+		name:     "offsets go backwards",
+		batches:  [][]*wsdest.Record{recordsOf(0, 0, 1, 2), recordsOf(0, 0)},
+		recreate: []bool{false, true},
+		resets:   []int{0, 1},
+	}, {
+		name:     "again before a record of the seeded partition",
+		batches:  [][]*wsdest.Record{recordsOf(0, 0, 1, 2), recordsOf(0, 0), recordsOf(1, 0)},
+		recreate: []bool{false, true, true},
+		resets:   []int{0, 1, 1},
+	}, {
+		name:     "seeded partition confirmed by a record",
+		batches:  [][]*wsdest.Record{recordsOf(0, 0, 1, 2), recordsOf(0, 0), recordsOf(1, 0), recordsOf(1, 1)},
+		recreate: []bool{false, true, false, false},
+		resets:   []int{0, 1, 0, 0},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &recreatableSource{}
+			cfg := ReaderConfig{Topic: "t", Logger: slog.New(slog.DiscardHandler)}
+			cfg.setDefaults()
+			rd := newReader(cfg, src)
+			defer rd.Close()
+			store := NewStore(StoreConfig{})
+			tap := NewTap(TapConfig{Encoder: encode.New(encode.Options{}), Store: store, Reader: rd, Logger: cfg.Logger})
+			if err := tap.Run(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			want := func() [message.NumShapes]bool { return [message.NumShapes]bool{message.ShapeEnvelope: true} }
+			epochs := uint64(0)
+			for i, recs := range tc.batches {
+				if tc.recreate[i] {
+					src.recreate()
+				}
+				resets := 0
+				for _, m := range tap.Publish(nil, recs, want, func([]*message.Message) {}) {
+					if m.Partition < 0 {
+						resets++
+					}
+				}
+				epochs += uint64(resets)
+				if resets != tc.resets[i] || store.Epoch() != epochs {
+					t.Fatalf("batch %d: %d reset notices (store epoch %d), want %d", i, resets, store.Epoch(), tc.resets[i])
+				}
+				if id, _, _ := src.identity(t.Context()); tap.Identity() != id {
+					t.Fatalf("batch %d: the tap's identity is %v, Kafka's %v", i, tap.Identity(), id)
+				}
+			}
+		})
+	}
+}
+
+// recordsOf returns records of partition p at offsets.
+func recordsOf(p int32, offsets ...int64) []*wsdest.Record {
+	recs := records(offsets...)
+	for _, r := range recs {
+		r.Partition = p
+		r.Value = fmt.Appendf(nil, `{"p":%d,"o":%d}`, p, r.Offset)
+	}
+	return recs
+}
