@@ -62,21 +62,28 @@
 // shares the stored frames, and once live the published ones.
 //
 // A topic deleted and created again under the same name is recognised by
-// its identity (Kafka's topic id): the tap resets the Store and its
-// position and publishes a reset notice before the new topic's first
-// record to every envelope and SSE client; a catch-up that finds the
-// identity changed (the tap's, the Store's Epoch, or Kafka's after a read)
-// fails closed, and the client resuming with its old cursor gets the
-// reset notice.
+// its identity (Kafka's topic id), which the tap asks for when a record
+// does not follow what it published: its offset goes backwards, its
+// partition is new to the position, or the partition's position was only
+// seeded from a listing (at the start, and after a recreation for every
+// partition) and no record confirmed it yet, so that a topic recreated
+// again within moments is told apart even where its first record is at
+// the seeded offset. A new identity makes the tap reset the Store and its
+// position and publish a reset notice before the new topic's first record
+// to every envelope and SSE client; a catch-up that finds the identity
+// changed (the tap's, the Store's Epoch, or Kafka's after a read) fails
+// closed, and the client resuming with its old cursor gets the reset
+// notice.
 //
 // # Known limits
 //
-// A topic recreated while clients catch up is not yet held to the
-// invariant in every schedule: the simulation (sim_test.go, with
-// -sim.off= to include recreations) still finds streams that get records
-// of a topic recreated twice within moments before its reset notice, or
-// a record twice across such a recreation. Recreations are therefore left
-// out of the simulation by default.
+// Records carry no topic id: the tap asks Kafka for the identity after
+// the records were fetched, so records of the old topic fetched just
+// before a recreation and checked just after it would be taken for the
+// new topic's. The simulation (sim_test.go) does not produce that window
+// (its live consumer's fetch and the tap's check are back to back); it
+// checks topics recreated at any moment otherwise, twice within moments
+// included.
 package history
 
 import (
