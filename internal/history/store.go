@@ -62,18 +62,18 @@
 // shares the stored frames, and once live the published ones.
 //
 // A topic deleted and created again under the same name is recognised by
-// its identity (Kafka's topic id), which the tap asks for when a record
-// does not follow what it published: its offset goes backwards, its
-// partition is new to the position, or the partition's position was only
-// seeded from a listing (at the start, and after a recreation for every
-// partition) and no record confirmed it yet, so that a topic recreated
-// again within moments is told apart even where its first record is at
-// the seeded offset. A new identity makes the tap reset the Store and its
-// position and publish a reset notice before the new topic's first record
-// to every envelope and SSE client; a catch-up that finds the identity
-// changed (the tap's, the Store's Epoch, or Kafka's after a read) fails
-// closed, and the client resuming with its old cursor gets the reset
-// notice.
+// its identity (Kafka's topic id), which the tap asks for, before it
+// takes its lock, when a record does not follow what it published: its
+// offset goes backwards, its partition is new to the position, or the
+// partition's position was only seeded from a listing (at the start, and
+// after a recreation for every partition) and no record confirmed it yet,
+// so that a topic recreated again within moments is told apart even where
+// its first record is at the seeded offset. A new identity makes the tap
+// reset the Store and its position and publish a reset notice before the
+// new topic's first record to every envelope and SSE client; a catch-up
+// that finds the identity changed (the tap's, the Store's Epoch, or
+// Kafka's after a read) fails closed, and the client resuming with its
+// old cursor gets the reset notice.
 //
 // # Known limits
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,8 +39,9 @@ type TapConfig struct {
 // batch with the publish position (so that every message carries its
 // cursor), appends the new messages to the Store, and hands them to the
 // hub, all under one lock, so that a catch-up can join the live stream
-// between two batches (join). Publish is called by the publishing
-// goroutine only; the other methods are safe for concurrent use.
+// between two batches (join); what a batch asks Kafka (ask) is asked
+// before the lock is taken. Publish is called by the publishing goroutine
+// only; the other methods are safe for concurrent use.
 type Tap struct {
 	cfg TapConfig
 	log *slog.Logger
@@ -164,12 +166,15 @@ func (t *Tap) seededLocked(p int32) bool {
 
 // Publish encodes recs into dst (see encodeLocked), with the shapes want
 // returns, and hands the messages to publish (Hub.Publish), holding the
-// tap's lock throughout: a catch-up joins the live stream between two
-// batches (join). Call it from the publishing goroutine only.
+// tap's lock throughout (but for what it asks Kafka first, ask): a
+// catch-up joins the live stream between two batches (join). Call it from
+// the publishing goroutine only.
 func (t *Tap) Publish(dst []*message.Message, recs []*wsdest.Record, want func() [message.NumShapes]bool, publish func([]*message.Message)) []*message.Message {
+	ready := t.Ready()
+	kafka := t.ask(recs, ready)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	dst = t.encodeLocked(dst, recs, want())
+	dst = t.encodeLocked(dst, recs, want(), ready, kafka)
 	publish(dst)
 	t.publishedLocked()
 	return dst
@@ -213,26 +218,19 @@ func (t *Tap) join(f func(pub *wsdest.Cursor) bool) bool {
 // rebalance, or after the consumer rewound) are dropped: every client has
 // them, or is past them. A topic recreated under the same name (a new
 // topic id, asked of Kafka when offsets go backwards, a partition is new
-// to the position, or its position is seeded) resets the position and the
-// store, and its first record is preceded by a reset notice for envelope
-// and SSE clients. t.mu must be held.
-func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [message.NumShapes]bool) []*message.Message {
+// to the position, or its position is seeded: see suspectLocked; kafka
+// is what ask learnt of it) resets the position and the store, and its
+// first record is preceded by a reset notice for envelope and SSE
+// clients. t.mu must be held.
+func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [message.NumShapes]bool, ready bool, kafka identityCheck) []*message.Message {
 	checked := false
 	store := len(dst) // dst[store:] goes to the Store
-	ready := t.Ready()
 	repeats := 0
 	for _, rec := range recs {
 		old := t.pos.Delivered(rec.Partition, rec.Offset, 0)
-		// A recreated topic shows in offsets that go backwards, in a
-		// partition of which the position has none, or in one whose
-		// position was only seeded from a listing (after a recreation,
-		// every one: the topic may have been recreated again since, and
-		// its first record be at the seeded offset): the identity says
-		// which.
-		next, _ := t.pos.Next(rec.Partition)
-		if (old || next < 0 && ready || t.seededLocked(rec.Partition)) && !checked {
+		if !checked && t.suspectLocked(rec, ready) {
 			checked = true
-			if t.recreated() {
+			if t.recreatedLocked(kafka) {
 				if t.cfg.Store != nil {
 					t.cfg.Store.Reset()
 				}
@@ -245,8 +243,8 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 			repeats++
 			continue
 		}
-		if t.seededLocked(rec.Partition) {
-			t.seeded[rec.Partition] = false // confirmed by this batch's check
+		if kafka.asked && t.seededLocked(rec.Partition) {
+			t.seeded[rec.Partition] = false // confirmed by this batch's identity
 		}
 		n := len(dst)
 		if t.cfg.Store != nil {
@@ -277,23 +275,72 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 	return dst
 }
 
-// recreated asks Kafka for the topic's id and, if it changed, resets the
-// position to the new topic's start and reports true. t.mu must be held.
-func (t *Tap) recreated() bool {
+// suspectLocked reports whether rec may be of a topic recreated since
+// the position was set: its offset goes backwards, its partition is new
+// to the position (once the identity is known: ready), or the
+// partition's position was only seeded from a listing (after a
+// recreation, every one: the topic may have been recreated again since,
+// and its first record be at the seeded offset). Only the topic's
+// identity tells. t.mu must be held.
+func (t *Tap) suspectLocked(rec *wsdest.Record, ready bool) bool {
+	next, _ := t.pos.Next(rec.Partition)
+	return next < 0 && ready || t.seededLocked(rec.Partition) || t.pos.Delivered(rec.Partition, rec.Offset, 0)
+}
+
+// identityCheck is what ask learnt of Kafka for a batch.
+type identityCheck struct {
+	// asked: a record of the batch was suspect, and Kafka was asked.
+	asked bool
+	// id is the topic's identity, when Kafka answered one other than the
+	// tap's; zero otherwise.
+	id wsdest.TopicIdentity
+	// starts are the new topic's start offsets, when id is set and Kafka
+	// listed them.
+	starts map[int32]int64
+}
+
+// ask asks Kafka for the topic's identity, and for a new one its start
+// offsets, when a record of recs is suspect (suspectLocked), without
+// holding the tap's lock over the requests: publishing and joining
+// catch-ups go on meanwhile. Only the publishing goroutine moves the
+// position, and Run only before ready, so what ask saw still holds when
+// encodeLocked takes the lock, but for partitions Run seeds meanwhile
+// (recreatedLocked checks the identity again, and a seeded partition
+// stays suspect until a batch that asked).
+func (t *Tap) ask(recs []*wsdest.Record, ready bool) (c identityCheck) {
+	t.mu.Lock()
+	topic := t.pos.Topic
+	suspect := slices.ContainsFunc(recs, func(rec *wsdest.Record) bool { return t.suspectLocked(rec, ready) })
+	t.mu.Unlock()
+	if !suspect {
+		return c
+	}
+	c.asked = true
 	ctx, cancel := context.WithTimeout(context.Background(), identityTimeout)
 	defer cancel()
 	id, _, err := t.cfg.Reader.Identity(ctx)
-	if err != nil || id == t.pos.Topic || id.ID == ([8]byte{}) {
+	if err != nil || id == topic || id.ID == ([8]byte{}) {
+		return c
+	}
+	c.id = id
+	if starts, err := t.cfg.Reader.StartOffsets(ctx, false); err == nil {
+		c.starts = starts
+	}
+	return c
+}
+
+// recreatedLocked reports whether kafka says the topic was recreated and,
+// if so, resets the position to the new topic's start. t.mu must be held.
+func (t *Tap) recreatedLocked(kafka identityCheck) bool {
+	if kafka.id.ID == ([8]byte{}) || kafka.id == t.pos.Topic {
 		return false
 	}
 	t.log.Warn("history: the topic was recreated; positions and history start again", "topic", t.cfg.Reader.cfg.Topic)
 	t.cfg.Reader.forget() // before a catch-up can see the new identity
-	t.pos = wsdest.Cursor{Topic: id}
+	t.pos = wsdest.Cursor{Topic: kafka.id}
 	clear(t.seeded)
 	// The new topic is published from its start: so the position says,
 	// also of partitions of which nothing is published yet.
-	if starts, err := t.cfg.Reader.StartOffsets(ctx, false); err == nil {
-		t.seedLocked(starts)
-	}
+	t.seedLocked(kafka.starts)
 	return true
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/wsdest/wsdest"
@@ -15,13 +16,21 @@ import (
 
 // recreatableSource is a Kafka of two partitions whose every listing is
 // offset 0 and whose topic id is gen: a topic recreated, each time empty.
+// While hold is set, identity requests wait for it to close.
 type recreatableSource struct {
 	fixedSource
-	mu  sync.Mutex
-	gen byte
+	mu   sync.Mutex
+	gen  byte
+	hold chan struct{}
 }
 
 func (s *recreatableSource) identity(context.Context) (wsdest.TopicIdentity, int, error) {
+	s.mu.Lock()
+	hold := s.hold
+	s.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return wsdest.NewTopicIdentity("t", [16]byte{1, s.gen}), 2, nil
@@ -101,6 +110,47 @@ func TestTapNoticesEveryRecreation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The identity request a batch needs is made before the tap takes its
+// lock: while Kafka is slow to answer it, catch-ups can still join the
+// live stream (Tap.join) and wait for the next batch.
+func TestTapAsksKafkaOutsideItsLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &recreatableSource{}
+		cfg := ReaderConfig{Topic: "t", Logger: slog.New(slog.DiscardHandler)}
+		cfg.setDefaults()
+		rd := newReader(cfg, src)
+		defer rd.Close()
+		tap := NewTap(TapConfig{Encoder: encode.New(encode.Options{}), Store: NewStore(StoreConfig{}), Reader: rd, Logger: cfg.Logger})
+		if err := tap.Run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		want := func() [message.NumShapes]bool { return [message.NumShapes]bool{message.ShapeEnvelope: true} }
+		tap.Publish(nil, recordsOf(0, 0, 1, 2), want, func([]*message.Message) {})
+
+		hold := make(chan struct{})
+		src.mu.Lock()
+		src.hold = hold
+		src.mu.Unlock()
+		published := make(chan struct{})
+		go func() {
+			defer close(published)
+			tap.Publish(nil, recordsOf(0, 0), want, func([]*message.Message) {}) // backwards: asks Kafka
+		}()
+		synctest.Wait() // the publisher waits for Kafka's answer
+		if !tap.mu.TryLock() {
+			t.Fatal("the tap's lock is held while Kafka is asked: no catch-up can join meanwhile")
+		}
+		tap.mu.Unlock()
+		select {
+		case <-published:
+			t.Fatal("the batch was published before Kafka answered")
+		default:
+		}
+		close(hold)
+		<-published
+	})
 }
 
 // recordsOf returns records of partition p at offsets.
