@@ -10,8 +10,10 @@ import (
 // clients are told {"notice":"unavailable","reason":"broker_unreachable"}
 // once /readyz reports it, a client that connects meanwhile is told at
 // once, and when the broker is back every one of them is told
-// {"notice":"available"} before the records that follow. Plain clients get
-// the records only.
+// {"notice":"available"} before the records that follow (the broker comes
+// back with the topic under a new id: envelope clients are told
+// {"notice":"reset"} before its first record). Plain clients get the
+// records only.
 func TestUnavailableNotice(t *testing.T) {
 	t.Parallel()
 	b, _, s := start(t, 2, nil)
@@ -66,8 +68,11 @@ func TestUnavailableNotice(t *testing.T) {
 		c.ExpectQuiet(t)
 	}
 	for _, c := range []*e2etest.Client{env, envKey, late} {
+		if m := decodeEnv(t, c.Next(t)); m.Notice != "reset" || m.Reason != "topic_recreated" {
+			t.Fatalf("envelope client got %+v after the notice, want the reset notice of the new topic", m)
+		}
 		if m := decodeEnv(t, c.Next(t)); m.Notice != "" || string(m.Value) != `{"after":1}` {
-			t.Fatalf("envelope client got %+v after the notice, want the record", m)
+			t.Fatalf("envelope client got %+v after the reset notice, want the record", m)
 		}
 		c.ExpectQuiet(t)
 	}
