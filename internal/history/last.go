@@ -175,15 +175,7 @@ func (j *job) lastFromKafka(ctx context.Context, p int32, start, hi int64, need 
 // cursor (last re-frames them).
 func (j *job) encodeLast(dst []*message.Message, rec *wsdest.Record) []*message.Message {
 	var tmp wsdest.Cursor
-	k := len(dst)
-	dst = j.r.cfg.Encoder.EncodeAt(dst, rec, j.want, &tmp)
-	kept := dst[:k]
-	for _, m := range dst[k:] {
-		if m.Frames[j.shape] != nil {
-			kept = append(kept, m)
-		}
-	}
-	return kept
+	return j.encodeRecord(dst, rec, &tmp)
 }
 
 // ordered drops from msgs, one partition's, every message not after the

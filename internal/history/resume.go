@@ -442,17 +442,24 @@ func (j *job) encode(recs []*wsdest.Record) []*message.Message {
 			cur.Advance(rec.Partition, rec.Offset, 0, 1)
 			continue
 		}
-		n := len(out)
-		out = j.r.cfg.Encoder.EncodeAt(out, rec, j.want, &cur)
-		kept := out[:n]
-		for _, m := range out[n:] {
-			if m.Frames[j.shape] != nil {
-				kept = append(kept, m)
-			}
-		}
-		out = kept
+		out = j.encodeRecord(out, rec, &cur)
 	}
 	return out
+}
+
+// encodeRecord appends the messages of rec that have a frame of this
+// client's shape (a value that is not JSON has no plain frame), encoded
+// at cur.
+func (j *job) encodeRecord(dst []*message.Message, rec *wsdest.Record, cur *wsdest.Cursor) []*message.Message {
+	n := len(dst)
+	dst = j.r.cfg.Encoder.EncodeAt(dst, rec, j.want, cur)
+	kept := dst[:n]
+	for _, m := range dst[n:] {
+		if m.Frames[j.shape] != nil {
+			kept = append(kept, m)
+		}
+	}
+	return kept
 }
 
 // origin says where the messages given to advance come from.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -159,16 +158,7 @@ func TestLiveClientsToldOfRecreatedTopic(t *testing.T) {
 		sse.Next(t)
 	}
 
-	adm := kadm.NewClient(p.Client())
-	ctx, cancel := e2etest.Context(t)
-	defer cancel()
-	if _, err := adm.DeleteTopic(ctx, b.Topic()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, b.Topic()); err != nil {
-		t.Fatal(err)
-	}
-	p = e2etest.NewProducer(t, b) // one that never knew the old topic's id
+	p = recreateTopic(t, b, p)
 	// Records until wsdest follows the new topic.
 	stop := make(chan struct{})
 	done := make(chan struct{})

@@ -265,16 +265,9 @@ func TestResumeRecreatedTopic(t *testing.T) {
 	produceN(p, 0, 5, time.Time{})
 	cursor := readEnv(t, a, 5)[4].Cursor
 
-	adm := kadm.NewClient(p.Client())
+	p = recreateTopic(t, b, p)
 	ctx, cancel := e2etest.Context(t)
 	defer cancel()
-	if _, err := adm.DeleteTopic(ctx, b.Topic()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, b.Topic()); err != nil {
-		t.Fatal(err)
-	}
-	p = e2etest.NewProducer(t, b) // one that never knew the old topic's id
 	// The live client sees the new topic's records once wsdest follows it.
 	e2etest.Eventually(t, "the recreated topic's first record", func() bool {
 		produceN(p, 100, 101, time.Time{})
@@ -292,6 +285,22 @@ func TestResumeRecreatedTopic(t *testing.T) {
 	if m.Offset != 0 || m.value(t) != 100 {
 		t.Fatalf("first record after the reset %s, want offset 0 of the new topic", m.raw)
 	}
+}
+
+// recreateTopic deletes b's topic and creates it again with one
+// partition, and returns a producer that never knew the old topic's id.
+func recreateTopic(t *testing.T, b *e2etest.Broker, p *e2etest.Producer) *e2etest.Producer {
+	t.Helper()
+	adm := kadm.NewClient(p.Client())
+	ctx, cancel := e2etest.Context(t)
+	defer cancel()
+	if _, err := adm.DeleteTopic(ctx, b.Topic()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, b.Topic()); err != nil {
+		t.Fatal(err)
+	}
+	return e2etest.NewProducer(t, b)
 }
 
 func TestBadStartPositions(t *testing.T) {
