@@ -11,11 +11,26 @@ import (
 )
 
 // last starts a last=N client: it queues the N most recent matching
-// messages (history first, Kafka for partitions the history has too few
-// of), merged by timestamp (each partition's in offset order), with pos
-// placed just before them and moved past each (at the published position
-// for partitions with none).
+// messages by timestamp (history first, Kafka for partitions the history
+// has too few of), and in each partition everything after the first of
+// them (keptFrom: a partition whose timestamps are not in offset order
+// gives more than its share, never a hole), merged by timestamp (each
+// partition's in offset order), with pos placed just before them and moved
+// past each (at the published position for partitions with none).
 func (j *job) last(ctx context.Context, n int) error {
+	out, err := j.lastMessages(ctx, n)
+	if err != nil {
+		return err
+	}
+	// The N records are the start of the stream, not a move: the
+	// position starts just before them and passes each.
+	j.push(ctx, out)
+	return nil
+}
+
+// lastMessages returns last's messages, framed with the client's cursors,
+// and places and moves pos as last says.
+func (j *job) lastMessages(ctx context.Context, n int) ([]*message.Message, error) {
 	var byPart [][]*message.Message
 	var from []int64
 	if s := j.r.cfg.Store; s != nil {
@@ -24,11 +39,11 @@ func (j *job) last(ctx context.Context, n int) error {
 	rd := j.r.cfg.Reader
 	starts, err := rd.StartOffsets(ctx, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ends, err := rd.EndOffsets(ctx, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pub := j.r.cfg.Tap.Published()
 	parts := int32(len(ends))
@@ -46,7 +61,7 @@ func (j *job) last(ctx context.Context, n int) error {
 		if len(hist) < n && bound > starts[p] {
 			var err error
 			if older, err = j.lastFromKafka(ctx, p, starts[p], bound, n-len(hist)); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		lists[p] = ordered(append(older, hist...))
@@ -67,11 +82,8 @@ func (j *job) last(ctx context.Context, n int) error {
 	first := make([]int64, parts)
 	for p := range parts {
 		first[p] = -1
-		for _, m := range lists[p] {
-			if keep[m] {
-				first[p] = m.Offset
-				break
-			}
+		if i := keptFrom(lists[p], keep); i < len(lists[p]) {
+			first[p] = lists[p][i].Offset
 		}
 		if first[p] < 0 {
 			// None of p: from what was published on (a partition the
@@ -106,10 +118,28 @@ func (j *job) last(ctx context.Context, n int) error {
 		j.pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
 		out = append(out, encode.Reframe(m, j.shape, j.pos.String()))
 	}
-	// The N records are the start of the stream, not a move: the
-	// position starts just before them and passes each.
-	j.push(ctx, out)
-	return nil
+	return out, nil
+}
+
+// keptFrom marks as kept every message of l (a partition's messages that
+// a client gets, in offset order) from the first kept one on, and from the
+// first row of that one's record, and returns its index (len(l) when none
+// is kept). The position passes every message it keeps, so a message older
+// by its timestamp than the N newest but after one of them in its
+// partition is delivered too, never moved over unsent, and a record's rows
+// are never cut.
+func keptFrom(l []*message.Message, keep map[*message.Message]bool) int {
+	i := slices.IndexFunc(l, func(m *message.Message) bool { return keep[m] })
+	if i < 0 {
+		return len(l)
+	}
+	for i > 0 && l[i-1].Offset == l[i].Offset {
+		i--
+	}
+	for _, m := range l[i:] {
+		keep[m] = true
+	}
+	return i
 }
 
 // A last=N scan of Kafka (for a partition the history holds too few

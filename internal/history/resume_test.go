@@ -236,3 +236,83 @@ func TestLastScanBounded(t *testing.T) {
 		t.Fatalf("read %d records for last=5 of a rare key, want at most %d", n, bound)
 	}
 }
+
+// partsSource is a Kafka whose partitions hold recs, every record from
+// offset 0 on.
+type partsSource struct{ recs [][]*wsdest.Record }
+
+func (s *partsSource) identity(context.Context) (wsdest.TopicIdentity, int, error) {
+	return wsdest.NewTopicIdentity("t", [16]byte{1}), len(s.recs), nil
+}
+
+func (s *partsSource) list(_ context.Context, which listing, _ time.Time) (map[int32]int64, error) {
+	out := map[int32]int64{}
+	for p, rs := range s.recs {
+		out[int32(p)] = 0
+		if which == listEnd {
+			out[int32(p)] = int64(len(rs))
+		}
+	}
+	return out, nil
+}
+
+func (s *partsSource) fetch(_ context.Context, p int32, from int64, _ int) ([]*wsdest.Record, int64, error) {
+	rs := s.recs[p][min(from, int64(len(s.recs[p]))):]
+	return rs, from + int64(len(rs)), nil
+}
+
+func (s *partsSource) close() {}
+
+// last=N takes the N newest records by timestamp and, in each partition,
+// everything after the first of them: a record older by its timestamp
+// (another producer's clock) between two of the newest is delivered, not
+// moved over unsent.
+func TestLastNeverMovesOverUnsent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		base := time.Unix(1_700_000_000, 0)
+		p0, p1 := recordsOf(0, 0, 1, 2), recordsOf(1, 0)
+		for i, s := range []int{9, 1, 8} { // p0/1 is older by its timestamp than p1/0
+			p0[i].Timestamp = base.Add(time.Duration(s) * time.Second)
+		}
+		p1[0].Timestamp = base.Add(5 * time.Second)
+		src := &partsSource{recs: [][]*wsdest.Record{p0, p1}}
+		cfg := ReaderConfig{Topic: "t", Logger: slog.New(slog.DiscardHandler)}
+		cfg.setDefaults()
+		rd := newReader(cfg, src)
+		defer rd.Close()
+		enc := encode.New(encode.Options{})
+		store := NewStore(StoreConfig{})
+		tap := NewTap(TapConfig{Encoder: enc, Store: store, Reader: rd, Logger: cfg.Logger})
+		if err := tap.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h := hub.New(hub.Config{PingInterval: -1, Logger: cfg.Logger})
+		tap.Publish(nil, append(append([]*wsdest.Record{}, p0...), p1...), h.Wants, h.Publish)
+		res := NewResumer(ResumerConfig{Tap: tap, Store: store, Reader: rd, Encoder: enc, Logger: cfg.Logger})
+		for _, tt := range []struct {
+			n    int
+			want string
+		}{
+			{1, "[0/2]"},             // the newest by offset of each partition, then by timestamp
+			{3, "[1/0 0/0 0/1 0/2]"}, // p0/1 is not among the newest 3, but after p0/0
+			{4, "[1/0 0/0 0/1 0/2]"},
+		} {
+			c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}, Park: true})
+			j := newJob(res, c, c.Matches)
+			j.pos = wsdest.Cursor{Topic: tap.Identity()} // as start does
+			msgs, err := j.lastMessages(ctx, tt.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range msgs {
+				got = append(got, fmt.Sprintf("%d/%d", m.Partition, m.Offset))
+			}
+			if fmt.Sprint(got) != tt.want {
+				t.Errorf("last=%d delivered %v, want %v", tt.n, got, tt.want)
+			}
+		}
+	})
+}
