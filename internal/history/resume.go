@@ -19,6 +19,10 @@ import (
 // the history or in Kafka).
 const DefaultResumeConcurrency = 64
 
+// DefaultAheadWait bounds how long a catch-up waits for the publisher to
+// reach a client ahead of it (see ResumerConfig.AheadWait).
+const DefaultAheadWait = 30 * time.Second
+
 // A catch-up reads the history historyChunk messages at a time; once
 // fewer than joinStretch are left, it takes them and joins in one step
 // between two batches (Tap.join).
@@ -36,6 +40,13 @@ type ResumerConfig struct {
 	// Concurrency bounds the clients catching up at once. Default
 	// DefaultResumeConcurrency.
 	Concurrency int
+	// AheadWait bounds the time a catch-up waits, in all, for the
+	// publisher to reach a client ahead of it in some partition (a cursor
+	// from a replica further on, or, in consumer-group mode, of a
+	// partition this replica does not publish); past it the catch-up
+	// fails closed. While it waits it holds no concurrency slot. Default
+	// DefaultAheadWait.
+	AheadWait time.Duration
 	// Logger receives the resumer's log lines. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -56,6 +67,9 @@ type Resumer struct {
 func NewResumer(cfg ResumerConfig) *Resumer {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultResumeConcurrency
+	}
+	if cfg.AheadWait <= 0 {
+		cfg.AheadWait = DefaultAheadWait
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -91,6 +105,14 @@ var ErrCatchUp = errors.New("catch-up failed")
 // and that Kafka still holds: the invariant of the package, broken.
 var errHole = errors.New("hole in the stream")
 
+// errPastEnd: a cursor past Kafka's end offset of a partition, which no
+// replica published (cursors are not authenticated).
+var errPastEnd = errors.New("cursor past the end of the topic")
+
+// errAhead: the publisher did not reach a client ahead of it within
+// ResumerConfig.AheadWait.
+var errAhead = errors.New("cursor ahead of what this replica published")
+
 // errRecreated: the topic was recreated while the client caught up.
 var errRecreated = errors.New("topic recreated during the catch-up")
 
@@ -98,15 +120,16 @@ var errRecreated = errors.New("topic recreated during the catch-up")
 // then joins it to the live stream; match is its subscription's key test.
 // It returns when c is live or gone, or with an error wrapping ErrCatchUp.
 func (r *Resumer) Resume(ctx context.Context, c *hub.Client, st wsdest.Start, match func(key []byte) bool) error {
-	select {
-	case r.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-r.sem }()
 	j := newJob(r, c, match)
+	if err := j.acquire(ctx); err != nil {
+		return err
+	}
+	defer j.release()
 	out, err := j.run(ctx, st)
 	switch {
+	case errors.Is(err, errPastEnd), errors.Is(err, errAhead):
+		r.log.Warn("history: catch-up refused", "client", c.ID(), "err", err)
+		return fmt.Errorf("%w: %w", ErrCatchUp, err)
 	case errors.Is(err, errHole):
 		r.holes.Add(1)
 		r.log.Error("history: catch-up failed closed", "client", c.ID(), "err", err)
@@ -144,6 +167,30 @@ type job struct {
 	// epoch is the Store's Epoch when the client was placed: the
 	// history's messages of another belong to a recreated topic.
 	epoch uint64
+	// slot: the job holds one of the Resumer's concurrency slots.
+	slot bool
+	// aheadBy is when waiting for the publisher to reach the client
+	// fails (zero until it first waits).
+	aheadBy time.Time
+}
+
+// acquire takes a concurrency slot, or returns ctx's error.
+func (j *job) acquire(ctx context.Context) error {
+	select {
+	case j.r.sem <- struct{}{}:
+		j.slot = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// release gives the job's concurrency slot back, if it holds one.
+func (j *job) release() {
+	if j.slot {
+		j.slot = false
+		<-j.r.sem
+	}
 }
 
 func newJob(r *Resumer, c *hub.Client, match func(key []byte) bool) *job {
@@ -192,6 +239,9 @@ func (j *job) start(ctx context.Context, st wsdest.Start) error {
 		} else {
 			j.pos = st.Cursor.Clone()
 			j.pos.Topic = id
+			if err := j.checkEnd(ctx); err != nil {
+				return err
+			}
 		}
 	case wsdest.StartEarliest:
 	case wsdest.StartTime:
@@ -204,6 +254,37 @@ func (j *job) start(ctx context.Context, st wsdest.Start) error {
 		return fmt.Errorf("history: start kind %d is not a position", st.Kind)
 	}
 	return j.resolve(ctx, true)
+}
+
+// checkEnd refuses a position past Kafka's end offset of a partition:
+// no replica published it, so no publisher would ever reach it. A shared
+// listing past the position settles it; otherwise a fresh one does (the
+// shared one may predate what another replica published).
+func (j *job) checkEnd(ctx context.Context) error {
+	p := int32(-1)
+	for _, shared := range []bool{true, false} {
+		ends, err := j.r.cfg.Reader.EndOffsets(ctx, shared)
+		if err != nil {
+			return err
+		}
+		if p = pastEnd(&j.pos, ends); p < 0 {
+			return nil
+		}
+	}
+	o, _ := j.pos.Next(p)
+	return fmt.Errorf("%w: offset %d of partition %d", errPastEnd, o, p)
+}
+
+// pastEnd returns a partition in which pos is past ends (or that ends
+// does not list), or -1.
+func pastEnd(pos *wsdest.Cursor, ends map[int32]int64) int32 {
+	for p := range int32(len(pos.Offsets)) {
+		o, _ := pos.Next(p)
+		if e, ok := ends[p]; o >= 0 && (!ok || o > e) {
+			return p
+		}
+	}
+	return -1
 }
 
 // resolve places the partitions the client has no position in yet and
@@ -252,7 +333,8 @@ func (j *job) place(p int32, o int64) {
 // published: from Kafka for a partition the history does not cover at the
 // client's position, else from the history; with little left, it joins
 // the client to the live stream; a client ahead of what was published
-// (its cursor came from a replica further on) waits for the next batch.
+// (its cursor came from a replica further on) waits for the next batch
+// (waitAhead).
 func (j *job) step(ctx context.Context) (outcome, error) {
 	tap := j.r.cfg.Tap
 	wait := tap.nextBatch()
@@ -295,14 +377,32 @@ func (j *job) step(ctx context.Context) (outcome, error) {
 		}
 	}
 	if len(behind) == 0 && ahead {
-		select {
-		case <-wait:
-			return more, nil
-		case <-ctx.Done():
-			return left, nil
-		}
+		return j.waitAhead(ctx, wait)
 	}
 	return j.join()
+}
+
+// waitAhead waits for the next batch (wait) without holding a concurrency
+// slot, and fails with errAhead once the catch-up has waited
+// ResumerConfig.AheadWait since it first did.
+func (j *job) waitAhead(ctx context.Context, wait <-chan struct{}) (outcome, error) {
+	if j.aheadBy.IsZero() {
+		j.aheadBy = time.Now().Add(j.r.cfg.AheadWait)
+	}
+	timer := time.NewTimer(time.Until(j.aheadBy))
+	defer timer.Stop()
+	j.release()
+	select {
+	case <-wait:
+	case <-timer.C:
+		return more, fmt.Errorf("%w: waited %v", errAhead, j.r.cfg.AheadWait)
+	case <-ctx.Done():
+		return left, nil
+	}
+	if err := j.acquire(ctx); err != nil {
+		return left, nil
+	}
+	return more, nil
 }
 
 // compare returns the partitions in which the client is behind pub, and

@@ -49,8 +49,16 @@
 //     gets every later batch live (hub.Client.Join); if a batch came
 //     between, the next step takes it;
 //   - a client ahead of what was published (its cursor came from a
-//     replica further on), or with records of a partition the publisher
-//     has published nothing of yet, waits for the next batch.
+//     replica further on, or, in consumer-group mode, from the replica
+//     that owns a partition), or with records of a partition the
+//     publisher has published nothing of yet, waits for the next batch,
+//     without holding a concurrency slot, and fails closed once it has
+//     waited ResumerConfig.AheadWait in all (job.waitAhead): the
+//     publisher may never get there.
+//
+// A cursor past Kafka's end offset of a partition (cursors are not
+// authenticated) is refused at the start (job.checkEnd): no publisher
+// would ever reach it.
 //
 // So a client is either parked (it gets only what its catch-up pushes)
 // or live (it gets what is published), never both, and it turns live only
