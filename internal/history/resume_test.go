@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -313,6 +314,107 @@ func TestLastNeverMovesOverUnsent(t *testing.T) {
 			if fmt.Sprint(got) != tt.want {
 				t.Errorf("last=%d delivered %v, want %v", tt.n, got, tt.want)
 			}
+		}
+	})
+}
+
+// mapSource is a Kafka whose partitions hold recs, each from its first
+// record's offset (what is below was deleted).
+type mapSource struct{ recs map[int32][]*wsdest.Record }
+
+func (s *mapSource) identity(context.Context) (wsdest.TopicIdentity, int, error) {
+	return wsdest.NewTopicIdentity("t", [16]byte{1}), len(s.recs), nil
+}
+
+func (s *mapSource) list(_ context.Context, which listing, _ time.Time) (map[int32]int64, error) {
+	out := map[int32]int64{}
+	for p, rs := range s.recs {
+		if which == listEnd {
+			out[p] = rs[len(rs)-1].Offset + 1
+		} else {
+			out[p] = rs[0].Offset
+		}
+	}
+	return out, nil
+}
+
+func (s *mapSource) fetch(_ context.Context, p int32, from int64, max int) ([]*wsdest.Record, int64, error) {
+	var got []*wsdest.Record
+	next := from
+	for _, r := range s.recs[p] {
+		if r.Offset >= from && len(got) < max {
+			got = append(got, r)
+			next = r.Offset + 1
+		}
+	}
+	return got, next, nil
+}
+
+func (s *mapSource) close() {}
+
+// offsetOf returns the offset of an envelope frame, or -1 and the notice.
+func offsetOf(t *testing.T, payload []byte) (int64, string) {
+	var m struct {
+		Notice string `json:"notice"`
+		Offset int64  `json:"offset"`
+	}
+	if err := json.Unmarshal(payload, &m); err != nil {
+		t.Fatalf("%s: %v", payload, err)
+	}
+	if m.Notice != "" {
+		return -1, string(payload)
+	}
+	return m.Offset, ""
+}
+
+// When the live consumer's offset jumps forward (retention overtook a
+// lagging consumer; a consumer group's partition came back from a later
+// commit), the history does not claim the offsets it never saw: a client
+// resuming inside the jump gets them from Kafka. Without that, the client
+// resuming at 12 got 20 and 21 only, and Resume reported no hole.
+func TestForwardJumpNotServedFromHistory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		src := &mapSource{recs: map[int32][]*wsdest.Record{0: records(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)}}
+		cfg := ReaderConfig{Topic: "t", Logger: slog.New(slog.DiscardHandler)}
+		cfg.setDefaults()
+		rd := newReader(cfg, src)
+		defer rd.Close()
+		enc := encode.New(encode.Options{})
+		store := NewStore(StoreConfig{})
+		tap := NewTap(TapConfig{Encoder: enc, Store: store, Reader: rd, Logger: cfg.Logger})
+		if err := tap.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h := hub.New(hub.Config{PingInterval: -1, Logger: cfg.Logger})
+		tap.Publish(nil, records(0, 1, 2, 3, 4, 5, 6, 7, 8, 9), h.Wants, h.Publish)
+		// 10 to 21 were produced, 0 to 11 deleted, and the consumer's
+		// offset jumped to 20.
+		src.recs[0] = records(12, 13, 14, 15, 16, 17, 18, 19, 20, 21)
+		tap.Publish(nil, records(20, 21), h.Wants, h.Publish)
+		res := NewResumer(ResumerConfig{Tap: tap, Store: store, Reader: rd, Encoder: enc, Logger: cfg.Logger})
+
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		frames := make(chan simFrame, 100)
+		go readFrames(cli, frames)
+		c := h.AddClient(srv, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}, Park: true})
+		cur := wsdest.Cursor{Topic: tap.Identity(), Offsets: []int64{12}}
+		if err := res.Resume(ctx, c, wsdest.Start{Kind: wsdest.StartCursor, Cursor: cur}, c.Matches); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		var got []int64
+		for len(frames) > 0 {
+			o, notice := offsetOf(t, (<-frames).payload)
+			if notice != "" {
+				t.Fatalf("notice %s", notice)
+			}
+			got = append(got, o)
+		}
+		if want := "[12 13 14 15 16 17 18 19 20 21]"; fmt.Sprint(got) != want {
+			t.Fatalf("got %v, want %s", got, want)
 		}
 	})
 }

@@ -214,7 +214,11 @@ func (s *Store) Append(msgs []*message.Message) {
 			s.parts = append(s.parts, part{from: -1})
 		}
 		pt := &s.parts[p]
-		if pt.from < 0 {
+		if pt.from < 0 || m.Offset > pt.end {
+			// The first message of p, or the publisher's offset jumped
+			// forward (retention overtook the consumer, a consumer group
+			// moved it on, or offsets that hold no record, such as
+			// transaction markers): what it skipped was never held.
 			pt.from = m.Offset
 		}
 		pt.end = m.Offset + 1
@@ -246,7 +250,8 @@ func (s *Store) evictLocked(now int64) {
 		for len(s.ring) > 0 && s.ring[0].m.Partition == m.Partition && s.ring[0].m.Offset == m.Offset {
 			s.dropFirstLocked()
 		}
-		s.parts[m.Partition].from = m.Offset + 1
+		pt := &s.parts[m.Partition]
+		pt.from = max(pt.from, m.Offset+1) // from may be past it (Append)
 	}
 	// Move the ring to an array twice its length once it fills less than
 	// a quarter of the capacity left in its array (dropping from the front
