@@ -418,3 +418,45 @@ func TestForwardJumpNotServedFromHistory(t *testing.T) {
 		}
 	})
 }
+
+// A live envelope client is told of the records deleted before the live
+// consumer read them (retention overtook it, and it went on from the log
+// start), with a gap notice before the next record. Without it, the
+// client went from offset 9 to 12 with no word.
+func TestForwardJumpNoticedLive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		src := &mapSource{recs: map[int32][]*wsdest.Record{0: records(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)}}
+		cfg := ReaderConfig{Topic: "t", Logger: slog.New(slog.DiscardHandler)}
+		cfg.setDefaults()
+		rd := newReader(cfg, src)
+		defer rd.Close()
+		tap := NewTap(TapConfig{Encoder: encode.New(encode.Options{}), Store: NewStore(StoreConfig{}), Reader: rd, Logger: cfg.Logger})
+		if err := tap.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h := hub.New(hub.Config{PingInterval: -1, Logger: cfg.Logger})
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		frames := make(chan simFrame, 100)
+		go readFrames(cli, frames)
+		h.AddClient(srv, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}})
+		tap.Publish(nil, records(8, 9), h.Wants, h.Publish)
+		src.recs[0] = records(12, 13, 14) // 10 to 14 produced, 0 to 11 deleted
+		tap.Publish(nil, records(12, 13), h.Wants, h.Publish)
+		tap.Publish(nil, records(14), h.Wants, h.Publish) // no jump: no notice
+		synctest.Wait()
+		var got []string
+		for len(frames) > 0 {
+			o, notice := offsetOf(t, (<-frames).payload)
+			if notice == "" {
+				notice = fmt.Sprint(o)
+			}
+			got = append(got, notice)
+		}
+		if want := `[8 9 {"notice":"gap","partition":0,"from":10,"to":12} 12 13 14]`; fmt.Sprint(got) != want {
+			t.Fatalf("got %v, want %s", got, want)
+		}
+	})
+}

@@ -65,6 +65,8 @@ type Tap struct {
 
 	repeats       atomic.Uint64 // records dropped as already published
 	lastRepeatLog atomic.Int64  // unix ns of the last log line about them
+	gaps          atomic.Uint64 // gap notices published (jumpedLocked)
+	lastGapLog    atomic.Int64  // unix ns of the last log line about them
 }
 
 // NewTap returns a tap; Run must run beside the publisher for cursors to
@@ -243,6 +245,14 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 			repeats++
 			continue
 		}
+		if next, _ := t.pos.Next(rec.Partition); next >= 0 && rec.Offset > next && !t.seededLocked(rec.Partition) {
+			if t.cfg.Store != nil {
+				// The notice is no stored message.
+				t.cfg.Store.Append(dst[store:])
+			}
+			dst = t.jumpedLocked(dst, rec, next, kafka.starts)
+			store = len(dst)
+		}
 		if kafka.asked && t.seededLocked(rec.Partition) {
 			t.seeded[rec.Partition] = false // confirmed by this batch's identity
 		}
@@ -275,6 +285,46 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 	return dst
 }
 
+// jumpedLocked handles rec, whose offset is past next, the position of
+// its partition: the live consumer's offset jumped forward. The Store
+// restarts its coverage at rec by itself (Store.Append); what of the
+// skipped range Kafka no longer holds (its log start, starts, listed by
+// ask, is past next) is announced to every envelope and SSE client with
+// a gap notice appended to dst. The rest of the range (offsets that hold
+// no record, such as transaction markers, or records a consumer group
+// moved past) gets no notice. t.mu must be held.
+func (t *Tap) jumpedLocked(dst []*message.Message, rec *wsdest.Record, next int64, starts map[int32]int64) []*message.Message {
+	start, ok := starts[rec.Partition]
+	if !ok || start <= next {
+		return dst
+	}
+	to := min(start, rec.Offset)
+	t.gaps.Add(1)
+	if now := time.Now().UnixNano(); now-t.lastGapLog.Load() > int64(10*time.Second) {
+		t.lastGapLog.Store(now)
+		t.log.Warn("history: records deleted before the live consumer read them; clients get a gap notice", "partition", rec.Partition, "from", next, "to", to, "so_far", t.gaps.Load())
+	}
+	return append(dst, encode.NoticeAll(encode.GapNotice(rec.Partition, next, to)))
+}
+
+// jumpsLocked reports whether a record of recs may be past its
+// partition's position (see jumpedLocked): each is compared with the
+// record before it when that is of its partition, otherwise with the
+// position, which is never past the partition's position when the
+// record is encoded. t.mu must be held.
+func (t *Tap) jumpsLocked(recs []*wsdest.Record) bool {
+	for i, rec := range recs {
+		next, _ := t.pos.Next(rec.Partition)
+		if i > 0 && recs[i-1].Partition == rec.Partition {
+			next = max(next, recs[i-1].Offset+1)
+		}
+		if next >= 0 && rec.Offset > next && !t.seededLocked(rec.Partition) {
+			return true
+		}
+	}
+	return false
+}
+
 // suspectLocked reports whether rec may be of a topic recreated since
 // the position was set: its offset goes backwards, its partition is new
 // to the position (once the identity is known: ready), or the
@@ -294,8 +344,11 @@ type identityCheck struct {
 	// id is the topic's identity, when Kafka answered one other than the
 	// tap's; zero otherwise.
 	id wsdest.TopicIdentity
-	// starts are the new topic's start offsets, when id is set and Kafka
-	// listed them.
+	// recreated are the new topic's start offsets, when id is set and
+	// Kafka listed them.
+	recreated map[int32]int64
+	// starts are the partitions' log starts, listed when a record of the
+	// batch may be past its partition's position (jumpsLocked).
 	starts map[int32]int64
 }
 
@@ -311,20 +364,28 @@ func (t *Tap) ask(recs []*wsdest.Record, ready bool) (c identityCheck) {
 	t.mu.Lock()
 	topic := t.pos.Topic
 	suspect := slices.ContainsFunc(recs, func(rec *wsdest.Record) bool { return t.suspectLocked(rec, ready) })
+	jumps := t.jumpsLocked(recs)
 	t.mu.Unlock()
+	if !suspect && !jumps {
+		return c
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), identityTimeout)
+	defer cancel()
+	if jumps {
+		// A fresh listing: a shared one may predate the deletion.
+		c.starts, _ = t.cfg.Reader.StartOffsets(ctx, false)
+	}
 	if !suspect {
 		return c
 	}
 	c.asked = true
-	ctx, cancel := context.WithTimeout(context.Background(), identityTimeout)
-	defer cancel()
 	id, _, err := t.cfg.Reader.Identity(ctx)
 	if err != nil || id == topic || id.ID == ([8]byte{}) {
 		return c
 	}
 	c.id = id
 	if starts, err := t.cfg.Reader.StartOffsets(ctx, false); err == nil {
-		c.starts = starts
+		c.recreated = starts
 	}
 	return c
 }
@@ -341,6 +402,6 @@ func (t *Tap) recreatedLocked(kafka identityCheck) bool {
 	clear(t.seeded)
 	// The new topic is published from its start: so the position says,
 	// also of partitions of which nothing is published yet.
-	t.seedLocked(kafka.starts)
+	t.seedLocked(kafka.recreated)
 	return true
 }
