@@ -412,8 +412,8 @@ func (s *Store) Read(pos *wsdest.Cursor, max int) Batch {
 }
 
 // Last returns, for each partition, its newest held messages that keep
-// accepts, at most n each, oldest first, with the coverage of every
-// partition.
+// accepts, at most n each, oldest first, from its coverage on (none held
+// before it), with the coverage of every partition.
 func (s *Store) Last(n int, keep func(m *message.Message) bool) (byPart [][]*message.Message, from []int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -426,6 +426,9 @@ func (s *Store) Last(n int, keep func(m *message.Message) bool) (byPart [][]*mes
 		var got []*message.Message
 		for i := len(live) - 1; i >= 0 && len(got) < n; i-- {
 			m := s.ring[live[i]-s.first].m
+			if m.Offset < pt.from {
+				break // held, but before a jump (Append): not contiguous
+			}
 			if keep(m) {
 				got = append(got, m)
 			}

@@ -157,3 +157,29 @@ func TestStoreSize(t *testing.T) {
 		t.Fatalf("%d bytes, want %d", got, want)
 	}
 }
+
+// Where the published offsets jump forward, the store covers a partition
+// only from the jump on (it never held what was skipped): Range, Last
+// and an eviction of the messages before the jump say so.
+func TestStoreJump(t *testing.T) {
+	s := NewStore(StoreConfig{})
+	s.Append([]*message.Message{msg(0, 0, "a", 10), msg(0, 1, "a", 10), msg(0, 2, "a", 10)})
+	s.Append([]*message.Message{msg(0, 10, "a", 10), msg(0, 11, "a", 10)})
+	if from, end := s.Range(0); from != 10 || end != 12 {
+		t.Fatalf("range [%d, %d), want [10, 12)", from, end)
+	}
+	byPart, _ := s.Last(5, func(*message.Message) bool { return true })
+	if got := offsets(byPart[0]); !equal(got, []int64{10, 11}) {
+		t.Fatalf("last %v, want [10 11]", got)
+	}
+	if b := s.Read(at(1), 10); len(b.Spans) != 0 {
+		t.Fatalf("read from 1: %+v, want nothing (before the coverage)", b)
+	}
+	s.mu.Lock()
+	s.maxBytes = s.bytes - 1 // evicts offset 0
+	s.evictLocked(time.Now().UnixNano())
+	s.mu.Unlock()
+	if from, _ := s.Range(0); from != 10 {
+		t.Fatalf("coverage %d after evicting offset 0, want 10", from)
+	}
+}

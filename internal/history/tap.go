@@ -245,12 +245,12 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 			repeats++
 			continue
 		}
-		if next, _ := t.pos.Next(rec.Partition); next >= 0 && rec.Offset > next && !t.seededLocked(rec.Partition) {
+		if next, _ := t.pos.Next(rec.Partition); next >= 0 && rec.Offset > next {
 			if t.cfg.Store != nil {
 				// The notice is no stored message.
 				t.cfg.Store.Append(dst[store:])
 			}
-			dst = t.jumpedLocked(dst, rec, next, kafka.starts)
+			dst = t.jumpedLocked(dst, rec, next, kafka.logStarts())
 			store = len(dst)
 		}
 		if kafka.asked && t.seededLocked(rec.Partition) {
@@ -311,14 +311,15 @@ func (t *Tap) jumpedLocked(dst []*message.Message, rec *wsdest.Record, next int6
 // partition's position (see jumpedLocked): each is compared with the
 // record before it when that is of its partition, otherwise with the
 // position, which is never past the partition's position when the
-// record is encoded. t.mu must be held.
+// record is encoded (a seeded one included: a topic recreated, and
+// records of it deleted, since it was listed). t.mu must be held.
 func (t *Tap) jumpsLocked(recs []*wsdest.Record) bool {
 	for i, rec := range recs {
 		next, _ := t.pos.Next(rec.Partition)
 		if i > 0 && recs[i-1].Partition == rec.Partition {
 			next = max(next, recs[i-1].Offset+1)
 		}
-		if next >= 0 && rec.Offset > next && !t.seededLocked(rec.Partition) {
+		if next >= 0 && rec.Offset > next {
 			return true
 		}
 	}
@@ -350,6 +351,15 @@ type identityCheck struct {
 	// starts are the partitions' log starts, listed when a record of the
 	// batch may be past its partition's position (jumpsLocked).
 	starts map[int32]int64
+}
+
+// logStarts returns the partitions' log starts, as listed after the
+// identity for a recreated topic, or else for a jump; nil if not listed.
+func (c identityCheck) logStarts() map[int32]int64 {
+	if c.recreated != nil {
+		return c.recreated
+	}
+	return c.starts
 }
 
 // ask asks Kafka for the topic's identity, and for a new one its start
