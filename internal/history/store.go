@@ -69,6 +69,21 @@
 // messages it gets are re-framed with its own cursor; from then on it
 // shares the stored frames, and once live the published ones.
 //
+// # A jump forward
+//
+// The live consumer's offset in a partition may jump forward: retention
+// deleted records before it read them (it goes on from the log start), a
+// consumer group's partition came back from another replica's later
+// commit, or the offsets skipped hold no record (transaction markers).
+// The Store never held what was skipped: its coverage of the partition
+// restarts at the first message past the jump (Store.Append), so a
+// catch-up inside the jump reads it from Kafka, which gives the records
+// it holds and a gap notice for what it deleted. Live clients cross the
+// jump with the publisher: for a batch with a jump, the tap lists Kafka's
+// log starts afresh (before it takes its lock) and publishes a gap notice
+// to every envelope and SSE client, before the record, for what of the
+// skipped range Kafka no longer holds.
+//
 // A topic deleted and created again under the same name is recognised by
 // its identity (Kafka's topic id), which the tap asks for, before it
 // takes its lock, when a record does not follow what it published: its
@@ -84,6 +99,11 @@
 // old cursor gets the reset notice.
 //
 // # Known limits
+//
+// Records a consumer group moved past while Kafka still holds them are
+// crossed by live clients with no notice (the tap cannot tell them from
+// offsets that hold no record without reading them); a client resuming
+// from a cursor inside them gets them from Kafka.
 //
 // Records carry no topic id: the tap asks Kafka for the identity after
 // the records were fetched, so records of the old topic fetched just

@@ -223,7 +223,9 @@ func (t *Tap) join(f func(pub *wsdest.Cursor) bool) bool {
 // to the position, or its position is seeded: see suspectLocked; kafka
 // is what ask learnt of it) resets the position and the store, and its
 // first record is preceded by a reset notice for envelope and SSE
-// clients. t.mu must be held.
+// clients. A record past its partition's position (the consumer's offset
+// jumped forward) is preceded by a gap notice for what Kafka deleted of
+// the skipped range (jumpedLocked). t.mu must be held.
 func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [message.NumShapes]bool, ready bool, kafka identityCheck) []*message.Message {
 	checked := false
 	store := len(dst) // dst[store:] goes to the Store
