@@ -148,7 +148,11 @@ func runSim(seed int64, logf func(string, ...any)) error {
 	sim := &sim{k: k, h: h, tap: tap, store: store, res: res, trace: trace, epoch: epoch}
 	// The producer, the broker's own events and the publisher.
 	stopProduce := make(chan struct{})
-	wg.Go(func() { k.produceLoop(ctx, rand.New(rand.NewPCG(uint64(seed), 2)), stopProduce) })
+	produced := make(chan struct{})
+	wg.Go(func() {
+		defer close(produced)
+		k.produceLoop(ctx, rand.New(rand.NewPCG(uint64(seed), 2)), stopProduce)
+	})
 	wg.Go(func() { sim.publishLoop(ctx) })
 	// Records before any client arrives.
 	time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
@@ -164,9 +168,11 @@ func runSim(seed int64, logf func(string, ...any)) error {
 	}
 	time.Sleep(time.Until(deadline))
 	close(stopProduce)
-	// A record in every partition, so that the publisher notices a
-	// recreation just before the end (it can know of one only by its
-	// records).
+	<-produced
+	// A record in every partition, after the broker's last event, so
+	// that the publisher notices a recreation, or records deleted before
+	// it read them, just before the end (it can know of them only by the
+	// records that follow).
 	k.produceOne()
 	cwg.Wait()
 	err := firstErr(clients)
