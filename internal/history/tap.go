@@ -365,7 +365,9 @@ func (c identityCheck) logStarts() map[int32]int64 {
 }
 
 // ask asks Kafka for the topic's identity, and for a new one its start
-// offsets, when a record of recs is suspect (suspectLocked), without
+// offsets, when a record of recs is suspect (suspectLocked), and for the
+// log starts when one may be past its partition's position (jumpsLocked:
+// a failed listing means no gap notice for that batch), without
 // holding the tap's lock over the requests: publishing and joining
 // catch-ups go on meanwhile. Only the publishing goroutine moves the
 // position, and Run only before ready, so what ask saw still holds when
