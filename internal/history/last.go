@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"time"
 
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
@@ -35,6 +36,9 @@ func (j *job) lastMessages(ctx context.Context, n int) ([]*message.Message, erro
 	var from []int64
 	if s := j.r.cfg.Store; s != nil {
 		byPart, from = s.Last(n, func(m *message.Message) bool { return encode.Deliverable(m, j.shape) && j.match(m.Key) })
+		if s.Epoch() != j.epoch {
+			return nil, errRecreated // the history is of a newer topic
+		}
 	}
 	rd := j.r.cfg.Reader
 	starts, err := rd.StartOffsets(ctx, true)
@@ -47,24 +51,51 @@ func (j *job) lastMessages(ctx context.Context, n int) ([]*message.Message, erro
 	}
 	pub := j.r.cfg.Tap.Published()
 	parts := int32(len(ends))
-	lists := make([][]*message.Message, parts)
+	olders := make([][]*message.Message, parts)
+	read := false
 	for p := range parts {
-		var hist []*message.Message
-		if int(p) < len(byPart) {
-			hist = byPart[p]
-		}
 		bound := ends[p]
 		if int(p) < len(from) && from[p] >= 0 {
 			bound = from[p]
 		}
-		var older []*message.Message
-		if len(hist) < n && bound > starts[p] {
-			var err error
-			if older, err = j.lastFromKafka(ctx, p, starts[p], bound, n-len(hist)); err != nil {
-				return nil, err
-			}
+		if int(p) < len(byPart) && len(byPart[p]) >= n || bound <= starts[p] {
+			continue
 		}
-		lists[p] = ordered(append(older, hist...))
+		var err error
+		if olders[p], err = j.lastFromKafka(ctx, p, starts[p], bound, n-len(partOf(byPart, p))); err != nil {
+			return nil, err
+		}
+		read = true
+	}
+	if read {
+		// Kafka gives the records of a topic recreated under the same
+		// name as readily as the old one's: the identity, asked after
+		// the reads, says which these are.
+		id, err := rd.IdentityAfter(ctx, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		if id != j.pos.Topic {
+			return nil, errRecreated
+		}
+		// Kafka may have deleted records between two reads of a scan:
+		// what it read before them is not contiguous with what follows,
+		// so only what Kafka still holds after the scans is kept (a fresh
+		// listing, made after every read).
+		if starts, err = rd.StartOffsets(ctx, false); err != nil {
+			return nil, err
+		}
+		for p, older := range olders {
+			i := 0
+			for i < len(older) && older[i].Offset < starts[int32(p)] {
+				i++
+			}
+			olders[p] = older[i:]
+		}
+	}
+	lists := make([][]*message.Message, parts)
+	for p := range parts {
+		lists[p] = ordered(append(olders[p], partOf(byPart, p)...))
 	}
 	// The n newest by timestamp overall, each partition in offset order.
 	var all []*message.Message
@@ -119,6 +150,14 @@ func (j *job) lastMessages(ctx context.Context, n int) ([]*message.Message, erro
 		out = append(out, encode.Reframe(m, j.shape, j.pos.String()))
 	}
 	return out, nil
+}
+
+// partOf returns byPart's messages of partition p (none past its end).
+func partOf(byPart [][]*message.Message, p int32) []*message.Message {
+	if int(p) < len(byPart) {
+		return byPart[p]
+	}
+	return nil
 }
 
 // keptFrom marks as kept every message of l (a partition's messages that
