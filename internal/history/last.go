@@ -17,7 +17,11 @@ import (
 // them (keptFrom: a partition whose timestamps are not in offset order
 // gives more than its share, never a hole), merged by timestamp (each
 // partition's in offset order), with pos placed just before them and moved
-// past each (at the published position for partitions with none).
+// past each (at the published position for partitions with none). What a
+// Kafka scan read below a fresh log start listed after it is dropped
+// (records deleted between two reads: not contiguous); a scan of a topic
+// recreated meanwhile, or a history reset since start, fails closed
+// (errRecreated) before anything is pushed.
 func (j *job) last(ctx context.Context, n int) error {
 	out, err := j.lastMessages(ctx, n)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -459,4 +460,101 @@ func TestForwardJumpNoticedLive(t *testing.T) {
 			t.Fatalf("got %v, want %s", got, want)
 		}
 	})
+}
+
+// scanSource is a Kafka of one partition holding recs from offset start
+// on; the first fetch from past offset 0 runs during first (a deletion, a
+// recreation) before it answers.
+type scanSource struct {
+	mu    sync.Mutex
+	recs  []*wsdest.Record
+	start int64
+	id    byte
+	first func(s *scanSource)
+}
+
+func (s *scanSource) identity(context.Context) (wsdest.TopicIdentity, int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return wsdest.NewTopicIdentity("t", [16]byte{s.id}), 1, nil
+}
+
+func (s *scanSource) list(_ context.Context, which listing, _ time.Time) (map[int32]int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if which == listEnd {
+		return map[int32]int64{0: int64(len(s.recs))}, nil
+	}
+	return map[int32]int64{0: s.start}, nil
+}
+
+func (s *scanSource) fetch(_ context.Context, _ int32, from int64, n int) ([]*wsdest.Record, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if from > 0 && s.first != nil {
+		s.first(s)
+		s.first = nil
+	}
+	from = min(int64(len(s.recs)), max(from, s.start)) // Kafka's fetch goes on from its log start
+	got := s.recs[from:min(int64(len(s.recs)), from+int64(n))]
+	return got, from + int64(len(got)), nil
+}
+
+func (s *scanSource) close() {}
+
+// A last=N scan of Kafka during which records are deleted (between two
+// of its reads) or the topic is recreated, or a history reset since the
+// job took its epoch, never gives the client records on both sides of
+// what it lost: it gets only what Kafka still holds after the scan, or
+// the catch-up fails closed before anything is pushed.
+func TestLastScanDeletedOrRecreated(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		first func(s *scanSource)
+		stale bool // the history was reset since the job took its epoch
+		want  string
+		err   error
+	}{
+		{"deleted", func(s *scanSource) { s.start = 4 }, false, "[0/4 0/5 0/6 0/7 0/8 0/9]", nil},
+		{"recreated", func(s *scanSource) { s.id = 2 }, false, "", errRecreated},
+		{"history reset", nil, true, "", errRecreated},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				src := &scanSource{recs: recordsOf(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9), id: 1, first: tt.first}
+				cfg := ReaderConfig{Topic: "t", ChunkRecords: 2, Logger: slog.New(slog.DiscardHandler)}
+				cfg.setDefaults()
+				rd := newReader(cfg, src)
+				defer rd.Close()
+				enc := encode.New(encode.Options{})
+				store := NewStore(StoreConfig{})
+				tap := NewTap(TapConfig{Encoder: enc, Store: store, Reader: rd, Logger: cfg.Logger})
+				if err := tap.Run(ctx); err != nil {
+					t.Fatal(err)
+				}
+				h := hub.New(hub.Config{PingInterval: -1, Logger: cfg.Logger})
+				res := NewResumer(ResumerConfig{Tap: tap, Store: store, Reader: rd, Encoder: enc, Logger: cfg.Logger})
+				c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}, Park: true})
+				j := newJob(res, c, c.Matches)
+				j.pos = wsdest.Cursor{Topic: tap.Identity()} // as start does
+				j.epoch = store.Epoch()
+				if tt.stale {
+					j.epoch--
+				}
+				msgs, err := j.lastMessages(ctx, 10)
+				if !errors.Is(err, tt.err) {
+					t.Fatalf("last=10: error %v, want %v", err, tt.err)
+				}
+				var got []string
+				for _, m := range msgs {
+					got = append(got, fmt.Sprintf("%d/%d", m.Partition, m.Offset))
+				}
+				if tt.err == nil && fmt.Sprint(got) != tt.want {
+					t.Errorf("last=10 delivered %v, want %v", got, tt.want)
+				}
+			})
+		})
+	}
 }
