@@ -359,7 +359,9 @@ func (r *Reader) serve(p int32) {
 }
 
 // readRange reads p from lo, up to ChunkRecords records below hi. end is
-// the offset below which everything of [lo, hi) was read. It fails after
+// the offset below which everything of [lo, hi) was read; a chunk never
+// holds a hole: a fetch after its first that answers past where it asked
+// ends it there. It fails after
 // fetchAttempts silent fetches in a row.
 func (r *Reader) readRange(p int32, lo, hi int64) (recs []*wsdest.Record, end int64, err error) {
 	end = lo
@@ -379,6 +381,12 @@ func (r *Reader) readRange(p int32, lo, hi int64) (recs []*wsdest.Record, end in
 				return nil, lo, fmt.Errorf("history: read %s/%d from %d: no answer from Kafka in %v", r.cfg.Topic, p, end, fetchAttempts*fetchTimeout)
 			}
 			continue
+		}
+		if len(recs) > 0 && len(got) > 0 && got[0].Offset > end {
+			// Answered past where it asked (deleted since the chunk's
+			// first fetch, or no record there): the chunk ends before,
+			// so that its reader checks the log start from there.
+			break
 		}
 		silent = 0
 		for _, rec := range got {

@@ -470,6 +470,7 @@ type scanSource struct {
 	recs  []*wsdest.Record
 	start int64
 	id    byte
+	per   int // records per fetch at most; 0: as asked
 	first func(s *scanSource)
 }
 
@@ -494,6 +495,9 @@ func (s *scanSource) fetch(_ context.Context, _ int32, from int64, n int) ([]*ws
 	if from > 0 && s.first != nil {
 		s.first(s)
 		s.first = nil
+	}
+	if s.per > 0 {
+		n = min(n, s.per)
 	}
 	from = min(int64(len(s.recs)), max(from, s.start)) // Kafka's fetch goes on from its log start
 	got := s.recs[from:min(int64(len(s.recs)), from+int64(n))]
@@ -556,5 +560,27 @@ func TestLastScanDeletedOrRecreated(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// A chunk never holds a hole: records deleted between two fetches of one
+// read end the chunk before them, so that its reader (job.fromKafka)
+// sees the next one start past its position and checks the log start.
+func TestReadChunkEndsAtDeletion(t *testing.T) {
+	src := &scanSource{recs: recordsOf(0, 0, 1, 2, 3, 4, 5), id: 1, per: 2, first: func(s *scanSource) { s.start = 4 }}
+	cfg := ReaderConfig{Topic: "t", ChunkRecords: 10, Logger: slog.New(slog.DiscardHandler)}
+	cfg.setDefaults()
+	rd := newReader(cfg, src)
+	defer rd.Close()
+	ch := rd.Read(t.Context(), 0, 0, 6)
+	if ch.Err != nil {
+		t.Fatal(ch.Err)
+	}
+	var got []int64
+	for _, r := range ch.Recs {
+		got = append(got, r.Offset)
+	}
+	if fmt.Sprint(got) != "[0 1]" || ch.Next != 2 {
+		t.Errorf("read [0, 6) across a deletion: records %v up to %d, want [0 1] up to 2", got, ch.Next)
 	}
 }
