@@ -12,6 +12,7 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/message"
+	"github.com/wsdest/wsdest/internal/ratelog"
 )
 
 // identityTimeout bounds the metadata request the publisher makes when a
@@ -63,10 +64,27 @@ type Tap struct {
 	published atomic.Pointer[wsdest.Cursor] // pos after the last batch
 	ready     chan struct{}                 // closed once the identity is known
 
-	repeats       atomic.Uint64 // records dropped as already published
-	lastRepeatLog atomic.Int64  // unix ns of the last log line about them
-	gaps          atomic.Uint64 // gap notices published (jumpedLocked)
-	lastGapLog    atomic.Int64  // unix ns of the last log line about them
+	repeats atomic.Uint64 // records dropped as already published
+	gaps    atomic.Uint64 // gap notices published (jumpedLocked)
+
+	// events is what the batch being published did that is worth a log
+	// line; written under mu, logged by Publish after it releases mu (no
+	// I/O under the lock a joining catch-up takes), at most once every
+	// 10 s per kind (lines).
+	events tapEvents
+	lines  *ratelog.Limiter
+}
+
+// tapEvents is what one batch did that the log tells of.
+type tapEvents struct {
+	repeats   int         // records dropped as already published
+	gap       *gapNoticed // the last gap notice of the batch
+	recreated bool        // the topic was recreated
+}
+
+type gapNoticed struct {
+	partition int32
+	from, to  int64
 }
 
 // NewTap returns a tap; Run must run beside the publisher for cursors to
@@ -75,7 +93,7 @@ func NewTap(cfg TapConfig) *Tap {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	t := &Tap{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
+	t := &Tap{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), lines: ratelog.New(10*time.Second, 1)}
 	t.pos.Since = cfg.Since
 	t.pos.Topic = wsdest.NewTopicIdentity(cfg.Reader.cfg.Topic, [16]byte{})
 	p := t.pos.Clone()
@@ -175,11 +193,34 @@ func (t *Tap) Publish(dst []*message.Message, recs []*wsdest.Record, want func()
 	ready := t.Ready()
 	kafka := t.ask(recs, ready)
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	dst = t.encodeLocked(dst, recs, want(), ready, kafka)
 	publish(dst)
 	t.publishedLocked()
+	ev := t.events
+	t.events = tapEvents{}
+	t.mu.Unlock()
+	t.logEvents(ev)
 	return dst
+}
+
+// logEvents writes what a batch did to the log, outside the tap's lock,
+// each kind at most once every 10 s (with how many were left out).
+func (t *Tap) logEvents(ev tapEvents) {
+	if ev.recreated {
+		if _, ok := t.lines.Allow("recreated"); ok {
+			t.log.Warn("history: the topic was recreated; positions and history start again", "topic", t.cfg.Reader.cfg.Topic)
+		}
+	}
+	if g := ev.gap; g != nil {
+		if _, ok := t.lines.Allow("gap"); ok {
+			t.log.Warn("history: records deleted before the live consumer read them; clients get a gap notice", "partition", g.partition, "from", g.from, "to", g.to, "so_far", t.gaps.Load())
+		}
+	}
+	if ev.repeats > 0 {
+		if _, ok := t.lines.Allow("repeats"); ok {
+			t.log.Info("history: records read again (a rebalance or a rewind) not published twice", "records", ev.repeats, "so_far", t.repeats.Load())
+		}
+	}
 }
 
 // publishedLocked makes pos the published position and wakes whoever
@@ -279,10 +320,7 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 	}
 	if repeats > 0 {
 		t.repeats.Add(uint64(repeats))
-		if now := time.Now().UnixNano(); now-t.lastRepeatLog.Load() > int64(10*time.Second) {
-			t.lastRepeatLog.Store(now)
-			t.log.Info("history: records read again (a rebalance or a rewind) not published twice", "records", repeats, "so_far", t.repeats.Load())
-		}
+		t.events.repeats += repeats
 	}
 	return dst
 }
@@ -302,10 +340,7 @@ func (t *Tap) jumpedLocked(dst []*message.Message, rec *wsdest.Record, next int6
 	}
 	to := min(start, rec.Offset)
 	t.gaps.Add(1)
-	if now := time.Now().UnixNano(); now-t.lastGapLog.Load() > int64(10*time.Second) {
-		t.lastGapLog.Store(now)
-		t.log.Warn("history: records deleted before the live consumer read them; clients get a gap notice", "partition", rec.Partition, "from", next, "to", to, "so_far", t.gaps.Load())
-	}
+	t.events.gap = &gapNoticed{partition: rec.Partition, from: next, to: to}
 	return append(dst, encode.NoticeAll(encode.GapNotice(rec.Partition, next, to)))
 }
 
@@ -410,7 +445,7 @@ func (t *Tap) recreatedLocked(kafka identityCheck) bool {
 	if kafka.id.ID == ([8]byte{}) || kafka.id == t.pos.Topic {
 		return false
 	}
-	t.log.Warn("history: the topic was recreated; positions and history start again", "topic", t.cfg.Reader.cfg.Topic)
+	t.events.recreated = true
 	t.cfg.Reader.forget() // before a catch-up can see the new identity
 	t.pos = wsdest.Cursor{Topic: kafka.id}
 	clear(t.seeded)

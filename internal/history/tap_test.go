@@ -162,3 +162,61 @@ func recordsOf(p int32, offsets ...int64) []*wsdest.Record {
 	}
 	return recs
 }
+
+// lockProbe is a log handler that records, for every line, whether the
+// tap's lock was free while the line was written.
+type lockProbe struct {
+	mu    sync.Mutex
+	tap   *Tap
+	lines []string
+	held  int
+}
+
+func (h *lockProbe) Enabled(context.Context, slog.Level) bool { return true }
+func (h *lockProbe) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *lockProbe) WithGroup(string) slog.Handler            { return h }
+func (h *lockProbe) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.tap == nil {
+		return nil
+	}
+	h.lines = append(h.lines, r.Message)
+	if h.tap.mu.TryLock() {
+		h.tap.mu.Unlock()
+	} else {
+		h.held++
+	}
+	return nil
+}
+
+// What a batch did is logged after the tap releases its lock, which a
+// joining catch-up takes: no log I/O under it.
+func TestTapLogsOutsideItsLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		probe := &lockProbe{}
+		log := slog.New(probe)
+		cfg := ReaderConfig{Topic: "t", Logger: log}
+		cfg.setDefaults()
+		rd := newReader(cfg, &fixedSource{})
+		defer rd.Close()
+		tap := NewTap(TapConfig{Encoder: encode.New(encode.Options{}), Store: NewStore(StoreConfig{}), Reader: rd, Logger: log})
+		if err := tap.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		probe.mu.Lock()
+		probe.tap = tap
+		probe.mu.Unlock()
+		want := func() (w [message.NumShapes]bool) { return w }
+		discard := func([]*message.Message) {}
+		tap.Publish(nil, records(0, 1, 2), want, discard)
+		tap.Publish(nil, records(1, 2, 3), want, discard) // read again: logged
+		probe.mu.Lock()
+		defer probe.mu.Unlock()
+		if len(probe.lines) == 0 || probe.held > 0 {
+			t.Fatalf("%d of the lines %q written under the tap's lock", probe.held, probe.lines)
+		}
+	})
+}
