@@ -1,0 +1,167 @@
+package view
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+
+	"github.com/wsdest/wsdest/internal/encode"
+	"github.com/wsdest/wsdest/internal/jsonscan"
+	"github.com/wsdest/wsdest/internal/message"
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// recordCacheSize is how many recent messages the Registry keeps decoded:
+// the hub applies every view of a Publish to its messages client by
+// client, so a Publish of up to this many messages has each decoded once
+// however many filters read it. A longer one (a record of many Quix rows)
+// decodes a row again for each view that reads it past this.
+const recordCacheSize = 1024
+
+// record is what the filters and projections of every view read of one
+// message, built when first needed and shared. Safe for concurrent use.
+type record struct {
+	m *message.Message
+
+	valueOnce sync.Once
+	val       ref.Val // nil: no JSON value
+
+	headersOnce sync.Once
+	hdrs        ref.Val
+
+	projMu sync.Mutex
+	projs  []projected // guarded by projMu
+}
+
+// projected is a record's projection by one field list.
+type projected struct {
+	p     *projection
+	value []byte // nil: the value is not a JSON object
+}
+
+// value returns the record's JSON value as CEL sees it, nil when it has
+// none (not JSON).
+func (rec *record) value() ref.Val {
+	rec.valueOnce.Do(func() {
+		b, ok := encode.Value(rec.m)
+		if !ok {
+			return
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return
+		}
+		rec.val = types.DefaultTypeAdapter.NativeToValue(v)
+	})
+	return rec.val
+}
+
+// headers returns the record's headers as a CEL map of string to string:
+// each header whose value is UTF-8 text (the last of a repeated name, as
+// in the envelope); empty when the message carries no envelope head.
+func (rec *record) headers() ref.Val {
+	rec.headersOnce.Do(func() {
+		rec.hdrs = types.DefaultTypeAdapter.NativeToValue(headersOf(rec.m))
+	})
+	return rec.hdrs
+}
+
+// headersOf reads the headers member of m's envelope: from its head, or
+// from its envelope frame when the head cannot be cut from it (a value
+// that is not JSON).
+func headersOf(m *message.Message) map[string]string {
+	src, ok := encode.Head(m)
+	if !ok {
+		if src, ok = wsframe.TextPayload(m.Frames[message.ShapeEnvelope]); !ok {
+			return map[string]string{}
+		}
+	}
+	out := map[string]string{}
+	sc := jsonscan.New(src, 0)
+	it, err := sc.ObjectStart(0)
+	if err != nil {
+		return out
+	}
+	for {
+		key, _, vs, ok, err := sc.ObjectNext(&it)
+		if err != nil || !ok {
+			return out
+		}
+		if string(src[key.Start:key.End]) != `"headers"` {
+			if it.Pos, err = sc.Value(vs); err != nil {
+				return out
+			}
+			continue
+		}
+		hs, err := sc.ObjectStart(vs)
+		if err != nil {
+			return out
+		}
+		for {
+			hk, _, hv, ok, err := sc.ObjectNext(&hs)
+			if err != nil || !ok {
+				return out
+			}
+			end, err := sc.Value(hv)
+			if err != nil {
+				return out
+			}
+			hs.Pos = end
+			if src[hv] == '"' {
+				name := string(jsonscan.Unescape(nil, src[hk.Start:hk.End]))
+				out[name] = string(jsonscan.Unescape(nil, src[hv:end]))
+			}
+		}
+	}
+}
+
+// projection returns the record's value projected by p, built once per
+// record and field list; false when the value is not a JSON object.
+func (rec *record) projection(p *projection) ([]byte, bool) {
+	rec.projMu.Lock()
+	defer rec.projMu.Unlock()
+	for _, x := range rec.projs {
+		if x.p == p {
+			return x.value, x.value != nil
+		}
+	}
+	var out []byte
+	if b, ok := encode.Value(rec.m); ok {
+		out = p.apply(b)
+	}
+	rec.projs = append(rec.projs, projected{p: p, value: out})
+	return out, out != nil
+}
+
+// records holds the records of the last messages views read, so that a
+// message is decoded once for every view. Safe for concurrent use (the
+// publisher and catch-ups); its lock is held for a map lookup.
+type records struct {
+	mu   sync.Mutex
+	byM  map[*message.Message]*record // guarded by mu
+	ring []*message.Message           // insertion order, for eviction; guarded by mu
+	next int                          // guarded by mu
+}
+
+func newRecords(n int) *records {
+	return &records{byM: make(map[*message.Message]*record, n), ring: make([]*message.Message, n)}
+}
+
+// get returns m's record, made and kept if new (forgetting the oldest).
+func (rs *records) get(m *message.Message) *record {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rec := rs.byM[m]; rec != nil {
+		return rec
+	}
+	rec := &record{m: m}
+	if old := rs.ring[rs.next]; old != nil {
+		delete(rs.byM, old)
+	}
+	rs.ring[rs.next] = m
+	rs.next = (rs.next + 1) % len(rs.ring)
+	rs.byM[m] = rec
+	return rec
+}
