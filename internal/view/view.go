@@ -94,8 +94,8 @@ type Registry struct {
 	env *cel.Env
 
 	mu      sync.Mutex
-	views   map[Spec]*View     // guarded by mu
-	filters map[string]*filter // by expression; guarded by mu
+	views   map[Spec]*View         // guarded by mu
+	filters map[string]*filter     // by expression; guarded by mu
 	projs   map[string]*projection // by field list; guarded by mu
 
 	refused    atomic.Uint64
