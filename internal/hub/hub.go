@@ -179,6 +179,11 @@ type Hub struct {
 	// every record, so that those clients carry none of their own.
 	all compiled
 
+	// views are the distinct views of the clients that have one (view.go);
+	// viewed counts those clients, for Wants.
+	views  views
+	viewed atomic.Int64
+
 	// deflaters holds *wsframe.Deflater at Config.DeflateLevel.
 	deflaters sync.Pool
 
@@ -201,6 +206,7 @@ type shard struct {
 	all     []*Client            // clients that take every record
 	exact   map[string][]*Client // clients with only exact keys, by key
 	globs   []*Client            // clients with at least one pattern
+	viewed  []*Client            // clients with a view (any keys)
 	members map[*Client]struct{} // every client of the shard
 
 	freeMu sync.Mutex
@@ -272,6 +278,8 @@ func (h *Hub) Wants() [message.NumShapes]bool {
 	for i := range w {
 		w[i] = h.shapes[i].Load() > 0
 	}
+	// Views read the record's value in its plain frame.
+	w[message.ShapePlain] = w[message.ShapePlain] || h.viewed.Load() > 0
 	return w
 }
 
@@ -309,6 +317,9 @@ func (h *Hub) Stats() Stats {
 func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 	sub := o.Sub
 	tr := o.Transport
+	if sub.View != nil {
+		h.viewed.Add(1) // before the shape count: see Wants
+	}
 	if tr == nil {
 		tr = WebSocket{}
 	}
@@ -350,6 +361,9 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 	case routeGlob:
 		c.pos = len(s.globs)
 		s.globs = append(s.globs, c)
+	case routeView:
+		c.pos = len(s.viewed)
+		s.viewed = append(s.viewed, c)
 	default:
 		for _, k := range c.sub.exact {
 			s.exact[k] = append(s.exact[k], c)
@@ -382,6 +396,8 @@ func (h *Hub) remove(c *Client) {
 		removeAt(&s.all, c)
 	case routeGlob:
 		removeAt(&s.globs, c)
+	case routeView:
+		removeAt(&s.viewed, c)
 	default:
 		for _, k := range c.sub.exact {
 			l := s.exact[k]
@@ -403,6 +419,10 @@ func (h *Hub) remove(c *Client) {
 	s.mu.Unlock()
 	h.shapes[c.shape].Add(-1)
 	h.stats.clients.Add(-1)
+	if v := c.sub.view; v != nil {
+		h.views.release(v)
+		h.viewed.Add(-1)
+	}
 }
 
 // removeAt swap-removes c from *l using c.pos, keeping positions right.
@@ -457,6 +477,11 @@ func (h *Hub) Publish(msgs []*message.Message) {
 		for _, c := range s.globs {
 			if c.from < seq {
 				enqueued += c.enqueue(msgs, c.sub, seq, share)
+			}
+		}
+		for _, c := range s.viewed {
+			if c.from < seq {
+				enqueued += c.enqueueView(msgs, seq)
 			}
 		}
 		s.mu.RUnlock()
@@ -530,7 +555,7 @@ func (s *shard) enqueueExact(msgs []*message.Message, runs []keyRun, seq uint64)
 func (s *shard) enqueueNotice(m *message.Message, seq uint64) uint64 {
 	var n uint64
 	for c := range s.members {
-		if !c.sub.all && len(c.sub.globs) == 0 && c.from < seq {
+		if c.sub.route() == routeExact && c.from < seq {
 			n += c.enqueueOne(m, seq)
 		}
 	}
@@ -661,6 +686,9 @@ func (h *Hub) gone() {
 // that take everything.
 func (h *Hub) compile(s Subscription) *compiled {
 	c := compile(s)
+	if s.View != nil {
+		c.view = h.views.acquire(s.View)
+	}
 	if c.route() == routeAll {
 		return &h.all
 	}

@@ -24,6 +24,9 @@ type Subscription struct {
 	// empty Grant grants nothing, and a restricted grant never covers a
 	// record without a key. A "*" among them grants every key.
 	Grant []string
+	// View, when not nil, narrows what the client receives of the
+	// records its keys and grant select (see View).
+	View View
 }
 
 // Denied returns the first exact key (not a pattern) of s that its grant
@@ -59,6 +62,9 @@ type compiled struct {
 	exactSet map[string]struct{}
 	globs    []string
 	grant    *compiled // nil: every key granted
+	// view is the client's view, nil for none: such a client is routed
+	// apart (routeView), so that clients without one pay nothing for it.
+	view *viewSlot
 }
 
 // scanExact is the most exact keys keys() tests one by one; beyond, it
@@ -83,10 +89,13 @@ const (
 	routeExact route = iota // by each exact key, in the shard's map
 	routeAll                // every record, no test
 	routeGlob               // tested record by record with matches
+	routeView               // with a view: tested with matches, then the view applied
 )
 
 func (c *compiled) route() route {
 	switch {
+	case c.view != nil:
+		return routeView
 	case c.all && c.grant == nil:
 		return routeAll
 	case len(c.globs) > 0 || c.grant != nil:

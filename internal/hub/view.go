@@ -1,0 +1,145 @@
+package hub
+
+import (
+	"sync"
+
+	"github.com/wsdest/wsdest/internal/message"
+)
+
+// View narrows what a client receives beyond its keys and grant: a filter
+// of records and a projection of their values (package view implements
+// it; the hub knows nothing of what it does). A client's view is applied
+// after its keys and grant matched a record, so it never widens them;
+// notices reach every client with a frame for them, view or not.
+//
+// Apply returns nil to drop m, m itself to deliver it unchanged, or a
+// message for the same record (sharing m's Key, Partition, Offset, Row,
+// Rows, Timestamp and Origin) with frames of its own. It must be safe for
+// concurrent use: Publish calls it, and so does a catch-up (history).
+// Each distinct View (by interface equality) is applied once per message
+// of a Publish, the first time a client of it takes the message, and
+// every client of the view shares the result, its frames with it.
+type View interface {
+	Apply(m *message.Message) *message.Message
+}
+
+// viewSlot is one distinct View among the hub's clients: the clients of
+// the view share it, and with it what Apply made of each message of the
+// current Publish.
+type viewSlot struct {
+	view View
+	refs int // clients of the view; guarded by the hub's viewsMu
+
+	// Owned by the publishing goroutine (Publish).
+	seq uint64             // the Publish out is for
+	out []*message.Message // per message of that Publish: nil not applied yet, dropped, or Apply's result
+}
+
+// dropped marks, in viewSlot.out, a message the view dropped.
+var dropped = new(message.Message)
+
+// views is the hub's registry of viewSlots.
+type views struct {
+	mu    sync.Mutex
+	slots map[View]*viewSlot // guarded by mu
+}
+
+// acquire returns v's slot, one more client counted.
+func (vs *views) acquire(v View) *viewSlot {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	if vs.slots == nil {
+		vs.slots = make(map[View]*viewSlot)
+	}
+	s := vs.slots[v]
+	if s == nil {
+		s = &viewSlot{view: v}
+		vs.slots[v] = s
+	}
+	s.refs++
+	return s
+}
+
+// release counts a client of s gone, forgetting s with its last.
+func (vs *views) release(s *viewSlot) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	s.refs--
+	if s.refs == 0 {
+		delete(vs.slots, s.view)
+	}
+}
+
+// apply returns what the view makes of msgs[i], a message of the Publish
+// numbered seq: applied the first time it is asked for in that Publish,
+// then shared. nil when the view drops it. Publishing goroutine only.
+func (s *viewSlot) apply(msgs []*message.Message, i int, seq uint64) *message.Message {
+	if s.seq != seq || len(s.out) != len(msgs) {
+		s.seq = seq
+		if cap(s.out) >= len(msgs) {
+			s.out = s.out[:len(msgs)]
+			clear(s.out)
+		} else {
+			s.out = make([]*message.Message, len(msgs))
+		}
+	}
+	d := s.out[i]
+	if d == nil {
+		if d = s.view.Apply(msgs[i]); d == nil {
+			d = dropped
+		}
+		s.out[i] = d
+	}
+	if d == dropped {
+		return nil
+	}
+	return d
+}
+
+// enqueueView queues, for a client with a view, what its view makes of
+// the messages of msgs it takes, and returns how many it queued. The view
+// is applied before the client's lock is taken: a filter's evaluation
+// never holds up the client's writer.
+func (c *Client) enqueueView(msgs []*message.Message, seq uint64) uint64 {
+	slot := c.sub.view
+	for i, m := range msgs {
+		if m.Notice() || c.sub.matches(m.Key) {
+			slot.apply(msgs, i, seq)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.parked {
+		return 0
+	}
+	var n uint64
+	for i, m := range msgs {
+		if !m.Notice() && !c.sub.matches(m.Key) {
+			continue
+		}
+		d := m
+		if !m.Notice() {
+			if d = slot.out[i]; d == dropped {
+				continue
+			}
+		}
+		if !c.takes(d, nil) {
+			continue
+		}
+		if !c.pushLocked(d, seq) {
+			break
+		}
+		n++
+	}
+	c.wakeLocked()
+	return n
+}
+
+// View returns the client's view, nil when it has none, for a catch-up
+// to apply to what it pushes (Push does not).
+func (c *Client) View() View {
+	if c.sub.view == nil {
+		return nil
+	}
+	return c.sub.view.view
+}
