@@ -84,6 +84,7 @@ const (
 	EnvTrustedProxies      = "TRUSTED_PROXIES"
 	EnvMaxSubscriptionKeys = "MAX_SUBSCRIPTION_KEYS"
 	EnvMaxKeyLength        = "MAX_KEY_LENGTH"
+	EnvMaxViews            = "MAX_VIEWS"
 	EnvMetricsAddr         = "METRICS_ADDR"
 
 	EnvMaxRecordRows   = "MAX_RECORD_ROWS"

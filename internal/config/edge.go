@@ -37,6 +37,10 @@ type Edge struct {
 	// MaxKeyLength is MAX_KEY_LENGTH: the longest key or pattern a client
 	// may ask for, in bytes (> 0); unset: 0, the server's default of 256.
 	MaxKeyLength int
+	// MaxViews is MAX_VIEWS: the most distinct views (?where= and
+	// ?fields= combinations, per shape) alive at once (> 0); unset: 0,
+	// the default of 1000.
+	MaxViews int
 }
 
 // TLS reports whether the listener serves TLS.
@@ -48,6 +52,7 @@ func (p *parser) edge() Edge {
 		MaxConnectionsPerIP: p.integer(EnvMaxConnectionsPerIP, 0, 1),
 		MaxSubscriptionKeys: p.integer(EnvMaxSubscriptionKeys, 0, 1),
 		MaxKeyLength:        p.integer(EnvMaxKeyLength, 0, 1),
+		MaxViews:            p.integer(EnvMaxViews, 0, 1),
 	}
 	e.TLSCertFile, _ = p.get(EnvTLSCertFile)
 	e.TLSKeyFile, _ = p.get(EnvTLSKeyFile)

@@ -38,7 +38,7 @@ var knownNames = []string{
 	EnvMaxQueueBytes, EnvWriteTimeout, EnvPingInterval, EnvMaxClientMessage, EnvSocketSendBuffer,
 	EnvPprofAddr, EnvLogLevel, EnvLogFormat, EnvViewer, EnvPublicURL,
 	EnvTLSCertFile, EnvTLSKeyFile, EnvAllowedOrigins, EnvMaxConnections, EnvMaxConnectionsPerIP,
-	EnvTrustedProxies, EnvMaxSubscriptionKeys, EnvMaxKeyLength, EnvMetricsAddr,
+	EnvTrustedProxies, EnvMaxSubscriptionKeys, EnvMaxKeyLength, EnvMaxViews, EnvMetricsAddr,
 	EnvMaxRecordRows, EnvMaxDecodedBytes, EnvCompression,
 	EnvHistoryBytes, EnvHistoryMaxAge, EnvCatchUpReaders, EnvSSEHeartbeat,
 }

@@ -151,7 +151,9 @@ func (j *job) lastMessages(ctx context.Context, n int) ([]*message.Message, erro
 		m := lists[best][heads[best]]
 		heads[best]++
 		j.pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
-		out = append(out, encode.Reframe(m, j.shape, j.pos.String()))
+		if m = j.view(m); m != nil {
+			out = append(out, encode.Reframe(m, j.shape, j.pos.String()))
+		}
 	}
 	return out, nil
 }

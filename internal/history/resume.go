@@ -203,6 +203,12 @@ func newJob(r *Resumer, c *hub.Client, match func(key []byte) bool) *job {
 	case message.ShapeSSEEnvelope:
 		j.want[message.ShapeEnvelope] = true
 	}
+	if v := c.View(); v != nil {
+		j.want[message.ShapePlain] = true // a view reads the value there
+		if h, ok := v.(interface{ NeedsHead() bool }); ok && h.NeedsHead() {
+			j.want[message.ShapeEnvelope] = true // and the headers in the envelope
+		}
+	}
 	return j
 }
 
@@ -611,14 +617,16 @@ func (j *job) advance(from origin, msgs []*message.Message, spans []Span, starts
 			return nil, fmt.Errorf("%w: partition %d: a message at %d out of order from the %s", errHole, m.Partition, m.Offset, from)
 		}
 		j.pos.Advance(m.Partition, m.Offset, m.Row, m.Rows)
-		if from == fromKafka {
-			out = append(out, m)
+		if from != fromKafka && (!j.match(m.Key) || !encode.Deliverable(m, j.shape)) {
 			continue
 		}
-		if !j.match(m.Key) || !encode.Deliverable(m, j.shape) {
+		if m = j.view(m); m == nil {
 			continue
 		}
-		out = append(out, j.frame(m))
+		if from != fromKafka {
+			m = j.frame(m)
+		}
+		out = append(out, m)
 	}
 	for _, sp := range spans {
 		if from == fromGone {
@@ -645,6 +653,18 @@ func spanOf(spans []Span, p int32) *Span {
 		}
 	}
 	return nil
+}
+
+// view returns what the client's view (hub.View) makes of m, a message
+// it selects by key: m itself without a view, nil when the view drops it.
+// It is applied before frame, to the message with the frames the history
+// keeps, from which a derived message is re-framed as the original
+// would be.
+func (j *job) view(m *message.Message) *message.Message {
+	if v := j.c.View(); v != nil {
+		return v.Apply(m)
+	}
+	return m
 }
 
 // frame returns the message the client gets for m, a message of the

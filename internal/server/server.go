@@ -116,6 +116,9 @@ type Config struct {
 	// Resumer serves clients that ask for a start position (from=,
 	// last=, SSE Last-Event-ID); nil answers them 400.
 	Resumer Resumer
+	// Views makes the views of ?where= and ?fields=; nil answers them
+	// 400.
+	Views Views
 	// ViewerBasicAuth makes the viewer page ask a browser for HTTP Basic
 	// credentials (401 with WWW-Authenticate) when its URL has no ?token=
 	// and it sent none that Auth accepts: the browser then sends them on
@@ -401,13 +404,13 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		}()
 		return
 	}
-	if !s.scope(w, r, &a, p) {
+	if !s.scope(w, r, &a, p) || !s.acquireView(w, r, &a) {
 		return
 	}
 	sub, remote := a.sub, a.remote
 	// The client joins the hub before the handshake is answered: whatever
 	// is published once the client can see the answer reaches it.
-	sess := &session{held: s.hold(r, a.slot, st, p), parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
+	sess := &session{held: s.hold(r, &a, st, p), parser: wsframe.Parser{MaxMessage: s.cfg.MaxClientMessage}}
 	sess.client = s.hub.AddClient(nil, hub.ClientOptions{Sub: sub, OnClosed: sess.closed,
 		Park: st.Kind != wsdest.StartLatest})
 	sess.watchCredential(p)

@@ -72,17 +72,17 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, refusal, http.StatusUnauthorized)
 		return
 	}
-	if !s.scope(w, r, &a, p) {
+	if !s.scope(w, r, &a, p) || !s.acquireView(w, r, &a) {
 		return
 	}
 	sub := a.sub
 	hj, ok := w.(http.Hijacker)
 	if !ok || r.ProtoMajor != 1 {
 		defer a.slot.release()
-		s.sseStream(w, r, a.remote, sub, st, p)
+		s.sseStream(w, r, a.remote, sub, st, p, a.release)
 		return
 	}
-	sess := &sseSession{held: s.hold(r, a.slot, st, p)}
+	sess := &sseSession{held: s.hold(r, &a, st, p)}
 	resuming := st.Kind != wsdest.StartLatest
 	sess.client = s.hub.AddClient(nil, hub.ClientOptions{
 		Sub:       sub,

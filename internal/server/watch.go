@@ -45,17 +45,19 @@ type heldExtra struct {
 	// cred closes the client when its credential expires or is revoked;
 	// nil for credentials that do neither.
 	cred *credWatch
+	// release gives back the client's view (Views); nil without one.
+	release func()
 }
 
 // hold prepares what a client about to join the hub keeps (its client is
 // set by the caller, with closed as its OnClosed, and watchCredential
 // called once it is).
-func (s *Server) hold(r *http.Request, slot *tally, st wsdest.Start, p auth.Principal) held {
-	h := held{slot: slot}
+func (s *Server) hold(r *http.Request, a *admission, st wsdest.Start, p auth.Principal) held {
+	h := held{slot: a.slot}
 	resuming := st.Kind != wsdest.StartLatest
 	cred := s.watch(p)
-	if r.TLS != nil || resuming || cred != nil {
-		h.extra = &heldExtra{cred: cred}
+	if r.TLS != nil || resuming || cred != nil || a.release != nil {
+		h.extra = &heldExtra{cred: cred, release: a.release}
 		if resuming {
 			h.extra.ctx, h.extra.cancel = context.WithCancel(context.Background())
 		}
@@ -77,6 +79,9 @@ func (h *held) closed() {
 		e.watch.closed()
 		if e.cancel != nil {
 			e.cancel()
+		}
+		if e.release != nil {
+			e.release()
 		}
 	}
 	h.slot.release()

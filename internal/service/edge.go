@@ -39,5 +39,6 @@ func (s *Service) logEdge(maxClients, httpConns int) {
 		"max_connections", maxClients, "derived", e.MaxConnections == 0,
 		"max_http_connections", httpConns, "max_connections_per_ip", perIP,
 		"trusted_proxies", len(e.TrustedProxies),
-		"max_subscription_keys", e.MaxSubscriptionKeys, "max_key_length", e.MaxKeyLength)
+		"max_subscription_keys", e.MaxSubscriptionKeys, "max_key_length", e.MaxKeyLength,
+		"max_views", e.MaxViews)
 }

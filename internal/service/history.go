@@ -63,6 +63,7 @@ func (s *Service) newHistory(kcfg kafka.Config, since time.Time) error {
 func (s *Service) wants() [message.NumShapes]bool {
 	want := s.hub.Wants()
 	want[message.ShapePlain] = want[message.ShapePlain] || want[message.ShapeSSEPlain]
-	want[message.ShapeEnvelope] = want[message.ShapeEnvelope] || want[message.ShapeSSEEnvelope]
+	want[message.ShapeEnvelope] = want[message.ShapeEnvelope] || want[message.ShapeSSEEnvelope] ||
+		s.store == nil && s.views.NeedsHead() // filters read headers in the envelope's head
 	return want
 }

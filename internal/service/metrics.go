@@ -115,6 +115,8 @@ func (s *Service) metricsSnapshot() metrics.Snapshot {
 	}
 	snap.Rejected["http_connections"] = s.guard.Evicted()
 	snap.AuthRefusals = authRefusals(s.auth)
+	v := s.views.Stats()
+	snap.Views, snap.ViewsRefused, snap.ViewEvalErrors = v.Alive, v.Refused, v.EvalErrors
 	return snap
 }
 

@@ -72,6 +72,7 @@ func (s *Service) serverConfig(authz server.Authorizer, maxClients int) server.C
 		Stats:            s.stats,
 		Logger:           s.log,
 		Resumer:          s.resumer,
+		Views:            serverViews{s.views},
 		NoViewer:         !cfg.Viewer,
 		ViewerBasicAuth:  cfg.Auth.Enabled && cfg.Auth.Username != "",
 

@@ -29,6 +29,7 @@ import (
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/ready"
 	"github.com/wsdest/wsdest/internal/server"
+	"github.com/wsdest/wsdest/internal/view"
 )
 
 // Service is a configured, listening wsdest. Create it with New, then call
@@ -61,6 +62,7 @@ type Service struct {
 	reader  *history.Reader
 	tap     *history.Tap
 	resumer *history.Resumer
+	views   *view.Registry // the clients' views (views.go)
 }
 
 // StartError is returned by New when the service cannot start because of
@@ -116,6 +118,9 @@ func (s *Service) build(ctx context.Context) error {
 		return err
 	}
 	s.newHub()
+	if err := s.newViews(); err != nil {
+		return err
+	}
 	if err := s.newHistory(kcfg, since); err != nil {
 		return err
 	}

@@ -43,8 +43,9 @@ const (
 	// once (MAX_VIEWS).
 	DefaultMaxViews = 1000
 	// DefaultCostLimit is the default CEL runtime cost limit of one
-	// evaluation: about a thousand comparisons or field accesses, far
-	// beyond what a filter of one record needs.
+	// evaluation: some ten thousand elementary operations (comparisons,
+	// member accesses, list elements), far beyond what a filter of one
+	// record needs.
 	DefaultCostLimit = 10000
 )
 
@@ -97,6 +98,10 @@ type Registry struct {
 	views   map[Spec]*View         // guarded by mu
 	filters map[string]*filter     // by expression; guarded by mu
 	projs   map[string]*projection // by field list; guarded by mu
+
+	// heads counts the live filters that read headers (NeedsHead);
+	// written under mu.
+	heads atomic.Int64
 
 	refused    atomic.Uint64
 	evalErrors atomic.Uint64
@@ -179,6 +184,9 @@ func (r *Registry) Acquire(where, fields string, shape message.Shape) (*View, er
 			f = old
 		} else {
 			r.filters[where] = f
+			if f.headers {
+				r.heads.Add(1)
+			}
 		}
 		f.refs++
 	}
@@ -230,6 +238,12 @@ func (r *Registry) parse(fields string) (*projection, error) {
 	return parseFields(fields)
 }
 
+// NeedsHead reports whether a live filter reads headers: those are read
+// from the envelope's head, which a message carries only when built for
+// the history or for an envelope client, so a publisher without a
+// history must then build envelope frames.
+func (r *Registry) NeedsHead() bool { return r.heads.Load() > 0 }
+
 // Release gives back a view Acquire returned; the last user's Release
 // forgets it.
 func (r *Registry) Release(v *View) {
@@ -244,6 +258,9 @@ func (r *Registry) Release(v *View) {
 		f.refs--
 		if f.refs == 0 {
 			delete(r.filters, f.expr)
+			if f.headers {
+				r.heads.Add(-1)
+			}
 		}
 	}
 	if p := v.proj; p != nil {
@@ -263,6 +280,11 @@ type View struct {
 	proj   *projection // nil: the whole value
 	refs   int         // guarded by r.mu
 }
+
+// NeedsHead reports whether v's filter reads headers, which it finds in
+// the envelope's head: a catch-up then encodes the envelope of the
+// records it reads from Kafka.
+func (v *View) NeedsHead() bool { return v.filter != nil && v.filter.headers }
 
 // Spec returns what makes v distinct.
 func (v *View) Spec() Spec { return v.spec }

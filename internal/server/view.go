@@ -1,0 +1,43 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
+)
+
+// Views makes the views a client asks for with ?where= (a filter) and
+// ?fields= (a projection): the service passes the view package's
+// Registry. Acquire returns the view of the three, shared with every
+// client of the same ones, and the function that gives it back (called
+// once, when the client is closed); its error is one line for a 400
+// answer (a syntax error with its position, a bound with its limit).
+type Views interface {
+	Acquire(where, fields string, shape message.Shape) (v hub.View, release func(), err error)
+}
+
+// acquireView gives the admitted client the view its request asks for,
+// if any (a.sub.View, a.release), or answers 400 and gives back the
+// client's slot. An empty where= or fields= asks for nothing.
+func (s *Server) acquireView(w http.ResponseWriter, r *http.Request, a *admission) bool {
+	q := r.URL.Query()
+	where, fields := lastValue(q["where"]), lastValue(q["fields"])
+	if where == "" && fields == "" {
+		return true
+	}
+	var err error
+	if s.cfg.Views == nil {
+		err = errors.New("views (where=, fields=) are not enabled on this server")
+	} else {
+		a.sub.View, a.release, err = s.cfg.Views.Acquire(where, fields, a.sub.Shape)
+	}
+	if err != nil {
+		a.slot.release()
+		s.rejects.reject(r.Context(), RejectBadRequest, a.remote, "client rejected: bad view", "err", err)
+		http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	return true
+}

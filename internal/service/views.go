@@ -1,0 +1,35 @@
+package service
+
+import (
+	"fmt"
+
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
+	"github.com/wsdest/wsdest/internal/server"
+	"github.com/wsdest/wsdest/internal/view"
+)
+
+// newViews creates the registry of the clients' views (?where=,
+// ?fields=), bounded by MAX_VIEWS.
+func (s *Service) newViews() error {
+	var err error
+	s.views, err = view.New(view.Config{MaxViews: s.cfg.Edge.MaxViews, Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("views: %w", err)
+	}
+	return nil
+}
+
+// serverViews adapts a view.Registry to server.Views.
+type serverViews struct{ r *view.Registry }
+
+var _ server.Views = serverViews{}
+
+// Acquire implements server.Views.
+func (v serverViews) Acquire(where, fields string, shape message.Shape) (hub.View, func(), error) {
+	vw, err := v.r.Acquire(where, fields, shape)
+	if err != nil {
+		return nil, nil, err
+	}
+	return vw, func() { v.r.Release(vw) }, nil
+}
