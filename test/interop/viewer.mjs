@@ -204,10 +204,54 @@ async function openChecks() {
   const wsurl = await tab.textContent('#ws-url');
   report(wsurl.includes('key=sensor-2') && wsurl.includes('last=20'), 'viewer: last=N passes through to the WebSocket URL', wsurl);
 
+  // A view: the server's filter (where) and projection (fields), applied
+  // by reconnecting with them.
+  await tab.selectOption('#f-start', '');
+  await tab.fill('#f-keys', '');
+  await tab.fill('#f-where', 'key == "sensor-2" || key == "sensor-3"');
+  await tab.fill('#f-fields', 'humidity, Tags.location');
+  await tab.click('#sub-form button[type="submit"]');
+  const viewed = await until(tab, () => window.wsdestViewer.keys.length === 2 && window.wsdestViewer.total > 10);
+  await tab.waitForTimeout(500);
+  s = await viewerState(tab);
+  const vurl = new URL(tab.url());
+  const vws = await tab.textContent('#ws-url');
+  const vlog = await tab.evaluate(() => [...document.querySelectorAll('#log span')].map((e) => e.textContent.trim()));
+  const projected = vlog.length > 0 && vlog.every((l) => {
+    const m = JSON.parse(l);
+    return (m.key === 'sensor-2' || m.key === 'sensor-3') && JSON.stringify(Object.keys(m.value)) === '["humidity","Tags"]' &&
+      JSON.stringify(Object.keys(m.value.Tags)) === '["location"]' && typeof m.cursor === 'string';
+  });
+  const noTemp = (await tableValue(tab, 'sensor-2', 'temperature'))?.value ?? null;
+  const hum = (await tableValue(tab, 'sensor-2', 'humidity'))?.value ?? null;
+  report(viewed && s.keys.join() === 'sensor-2,sensor-3' && projected && noTemp === null && hum !== null &&
+    vurl.searchParams.get('where') === 'key == "sensor-2" || key == "sensor-3"' && vurl.searchParams.get('fields') === 'humidity,Tags.location' &&
+    vws.includes('where=') && vws.includes('fields=humidity%2CTags.location'),
+  'viewer: a where filter and a field list reconnect with them: only the keys and members asked for arrive',
+  `${JSON.stringify(s)} url=${tab.url()} ws=${vws} log=${JSON.stringify(vlog.slice(0, 2))} temperature=${noTemp} humidity=${hum}`);
+  await tab.click('button[data-snippet="js"]');
+  const js = await tab.textContent('#snippet');
+  report(js.includes('where: "key == \\"sensor-2\\" || key == \\"sensor-3\\""') && js.includes('fields: ["humidity","Tags.location"]'),
+    'viewer: the JavaScript snippet passes the view as options', js.split('\n').slice(4, 5).join(''));
+
   report(w.errors.length === 0, 'viewer: no console errors or uncaught exceptions', JSON.stringify(w.errors.slice(0, 3)));
   report(w.foreign.length === 0 && w.requests > 0, `viewer: every request stays on ${origin}`,
     `${w.foreign.length} foreign: ${JSON.stringify(w.foreign.slice(0, 3))}`);
   await w.context.close();
+
+  // A filter the server refuses: the page says why (the position), and
+  // keeps its subscription.
+  const w4 = await open(`${origin}/?key=sensor-1`, origin);
+  await until(w4.tab, () => window.wsdestViewer.total >= 3);
+  await w4.tab.fill('#f-where', 'value.temperature >');
+  await w4.tab.click('#sub-form button[type="submit"]');
+  const said = await until(w4.tab, () => !document.getElementById('alert').hidden);
+  const st4 = await viewerState(w4.tab);
+  const t4 = st4.total;
+  const still4 = await until(w4.tab, (n) => window.wsdestViewer.total > n + 3, t4);
+  report(said && /refused this view: .*where: 1:20/.test(st4.alert) && new URL(w4.tab.url()).searchParams.get('where') === null && still4,
+    'viewer: a where filter that does not compile is refused with its position, and the stream goes on', JSON.stringify(st4));
+  await w4.context.close();
 
   // A key path opened in a browser: the public sample's /{key} and /ws/{key}.
   for (const path of ['/sensor-3', '/ws/sensor-3?envelope=yes']) {

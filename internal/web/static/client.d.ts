@@ -58,6 +58,13 @@ export interface WsdestOptions {
   token?: string | (() => string | Promise<string>);
   /** Keys or globs (sensor-*) to subscribe to, added as ?key=. */
   keys?: string | string[];
+  /**
+   * A CEL filter the server applies to each record (?where=), e.g. 'value.temperature > 30' or
+   * 'headers["source"] == "plc-7"': only the records for which it is true are delivered.
+   */
+  where?: string;
+  /** Members of the value to keep (?fields=), dotted paths into nested objects: ['temperature', 'Tags.location']. */
+  fields?: string | string[];
   /** Where the first connection starts: latest (default), earliest, a cursor, an RFC 3339 time or -5m. */
   from?: string;
   /** Start with the N most recent records (first connection only). */

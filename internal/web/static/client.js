@@ -4,7 +4,8 @@
 // WebSocket option). Types: /_wsdest/client.d.ts.
 //
 //   import { connect } from '<wsdest's address>/_wsdest/client.js';
-//   const stream = connect('<wsdest's address>/ws', { token, keys: ['sensor-*'] });
+//   const stream = connect('<wsdest's address>/ws', { token, keys: ['sensor-*'],
+//     where: 'value.temperature > 30', fields: ['temperature', 'Tags.location'] });
 //   stream.addEventListener('record', (e) => console.log(e.detail.key, e.detail.value));
 //
 // It always asks for the envelope (it needs the cursor), keeps the cursor of
@@ -74,6 +75,11 @@ export class WsdestStream extends EventTarget {
     if (u.protocol === 'http:' || u.protocol === 'https:') u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
     const q = u.searchParams;
     for (const k of [].concat(options.keys || [])) q.append('key', k);
+    // A view: the server filters (where, CEL) and projects (fields) the
+    // records; it stays with every reconnect, and resuming stays exact.
+    if (options.where) q.set('where', options.where);
+    const fields = [].concat(options.fields || []).join(',');
+    if (fields) q.set('fields', fields);
     q.set('envelope', 'true');
     // The start position and the token are added per attempt.
     for (const p of ['from', 'last', 'token']) {

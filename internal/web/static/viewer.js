@@ -35,7 +35,7 @@ import { connect } from './client.js';
 
   // fromLocation reads the subscription the way wsdest reads a WebSocket
   // URL: /ws/{key} and /{key} name a key, ?key= adds more, and the query's
-  // envelope, last, from and token pass through. The viewer asks for the
+  // envelope, last, from, where, fields and token pass through. The viewer asks for the
   // envelope unless the URL says otherwise: it is what carries the key.
   function fromLocation(loc) {
     const q = new URLSearchParams(loc.search);
@@ -53,6 +53,8 @@ import { connect } from './client.js';
       keys, envelope,
       last: q.get('last') || '',
       from: q.get('from') || '',
+      where: q.get('where') || '',
+      fields: q.get('fields') || '',
       token: q.get('token') || '',
       tokenInURL: q.has('token'),
     };
@@ -65,6 +67,8 @@ import { connect } from './client.js';
     q.set('envelope', sub.envelope ? 'true' : 'false');
     if (sub.last) q.set('last', sub.last);
     if (sub.from) q.set('from', sub.from);
+    if (sub.where) q.set('where', sub.where);
+    if (sub.fields) q.set('fields', sub.fields);
     if (withToken && sub.token) q.set('token', sub.token);
     return q.toString();
   }
@@ -104,7 +108,7 @@ import { connect } from './client.js';
   function subscribe() {
     if (stream) stream.close();
     everLive = false;
-    const s = connect(`${wsBase()}/ws`, { keys: sub.keys, from: sub.from, last: sub.last, token: sub.token, keepLatest: false });
+    const s = connect(`${wsBase()}/ws`, { keys: sub.keys, from: sub.from, last: sub.last, where: sub.where, fields: sub.fields, token: sub.token, keepLatest: false });
     stream = s;
     s.addEventListener('state', (ev) => { if (stream === s) onState(ev.detail); });
     s.addEventListener('record', (ev) => { if (stream === s) { onRecord(ev.detail, ev.text); schedule(); } });
@@ -553,6 +557,8 @@ import { connect } from './client.js';
     $('f-start').value = sub.last ? 'last' : sub.from ? 'from' : '';
     if (sub.last) $('f-last').value = sub.last;
     $('f-from').value = sub.from;
+    $('f-where').value = sub.where;
+    $('f-fields').value = sub.fields;
     $('f-token').value = sub.token;
     startFields();
   }
@@ -570,20 +576,45 @@ import { connect } from './client.js';
     tableDirty = chartsDirty = true;
   }
 
-  $('sub-form').addEventListener('submit', (ev) => {
+  // checkView asks the server whether next's view (where, fields) is one
+  // it accepts: a WebSocket refused before the upgrade reports nothing
+  // but a failed connection, while the same request over SSE answers 400
+  // with the reason (the position of a syntax error, the limit passed).
+  // The stream is dropped as soon as its head arrives. It resolves to the
+  // reason, '' when the view is accepted or the answer says nothing.
+  async function checkView(next) {
+    if (!next.where && !next.fields) return '';
+    const ac = new AbortController();
+    try {
+      const r = await fetch(`/sse?${query(next, true)}`, { signal: ac.signal, headers: { Accept: 'text/event-stream' } });
+      if (r.status === 400) return (await r.text()).trim();
+      return '';
+    } catch {
+      return '';
+    } finally {
+      ac.abort();
+    }
+  }
+
+  $('sub-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const start = $('f-start').value;
     const last = start === 'last' ? $('f-last').value.trim() : '';
     if (last && !/^[1-9]\d*$/.test(last)) { showAlert('last N: a whole number of records, at least 1.'); return; }
     const token = $('f-token').value;
-    sub = {
+    const next = {
       keys: $('f-keys').value.split(',').map((s) => s.trim()).filter(Boolean),
       envelope: $('f-envelope').checked,
       last,
       from: start === 'from' ? $('f-from').value.trim() : '',
+      where: $('f-where').value.trim(),
+      fields: $('f-fields').value.split(',').map((s) => s.trim()).filter(Boolean).join(','),
       token,
       tokenInURL: sub.tokenInURL && token === sub.token,
     };
+    const refused = await checkView(next);
+    if (refused) { showAlert(`The server refused this view: ${refused}`); return; }
+    sub = next;
     // The page URL follows the subscription, so it can be shared or
     // reloaded; a token typed into the field never goes into it.
     history.replaceState(null, '', `/?${query(sub, sub.tokenInURL)}`);
@@ -635,6 +666,8 @@ import { connect } from './client.js';
     if (sub.keys.length) opts.push(`keys: ${JSON.stringify(sub.keys)}`);
     if (sub.last) opts.push(`last: ${sub.last}`);
     if (sub.from) opts.push(`from: ${JSON.stringify(sub.from)}`);
+    if (sub.where) opts.push(`where: ${JSON.stringify(sub.where)}`);
+    if (sub.fields) opts.push(`fields: ${JSON.stringify(sub.fields.split(','))}`);
     if (tok) opts.push('token: API_KEY');
     const texts = {
       js: `// In a <script type="module"> of a page served over http(s): wsdest's own client\n` +
