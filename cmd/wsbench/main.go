@@ -111,6 +111,8 @@ func parseAllFlags(args []string, stderr io.Writer) (bench.Config, *bench.Resume
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback hosts in -url and -brokers")
 	fs.StringVar(&cfg.TLSCAFile, "tls-ca", "", "PEM `file` of the CA that signed the server's certificate, for a wss:// -url (default: the system roots)")
 	fs.BoolVar(&cfg.Deflate, "deflate", false, "clients offer permessage-deflate (for a server with COMPRESSION=true) and inflate what they get")
+	fs.IntVar(&cfg.Filters, "filters", 0, "give the clients views: this many distinct ?where= filters (each true of every record), client i the filter i mod `F`; the records are then telemetry readings")
+	fs.IntVar(&cfg.Projections, "projections", 0, "give the clients views: this many distinct ?fields= lists (each keeping ts and seq), client i the list (i / filters) mod `P`")
 	fs.IntVar(&cfg.IdleClients, "idle-clients", 0, "also hold this many connections that never read, on -idle-url, for the whole run (idle load; not in the figures)")
 	fs.StringVar(&cfg.IdleURL, "idle-url", "", "WebSocket `URL` of the idle clients; default -url with path /ws/wsbench-idle")
 	fs.IntVar(&rcfg.Resume, "resume", 0, "resume mode: this many of the clients drop at once and reconnect with their last cursor (envelope shape, from=/Last-Event-ID); see -resume-after, -away, -sse")

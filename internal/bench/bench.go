@@ -94,6 +94,11 @@ type Config struct {
 	// IdleURL is where the idle clients connect; default URL with the
 	// path /ws/wsbench-idle (a key nothing is produced to).
 	IdleURL string
+	// Filters and Projections, when above 0, give each measured client a
+	// view: one of Filters distinct ?where= filters (each true of every
+	// record) and one of Projections distinct ?fields= lists; the records
+	// are then telemetry readings (AppendTelemetry) for them to read.
+	Filters, Projections int
 	// Spawn returns a command that runs ServeWorker with args (the
 	// wsbench binary re-executing itself). Required when Procs > 1.
 	Spawn func(ctx context.Context, args []string) *exec.Cmd
@@ -366,6 +371,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if cfg.Filters > 0 || cfg.Projections > 0 {
+		prod.value = AppendTelemetry
+	}
 	defer prod.close()
 	received := func() int64 {
 		var n int64
@@ -497,6 +505,8 @@ func startSets(ctx context.Context, cfg Config) ([]clientSet, error) {
 			StallRcvBuf: cfg.StallRcvBuf,
 			TLSCAFile:   cfg.TLSCAFile,
 			Deflate:     cfg.Deflate,
+			Filters:     cfg.Filters,
+			Projections: cfg.Projections,
 		}
 		if cfg.Procs == 1 {
 			sets = append(sets, localSet{NewGroup(gc)})

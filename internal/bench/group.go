@@ -55,6 +55,11 @@ type GroupConfig struct {
 	// Deflate offers permessage-deflate (no context takeover) and inflates
 	// the compressed frames before measuring them.
 	Deflate bool `json:"deflate"`
+	// Filters and Projections, when above 0, give each client a view
+	// (viewQuery): one of Filters distinct ?where= filters and one of
+	// Projections distinct ?fields= lists.
+	Filters     int `json:"filters,omitempty"`
+	Projections int `json:"projections,omitempty"`
 }
 
 // GroupResult is what a group reports: the connect fields after Connect,
@@ -248,6 +253,7 @@ func (g *Group) dial(ctx context.Context, i int) (*client, error) {
 		c.key = i % g.cfg.Keys
 		url = strings.ReplaceAll(url, KeyPlaceholder, "k-"+strconv.Itoa(c.key))
 	}
+	url = withQuery(url, viewQuery(i, g.cfg.Filters, g.cfg.Projections))
 	d := ws.Dialer{Timeout: g.cfg.DialTimeout, TLSConfig: g.tls}
 	if g.cfg.Deflate {
 		d.Extensions = []httphead.Option{wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}.Option()}

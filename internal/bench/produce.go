@@ -24,6 +24,8 @@ type producer struct {
 	size     int
 	rate     float64
 	duration time.Duration
+	// value builds each record's value; AppendValue unless set before run.
+	value func(dst []byte, tsNs, seq int64, size int) []byte
 
 	sent      atomic.Int64   // records handed to the client
 	acked     []atomic.Int64 // acknowledged records per key index
@@ -52,6 +54,7 @@ func newProducer(brokers []string, topic string, rate float64, duration time.Dur
 		rate:     rate,
 		duration: duration,
 		acked:    make([]atomic.Int64, keys),
+		value:    AppendValue,
 	}
 	for k := range p.keys {
 		p.keys[k] = []byte("k-" + strconv.Itoa(k))
@@ -81,7 +84,7 @@ func (p *producer) run(ctx context.Context) {
 			k := int(seq % int64(len(p.keys)))
 			r := &kgo.Record{
 				Key:   p.keys[k],
-				Value: AppendValue(make([]byte, 0, max(p.size, 64)), time.Now().UnixNano(), seq, p.size),
+				Value: p.value(make([]byte, 0, max(p.size, 64)), time.Now().UnixNano(), seq, p.size),
 			}
 			p.sent.Add(1)
 			p.client.Produce(ctx, r, p.promise)

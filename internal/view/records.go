@@ -31,8 +31,18 @@ type record struct {
 	headersOnce sync.Once
 	hdrs        ref.Val
 
-	projMu sync.Mutex
-	projs  []projected // guarded by projMu
+	// mu guards what the views worked out of the record: each filter's
+	// result and each projection, so that views sharing a filter or a
+	// field list (in other shapes, with other partners) work it out once.
+	mu      sync.Mutex
+	results []result    // guarded by mu
+	projs   []projected // guarded by mu
+}
+
+// result is a filter's verdict on a record.
+type result struct {
+	f  *filter
+	ok bool
 }
 
 // projected is a record's projection by one field list.
@@ -120,8 +130,8 @@ func headersOf(m *message.Message) map[string]string {
 // projection returns the record's value projected by p, built once per
 // record and field list; false when the value is not a JSON object.
 func (rec *record) projection(p *projection) ([]byte, bool) {
-	rec.projMu.Lock()
-	defer rec.projMu.Unlock()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
 	for _, x := range rec.projs {
 		if x.p == p {
 			return x.value, x.value != nil
@@ -133,6 +143,26 @@ func (rec *record) projection(p *projection) ([]byte, bool) {
 	}
 	rec.projs = append(rec.projs, projected{p: p, value: out})
 	return out, out != nil
+}
+
+// matches returns f's verdict on the record, evaluated once (by r) per
+// record and filter. The evaluation runs outside the record's lock; two
+// views of one filter racing on a record both evaluate it, to the same
+// verdict.
+func (rec *record) matches(r *Registry, f *filter) bool {
+	rec.mu.Lock()
+	for _, x := range rec.results {
+		if x.f == f {
+			rec.mu.Unlock()
+			return x.ok
+		}
+	}
+	rec.mu.Unlock()
+	ok := f.matches(r, rec)
+	rec.mu.Lock()
+	rec.results = append(rec.results, result{f: f, ok: ok})
+	rec.mu.Unlock()
+	return ok
 }
 
 // records holds the records of the last messages views read, so that a

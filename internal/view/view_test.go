@@ -1,6 +1,7 @@
 package view
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,9 @@ func rec(key, value string, headers ...string) *wsdest.Record {
 
 func newRegistry(t testing.TB, cfg Config) *Registry {
 	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +194,14 @@ func TestCompiledOnce(t *testing.T) {
 	b, _ := r.Acquire("value.a > 1", "x", message.ShapeEnvelope)
 	if a == b || a.filter != b.filter {
 		t.Fatal("two views of one expression compiled it twice")
+	}
+	// And evaluated it once per record.
+	m := encodeRec(t, rec("k", `{"a":2,"x":1}`))[0]
+	if a.Apply(m) == nil || b.Apply(m) == nil {
+		t.Fatal("dropped")
+	}
+	if n := len(r.records.get(m).results); n != 1 {
+		t.Fatalf("the filter was evaluated into %d results for one record, want 1", n)
 	}
 }
 
