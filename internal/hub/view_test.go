@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
@@ -145,5 +146,16 @@ func TestViewsForgottenWithTheirClients(t *testing.T) {
 	h.views.mu.Unlock()
 	if n != 0 || h.viewed.Load() != 0 {
 		t.Fatalf("%d view slots, %d viewed clients left after every client left", n, h.viewed.Load())
+	}
+}
+
+// TestCompiledSizeClass: the view pointer keeps the compiled subscription
+// a client with keys allocates in the 80-byte size class it had before
+// views, so that clients without a view cost what they did (the Client
+// itself has no field for views; clients that take everything share one
+// compiled subscription).
+func TestCompiledSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(compiled{}); n > 80 {
+		t.Fatalf("compiled is %d bytes: past the 80-byte size class", n)
 	}
 }

@@ -196,8 +196,6 @@ type admission struct {
 	sub    hub.Subscription
 	remote string // for log lines: the peer, or "client via peer" behind a trusted proxy
 	slot   *tally // the connection slot; give it back once (release)
-	// release gives back sub.View (acquireView); nil without one.
-	release func()
 }
 
 // admit runs the checks every would-be client passes before its

@@ -79,7 +79,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	hj, ok := w.(http.Hijacker)
 	if !ok || r.ProtoMajor != 1 {
 		defer a.slot.release()
-		s.sseStream(w, r, a.remote, sub, st, p, a.release)
+		s.sseStream(w, r, a.remote, sub, st, p)
 		return
 	}
 	sess := &sseSession{held: s.hold(r, &a, st, p)}

@@ -22,7 +22,7 @@ import (
 // connection is out of the ConnGuard's count and reach meanwhile (it
 // holds a client slot), and the answer's write deadline (WriteTimeout)
 // covers the head; then each write of the hub has its own.
-func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string, sub hub.Subscription, st wsdest.Start, p auth.Principal, release func()) {
+func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string, sub hub.Subscription, st wsdest.Start, p auth.Principal) {
 	defer guardStream(r)()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -32,9 +32,7 @@ func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string
 	sc := &streamConn{w: w, rc: http.NewResponseController(w), done: make(chan struct{}), remote: remoteAddr(r)}
 	_ = sc.SetWriteDeadline(s.writeDeadline()) // for the head and the retry line
 	if _, err := sc.Write([]byte("retry: " + strconv.FormatInt(SSERetry.Milliseconds(), 10) + "\n\n")); err != nil {
-		if release != nil {
-			release()
-		}
+		s.releaseView(sub.View)
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -45,9 +43,7 @@ func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string
 		OnClosed: func() {
 			cancel()
 			cw.stop()
-			if release != nil {
-				release()
-			}
+			s.releaseView(sub.View)
 		},
 		Park: st.Kind != wsdest.StartLatest,
 	})

@@ -11,16 +11,17 @@ import (
 // Views makes the views a client asks for with ?where= (a filter) and
 // ?fields= (a projection): the service passes the view package's
 // Registry. Acquire returns the view of the three, shared with every
-// client of the same ones, and the function that gives it back (called
-// once, when the client is closed); its error is one line for a 400
-// answer (a syntax error with its position, a bound with its limit).
+// client of the same ones; its error is one line for a 400 answer (a
+// syntax error with its position, a bound with its limit). Release gives
+// back a view Acquire returned, once, when its client is closed.
 type Views interface {
-	Acquire(where, fields string, shape message.Shape) (v hub.View, release func(), err error)
+	Acquire(where, fields string, shape message.Shape) (hub.View, error)
+	Release(hub.View)
 }
 
 // acquireView gives the admitted client the view its request asks for,
-// if any (a.sub.View, a.release), or answers 400 and gives back the
-// client's slot. An empty where= or fields= asks for nothing.
+// if any (a.sub.View), or answers 400 and gives back the client's slot.
+// An empty where= or fields= asks for nothing.
 func (s *Server) acquireView(w http.ResponseWriter, r *http.Request, a *admission) bool {
 	q := r.URL.Query()
 	where, fields := lastValue(q["where"]), lastValue(q["fields"])
@@ -31,7 +32,7 @@ func (s *Server) acquireView(w http.ResponseWriter, r *http.Request, a *admissio
 	if s.cfg.Views == nil {
 		err = errors.New("views (where=, fields=) are not enabled on this server")
 	} else {
-		a.sub.View, a.release, err = s.cfg.Views.Acquire(where, fields, a.sub.Shape)
+		a.sub.View, err = s.cfg.Views.Acquire(where, fields, a.sub.Shape)
 	}
 	if err != nil {
 		a.slot.release()
@@ -40,4 +41,11 @@ func (s *Server) acquireView(w http.ResponseWriter, r *http.Request, a *admissio
 		return false
 	}
 	return true
+}
+
+// releaseView gives back v, a view acquireView acquired (nil: none).
+func (s *Server) releaseView(v hub.View) {
+	if v != nil {
+		s.cfg.Views.Release(v)
+	}
 }

@@ -45,8 +45,9 @@ type heldExtra struct {
 	// cred closes the client when its credential expires or is revoked;
 	// nil for credentials that do neither.
 	cred *credWatch
-	// release gives back the client's view (Views); nil without one.
-	release func()
+	// views, set when the client has a view (hub.Client.View), is the
+	// server that gives it back when the client is closed.
+	views *Server
 }
 
 // hold prepares what a client about to join the hub keeps (its client is
@@ -56,8 +57,11 @@ func (s *Server) hold(r *http.Request, a *admission, st wsdest.Start, p auth.Pri
 	h := held{slot: a.slot}
 	resuming := st.Kind != wsdest.StartLatest
 	cred := s.watch(p)
-	if r.TLS != nil || resuming || cred != nil || a.release != nil {
-		h.extra = &heldExtra{cred: cred, release: a.release}
+	if r.TLS != nil || resuming || cred != nil || a.sub.View != nil {
+		h.extra = &heldExtra{cred: cred}
+		if a.sub.View != nil {
+			h.extra.views = s
+		}
 		if resuming {
 			h.extra.ctx, h.extra.cancel = context.WithCancel(context.Background())
 		}
@@ -80,8 +84,10 @@ func (h *held) closed() {
 		if e.cancel != nil {
 			e.cancel()
 		}
-		if e.release != nil {
-			e.release()
+		if e.views != nil {
+			// h.client is set: the hub calls closed (OnClosed) only
+			// after AddClient returned it.
+			e.views.releaseView(h.client.View())
 		}
 	}
 	h.slot.release()

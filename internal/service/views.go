@@ -26,10 +26,13 @@ type serverViews struct{ r *view.Registry }
 var _ server.Views = serverViews{}
 
 // Acquire implements server.Views.
-func (v serverViews) Acquire(where, fields string, shape message.Shape) (hub.View, func(), error) {
+func (v serverViews) Acquire(where, fields string, shape message.Shape) (hub.View, error) {
 	vw, err := v.r.Acquire(where, fields, shape)
 	if err != nil {
-		return nil, nil, err
+		return nil, err // not a nil *view.View in a non-nil hub.View
 	}
-	return vw, func() { v.r.Release(vw) }, nil
+	return vw, nil
 }
+
+// Release implements server.Views.
+func (v serverViews) Release(vw hub.View) { v.r.Release(vw.(*view.View)) }
