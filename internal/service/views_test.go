@@ -354,3 +354,19 @@ func TestViewsHostile(t *testing.T) {
 		t.Fatalf("the cost limit did not stop each of 21 evaluations: %v\n%s", err, grepLines(body, "wsdest_view"))
 	}
 }
+
+// TestViewsLast: last=N takes the N most recent records, then the view.
+func TestViewsLast(t *testing.T) {
+	t.Parallel()
+	_, p, s := start(t, 1, nil)
+	produceN(p, 0, 10, time.Time{})
+	plain := e2etest.Connect(t, s.URL("/ws?last=10"))
+	plain.NextN(t, 10) // all ten are in the history
+	c := e2etest.Connect(t, s.URL("/ws?"+q("last", "6", "where", "int(value.i) % 3 == 0", "fields", "i")))
+	for _, want := range []string{`{"i":6}`, `{"i":9}`} {
+		if got := string(c.Next(t)); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+	}
+	c.ExpectQuiet(t)
+}
