@@ -479,12 +479,10 @@ func (h *Hub) Publish(msgs []*message.Message) {
 				enqueued += c.enqueue(msgs, c.sub, seq, share)
 			}
 		}
-		for _, c := range s.viewed {
-			if c.from < seq {
-				enqueued += c.enqueueView(msgs, seq)
-			}
-		}
 		s.mu.RUnlock()
+	}
+	if h.viewed.Load() > 0 {
+		enqueued += h.publishViewed(msgs, seq)
 	}
 	h.stats.enqueued.Add(enqueued)
 }

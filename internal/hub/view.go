@@ -31,8 +31,9 @@ type viewSlot struct {
 	refs int // clients of the view; guarded by the hub's viewsMu
 
 	// Owned by the publishing goroutine (Publish).
-	seq uint64             // the Publish out is for
-	out []*message.Message // per message of that Publish: nil not applied yet, dropped, or Apply's result
+	seq  uint64             // the Publish out is for
+	from int                // where in it the piece out is for starts
+	out  []*message.Message // per message of that piece: nil not applied yet, dropped, or Apply's result
 }
 
 // dropped marks, in viewSlot.out, a message the view dropped.
@@ -70,12 +71,13 @@ func (vs *views) release(s *viewSlot) {
 	}
 }
 
-// apply returns what the view makes of msgs[i], a message of the Publish
-// numbered seq: applied the first time it is asked for in that Publish,
-// then shared. nil when the view drops it. Publishing goroutine only.
-func (s *viewSlot) apply(msgs []*message.Message, i int, seq uint64) *message.Message {
-	if s.seq != seq || len(s.out) != len(msgs) {
-		s.seq = seq
+// apply returns what the view makes of msgs[i], msgs the piece from from
+// on of the Publish numbered seq (publishViewed): applied the first time it is
+// asked for, then shared. nil when the view drops it. Publishing
+// goroutine only.
+func (s *viewSlot) apply(msgs []*message.Message, i, from int, seq uint64) *message.Message {
+	if s.seq != seq || s.from != from || len(s.out) != len(msgs) {
+		s.seq, s.from = seq, from
 		if cap(s.out) >= len(msgs) {
 			s.out = s.out[:len(msgs)]
 			clear(s.out)
@@ -96,15 +98,37 @@ func (s *viewSlot) apply(msgs []*message.Message, i int, seq uint64) *message.Me
 	return d
 }
 
+// publishViewed is Publish for the clients with a view: msgs in pieces of
+// at most maxBatch messages, each to every such client before the next,
+// so that what a view made of the messages is held for one piece at a
+// time (viewSlot.out), however long the Publish (a record of many rows).
+func (h *Hub) publishViewed(msgs []*message.Message, seq uint64) uint64 {
+	var n uint64
+	for from := 0; from < len(msgs); from += maxBatch {
+		piece := msgs[from:min(from+maxBatch, len(msgs))]
+		for i := range h.shards {
+			s := &h.shards[i]
+			s.mu.RLock()
+			for _, c := range s.viewed {
+				if c.from < seq {
+					n += c.enqueueView(piece, from, seq)
+				}
+			}
+			s.mu.RUnlock()
+		}
+	}
+	return n
+}
+
 // enqueueView queues, for a client with a view, what its view makes of
-// the messages of msgs it takes, and returns how many it queued. The view
+// the messages of msgs (the piece from from on of a Publish) it takes, and returns how many it queued. The view
 // is applied before the client's lock is taken: a filter's evaluation
 // never holds up the client's writer.
-func (c *Client) enqueueView(msgs []*message.Message, seq uint64) uint64 {
+func (c *Client) enqueueView(msgs []*message.Message, from int, seq uint64) uint64 {
 	slot := c.sub.view
 	for i, m := range msgs {
 		if m.Notice() || c.sub.matches(m.Key) {
-			slot.apply(msgs, i, seq)
+			slot.apply(msgs, i, from, seq)
 		}
 	}
 	c.mu.Lock()

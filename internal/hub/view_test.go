@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -157,5 +158,40 @@ func TestViewsForgottenWithTheirClients(t *testing.T) {
 func TestCompiledSizeClass(t *testing.T) {
 	if n := unsafe.Sizeof(compiled{}); n > 80 {
 		t.Fatalf("compiled is %d bytes: past the 80-byte size class", n)
+	}
+}
+
+// TestViewLongPublish: a Publish longer than a piece (a record of many
+// rows) is applied once per message and view, and every client of the
+// view gets all of it, in order.
+func TestViewLongPublish(t *testing.T) {
+	h := New(Config{MaxQueueBytes: 1 << 30})
+	v := &testView{keep: "hot"}
+	a := h.AddClient(nil, ClientOptions{Sub: Subscription{All: true, View: v}})
+	b := h.AddClient(nil, ClientOptions{Sub: Subscription{All: true, View: v}})
+	var msgs []*message.Message
+	for i := range 3*maxBatch + 7 {
+		msgs = append(msgs, msg("k", fmt.Sprintf("hot %d", i)))
+	}
+	h.Wants()
+	h.Publish(msgs)
+	if n := v.calls.Load(); n != int64(len(msgs)) {
+		t.Fatalf("the view was applied %d times to %d messages", n, len(msgs))
+	}
+	for _, c := range []*Client{a, b} {
+		q := queued(c)
+		if len(q) != len(msgs) {
+			t.Fatalf("queued %d of %d", len(q), len(msgs))
+		}
+		for i := range q {
+			if q[i] != msgs[i] {
+				t.Fatalf("message %d out of order", i)
+			}
+		}
+	}
+	for _, s := range h.views.slots {
+		if cap(s.out) > maxBatch {
+			t.Fatalf("the view held %d results at once, want a piece at most (%d)", cap(s.out), maxBatch)
+		}
 	}
 }
