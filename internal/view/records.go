@@ -13,7 +13,8 @@ import (
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
-// recordCacheSize is how many recent messages the Registry keeps decoded:
+// recordCacheSize is how many recent messages the Registry keeps decoded
+// (records, which also bounds their bytes):
 // the hub applies every view of a Publish to its messages client by
 // client, so a Publish of up to this many messages has each decoded once
 // however many filters read it. A longer one (a record of many Quix rows)
@@ -166,32 +167,54 @@ func (rec *record) matches(r *Registry, f *filter) bool {
 }
 
 // records holds the records of the last messages views read, so that a
-// message is decoded once for every view. Safe for concurrent use (the
-// publisher and catch-ups); its lock is held for a map lookup.
+// message is decoded once for every view: at most recordCacheSize, and
+// at most recordCacheBytes of frames among them (a decoded value takes a
+// few times its JSON), the oldest forgotten first. Safe for concurrent
+// use (the publisher and catch-ups); its lock is held for a map lookup.
 type records struct {
-	mu   sync.Mutex
-	byM  map[*message.Message]*record // guarded by mu
-	ring []*message.Message           // insertion order, for eviction; guarded by mu
-	next int                          // guarded by mu
+	mu    sync.Mutex
+	byM   map[*message.Message]*record // guarded by mu
+	ring  []*message.Message           // the records' messages, oldest at head; guarded by mu
+	head  int                          // guarded by mu
+	n     int                          // guarded by mu
+	bytes int                          // the ring's messages' frame bytes; guarded by mu
+	max   int                          // the bound on bytes
 }
 
-func newRecords(n int) *records {
-	return &records{byM: make(map[*message.Message]*record, n), ring: make([]*message.Message, n)}
+// recordCacheBytes bounds the frames of the messages records keeps.
+const recordCacheBytes = 8 << 20
+
+func newRecords(n, maxBytes int) *records {
+	return &records{byM: make(map[*message.Message]*record, n), ring: make([]*message.Message, n), max: maxBytes}
 }
 
-// get returns m's record, made and kept if new (forgetting the oldest).
+// get returns m's record, made and kept if new (forgetting the oldest
+// past the bounds).
 func (rs *records) get(m *message.Message) *record {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rec := rs.byM[m]; rec != nil {
 		return rec
 	}
-	rec := &record{m: m}
-	if old := rs.ring[rs.next]; old != nil {
+	size := frameBytes(m)
+	for rs.n > 0 && (rs.n == len(rs.ring) || rs.bytes+size > rs.max) {
+		old := rs.ring[rs.head]
+		rs.ring[rs.head] = nil
 		delete(rs.byM, old)
+		rs.bytes -= frameBytes(old)
+		rs.head = (rs.head + 1) % len(rs.ring)
+		rs.n--
 	}
-	rs.ring[rs.next] = m
-	rs.next = (rs.next + 1) % len(rs.ring)
+	rec := &record{m: m}
+	rs.ring[(rs.head+rs.n)%len(rs.ring)] = m
+	rs.n++
+	rs.bytes += size
 	rs.byM[m] = rec
 	return rec
+}
+
+// frameBytes is what m's value weighs in records: its plain frame, or its
+// envelope frame (which carries the headers read from it).
+func frameBytes(m *message.Message) int {
+	return max(len(m.Frames[message.ShapePlain]), len(m.Frames[message.ShapeEnvelope]))
 }

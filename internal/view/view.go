@@ -133,7 +133,7 @@ func New(cfg Config) (*Registry, error) {
 		filters:  make(map[string]*filter),
 		projs:    make(map[string]*projection),
 		errLines: ratelog.New(10*time.Second, 1),
-		records:  newRecords(recordCacheSize),
+		records:  newRecords(recordCacheSize, recordCacheBytes),
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package view
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -314,5 +315,29 @@ func TestDecodedOnce(t *testing.T) {
 	a.Apply(m)
 	if rec.value() != first || r.records.get(m) != rec {
 		t.Fatal("the record was decoded again")
+	}
+}
+
+// TestRecordsBounded: the shared records keep at most their count and
+// their bytes of messages, the oldest forgotten first.
+func TestRecordsBounded(t *testing.T) {
+	rs := newRecords(4, 1000)
+	var ms []*message.Message
+	for i := range 6 {
+		m := encodeRec(t, rec("k", fmt.Sprintf(`{"i":%d}`, i)))[0]
+		ms = append(ms, m)
+		rs.get(m)
+	}
+	if rs.n != 4 || rs.byM[ms[1]] != nil || rs.byM[ms[2]] == nil || rs.byM[ms[5]] == nil {
+		t.Fatalf("%d kept, want the 4 newest", rs.n)
+	}
+	big := encodeRec(t, rec("k", `{"s":"`+strings.Repeat("x", 700)+`"}`))[0]
+	rs.get(big)
+	if rs.bytes > 1000 || rs.byM[big] == nil || rs.n != 1 {
+		t.Fatalf("%d bytes in %d records kept, want the big one alone within 1000", rs.bytes, rs.n)
+	}
+	huge := encodeRec(t, rec("k", `{"s":"`+strings.Repeat("x", 2000)+`"}`))[0]
+	if rs.get(huge) != rs.get(huge) || rs.n != 1 {
+		t.Fatal("a record over the bound alone is not kept while it is read")
 	}
 }
