@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -105,4 +106,28 @@ func TestViewsNotEnabled(t *testing.T) {
 	if got := string(c.Next(t)); got != `{"a":1}` {
 		t.Fatalf("got %s", got)
 	}
+}
+
+// TestViewsOverHTTP2: an SSE client over HTTP/2 (whose stream stays with
+// net/http) gives its view back when it goes, too.
+func TestViewsOverHTTP2(t *testing.T) {
+	views := &countingViews{}
+	ts, h, _ := newHTTP2Server(t, server.Config{Views: views})
+	ctx, cancel := context.WithTimeout(t.Context(), e2etest.Wait)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/sse/k?where=ok", nil)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %d", resp.Proto, resp.StatusCode)
+	}
+	e2etest.Eventually(t, "the SSE client added", func() bool { return h.Stats().Clients == 1 })
+	if views.count() != 1 {
+		t.Fatalf("%d views held, want 1", views.count())
+	}
+	cancel()
+	e2etest.Eventually(t, "the view given back", func() bool { return h.Stats().Clients == 0 && views.count() == 0 })
 }
