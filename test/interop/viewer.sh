@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # wsdest's own viewer page in Debian's Chromium (playwright-core): it loads
 # with no console error and no request leaving wsdest, shows the demo keys
-# and fields, draws charts, updates live, honours ?token= (an API key, or a
+# and fields, draws charts, updates live, applies a server-side view (a
+# where filter and a field list, reconnecting with them; a filter that does
+# not compile is refused with its position), honours ?token= (an API key, or a
 # JWT whose grant it keeps to) and says so when a token is wrong, says the
 # data is unavailable when the Kafka broker does not answer, and reconnects
 # by itself after wsdest restarts.
