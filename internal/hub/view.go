@@ -16,8 +16,9 @@ import (
 // message for the same record (sharing m's Key, Partition, Offset, Row,
 // Rows, Timestamp and Origin) with frames of its own. It must be safe for
 // concurrent use: Publish calls it, and so does a catch-up (history).
-// Each distinct View (by interface equality) is applied once per message
-// of a Publish, the first time a client of it takes the message, and
+// A View must be comparable (a pointer, as package view's are): each
+// distinct View (by interface equality) is applied once per message of a
+// Publish, the first time a client of it takes the message, and
 // every client of the view shares the result, its frames with it.
 type View interface {
 	Apply(m *message.Message) *message.Message
