@@ -132,20 +132,24 @@ func buildInfo() prometheus.Collector {
 }
 
 var (
-	descConnections  = prometheus.NewDesc("wsdest_connections", "Clients connected now, by transport and shape.", []string{"transport", "shape"}, nil)
-	descConnects     = prometheus.NewDesc("wsdest_connects_total", "Clients accepted.", nil, nil)
-	descCloses       = prometheus.NewDesc("wsdest_closes_total", "Clients closed, by reason.", []string{"reason"}, nil)
-	descRejected     = prometheus.NewDesc("wsdest_rejected_total", "Requests refused before they became clients, by reason.", []string{"reason"}, nil)
-	descAuth         = prometheus.NewDesc("wsdest_auth_refusals_total", "Credentials refused, and clients closed for their credential (expired, revoked), by reason.", []string{"reason"}, nil)
-	descRecords      = prometheus.NewDesc("wsdest_records_total", "Records consumed from Kafka.", nil, nil)
-	descSkipped      = prometheus.NewDesc("wsdest_records_skipped_total", "Records skipped or delivered without a plain frame, by reason.", []string{"reason"}, nil)
-	descDeliveries   = prometheus.NewDesc("wsdest_deliveries_total", "Frames written to clients.", nil, nil)
-	descBytes        = prometheus.NewDesc("wsdest_delivered_bytes_total", "Bytes written to clients.", nil, nil)
-	descWrites       = prometheus.NewDesc("wsdest_writes_total", "Write system calls to clients (each carries one or more frames).", nil, nil)
-	descLag          = prometheus.NewDesc("wsdest_consumer_lag", "High watermark minus the consumer's position, by partition, as of the partition's last fetch with records; 0 from its assignment until then.", []string{"partition"}, nil)
-	descBrokerUp     = prometheus.NewDesc("wsdest_broker_up", "1 while a Kafka broker answers, 0 during an outage.", nil, nil)
-	descReady        = prometheus.NewDesc("wsdest_ready", "1 while /readyz answers 200.", nil, nil)
-	descNotReady     = prometheus.NewDesc("wsdest_not_ready", "1 while this condition keeps /readyz at 503 (the reasons /readyz names), 0 otherwise.", []string{"reason"}, nil)
+	descConnections = prometheus.NewDesc("wsdest_connections", "Clients connected now, by transport and shape.", []string{"transport", "shape"}, nil)
+	descConnects    = prometheus.NewDesc("wsdest_connects_total", "Clients accepted.", nil, nil)
+	descCloses      = prometheus.NewDesc("wsdest_closes_total", "Clients closed, by reason.", []string{"reason"}, nil)
+	descRejected    = prometheus.NewDesc("wsdest_rejected_total", "Requests refused before they became clients, by reason.", []string{"reason"}, nil)
+	descAuth        = prometheus.NewDesc("wsdest_auth_refusals_total", "Credentials refused, and clients closed for their credential (expired, revoked), by reason.", []string{"reason"}, nil)
+	descRecords     = prometheus.NewDesc("wsdest_records_total", "Records consumed from Kafka.", nil, nil)
+	descSkipped     = prometheus.NewDesc("wsdest_records_skipped_total", "Records skipped or delivered without a plain frame, by reason.", []string{"reason"}, nil)
+	descDeliveries  = prometheus.NewDesc("wsdest_deliveries_total", "Frames written to clients.", nil, nil)
+	descBytes       = prometheus.NewDesc("wsdest_delivered_bytes_total", "Bytes written to clients.", nil, nil)
+	descWrites      = prometheus.NewDesc("wsdest_writes_total", "Write system calls to clients (each carries one or more frames).", nil, nil)
+	descLag         = prometheus.NewDesc("wsdest_consumer_lag", "High watermark minus the consumer's position, by partition, as of the partition's last fetch with records; 0 from its assignment until then.", []string{"partition"}, nil)
+	descBrokerUp    = prometheus.NewDesc("wsdest_broker_up", "1 while a Kafka broker answers, 0 during an outage.", nil, nil)
+	descReady       = prometheus.NewDesc("wsdest_ready", "1 while /readyz answers 200.", nil, nil)
+	descNotReady    = prometheus.NewDesc("wsdest_not_ready", "1 while this condition keeps /readyz at 503 (the reasons /readyz names), 0 otherwise.", []string{"reason"}, nil)
+)
+
+// The views' metrics (package view's Registry.Stats).
+var (
 	descViews        = prometheus.NewDesc("wsdest_views", "Distinct views (where= filter, fields= projection and shape) alive now.", nil, nil)
 	descViewsRefused = prometheus.NewDesc("wsdest_views_refused_total", "Requests refused because MAX_VIEWS distinct views were alive.", nil, nil)
 	descViewErrors   = prometheus.NewDesc("wsdest_view_eval_errors_total", "Filter evaluations that failed (a missing field, a wrong type, the cost limit); the record is not delivered to the view's clients.", nil, nil)
@@ -156,8 +160,10 @@ type collector struct{ snap func() Snapshot }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descConnects, descCloses, descRejected, descAuth, descRecords,
-		descSkipped, descDeliveries, descBytes, descWrites, descLag, descBrokerUp, descReady, descNotReady,
-		descViews, descViewsRefused, descViewErrors} {
+		descSkipped, descDeliveries, descBytes, descWrites, descLag, descBrokerUp, descReady, descNotReady} {
+		ch <- d
+	}
+	for _, d := range []*prometheus.Desc{descViews, descViewsRefused, descViewErrors} {
 		ch <- d
 	}
 }
