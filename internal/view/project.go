@@ -123,7 +123,7 @@ func (n *node) object(sc *jsonscan.Scanner, i int, dst []byte) ([]byte, int, err
 				return nil, 0, err
 			}
 			dst = member(dst, &first, src[key.Start:key.End], src[vs:it.Pos])
-		case c != nil && src[vs] == '{':
+		case c != nil && vs < len(src) && src[vs] == '{':
 			mark, wasFirst := len(dst), first
 			dst = member(dst, &first, src[key.Start:key.End], nil)
 			sub, end, err := c.object(sc, vs, dst)
