@@ -26,10 +26,19 @@ func (c *Client) Push(msgs []*message.Message) bool {
 	if c.closing {
 		return false
 	}
+	var now int64
+	if c.latest != nil {
+		now = c.hub.clock()
+	}
 	for _, m := range msgs {
 		cost := c.Cost(m)
 		if cost == 0 {
 			continue
+		}
+		if c.latest != nil && !m.Notice() {
+			// Catch-up is not rated, but counts as sent: the rate holds
+			// across Join.
+			c.latest.sent(m, now)
 		}
 		if c.queue == nil {
 			c.queue = c.hub.shardOf(c).getArray()

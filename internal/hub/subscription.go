@@ -24,6 +24,9 @@ type Subscription struct {
 	// empty Grant grants nothing, and a restricted grant never covers a
 	// record without a key. A "*" among them grants every key.
 	Grant []string
+	// MaxRate, when > 0, bounds the messages of each key the client is
+	// sent to MaxRate a second, latest wins (latest.go); 0: no bound.
+	MaxRate float64
 }
 
 // Denied returns the first exact key (not a pattern) of s that its grant

@@ -146,7 +146,10 @@ type Client struct {
 	// the client is closing (WaitBacklog, resume.go).
 	drained chan struct{}
 	drainAt int
-	pong    []byte // the pong answering the most recent ping, not yet taken
+	// latest is the latest-wins state of a client with a rate bound or in
+	// conflated mode (latest.go); nil for every other client.
+	latest *latest
+	pong   []byte // the pong answering the most recent ping, not yet taken
 	// closeFrame is sent after the queue drains (nil when the transport
 	// has none).
 	closeFrame []byte
@@ -167,7 +170,8 @@ func (c *Client) wakeLocked() {
 
 // hasWorkLocked reports whether anything is due. c.mu must be held.
 func (c *Client) hasWorkLocked() bool {
-	return len(c.queue) > 0 || len(c.backlog) > 0 || c.pong != nil || c.keepalive || c.closing && !c.closeSent
+	return len(c.queue) > 0 || len(c.backlog) > 0 || c.pong != nil || c.keepalive || c.closing && !c.closeSent ||
+		c.readyLocked()
 }
 
 // dispatchLocked hands a client in stateQueued to its writer: the pool's
@@ -223,6 +227,9 @@ func (c *Client) takeLocked(b *batch) bool {
 			b.frames = append(b.frames, k)
 		}
 		c.keepalive = false
+	}
+	if c.latest != nil && len(c.backlog) == 0 && len(c.queue) == 0 && c.releaseLocked() {
+		c.queueCaughtUpLocked()
 	}
 	if len(c.backlog) == 0 && len(c.queue) > maxBatch {
 		c.backlog, c.queue, c.spare = c.queue, c.spare[:0], nil
