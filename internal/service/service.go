@@ -159,6 +159,7 @@ func (s *Service) newHub() {
 		PingInterval:   s.cfg.Clients.PingInterval,
 		ObserveLatency: s.metrics.ObserveLatency,
 		Logger:         s.log,
+		Conflate:       s.cfg.Clients.SlowClients == config.SlowConflate,
 	})
 }
 
