@@ -75,6 +75,8 @@ export class WsdestStream extends EventTarget {
     const q = u.searchParams;
     for (const k of [].concat(options.keys || [])) q.append('key', k);
     q.set('envelope', 'true');
+    // max_rate is part of the subscription: every attempt asks for it.
+    if (options.maxRate !== undefined && options.maxRate !== '') q.set('max_rate', String(options.maxRate));
     // The start position and the token are added per attempt.
     for (const p of ['from', 'last', 'token']) {
       if (q.has(p) && options[p] === undefined) options = { ...options, [p]: q.get(p) };

@@ -35,7 +35,7 @@ import { connect } from './client.js';
 
   // fromLocation reads the subscription the way wsdest reads a WebSocket
   // URL: /ws/{key} and /{key} name a key, ?key= adds more, and the query's
-  // envelope, last, from and token pass through. The viewer asks for the
+  // envelope, last, from, max_rate and token pass through. The viewer asks for the
   // envelope unless the URL says otherwise: it is what carries the key.
   function fromLocation(loc) {
     const q = new URLSearchParams(loc.search);
@@ -53,6 +53,7 @@ import { connect } from './client.js';
       keys, envelope,
       last: q.get('last') || '',
       from: q.get('from') || '',
+      maxRate: q.get('max_rate') || '',
       token: q.get('token') || '',
       tokenInURL: q.has('token'),
     };
@@ -65,6 +66,7 @@ import { connect } from './client.js';
     q.set('envelope', sub.envelope ? 'true' : 'false');
     if (sub.last) q.set('last', sub.last);
     if (sub.from) q.set('from', sub.from);
+    if (sub.maxRate) q.set('max_rate', sub.maxRate);
     if (withToken && sub.token) q.set('token', sub.token);
     return q.toString();
   }
@@ -104,7 +106,7 @@ import { connect } from './client.js';
   function subscribe() {
     if (stream) stream.close();
     everLive = false;
-    const s = connect(`${wsBase()}/ws`, { keys: sub.keys, from: sub.from, last: sub.last, token: sub.token, keepLatest: false });
+    const s = connect(`${wsBase()}/ws`, { keys: sub.keys, from: sub.from, last: sub.last, maxRate: sub.maxRate, token: sub.token, keepLatest: false });
     stream = s;
     s.addEventListener('state', (ev) => { if (stream === s) onState(ev.detail); });
     s.addEventListener('record', (ev) => { if (stream === s) { onRecord(ev.detail, ev.text); schedule(); } });
@@ -553,6 +555,7 @@ import { connect } from './client.js';
     $('f-start').value = sub.last ? 'last' : sub.from ? 'from' : '';
     if (sub.last) $('f-last').value = sub.last;
     $('f-from').value = sub.from;
+    $('f-maxrate').value = sub.maxRate;
     $('f-token').value = sub.token;
     startFields();
   }
@@ -575,12 +578,18 @@ import { connect } from './client.js';
     const start = $('f-start').value;
     const last = start === 'last' ? $('f-last').value.trim() : '';
     if (last && !/^[1-9]\d*$/.test(last)) { showAlert('last N: a whole number of records, at least 1.'); return; }
+    const maxRate = $('f-maxrate').value.trim();
+    if (maxRate && !(Number(maxRate) >= 0.1 && Number(maxRate) <= 1000)) {
+      showAlert('Max rate: records per key per second, from 0.1 to 1000 (empty: every record).');
+      return;
+    }
     const token = $('f-token').value;
     sub = {
       keys: $('f-keys').value.split(',').map((s) => s.trim()).filter(Boolean),
       envelope: $('f-envelope').checked,
       last,
       from: start === 'from' ? $('f-from').value.trim() : '',
+      maxRate,
       token,
       tokenInURL: sub.tokenInURL && token === sub.token,
     };
@@ -635,6 +644,7 @@ import { connect } from './client.js';
     if (sub.keys.length) opts.push(`keys: ${JSON.stringify(sub.keys)}`);
     if (sub.last) opts.push(`last: ${sub.last}`);
     if (sub.from) opts.push(`from: ${JSON.stringify(sub.from)}`);
+    if (sub.maxRate) opts.push(`maxRate: ${Number(sub.maxRate)}`);
     if (tok) opts.push('token: API_KEY');
     const texts = {
       js: `// In a <script type="module"> of a page served over http(s): wsdest's own client\n` +
