@@ -59,17 +59,24 @@ type keySlot struct {
 	slot int   // index in latest.order of the key's pending message; -1 none
 }
 
+// pending is a message waiting in a client's latest-wins state, with its
+// key's slot (so that the head is checked without a map lookup).
+type pending struct {
+	m *message.Message
+	s *keySlot
+}
+
 // latest is a client's latest-wins state; every field is guarded by the
 // client's mu.
 type latest struct {
 	interval   int64 // ns between two messages of one key; 0: no rate bound
 	conflating bool  // conflated mode (see above)
 
-	keys   map[string]keySlot
-	nilKey keySlot // the key of messages without one
+	keys   map[string]*keySlot // pointers: updated in place, no key string allocated per message
+	nilKey keySlot             // the key of messages without one
 	// order holds the pending messages in publish order from head on;
-	// nil entries were superseded or taken.
-	order []*message.Message
+	// entries with a nil m were superseded or taken.
+	order []pending
 	head  int
 	live  int // non-nil entries of order
 	cost  int // frame bytes plus entryCost of the live entries
@@ -82,48 +89,54 @@ type latest struct {
 
 // newLatest returns the state of a client with max_rate rate (0: none).
 func newLatest(rate float64) *latest {
-	l := &latest{keys: make(map[string]keySlot), nilKey: keySlot{slot: -1}, pruneAt: 64}
+	l := &latest{keys: make(map[string]*keySlot), nilKey: keySlot{slot: -1}, pruneAt: 64}
 	if rate > 0 {
 		l.interval = int64(float64(time.Second) / rate)
 	}
 	return l
 }
 
-func (l *latest) slotOf(m *message.Message) keySlot {
+// find returns m's key's slot, nil when the key has none.
+func (l *latest) find(m *message.Message) *keySlot {
 	if m.Key == nil {
-		return l.nilKey
+		return &l.nilKey
 	}
-	if s, ok := l.keys[string(m.Key)]; ok {
+	return l.keys[string(m.Key)]
+}
+
+// get returns m's key's slot, made when the key has none.
+func (l *latest) get(m *message.Message) *keySlot {
+	if s := l.find(m); s != nil {
 		return s
 	}
-	return keySlot{slot: -1}
-}
-
-func (l *latest) setSlot(m *message.Message, s keySlot) {
-	if m.Key == nil {
-		l.nilKey = s
-		return
-	}
-	if s.slot < 0 && (l.interval == 0 || s.last == 0) {
-		delete(l.keys, string(m.Key)) // nothing to remember
-		return
-	}
+	s := &keySlot{slot: -1}
 	l.keys[string(m.Key)] = s
+	return s
 }
 
-// due reports whether a message of key slot s may be handed over at now.
-func (l *latest) due(s keySlot, now int64) bool {
-	return l.interval == 0 || s.last == 0 || now-s.last >= l.interval
+// forget drops m's key's slot when it holds nothing worth keeping.
+func (l *latest) forget(m *message.Message, s *keySlot) {
+	if m.Key != nil && s.slot < 0 && (l.interval == 0 || s.last == 0) {
+		delete(l.keys, string(m.Key))
+	}
 }
 
-// sent records that m was handed to the writer at now (rate only).
-func (l *latest) sent(m *message.Message, now int64) {
+// due reports whether a message of key slot s (nil: none) may be handed
+// over at now.
+func (l *latest) due(s *keySlot, now int64) bool {
+	return l.interval == 0 || s == nil || s.last == 0 || now-s.last >= l.interval
+}
+
+// sent records that m, of key slot s (nil: none yet), was handed to the
+// writer at now (rate only).
+func (l *latest) sent(m *message.Message, s *keySlot, now int64) {
 	if l.interval == 0 {
 		return
 	}
-	s := l.slotOf(m)
+	if s == nil {
+		s = l.get(m)
+	}
 	s.last = now
-	l.setSlot(m, s)
 	l.prune(now)
 }
 
@@ -143,24 +156,26 @@ func (l *latest) prune(now int64) {
 	l.pruneAt = max(64, 2*len(l.keys))
 }
 
-// hold makes m its key's pending message, superseding the one pending; it
-// returns the cost it added (negative when m is smaller than what it
-// superseded) and whether it superseded one.
-func (l *latest) hold(m *message.Message, shape message.Shape) (added int, superseded bool) {
-	s := l.slotOf(m)
+// hold makes m, of key slot s (nil: none yet), its key's pending message,
+// superseding the one pending; it returns the cost it added (negative
+// when m is smaller than what it superseded) and whether it superseded
+// one.
+func (l *latest) hold(m *message.Message, s *keySlot, shape message.Shape) (added int, superseded bool) {
+	if s == nil {
+		s = l.get(m)
+	}
 	if s.slot >= 0 {
-		old := l.order[s.slot]
-		l.order[s.slot] = nil
+		old := l.order[s.slot].m
+		l.order[s.slot] = pending{}
 		l.live--
 		added -= costOf(old, shape)
 		superseded = true
 	}
 	s.slot = len(l.order)
-	l.order = append(l.order, m)
+	l.order = append(l.order, pending{m, s})
 	l.live++
 	added += costOf(m, shape)
 	l.cost += added
-	l.setSlot(m, s)
 	l.compact()
 	return added, superseded
 }
@@ -172,14 +187,12 @@ func (l *latest) compact() {
 		return
 	}
 	n := 0
-	for _, m := range l.order[l.head:] {
-		if m == nil {
+	for _, p := range l.order[l.head:] {
+		if p.m == nil {
 			continue
 		}
-		s := l.slotOf(m)
-		s.slot = n
-		l.setSlot(m, s)
-		l.order[n] = m
+		p.s.slot = n
+		l.order[n] = p
 		n++
 	}
 	clear(l.order[n:])
@@ -187,17 +200,17 @@ func (l *latest) compact() {
 }
 
 // headDue returns the first pending message and whether it may be handed
-// over at now; nil when nothing is pending.
-func (l *latest) headDue(now int64) (*message.Message, bool) {
-	for l.head < len(l.order) && l.order[l.head] == nil {
+// over at now; a nil m when nothing is pending.
+func (l *latest) headDue(now int64) (pending, bool) {
+	for l.head < len(l.order) && l.order[l.head].m == nil {
 		l.head++
 	}
 	if l.head == len(l.order) {
 		l.order, l.head = l.order[:0], 0
-		return nil, false
+		return pending{}, false
 	}
-	m := l.order[l.head]
-	return m, l.due(l.slotOf(m), now)
+	p := l.order[l.head]
+	return p, l.due(p.s, now)
 }
 
 // nextDue returns the hub clock at which the head becomes due; 0 when
@@ -206,22 +219,23 @@ func (l *latest) nextDue() int64 {
 	if l.live == 0 {
 		return 0
 	}
-	m, _ := l.headDue(0)
-	return l.slotOf(m).last + l.interval
+	p, _ := l.headDue(0)
+	return p.s.last + l.interval
 }
 
-// take removes the head (which headDue returned) and records it as sent.
-func (l *latest) take(m *message.Message, now int64, cost int) {
-	l.order[l.head] = nil
+// take removes the head p (which headDue returned) and records it as
+// sent.
+func (l *latest) take(p pending, now int64, cost int) {
+	l.order[l.head] = pending{}
 	l.head++
 	l.live--
 	l.cost -= cost
-	s := l.slotOf(m)
+	m, s := p.m, p.s
 	s.slot = -1
 	if l.interval > 0 {
 		s.last = now
 	}
-	l.setSlot(m, s)
+	l.forget(m, s)
 }
 
 // drop discards every pending message and returns how many there were.
@@ -247,25 +261,26 @@ func (c *Client) offerLatestLocked(m *message.Message, seq uint64) bool {
 		return c.pushLocked(m, seq)
 	}
 	now := c.hub.clock()
-	if !l.conflating && l.live == 0 && l.due(l.slotOf(m), now) {
+	s := l.find(m)
+	if !l.conflating && l.live == 0 && l.due(s, now) {
 		if !c.pushLocked(m, seq) {
 			return false
 		}
 		if c.latest.conflating {
 			return true // pushLocked started conflation and held m
 		}
-		l.sent(m, now)
+		l.sent(m, s, now)
 		return true
 	}
-	return c.holdLocked(m, now)
+	return c.holdLocked(m, s, now)
 }
 
 // holdLocked makes m its key's pending message, closing the client with
 // 1008 "too slow" when the pending set would cost more than MaxQueueBytes.
 // c.mu must be held.
-func (c *Client) holdLocked(m *message.Message, now int64) bool {
+func (c *Client) holdLocked(m *message.Message, s *keySlot, now int64) bool {
 	l := c.latest
-	if _, sup := l.hold(m, c.shape); sup {
+	if _, sup := l.hold(m, s, c.shape); sup {
 		c.hub.stats.superseded.Add(1)
 	}
 	if l.cost+c.queued > c.hub.cfg.MaxQueueBytes {
@@ -314,7 +329,7 @@ func (c *Client) conflateLocked(m *message.Message) bool {
 			c.queued += c.Cost(o)
 			continue
 		}
-		if _, sup := l.hold(o, c.shape); sup {
+		if _, sup := l.hold(o, nil, c.shape); sup {
 			c.hub.stats.superseded.Add(1)
 		}
 	}
@@ -340,12 +355,13 @@ func (c *Client) releaseLocked() (caughtUp bool) {
 	now := c.hub.clock()
 	bytes := 0
 	for n := 0; n < maxBatch && l.live > 0; n++ {
-		m, ok := l.headDue(now)
+		p, ok := l.headDue(now)
 		if !ok || l.conflating && bytes >= conflateBatchBytes {
 			break
 		}
+		m := p.m
 		cost := c.Cost(m)
-		l.take(m, now, cost)
+		l.take(p, now, cost)
 		if c.queue == nil {
 			c.queue = c.hub.shardOf(c).getArray()
 		}

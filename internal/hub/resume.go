@@ -38,7 +38,7 @@ func (c *Client) Push(msgs []*message.Message) bool {
 		if c.latest != nil && !m.Notice() {
 			// Catch-up is not rated, but counts as sent: the rate holds
 			// across Join.
-			c.latest.sent(m, now)
+			c.latest.sent(m, nil, now)
 		}
 		if c.queue == nil {
 			c.queue = c.hub.shardOf(c).getArray()
