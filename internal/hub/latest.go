@@ -53,6 +53,43 @@ import (
 // pending set, where they are superseded, rather than in the socket.
 const conflateBatchBytes = 16 << 10
 
+// slowBatchBytes is about the most frame bytes one write carries with
+// Config.Conflate (conflateBatchBytes while the client is conflated): a
+// write must finish within WriteTimeout, so a client that reads slowly is
+// given small writes, and what waits stays in the queue, where conflation
+// can reduce it, not in the socket.
+const slowBatchBytes = 64 << 10
+
+// batchBytes returns about the most frame bytes the client's next write
+// may carry (see slowBatchBytes); no bound without Config.Conflate. c.mu
+// must be held.
+func (c *Client) batchBytes() int {
+	switch {
+	case !c.hub.cfg.Conflate:
+		return int(^uint(0) >> 1)
+	case c.latest != nil && c.latest.conflating:
+		return conflateBatchBytes
+	}
+	return slowBatchBytes
+}
+
+// batchLen returns how many of msgs (at least one) the next write takes:
+// at most maxBatch, and about limit bytes of frames.
+func (c *Client) batchLen(msgs []*message.Message, limit int) int {
+	n := min(maxBatch, len(msgs))
+	if !c.hub.cfg.Conflate {
+		return n
+	}
+	bytes := 0
+	for i, m := range msgs[:n] {
+		bytes += c.Cost(m)
+		if bytes >= limit {
+			return i + 1
+		}
+	}
+	return n
+}
+
 // keySlot is what a client's latest-wins state holds for one key.
 type keySlot struct {
 	last int64 // hub clock (ns) when the key was last handed to the writer; 0 never

@@ -231,12 +231,13 @@ func (c *Client) takeLocked(b *batch) bool {
 	if c.latest != nil && len(c.backlog) == 0 && len(c.queue) == 0 && c.releaseLocked() {
 		c.queueCaughtUpLocked()
 	}
-	if len(c.backlog) == 0 && len(c.queue) > maxBatch {
+	limit := c.batchBytes()
+	if len(c.backlog) == 0 && (len(c.queue) > maxBatch || c.queued > limit) {
 		c.backlog, c.queue, c.spare = c.queue, c.spare[:0], nil
 	}
 	switch {
 	case len(c.backlog) > 0:
-		n := min(maxBatch, len(c.backlog))
+		n := c.batchLen(c.backlog, limit)
 		b.msgs, c.backlog = c.backlog[:n:n], c.backlog[n:]
 		b.chunk, b.shared = true, c.shared
 		if len(c.backlog) == 0 {

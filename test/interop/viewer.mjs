@@ -219,6 +219,7 @@ async function openChecks() {
   await tab.waitForTimeout(3000);
   const after = (await viewerState(tab)).total;
   const rated = await tab.textContent('#ws-url');
+  await tab.click('.tab[data-snippet="js"]');
   const code = await tab.textContent('#snippet');
   report(four && after - before <= 4 * 3 + 4 && after > before && new URL(tab.url()).searchParams.get('max_rate') === '1' &&
     rated.includes('max_rate=1') && code.includes('maxRate: 1'),
