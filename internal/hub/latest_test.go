@@ -355,3 +355,34 @@ func TestConflationBoundedByKeys(t *testing.T) {
 		t.Fatalf("queue_full closes = %d, want 1", got)
 	}
 }
+
+// With Conflate, a write carries about slowBatchBytes at most, so that a
+// slow reader finishes each within WriteTimeout; without it, a queue of
+// fewer than maxBatch frames goes out in one write.
+func TestConflateBoundsWrites(t *testing.T) {
+	for _, conflate := range []bool{false, true} {
+		h := New(Config{Conflate: conflate, WriteTimeout: time.Hour, PingInterval: -1})
+		c := h.AddClient(nil, ClientOptions{Sub: Subscription{All: true}})
+		pad := strings.Repeat("x", 1000)
+		var msgs []*message.Message
+		for i := range 200 {
+			msgs = append(msgs, ratedMsg(fmt.Sprintf("k%d", i%5), i))
+			msgs[i].Frames[message.ShapePlain] = wsframe.Text([]byte(pad))
+		}
+		h.Publish(msgs)
+		rc := newRecConn()
+		c.Attach(rc)
+		if !spinUntil(func() bool { return h.Stats().Written == 200 }) {
+			t.Fatalf("conflate=%v: %d written", conflate, h.Stats().Written)
+		}
+		largest := 0
+		rc.mu.Lock()
+		for _, w := range rc.writes {
+			largest = max(largest, len(w))
+		}
+		rc.mu.Unlock()
+		if conflate && largest > slowBatchBytes+1100 || !conflate && largest < 200*1000 {
+			t.Fatalf("conflate=%v: largest write %d bytes", conflate, largest)
+		}
+	}
+}
