@@ -66,7 +66,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
@@ -115,6 +114,11 @@ type Config struct {
 	// latest message until it catches up (latest.go). Default false: such
 	// a client is closed with 1008 "too slow".
 	Conflate bool
+	// ConflatedNotice and CaughtUpNotice are the notices a client gets
+	// when conflation starts and when it ends (encode.NoticeAll of
+	// encode.ConflatedNotice and encode.CaughtUpNotice), built once and
+	// shared; nil: none is sent.
+	ConflatedNotice, CaughtUpNotice *message.Message
 }
 
 // Defaults of Config.
@@ -171,8 +175,7 @@ type Hub struct {
 
 	lastSample atomic.Int64 // unix ns of the last ObserveLatency sample
 
-	start   time.Time        // the origin of clock; read-only
-	notices conflatedNotices // built once by New; read-only
+	start time.Time // the origin of clock; read-only
 
 	// live counts the clients not yet torn down; idle is closed whenever
 	// live is zero and replaced when it rises again. Not a WaitGroup:
@@ -263,10 +266,6 @@ func New(cfg Config) *Hub {
 		idle:   make(chan struct{}),
 		pool:   newPool(),
 		start:  time.Now(),
-		notices: conflatedNotices{
-			conflated: encode.NoticeAll(encode.ConflatedNotice()),
-			caughtUp:  encode.NoticeAll(encode.CaughtUpNotice()),
-		},
 	}
 	close(h.idle)
 	h.all = compiled{all: true}

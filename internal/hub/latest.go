@@ -356,7 +356,7 @@ func (c *Client) conflateLocked(m *message.Message) bool {
 	c.queue = c.queue[:0]
 	c.queued = 0
 	c.pubCost = 0
-	if n := c.hub.notices.conflated; n.Frames[c.shape] != nil {
+	if n := c.hub.cfg.ConflatedNotice; n != nil && n.Frames[c.shape] != nil {
 		c.queue = append(c.queue, n)
 		c.queued += c.Cost(n)
 	}
@@ -481,11 +481,6 @@ func (c *Client) dropLatestLocked() {
 	}
 }
 
-// conflatedNotices are the two notices of conflation, built once.
-type conflatedNotices struct {
-	conflated, caughtUp *message.Message
-}
-
 // costOf is Client.Cost for a client of shape s.
 func costOf(m *message.Message, s message.Shape) int {
 	f := m.Frames[s]
@@ -498,8 +493,8 @@ func costOf(m *message.Message, s message.Shape) int {
 // queueCaughtUpLocked queues the caught_up notice for a client of a shape
 // that gets notices. c.mu must be held.
 func (c *Client) queueCaughtUpLocked() {
-	n := c.hub.notices.caughtUp
-	if n.Frames[c.shape] == nil {
+	n := c.hub.cfg.CaughtUpNotice
+	if n == nil || n.Frames[c.shape] == nil {
 		return
 	}
 	c.queue = append(c.queue, n)

@@ -252,6 +252,13 @@ func readAll(t *testing.T, p *peer, until string) []string {
 	}
 }
 
+// envNotice is a notice for envelope clients, as the service builds them.
+func envNotice(json string) *message.Message {
+	n := &message.Message{Partition: -1}
+	n.Frames[message.ShapeEnvelope] = wsframe.Text([]byte(json))
+	return n
+}
+
 // pendingCost is what a client holds: its queue and its pending set.
 func (c *Client) pendingCost() int {
 	c.mu.Lock()
@@ -269,7 +276,8 @@ func (c *Client) pendingCost() int {
 // keeps up gets every message meanwhile.
 func TestConflation(t *testing.T) {
 	const bound = 4 << 10
-	h := New(Config{MaxQueueBytes: bound, Conflate: true, WriteTimeout: time.Hour, PingInterval: -1})
+	h := New(Config{MaxQueueBytes: bound, Conflate: true, WriteTimeout: time.Hour, PingInterval: -1,
+		ConflatedNotice: envNotice(`{"notice":"conflated"}`), CaughtUpNotice: envNotice(`{"notice":"caught_up"}`)})
 	slow := addPeer(t, h, Subscription{All: true, Shape: message.ShapeEnvelope})
 	fast := addPeer(t, h, Subscription{All: true})
 	var published []string
