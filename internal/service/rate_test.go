@@ -172,6 +172,7 @@ func TestMaxRate(t *testing.T) {
 		go func() { results <- collectLatest(read, total) }()
 	}
 	var cursors []string
+	var offsets []int64 // of the cursors
 	for range reads {
 		r := <-results
 		if r.err != nil {
@@ -185,6 +186,7 @@ func TestMaxRate(t *testing.T) {
 			byKey[m.Key] = append(byKey[m.Key], r.at[i])
 			if len(cursors) < 3 {
 				cursors = append(cursors, m.Cursor)
+				offsets = append(offsets, m.Offset)
 			}
 		}
 		for k, at := range byKey {
@@ -199,29 +201,17 @@ func TestMaxRate(t *testing.T) {
 	// Resume from the second cursor received: the catch-up brings every
 	// record after it.
 	resumed := e2etest.Connect(t, svc.URL("/ws?envelope=true&max_rate=1&from="+cursors[1]))
-	first := -1
-	for {
-		m := decodeEnv(t, resumed.Next(t))
-		if first < 0 {
-			first = int(m.Offset)
-		} else if int(m.Offset) != first {
-			t.Fatalf("resumed: offset %d where %d was due", m.Offset, first)
-		}
-		first = int(m.Offset) + 1
-		if m.Offset == total-1 {
-			break
+	for next := offsets[1] + 1; next < total; next++ {
+		if m := decodeEnv(t, resumed.Next(t)); m.Offset != next {
+			t.Fatalf("resumed: offset %d where %d was due", m.Offset, next)
 		}
 	}
 	resumed.ExpectQuiet(t)
 	// And SSE from Last-Event-ID.
 	sseResumed := e2etest.ConnectSSE(t, svc.HTTPURL("/sse?envelope=true&max_rate=1"), http.Header{"Last-Event-ID": {cursors[1]}})
-	var offsets []int64
-	for len(offsets) == 0 || offsets[len(offsets)-1] != total-1 {
-		offsets = append(offsets, decodeEnv(t, []byte(sseResumed.Next(t).Data)).Offset)
-	}
-	for i := 1; i < len(offsets); i++ {
-		if offsets[i] != offsets[i-1]+1 {
-			t.Fatalf("sse resumed: offset %d after %d", offsets[i], offsets[i-1])
+	for next := offsets[1] + 1; next < total; next++ {
+		if m := decodeEnv(t, []byte(sseResumed.Next(t).Data)); m.Offset != next {
+			t.Fatalf("sse resumed: offset %d where %d was due", m.Offset, next)
 		}
 	}
 }
