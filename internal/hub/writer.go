@@ -142,10 +142,10 @@ type Client struct {
 	// (see pushLocked).
 	checked uint64
 	pubCost int
-	// drained, when not nil, is closed once queued is down to drainAt or
-	// the client is closing (WaitBacklog, resume.go).
-	drained chan struct{}
-	drainAt int
+	// drain, when not nil, is closed once queued is down to its limit
+	// or the client is closing (WaitBacklog, resume.go): one pointer, so
+	// that an idle client stays within its allocation size class.
+	drain *drainWait
 	// latest is the latest-wins state of a client with a rate bound or in
 	// conflated mode (latest.go); nil for every other client.
 	latest *latest
