@@ -11,6 +11,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/wsframe"
@@ -392,5 +393,15 @@ func TestConflateBoundsWrites(t *testing.T) {
 		if conflate && largest > slowBatchBytes+1100 || !conflate && largest < 200*1000 {
 			t.Fatalf("conflate=%v: largest write %d bytes", conflate, largest)
 		}
+	}
+}
+
+// An idle client's struct stays within the 320-byte allocation size class
+// that design.md's memory per idle connection counts: what a rate or
+// conflation needs lives behind one pointer, allocated only for such
+// clients.
+func TestClientSize(t *testing.T) {
+	if n := unsafe.Sizeof(Client{}); n > 320 {
+		t.Fatalf("Client is %d bytes, over the 320-byte size class", n)
 	}
 }
