@@ -1,10 +1,14 @@
 package service_test
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -244,8 +248,15 @@ func TestMaxRateOutOfRange(t *testing.T) {
 // when it reads again it gets what was in flight, the conflated notice,
 // each key's latest record in publish order, then caught_up, and every
 // record again from then on; what it holds stays within MAX_QUEUE_BYTES;
-// a client that keeps up gets every record meanwhile.
+// a client that keeps up gets every record meanwhile. Over WebSocket and
+// over SSE.
 func TestConflateSlowReader(t *testing.T) {
+	for _, transport := range []string{"websocket", "sse"} {
+		t.Run(transport, func(t *testing.T) { testConflateSlowReader(t, transport) })
+	}
+}
+
+func testConflateSlowReader(t *testing.T, transport string) {
 	b := e2etest.StartBroker(t, "conflate", 1)
 	svc := e2etest.StartService(t, e2etest.BrokerEnv(b).With(e2etest.Env{
 		config.EnvSlowClients: "conflate", config.EnvMaxQueueBytes: "512KiB", config.EnvSocketSendBuffer: "4KiB",
@@ -253,7 +264,14 @@ func TestConflateSlowReader(t *testing.T) {
 	}))
 	svc.WaitReady(t)
 	p := e2etest.NewProducer(t, b)
-	slow := e2etest.Connect(t, svc.URL("/ws?envelope=true"), e2etest.WithReadBuffer(4<<10))
+	var next func() []byte
+	if transport == "sse" {
+		slow := dialSlowSSE(t, svc.Addr(), "/sse?envelope=true")
+		next = func() []byte { return slow.next(t) }
+	} else {
+		slow := e2etest.Connect(t, svc.URL("/ws?envelope=true"), e2etest.WithReadBuffer(4<<10))
+		next = func() []byte { return slow.Next(t) }
+	}
 	fast := e2etest.Connect(t, svc.URL("/ws?envelope=true"))
 
 	// About 1.5 MB, at about 1 MB/s: three times what the slow client may
@@ -279,7 +297,7 @@ func TestConflateSlowReader(t *testing.T) {
 	conflated := false
 	n := 0
 	for {
-		m := decodeEnv(t, slow.Next(t))
+		m := decodeEnv(t, next())
 		if m.Notice == "conflated" && !conflated {
 			conflated = true
 			continue
@@ -295,14 +313,73 @@ func TestConflateSlowReader(t *testing.T) {
 	}
 	t.Logf("the slow client got %d of %d records", n, total)
 	produceKeyed(p, total, total+2, 0)
-	for i, m := range readEnv(t, slow, 2) {
-		if m.Offset != int64(total+i) {
+	for i := range 2 {
+		if m := decodeEnv(t, next()); m.Offset != int64(total+i) {
 			t.Fatalf("after catching up: %s", m.raw)
 		}
 	}
-	slow.ExpectQuiet(t)
 	st = svc.Stats(t).Hub
 	if st.Conflating != 0 || st.Closes[hub.ReasonQueueFull] != 0 || st.Clients != 2 {
 		t.Fatalf("hub stats %+v, want both clients connected, none conflating", st)
+	}
+}
+
+// slowSSE is an SSE client over a raw TCP connection with a small receive
+// buffer, read only when asked to, so that it falls behind.
+type slowSSE struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// dialSlowSSE requests path and reads the response head: once it is in,
+// the server has subscribed the client.
+func dialSlowSSE(t *testing.T, addr, path string) *slowSSE {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10) })
+		return errors.Join(err, serr)
+	}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", path, addr); err != nil {
+		t.Fatal(err)
+	}
+	s := &slowSSE{conn: conn, r: bufio.NewReaderSize(conn, 4<<10)}
+	_ = conn.SetReadDeadline(time.Now().Add(e2etest.Wait))
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("sse head: %v", err)
+		}
+		if strings.HasPrefix(line, "retry:") {
+			return s
+		}
+		if strings.HasPrefix(line, "HTTP/1.1 ") && !strings.HasPrefix(line, "HTTP/1.1 200 ") {
+			t.Fatalf("sse: %s", line)
+		}
+	}
+}
+
+// next returns the data of the next event.
+func (s *slowSSE) next(t *testing.T) []byte {
+	t.Helper()
+	_ = s.conn.SetReadDeadline(time.Now().Add(e2etest.Wait))
+	var data string
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("sse: %v", err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "" && data != "":
+			return []byte(data)
+		case strings.HasPrefix(line, "data: "):
+			data += strings.TrimPrefix(line, "data: ")
+		}
 	}
 }
