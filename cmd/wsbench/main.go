@@ -118,7 +118,7 @@ func parseAllFlags(args []string, stderr io.Writer) (bench.Config, *bench.Resume
 	fs.BoolVar(&cfg.Deflate, "deflate", false, "clients offer permessage-deflate (for a server with COMPRESSION=true) and inflate what they get")
 	fs.IntVar(&cfg.IdleClients, "idle-clients", 0, "also hold this many connections that never read, on -idle-url, for the whole run (idle load; not in the figures)")
 	fs.StringVar(&cfg.IdleURL, "idle-url", "", "WebSocket `URL` of the idle clients; default -url with path /ws/wsbench-idle")
-	fs.Float64Var(&cfg.MaxRate, "max-rate", 0, "add max_rate=`N` to -url (at most N messages per key per second, latest wins): reports min_key_gap_ms and final_missing_keys instead of a meaningful loss; compare server_cpu_us_per_record")
+	fs.Float64Var(&cfg.MaxRate, "max-rate", 0, "add max_rate=`N` to -url (at most N messages per key per second, latest wins): reports min_key_gap_ms and final_missing_keys instead of a meaningful loss; compare server_cpu_us_per_record; give -drain more than 1/N s, for the last records to arrive")
 	fs.IntVar(&cfg.SlowReaders, "slow-readers", 0, "also connect this many clients (envelope shape) that read at most -slow-read-bytes a second through a receive buffer of -stall-rcvbuf (default 4096): for SLOW_CLIENTS=conflate, reports slow.kept, slow.conflated, slow.caught_up and slow.staleness_ms (each key's last record, from production to arrival)")
 	fs.IntVar(&cfg.SlowReadBytes, "slow-read-bytes", 10000, "read rate of each slow reader, `bytes` per second")
 	fs.IntVar(&rcfg.Resume, "resume", 0, "resume mode: this many of the clients drop at once and reconnect with their last cursor (envelope shape, from=/Last-Event-ID); see -resume-after, -away, -sse")
