@@ -2,10 +2,12 @@ package hub
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -403,5 +405,34 @@ func TestConflateBoundsWrites(t *testing.T) {
 func TestClientSize(t *testing.T) {
 	if n := unsafe.Sizeof(Client{}); n > 320 {
 		t.Fatalf("Client is %d bytes, over the 320-byte size class", n)
+	}
+}
+
+// A rated client waiting for its key's window holds a runtime timer, not
+// a goroutine: 1,000 clients with a message each held cost no goroutines.
+func TestRateWaitsWithoutGoroutines(t *testing.T) {
+	h := New(Config{PingInterval: -1, WriteTimeout: time.Hour})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_ = h.Shutdown(ctx) // stops the timers
+	})
+	base := runtime.NumGoroutine()
+	clients := make([]*Client, 1000)
+	for i := range clients {
+		clients[i] = h.AddClient(&timedConn{}, ClientOptions{Sub: Subscription{All: true, MaxRate: 0.1}})
+	}
+	h.Publish([]*message.Message{ratedMsg("a", 0)})
+	h.Publish([]*message.Message{ratedMsg("a", 1)}) // held for 10 s
+	if !spinUntil(func() bool { return h.Stats().Written == 1000 && runtime.NumGoroutine() <= base+20 }) {
+		t.Fatalf("%d written, %d goroutines (%d before)", h.Stats().Written, runtime.NumGoroutine(), base)
+	}
+	for _, c := range clients {
+		c.mu.Lock()
+		held := c.latest.live
+		c.mu.Unlock()
+		if held != 1 {
+			t.Fatalf("client %d holds %d messages, want 1", c.id, held)
+		}
 	}
 }
