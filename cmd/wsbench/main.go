@@ -70,7 +70,12 @@ server_rss_bytes {before,idle,peak}, rss_per_idle_conn_bytes
 ((idle-before)/connected), server_cpu_seconds (produce and drain),
 server_cpu_us_per_delivery, stalled_clients, idle_connected, stalled_closed,
 duplicates, out_of_order, disconnected, unparsed, misrouted,
-produce_seconds, measure_seconds. Server figures need -pid (Linux /proc).
+produce_seconds, measure_seconds, server_cpu_us_per_record; with
+-max-rate: max_rate, min_key_gap_ms (shortest time between two deliveries
+of one key at one client), final_missing_keys (keys whose last record did
+not reach every client); with -slow-readers: slow {readers, kept,
+conflated, caught_up, final_missing_keys, staleness_ms {p50,p90,p99,max},
+bytes}. Server figures need -pid (Linux /proc).
 `
 
 // parseFlags turns the command line into a bench configuration.
@@ -115,6 +120,9 @@ func parseAllFlags(args []string, stderr io.Writer) (bench.Config, *bench.Resume
 	fs.IntVar(&cfg.Projections, "projections", 0, "give the clients views: this many distinct ?fields= lists (each keeping ts and seq), client i the list (i / filters) mod `P`")
 	fs.IntVar(&cfg.IdleClients, "idle-clients", 0, "also hold this many connections that never read, on -idle-url, for the whole run (idle load; not in the figures)")
 	fs.StringVar(&cfg.IdleURL, "idle-url", "", "WebSocket `URL` of the idle clients; default -url with path /ws/wsbench-idle")
+	fs.Float64Var(&cfg.MaxRate, "max-rate", 0, "add max_rate=`N` to -url (at most N messages per key per second, latest wins): reports min_key_gap_ms and final_missing_keys instead of a meaningful loss; compare server_cpu_us_per_record; give -drain more than 1/N s, for the last records to arrive")
+	fs.IntVar(&cfg.SlowReaders, "slow-readers", 0, "also connect this many clients (envelope shape) that read at most -slow-read-bytes a second through a receive buffer of -stall-rcvbuf (default 4096): for SLOW_CLIENTS=conflate, reports slow.kept, slow.conflated, slow.caught_up and slow.staleness_ms (each key's last record, from production to arrival)")
+	fs.IntVar(&cfg.SlowReadBytes, "slow-read-bytes", 10000, "read rate of each slow reader, `bytes` per second")
 	fs.IntVar(&rcfg.Resume, "resume", 0, "resume mode: this many of the clients drop at once and reconnect with their last cursor (envelope shape, from=/Last-Event-ID); see -resume-after, -away, -sse")
 	fs.DurationVar(&rcfg.DropAfter, "resume-after", 0, "resume mode: when the clients drop, after producing starts; 0 = a third of -duration")
 	fs.DurationVar(&rcfg.Away, "away", time.Second, "resume mode: how long the dropped clients stay away")

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/url"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -99,6 +100,20 @@ type Config struct {
 	// record) and one of Projections distinct ?fields= lists; the records
 	// are then telemetry readings (AppendTelemetry) for them to read.
 	Filters, Projections int
+	// MaxRate, when above 0, adds max_rate=MaxRate to URL: the clients get
+	// each key at most MaxRate times a second, latest wins, so Loss means
+	// nothing; the run reports instead the shortest time between two
+	// deliveries of one key (MinKeyGapMs) and the keys whose last record
+	// did not reach every client (FinalMissingKeys).
+	MaxRate float64
+	// SlowReaders, when above 0, adds that many clients of URL (with the
+	// envelope, for the notices) in this process that read at most
+	// SlowReadBytes bytes a second through a receive buffer of
+	// StallRcvBuf bytes (default 4 KiB): against SLOW_CLIENTS=conflate,
+	// whether they are kept, and how old each key's last record is when
+	// it reaches them (Result.Slow). Not in the other figures.
+	SlowReaders   int
+	SlowReadBytes int
 	// Spawn returns a command that runs ServeWorker with args (the
 	// wsbench binary re-executing itself). Required when Procs > 1.
 	Spawn func(ctx context.Context, args []string) *exec.Cmd
@@ -160,6 +175,18 @@ type Result struct {
 	ProduceSeconds         float64 `json:"produce_seconds"`
 	// MeasureSeconds is the produce and drain window the rates use.
 	MeasureSeconds float64 `json:"measure_seconds"`
+	// ServerCPUUsPerRecord is the server's CPU time per record produced:
+	// the figure to compare between runs that deliver differently many
+	// messages (max_rate).
+	ServerCPUUsPerRecord float64 `json:"server_cpu_us_per_record"`
+	// With Config.MaxRate: the rate asked for, the shortest time between
+	// two deliveries of one key at one client, and the keys whose last
+	// record did not reach every reading client.
+	MaxRate          float64 `json:"max_rate,omitempty"`
+	MinKeyGapMs      float64 `json:"min_key_gap_ms,omitempty"`
+	FinalMissingKeys int     `json:"final_missing_keys"`
+	// Slow is what the slow readers saw (Config.SlowReaders).
+	Slow *SlowResult `json:"slow,omitempty"`
 }
 
 func (cfg Config) withDefaults(ctx context.Context) (Config, error) {
@@ -224,6 +251,14 @@ func (cfg Config) withDefaults(ctx context.Context) (Config, error) {
 	}
 	if cfg.IdleClients < 0 {
 		return cfg, errors.New("bench: idle clients must be 0 or more")
+	}
+	if cfg.MaxRate > 0 {
+		if cfg.URL, err = withQuery(cfg.URL, "max_rate", strconv.FormatFloat(cfg.MaxRate, 'g', -1, 64)); err != nil {
+			return cfg, fmt.Errorf("bench: url: %w", err)
+		}
+	}
+	if cfg.SlowReaders < 0 || cfg.SlowReaders > 0 && cfg.SlowReadBytes <= 0 {
+		return cfg, errors.New("bench: slow readers need a read rate above 0")
 	}
 	if cfg.IdleClients > 0 && cfg.IdleURL == "" {
 		u.Path, u.RawQuery = "/ws/wsbench-idle", ""
@@ -375,6 +410,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (Result, error) {
 		prod.value = AppendTelemetry
 	}
 	defer prod.close()
+	slowDone, stopSlow, err := startSlow(ctx, cfg, prod, logger)
+	if err != nil {
+		return res, err
+	}
+	defer stopSlow()
 	received := func() int64 {
 		var n int64
 		for _, s := range sets {
@@ -416,6 +456,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (Result, error) {
 	end := time.Now()
 	stopProgress()
 	<-progDone
+	stopSlow()
 	res.MeasureSeconds = end.Sub(start).Seconds()
 	if cfg.PID > 0 {
 		cpu1, err := server.cpu()
@@ -442,6 +483,18 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (Result, error) {
 		res.ServerRSSBytes.Peak = max(sampler.Peak(), res.ServerRSSBytes.Idle)
 	}
 	fill(&res, &total, prod.expected(total.Reading, total.ReadingByKey))
+	if res.RecordsProduced > 0 {
+		res.ServerCPUUsPerRecord = round(res.ServerCPUSeconds*1e6/float64(res.RecordsProduced), 3)
+	}
+	if cfg.MaxRate > 0 {
+		res.MaxRate = cfg.MaxRate
+		res.MinKeyGapMs = round(float64(total.MinKeyGapNs)/1e6, 3)
+		res.FinalMissingKeys = missingKeys(total.LastSeqMin, finalSeqs(prod.sent.Load(), cfg.Keys))
+	}
+	if slowDone != nil {
+		s := <-slowDone
+		res.Slow = &s
+	}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("bench: run cut short, figures are partial: %w", err)
 	}
@@ -507,6 +560,7 @@ func startSets(ctx context.Context, cfg Config) ([]clientSet, error) {
 			Deflate:     cfg.Deflate,
 			Filters:     cfg.Filters,
 			Projections: cfg.Projections,
+			LatestWins:  cfg.MaxRate > 0,
 		}
 		if cfg.Procs == 1 {
 			sets = append(sets, localSet{NewGroup(gc)})

@@ -37,6 +37,11 @@ type clientStats struct {
 	misrouted  int64 // deliveries for a key the client did not ask for
 	hist       Histogram
 	lastSeq    []uint32 // per key slot: last seq seen + 1, 0 for none
+	// With max_rate (GroupConfig.LatestWins): per key slot, when its last
+	// delivery arrived (unix ns), and the shortest time between two
+	// deliveries of one key.
+	lastAt []int64
+	minGap int64
 }
 
 // client is one WebSocket connection.
@@ -243,6 +248,12 @@ func (st *clientStats) deliver(p []byte, nowNs int64, key, keys int) {
 		}
 		slot = 0
 	}
+	if st.lastAt != nil {
+		if at := st.lastAt[slot]; at != 0 && (st.minGap == 0 || nowNs-at < st.minGap) {
+			st.minGap = max(1, nowNs-at)
+		}
+		st.lastAt[slot] = nowNs
+	}
 	if st.lastSeq == nil || seq >= 1<<32-1 {
 		return
 	}
@@ -257,13 +268,16 @@ func (st *clientStats) deliver(p []byte, nowNs int64, key, keys int) {
 	}
 }
 
-func newClientStats(key, keys int) *clientStats {
+func newClientStats(key, keys int, latestWins bool) *clientStats {
 	st := &clientStats{}
 	switch {
 	case key >= 0:
 		st.lastSeq = make([]uint32, 1)
 	case keys <= maxOrderKeys:
 		st.lastSeq = make([]uint32, keys)
+	}
+	if latestWins && st.lastSeq != nil {
+		st.lastAt = make([]int64, len(st.lastSeq))
 	}
 	return st
 }

@@ -154,7 +154,7 @@ func TestReadLoop(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := append(stream(n, tt.size, tt.deflate), tt.end...)
 			conn := &fakeConn{r: tt.reader(bytes.NewReader(s[tt.pending:]))}
-			c := &client{conn: conn, key: -1, keys: 3, maskKey: 1, pending: s[:tt.pending], stats: newClientStats(-1, 3), inflaters: new(sync.Pool)}
+			c := &client{conn: conn, key: -1, keys: 3, maskKey: 1, pending: s[:tt.pending], stats: newClientStats(-1, 3, false), inflaters: new(sync.Pool)}
 			c.readLoop()
 			st := c.stats
 			if got := st.received.Load(); got != n {
@@ -236,7 +236,7 @@ func TestDeliver(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := newClientStats(tt.key, tt.keys)
+			st := newClientStats(tt.key, tt.keys, false)
 			for _, s := range tt.seqs {
 				st.deliver(v(s), now, tt.key, tt.keys)
 			}
@@ -252,7 +252,7 @@ func BenchmarkReadLoop(b *testing.B) {
 	b.SetBytes(int64(len(s)))
 	b.ReportAllocs()
 	for b.Loop() {
-		c := &client{conn: &fakeConn{r: bytes.NewReader(s)}, key: -1, keys: 10, maskKey: 1, stats: newClientStats(-1, 10)}
+		c := &client{conn: &fakeConn{r: bytes.NewReader(s)}, key: -1, keys: 10, maskKey: 1, stats: newClientStats(-1, 10, false)}
 		c.readLoop()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10000), "ns/frame")

@@ -60,6 +60,10 @@ type GroupConfig struct {
 	// Projections distinct ?fields= lists.
 	Filters     int `json:"filters,omitempty"`
 	Projections int `json:"projections,omitempty"`
+	// LatestWins is for a URL with max_rate: the clients also measure the
+	// shortest time between two deliveries of one key, and report the
+	// last record of each key they got (GroupResult.LastSeqMin).
+	LatestWins bool `json:"latest_wins,omitempty"`
 }
 
 // GroupResult is what a group reports: the connect fields after Connect,
@@ -84,6 +88,12 @@ type GroupResult struct {
 	Unparsed     int64 `json:"unparsed"`
 	Misrouted    int64 `json:"misrouted"`
 	Latency      Dist  `json:"latency"`
+	// With LatestWins: MinKeyGapNs is the shortest time between two
+	// deliveries of one key at one client (0: none), and LastSeqMin, per
+	// key, the lowest over the reading clients of the last seq of that
+	// key each received, plus one (0: some client got none).
+	MinKeyGapNs int64    `json:"min_key_gap_ns,omitempty"`
+	LastSeqMin  []uint32 `json:"last_seq_min,omitempty"`
 }
 
 // merge adds o into r.
@@ -110,6 +120,7 @@ func (r *GroupResult) merge(o *GroupResult) {
 	r.Unparsed += o.Unparsed
 	r.Misrouted += o.Misrouted
 	r.Latency.Merge(&o.Latency)
+	r.mergeLatest(o.MinKeyGapNs, o.LastSeqMin)
 }
 
 // stalls reports whether client i is one of the stalled ones; the stalled
@@ -253,7 +264,7 @@ func (g *Group) dial(ctx context.Context, i int) (*client, error) {
 		c.key = i % g.cfg.Keys
 		url = strings.ReplaceAll(url, KeyPlaceholder, "k-"+strconv.Itoa(c.key))
 	}
-	url = withQuery(url, viewQuery(i, g.cfg.Filters, g.cfg.Projections))
+	url = appendQuery(url, viewQuery(i, g.cfg.Filters, g.cfg.Projections))
 	d := ws.Dialer{Timeout: g.cfg.DialTimeout, TLSConfig: g.tls}
 	if g.cfg.Deflate {
 		d.Extensions = []httphead.Option{wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}.Option()}
@@ -287,7 +298,7 @@ func (g *Group) dial(ctx context.Context, i int) (*client, error) {
 	}
 	c.conn = conn
 	if !c.stalled {
-		c.stats = newClientStats(c.key, c.keys)
+		c.stats = newClientStats(c.key, c.keys, g.cfg.LatestWins)
 	}
 	return c, nil
 }
@@ -360,6 +371,9 @@ func (g *Group) Stop() GroupResult {
 			r.Unparsed += st.unparsed
 			r.Misrouted += st.misrouted
 			st.hist.AddTo(&r.Latency)
+			if st.lastAt != nil && c.key < 0 {
+				r.mergeLatest(st.minGap, st.lastSeq)
+			}
 		}
 	}
 	return r

@@ -37,8 +37,8 @@ func viewQuery(i, filters, projections int) string {
 	return q.Encode()
 }
 
-// withQuery appends the query q to u.
-func withQuery(u, q string) string {
+// appendQuery appends the query q to u.
+func appendQuery(u, q string) string {
 	if q == "" {
 		return u
 	}

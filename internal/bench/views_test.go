@@ -34,7 +34,7 @@ func TestViewQuery(t *testing.T) {
 	if len(seen) != 30 {
 		t.Fatalf("%d distinct projections of 30", len(seen))
 	}
-	if u := withQuery("ws://h/ws?key=a", "x=1"); u != "ws://h/ws?key=a&x=1" {
+	if u := appendQuery("ws://h/ws?key=a", "x=1"); u != "ws://h/ws?key=a&x=1" {
 		t.Fatal(u)
 	}
 }

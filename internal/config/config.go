@@ -90,6 +90,7 @@ const (
 	EnvMaxRecordRows   = "MAX_RECORD_ROWS"
 	EnvMaxDecodedBytes = "MAX_DECODED_BYTES"
 	EnvCompression     = "COMPRESSION"
+	EnvSlowClients     = "SLOW_CLIENTS"
 
 	EnvHistoryBytes   = "HISTORY_BYTES"
 	EnvHistoryMaxAge  = "HISTORY_MAX_AGE"
@@ -356,7 +357,17 @@ type Clients struct {
 	// Compression is COMPRESSION (boolean, default false): offer
 	// permessage-deflate to clients that ask for it.
 	Compression bool
+	// SlowClients is SLOW_CLIENTS: SlowClose (default), a client over
+	// MaxQueueBytes is closed with 1008 "too slow"; SlowConflate, it is
+	// kept and gets each key's latest message until it catches up.
+	SlowClients string
 }
+
+// The values of SLOW_CLIENTS.
+const (
+	SlowClose    = "close"
+	SlowConflate = "conflate"
+)
 
 // LogFormat is the log output format.
 type LogFormat string
@@ -411,6 +422,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		SocketSendBuffer: p.byteSize(EnvSocketSendBuffer, DefaultSocketSendBuffer, 0),
 	}
 	c.Clients.Compression = p.boolean(EnvCompression, false)
+	c.Clients.SlowClients = p.enum(EnvSlowClients, SlowClose, "a slow-client policy", SlowClose, SlowConflate)
 	c.PprofAddr = p.hostPort(EnvPprofAddr, "127.0.0.1:6060", true)
 	c.Log = Log{
 		Level:  p.logLevel(),

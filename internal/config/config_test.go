@@ -34,7 +34,7 @@ func TestDefaults(t *testing.T) {
 			DemoInterval: 250 * time.Millisecond,
 		},
 		Decode:  Decode{Format: FormatAuto},
-		Clients: Clients{SocketSendBuffer: 128 << 10},
+		Clients: Clients{SocketSendBuffer: 128 << 10, SlowClients: SlowClose},
 		Log:     Log{Level: slog.LevelInfo, Format: LogText},
 		Viewer:  true,
 		History: History{MaxBytes: 64 << 20, SSEHeartbeat: 15 * time.Second},
@@ -163,6 +163,8 @@ func TestGoodValues(t *testing.T) {
 		{"viewer off", with(nil, "VIEWER", "no"), func(c Config) any { return c.Viewer }, false},
 		{"public url", with(nil, "Quix__Deployment__Network__PublicUrl", "https://ws-x.deployments.quix.io"), func(c Config) any { return c.PublicURL }, "https://ws-x.deployments.quix.io"},
 		{"compression", with(nil, "COMPRESSION", "true"), func(c Config) any { return c.Clients.Compression }, true},
+		{"slow clients conflate", with(nil, "SLOW_CLIENTS", "conflate"), func(c Config) any { return c.Clients.SlowClients }, SlowConflate},
+		{"slow clients close", with(nil, "SLOW_CLIENTS", "Close"), func(c Config) any { return c.Clients.SlowClients }, SlowClose},
 		{"max record rows", with(nil, "MAX_RECORD_ROWS", "1000"), func(c Config) any { return c.Decode.MaxRecordRows }, 1000},
 		{"max decoded bytes", with(nil, "MAX_DECODED_BYTES", "2MiB"), func(c Config) any { return c.Decode.MaxDecodedBytes }, 2 << 20},
 
@@ -268,6 +270,7 @@ func TestBadValues(t *testing.T) {
 		{with(nil, "DEMO_INTERVAL", "-1s"), "DEMO_INTERVAL", `DEMO_INTERVAL: "-1s" is not positive (want a duration greater than 0, such as 250ms)`},
 
 		{with(nil, "FORMAT", "xml"), "FORMAT", `FORMAT: "xml" is not a format (want auto or raw)`},
+		{with(nil, "SLOW_CLIENTS", "drop"), "SLOW_CLIENTS", `SLOW_CLIENTS: "drop" is not a slow-client policy (want close or conflate)`},
 		{with(nil, "VIEWER", "maybe"), "VIEWER", `VIEWER: "maybe" is not a boolean (want true/false, yes/no or 1/0)`},
 		{with(nil, "ENVELOPE", "2"), "ENVELOPE", `ENVELOPE: "2" is not a boolean (want true/false, yes/no or 1/0)`},
 

@@ -39,7 +39,7 @@ var knownNames = []string{
 	EnvPprofAddr, EnvLogLevel, EnvLogFormat, EnvViewer, EnvPublicURL,
 	EnvTLSCertFile, EnvTLSKeyFile, EnvAllowedOrigins, EnvMaxConnections, EnvMaxConnectionsPerIP,
 	EnvTrustedProxies, EnvMaxSubscriptionKeys, EnvMaxKeyLength, EnvMaxViews, EnvMetricsAddr,
-	EnvMaxRecordRows, EnvMaxDecodedBytes, EnvCompression,
+	EnvMaxRecordRows, EnvMaxDecodedBytes, EnvCompression, EnvSlowClients,
 	EnvHistoryBytes, EnvHistoryMaxAge, EnvCatchUpReaders, EnvSSEHeartbeat,
 }
 

@@ -66,6 +66,7 @@ func (c Config) Summary() []any {
 		"envelope", c.Decode.Envelope,
 		"max_record_rows", c.Decode.MaxRecordRows,
 		"compression", c.Clients.Compression,
+		"slow_clients", c.Clients.SlowClients,
 		"max_decoded_bytes", c.Decode.MaxDecodedBytes,
 		"max_queue_bytes", c.Clients.MaxQueueBytes,
 		"write_timeout", c.Clients.WriteTimeout.String(),

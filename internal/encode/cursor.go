@@ -341,6 +341,15 @@ func UnavailableNotice(reason string) []byte {
 // unavailable notice: {"notice":"available"}.
 func AvailableNotice() []byte { return []byte(`{"notice":"available"}`) }
 
+// ConflatedNotice is the notice that the client fell behind and gets, for
+// each key, only the latest message until it catches up:
+// {"notice":"conflated"}.
+func ConflatedNotice() []byte { return []byte(`{"notice":"conflated"}`) }
+
+// CaughtUpNotice is the notice that a conflated client has caught up and
+// gets every message again: {"notice":"caught_up"}.
+func CaughtUpNotice() []byte { return []byte(`{"notice":"caught_up"}`) }
+
 // NoticeAll returns one message carrying the notice json for every shape
 // that gets notices (not ShapePlain): its envelope frame and its SSE
 // events, built once and shared by every client. It serves a notice

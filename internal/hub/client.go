@@ -75,7 +75,7 @@ func (c *Client) enqueue(msgs []*message.Message, sub *compiled, seq uint64, sha
 	if c.closing || c.parked {
 		return 0
 	}
-	if share && c.shareLocked(msgs, sub, seq) {
+	if share && c.latest == nil && c.shareLocked(msgs, sub, seq) {
 		c.wakeLocked()
 		return uint64(len(msgs))
 	}
@@ -84,7 +84,7 @@ func (c *Client) enqueue(msgs []*message.Message, sub *compiled, seq uint64, sha
 		if !c.takes(m, sub) {
 			continue
 		}
-		if !c.pushLocked(m, seq) {
+		if !c.offerLocked(m, seq) {
 			break
 		}
 		n++
@@ -120,12 +120,23 @@ func (c *Client) enqueueOne(m *message.Message, seq uint64) uint64 {
 	if c.closing || c.parked || !c.takes(m, nil) {
 		return 0
 	}
-	ok := c.pushLocked(m, seq)
+	ok := c.offerLocked(m, seq)
 	c.wakeLocked() // also when the bound closed it: the close frame goes out
 	if !ok {
 		return 0
 	}
 	return 1
+}
+
+// offerLocked queues m, a message of the Publish numbered seq: through
+// the latest-wins state of a client with a rate or in conflated mode
+// (latest.go), otherwise straight to the queue. It reports false when
+// the client was closed. c.mu must be held.
+func (c *Client) offerLocked(m *message.Message, seq uint64) bool {
+	if c.latest != nil {
+		return c.offerLatestLocked(m, seq)
+	}
+	return c.pushLocked(m, seq)
 }
 
 // pushLocked appends m, a message of the Publish numbered seq, to the
@@ -137,7 +148,9 @@ func (c *Client) enqueueOne(m *message.Message, seq uint64) uint64 {
 // the next one to work through it: a large record (a Quix record may
 // decode into many rows) reaches it whole. The messages themselves are
 // shared by every client; a slow client holds at most MaxQueueBytes plus
-// two fetches' entries beyond what the others hold. c.mu must be held.
+// two fetches' entries beyond what the others hold. With Config.Conflate,
+// a client over the bound switches to conflated mode instead
+// (conflateLocked), unless it is in it already. c.mu must be held.
 func (c *Client) pushLocked(m *message.Message, seq uint64) bool {
 	cost := c.Cost(m)
 	if seq != c.checked {
@@ -146,6 +159,9 @@ func (c *Client) pushLocked(m *message.Message, seq uint64) bool {
 		older := c.queued - min(c.queued, c.pubCost)
 		c.checked, c.pubCost = seq, 0
 		if older+cost > c.hub.cfg.MaxQueueBytes {
+			if c.hub.cfg.Conflate && (c.latest == nil || !c.latest.conflating) {
+				return c.conflateLocked(m)
+			}
 			c.closeLocked(wsframe.ClosePolicyViolation, wsframe.ReasonTooSlow, ReasonQueueFull, false)
 			return false
 		}
@@ -251,6 +267,7 @@ func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQu
 	c.closing = true
 	c.reason = why
 	c.closeFrame = c.tr.CloseFrame(code, reason)
+	c.dropLatestLocked() // held messages are not flushed: latest wins, and none is owed
 	if !keepQueue {
 		c.dropQueueLocked()
 	}
@@ -260,6 +277,7 @@ func (c *Client) closeLocked(code uint16, reason string, why CloseReason, keepQu
 // dropQueueLocked discards the queued frames. c.mu must be held.
 func (c *Client) dropQueueLocked() {
 	c.hub.stats.dropFrames.Add(uint64(len(c.queue) + len(c.backlog)))
+	c.dropLatestLocked()
 	clear(c.queue)
 	if !c.shared {
 		clear(c.backlog)

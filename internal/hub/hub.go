@@ -44,6 +44,11 @@
 // of more than 512 of its key) keeps that copy as its backlog instead of a
 // pointer per message of its own.
 //
+// A client with a rate bound (Subscription.MaxRate), and with
+// Config.Conflate a client that fell behind, keep at most one pending
+// message per key and hand the latest to the writer, in publish order
+// (latest.go).
+//
 // A client that negotiated permessage-deflate (Client.UseDeflate) gets
 // each frame compressed with no context takeover: the first writer that
 // needs a message's compressed frame builds it (message.Message.Deflated),
@@ -104,6 +109,16 @@ type Config struct {
 	// it, for one sampled write at most every 100 ms in all (so about 10
 	// times a second). It must be safe for concurrent use and quick.
 	ObserveLatency func(time.Duration)
+	// Conflate is SLOW_CLIENTS=conflate: a client over MaxQueueBytes is
+	// not closed but switched to conflated mode, where it gets each key's
+	// latest message until it catches up (latest.go). Default false: such
+	// a client is closed with 1008 "too slow".
+	Conflate bool
+	// ConflatedNotice and CaughtUpNotice are the notices a client gets
+	// when conflation starts and when it ends (encode.NoticeAll of
+	// encode.ConflatedNotice and encode.CaughtUpNotice), built once and
+	// shared; nil: none is sent.
+	ConflatedNotice, CaughtUpNotice *message.Message
 }
 
 // Defaults of Config.
@@ -159,6 +174,8 @@ type Hub struct {
 	pubSeq  uint64
 
 	lastSample atomic.Int64 // unix ns of the last ObserveLatency sample
+
+	start time.Time // the origin of clock; read-only
 
 	// live counts the clients not yet torn down; idle is closed whenever
 	// live is zero and replaced when it rises again. Not a WaitGroup:
@@ -254,6 +271,7 @@ func New(cfg Config) *Hub {
 		stats:  newCounters(),
 		idle:   make(chan struct{}),
 		pool:   newPool(),
+		start:  time.Now(),
 	}
 	close(h.idle)
 	h.all = compiled{all: true}
@@ -333,6 +351,9 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 		added:    time.Now().UnixNano(),
 		parked:   o.Park,
 	}
+	if sub.MaxRate > 0 {
+		c.latest = newLatest(sub.MaxRate)
+	}
 	if conn != nil {
 		c.setConn(conn)
 	}
@@ -382,6 +403,10 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 	}
 	return c
 }
+
+// clock returns the monotonic time since New in ns, always > 0: the
+// clock of the rate bounds (latest.go).
+func (h *Hub) clock() int64 { return int64(time.Since(h.start)) + 1 }
 
 func (h *Hub) shardOf(c *Client) *shard { return &h.shards[c.id%uint64(len(h.shards))] }
 

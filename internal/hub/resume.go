@@ -26,10 +26,19 @@ func (c *Client) Push(msgs []*message.Message) bool {
 	if c.closing {
 		return false
 	}
+	var now int64
+	if c.latest != nil {
+		now = c.hub.clock()
+	}
 	for _, m := range msgs {
 		cost := c.Cost(m)
 		if cost == 0 {
 			continue
+		}
+		if c.latest != nil && !m.Notice() {
+			// Catch-up is not rated, but counts as sent: the rate holds
+			// across Join.
+			c.latest.sent(m, nil, now)
 		}
 		if c.queue == nil {
 			c.queue = c.hub.shardOf(c).getArray()
@@ -59,13 +68,13 @@ func (c *Client) Cost(m *message.Message) int {
 func (c *Client) WaitBacklog(ctx context.Context, limit int) (queued int, ok bool) {
 	c.mu.Lock()
 	for !c.closing && c.queued > limit {
-		if c.drained == nil || limit < c.drainAt {
-			c.drainAt = limit
-			if c.drained == nil {
-				c.drained = make(chan struct{})
+		if c.drain == nil || limit < c.drain.at {
+			if c.drain == nil {
+				c.drain = &drainWait{ch: make(chan struct{})}
 			}
+			c.drain.at = limit
 		}
-		ch := c.drained
+		ch := c.drain.ch
 		c.mu.Unlock()
 		select {
 		case <-ch:
@@ -79,12 +88,19 @@ func (c *Client) WaitBacklog(ctx context.Context, limit int) (queued int, ok boo
 	return queued, ok
 }
 
+// drainWait is what WaitBacklog waits for: ch is closed once the
+// client's queued cost is down to at.
+type drainWait struct {
+	ch chan struct{}
+	at int
+}
+
 // signalLocked wakes WaitBacklog once the backlog is down to its limit
 // or the client is closing. c.mu must be held.
 func (c *Client) signalLocked() {
-	if c.drained != nil && (c.closing || c.queued <= c.drainAt) {
-		close(c.drained)
-		c.drained = nil
+	if c.drain != nil && (c.closing || c.queued <= c.drain.at) {
+		close(c.drain.ch)
+		c.drain = nil
 	}
 }
 

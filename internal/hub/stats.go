@@ -45,6 +45,9 @@ type counters struct {
 	blocked      atomic.Uint64 // non-blocking writes the socket took only part of
 	deflated     atomic.Uint64 // frames compressed for permessage-deflate (once per message and shape)
 	deflateSaved atomic.Uint64 // bytes those compressions saved, per frame (not per client)
+	superseded   atomic.Uint64 // messages a rated or conflating client dropped for a newer one of their key
+	conflating   atomic.Int64  // clients in conflated mode now
+	conflations  atomic.Uint64 // times a client entered conflated mode
 }
 
 func newCounters() *counters {
@@ -81,6 +84,13 @@ type Stats struct {
 	Deflated     uint64                 `json:"deflated"`
 	DeflateSaved uint64                 `json:"deflate_saved_bytes"`
 	Closes       map[CloseReason]uint64 `json:"closes"`
+	// Superseded counts messages a client with max_rate or in conflated
+	// mode dropped because a newer one of their key replaced them;
+	// Conflating the clients in conflated mode now, Conflations the times
+	// a client entered it.
+	Superseded  uint64 `json:"superseded"`
+	Conflating  int64  `json:"conflating"`
+	Conflations uint64 `json:"conflations"`
 }
 
 func (c *counters) snapshot() Stats {
@@ -97,6 +107,9 @@ func (c *counters) snapshot() Stats {
 		BlockedWrites: c.blocked.Load(),
 		Deflated:      c.deflated.Load(),
 		DeflateSaved:  c.deflateSaved.Load(),
+		Superseded:    c.superseded.Load(),
+		Conflating:    c.conflating.Load(),
+		Conflations:   c.conflations.Load(),
 		Closes:        make(map[CloseReason]uint64, len(allReasons)),
 	}
 	for i, r := range allReasons {

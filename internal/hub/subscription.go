@@ -27,6 +27,9 @@ type Subscription struct {
 	// View, when not nil, narrows what the client receives of the
 	// records its keys and grant select (see View).
 	View View
+	// MaxRate, when > 0, bounds the messages of each key the client is
+	// sent to MaxRate a second, latest wins (latest.go); 0: no bound.
+	MaxRate float64
 }
 
 // Denied returns the first exact key (not a pattern) of s that its grant

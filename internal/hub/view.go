@@ -151,7 +151,7 @@ func (c *Client) enqueueView(msgs []*message.Message, from int, seq uint64) uint
 		if !c.takes(d, nil) {
 			continue
 		}
-		if !c.pushLocked(d, seq) {
+		if !c.offerLocked(d, seq) {
 			break
 		}
 		n++

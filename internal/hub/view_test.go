@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 	"unsafe"
 
 	"github.com/wsdest/wsdest/internal/message"
@@ -194,4 +196,24 @@ func TestViewLongPublish(t *testing.T) {
 			t.Fatalf("the view held %d results at once, want a piece at most (%d)", cap(s.out), maxBatch)
 		}
 	}
+}
+
+// A client with both a view and a rate gets its view's messages through
+// the rate: latest wins per key, as for a client without a view.
+func TestViewWithRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: -1, WriteTimeout: time.Hour})
+		rc := &timedConn{}
+		h.AddClient(rc, ClientOptions{Sub: Subscription{All: true, MaxRate: 1, View: &testView{keep: `"k"`}}})
+		h.Publish([]*message.Message{ratedMsg("a", 0), ratedMsg("a", 1), ratedMsg("a", 2)})
+		synctest.Wait()
+		if ds := rc.deliveries(); len(ds) != 1 || ds[0].text != `{"k":"a","i":0}` {
+			t.Fatalf("at once: %v, want only the first message of the key", ds)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if ds := rc.deliveries(); len(ds) != 2 || ds[1].text != `{"k":"a","i":2}` {
+			t.Fatalf("after a second: %v, want the key's latest message", ds)
+		}
+	})
 }

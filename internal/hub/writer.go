@@ -142,11 +142,14 @@ type Client struct {
 	// (see pushLocked).
 	checked uint64
 	pubCost int
-	// drained, when not nil, is closed once queued is down to drainAt or
-	// the client is closing (WaitBacklog, resume.go).
-	drained chan struct{}
-	drainAt int
-	pong    []byte // the pong answering the most recent ping, not yet taken
+	// drain, when not nil, is closed once queued is down to its limit
+	// or the client is closing (WaitBacklog, resume.go): one pointer, so
+	// that an idle client stays within its allocation size class.
+	drain *drainWait
+	// latest is the latest-wins state of a client with a rate bound or in
+	// conflated mode (latest.go); nil for every other client.
+	latest *latest
+	pong   []byte // the pong answering the most recent ping, not yet taken
 	// closeFrame is sent after the queue drains (nil when the transport
 	// has none).
 	closeFrame []byte
@@ -167,7 +170,8 @@ func (c *Client) wakeLocked() {
 
 // hasWorkLocked reports whether anything is due. c.mu must be held.
 func (c *Client) hasWorkLocked() bool {
-	return len(c.queue) > 0 || len(c.backlog) > 0 || c.pong != nil || c.keepalive || c.closing && !c.closeSent
+	return len(c.queue) > 0 || len(c.backlog) > 0 || c.pong != nil || c.keepalive || c.closing && !c.closeSent ||
+		c.readyLocked()
 }
 
 // dispatchLocked hands a client in stateQueued to its writer: the pool's
@@ -224,12 +228,16 @@ func (c *Client) takeLocked(b *batch) bool {
 		}
 		c.keepalive = false
 	}
-	if len(c.backlog) == 0 && len(c.queue) > maxBatch {
+	if c.latest != nil && len(c.backlog) == 0 && len(c.queue) == 0 && c.releaseLocked() {
+		c.queueCaughtUpLocked()
+	}
+	limit := c.batchBytes()
+	if len(c.backlog) == 0 && (len(c.queue) > maxBatch || c.queued > limit) {
 		c.backlog, c.queue, c.spare = c.queue, c.spare[:0], nil
 	}
 	switch {
 	case len(c.backlog) > 0:
-		n := min(maxBatch, len(c.backlog))
+		n := c.batchLen(c.backlog, limit)
 		b.msgs, c.backlog = c.backlog[:n:n], c.backlog[n:]
 		b.chunk, b.shared = true, c.shared
 		if len(c.backlog) == 0 {

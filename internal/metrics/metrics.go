@@ -44,6 +44,11 @@ type Snapshot struct {
 	// Deliveries counts frames written to clients; DeliveredBytes their
 	// bytes; Writes the write system calls that carried them.
 	Deliveries, DeliveredBytes, Writes uint64
+	// Superseded counts messages a client with max_rate or in conflated
+	// mode dropped for a newer one of their key; Conflations the times a
+	// client entered conflated mode, Conflating the clients in it now.
+	Superseded, Conflations uint64
+	Conflating              int64
 	// Lag is the consumer lag by partition.
 	Lag map[int32]int64
 	// BrokerUp reports whether a Kafka broker is reachable; Ready whether
@@ -142,6 +147,9 @@ var (
 	descDeliveries  = prometheus.NewDesc("wsdest_deliveries_total", "Frames written to clients.", nil, nil)
 	descBytes       = prometheus.NewDesc("wsdest_delivered_bytes_total", "Bytes written to clients.", nil, nil)
 	descWrites      = prometheus.NewDesc("wsdest_writes_total", "Write system calls to clients (each carries one or more frames).", nil, nil)
+	descSuperseded  = prometheus.NewDesc("wsdest_superseded_total", "Messages a client with max_rate or in conflated mode (SLOW_CLIENTS=conflate) dropped because a newer message of their key replaced them.", nil, nil)
+	descConflations = prometheus.NewDesc("wsdest_conflations_total", "Times a client fell behind and entered conflated mode (SLOW_CLIENTS=conflate).", nil, nil)
+	descConflating  = prometheus.NewDesc("wsdest_conflating_clients", "Clients in conflated mode now: behind, getting each key's latest message until they catch up.", nil, nil)
 	descLag         = prometheus.NewDesc("wsdest_consumer_lag", "High watermark minus the consumer's position, by partition, as of the partition's last fetch with records; 0 from its assignment until then.", []string{"partition"}, nil)
 	descBrokerUp    = prometheus.NewDesc("wsdest_broker_up", "1 while a Kafka broker answers, 0 during an outage.", nil, nil)
 	descReady       = prometheus.NewDesc("wsdest_ready", "1 while /readyz answers 200.", nil, nil)
@@ -160,7 +168,8 @@ type collector struct{ snap func() Snapshot }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descConnects, descCloses, descRejected, descAuth, descRecords,
-		descSkipped, descDeliveries, descBytes, descWrites, descLag, descBrokerUp, descReady, descNotReady} {
+		descSkipped, descDeliveries, descBytes, descWrites, descSuperseded, descConflations, descConflating,
+		descLag, descBrokerUp, descReady, descNotReady} {
 		ch <- d
 	}
 	for _, d := range []*prometheus.Desc{descViews, descViewsRefused, descViewErrors} {
@@ -184,6 +193,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descViewsRefused, s.ViewsRefused)
 	counter(descViewErrors, s.ViewEvalErrors)
 	ch <- prometheus.MustNewConstMetric(descViews, prometheus.GaugeValue, float64(s.Views))
+	counter(descSuperseded, s.Superseded)
+	counter(descConflations, s.Conflations)
+	ch <- prometheus.MustNewConstMetric(descConflating, prometheus.GaugeValue, float64(s.Conflating))
 	byReason := func(d *prometheus.Desc, m map[string]uint64) {
 		for _, r := range sortedKeys(m) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(m[r]), r)

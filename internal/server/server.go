@@ -332,6 +332,11 @@ func ParseSubscription(path string, query map[string][]string, defEnvelope bool)
 	if env {
 		sub.Shape = message.ShapeEnvelope
 	}
+	rate, err := parseMaxRate(query)
+	if err != nil {
+		return sub, err
+	}
+	sub.MaxRate = rate
 	return sub, nil
 }
 
@@ -365,7 +370,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUpgradeRequired)
 		fmt.Fprintf(w, "426 Upgrade Required: this is a WebSocket endpoint.\n"+
 			"Open http://%[1]s/ in a browser for the live viewer, or connect with a WebSocket client, e.g. python3 -m websockets ws://%[1]s/ws\n"+
-			"Paths: /ws (every record), /ws/{key} (one Kafka key), ?key=a&key=b-* (keys and patterns), ?envelope=true (with topic, partition, offset, key, headers).\n", r.Host)
+			"Paths: /ws (every record), /ws/{key} (one Kafka key), ?key=a&key=b-* (keys and patterns), ?envelope=true (with topic, partition, offset, key, headers), ?max_rate=N (at most N messages per key per second, latest wins).\n", r.Host)
 		return
 	}
 	if Reserved(r.URL.Path) {

@@ -36,6 +36,7 @@ func TestParseSubscription(t *testing.T) {
 		all      bool
 		keys     []string
 		shape    message.Shape
+		rate     float64
 		err      string
 	}{
 		{target: "/ws", all: true},
@@ -62,6 +63,18 @@ func TestParseSubscription(t *testing.T) {
 		{target: "/ws?envelope=maybe", err: `envelope="maybe" is not a boolean`},
 		{target: "/ws?key=", err: "empty key= parameter"},
 		{target: "/ws?key=a&key=", err: "empty key= parameter"},
+		{target: "/ws?max_rate=1", all: true, rate: 1},
+		{target: "/ws?max_rate=0.1", all: true, rate: 0.1},
+		{target: "/ws?max_rate=1000", all: true, rate: 1000},
+		{target: "/ws/a?max_rate=2.5&envelope=1", keys: []string{"a"}, shape: message.ShapeEnvelope, rate: 2.5},
+		{target: "/ws?max_rate=5&max_rate=7", all: true, rate: 7},
+		{target: "/ws?max_rate=0", err: `max_rate="0" is not a number from 0.1 to 1000`},
+		{target: "/ws?max_rate=0.09", err: `max_rate="0.09" is not a number from 0.1 to 1000`},
+		{target: "/ws?max_rate=1001", err: `max_rate="1001" is not a number from 0.1 to 1000`},
+		{target: "/ws?max_rate=NaN", err: `max_rate="NaN" is not a number`},
+		{target: "/ws?max_rate=Inf", err: `max_rate="Inf" is not a number`},
+		{target: "/ws?max_rate=fast", err: `max_rate="fast" is not a number`},
+		{target: "/ws?max_rate=", err: `max_rate="" is not a number`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
@@ -79,8 +92,9 @@ func TestParseSubscription(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sub.All != tt.all || !slices.Equal(sub.Keys, tt.keys) || sub.Shape != tt.shape {
-				t.Errorf("got all=%v keys=%q shape=%v, want all=%v keys=%q shape=%v", sub.All, sub.Keys, sub.Shape, tt.all, tt.keys, tt.shape)
+			if sub.All != tt.all || !slices.Equal(sub.Keys, tt.keys) || sub.Shape != tt.shape || sub.MaxRate != tt.rate {
+				t.Errorf("got all=%v keys=%q shape=%v rate=%v, want all=%v keys=%q shape=%v rate=%v",
+					sub.All, sub.Keys, sub.Shape, sub.MaxRate, tt.all, tt.keys, tt.shape, tt.rate)
 			}
 		})
 	}
@@ -185,7 +199,7 @@ func TestHTTP(t *testing.T) {
 	if status, body := get(t, base+"/stats"); status != 200 || body != "{\"n\":1}\n" {
 		t.Errorf("/stats = %d %q", status, body)
 	}
-	for _, target := range []string{"/ws?envelope=maybe", "/ws?key="} {
+	for _, target := range []string{"/ws?envelope=maybe", "/ws?key=", "/ws?max_rate=5000"} {
 		ctx, cancel := e2etest.Context(t)
 		_, err := e2etest.Dial(ctx, f.url+target)
 		cancel()

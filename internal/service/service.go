@@ -164,6 +164,10 @@ func (s *Service) newHub() {
 		PingInterval:   s.cfg.Clients.PingInterval,
 		ObserveLatency: s.metrics.ObserveLatency,
 		Logger:         s.log,
+		Conflate:       s.cfg.Clients.SlowClients == config.SlowConflate,
+		// Built once, shared by every client they go to.
+		ConflatedNotice: encode.NoticeAll(encode.ConflatedNotice()),
+		CaughtUpNotice:  encode.NoticeAll(encode.CaughtUpNotice()),
 	})
 }
 

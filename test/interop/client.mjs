@@ -177,7 +177,7 @@ async function scriptedChecks(connect) {
   });
   const base = `ws://127.0.0.1:${server.address().port}`;
   const got = { recs: [], notices: [], states: [], ts: [] };
-  const stream = connect(`${base}/ws`, { WebSocket, keys: ['a'], last: 5, minDelay: 20, maxDelay: 40, where: 'value.n > 1', fields: ['x', 'y.z'] });
+  const stream = connect(`${base}/ws`, { WebSocket, keys: ['a'], last: 5, maxRate: 2.5, minDelay: 20, maxDelay: 40, where: 'value.n > 1', fields: ['x', 'y.z'] });
   stream.addEventListener('record', (e) => { got.recs.push([e.detail.partition, e.detail.offset]); got.ts.push(e.detail.value.Timestamp); });
   stream.addEventListener('notice', (e) => got.notices.push(e.detail.notice));
   stream.addEventListener('state', (e) => got.states.push(e.detail.state));
@@ -191,8 +191,9 @@ async function scriptedChecks(connect) {
   const ws = urls.filter((u) => u.pathname === '/ws');
   const q = (i, k) => ws[i] && ws[i].searchParams.get(k);
   report(ws.length === 4 && q(0, 'last') === '5' && q(0, 'key') === 'a' && q(0, 'envelope') === 'true' && !ws[0].searchParams.has('from') &&
-    q(1, 'from') === 'c7' && q(2, 'from') === 'c8' && q(3, 'from') === 'c10' && ws.slice(1).every((u) => !u.searchParams.has('last') && u.searchParams.get('key') === 'a'),
-  'client (scripted server): after 1008 "too slow", 1001 and 1011 it reconnects with from= the last cursor, without last=',
+    q(1, 'from') === 'c7' && q(2, 'from') === 'c8' && q(3, 'from') === 'c10' && ws.slice(1).every((u) => !u.searchParams.has('last') && u.searchParams.get('key') === 'a') &&
+    ws.every((u) => u.searchParams.get('max_rate') === '2.5'),
+  'client (scripted server): after 1008 "too slow", 1001 and 1011 it reconnects with from= the last cursor, without last=, with max_rate= the maxRate option',
     ws.map((u) => u.search).join(' '));
   report(ws.length === 4 && ws.every((u) => u.searchParams.get('where') === 'value.n > 1' && u.searchParams.get('fields') === 'x,y.z'),
     'client (scripted server): the where and fields options go with every connection, reconnects included', ws.map((u) => u.search).join(' '));

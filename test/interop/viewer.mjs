@@ -233,6 +233,29 @@ async function openChecks() {
   const js = await tab.textContent('#snippet');
   report(js.includes('where: "key == \\"sensor-2\\" || key == \\"sensor-3\\""') && js.includes('fields: ["humidity","Tags.location"]'),
     'viewer: the JavaScript snippet passes the view as options', js.split('\n').slice(4, 5).join(''));
+  await tab.fill('#f-where', '');
+  await tab.fill('#f-fields', '');
+  // The rate box: max_rate=1 on every key. The demo sends each key ten
+  // times a second; the page then gets about one a second per key.
+  await tab.fill('#f-maxrate', '5000');
+  await tab.click('#sub-form button[type="submit"]');
+  s = await viewerState(tab);
+  report(s.alert.includes('Max rate'), 'viewer: a rate out of range is refused in the form', JSON.stringify(s));
+  await tab.selectOption('#f-start', '');
+  await tab.fill('#f-keys', '');
+  await tab.fill('#f-maxrate', '1');
+  await tab.click('#sub-form button[type="submit"]');
+  const four = await until(tab, () => window.wsdestViewer.keys.length === 4 && window.wsdestViewer.total >= 4);
+  const before = (await viewerState(tab)).total;
+  await tab.waitForTimeout(3000);
+  const after = (await viewerState(tab)).total;
+  const rated = await tab.textContent('#ws-url');
+  await tab.click('.tab[data-snippet="js"]');
+  const code = await tab.textContent('#snippet');
+  report(four && after - before <= 4 * 3 + 4 && after > before && new URL(tab.url()).searchParams.get('max_rate') === '1' &&
+    rated.includes('max_rate=1') && code.includes('maxRate: 1'),
+  'viewer: the rate box asks for max_rate=1: about one record per key a second, in the page URL and the snippet',
+  `${after - before} records in 3 s over 4 keys; ${rated}; url=${tab.url()}`);
 
   report(w.errors.length === 0, 'viewer: no console errors or uncaught exceptions', JSON.stringify(w.errors.slice(0, 3)));
   report(w.foreign.length === 0 && w.requests > 0, `viewer: every request stays on ${origin}`,

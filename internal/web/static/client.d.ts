@@ -69,6 +69,12 @@ export interface WsdestOptions {
   from?: string;
   /** Start with the N most recent records (first connection only). */
   last?: number | string;
+  /**
+   * At most this many records per key per second (0.1 to 1000), latest wins, as ?max_rate=: the
+   * records in between are dropped by the server, the stream always ends at every key's latest
+   * value, and resuming from the cursor stays exact. Every connection asks for it.
+   */
+  maxRate?: number | string;
   /** The WebSocket constructor; default globalThis.WebSocket (Node.js 20: the ws package). */
   WebSocket?: new (url: string) => any;
   /** Backoff between reconnects, ms: from minDelay (500) doubling up to maxDelay (15000), jittered. */

@@ -81,6 +81,8 @@ export class WsdestStream extends EventTarget {
     const fields = [].concat(options.fields || []).join(',');
     if (fields) q.set('fields', fields);
     q.set('envelope', 'true');
+    // max_rate is part of the subscription: every attempt asks for it.
+    if (options.maxRate !== undefined && options.maxRate !== '') q.set('max_rate', String(options.maxRate));
     // The start position and the token are added per attempt.
     for (const p of ['from', 'last', 'token']) {
       if (q.has(p) && options[p] === undefined) options = { ...options, [p]: q.get(p) };

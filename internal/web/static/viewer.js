@@ -35,7 +35,7 @@ import { connect } from './client.js';
 
   // fromLocation reads the subscription the way wsdest reads a WebSocket
   // URL: /ws/{key} and /{key} name a key, ?key= adds more, and the query's
-  // envelope, last, from, where, fields and token pass through. The viewer asks for the
+  // envelope, last, from, where, fields, max_rate and token pass through. The viewer asks for the
   // envelope unless the URL says otherwise: it is what carries the key.
   function fromLocation(loc) {
     const q = new URLSearchParams(loc.search);
@@ -55,6 +55,7 @@ import { connect } from './client.js';
       from: q.get('from') || '',
       where: q.get('where') || '',
       fields: q.get('fields') || '',
+      maxRate: q.get('max_rate') || '',
       token: q.get('token') || '',
       tokenInURL: q.has('token'),
     };
@@ -69,6 +70,7 @@ import { connect } from './client.js';
     if (sub.from) q.set('from', sub.from);
     if (sub.where) q.set('where', sub.where);
     if (sub.fields) q.set('fields', sub.fields);
+    if (sub.maxRate) q.set('max_rate', sub.maxRate);
     if (withToken && sub.token) q.set('token', sub.token);
     return q.toString();
   }
@@ -108,7 +110,7 @@ import { connect } from './client.js';
   function subscribe() {
     if (stream) stream.close();
     everLive = false;
-    const s = connect(`${wsBase()}/ws`, { keys: sub.keys, from: sub.from, last: sub.last, where: sub.where, fields: sub.fields, token: sub.token, keepLatest: false });
+    const s = connect(`${wsBase()}/ws`, { keys: sub.keys, from: sub.from, last: sub.last, where: sub.where, fields: sub.fields, maxRate: sub.maxRate, token: sub.token, keepLatest: false });
     stream = s;
     s.addEventListener('state', (ev) => { if (stream === s) onState(ev.detail); });
     s.addEventListener('record', (ev) => { if (stream === s) { onRecord(ev.detail, ev.text); schedule(); } });
@@ -559,6 +561,7 @@ import { connect } from './client.js';
     $('f-from').value = sub.from;
     $('f-where').value = sub.where;
     $('f-fields').value = sub.fields;
+    $('f-maxrate').value = sub.maxRate;
     $('f-token').value = sub.token;
     startFields();
   }
@@ -601,6 +604,11 @@ import { connect } from './client.js';
     const start = $('f-start').value;
     const last = start === 'last' ? $('f-last').value.trim() : '';
     if (last && !/^[1-9]\d*$/.test(last)) { showAlert('last N: a whole number of records, at least 1.'); return; }
+    const maxRate = $('f-maxrate').value.trim();
+    if (maxRate && !(Number(maxRate) >= 0.1 && Number(maxRate) <= 1000)) {
+      showAlert('Max rate: records per key per second, from 0.1 to 1000 (empty: every record).');
+      return;
+    }
     const token = $('f-token').value;
     const next = {
       keys: $('f-keys').value.split(',').map((s) => s.trim()).filter(Boolean),
@@ -609,6 +617,7 @@ import { connect } from './client.js';
       from: start === 'from' ? $('f-from').value.trim() : '',
       where: $('f-where').value.trim(),
       fields: $('f-fields').value.split(',').map((s) => s.trim()).filter(Boolean).join(','),
+      maxRate,
       token,
       tokenInURL: sub.tokenInURL && token === sub.token,
     };
@@ -668,6 +677,7 @@ import { connect } from './client.js';
     if (sub.from) opts.push(`from: ${JSON.stringify(sub.from)}`);
     if (sub.where) opts.push(`where: ${JSON.stringify(sub.where)}`);
     if (sub.fields) opts.push(`fields: ${JSON.stringify(sub.fields.split(','))}`);
+    if (sub.maxRate) opts.push(`maxRate: ${Number(sub.maxRate)}`);
     if (tok) opts.push('token: API_KEY');
     const texts = {
       js: `// In a <script type="module"> of a page served over http(s): wsdest's own client\n` +
