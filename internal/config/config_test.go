@@ -38,6 +38,7 @@ func TestDefaults(t *testing.T) {
 		Log:     Log{Level: slog.LevelInfo, Format: LogText},
 		Viewer:  true,
 		History: History{MaxBytes: 64 << 20, SSEHeartbeat: 15 * time.Second},
+		Snapshot: Snapshot{On: true, Lookback: 24 * time.Hour},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)

@@ -12,6 +12,7 @@ import (
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/message"
+	"github.com/wsdest/wsdest/internal/snapshot"
 )
 
 // DefaultResumeConcurrency bounds the clients catching up at once; the
@@ -37,6 +38,9 @@ type ResumerConfig struct {
 	Store   *Store // nil: no history, everything from Kafka
 	Reader  *Reader
 	Encoder *encode.Encoder
+	// Table is the latest message per key, for snapshots
+	// (wsdest.StartSnapshot); nil refuses them.
+	Table *snapshot.Table
 	// Concurrency bounds the clients catching up at once. Default
 	// DefaultResumeConcurrency.
 	Concurrency int
@@ -209,7 +213,9 @@ func newJob(r *Resumer, c *hub.Client, match func(key []byte) bool) *job {
 // run places the client at st, then catches up step by step until it
 // joins the live stream or leaves.
 func (j *job) run(ctx context.Context, st wsdest.Start) (outcome, error) {
-	if err := j.start(ctx, st); err != nil {
+	if err := j.start(ctx, st); errors.Is(err, errLeft) {
+		return left, nil
+	} else if err != nil {
 		return more, err
 	}
 	for {
@@ -248,6 +254,10 @@ func (j *job) start(ctx context.Context, st wsdest.Start) error {
 		j.pos.Since = st.Time
 	case wsdest.StartLast:
 		if err := j.last(ctx, st.Last); err != nil {
+			return err
+		}
+	case wsdest.StartSnapshot:
+		if err := j.snapshot(ctx); err != nil {
 			return err
 		}
 	default:

@@ -115,6 +115,10 @@ func (s *Service) metricsSnapshot() metrics.Snapshot {
 	}
 	snap.Rejected["http_connections"] = s.guard.Evicted()
 	snap.AuthRefusals = authRefusals(s.auth)
+	if s.table != nil {
+		t := s.table.Stats()
+		snap.SnapshotKeys, snap.SnapshotEvictions, snap.Snapshots = t.Keys, t.Evictions, t.Served
+	}
 	return snap
 }
 

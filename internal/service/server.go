@@ -72,6 +72,7 @@ func (s *Service) serverConfig(authz server.Authorizer, maxClients int) server.C
 		Stats:            s.stats,
 		Logger:           s.log,
 		Resumer:          s.resumer,
+		Snapshot:         s.table != nil,
 		NoViewer:         !cfg.Viewer,
 		ViewerBasicAuth:  cfg.Auth.Enabled && cfg.Auth.Username != "",
 

@@ -1,0 +1,54 @@
+package history
+
+import (
+	"context"
+	"errors"
+
+	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/message"
+	"github.com/wsdest/wsdest/internal/snapshot"
+)
+
+// errNoTable: a snapshot asked of a Resumer without a table.
+var errNoTable = errors.New("history: snapshots are off")
+
+// errLeft: the client closed while its snapshot was pushed.
+var errLeft = errors.New("history: the client left")
+
+// snapshot places the client at the published position P after the
+// latest message of every key it takes, as the table held it at P: the
+// two are taken together between two batches (Tap.join), the messages
+// framed with P as their cursor (shared by every client that snapshots
+// at P) and pushed outside any shared lock, paced by the client's
+// backlog, then the snapshot_end notice. The catch-up then goes on from
+// P like any other: for each key, nothing older than its snapshot message
+// follows, and nothing published after P is missed.
+func (j *job) snapshot(ctx context.Context) error {
+	tbl := j.r.cfg.Table
+	if tbl == nil {
+		return errNoTable
+	}
+	if err := tbl.WaitSeeded(ctx); err != nil {
+		return err
+	}
+	var view *snapshot.View
+	var at wsdest.Cursor
+	j.r.cfg.Tap.join(func(pub *wsdest.Cursor) bool {
+		view, at = tbl.View(), pub.Clone()
+		return true
+	})
+	if at.Topic != j.pos.Topic {
+		return errRecreated
+	}
+	j.pos = at
+	cursor := at.String()
+	msgs := view.Frames(view.Messages(j.match), j.shape, cursor)
+	tbl.Served()
+	if !j.push(ctx, msgs) {
+		return errLeft
+	}
+	if end := snapshot.End(j.shape, len(msgs), cursor); end != nil {
+		j.c.Push([]*message.Message{end})
+	}
+	return nil
+}
