@@ -33,11 +33,11 @@ func TestDefaults(t *testing.T) {
 			DemoData:     true,
 			DemoInterval: 250 * time.Millisecond,
 		},
-		Decode:  Decode{Format: FormatAuto},
-		Clients: Clients{SocketSendBuffer: 128 << 10},
-		Log:     Log{Level: slog.LevelInfo, Format: LogText},
-		Viewer:  true,
-		History: History{MaxBytes: 64 << 20, SSEHeartbeat: 15 * time.Second},
+		Decode:   Decode{Format: FormatAuto},
+		Clients:  Clients{SocketSendBuffer: 128 << 10},
+		Log:      Log{Level: slog.LevelInfo, Format: LogText},
+		Viewer:   true,
+		History:  History{MaxBytes: 64 << 20, SSEHeartbeat: 15 * time.Second},
 		Snapshot: Snapshot{On: true, Lookback: 24 * time.Hour},
 	}
 	if !reflect.DeepEqual(c, want) {
