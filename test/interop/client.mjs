@@ -162,6 +162,12 @@ function snapshotProblems(snap, all) {
   return problems;
 }
 
+// SNAP_POINT is a cursor (cursor.go's form) at partition 0 offset 10 and
+// partition 1 offset 5: version 1, name hash and topic id (zeros), since 0,
+// 2 partitions, next offsets + 1 (11, 6), no partial record, a checksum
+// the client does not check.
+const SNAP_POINT = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 11, 6, 0, 0, 0]).toString('base64url');
+
 const lives = (states) => states.filter((s) => s === 'live').length;
 
 // scriptedChecks runs the client against a scripted server (ws's
@@ -208,6 +214,26 @@ async function scriptedChecks(connect) {
       ws.close(1008, 'token expired');
       return;
     }
+    if (req.url.startsWith('/snap')) {
+      const n = urls.filter((u) => u.pathname === '/snap').length;
+      if (n === 1) {
+        // The snapshot's records carry the point P (partition 0 next at 10,
+        // partition 1 at 5), then live from P; a record below P after
+        // snapshot_end (8, 9) is one the snapshot stands for: dropped.
+        ws.send(env(0, 3, SNAP_POINT)); ws.send(env(1, 1, SNAP_POINT)); ws.send(env(0, 7, SNAP_POINT));
+        ws.send(JSON.stringify({ notice: 'snapshot_end', keys: 3, cursor: SNAP_POINT }));
+        ws.send(env(0, 8, 'c8')); ws.send(env(0, 10, 'c10')); ws.send(env(0, 9, 'c9'));
+        ws.close(1001, 'going away');
+      } else if (n === 2) {
+        ws.send(env(0, 11, 'c11'));
+      }
+      return;
+    }
+    if (req.url.startsWith('/drop')) {
+      // Drops during the snapshot: the next connection resumes from P.
+      if (urls.filter((u) => u.pathname === '/drop').length === 1) { ws.send(env(0, 3, SNAP_POINT)); ws.close(1001, 'going away'); }
+      return;
+    }
     if (req.url.startsWith('/quiet')) { if (urls.filter((u) => u.pathname === '/quiet').length === 1) ws.close(1001, 'going away'); return; }
     const step = script[urls.filter((u) => u.pathname === '/ws').length - 1];
     if (step) step(ws);
@@ -233,6 +259,27 @@ async function scriptedChecks(connect) {
     ws.map((u) => u.search).join(' '));
   report(got.ts[3] === 1796167464325734275n, 'client (scripted server): a 19-digit Timestamp beside a nested one is exact', String(got.ts[3]));
   report(latest === 'k0,k1', 'client (scripted server): a reset clears stream.latest', latest);
+
+  // A snapshot: its records (older than the point) are all delivered,
+  // snapshot_end sets the floor at the point, a reconnect resumes from the
+  // cursor with no second snapshot; a drop during the snapshot resumes
+  // from the point.
+  const snap = { recs: [], notices: [] };
+  const snapping = connect(`${base}/snap`, { WebSocket, snapshot: true, minDelay: 20, maxDelay: 40 });
+  snapping.addEventListener('record', (e) => snap.recs.push([e.detail.partition, e.detail.offset]));
+  snapping.addEventListener('notice', (e) => snap.notices.push(e.detail.notice));
+  for (let i = 0; i < 100 && snap.recs.length < 5; i++) await sleep(50);
+  snapping.close();
+  const dropping = connect(`${base}/drop`, { WebSocket, snapshot: true, minDelay: 20, maxDelay: 40 });
+  for (let i = 0; i < 100 && urls.filter((u) => u.pathname === '/drop').length < 2; i++) await sleep(50);
+  dropping.close();
+  const sn = urls.filter((u) => u.pathname === '/snap'), dr = urls.filter((u) => u.pathname === '/drop');
+  report(JSON.stringify(snap.recs) === '[[0,3],[1,1],[0,7],[0,10],[0,11]]' && snap.notices.join() === 'snapshot_end' &&
+    sn[0].searchParams.get('snapshot') === 'true' && !sn[0].searchParams.has('from') &&
+    sn[1] && sn[1].searchParams.get('from') === 'c10' && !sn[1].searchParams.has('snapshot') &&
+    dr[1] && dr[1].searchParams.get('from') === SNAP_POINT && !dr[1].searchParams.has('snapshot'),
+  'client (scripted server): snapshot: its old records all delivered, then live from the point (older ones dropped); reconnects resume from the cursor, never a second snapshot',
+  `${JSON.stringify(snap)} ${sn.map((u) => u.search).join(' ')} ${dr.map((u) => u.search).join(' ')}`);
 
   // A stream that drops before its first record goes on from when it opened.
   const t0 = Date.now();
