@@ -343,13 +343,13 @@ func TestSnapshotQuietKeysTombstonesAndRestart(t *testing.T) {
 }
 
 // Until the table is seeded, /readyz answers 503 snapshot_seeding (here
-// while a slow broker answers each fetch 1 s late), and then the snapshot
+// while a slow broker answers each fetch 2 s late), and then the snapshot
 // holds what was read.
 func TestSnapshotSeedingNotReady(t *testing.T) {
 	b := e2etest.StartBroker(t, "snap-ready", 1)
 	p := e2etest.NewProducer(t, b)
 	produceN(p, 0, 6, time.Time{})
-	delayFetches(b, time.Second)
+	delayFetches(b, 2*time.Second)
 	svc := e2etest.StartService(t, e2etest.BrokerEnv(b))
 	e2etest.Eventually(t, "readiness waits for seeding", func() bool {
 		return slices.ContainsFunc(svc.Svc.Readiness(), func(c ready.Condition) bool { return c.Reason == ready.SnapshotSeeding })
