@@ -41,11 +41,20 @@ type Snapshot struct {
 }
 
 func (p *parser) snapshot() Snapshot {
-	s := Snapshot{On: p.boolean(EnvSnapshot, true), MaxKeys: p.integer(EnvSnapshotMaxKeys, 0, 1)}
-	if v, ok := p.get(EnvSnapshotLookback); ok && strings.EqualFold(strings.TrimSpace(v), SnapshotEarliest) {
-		s.Earliest = true
+	s := Snapshot{On: p.boolean(EnvSnapshot, true), MaxKeys: p.integer(EnvSnapshotMaxKeys, 0, 1), Lookback: DefaultSnapshotLookback}
+	v, ok := p.get(EnvSnapshotLookback)
+	if !ok {
 		return s
 	}
-	s.Lookback = p.durationExample(EnvSnapshotLookback, DefaultSnapshotLookback, DefaultSnapshotLookback)
+	if strings.EqualFold(strings.TrimSpace(v), SnapshotEarliest) {
+		s.Earliest, s.Lookback = true, 0
+		return s
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.fail("%s: %s is not a positive duration or %s (want e.g. 24h, 30m, or %s for everything Kafka holds)", EnvSnapshotLookback, quote(v), SnapshotEarliest, SnapshotEarliest)
+		return s
+	}
+	s.Lookback = d
 	return s
 }
