@@ -3,7 +3,9 @@ package snapshot
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,21 @@ func liveHeap() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// rss returns the process's resident set size (Linux: /proc/self/statm),
+// 0 where it cannot be read.
+func rss() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseUint(f[1], 10, 64)
+	return pages * uint64(os.Getpagesize())
 }
 
 // keptMessages encodes n records of 300-byte JSON values over n keys as
@@ -44,8 +61,9 @@ func keptMessages(n int) []*message.Message {
 
 // BenchmarkTableMemory measures the table of 100,000 keys of 300-byte
 // values (the default bound): the live heap of the messages alone (what
-// the history holds of them), of the table over them, and the table's own
-// bytes per key (a map entry, a list entry and a pointer).
+// the history holds of them), of the table over them, the table's own
+// bytes per key (a map entry, a list entry and a pointer), and the
+// process's RSS with the table (run it alone: -bench TableMemory).
 func BenchmarkTableMemory(b *testing.B) {
 	const keys = DefaultMaxKeys
 	for range b.N {
@@ -60,6 +78,7 @@ func BenchmarkTableMemory(b *testing.B) {
 		b.ReportMetric(float64(withMsgs-base)/(1<<20), "messages-MiB")
 		b.ReportMetric(float64(withTable-base)/(1<<20), "heap-MiB")
 		b.ReportMetric(float64(withTable-withMsgs)/keys, "table-B/key")
+		b.ReportMetric(float64(rss())/(1<<20), "rss-MiB")
 		if tbl.Stats().Keys != keys {
 			b.Fatalf("%d keys", tbl.Stats().Keys)
 		}
