@@ -28,6 +28,7 @@ const { values: opts } = parseArgs({
     'restart-port': { type: 'string' },
     'down-port': { type: 'string' },
     'quiet-port': { type: 'string' },
+    'nosnap-port': { type: 'string' },
     restarted: { type: 'string' },
     key: { type: 'string' },
     jwt: { type: 'string' },
@@ -36,9 +37,9 @@ const { values: opts } = parseArgs({
     shots: { type: 'string' },
   },
 });
-if (!opts.shots || !((opts['restart-port'] && opts.restarted) || opts['down-port'] || opts['quiet-port'] ||
+if (!opts.shots || !((opts['restart-port'] && opts.restarted) || opts['down-port'] || opts['quiet-port'] || opts['nosnap-port'] ||
   (opts['open-port'] && opts['auth-port'] && opts.key && opts.jwt && opts['basic-port'] && opts.basic))) {
-  console.error('viewer.mjs: want --shots and either --open-port, --auth-port, --key, --jwt, --basic-port, --basic or --restart-port, --restarted or --down-port or --quiet-port');
+  console.error('viewer.mjs: want --shots and either --open-port, --auth-port, --key, --jwt, --basic-port, --basic or --restart-port, --restarted or --down-port or --quiet-port or --nosnap-port');
   process.exit(2);
 }
 
@@ -448,8 +449,23 @@ async function quietChecks() {
   await w.context.close();
 }
 
+// nosnapChecks: a wsdest with SNAPSHOT=false answers snapshot=true with
+// 400, which a browser sees as a failed connection: the page goes on
+// without a snapshot and streams.
+async function nosnapChecks() {
+  const origin = `http://127.0.0.1:${opts['nosnap-port']}`;
+  const w = await open(`${origin}/`, origin);
+  const sensors = ['sensor-1', 'sensor-2', 'sensor-3', 'sensor-4'];
+  const ok = await until(w.tab, (want) => window.wsdestViewer.state === 'connected' && want.every((k) => window.wsdestViewer.keys.includes(k)), sensors);
+  const s = await viewerState(w.tab);
+  report(ok && w.errors.every((e) => e.includes('WebSocket connection to')),
+    'viewer (SNAPSHOT=false): the page goes on without a snapshot and streams', `${JSON.stringify(s)} errors=${JSON.stringify(w.errors.slice(0, 3))}`);
+  await w.context.close();
+}
+
 try {
   if (opts['restart-port']) await restartChecks();
+  else if (opts['nosnap-port']) await nosnapChecks();
   else if (opts['down-port']) await downChecks();
   else if (opts['quiet-port']) await quietChecks();
   else {

@@ -5,7 +5,7 @@
 # JWT whose grant it keeps to) and says so when a token is wrong, says the
 # data is unavailable when the Kafka broker does not answer, and reconnects
 # by itself after wsdest restarts, and opens full on a quiet topic (the
-# snapshot).
+# snapshot; with SNAPSHOT=false it goes on without).
 # Screenshots go to $VIEWER_SHOTS (default: a scratch directory, removed).
 # shellcheck source=test/interop/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -80,6 +80,14 @@ quiet_pid=$WS_PID quiet_port=$WS_PORT quiet_log=$WS_LOG
 run_checker viewer-quiet env CHROMIUM="$CHROMIUM" \
 	node "$INTEROP_DIR/viewer.mjs" --quiet-port "$quiet_port" --shots "$shots" || show_log viewer-quiet "$quiet_log"
 stop_bg "$quiet_pid"
+
+# SNAPSHOT=false: the page's snapshot=true is refused (400); it goes on
+# without one.
+start_wsdest viewer-nosnap SNAPSHOT=false DEMO_INTERVAL=100ms || finish
+nosnap_pid=$WS_PID nosnap_port=$WS_PORT nosnap_log=$WS_LOG
+run_checker viewer-nosnap env CHROMIUM="$CHROMIUM" \
+	node "$INTEROP_DIR/viewer.mjs" --nosnap-port "$nosnap_port" --shots "$shots" || show_log viewer-nosnap "$nosnap_log"
+stop_bg "$nosnap_pid"
 
 # Restart: the page is open while wsdest stops and starts again on the same
 # port (with a new dev broker on the same address).
