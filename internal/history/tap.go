@@ -43,8 +43,9 @@ type TapConfig struct {
 
 // Tap is the publisher's side of the history: it encodes each published
 // batch with the publish position (so that every message carries its
-// cursor), appends the new messages to the Store, and hands them to the
-// hub, all under one lock, so that a catch-up can join the live stream
+// cursor), appends the new messages to the Store, makes each key's last
+// one its latest in the Table, and hands them to the hub, all under one
+// lock, so that a catch-up can join the live stream
 // between two batches (join); what a batch asks Kafka (ask) is asked
 // before the lock is taken. Publish is called by the publishing goroutine
 // only; the other methods are safe for concurrent use.
@@ -263,8 +264,9 @@ func (t *Tap) join(f func(pub *wsdest.Cursor) bool) bool {
 }
 
 // encodeLocked appends to dst the messages of recs, each with its cursor,
-// and stores them: with a Store, they are encoded for keeping
-// (Encoder.EncodeKept), so that the Resumer can deliver them in any shape.
+// and stores them: with a Store or a Table, they are encoded for keeping
+// (Encoder.EncodeKept), so that the Resumer can deliver them in any shape;
+// the Table gets each key's latest (latestLocked).
 // Records at offsets already published (read again after a consumer-group
 // rebalance, or after the consumer rewound) are dropped: every client has
 // them, or is past them. A topic recreated under the same name (a new
