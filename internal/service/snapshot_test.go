@@ -464,3 +464,22 @@ func TestSnapshotSubscriptionAndGrant(t *testing.T) {
 		}
 	}
 }
+
+// A record of many Quix rows counts as its last row for its key.
+func TestSnapshotQuixRows(t *testing.T) {
+	b := e2etest.StartBroker(t, "snap-rows", 1)
+	svc := e2etest.StartService(t, e2etest.BrokerEnv(b))
+	svc.WaitReady(t)
+	p := e2etest.NewProducer(t, b)
+	p.ProduceRecords(e2etest.Record([]byte("multi"),
+		[]byte(`{"C":"JT","K":"ParameterData","V":{"NumericValues":{"a":[1,2,3]},"Timestamps":[1796167464325734270,1796167464325734271,1796167464325734272]}}`)))
+	e2etest.Eventually(t, "the table holds the key", func() bool { return svc.Stats(t).Snapshot.Keys == 1 })
+	snap, end := readSnapshot(t, e2etest.Connect(t, svc.URL("/ws?envelope=true&snapshot=true")))
+	if len(snap) != 1 || !strings.Contains(string(snap[0].Value), `"a":3`) || !strings.Contains(string(snap[0].Value), "1796167464325734272") {
+		var raw []string
+		for _, m := range snap {
+			raw = append(raw, m.raw)
+		}
+		t.Fatalf("snapshot %q (end %+v), want the last row alone", raw, end)
+	}
+}
