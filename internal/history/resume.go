@@ -124,6 +124,13 @@ var errRecreated = errors.New("topic recreated during the catch-up")
 // then joins it to the live stream; match is its subscription's key test.
 // It returns when c is live or gone, or with an error wrapping ErrCatchUp.
 func (r *Resumer) Resume(ctx context.Context, c *hub.Client, st wsdest.Start, match func(key []byte) bool) error {
+	if st.Kind == wsdest.StartSnapshot {
+		// Before a concurrency slot is taken: seeding may take a while,
+		// and the clients resuming meanwhile must not wait for it.
+		if err := r.waitSeeded(ctx); err != nil {
+			return err
+		}
+	}
 	j := newJob(r, c, match)
 	if err := j.acquire(ctx); err != nil {
 		return err

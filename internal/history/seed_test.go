@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
+	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/snapshot"
 	"github.com/wsdest/wsdest/internal/testlog"
@@ -106,5 +108,44 @@ func TestSeed(t *testing.T) {
 		if n := len(log.Lines("snapshot: table seeded from Kafka")); n != 1 {
 			t.Fatalf("%d lines for the end of seeding:\n%s", n, log.String())
 		}
+	})
+}
+
+// A snapshot waits for seeding without a concurrency slot: a client
+// resuming from a cursor meanwhile is served (here with one slot).
+func TestSnapshotWaitsForSeedingWithoutASlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		src := &partsSource{recs: [][]*wsdest.Record{keyed(0, `a={"v":1}`)}}
+		logger := slog.New(slog.DiscardHandler)
+		cfg := ReaderConfig{Topic: "t", Logger: logger}
+		cfg.setDefaults()
+		rd := newReader(cfg, src)
+		defer rd.Close()
+		enc := encode.New(encode.Options{Logger: logger})
+		tbl := snapshot.New(snapshot.Config{Logger: logger})
+		tbl.StartSeeding() // and never seeded
+		tap := NewTap(TapConfig{Encoder: enc, Store: NewStore(StoreConfig{}), Table: tbl, Reader: rd, Logger: logger})
+		if err := tap.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h := hub.New(hub.Config{PingInterval: -1, Logger: logger})
+		res := NewResumer(ResumerConfig{Tap: tap, Store: NewStore(StoreConfig{}), Table: tbl, Reader: rd, Encoder: enc, Concurrency: 1, Logger: logger})
+		snapC := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}, Park: true})
+		snapDone := make(chan error, 1)
+		go func() { snapDone <- res.Resume(ctx, snapC, wsdest.Start{Kind: wsdest.StartSnapshot}, snapC.Matches) }()
+		synctest.Wait()
+		c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}, Park: true})
+		if err := res.Resume(ctx, c, wsdest.Start{Kind: wsdest.StartEarliest}, c.Matches); err != nil {
+			t.Fatalf("a resume while a snapshot waits for seeding: %v", err)
+		}
+		select {
+		case err := <-snapDone:
+			t.Fatalf("the snapshot did not wait for seeding: %v", err)
+		default:
+		}
+		cancel()
+		<-snapDone
 	})
 }

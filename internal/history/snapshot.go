@@ -15,6 +15,15 @@ var errNoTable = errors.New("history: snapshots are off")
 // errLeft: the client closed while its snapshot was pushed.
 var errLeft = errors.New("history: the client left")
 
+// waitSeeded waits until the table is seeded (Seed), or returns ctx's
+// error; without a table it returns at once (the snapshot then fails).
+func (r *Resumer) waitSeeded(ctx context.Context) error {
+	if r.cfg.Table == nil {
+		return nil
+	}
+	return r.cfg.Table.WaitSeeded(ctx)
+}
+
 // snapshot places the client at the published position P after the
 // latest message of every key it takes, as the table held it at P: the
 // two are taken together between two batches (Tap.join), the messages
@@ -27,9 +36,6 @@ func (j *job) snapshot(ctx context.Context) error {
 	tbl := j.r.cfg.Table
 	if tbl == nil {
 		return errNoTable
-	}
-	if err := tbl.WaitSeeded(ctx); err != nil {
-		return err
 	}
 	var view *snapshot.View
 	var at wsdest.Cursor
