@@ -44,9 +44,11 @@ type SeedConfig struct {
 // Seed fills the table from Kafka at start-up (the table must be marked
 // with Table.StartSeeding before the publisher starts): every partition
 // from the first record stamped at or after cfg.Since (or the first Kafka
-// holds) up to its end offset once the publisher's start positions are
-// known (the live stream covers what follows; what both read, the
-// table's offsets order). It holds one read (ReaderConfig.ChunkRecords
+// holds) up to the publisher's position once its start positions are
+// known. So every seeded record is below any snapshot point: a snapshot
+// never holds a record that its catch-up would follow with older ones.
+// What the publisher puts meanwhile is newer, and seeding never replaces
+// it (Table.Seed). It holds one read (ReaderConfig.ChunkRecords
 // records) per partition at a time beside the table, retries a failed
 // read every second, writes a progress line every cfg.Progress, and
 // marks the table seeded (Table.Seeded) when done. It returns ctx's error
@@ -108,14 +110,27 @@ func (s *seeder) ranges(ctx context.Context) (from, to map[int32]int64, err erro
 			from, err = rd.OffsetsAfter(ctx, s.cfg.Since)
 		}
 		if err == nil {
-			if to, err = rd.EndOffsets(ctx, false); err == nil {
-				return from, to, nil
-			}
+			return from, s.publishedOffsets(), nil
 		}
 		if !s.retry(ctx, "list", err) {
 			return nil, nil, ctx.Err()
 		}
 	}
+}
+
+// publishedOffsets returns, for each partition the publisher has a
+// position in, that position: seeding reads below it, so that every
+// seeded record is older than any snapshot point (what follows, the
+// publisher puts in the table as it publishes).
+func (s *seeder) publishedOffsets() map[int32]int64 {
+	pub := s.cfg.Tap.Published()
+	to := make(map[int32]int64, len(pub.Offsets))
+	for p := range int32(len(pub.Offsets)) {
+		if o, _ := pub.Next(p); o >= 0 {
+			to[p] = o
+		}
+	}
+	return to
 }
 
 // retry logs a failed step and waits a second; false when ctx ended.

@@ -20,8 +20,19 @@ import (
 )
 
 // slowSource is partsSource whose fetches take a second each and return
-// one record.
-type slowSource struct{ partsSource }
+// one record, and whose records stamped at or after any time start at
+// after (where the publisher starts).
+type slowSource struct {
+	partsSource
+	after map[int32]int64
+}
+
+func (s *slowSource) list(ctx context.Context, which listing, at time.Time) (map[int32]int64, error) {
+	if which == listAfter {
+		return s.after, nil
+	}
+	return s.partsSource.list(ctx, which, at)
+}
 
 func (s *slowSource) fetch(ctx context.Context, p int32, from int64, _ int) ([]*wsdest.Record, int64, error) {
 	time.Sleep(time.Second)
@@ -55,10 +66,18 @@ func TestSeed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		src := &slowSource{partsSource{recs: [][]*wsdest.Record{
+		// The publisher starts at the end of partition 0, at offset 4
+		// of partition 1, where it publishes a newer "live" and a
+		// tombstone of "gone" before seeding reads the older ones, and
+		// at offset 1 of partition 2, where it has not read the newer
+		// "x" yet: seeding stops below it (a snapshot now must not hold
+		// what its catch-up delivers after it).
+		p1 := keyed(1, `d={"v":1}`, `e={"v":1}`, `live={"v":"seeded"}`, `gone={"v":"seeded"}`, `live={"v":"live"}`, `gone=`)
+		src := &slowSource{partsSource: partsSource{recs: [][]*wsdest.Record{
 			keyed(0, `a={"v":1}`, `b={"v":1}`, `a={"v":2}`, `c={"v":1}`, `c=`),
-			keyed(1, `d={"v":1}`, `e={"v":1}`, `live={"v":"seeded"}`, `gone={"v":"seeded"}`),
-		}}}
+			p1,
+			keyed(2, `x={"v":1}`, `x={"v":2}`),
+		}}, after: map[int32]int64{0: 5, 1: 4, 2: 1}}
 		var log testlog.Buffer
 		logger := log.Logger(-4)
 		cfg := ReaderConfig{Topic: "t", Logger: logger}
@@ -72,12 +91,7 @@ func TestSeed(t *testing.T) {
 		if err := tap.Run(ctx); err != nil {
 			t.Fatal(err)
 		}
-		// The publisher, before seeding reads them: a newer "live", and
-		// a tombstone of "gone".
-		tap.Publish(nil, []*wsdest.Record{
-			{Topic: "t", Partition: 1, Offset: 4, Key: []byte("live"), Value: []byte(`{"v":"live"}`)},
-			{Topic: "t", Partition: 1, Offset: 5, Key: []byte("gone")},
-		}, func() (w [message.NumShapes]bool) { return w }, func([]*message.Message) {})
+		tap.Publish(nil, p1[4:], func() (w [message.NumShapes]bool) { return w }, func([]*message.Message) {})
 		done := make(chan error, 1)
 		go func() {
 			done <- Seed(ctx, SeedConfig{Tap: tap, Reader: rd, Table: tbl, Encoder: enc, Progress: 2 * time.Second, Logger: logger})
@@ -98,7 +112,7 @@ func TestSeed(t *testing.T) {
 			got = append(got, fmt.Sprintf("%s=%s", m.Key, v))
 		}
 		slices.Sort(got)
-		want := []string{`a={"v":2}`, `b={"v":1}`, `d={"v":1}`, `e={"v":1}`, `live={"v":"live"}`}
+		want := []string{`a={"v":2}`, `b={"v":1}`, `d={"v":1}`, `e={"v":1}`, `live={"v":"live"}`, `x={"v":1}`}
 		if !slices.Equal(got, want) {
 			t.Fatalf("table %q, want %q", got, want)
 		}
