@@ -188,7 +188,7 @@ func (c Cursor) String() string { return string(c.AppendText(nil)) }
 // Since (unix ms + 1, 0 = none), partition count, each offset + 1 (0 =
 // Unknown), partial partition + 1 (0 = none) and rows, then the low 16
 // bits of the CRC-32 of all that.
-// The JavaScript client reads it too (positionOf in
+// The JavaScript client reads it too (decodeCursor in
 // internal/web/static/client.js): a new form needs a new cursorVersion and
 // a change there.
 func (c *Cursor) appendBinary(b []byte) []byte {

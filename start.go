@@ -22,6 +22,9 @@ const (
 	StartTime
 	// StartLast: the N most recent records that match, then live.
 	StartLast
+	// StartSnapshot: the latest record of every key that matches, then
+	// live from where that snapshot was taken (snapshot=true).
+	StartSnapshot
 )
 
 // MaxLast bounds last=N.

@@ -126,6 +126,7 @@ func parseAllFlags(args []string, stderr io.Writer) (bench.Config, *bench.Resume
 	fs.IntVar(&rcfg.Resume, "resume", 0, "resume mode: this many of the clients drop at once and reconnect with their last cursor (envelope shape, from=/Last-Event-ID); see -resume-after, -away, -sse")
 	fs.DurationVar(&rcfg.DropAfter, "resume-after", 0, "resume mode: when the clients drop, after producing starts; 0 = a third of -duration")
 	fs.DurationVar(&rcfg.Away, "away", time.Second, "resume mode: how long the dropped clients stay away")
+	fs.BoolVar(&rcfg.Snapshot, "snapshot", false, "resume mode: the dropped clients come back with snapshot=true (the latest record of each of -keys keys, then live) instead of their cursor")
 	fs.BoolVar(&rcfg.SSE, "sse", false, "resume mode with Server-Sent Events clients (GET /sse with Last-Event-ID) instead of WebSocket; with -resume 0, a plain SSE load run")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -156,7 +157,7 @@ func parseAllFlags(args []string, stderr io.Writer) (bench.Config, *bench.Resume
 		return cfg, nil, nil
 	}
 	rcfg.URL, rcfg.Clients, rcfg.Brokers, rcfg.Topic = cfg.URL, cfg.Clients, cfg.Brokers, cfg.Topic
-	rcfg.Rate, rcfg.Duration, rcfg.Size, rcfg.PID = cfg.Rate, cfg.Duration, cfg.Size, cfg.PID
+	rcfg.Rate, rcfg.Duration, rcfg.Size, rcfg.PID, rcfg.Keys = cfg.Rate, cfg.Duration, cfg.Size, cfg.PID, cfg.Keys
 	rcfg.InFlight, rcfg.AllowRemote = cfg.InFlight, cfg.AllowRemote
 	if cfg.Drain > 0 {
 		rcfg.Drain = cfg.Drain

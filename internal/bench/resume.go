@@ -35,12 +35,19 @@ type ResumeConfig struct {
 	// DropAfter is when, after producing starts, the resumers drop;
 	// default Duration/3. Away is how long they stay away; default 1 s.
 	DropAfter, Away time.Duration
-	// Brokers, Topic, Rate, Duration, Size: the producer, as in Config.
+	// Snapshot makes the resumers come back with snapshot=true (the
+	// latest record of every key, then live from the snapshot point)
+	// instead of their cursor: what they missed while away is then not
+	// theirs to get, and not counted lost.
+	Snapshot bool
+	// Brokers, Topic, Rate, Duration, Size, Keys: the producer, as in
+	// Config.
 	Brokers  []string
 	Topic    string
 	Rate     float64
 	Duration time.Duration
 	Size     int
+	Keys     int
 	// Drain is the longest wait after producing for the last deliveries;
 	// default 5 s.
 	Drain time.Duration
@@ -77,6 +84,10 @@ type ResumeResult struct {
 	// the reconnection (Storm).
 	StayLatencyBaseMs  Latency `json:"stay_latency_base_ms"`
 	StayLatencyStormMs Latency `json:"stay_latency_storm_ms"`
+	// With Snapshot: the keys of each resumer's snapshot on average, and
+	// the time from reconnecting to its snapshot_end notice.
+	SnapshotKeys float64 `json:"snapshot_keys,omitempty"`
+	SnapshotMs   Latency `json:"snapshot_ms"`
 	// Server figures (with PID): CPU over the run and per delivery, peak
 	// RSS.
 	ServerCPUSeconds        float64 `json:"server_cpu_seconds"`
@@ -103,6 +114,14 @@ type rclient struct {
 	// Catch-up (resumers): reconnected at, the seq that means live, and
 	// when it arrived.
 	reconnAt, target, liveAt int64
+	// Snapshot (resumers with ResumeConfig.Snapshot): snapshotting until
+	// the snapshot_end notice, which came at snapEnd after snapKeys
+	// records; the records between the drop (afterDrop) and the first
+	// live one (snapFrom) are not the client's.
+	snapshotting        bool
+	snapKeys            int64
+	snapEnd             int64
+	afterDrop, snapFrom int64
 
 	conn net.Conn
 	done chan struct{}
@@ -164,7 +183,7 @@ func RunResume(ctx context.Context, cfg ResumeConfig, log *slog.Logger) (ResumeR
 		g.SetLimit(cfg.InFlight)
 		for _, c := range cs {
 			g.Go(func() error {
-				err := c.dial(gctx, u, cfg.SSE, resume)
+				err := c.dial(gctx, u, cfg.SSE, resume, resume && cfg.Snapshot)
 				mu.Lock()
 				if err != nil {
 					failed++
@@ -186,7 +205,7 @@ func RunResume(ctx context.Context, cfg ResumeConfig, log *slog.Logger) (ResumeR
 	if cfg.PID > 0 {
 		res.ServerRSSConnectedBytes, _ = ps.rss()
 	}
-	prod, err := newProducer(cfg.Brokers, cfg.Topic, cfg.Rate, cfg.Duration, cfg.Size, 1)
+	prod, err := newProducer(cfg.Brokers, cfg.Topic, cfg.Rate, cfg.Duration, cfg.Size, max(cfg.Keys, 1))
 	if err != nil {
 		return res, err
 	}
@@ -224,6 +243,7 @@ func RunResume(ctx context.Context, cfg ResumeConfig, log *slog.Logger) (ResumeR
 	for _, c := range resumers {
 		behind += target - c.lastSeq
 		c.reconnAt, c.target = reconnAt.UnixNano(), target
+		c.afterDrop, c.snapFrom = c.lastSeq+1, -1
 	}
 	stormFrom, stormTo := reconnAt.UnixNano(), reconnAt.Add(2*time.Second).UnixNano()
 	for _, c := range clients[cfg.Resume:] {
@@ -261,12 +281,17 @@ func RunResume(ctx context.Context, cfg ResumeConfig, log *slog.Logger) (ResumeR
 	for _, c := range clients {
 		c.hangUp()
 	}
-	var base, storm, catch Dist
+	var base, storm, catch, snaps Dist
+	var snapKeys int64
 	for _, c := range clients {
 		for s := int64(0); s < res.RecordsProduced && s < total; s++ {
-			if c.seen[s/64]&(1<<(s%64)) == 0 {
+			if c.seen[s/64]&(1<<(s%64)) == 0 && !c.excused(s) {
 				res.Lost++
 			}
+		}
+		if c.snapEnd > 0 {
+			snaps.add(c.snapEnd - c.reconnAt)
+			snapKeys += c.snapKeys
 		}
 		res.Duplicates += c.dups
 		res.Deliveries += c.n
@@ -282,6 +307,10 @@ func RunResume(ctx context.Context, cfg ResumeConfig, log *slog.Logger) (ResumeR
 	res.CatchUpMs = latencyOf(&catch)
 	res.StayLatencyBaseMs = latencyOf(&base)
 	res.StayLatencyStormMs = latencyOf(&storm)
+	res.SnapshotMs = latencyOf(&snaps)
+	if cfg.Snapshot && cfg.Resume > 0 {
+		res.SnapshotKeys = round(float64(snapKeys)/float64(cfg.Resume), 1)
+	}
 	if res.Deliveries > 0 && res.ServerCPUSeconds > 0 {
 		res.ServerCPUUsPerDelivery = round(res.ServerCPUSeconds*1e6/float64(res.Deliveries), 3)
 	}
@@ -317,7 +346,20 @@ func receivedAll(cs []*rclient, produced int64) bool {
 func (c *rclient) count() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.n - c.dups
+	n := c.n - c.dups
+	if c.snapFrom > c.afterDrop {
+		n += c.snapFrom - c.afterDrop
+	}
+	return n
+}
+
+// excused reports whether seq is one a resumer that came back with a
+// snapshot was not to get: produced after it dropped and before the
+// first live record after its snapshot.
+func (c *rclient) excused(seq int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.snapFrom >= 0 && c.snapEnd > 0 && seq >= c.afterDrop && seq < c.snapFrom
 }
 
 // setWindows sets when the drop happens and the storm window, for the
@@ -339,10 +381,17 @@ func (c *rclient) hangUp() {
 
 // dial connects c (from its last cursor when resume is set) and starts its
 // reader.
-func (c *rclient) dial(ctx context.Context, u *url.URL, sse, resume bool) error {
+func (c *rclient) dial(ctx context.Context, u *url.URL, sse, resume, snapshot bool) error {
 	q := u.Query()
 	q.Set("envelope", "true")
-	if resume && !sse && len(c.cursor) > 0 {
+	switch {
+	case snapshot:
+		q.Set("snapshot", "true")
+		c.mu.Lock()
+		c.snapshotting = true
+		c.mu.Unlock()
+		resume = false // no cursor: a snapshot
+	case resume && !sse && len(c.cursor) > 0:
 		q.Set("from", string(c.cursor))
 	}
 	uu := *u
@@ -430,14 +479,27 @@ func dialSSE(ctx context.Context, u *url.URL, id string) (net.Conn, *bufio.Reade
 
 var cursorKey = []byte(`"cursor":"`)
 
+var snapshotEnd = []byte(`{"notice":"snapshot_end"`)
+
 // deliver records one delivered envelope message.
 func (c *rclient) deliver(p []byte, now int64) {
 	ts, seq, ok := scanTsSeq(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.snapshotting {
+		if bytes.HasPrefix(p, snapshotEnd) {
+			c.snapshotting, c.snapEnd = false, now
+		} else if ok {
+			c.snapKeys++
+		}
+		return
+	}
 	if !ok {
 		return // a notice
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	if c.snapEnd > 0 && c.snapFrom < 0 {
+		c.snapFrom = seq
+	}
 	c.n++
 	if seq >= 0 && seq/64 < int64(len(c.seen)) {
 		w, b := seq/64, uint64(1)<<(seq%64)

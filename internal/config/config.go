@@ -163,6 +163,8 @@ type Config struct {
 
 	// History holds the settings of resumable streams and SSE.
 	History History
+	// Snapshot holds the settings of snapshot=true.
+	Snapshot Snapshot
 }
 
 // History holds the settings of the in-memory history, the catch-up
@@ -436,6 +438,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		SSEHeartbeat:   p.duration(EnvSSEHeartbeat, DefaultSSEHeartbeat),
 	}
 	c.History.MaxAge = p.durationOr0(EnvHistoryMaxAge, time.Hour)
+	c.Snapshot = p.snapshot()
 	c.Viewer = p.boolean(EnvViewer, true)
 	c.PublicURL = p.str(EnvPublicURL)
 	c.Warnings = p.warnings

@@ -85,5 +85,10 @@ func (c Config) Summary() []any {
 		"catchup_readers", c.History.CatchUpReaders,
 		"sse_heartbeat", c.History.SSEHeartbeat.String(),
 	)
+	lookback := c.Snapshot.Lookback.String()
+	if c.Snapshot.Earliest {
+		lookback = SnapshotEarliest
+	}
+	attrs = append(attrs, "snapshot", c.Snapshot.On, "snapshot_max_keys", c.Snapshot.MaxKeys, "snapshot_lookback", lookback)
 	return attrs
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/message"
+	"github.com/wsdest/wsdest/internal/snapshot"
 )
 
 // DefaultResumeConcurrency bounds the clients catching up at once; the
@@ -37,6 +38,9 @@ type ResumerConfig struct {
 	Store   *Store // nil: no history, everything from Kafka
 	Reader  *Reader
 	Encoder *encode.Encoder
+	// Table is the latest message per key, for snapshots
+	// (wsdest.StartSnapshot); nil refuses them.
+	Table *snapshot.Table
 	// Concurrency bounds the clients catching up at once. Default
 	// DefaultResumeConcurrency.
 	Concurrency int
@@ -120,6 +124,13 @@ var errRecreated = errors.New("topic recreated during the catch-up")
 // then joins it to the live stream; match is its subscription's key test.
 // It returns when c is live or gone, or with an error wrapping ErrCatchUp.
 func (r *Resumer) Resume(ctx context.Context, c *hub.Client, st wsdest.Start, match func(key []byte) bool) error {
+	if st.Kind == wsdest.StartSnapshot {
+		// Before a concurrency slot is taken: seeding may take a while,
+		// and the clients resuming meanwhile must not wait for it.
+		if err := r.waitSeeded(ctx); err != nil {
+			return err
+		}
+	}
 	j := newJob(r, c, match)
 	if err := j.acquire(ctx); err != nil {
 		return err
@@ -215,7 +226,9 @@ func newJob(r *Resumer, c *hub.Client, match func(key []byte) bool) *job {
 // run places the client at st, then catches up step by step until it
 // joins the live stream or leaves.
 func (j *job) run(ctx context.Context, st wsdest.Start) (outcome, error) {
-	if err := j.start(ctx, st); err != nil {
+	if err := j.start(ctx, st); errors.Is(err, errLeft) {
+		return left, nil
+	} else if err != nil {
 		return more, err
 	}
 	for {
@@ -254,6 +267,10 @@ func (j *job) start(ctx context.Context, st wsdest.Start) error {
 		j.pos.Since = st.Time
 	case wsdest.StartLast:
 		if err := j.last(ctx, st.Last); err != nil {
+			return err
+		}
+	case wsdest.StartSnapshot:
+		if err := j.snapshot(ctx); err != nil {
 			return err
 		}
 	default:

@@ -32,6 +32,7 @@ import (
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/message"
+	"github.com/wsdest/wsdest/internal/snapshot"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
@@ -39,7 +40,7 @@ var (
 	simSeeds = flag.Int("sim.seeds", 0, "number of simulation seeds to run (default: the CI count, fewer with -short)")
 	simSeed  = flag.Int64("sim.seed", -1, "run only this simulation seed, with its trace")
 	simFirst = flag.Int64("sim.first", 1, "first simulation seed")
-	simOff   = flag.String("sim.off", "", "comma-separated events the simulation leaves out: slow (fetches past the poll timeout), fail (failing fetches), delete, recreate, grow (partitions added), evict (a history that evicts)")
+	simOff   = flag.String("sim.off", "", "comma-separated events the simulation leaves out: slow (fetches past the poll timeout), fail (failing fetches), delete, recreate, grow (partitions added), evict (a history that evicts), snapshot (clients that start with one)")
 )
 
 const simVerbose = false
@@ -135,9 +136,10 @@ func runSim(seed int64, logf func(string, ...any)) error {
 		}
 		store = NewStore(StoreConfig{MaxBytes: max})
 	}
-	tap := NewTap(TapConfig{Encoder: enc, Store: store, Reader: rd, Since: time.Now(), Logger: log})
+	table := snapshot.New(snapshot.Config{Logger: log})
+	tap := NewTap(TapConfig{Encoder: enc, Store: store, Table: table, Reader: rd, Since: time.Now(), Logger: log})
 	h := hub.New(hub.Config{MaxQueueBytes: 16<<10 + rng.IntN(256<<10), WriteTimeout: time.Minute, PingInterval: -1, CloseGrace: time.Second, Logger: log})
-	res := NewResumer(ResumerConfig{Tap: tap, Store: store, Reader: rd, Encoder: enc, Concurrency: 1 + rng.IntN(8), Logger: log})
+	res := NewResumer(ResumerConfig{Tap: tap, Store: store, Table: table, Reader: rd, Encoder: enc, Concurrency: 1 + rng.IntN(8), Logger: log})
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -162,7 +164,8 @@ func runSim(seed int64, logf func(string, ...any)) error {
 	var cwg sync.WaitGroup
 	deadline := time.Now().Add(simDuration)
 	for i := range clients {
-		c := &simClient{sim: sim, id: i, rng: rand.New(rand.NewPCG(uint64(seed), uint64(10+i)))}
+		c := &simClient{sim: sim, id: i, rng: rand.New(rand.NewPCG(uint64(seed), uint64(10+i))),
+			snapRng: rand.New(rand.NewPCG(uint64(seed), uint64(100+i)))}
 		clients[i] = c
 		cwg.Go(func() { c.run(ctx, deadline) })
 	}
@@ -531,6 +534,13 @@ type simClient struct {
 	sim *sim
 	id  int
 	rng *rand.Rand
+	// snapRng decides when a stream starts with a snapshot (a generator
+	// of its own: the other draws, and so every seed's schedule, stay as
+	// they were before snapshots).
+	snapRng *rand.Rand
+	// snap is the snapshot being received (snapshot=true, until its
+	// snapshot_end notice); nil otherwise.
+	snap *simSnapshot
 
 	cursor string // the last cursor received; "" before any
 	// next is, by partition, the next offset the client must receive;
@@ -600,6 +610,9 @@ func (c *simClient) start() wsdest.Start {
 		return wsdest.Start{Kind: wsdest.StartCursor, Cursor: cur}
 	}
 	c.cursor = ""
+	if simHas("snapshot") && c.snapRng.IntN(3) == 0 {
+		return wsdest.Start{Kind: wsdest.StartSnapshot}
+	}
 	switch c.rng.IntN(3) {
 	case 0:
 		return wsdest.Start{Kind: wsdest.StartTime, Time: time.Now().Add(-time.Duration(c.rng.IntN(10000)) * time.Millisecond)}
@@ -619,6 +632,7 @@ func (c *simClient) session(ctx context.Context, st wsdest.Start, life, pace tim
 	c.next = c.next[:0]
 	c.firstLo, c.firstHi = c.firstLo[:0], c.firstHi[:0]
 	c.since = time.Time{}
+	c.snap = nil // a snapshot left unfinished by a drop
 	switch st.Kind {
 	case wsdest.StartCursor:
 		c.minGen = -1 // the stream goes on in the cursor's generation, until a reset notice
@@ -645,6 +659,11 @@ func (c *simClient) session(ctx context.Context, st wsdest.Start, life, pace tim
 	case wsdest.StartLast:
 		c.gen, c.minGen, c.connGen = -1, 0, gen
 		c.firstLo = nil // anything
+	case wsdest.StartSnapshot:
+		// Checked by checkSnapshot up to snapshot_end, which places the
+		// stream at the snapshot point.
+		c.gen, c.minGen, c.connGen = -1, 0, gen
+		c.snap = &simSnapshot{keys: map[string]bool{}}
 	}
 	s.trace("client %d: connect %s", c.id, startString(st, s.epoch))
 	srv, cli := net.Pipe()
@@ -725,6 +744,8 @@ func startString(st wsdest.Start, epoch time.Time) string {
 		return "from time " + st.Time.Sub(epoch).String()
 	case wsdest.StartLast:
 		return fmt.Sprintf("last=%d", st.Last)
+	case wsdest.StartSnapshot:
+		return "snapshot=true"
 	}
 	return "latest"
 }
@@ -732,6 +753,9 @@ func startString(st wsdest.Start, epoch time.Time) string {
 // complete reports whether the client has every record Kafka holds (or
 // held since it started: Kafka may have deleted some after).
 func (c *simClient) complete() bool {
+	if c.snap != nil {
+		return false
+	}
 	starts, ends, gen := c.sim.k.state()
 	if g := c.gen; g != gen && !(g < 0 && c.connGen == gen) {
 		return false
@@ -784,6 +808,8 @@ func (c *simClient) check(payload []byte) {
 		Notice    string `json:"notice"`
 		Partition int32  `json:"partition"`
 		Offset    int64  `json:"offset"`
+		Key       string `json:"key"`
+		Keys      int    `json:"keys"`
 		From      int64  `json:"from"`
 		To        int64  `json:"to"`
 		Cursor    string `json:"cursor"`
@@ -793,6 +819,10 @@ func (c *simClient) check(payload []byte) {
 	}
 	if err := json.Unmarshal(payload, &m); err != nil {
 		c.fail("message is not JSON: %v: %s", err, payload)
+		return
+	}
+	if c.snap != nil {
+		c.checkSnapshot(m.Notice, m.Partition, m.Offset, m.Key, m.Keys, m.Value.G, m.Cursor)
 		return
 	}
 	starts := c.sim.k.startsOf(c.gen)
@@ -880,6 +910,88 @@ func (c *simClient) check(payload []byte) {
 		}
 	}
 	c.cursor = m.Cursor
+}
+
+// simSnapshot is what a client received of its snapshot so far.
+type simSnapshot struct {
+	point string // the snapshot point, the cursor of every message
+	keys  map[string]bool
+	n     int
+}
+
+// checkSnapshot is the oracle for a message of a snapshot: each a record
+// of a key not seen before in the snapshot, with the snapshot point as its
+// cursor, below the point in its partition, and the latest of its key
+// there of what Kafka holds; then snapshot_end, with the point and the
+// count, from which the stream goes on as from a cursor. Keys move
+// between partitions (a record's partition is drawn), and the table holds
+// the latest published: another partition's record of the key may be
+// newer, so the check is within the record's partition.
+func (c *simClient) checkSnapshot(notice string, p int32, o int64, key string, keys, g int, cursor string) {
+	sn := c.snap
+	if sn.point == "" {
+		sn.point = cursor
+	}
+	if cursor != sn.point {
+		c.fail("snapshot message %s %d/%d: cursor is not the snapshot point", notice, p, o)
+		return
+	}
+	at, err := wsdest.ParseCursor(cursor)
+	if err != nil {
+		c.fail("snapshot point does not parse: %v", err)
+		return
+	}
+	c.cursor = cursor // a drop from here on resumes at the point
+	switch notice {
+	case "snapshot_end":
+		if keys != sn.n {
+			c.fail("snapshot_end says %d keys, the snapshot had %d", keys, sn.n)
+			return
+		}
+		c.sim.trace("client %d: snapshot of %d keys at %v", c.id, sn.n, at.Offsets)
+		c.snap = nil
+		starts, _, _ := c.sim.k.state()
+		if c.gen < 0 && c.connGen >= 0 {
+			// An empty snapshot: the point is of the generation the
+			// stream started in (a recreation since fails the catch-up).
+			c.gen = c.connGen
+		}
+		c.next = append(c.next[:0], at.Offsets...)
+		c.firstLo = make([]int64, len(starts)) // partitions the point has none in: from their start
+		c.firstHi = append([]int64(nil), starts...)
+		return
+	case "":
+	default:
+		c.fail("notice %s during the snapshot", notice)
+		return
+	}
+	sn.n++
+	if c.gen < 0 {
+		c.gen = g // the table holds records of one generation, the point's
+	}
+	if sn.keys[key] {
+		c.fail("key %q twice in the snapshot", key)
+		return
+	}
+	sn.keys[key] = true
+	next, _ := at.Next(p)
+	if o >= next {
+		c.fail("snapshot record %d/%d at or past the point %v", p, o, at.Offsets)
+		return
+	}
+	k := c.sim.k
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if g != k.gen || int(p) >= len(k.parts) {
+		return // of a topic since recreated: nothing to compare with
+	}
+	part := k.parts[p]
+	for i := max(o+1, part.base) - part.base; i < int64(len(part.recs)) && part.base+i < next; i++ {
+		if string(part.recs[i].Key) == key {
+			c.fail("snapshot record %d/%d of key %q, but %d/%d below the point is newer", p, o, key, p, part.base+i)
+			return
+		}
+	}
 }
 
 func (c *simClient) at(p int32) int64 {

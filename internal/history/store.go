@@ -1,16 +1,22 @@
 // Package history keeps the recent messages of every partition in memory
 // and serves the older ones from Kafka, so that a client can start from a
 // position (a wsdest.Start: a cursor, the earliest record, a time, the last
-// N records) and be handed over to the live stream with no gap and no duplicate.
+// N records, a snapshot) and be handed over to the live stream with no gap
+// and no duplicate.
 //
 // It knows nothing of HTTP. The publisher (one goroutine) hands every
 // fetched batch to Tap.Publish, which, under the tap's one lock, stamps
 // each message with its cursor (the publish position), appends the new
 // messages to the Store (built to be delivered later in any shape,
-// encode.EncodeKept) and calls Hub.Publish. The Resumer fills a hub client
-// added with hub.ClientOptions.Park from the Store and, for what the
-// Store does not hold, from the Reader, the one shared Kafka catch-up
-// reader, then joins it to the live stream.
+// encode.EncodeKept) and its keys' latest to the snapshot table, and calls
+// Hub.Publish. The Resumer fills a hub client added with
+// hub.ClientOptions.Park from the Store and, for what the Store does not
+// hold, from the Reader, the one shared Kafka catch-up reader, then joins
+// it to the live stream. A snapshot (snapshot.go) is a start position
+// like the others: the table's latest message of every key and the
+// published position, taken together between two batches, then the
+// catch-up from that position. Seed (seed.go) fills the table from Kafka
+// at start-up.
 //
 // # The invariant
 //

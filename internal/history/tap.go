@@ -13,6 +13,7 @@ import (
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/ratelog"
+	"github.com/wsdest/wsdest/internal/snapshot"
 )
 
 // identityTimeout bounds the metadata request the publisher makes when a
@@ -26,6 +27,10 @@ type TapConfig struct {
 	Encoder *encode.Encoder
 	// Store receives every new message; nil keeps no history.
 	Store *Store
+	// Table receives the latest message of each key (and each
+	// tombstone), under the tap's lock as it publishes; nil keeps no
+	// table (SNAPSHOT=false).
+	Table *snapshot.Table
 	// Reader tells the topic's identity and lists offsets.
 	Reader *Reader
 	// Since is when this process started consuming (at or before the
@@ -38,8 +43,9 @@ type TapConfig struct {
 
 // Tap is the publisher's side of the history: it encodes each published
 // batch with the publish position (so that every message carries its
-// cursor), appends the new messages to the Store, and hands them to the
-// hub, all under one lock, so that a catch-up can join the live stream
+// cursor), appends the new messages to the Store, makes each key's last
+// one its latest in the Table, and hands them to the hub, all under one
+// lock, so that a catch-up can join the live stream
 // between two batches (join); what a batch asks Kafka (ask) is asked
 // before the lock is taken. Publish is called by the publishing goroutine
 // only; the other methods are safe for concurrent use.
@@ -200,6 +206,9 @@ func (t *Tap) Publish(dst []*message.Message, recs []*wsdest.Record, want func()
 	t.events = tapEvents{}
 	t.mu.Unlock()
 	t.logEvents(ev)
+	if t.cfg.Table != nil {
+		t.cfg.Table.Log()
+	}
 	return dst
 }
 
@@ -255,8 +264,9 @@ func (t *Tap) join(f func(pub *wsdest.Cursor) bool) bool {
 }
 
 // encodeLocked appends to dst the messages of recs, each with its cursor,
-// and stores them: with a Store, they are encoded for keeping
-// (Encoder.EncodeKept), so that the Resumer can deliver them in any shape.
+// and stores them: with a Store or a Table, they are encoded for keeping
+// (Encoder.EncodeKept), so that the Resumer can deliver them in any shape;
+// the Table gets each key's latest (latestLocked).
 // Records at offsets already published (read again after a consumer-group
 // rebalance, or after the consumer rewound) are dropped: every client has
 // them, or is past them. A topic recreated under the same name (a new
@@ -279,6 +289,9 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 				if t.cfg.Store != nil {
 					t.cfg.Store.Reset()
 				}
+				if t.cfg.Table != nil {
+					t.cfg.Table.Reset()
+				}
 				old = false
 				dst = append(dst, encode.NoticeAll(encode.ResetNotice("topic_recreated")))
 				store = len(dst) // what came before is the old topic's
@@ -300,7 +313,7 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 			t.seeded[rec.Partition] = false // confirmed by this batch's identity
 		}
 		n := len(dst)
-		if t.cfg.Store != nil {
+		if t.cfg.Store != nil || t.cfg.Table != nil {
 			dst = t.cfg.Encoder.EncodeKept(dst, rec, want, &t.pos)
 			if rec.Key != nil && len(dst) > n {
 				// The key is a slice of the fetch's buffer, which holds
@@ -314,6 +327,7 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 		} else {
 			dst = t.cfg.Encoder.EncodeAt(dst, rec, want, &t.pos)
 		}
+		t.latestLocked(rec, dst[n:])
 	}
 	if t.cfg.Store != nil {
 		t.cfg.Store.Append(dst[store:])
@@ -323,6 +337,20 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 		t.events.repeats += repeats
 	}
 	return dst
+}
+
+// latestLocked updates the table with rec, whose messages are msgs: a
+// tombstone removes its key, another record makes its last message (its
+// last Quix row) the key's latest; a record without a key, or that gave
+// no message, changes nothing. t.mu must be held.
+func (t *Tap) latestLocked(rec *wsdest.Record, msgs []*message.Message) {
+	switch {
+	case t.cfg.Table == nil || rec.Key == nil:
+	case rec.Value == nil:
+		t.cfg.Table.Delete(rec.Key, rec.Partition, rec.Offset)
+	case len(msgs) > 0:
+		t.cfg.Table.Put(msgs[len(msgs)-1])
+	}
 }
 
 // jumpedLocked handles rec, whose offset is past next, the position of

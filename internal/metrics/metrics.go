@@ -62,6 +62,11 @@ type Snapshot struct {
 	// evaluations that failed (the record was dropped for the view).
 	Views                        int
 	ViewsRefused, ViewEvalErrors uint64
+	// SnapshotKeys is the keys in the table of latest values;
+	// SnapshotEvictions counts keys evicted at its bound; Snapshots
+	// counts the snapshots clients took (all 0 with SNAPSHOT=false).
+	SnapshotKeys                 int
+	SnapshotEvictions, Snapshots uint64
 }
 
 // Connections is the number of clients of one transport and shape.
@@ -154,6 +159,10 @@ var (
 	descBrokerUp    = prometheus.NewDesc("wsdest_broker_up", "1 while a Kafka broker answers, 0 during an outage.", nil, nil)
 	descReady       = prometheus.NewDesc("wsdest_ready", "1 while /readyz answers 200.", nil, nil)
 	descNotReady    = prometheus.NewDesc("wsdest_not_ready", "1 while this condition keeps /readyz at 503 (the reasons /readyz names), 0 otherwise.", []string{"reason"}, nil)
+
+	descSnapshotKeys      = prometheus.NewDesc("wsdest_snapshot_keys", "Keys in the table of latest values that snapshot=true serves.", nil, nil)
+	descSnapshotEvictions = prometheus.NewDesc("wsdest_snapshot_evictions_total", "Keys evicted from the table of latest values at SNAPSHOT_MAX_KEYS (the least recently updated).", nil, nil)
+	descSnapshots         = prometheus.NewDesc("wsdest_snapshots_total", "Snapshots served to clients (snapshot=true).", nil, nil)
 )
 
 // The views' metrics (package view's Registry.Stats).
@@ -169,7 +178,7 @@ type collector struct{ snap func() Snapshot }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descConnects, descCloses, descRejected, descAuth, descRecords,
 		descSkipped, descDeliveries, descBytes, descWrites, descSuperseded, descConflations, descConflating,
-		descLag, descBrokerUp, descReady, descNotReady} {
+		descLag, descBrokerUp, descReady, descNotReady, descSnapshotKeys, descSnapshotEvictions, descSnapshots} {
 		ch <- d
 	}
 	for _, d := range []*prometheus.Desc{descViews, descViewsRefused, descViewErrors} {
@@ -196,6 +205,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSuperseded, s.Superseded)
 	counter(descConflations, s.Conflations)
 	ch <- prometheus.MustNewConstMetric(descConflating, prometheus.GaugeValue, float64(s.Conflating))
+	counter(descSnapshotEvictions, s.SnapshotEvictions)
+	counter(descSnapshots, s.Snapshots)
+	ch <- prometheus.MustNewConstMetric(descSnapshotKeys, prometheus.GaugeValue, float64(s.SnapshotKeys))
 	byReason := func(d *prometheus.Desc, m map[string]uint64) {
 		for _, r := range sortedKeys(m) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(m[r]), r)

@@ -24,11 +24,14 @@ const (
 	// TopicIdentityUnknown: the topic's identity, which every cursor
 	// carries, is not known yet.
 	TopicIdentityUnknown Reason = "topic_identity_unknown"
+	// SnapshotSeeding: the table of latest values (snapshot=true) is
+	// still being read from Kafka (SNAPSHOT_LOOKBACK).
+	SnapshotSeeding Reason = "snapshot_seeding"
 )
 
 // Reasons lists every reason, in a stable order (every one has a
 // wsdest_not_ready series from the start).
-var Reasons = [...]Reason{BrokerUnreachable, TopicMissing, PartitionsUnassigned, TopicIdentityUnknown}
+var Reasons = [...]Reason{BrokerUnreachable, TopicMissing, PartitionsUnassigned, TopicIdentityUnknown, SnapshotSeeding}
 
 // Condition is a condition that does not hold: its reason and one line for
 // the operator saying what is wrong (the broker address tried, the topic's

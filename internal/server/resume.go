@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/boolval"
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
@@ -19,8 +20,8 @@ type Resumer interface {
 	Identity() wsdest.TopicIdentity
 }
 
-// parseStart reads a request's start position: from= and last= on every
-// stream path, and for SSE (sse set) the Last-Event-ID header or the
+// parseStart reads a request's start position: from=, last= and
+// snapshot= on every stream path, and for SSE (sse set) the Last-Event-ID header or the
 // last_event_id / lastEventId query parameters, which win over both (an
 // EventSource reconnecting sends the header with its original URL). The
 // error is one line for a 400 answer.
@@ -46,11 +47,37 @@ func (s *Server) parseStart(r *http.Request, sse bool) (wsdest.Start, error) {
 			return s.checkStart(st)
 		}
 	}
+	snap, err := s.parseSnapshot(q, from, last)
+	if err != nil || snap {
+		return wsdest.Start{Kind: wsdest.StartSnapshot}, err
+	}
 	st, err := wsdest.ParseStart(from, last, time.Now())
 	if err != nil {
 		return wsdest.Start{}, err
 	}
 	return s.checkStart(st)
+}
+
+// parseSnapshot reads snapshot=: true asks for the latest record of every
+// key the subscription matches before live ones, which neither from= nor
+// last= can come with (a client that resumes does not need one).
+func (s *Server) parseSnapshot(q map[string][]string, from, last string) (bool, error) {
+	v := lastValue(q["snapshot"])
+	if v == "" {
+		return false, nil
+	}
+	on, err := boolval.Parse(v)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("snapshot=%w", err)
+	case !on:
+		return false, nil
+	case from != "" || last != "":
+		return false, errors.New("snapshot=true cannot be combined with from= or last= (resume from the cursor alone: it continues after the snapshot)")
+	case !s.cfg.Snapshot || s.cfg.Resumer == nil:
+		return false, errors.New("snapshot=true: snapshots are off on this server (SNAPSHOT=false)")
+	}
+	return true, nil
 }
 
 func (s *Server) checkStart(st wsdest.Start) (wsdest.Start, error) {

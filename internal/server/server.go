@@ -119,6 +119,9 @@ type Config struct {
 	// Views makes the views of ?where= and ?fields=; nil answers them
 	// 400.
 	Views Views
+	// Snapshot accepts snapshot=true (the Resumer serves it from the
+	// table of latest values); false answers it 400. Default false.
+	Snapshot bool
 	// ViewerBasicAuth makes the viewer page ask a browser for HTTP Basic
 	// credentials (401 with WWW-Authenticate) when its URL has no ?token=
 	// and it sent none that Auth accepts: the browser then sends them on

@@ -8,6 +8,7 @@ import (
 	"github.com/wsdest/wsdest/internal/hub"
 	"github.com/wsdest/wsdest/internal/quix"
 	"github.com/wsdest/wsdest/internal/server"
+	"github.com/wsdest/wsdest/internal/snapshot"
 	"github.com/wsdest/wsdest/internal/view"
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
@@ -26,6 +27,7 @@ func withDefaults(c config.Config) config.Config {
 	c.Edge.MaxKeyLength = cmp.Or(c.Edge.MaxKeyLength, server.DefaultMaxKeyLength)
 	c.Edge.MaxViews = cmp.Or(c.Edge.MaxViews, view.DefaultMaxViews)
 	c.History.CatchUpReaders = cmp.Or(c.History.CatchUpReaders, history.DefaultReadConcurrency)
+	c.Snapshot.MaxKeys = cmp.Or(c.Snapshot.MaxKeys, snapshot.DefaultMaxKeys)
 	return c
 }
 

@@ -37,9 +37,11 @@ func (s *Service) newHistory(kcfg kafka.Config, since time.Time) error {
 			MaxAge:   s.cfg.History.MaxAge,
 		})
 	}
+	s.newTable()
 	s.tap = history.NewTap(history.TapConfig{
 		Encoder: s.enc,
 		Store:   s.store,
+		Table:   s.table,
 		Reader:  s.reader,
 		Since:   since,
 		Logger:  s.log,
@@ -49,6 +51,7 @@ func (s *Service) newHistory(kcfg kafka.Config, since time.Time) error {
 		Store:   s.store,
 		Reader:  s.reader,
 		Encoder: s.enc,
+		Table:   s.table,
 		Logger:  s.log,
 	})
 	return nil

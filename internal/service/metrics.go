@@ -120,6 +120,10 @@ func (s *Service) metricsSnapshot() metrics.Snapshot {
 	snap.AuthRefusals = authRefusals(s.auth)
 	v := s.views.Stats()
 	snap.Views, snap.ViewsRefused, snap.ViewEvalErrors = v.Alive, v.Refused, v.EvalErrors
+	if s.table != nil {
+		t := s.table.Stats()
+		snap.SnapshotKeys, snap.SnapshotEvictions, snap.Snapshots = t.Keys, t.Evictions, t.Served
+	}
 	return snap
 }
 

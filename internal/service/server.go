@@ -73,6 +73,7 @@ func (s *Service) serverConfig(authz server.Authorizer, maxClients int) server.C
 		Logger:           s.log,
 		Resumer:          s.resumer,
 		Views:            serverViews{s.views},
+		Snapshot:         s.table != nil,
 		NoViewer:         !cfg.Viewer,
 		ViewerBasicAuth:  cfg.Auth.Enabled && cfg.Auth.Username != "",
 

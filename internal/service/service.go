@@ -29,6 +29,7 @@ import (
 	"github.com/wsdest/wsdest/internal/netpoll"
 	"github.com/wsdest/wsdest/internal/ready"
 	"github.com/wsdest/wsdest/internal/server"
+	"github.com/wsdest/wsdest/internal/snapshot"
 	"github.com/wsdest/wsdest/internal/view"
 )
 
@@ -63,6 +64,11 @@ type Service struct {
 	tap     *history.Tap
 	resumer *history.Resumer
 	views   *view.Registry // the clients' views (views.go)
+	// table is the latest message per key (snapshot.go); nil with
+	// SNAPSHOT=false.
+	table *snapshot.Table
+	// seedEnc encodes what seeding reads (its own counters).
+	seedEnc *encode.Encoder
 }
 
 // StartError is returned by New when the service cannot start because of
@@ -196,6 +202,10 @@ func (s *Service) Readiness() []ready.Condition {
 		unmet = append(unmet, ready.Condition{Reason: ready.TopicIdentityUnknown,
 			Detail: "learning the topic's identity, which every cursor carries"})
 	}
+	if len(unmet) == 0 && s.table != nil && !s.table.IsSeeded() {
+		unmet = append(unmet, ready.Condition{Reason: ready.SnapshotSeeding,
+			Detail: "reading the latest value of every key from Kafka (SNAPSHOT_LOOKBACK)"})
+	}
 	return unmet
 }
 
@@ -212,6 +222,8 @@ type Stats struct {
 	// catch-ups of clients that started from a position.
 	History history.StoreStats  `json:"history"`
 	Resume  history.ResumeStats `json:"resume"`
+	// Snapshot is the table of latest values (zero with SNAPSHOT=false).
+	Snapshot snapshot.Stats `json:"snapshot"`
 }
 
 func (s *Service) stats() any {
@@ -219,6 +231,9 @@ func (s *Service) stats() any {
 		Rejected: s.srv.Rejections(), Kafka: s.source.Stats(), Resume: s.resumer.Stats()}
 	if s.store != nil {
 		st.History = s.store.Stats()
+	}
+	if s.table != nil {
+		st.Snapshot = s.table.Stats()
 	}
 	return st
 }
@@ -232,6 +247,9 @@ func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.hub.Run(gctx) })
 	g.Go(func() error { return s.tap.Run(gctx) })
+	if s.table != nil {
+		g.Go(func() error { return s.seed(gctx) })
+	}
 	g.Go(func() error { return s.hub.Heartbeat(gctx, s.cfg.History.SSEHeartbeat, hub.SSE{}) })
 	g.Go(func() error { return s.source.Run(gctx, s.publish()) })
 	if s.auth != nil {

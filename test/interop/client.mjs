@@ -66,8 +66,8 @@ const page = `<!doctype html><meta charset="utf-8"><title>client test</title>
 <script type="module">
   const q = new URLSearchParams(location.search);
   const { connect } = await import(q.get('client'));
-  window.state = { recs: [], states: [], notices: [], errors: [], bigints: 0, trace: [] };
-  const stream = connect(q.get('ws'));
+  window.state = { recs: [], states: [], notices: [], errors: [], bigints: 0, trace: [], point: '' };
+  const stream = connect(q.get('ws'), { snapshot: true });
   window.stream = stream;
   let fresh = false; // the next record is the first of a connection
   stream.addEventListener('state', (e) => {
@@ -75,12 +75,15 @@ const page = `<!doctype html><meta charset="utf-8"><title>client test</title>
     window.state.trace.push([performance.now() | 0, e.detail.state, e.detail.code, new URL(e.detail.url || 'ws://x').searchParams.get('from')].join(' '));
     fresh = true;
   });
-  stream.addEventListener('notice', (e) => window.state.notices.push(e.text));
+  stream.addEventListener('notice', (e) => {
+    if (e.detail.notice === 'snapshot_end' && !window.state.point) window.state.point = e.detail.cursor;
+    else window.state.notices.push(e.text);
+  });
   stream.addEventListener('error', (e) => window.state.errors.push(e.detail.message));
   stream.addEventListener('record', (e) => {
     if (fresh) window.state.trace.push('first ' + e.detail.partition + '/' + e.detail.offset + ' (' + e.detail.cursor + ')');
     fresh = false;
-    window.state.recs.push([e.detail.partition, e.detail.offset, e.detail.key]);
+    window.state.recs.push([e.detail.partition, e.detail.offset, e.detail.key, window.state.point ? 'live' : 'snapshot']);
     const ts = e.detail.value.Timestamp; // exact: the digits of the text
     if (typeof ts === 'bigint' && new RegExp('"Timestamp":' + ts + '[,}]').test(e.text)) window.state.bigints++;
   });
@@ -97,9 +100,13 @@ const web = http.createServer((req, res) => {
 // inOrder returns the problems of a list of [partition, offset, key]:
 // every partition's offsets must go up by one (the demo writes one row per
 // record), but for the rows of the record of key MULTI, which share one.
-function inOrder(recs) {
+// point, the snapshot point (a cursor), is where every partition starts.
+function inOrder(recs, point) {
   const last = new Map();
   const problems = [];
+  const start = nextOffsets(point);
+  if (!start) problems.push(`no snapshot point (${point})`);
+  else start.forEach((next, p) => { if (next >= 0) last.set(p, next - 1); });
   for (const [p, o, k] of recs) {
     if (last.has(p) && o !== last.get(p) + 1 && !(k === MULTI && o === last.get(p))) {
       problems.push(`partition ${p}: offset ${o} after ${last.get(p)}`);
@@ -124,6 +131,42 @@ function produceMultiRow() {
     p.stdin.end(line);
   });
 }
+
+// nextOffsets reads each partition's next offset from a cursor (see
+// cursor.go: version, name hash, topic id, then uvarints: since, the
+// partition count, each next offset + 1); null if it is not one.
+function nextOffsets(cursor) {
+  if (typeof cursor !== 'string' || !cursor) return null;
+  const b = Buffer.from(cursor, 'base64url');
+  if (b[0] !== 1) return null;
+  let i = 13;
+  const uvarint = () => {
+    let v = 0, m = 1, c;
+    do { c = b[i++]; v += (c & 127) * m; m *= 128; } while (c & 128);
+    return v;
+  };
+  uvarint();
+  const n = uvarint();
+  return Array.from({ length: n }, () => uvarint() - 1);
+}
+
+// snapshotProblems: the snapshot (the records before snapshot_end) holds
+// every demo sensor once, and comes before the first live record.
+function snapshotProblems(snap, all) {
+  const problems = [];
+  const keys = snap.map((r) => r[2]);
+  if (new Set(keys).size !== keys.length) problems.push(`a key twice in the snapshot: ${keys.join()}`);
+  for (let i = 1; i <= 4; i++) if (!keys.includes(`sensor-${i}`)) problems.push(`sensor-${i} not in the snapshot (${keys.join()})`);
+  const firstLive = all.findIndex((r) => r[3] === 'live');
+  if (firstLive >= 0 && firstLive < snap.length) problems.push('a live record before the end of the snapshot');
+  return problems;
+}
+
+// SNAP_POINT is a cursor (cursor.go's form) at partition 0 offset 10 and
+// partition 1 offset 5: version 1, name hash and topic id (zeros), since 0,
+// 2 partitions, next offsets + 1 (11, 6), no partial record, a checksum
+// the client does not check.
+const SNAP_POINT = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 11, 6, 0, 0, 0]).toString('base64url');
 
 const lives = (states) => states.filter((s) => s === 'live').length;
 
@@ -171,6 +214,26 @@ async function scriptedChecks(connect) {
       ws.close(1008, 'token expired');
       return;
     }
+    if (req.url.startsWith('/snap')) {
+      const n = urls.filter((u) => u.pathname === '/snap').length;
+      if (n === 1) {
+        // The snapshot's records carry the point P (partition 0 next at 10,
+        // partition 1 at 5), then live from P; a record below P after
+        // snapshot_end (8, 9) is one the snapshot stands for: dropped.
+        ws.send(env(0, 3, SNAP_POINT)); ws.send(env(1, 1, SNAP_POINT)); ws.send(env(0, 7, SNAP_POINT));
+        ws.send(JSON.stringify({ notice: 'snapshot_end', keys: 3, cursor: SNAP_POINT }));
+        ws.send(env(0, 8, 'c8')); ws.send(env(0, 10, 'c10')); ws.send(env(0, 9, 'c9'));
+        ws.close(1001, 'going away');
+      } else if (n === 2) {
+        ws.send(env(0, 11, 'c11'));
+      }
+      return;
+    }
+    if (req.url.startsWith('/drop')) {
+      // Drops during the snapshot: the next connection resumes from P.
+      if (urls.filter((u) => u.pathname === '/drop').length === 1) { ws.send(env(0, 3, SNAP_POINT)); ws.close(1001, 'going away'); }
+      return;
+    }
     if (req.url.startsWith('/quiet')) { if (urls.filter((u) => u.pathname === '/quiet').length === 1) ws.close(1001, 'going away'); return; }
     const step = script[urls.filter((u) => u.pathname === '/ws').length - 1];
     if (step) step(ws);
@@ -199,6 +262,27 @@ async function scriptedChecks(connect) {
     'client (scripted server): the where and fields options go with every connection, reconnects included', ws.map((u) => u.search).join(' '));
   report(got.ts[3] === 1796167464325734275n, 'client (scripted server): a 19-digit Timestamp beside a nested one is exact', String(got.ts[3]));
   report(latest === 'k0,k1', 'client (scripted server): a reset clears stream.latest', latest);
+
+  // A snapshot: its records (older than the point) are all delivered,
+  // snapshot_end sets the floor at the point, a reconnect resumes from the
+  // cursor with no second snapshot; a drop during the snapshot resumes
+  // from the point.
+  const snap = { recs: [], notices: [] };
+  const snapping = connect(`${base}/snap`, { WebSocket, snapshot: true, minDelay: 20, maxDelay: 40 });
+  snapping.addEventListener('record', (e) => snap.recs.push([e.detail.partition, e.detail.offset]));
+  snapping.addEventListener('notice', (e) => snap.notices.push(e.detail.notice));
+  for (let i = 0; i < 100 && snap.recs.length < 5; i++) await sleep(50);
+  snapping.close();
+  const dropping = connect(`${base}/drop`, { WebSocket, snapshot: true, minDelay: 20, maxDelay: 40 });
+  for (let i = 0; i < 100 && urls.filter((u) => u.pathname === '/drop').length < 2; i++) await sleep(50);
+  dropping.close();
+  const sn = urls.filter((u) => u.pathname === '/snap'), dr = urls.filter((u) => u.pathname === '/drop');
+  report(JSON.stringify(snap.recs) === '[[0,3],[1,1],[0,7],[0,10],[0,11]]' && snap.notices.join() === 'snapshot_end' &&
+    sn[0].searchParams.get('snapshot') === 'true' && !sn[0].searchParams.has('from') &&
+    sn[1] && sn[1].searchParams.get('from') === 'c10' && !sn[1].searchParams.has('snapshot') &&
+    dr[1] && dr[1].searchParams.get('from') === SNAP_POINT && !dr[1].searchParams.has('snapshot'),
+  'client (scripted server): snapshot: its old records all delivered, then live from the point (older ones dropped); reconnects resume from the cursor, never a second snapshot',
+  `${JSON.stringify(snap)} ${sn.map((u) => u.search).join(' ')} ${dr.map((u) => u.search).join(' ')}`);
 
   // A stream that drops before its first record goes on from when it opened.
   const t0 = Date.now();
@@ -265,7 +349,7 @@ async function scriptedChecks(connect) {
 }
 
 let browser;
-const node = { recs: [], states: [], notices: [], errors: [], bigints: 0, trace: [] };
+const node = { recs: [], states: [], notices: [], errors: [], bigints: 0, trace: [], point: '' };
 let nodeStream = null;
 try {
   await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
@@ -284,19 +368,22 @@ try {
   try { connect(`ws://127.0.0.1:${proxyPort}/ws`); } catch (e) { threw = String(e); }
   report(globalThis.WebSocket !== undefined || threw.includes('WebSocket'),
     `client (node ${process.version}): without a WebSocket, connect says to pass one`, threw);
-  nodeStream = connect(`ws://127.0.0.1:${proxyPort}/ws`, { WebSocket });
+  nodeStream = connect(`ws://127.0.0.1:${proxyPort}/ws`, { WebSocket, snapshot: true });
   let fresh = false;
   nodeStream.addEventListener('state', (e) => {
     node.states.push(e.detail.state);
     node.trace.push([Date.now() % 100000, e.detail.state, e.detail.code, new URL(e.detail.url || 'ws://x').searchParams.get('from')].join(' '));
     fresh = true;
   });
-  nodeStream.addEventListener('notice', (e) => node.notices.push(e.text));
+  nodeStream.addEventListener('notice', (e) => {
+    if (e.detail.notice === 'snapshot_end' && !node.point) node.point = e.detail.cursor;
+    else node.notices.push(e.text);
+  });
   nodeStream.addEventListener('error', (e) => node.errors.push(e.detail.message));
   nodeStream.addEventListener('record', (e) => {
     if (fresh) node.trace.push(`first ${e.detail.partition}/${e.detail.offset} (${e.detail.cursor})`);
     fresh = false;
-    node.recs.push([e.detail.partition, e.detail.offset, e.detail.key]);
+    node.recs.push([e.detail.partition, e.detail.offset, e.detail.key, node.point ? 'live' : 'snapshot']);
     const ts = e.detail.value.Timestamp;
     if (typeof ts === 'bigint' && new RegExp(`"Timestamp":${ts}[,}]`).test(e.text)) node.bigints++;
   });
@@ -351,14 +438,17 @@ try {
   await tab.evaluate(() => window.stream.close());
   nodeStream.close();
   for (const [who, st] of [['Chromium', s], [`Node ${process.version} with ws`, node]]) {
-    const { problems, partitions } = inOrder(st.recs);
-    const single = st.recs.filter(([, , k]) => k !== MULTI); // the rows are counted by inOrder
+    const snap = st.recs.filter((r) => r[3] === 'snapshot');
+    const liveRecs = st.recs.filter((r) => r[3] === 'live');
+    const { problems, partitions } = inOrder(liveRecs, st.point);
+    problems.push(...snapshotProblems(snap, st.recs));
+    const single = liveRecs.filter(([, , k]) => k !== MULTI); // the rows are counted by inOrder
     const seen = new Set(single.map(([p, o]) => `${p}/${o}`));
     if (seen.size !== single.length) problems.push(`${single.length - seen.size} records twice`);
     if (st.notices.length) problems.push(`notices ${st.notices.join(' ')}`);
     if (st.errors.length) problems.push(`errors ${st.errors.join(' ')}`);
     report(problems.length === 0 && partitions > 1 && lives(st.states) >= 4,
-      `client (${who}): ${st.recs.length} records over ${partitions} partitions (and every row of a ${ROWS}-row record) across a cut, a restart and a kill: none lost, none twice, ${lives(st.states)} connections`,
+      `client (${who}): a snapshot of ${snap.length} keys first, then ${liveRecs.length} records over ${partitions} partitions from the snapshot point (and every row of a ${ROWS}-row record) across a cut, a restart and a kill: none lost, none twice, ${lives(st.states)} connections`,
       `${problems.slice(0, 5).join('; ')}; trace: ${st.trace.join(', ')}`);
     report(st.bigints === st.recs.length && st.bigints > 0, `client (${who}): every Quix Timestamp is a BigInt, exact to the nanosecond`, `${st.bigints} of ${st.recs.length}`);
   }
@@ -389,9 +479,10 @@ try {
   const shown = await ex.evaluate(() => ({
     state: document.getElementById('state').textContent, count: document.getElementById('count').textContent,
     first: document.querySelector('#rows tr')?.textContent ?? '',
+    snapshot: document.getElementById('snapshot').textContent,
   }));
-  report(ok && /"Timestamp":"\d{19}"/.test(shown.first) && exErrors.length === 0,
-    'client: the example page of docs/protocol.md works as written (live, a row per sensor, exact Timestamps)',
+  report(ok && /"Timestamp":"\d{19}"/.test(shown.first) && shown.snapshot === '4' && exErrors.length === 0,
+    'client: the example page of docs/protocol.md works as written (a snapshot of the four sensors, then live, a row per sensor, exact Timestamps)',
     `${JSON.stringify(shown)} ${JSON.stringify(exErrors.slice(0, 3))}`);
 } catch (e) {
   report(false, 'client: run the checks', String(e && e.stack ? e.stack : e));

@@ -27,6 +27,8 @@ const { values: opts } = parseArgs({
     'auth-port': { type: 'string' },
     'restart-port': { type: 'string' },
     'down-port': { type: 'string' },
+    'quiet-port': { type: 'string' },
+    'nosnap-port': { type: 'string' },
     restarted: { type: 'string' },
     key: { type: 'string' },
     jwt: { type: 'string' },
@@ -35,9 +37,9 @@ const { values: opts } = parseArgs({
     shots: { type: 'string' },
   },
 });
-if (!opts.shots || !((opts['restart-port'] && opts.restarted) || opts['down-port'] ||
+if (!opts.shots || !((opts['restart-port'] && opts.restarted) || opts['down-port'] || opts['quiet-port'] || opts['nosnap-port'] ||
   (opts['open-port'] && opts['auth-port'] && opts.key && opts.jwt && opts['basic-port'] && opts.basic))) {
-  console.error('viewer.mjs: want --shots and either --open-port, --auth-port, --key, --jwt, --basic-port, --basic or --restart-port, --restarted or --down-port');
+  console.error('viewer.mjs: want --shots and either --open-port, --auth-port, --key, --jwt, --basic-port, --basic or --restart-port, --restarted or --down-port or --quiet-port or --nosnap-port');
   process.exit(2);
 }
 
@@ -294,7 +296,9 @@ async function openChecks() {
     'viewer: envelope=false (plain values) still fills the table and the charts', JSON.stringify(st));
   // The page streams the envelope (it resumes by cursor) but logs what a
   // plain client gets: the value alone, its Timestamp's digits exact.
-  const plainLog = await w3.tab.evaluate(() => [...document.querySelectorAll('#log span')].map((e) => e.textContent.trim()));
+  // The snapshot_end notice is logged as a notice.
+  const plainLog = await w3.tab.evaluate(() => [...document.querySelectorAll('#log span')].map((e) => e.textContent.trim())
+    .filter((l) => !l.startsWith('{"notice":"snapshot_end"')));
   report(plainLog.length > 0 && plainLog.every((l) => /^\{"Timestamp":\d{19},/.test(l) && !l.includes('"cursor"')),
     'viewer: with envelope=false the log shows the plain values, Timestamps to the nanosecond', JSON.stringify(plainLog.slice(0, 2)));
   await w3.context.close();
@@ -493,9 +497,44 @@ async function downChecks() {
   await w.context.close();
 }
 
+// quietChecks: a wsdest whose demo produced one round of the four sensors
+// at start-up and nothing since (DEMO_INTERVAL=1h). The page opens full: a
+// tile per sensor from the snapshot, before any live record, and the
+// snapshot_end notice.
+async function quietChecks() {
+  const origin = `http://127.0.0.1:${opts['quiet-port']}`;
+  const w = await open(`${origin}/`, origin);
+  const sensors = ['sensor-1', 'sensor-2', 'sensor-3', 'sensor-4'];
+  const ok = await until(w.tab, (want) => want.every((k) => window.wsdestViewer.keys.includes(k)) &&
+    document.querySelectorAll('#latest .field[data-field="temperature"]').length >= 4, sensors);
+  const s = await viewerState(w.tab);
+  const log = await w.tab.evaluate(() => document.getElementById('log').textContent);
+  await w.tab.screenshot({ path: `${opts.shots}/viewer-snapshot.png` });
+  report(ok && s.state === 'connected' && s.total === 5 && log.includes('"notice":"snapshot_end","keys":4') && w.errors.length === 0,
+    'viewer (quiet topic): the tiles are full on open, from the snapshot (four sensors produced once, long before the page opened)',
+    `${JSON.stringify(s)} errors=${JSON.stringify(w.errors.slice(0, 3))}`);
+  await w.context.close();
+}
+
+// nosnapChecks: a wsdest with SNAPSHOT=false answers snapshot=true with
+// 400, which a browser sees as a failed connection: the page goes on
+// without a snapshot and streams.
+async function nosnapChecks() {
+  const origin = `http://127.0.0.1:${opts['nosnap-port']}`;
+  const w = await open(`${origin}/`, origin);
+  const sensors = ['sensor-1', 'sensor-2', 'sensor-3', 'sensor-4'];
+  const ok = await until(w.tab, (want) => window.wsdestViewer.state === 'connected' && want.every((k) => window.wsdestViewer.keys.includes(k)), sensors);
+  const s = await viewerState(w.tab);
+  report(ok && w.errors.every((e) => e.includes('WebSocket connection to')),
+    'viewer (SNAPSHOT=false): the page goes on without a snapshot and streams', `${JSON.stringify(s)} errors=${JSON.stringify(w.errors.slice(0, 3))}`);
+  await w.context.close();
+}
+
 try {
   if (opts['restart-port']) await restartChecks();
+  else if (opts['nosnap-port']) await nosnapChecks();
   else if (opts['down-port']) await downChecks();
+  else if (opts['quiet-port']) await quietChecks();
   else {
     await openChecks();
     await mockChecks();

@@ -6,7 +6,8 @@
 # not compile is refused with its position), honours ?token= (an API key, or a
 # JWT whose grant it keeps to) and says so when a token is wrong, says the
 # data is unavailable when the Kafka broker does not answer, and reconnects
-# by itself after wsdest restarts.
+# by itself after wsdest restarts, and opens full on a quiet topic (the
+# snapshot; with SNAPSHOT=false it goes on without).
 # Screenshots go to $VIEWER_SHOTS (default: a scratch directory, removed).
 # shellcheck source=test/interop/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -73,6 +74,22 @@ else
 	show_log viewer-down "$WORK/viewer-down.log"
 fi
 stop_bg "$down_pid"
+
+# A quiet topic: the demo's one round at start-up, then nothing for an
+# hour. The page must open full (the snapshot), not empty.
+start_wsdest viewer-quiet DEMO_INTERVAL=1h || finish
+quiet_pid=$WS_PID quiet_port=$WS_PORT quiet_log=$WS_LOG
+run_checker viewer-quiet env CHROMIUM="$CHROMIUM" \
+	node "$INTEROP_DIR/viewer.mjs" --quiet-port "$quiet_port" --shots "$shots" || show_log viewer-quiet "$quiet_log"
+stop_bg "$quiet_pid"
+
+# SNAPSHOT=false: the page's snapshot=true is refused (400); it goes on
+# without one.
+start_wsdest viewer-nosnap SNAPSHOT=false DEMO_INTERVAL=100ms || finish
+nosnap_pid=$WS_PID nosnap_port=$WS_PORT nosnap_log=$WS_LOG
+run_checker viewer-nosnap env CHROMIUM="$CHROMIUM" \
+	node "$INTEROP_DIR/viewer.mjs" --nosnap-port "$nosnap_port" --shots "$shots" || show_log viewer-nosnap "$nosnap_log"
+stop_bg "$nosnap_pid"
 
 # Restart: the page is open while wsdest stops and starts again on the same
 # port (with a new dev broker on the same address).

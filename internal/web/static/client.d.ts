@@ -75,6 +75,13 @@ export interface WsdestOptions {
    * value, and resuming from the cursor stays exact. Every connection asks for it.
    */
   maxRate?: number | string;
+  /**
+   * Start with the latest record of every key subscribed to (each a record event, its cursor the
+   * snapshot point), then the notice {"notice":"snapshot_end","keys":N,"cursor":...}, then live
+   * records from that point: nothing lost, nothing twice. Taken on the first connection only (until
+   * it delivered something): a reconnect resumes from the cursor. Not with from or last.
+   */
+  snapshot?: boolean;
   /** The WebSocket constructor; default globalThis.WebSocket (Node.js 20: the ws package). */
   WebSocket?: new (url: string) => any;
   /** Backoff between reconnects, ms: from minDelay (500) doubling up to maxDelay (15000), jittered. */

@@ -19,9 +19,16 @@
 // the token is a function, "token expired" reconnects with the token it
 // returns next, resuming from the cursor.
 //
-// The start of the first connection is the caller's (from=, last=); every
-// later one is the resume point (#url). Notices act on the stream's state
-// in #notice before they are passed on.
+// The start of the first connection is the caller's (from=, last=, or
+// snapshot: the latest record of every key, then live); every later one is
+// the resume point (#url), so a snapshot is taken once. Notices act on the
+// stream's state in #notice before they are passed on.
+//
+// A snapshot's records are old records whose cursor is the snapshot point,
+// the position at which the stream goes on live: they are delivered without
+// the per-partition check (their offsets are behind the point), and the
+// snapshot_end notice (whose cursor is the point too) sets each partition's
+// floor at the point.
 //
 // A Quix Timestamp (an integer member "Timestamp" of the value, in
 // nanoseconds, beyond a double's 53 bits) is read from the message text and
@@ -64,6 +71,7 @@ export class WsdestStream extends EventTarget {
   #timer = 0;
   #attempt = 0; // reconnects since the last steady connection
   #openedAt = 0;
+  #inSnapshot = false; // the connection asked for a snapshot and its snapshot_end has not come
 
   constructor(url, options = {}) {
     super();
@@ -84,7 +92,7 @@ export class WsdestStream extends EventTarget {
     // max_rate is part of the subscription: every attempt asks for it.
     if (options.maxRate !== undefined && options.maxRate !== '') q.set('max_rate', String(options.maxRate));
     // The start position and the token are added per attempt.
-    for (const p of ['from', 'last', 'token']) {
+    for (const p of ['from', 'last', 'token', 'snapshot']) {
       if (q.has(p) && options[p] === undefined) options = { ...options, [p]: q.get(p) };
       q.delete(p);
     }
@@ -119,6 +127,8 @@ export class WsdestStream extends EventTarget {
       q.set('from', this.#cursor);
     } else if (this.#since) {
       q.set('from', this.#since);
+    } else if (snapshotWanted(o.snapshot)) {
+      q.set('snapshot', 'true');
     } else {
       if (o.from !== undefined && o.from !== '') q.set('from', String(o.from));
       if (o.last !== undefined && o.last !== '') q.set('last', String(o.last));
@@ -152,6 +162,7 @@ export class WsdestStream extends EventTarget {
       return;
     }
     this.#ws = ws;
+    this.#inSnapshot = !this.#cursor && !this.#since && snapshotWanted(this.#opts.snapshot);
     ws.onopen = () => {
       if (this.#ws !== ws) return;
       this.#openedAt = Date.now();
@@ -159,7 +170,7 @@ export class WsdestStream extends EventTarget {
       // on from the time it opened (this machine's clock), not from the
       // new "latest", which would skip what came meanwhile.
       const from = this.#opts.from;
-      if (!this.#cursor && !this.#since && !this.#opts.last && (from === undefined || from === '' || from === 'latest')) {
+      if (!this.#cursor && !this.#since && !this.#opts.last && !this.#inSnapshot && (from === undefined || from === '' || from === 'latest')) {
         this.#since = new Date(this.#openedAt).toISOString();
       }
       this.#setState('live', { url: this.#url() });
@@ -226,10 +237,12 @@ export class WsdestStream extends EventTarget {
       return;
     }
     const p = msg.partition;
-    const at = positionOf(msg.cursor, p, msg.offset);
-    const floor = this.#floors.get(p);
-    if (floor !== undefined && (at[0] < floor[0] || at[0] === floor[0] && at[1] <= floor[1])) return; // delivered before
-    this.#floors.set(p, at);
+    if (!this.#inSnapshot) {
+      const at = positionOf(msg.cursor, p, msg.offset);
+      const floor = this.#floors.get(p);
+      if (floor !== undefined && (at[0] < floor[0] || at[0] === floor[0] && at[1] <= floor[1])) return; // delivered before
+      this.#floors.set(p, at);
+    }
     if (typeof msg.cursor === 'string' && msg.cursor) this.#cursor = msg.cursor;
     exactTimestamp(msg, text);
     if (this.#opts.keepLatest !== false) this.latest.set(keyOf(msg.key), msg);
@@ -240,10 +253,22 @@ export class WsdestStream extends EventTarget {
   // passing it on. gap: the partition goes on at msg.to, nothing to undo.
   // reset: the topic was recreated and its offsets start again, so the
   // per-partition floors and the latest values of the old topic go.
+  // snapshot_end: the stream goes on live from the snapshot point (its
+  // cursor), where every partition's floor now is.
   #notice(msg, text) {
     if (msg.notice === 'reset') {
       this.#floors.clear();
       this.latest.clear();
+    }
+    if (msg.notice === 'snapshot_end' && this.#inSnapshot) {
+      this.#inSnapshot = false;
+      const at = decodeCursor(msg.cursor);
+      if (at) {
+        this.#cursor = msg.cursor;
+        at.next.forEach((next, p) => {
+          if (next >= 0) this.#floors.set(p, [next, at.partial === p ? at.rows : 0]);
+        });
+      }
     }
     this.dispatchEvent(new WsdestEvent('notice', msg, text));
   }
@@ -259,10 +284,23 @@ export class WsdestStream extends EventTarget {
 // counts the message as a whole record.
 function positionOf(cursor, p, offset) {
   const whole = [offset + 1, 0];
-  if (typeof cursor !== 'string' || !Number.isInteger(p) || !Number.isInteger(offset)) return whole;
+  if (!Number.isInteger(p) || !Number.isInteger(offset)) return whole;
+  const at = decodeCursor(cursor);
+  if (!at) return whole;
+  const next = p < at.next.length ? at.next[p] : -1;
+  const rows = at.partial === p ? at.rows : 0;
+  if (!(next === offset + 1 && rows === 0 || next === offset && rows > 0)) return whole;
+  return [next, rows];
+}
+
+// decodeCursor reads a cursor's positions: next[p] is partition p's next
+// offset (-1: none), and rows of the record at partial's next offset were
+// delivered (partial -1: none). null for a cursor of another form.
+function decodeCursor(cursor) {
+  if (typeof cursor !== 'string' || !cursor) return null;
   let b;
-  try { b = atob(cursor.replace(/-/g, '+').replace(/_/g, '/')); } catch { return whole; }
-  if (b.charCodeAt(0) !== 1) return whole;
+  try { b = atob(cursor.replace(/-/g, '+').replace(/_/g, '/')); } catch { return null; }
+  if (b.charCodeAt(0) !== 1) return null;
   let i = 13, bad = false;
   const uvarint = () => {
     let v = 0, m = 1, c;
@@ -276,14 +314,17 @@ function positionOf(cursor, p, offset) {
   };
   uvarint(); // since
   const n = uvarint();
-  let next = -1;
-  for (let k = 0; k < n && !bad; k++) {
-    const o = uvarint() - 1;
-    if (k === p) next = o;
-  }
-  const rows = uvarint() === p + 1 ? uvarint() : 0;
-  if (bad || !(next === offset + 1 && rows === 0 || next === offset && rows > 0)) return whole;
-  return [next, rows];
+  const next = [];
+  for (let k = 0; k < n && !bad; k++) next.push(uvarint() - 1);
+  const partial = uvarint() - 1;
+  const rows = partial >= 0 ? uvarint() : 0;
+  if (bad) return null;
+  return { next, partial, rows };
+}
+
+// snapshotWanted reads the snapshot option (true, or "true" from a URL).
+function snapshotWanted(v) {
+  return v === true || v === 'true' || v === '1';
 }
 
 function keyOf(k) {

@@ -81,6 +81,12 @@ import { connect } from './client.js';
 
   let sub = fromLocation(location);
   let stream = null, everLive = false, isLive = false;
+  // The viewer opens full: a subscription without from= or last= asks for
+  // a snapshot (the latest record of every key), unless a first attempt
+  // with it could not even open (a server with SNAPSHOT=false answers 400,
+  // which a browser cannot tell from a network failure): then it goes on
+  // without.
+  let snapshotOff = false, snapshotAsked = false;
   let total = 0, bytes = 0, lastTotal = 0, rate = 0, notices = 0, lastTopic = '';
   const keys = new Map(); // key -> {count, time, fields: Map(name -> {text, num, el}), dirty, cells (rebuild them), row}
   let droppedKeys = 0;
@@ -110,7 +116,8 @@ import { connect } from './client.js';
   function subscribe() {
     if (stream) stream.close();
     everLive = false;
-    const s = connect(`${wsBase()}/ws`, { keys: sub.keys, from: sub.from, last: sub.last, where: sub.where, fields: sub.fields, maxRate: sub.maxRate, token: sub.token, keepLatest: false });
+    snapshotAsked = !sub.from && !sub.last && !snapshotOff;
+    const s = connect(`${wsBase()}/ws`, { keys: sub.keys, from: sub.from, last: sub.last, where: sub.where, fields: sub.fields, maxRate: sub.maxRate, token: sub.token, keepLatest: false, snapshot: snapshotAsked });
     stream = s;
     s.addEventListener('state', (ev) => { if (stream === s) onState(ev.detail); });
     s.addEventListener('record', (ev) => { if (stream === s) { onRecord(ev.detail, ev.text); schedule(); } });
@@ -131,6 +138,10 @@ import { connect } from './client.js';
       hideAlert();
     } else if (d.state === 'reconnecting' && d.delay === undefined) {
       setState('reconnecting', `reconnecting (attempt ${d.attempt + 1})`);
+    } else if (d.state === 'reconnecting' && snapshotAsked && !everLive && !d.opened) {
+      snapshotOff = true;
+      subscribe();
+      return;
     } else if (d.state === 'reconnecting') {
       const why = d.code === 1006 ? (everLive ? 'connection lost' : 'cannot connect')
         : `closed ${d.code}${d.reason ? ` "${d.reason}"` : ''}`;

@@ -1,0 +1,165 @@
+package history
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/wsdest/wsdest"
+	"github.com/wsdest/wsdest/internal/encode"
+	"github.com/wsdest/wsdest/internal/hub"
+	"github.com/wsdest/wsdest/internal/message"
+	"github.com/wsdest/wsdest/internal/snapshot"
+	"github.com/wsdest/wsdest/internal/testlog"
+	"github.com/wsdest/wsdest/internal/wsframe"
+)
+
+// slowSource is partsSource whose fetches take a second each and return
+// one record, and whose records stamped at or after any time start at
+// after (where the publisher starts).
+type slowSource struct {
+	partsSource
+	after map[int32]int64
+}
+
+func (s *slowSource) list(ctx context.Context, which listing, at time.Time) (map[int32]int64, error) {
+	if which == listAfter {
+		return s.after, nil
+	}
+	return s.partsSource.list(ctx, which, at)
+}
+
+func (s *slowSource) fetch(ctx context.Context, p int32, from int64, _ int) ([]*wsdest.Record, int64, error) {
+	time.Sleep(time.Second)
+	rs, next, err := s.partsSource.fetch(ctx, p, from, 1)
+	if len(rs) > 1 {
+		rs, next = rs[:1], from+1
+	}
+	return rs, next, err
+}
+
+// keyed returns records of partition p from offset 0, one per "key=value"
+// ("key=" is a tombstone).
+func keyed(p int32, kvs ...string) []*wsdest.Record {
+	var out []*wsdest.Record
+	for i, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		var val []byte
+		if v != "" {
+			val = []byte(v)
+		}
+		out = append(out, &wsdest.Record{Topic: "t", Partition: p, Offset: int64(i), Key: []byte(k), Value: val, Timestamp: time.Unix(1_700_000_000, 0)})
+	}
+	return out
+}
+
+// Seeding reads every partition into the table (the latest value per key,
+// a tombstone removing its key), never over what the publisher put or
+// deleted meanwhile, writes a progress line while it runs and one when
+// done, and only then lets a snapshot be taken.
+func TestSeed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		// The publisher starts at the end of partition 0, at offset 4
+		// of partition 1, where it publishes a newer "live" and a
+		// tombstone of "gone" before seeding reads the older ones, and
+		// at offset 1 of partition 2, where it has not read the newer
+		// "x" yet: seeding stops below it (a snapshot now must not hold
+		// what its catch-up delivers after it).
+		p1 := keyed(1, `d={"v":1}`, `e={"v":1}`, `live={"v":"seeded"}`, `gone={"v":"seeded"}`, `live={"v":"live"}`, `gone=`)
+		src := &slowSource{partsSource: partsSource{recs: [][]*wsdest.Record{
+			keyed(0, `a={"v":1}`, `b={"v":1}`, `a={"v":2}`, `c={"v":1}`, `c=`),
+			p1,
+			keyed(2, `x={"v":1}`, `x={"v":2}`),
+		}}, after: map[int32]int64{0: 5, 1: 4, 2: 1}}
+		var log testlog.Buffer
+		logger := log.Logger(-4)
+		cfg := ReaderConfig{Topic: "t", Logger: logger}
+		cfg.setDefaults()
+		rd := newReader(cfg, src)
+		defer rd.Close()
+		enc := encode.New(encode.Options{Logger: logger})
+		tbl := snapshot.New(snapshot.Config{Logger: logger})
+		tbl.StartSeeding()
+		tap := NewTap(TapConfig{Encoder: enc, Table: tbl, Reader: rd, Logger: logger})
+		if err := tap.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tap.Publish(nil, p1[4:], func() (w [message.NumShapes]bool) { return w }, func([]*message.Message) {})
+		done := make(chan error, 1)
+		go func() {
+			done <- Seed(ctx, SeedConfig{Tap: tap, Reader: rd, Table: tbl, Encoder: enc, Progress: 2 * time.Second, Logger: logger})
+		}()
+		time.Sleep(time.Second / 2)
+		if tbl.IsSeeded() {
+			t.Fatal("seeded before it read anything")
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if !tbl.IsSeeded() {
+			t.Fatal("not marked seeded")
+		}
+		var got []string
+		for _, m := range tbl.View().Messages(func([]byte) bool { return true }) {
+			v, _ := wsframe.TextPayload(m.Frames[message.ShapePlain])
+			got = append(got, fmt.Sprintf("%s=%s", m.Key, v))
+		}
+		slices.Sort(got)
+		want := []string{`a={"v":2}`, `b={"v":1}`, `d={"v":1}`, `e={"v":1}`, `live={"v":"live"}`, `x={"v":1}`}
+		if !slices.Equal(got, want) {
+			t.Fatalf("table %q, want %q", got, want)
+		}
+		if n := len(log.Lines("snapshot: seeding the table from Kafka")); n < 1 {
+			t.Fatalf("no progress line:\n%s", log.String())
+		}
+		if n := len(log.Lines("snapshot: table seeded from Kafka")); n != 1 {
+			t.Fatalf("%d lines for the end of seeding:\n%s", n, log.String())
+		}
+	})
+}
+
+// A snapshot waits for seeding without a concurrency slot: a client
+// resuming from a cursor meanwhile is served (here with one slot).
+func TestSnapshotWaitsForSeedingWithoutASlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		src := &partsSource{recs: [][]*wsdest.Record{keyed(0, `a={"v":1}`)}}
+		logger := slog.New(slog.DiscardHandler)
+		cfg := ReaderConfig{Topic: "t", Logger: logger}
+		cfg.setDefaults()
+		rd := newReader(cfg, src)
+		defer rd.Close()
+		enc := encode.New(encode.Options{Logger: logger})
+		tbl := snapshot.New(snapshot.Config{Logger: logger})
+		tbl.StartSeeding() // and never seeded
+		tap := NewTap(TapConfig{Encoder: enc, Store: NewStore(StoreConfig{}), Table: tbl, Reader: rd, Logger: logger})
+		if err := tap.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h := hub.New(hub.Config{PingInterval: -1, Logger: logger})
+		res := NewResumer(ResumerConfig{Tap: tap, Store: NewStore(StoreConfig{}), Table: tbl, Reader: rd, Encoder: enc, Concurrency: 1, Logger: logger})
+		snapC := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}, Park: true})
+		snapDone := make(chan error, 1)
+		go func() { snapDone <- res.Resume(ctx, snapC, wsdest.Start{Kind: wsdest.StartSnapshot}, snapC.Matches) }()
+		synctest.Wait()
+		c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeEnvelope}, Park: true})
+		if err := res.Resume(ctx, c, wsdest.Start{Kind: wsdest.StartEarliest}, c.Matches); err != nil {
+			t.Fatalf("a resume while a snapshot waits for seeding: %v", err)
+		}
+		select {
+		case err := <-snapDone:
+			t.Fatalf("the snapshot did not wait for seeding: %v", err)
+		default:
+		}
+		cancel()
+		<-snapDone
+	})
+}
