@@ -200,8 +200,12 @@ func (t *Tap) Publish(dst []*message.Message, recs []*wsdest.Record, want func()
 	kafka := t.ask(recs, ready)
 	t.mu.Lock()
 	dst = t.encodeLocked(dst, recs, want(), ready, kafka)
-	publish(dst)
+	// The published position moves before the hub hands the batch to
+	// clients: a client that got a message of it (a reset notice, a new
+	// topic's record) and comes back at once is placed by a position, and
+	// an identity, that include it.
 	t.publishedLocked()
+	publish(dst)
 	ev := t.events
 	t.events = tapEvents{}
 	t.mu.Unlock()

@@ -95,7 +95,10 @@ func TestTapNoticesEveryRecreation(t *testing.T) {
 					src.recreate()
 				}
 				resets := 0
-				for _, m := range tap.Publish(nil, recs, want, func([]*message.Message) {}) {
+				// What a client that got this batch and came back at
+				// once would be placed by (see Tap.Publish).
+				var during wsdest.TopicIdentity
+				for _, m := range tap.Publish(nil, recs, want, func([]*message.Message) { during = tap.Identity() }) {
 					if m.Partition < 0 {
 						resets++
 					}
@@ -104,8 +107,8 @@ func TestTapNoticesEveryRecreation(t *testing.T) {
 				if resets != tc.resets[i] || store.Epoch() != epochs {
 					t.Fatalf("batch %d: %d reset notices (store epoch %d), want %d", i, resets, store.Epoch(), tc.resets[i])
 				}
-				if id, _, _ := src.identity(t.Context()); tap.Identity() != id {
-					t.Fatalf("batch %d: the tap's identity is %v, Kafka's %v", i, tap.Identity(), id)
+				if id, _, _ := src.identity(t.Context()); tap.Identity() != id || during != id {
+					t.Fatalf("batch %d: the tap's identity is %v (%v while the batch was handed to clients), Kafka's %v", i, tap.Identity(), during, id)
 				}
 			}
 		})

@@ -218,7 +218,9 @@ async function openChecks() {
   s = await viewerState(tab);
   const vurl = new URL(tab.url());
   const vws = await tab.textContent('#ws-url');
-  const vlog = await tab.evaluate(() => [...document.querySelectorAll('#log span')].map((e) => e.textContent.trim()));
+  // Records only: the snapshot_end notice is in the log too.
+  const vlog = (await tab.evaluate(() => [...document.querySelectorAll('#log span')].map((e) => e.textContent.trim())))
+    .filter((l) => !JSON.parse(l).notice);
   const projected = vlog.length > 0 && vlog.every((l) => {
     const m = JSON.parse(l);
     return (m.key === 'sensor-2' || m.key === 'sensor-3') && JSON.stringify(Object.keys(m.value)) === '["humidity","Tags"]' &&
