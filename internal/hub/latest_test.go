@@ -172,9 +172,10 @@ func TestRateBoundPerKey(t *testing.T) {
 	}
 }
 
-// A message of a key not sent within the window goes at once; notices
-// are never held behind the rate.
-func TestRateSendsAtOnceAndNoticesPass(t *testing.T) {
+// A message of a key not sent within the window goes at once; a notice
+// waits behind the pending messages published before it, keeping its
+// place in publish order.
+func TestRateSendsAtOnceAndNoticesKeepTheirPlace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := New(Config{PingInterval: -1, WriteTimeout: time.Hour})
 		rc := &timedConn{}
@@ -191,16 +192,25 @@ func TestRateSendsAtOnceAndNoticesPass(t *testing.T) {
 			}
 			texts = append(texts, d.text)
 		}
-		// b waits behind a's pending message: publish order.
-		want := []string{`{"env":{"k":"a","i":0}}`, `{"notice":"x"}`}
+		// The notice and b wait behind a's pending message: publish order.
+		want := []string{`{"env":{"k":"a","i":0}}`}
 		if fmt.Sprint(texts) != fmt.Sprint(want) {
 			t.Fatalf("at once: %q, want %q", texts, want)
 		}
+		notice2 := &message.Message{Partition: -1}
+		notice2.Frames[message.ShapeEnvelope] = wsframe.Text([]byte(`{"notice":"y"}`))
+		h.Publish([]*message.Message{notice2}) // behind them too
 		time.Sleep(time.Second)
 		synctest.Wait()
-		ds := rc.deliveries()[2:]
-		if len(ds) != 2 || ds[0].text != `{"env":{"k":"a","i":1}}` || ds[1].text != `{"env":{"k":"b","i":3}}` || ds[0].at.Sub(start) != time.Second {
-			t.Fatalf("after a second: %v", ds)
+		ds := rc.deliveries()[1:]
+		want = []string{`{"env":{"k":"a","i":1}}`, `{"notice":"x"}`, `{"env":{"k":"b","i":3}}`, `{"notice":"y"}`}
+		if len(ds) != len(want) || ds[0].at.Sub(start) != time.Second {
+			t.Fatalf("after a second: %v, want %q", ds, want)
+		}
+		for i, d := range ds {
+			if d.text != want[i] {
+				t.Fatalf("after a second: %v, want %q", ds, want)
+			}
 		}
 	})
 }
