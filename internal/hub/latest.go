@@ -24,7 +24,9 @@ import (
 // resumed from any cursor it received loses nothing but superseded
 // messages. Messages without a key are one key of their own. A record of
 // many Quix rows shares its key: its rows supersede each other. Notices
-// are never held: they are queued at once, ahead of pending records.
+// keep their place: one published while records are pending waits behind
+// them in a slot of its own, never superseded and always due, so that a
+// reset never overtakes a record of the old topic.
 //
 // Rate (max_rate=N): a message is queued at once when nothing is pending
 // and its key was last handed over at least 1/N ago; otherwise it becomes
@@ -33,7 +35,11 @@ import (
 // has not; a runtime timer (time.AfterFunc: no goroutine until it fires)
 // wakes the writer when it has. So each key is handed to the writer at
 // most N times a second (the writer may still bunch frames that waited
-// for a slow socket), and every key ends at its latest value.
+// for a slow socket), and every key ends at its latest value. Two bounds
+// take precedence over the rate: a pending set over half of
+// MaxQueueBytes is handed over at once (holdLocked), and the keys sent
+// are remembered in two generations dropped whole (latest.sent), at most
+// about MaxQueueBytes of them.
 //
 // Conflation: where a client over MaxQueueBytes would be closed, it
 // switches to conflated mode instead: its queue not yet taken by the
@@ -43,10 +49,11 @@ import (
 // small and what waits in the set keeps being superseded. Envelope and
 // SSE clients get {"notice":"conflated"} when it starts and
 // {"notice":"caught_up"} once the pending set and the queue are empty.
-// The pending set's cost (frame bytes plus entryCost per entry, the
-// queue's measure) is bounded by MaxQueueBytes, in either mode: a client
-// whose pending set would exceed it (a client of more distinct keys than
-// fit) is closed with 1008 "too slow" as before.
+// The pending set's cost (costOf: an entry's key, all its frames and
+// entryCost, what it keeps alive) plus the queue's is bounded by
+// MaxQueueBytes, in either mode: a client whose pending set would exceed
+// it (a client of more distinct keys than fit) is closed with 1008 "too
+// slow" as before.
 
 // conflateBatchBytes is about the most frame bytes a conflating client
 // hands its writer in one turn: small, so that messages wait in the
