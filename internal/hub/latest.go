@@ -61,21 +61,28 @@ import (
 const conflateBatchBytes = 16 << 10
 
 // slowBatchBytes is about the most frame bytes one write carries with
-// Config.Conflate (conflateBatchBytes while the client is conflated): a
-// write must finish within WriteTimeout, so a client that reads slowly is
-// given small writes, and what waits stays in the queue, where conflation
-// can reduce it, not in the socket.
+// Config.Conflate for a client that reads slowly (conflateBatchBytes
+// while it is conflated): a write must finish within WriteTimeout, so
+// such a client is given small writes, and what waits stays in the queue,
+// where conflation can reduce it, not in the socket. A client reads slowly
+// once its socket was full (Client.slowWrites); a connection that is not
+// a raw socket, whose fullness cannot be seen, is taken to.
 const slowBatchBytes = 64 << 10
 
+// noBatchBytes is batchBytes' answer when writes are not bounded in bytes.
+const noBatchBytes = int(^uint(0) >> 1)
+
 // batchBytes returns about the most frame bytes the client's next write
-// may carry (see slowBatchBytes); no bound without Config.Conflate. c.mu
-// must be held.
+// may carry (see slowBatchBytes); no bound without Config.Conflate nor
+// for a client whose raw socket was never full. c.mu must be held.
 func (c *Client) batchBytes() int {
 	switch {
 	case !c.hub.cfg.Conflate:
-		return int(^uint(0) >> 1)
+		return noBatchBytes
 	case c.latest != nil && c.latest.conflating:
 		return conflateBatchBytes
+	case c.raw != nil && !c.slowWrites:
+		return noBatchBytes
 	}
 	return slowBatchBytes
 }
@@ -84,7 +91,7 @@ func (c *Client) batchBytes() int {
 // at most maxBatch, and about limit bytes of frames.
 func (c *Client) batchLen(msgs []*message.Message, limit int) int {
 	n := min(maxBatch, len(msgs))
-	if !c.hub.cfg.Conflate {
+	if limit == noBatchBytes {
 		return n
 	}
 	bytes := 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wsdest/wsdest/internal/message"
+	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
 // nullConn takes every write at once and keeps nothing.
@@ -287,4 +289,41 @@ func latestRandom(t *testing.T, seed uint64) bool {
 		t.Fatalf("still conflating at the end")
 	}
 	return rate > 0 && st.Conflations > 0
+}
+
+// With Conflate, a client whose raw socket takes everything is written
+// as without it, a whole queue a write; its writes are bounded in bytes
+// only once its socket was full.
+func TestConflateBoundsOnlySlowWrites(t *testing.T) {
+	h := New(Config{Conflate: true, WriteTimeout: time.Hour, PingInterval: -1, MaxQueueBytes: 4 << 20})
+	runHub(t, h)
+	srv, cli := tcpPair(t)
+	_ = srv.SetWriteBuffer(1 << 20)
+	_ = cli.SetReadBuffer(1 << 20)
+	c := h.AddClient(srv, ClientOptions{Sub: Subscription{All: true}})
+	pad := strings.Repeat("x", 1000)
+	var msgs []*message.Message
+	for i := range 100 { // 100 KB, more than slowBatchBytes
+		msgs = append(msgs, ratedMsg(fmt.Sprintf("k%d", i), i))
+		msgs[i].Frames[message.ShapePlain] = wsframe.Text([]byte(pad))
+	}
+	h.Publish(msgs)
+	go func() { _, _ = io.Copy(io.Discard, cli) }()
+	if !spinUntil(func() bool { return h.Stats().Written == 100 }) {
+		t.Fatalf("%d written", h.Stats().Written)
+	}
+	st := h.Stats()
+	if st.BlockedWrites > 0 {
+		t.Fatalf("the socket was full: the test did not cover a client that reads at once; stats %+v", st)
+	}
+	if st.Writes != 1 {
+		t.Fatalf("a client whose socket took everything: %d writes, want 1", st.Writes)
+	}
+	c.mu.Lock()
+	c.slowWrites = true
+	limit := c.batchBytes()
+	c.mu.Unlock()
+	if limit != slowBatchBytes {
+		t.Fatalf("once its socket was full: writes of up to %d bytes, want %d", limit, slowBatchBytes)
+	}
 }
