@@ -327,3 +327,50 @@ func TestConflateBoundsOnlySlowWrites(t *testing.T) {
 		t.Fatalf("once its socket was full: writes of up to %d bytes, want %d", limit, slowBatchBytes)
 	}
 }
+
+// The rows of a Quix record share its key and replace each other; records
+// without a key count as one key: a rated client gets, a window later,
+// the last row and the last keyless record only.
+func TestRateRowsAndKeylessRecordsAreOneKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{PingInterval: -1, WriteTimeout: time.Hour})
+		defer func() { _ = h.Shutdown(context.Background()) }()
+		rc := &timedConn{}
+		h.AddClient(rc, ClientOptions{Sub: Subscription{All: true, MaxRate: 1, Shape: message.ShapeEnvelope}})
+		keyless := func(i int) *message.Message {
+			m := ratedMsg("", i)
+			m.Key = nil
+			return m
+		}
+		h.Publish([]*message.Message{ratedMsg("a", 0), keyless(1)})
+		var record []*message.Message // one record of 50 rows, then keyless records
+		for i := range 50 {
+			record = append(record, ratedMsg("a", 2+i))
+		}
+		h.Publish(record)
+		h.Publish([]*message.Message{keyless(52), keyless(53)})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		got, _ := parseRatedEnv(t, rc.deliveries())
+		want := []rated{{"a", 0}, {"", 1}, {"a", 51}, {"", 53}}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	})
+}
+
+// parseRatedEnv parses envelope deliveries of ratedMsg records.
+func parseRatedEnv(t *testing.T, ds []delivery) ([]rated, []time.Time) {
+	t.Helper()
+	var out []rated
+	var at []time.Time
+	for _, d := range ds {
+		var r struct{ Env rated }
+		if err := json.Unmarshal([]byte(d.text), &r); err != nil {
+			t.Fatalf("%q: %v", d.text, err)
+		}
+		out = append(out, r.Env)
+		at = append(at, d.at)
+	}
+	return out, at
+}

@@ -419,14 +419,10 @@ func TestClientSize(t *testing.T) {
 }
 
 // A rated client waiting for its key's window holds a runtime timer, not
-// a goroutine: 1,000 clients with a message each held cost no goroutines.
+// a goroutine: 1,000 clients with a message each held cost no goroutines,
+// and Shutdown stops their timers.
 func TestRateWaitsWithoutGoroutines(t *testing.T) {
 	h := New(Config{PingInterval: -1, WriteTimeout: time.Hour})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		_ = h.Shutdown(ctx) // stops the timers
-	})
 	base := runtime.NumGoroutine()
 	clients := make([]*Client, 1000)
 	for i := range clients {
@@ -443,6 +439,17 @@ func TestRateWaitsWithoutGoroutines(t *testing.T) {
 		c.mu.Unlock()
 		if held != 1 {
 			t.Fatalf("client %d holds %d messages, want 1", c.id, held)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = h.Shutdown(ctx)
+	for _, c := range clients {
+		c.mu.Lock()
+		armed := c.latest.timer.Stop() // false: Shutdown stopped it
+		c.mu.Unlock()
+		if armed {
+			t.Fatalf("client %d's timer still armed after Shutdown", c.id)
 		}
 	}
 }
