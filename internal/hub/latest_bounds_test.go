@@ -374,3 +374,42 @@ func parseRatedEnv(t *testing.T, ds []delivery) ([]rated, []time.Time) {
 	}
 	return out, at
 }
+
+// A rated client that does not read what it was handed is conflated, with
+// the notices, and its rate still applies: each key comes once, at its
+// latest value, a window after it was last handed over.
+func TestRatedClientConflates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{MaxQueueBytes: 4 << 10, Conflate: true, WriteTimeout: time.Hour, PingInterval: -1,
+			ConflatedNotice: envNotice(`{"notice":"conflated"}`), CaughtUpNotice: envNotice(`{"notice":"caught_up"}`)})
+		defer func() { _ = h.Shutdown(context.Background()) }()
+		c := h.AddClient(nil, ClientOptions{Sub: Subscription{All: true, MaxRate: 1, Shape: message.ShapeEnvelope}})
+		var published []string
+		for i := range 200 { // 20 keys: more than half the bound waits, and nothing is read
+			k := fmt.Sprint("k", i%20)
+			published = append(published, k)
+			h.Publish([]*message.Message{ratedMsg(k, i)})
+		}
+		if c.isClosing() || h.Stats().Conflating != 1 {
+			t.Fatalf("closing %v, conflating %d: want a conflated client", c.isClosing(), h.Stats().Conflating)
+		}
+		start := time.Now()
+		rc := &timedConn{}
+		c.Attach(rc)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		ds := rc.deliveries()
+		if len(ds) < 2 || ds[0].text != `{"notice":"conflated"}` || ds[len(ds)-1].text != `{"notice":"caught_up"}` {
+			t.Fatalf("got %v, want the conflated notice first and caught_up last", ds)
+		}
+		got, at := parseRatedEnv(t, ds[1:len(ds)-1])
+		checkLatest(t, published, got)
+		seen := map[string]bool{}
+		for i, r := range got {
+			if seen[r.K] || at[i].Sub(start) < time.Second {
+				t.Fatalf("%v at %v: each key once, a window after it was handed over (%v)", r, at[i].Sub(start), got)
+			}
+			seen[r.K] = true
+		}
+	})
+}
