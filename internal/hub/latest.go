@@ -138,7 +138,7 @@ type latest struct {
 	// or early once the keys of sentNew cost more than half of
 	// MaxQueueBytes, so that this state stays bounded whatever the
 	// number of keys.
-	sentNew, sentOld map[string]int64
+	sentNew, sentOld map[string]*sentKey
 	nilSent          int64 // for messages without a key; 0 never
 	sentAt           int64
 	sentCost         int // sentEntryCost plus key bytes of sentNew's entries
@@ -147,16 +147,24 @@ type latest struct {
 	timerAt int64       // hub clock at which timer fires; 0 when not armed
 }
 
+// sentKey is an entry of a sent map: when its key was last handed to the
+// writer. It holds its key, so that a key moves from the older generation
+// to the newer, and is updated there, without allocating.
+type sentKey struct {
+	key string
+	at  int64 // hub clock
+}
+
 // sentEntryCost is about what one entry of a sent map costs beside its
 // key's bytes.
-const sentEntryCost = 48
+const sentEntryCost = 64
 
 // newLatest returns the state of a client with max_rate rate (0: none).
 func newLatest(rate float64) *latest {
 	l := &latest{keys: make(map[string]*keySlot), nilKey: keySlot{slot: -1}}
 	if rate > 0 {
 		l.interval = int64(float64(time.Second) / rate)
-		l.sentNew = make(map[string]int64)
+		l.sentNew = make(map[string]*sentKey)
 	}
 	return l
 }
@@ -189,10 +197,13 @@ func (l *latest) lastSent(m *message.Message) int64 {
 	if m.Key == nil {
 		return l.nilSent
 	}
-	if t, ok := l.sentNew[string(m.Key)]; ok {
-		return t
+	if e := l.sentNew[string(m.Key)]; e != nil {
+		return e.at
 	}
-	return l.sentOld[string(m.Key)]
+	if e := l.sentOld[string(m.Key)]; e != nil {
+		return e.at
+	}
+	return 0
 }
 
 // due reports whether m may be handed over at now: always a notice, and
@@ -218,13 +229,20 @@ func (l *latest) sent(m *message.Message, now int64, bound int) {
 	if now-l.sentAt >= l.interval || l.sentCost > bound/2 {
 		// sentOld's entries are all older than interval (or, when
 		// early, the oldest of too many keys): forgotten whole.
-		l.sentOld, l.sentNew = l.sentNew, make(map[string]int64)
+		l.sentOld, l.sentNew = l.sentNew, make(map[string]*sentKey, len(l.sentNew))
 		l.sentAt, l.sentCost = now, 0
 	}
-	if _, ok := l.sentNew[string(m.Key)]; !ok {
-		l.sentCost += len(m.Key) + sentEntryCost
+	if e := l.sentNew[string(m.Key)]; e != nil {
+		e.at = now
+		return
 	}
-	l.sentNew[string(m.Key)] = now
+	e := l.sentOld[string(m.Key)]
+	if e == nil {
+		e = &sentKey{key: string(m.Key)}
+	}
+	e.at = now
+	l.sentNew[e.key] = e
+	l.sentCost += len(e.key) + sentEntryCost
 }
 
 // hold makes m its key's pending message, superseding the one pending (a
