@@ -24,7 +24,9 @@ import (
 // resumed from any cursor it received loses nothing but superseded
 // messages. Messages without a key are one key of their own. A record of
 // many Quix rows shares its key: its rows supersede each other. Notices
-// are never held: they are queued at once, ahead of pending records.
+// keep their place: one published while records are pending waits behind
+// them in a slot of its own, never superseded and always due, so that a
+// reset never overtakes a record of the old topic.
 //
 // Rate (max_rate=N): a message is queued at once when nothing is pending
 // and its key was last handed over at least 1/N ago; otherwise it becomes
@@ -33,7 +35,11 @@ import (
 // has not; a runtime timer (time.AfterFunc: no goroutine until it fires)
 // wakes the writer when it has. So each key is handed to the writer at
 // most N times a second (the writer may still bunch frames that waited
-// for a slow socket), and every key ends at its latest value.
+// for a slow socket), and every key ends at its latest value. Two bounds
+// take precedence over the rate: a pending set over half of
+// MaxQueueBytes is handed over at once (holdLocked), and the keys sent
+// are remembered in two generations dropped whole (latest.sent), at most
+// about MaxQueueBytes of them.
 //
 // Conflation: where a client over MaxQueueBytes would be closed, it
 // switches to conflated mode instead: its queue not yet taken by the
@@ -43,10 +49,11 @@ import (
 // small and what waits in the set keeps being superseded. Envelope and
 // SSE clients get {"notice":"conflated"} when it starts and
 // {"notice":"caught_up"} once the pending set and the queue are empty.
-// The pending set's cost (frame bytes plus entryCost per entry, the
-// queue's measure) is bounded by MaxQueueBytes, in either mode: a client
-// whose pending set would exceed it (a client of more distinct keys than
-// fit) is closed with 1008 "too slow" as before.
+// The pending set's cost (costOf: an entry's key, all its frames and
+// entryCost, what it keeps alive) plus the queue's is bounded by
+// MaxQueueBytes, in either mode: a client whose pending set would exceed
+// it (a client of more distinct keys than fit) is closed with 1008 "too
+// slow" as before.
 
 // conflateBatchBytes is about the most frame bytes a conflating client
 // hands its writer in one turn: small, so that messages wait in the
@@ -54,21 +61,28 @@ import (
 const conflateBatchBytes = 16 << 10
 
 // slowBatchBytes is about the most frame bytes one write carries with
-// Config.Conflate (conflateBatchBytes while the client is conflated): a
-// write must finish within WriteTimeout, so a client that reads slowly is
-// given small writes, and what waits stays in the queue, where conflation
-// can reduce it, not in the socket.
+// Config.Conflate for a client that reads slowly (conflateBatchBytes
+// while it is conflated): a write must finish within WriteTimeout, so
+// such a client is given small writes, and what waits stays in the queue,
+// where conflation can reduce it, not in the socket. A client reads slowly
+// once its socket was full (Client.slowWrites); a connection that is not
+// a raw socket, whose fullness cannot be seen, is taken to.
 const slowBatchBytes = 64 << 10
 
+// noBatchBytes is batchBytes' answer when writes are not bounded in bytes.
+const noBatchBytes = int(^uint(0) >> 1)
+
 // batchBytes returns about the most frame bytes the client's next write
-// may carry (see slowBatchBytes); no bound without Config.Conflate. c.mu
-// must be held.
+// may carry (see slowBatchBytes); no bound without Config.Conflate nor
+// for a client whose raw socket was never full. c.mu must be held.
 func (c *Client) batchBytes() int {
 	switch {
 	case !c.hub.cfg.Conflate:
-		return int(^uint(0) >> 1)
+		return noBatchBytes
 	case c.latest != nil && c.latest.conflating:
 		return conflateBatchBytes
+	case c.raw != nil && !c.slowWrites:
+		return noBatchBytes
 	}
 	return slowBatchBytes
 }
@@ -77,7 +91,7 @@ func (c *Client) batchBytes() int {
 // at most maxBatch, and about limit bytes of frames.
 func (c *Client) batchLen(msgs []*message.Message, limit int) int {
 	n := min(maxBatch, len(msgs))
-	if !c.hub.cfg.Conflate {
+	if limit == noBatchBytes {
 		return n
 	}
 	bytes := 0
@@ -90,14 +104,14 @@ func (c *Client) batchLen(msgs []*message.Message, limit int) int {
 	return n
 }
 
-// keySlot is what a client's latest-wins state holds for one key.
+// keySlot is a pending message's place in latest.order; a pending
+// notice has one of its own, in no map.
 type keySlot struct {
-	last int64 // hub clock (ns) when the key was last handed to the writer; 0 never
-	slot int   // index in latest.order of the key's pending message; -1 none
+	slot int // index in latest.order of the key's pending message; -1 none
 }
 
 // pending is a message waiting in a client's latest-wins state, with its
-// key's slot (so that the head is checked without a map lookup).
+// key's slot (so that the head is taken without a map lookup).
 type pending struct {
 	m *message.Message
 	s *keySlot
@@ -109,31 +123,53 @@ type latest struct {
 	interval   int64 // ns between two messages of one key; 0: no rate bound
 	conflating bool  // conflated mode (see above)
 
-	keys   map[string]*keySlot // pointers: updated in place, no key string allocated per message
+	keys   map[string]*keySlot // the keys with a pending message; pointers, updated in place
 	nilKey keySlot             // the key of messages without one
 	// order holds the pending messages in publish order from head on;
 	// entries with a nil m were superseded or taken.
 	order []pending
 	head  int
 	live  int // non-nil entries of order
-	cost  int // frame bytes plus entryCost of the live entries
+	cost  int // costOf the live entries
 
-	pruneAt int // prune keys when it grows past this (rate only)
+	// When each key was last handed to the writer (rate only), in two
+	// generations: sentNew since sentAt, sentOld the one before. A
+	// generation is dropped whole (O(1)) once it is older than interval,
+	// or early once the keys of sentNew cost more than half of
+	// MaxQueueBytes, so that this state stays bounded whatever the
+	// number of keys.
+	sentNew, sentOld map[string]*sentKey
+	nilSent          int64 // for messages without a key; 0 never
+	sentAt           int64
+	sentCost         int // sentEntryCost plus key bytes of sentNew's entries
 
 	timer   *time.Timer // wakes the writer when the head's window passes; nil until needed
 	timerAt int64       // hub clock at which timer fires; 0 when not armed
 }
 
+// sentKey is an entry of a sent map: when its key was last handed to the
+// writer. It holds its key, so that a key moves from the older generation
+// to the newer, and is updated there, without allocating.
+type sentKey struct {
+	key string
+	at  int64 // hub clock
+}
+
+// sentEntryCost is about what one entry of a sent map costs beside its
+// key's bytes.
+const sentEntryCost = 64
+
 // newLatest returns the state of a client with max_rate rate (0: none).
 func newLatest(rate float64) *latest {
-	l := &latest{keys: make(map[string]*keySlot), nilKey: keySlot{slot: -1}, pruneAt: 64}
+	l := &latest{keys: make(map[string]*keySlot), nilKey: keySlot{slot: -1}}
 	if rate > 0 {
 		l.interval = int64(float64(time.Second) / rate)
+		l.sentNew = make(map[string]*sentKey)
 	}
 	return l
 }
 
-// find returns m's key's slot, nil when the key has none.
+// find returns m's key's pending slot, nil when the key has none.
 func (l *latest) find(m *message.Message) *keySlot {
 	if m.Key == nil {
 		return &l.nilKey
@@ -141,8 +177,12 @@ func (l *latest) find(m *message.Message) *keySlot {
 	return l.keys[string(m.Key)]
 }
 
-// get returns m's key's slot, made when the key has none.
-func (l *latest) get(m *message.Message) *keySlot {
+// slotFor returns the slot of m's pending entry to be: a fresh one for a
+// notice (never superseded), otherwise its key's, made when it has none.
+func (l *latest) slotFor(m *message.Message) *keySlot {
+	if m.Notice() {
+		return &keySlot{slot: -1}
+	}
 	if s := l.find(m); s != nil {
 		return s
 	}
@@ -151,70 +191,77 @@ func (l *latest) get(m *message.Message) *keySlot {
 	return s
 }
 
-// forget drops m's key's slot when it holds nothing worth keeping.
-func (l *latest) forget(m *message.Message, s *keySlot) {
-	if m.Key != nil && s.slot < 0 && (l.interval == 0 || s.last == 0) {
-		delete(l.keys, string(m.Key))
+// lastSent returns the hub clock at which m's key was last handed to the
+// writer within the remembered generations; 0 when not.
+func (l *latest) lastSent(m *message.Message) int64 {
+	if m.Key == nil {
+		return l.nilSent
 	}
+	if e := l.sentNew[string(m.Key)]; e != nil {
+		return e.at
+	}
+	if e := l.sentOld[string(m.Key)]; e != nil {
+		return e.at
+	}
+	return 0
 }
 
-// due reports whether a message of key slot s (nil: none) may be handed
-// over at now.
-func (l *latest) due(s *keySlot, now int64) bool {
-	return l.interval == 0 || s == nil || s.last == 0 || now-s.last >= l.interval
+// due reports whether m may be handed over at now: always a notice, and
+// a record once its key's window has passed.
+func (l *latest) due(m *message.Message, now int64) bool {
+	if l.interval == 0 || m.Notice() {
+		return true
+	}
+	last := l.lastSent(m)
+	return last == 0 || now-last >= l.interval
 }
 
-// sent records that m, of key slot s (nil: none yet), was handed to the
-// writer at now (rate only).
-func (l *latest) sent(m *message.Message, s *keySlot, now int64) {
-	if l.interval == 0 {
+// sent records that m was handed to the writer at now (rate only); bound
+// is MaxQueueBytes, which the sent maps' keys stay within.
+func (l *latest) sent(m *message.Message, now int64, bound int) {
+	if l.interval == 0 || m.Notice() {
 		return
 	}
-	if s == nil {
-		s = l.get(m)
-	}
-	s.last = now
-	l.prune(now)
-}
-
-// prune forgets keys that have nothing pending and whose window has
-// passed (they behave as keys never sent), once the map has doubled since
-// the last pruning: the map holds the keys sent within the last interval,
-// plus the pending ones.
-func (l *latest) prune(now int64) {
-	if len(l.keys) < l.pruneAt {
+	if m.Key == nil {
+		l.nilSent = now
 		return
 	}
-	for k, s := range l.keys {
-		if s.slot < 0 && now-s.last >= l.interval {
-			delete(l.keys, k)
-		}
+	if now-l.sentAt >= l.interval || l.sentCost > bound/2 {
+		// sentOld's entries are all older than interval (or, when
+		// early, the oldest of too many keys): forgotten whole.
+		l.sentOld, l.sentNew = l.sentNew, make(map[string]*sentKey, len(l.sentNew))
+		l.sentAt, l.sentCost = now, 0
 	}
-	l.pruneAt = max(64, 2*len(l.keys))
+	if e := l.sentNew[string(m.Key)]; e != nil {
+		e.at = now
+		return
+	}
+	e := l.sentOld[string(m.Key)]
+	if e == nil {
+		e = &sentKey{key: string(m.Key)}
+	}
+	e.at = now
+	l.sentNew[e.key] = e
+	l.sentCost += len(e.key) + sentEntryCost
 }
 
-// hold makes m, of key slot s (nil: none yet), its key's pending message,
-// superseding the one pending; it returns the cost it added (negative
-// when m is smaller than what it superseded) and whether it superseded
-// one.
-func (l *latest) hold(m *message.Message, s *keySlot, shape message.Shape) (added int, superseded bool) {
-	if s == nil {
-		s = l.get(m)
-	}
+// hold makes m its key's pending message, superseding the one pending (a
+// notice keeps a place of its own); it returns whether it superseded one.
+func (l *latest) hold(m *message.Message, shape message.Shape) (superseded bool) {
+	s := l.slotFor(m)
 	if s.slot >= 0 {
 		old := l.order[s.slot].m
 		l.order[s.slot] = pending{}
 		l.live--
-		added -= costOf(old, shape)
+		l.cost -= costOf(old, shape)
 		superseded = true
 	}
 	s.slot = len(l.order)
 	l.order = append(l.order, pending{m, s})
 	l.live++
-	added += costOf(m, shape)
-	l.cost += added
+	l.cost += costOf(m, shape)
 	l.compact()
-	return added, superseded
+	return superseded
 }
 
 // compact drops the nil entries of order once they outnumber the live
@@ -247,7 +294,7 @@ func (l *latest) headDue(now int64) (pending, bool) {
 		return pending{}, false
 	}
 	p := l.order[l.head]
-	return p, l.due(p.s, now)
+	return p, l.due(p.m, now)
 }
 
 // nextDue returns the hub clock at which the head becomes due; 0 when
@@ -256,23 +303,25 @@ func (l *latest) nextDue() int64 {
 	if l.live == 0 {
 		return 0
 	}
-	p, _ := l.headDue(0)
-	return p.s.last + l.interval
+	p, ok := l.headDue(0)
+	if ok {
+		return 1
+	}
+	return l.lastSent(p.m) + l.interval
 }
 
-// take removes the head p (which headDue returned) and records it as
-// sent.
-func (l *latest) take(p pending, now int64, cost int) {
+// take removes the head p (which headDue returned), frees its key's slot
+// and records it as sent.
+func (l *latest) take(p pending, now int64, shape message.Shape, bound int) {
 	l.order[l.head] = pending{}
 	l.head++
 	l.live--
-	l.cost -= cost
-	m, s := p.m, p.s
-	s.slot = -1
-	if l.interval > 0 {
-		s.last = now
+	l.cost -= costOf(p.m, shape)
+	p.s.slot = -1
+	if p.m.Key != nil && !p.m.Notice() {
+		delete(l.keys, string(p.m.Key))
 	}
-	l.forget(m, s)
+	l.sent(p.m, now, bound)
 }
 
 // drop discards every pending message and returns how many there were.
@@ -289,38 +338,62 @@ func (l *latest) drop() int {
 	return n
 }
 
+// takeAll removes every pending message and returns them in publish
+// order, without recording them as sent.
+func (l *latest) takeAll() []*message.Message {
+	out := make([]*message.Message, 0, l.live)
+	for _, p := range l.order[l.head:] {
+		if p.m != nil {
+			out = append(out, p.m)
+		}
+	}
+	clear(l.order)
+	l.order, l.head, l.live, l.cost = l.order[:0], 0, 0, 0
+	clear(l.keys)
+	l.nilKey = keySlot{slot: -1}
+	return out
+}
+
 // offerLatestLocked queues m for a client with latest-wins state (a rate,
 // or conflating), as described above; like pushLocked it reports false
 // when the client was closed. c.mu must be held.
 func (c *Client) offerLatestLocked(m *message.Message, seq uint64) bool {
 	l := c.latest
-	if m.Notice() {
-		return c.pushLocked(m, seq)
-	}
 	now := c.hub.clock()
-	s := l.find(m)
-	if !l.conflating && l.live == 0 && l.due(s, now) {
+	if !l.conflating && l.live == 0 && l.due(m, now) {
 		if !c.pushLocked(m, seq) {
 			return false
 		}
 		if c.latest.conflating {
 			return true // pushLocked started conflation and held m
 		}
-		l.sent(m, s, now)
+		l.sent(m, now, c.hub.cfg.MaxQueueBytes)
 		return true
 	}
-	return c.holdLocked(m, s, now)
+	return c.holdLocked(m, seq, now)
 }
 
-// holdLocked makes m its key's pending message, closing the client with
-// 1008 "too slow" when the pending set would cost more than MaxQueueBytes.
+// holdLocked makes m its key's pending message (a notice keeps its place
+// among them). When a rated client's pending set costs more than half of
+// MaxQueueBytes (many keys waiting behind one key's window), it is handed
+// to the writer at once, ahead of the keys' windows (flushLocked): the
+// rate gives way to the bound, not the client. When the pending set and
+// the queue cost more than MaxQueueBytes, the client is conflated (with
+// Config.Conflate, unless it is already) or closed with 1008 "too slow".
 // c.mu must be held.
-func (c *Client) holdLocked(m *message.Message, s *keySlot, now int64) bool {
+func (c *Client) holdLocked(m *message.Message, seq uint64, now int64) bool {
 	l := c.latest
-	if _, sup := l.hold(m, s, c.shape); sup {
+	if l.hold(m, c.shape) {
 		c.hub.stats.superseded.Add(1)
 	}
-	if l.cost+c.queued > c.hub.cfg.MaxQueueBytes {
+	bound := c.hub.cfg.MaxQueueBytes
+	if l.interval > 0 && !l.conflating && l.cost > bound/2 && c.flushLocked(seq, now) {
+		return true
+	}
+	if l.cost+c.queued > bound {
+		if c.hub.cfg.Conflate && !l.conflating {
+			return c.conflateLocked(nil)
+		}
 		c.closeLocked(wsframe.ClosePolicyViolation, wsframe.ReasonTooSlow, ReasonQueueFull, false)
 		return false
 	}
@@ -328,12 +401,41 @@ func (c *Client) holdLocked(m *message.Message, s *keySlot, now int64) bool {
 	return true
 }
 
+// flushLocked moves every pending message of a rated client into the
+// queue, in publish order, as if their windows had passed, when the
+// client's queue passes pushLocked's bound (what it held from before the
+// previous Publish is within MaxQueueBytes); it reports false, moving
+// nothing, when it does not. c.mu must be held.
+func (c *Client) flushLocked(seq uint64, now int64) bool {
+	if seq != c.checked {
+		older := c.queued - min(c.queued, c.pubCost)
+		if older > c.hub.cfg.MaxQueueBytes {
+			return false
+		}
+		c.checked, c.pubCost = seq, 0
+	}
+	l := c.latest
+	if c.queue == nil {
+		c.queue = c.hub.shardOf(c).getArray()
+	}
+	for l.live > 0 {
+		p, _ := l.headDue(now)
+		l.take(p, now, c.shape, c.hub.cfg.MaxQueueBytes)
+		cost := c.Cost(p.m)
+		c.queue = append(c.queue, p.m)
+		c.queued += cost
+		c.pubCost += cost
+	}
+	return true
+}
+
 // conflateLocked switches the client to conflated mode, as pushLocked's
-// bound asks, then holds m: the queue the writer has not taken is folded
-// into the pending set (notices stay queued), and the conflated notice
-// is queued ahead of it. It reports false when even the folded set is
-// over the bound (the client is then closed as before). c.mu must be
-// held.
+// or holdLocked's bound asks, then holds m (nil: none): the queue the
+// writer has not taken and the pending set, in this order (publish
+// order), are folded into the pending set, notices keeping their places,
+// and the conflated notice is queued ahead of it. It reports false when
+// even the folded set is over the bound (the client is then closed as
+// before). c.mu must be held.
 func (c *Client) conflateLocked(m *message.Message) bool {
 	if c.latest == nil {
 		c.latest = newLatest(0)
@@ -343,8 +445,12 @@ func (c *Client) conflateLocked(m *message.Message) bool {
 	c.hub.stats.conflating.Add(1)
 	c.hub.stats.conflations.Add(1)
 	// A copy: a shared backlog's array is read by other clients.
-	old := make([]*message.Message, 0, len(c.backlog)+len(c.queue)+1)
+	old := make([]*message.Message, 0, len(c.backlog)+len(c.queue)+l.live+1)
 	old = append(append(old, c.backlog...), c.queue...)
+	old = append(old, l.takeAll()...)
+	if m != nil {
+		old = append(old, m)
+	}
 	if c.shared {
 		c.backlog = nil // other clients read that array: never cleared
 	} else {
@@ -360,13 +466,8 @@ func (c *Client) conflateLocked(m *message.Message) bool {
 		c.queue = append(c.queue, n)
 		c.queued += c.Cost(n)
 	}
-	for _, o := range append(old, m) {
-		if o.Notice() {
-			c.queue = append(c.queue, o)
-			c.queued += c.Cost(o)
-			continue
-		}
-		if _, sup := l.hold(o, nil, c.shape); sup {
+	for _, o := range old {
+		if l.hold(o, c.shape) {
 			c.hub.stats.superseded.Add(1)
 		}
 	}
@@ -374,6 +475,7 @@ func (c *Client) conflateLocked(m *message.Message) bool {
 		c.closeLocked(wsframe.ClosePolicyViolation, wsframe.ReasonTooSlow, ReasonQueueFull, false)
 		return false
 	}
+	c.scheduleLocked(c.hub.clock())
 	return true
 }
 
@@ -398,7 +500,7 @@ func (c *Client) releaseLocked() (caughtUp bool) {
 		}
 		m := p.m
 		cost := c.Cost(m)
-		l.take(p, now, cost)
+		l.take(p, now, c.shape, c.hub.cfg.MaxQueueBytes)
 		if c.queue == nil {
 			c.queue = c.hub.shardOf(c).getArray()
 		}
@@ -481,13 +583,18 @@ func (c *Client) dropLatestLocked() {
 	}
 }
 
-// costOf is Client.Cost for a client of shape s.
+// costOf is what a pending message of a client of shape s is charged:
+// Client.Cost, plus its key (copied into the keys map) and its other
+// shapes' frames, which it keeps alive while pending.
 func costOf(m *message.Message, s message.Shape) int {
-	f := m.Frames[s]
-	if f == nil {
+	if m.Frames[s] == nil {
 		return 0
 	}
-	return len(f) + entryCost
+	n := entryCost + len(m.Key)
+	for _, f := range m.Frames {
+		n += len(f)
+	}
+	return n
 }
 
 // queueCaughtUpLocked queues the caught_up notice for a client of a shape

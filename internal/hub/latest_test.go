@@ -172,9 +172,10 @@ func TestRateBoundPerKey(t *testing.T) {
 	}
 }
 
-// A message of a key not sent within the window goes at once; notices
-// are never held behind the rate.
-func TestRateSendsAtOnceAndNoticesPass(t *testing.T) {
+// A message of a key not sent within the window goes at once; a notice
+// waits behind the pending messages published before it, keeping its
+// place in publish order.
+func TestRateSendsAtOnceAndNoticesKeepTheirPlace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := New(Config{PingInterval: -1, WriteTimeout: time.Hour})
 		rc := &timedConn{}
@@ -191,16 +192,25 @@ func TestRateSendsAtOnceAndNoticesPass(t *testing.T) {
 			}
 			texts = append(texts, d.text)
 		}
-		// b waits behind a's pending message: publish order.
-		want := []string{`{"env":{"k":"a","i":0}}`, `{"notice":"x"}`}
+		// The notice and b wait behind a's pending message: publish order.
+		want := []string{`{"env":{"k":"a","i":0}}`}
 		if fmt.Sprint(texts) != fmt.Sprint(want) {
 			t.Fatalf("at once: %q, want %q", texts, want)
 		}
+		notice2 := &message.Message{Partition: -1}
+		notice2.Frames[message.ShapeEnvelope] = wsframe.Text([]byte(`{"notice":"y"}`))
+		h.Publish([]*message.Message{notice2}) // behind them too
 		time.Sleep(time.Second)
 		synctest.Wait()
-		ds := rc.deliveries()[2:]
-		if len(ds) != 2 || ds[0].text != `{"env":{"k":"a","i":1}}` || ds[1].text != `{"env":{"k":"b","i":3}}` || ds[0].at.Sub(start) != time.Second {
-			t.Fatalf("after a second: %v", ds)
+		ds := rc.deliveries()[1:]
+		want = []string{`{"env":{"k":"a","i":1}}`, `{"notice":"x"}`, `{"env":{"k":"b","i":3}}`, `{"notice":"y"}`}
+		if len(ds) != len(want) || ds[0].at.Sub(start) != time.Second {
+			t.Fatalf("after a second: %v, want %q", ds, want)
+		}
+		for i, d := range ds {
+			if d.text != want[i] {
+				t.Fatalf("after a second: %v, want %q", ds, want)
+			}
 		}
 	})
 }
@@ -409,14 +419,10 @@ func TestClientSize(t *testing.T) {
 }
 
 // A rated client waiting for its key's window holds a runtime timer, not
-// a goroutine: 1,000 clients with a message each held cost no goroutines.
+// a goroutine: 1,000 clients with a message each held cost no goroutines,
+// and Shutdown stops their timers.
 func TestRateWaitsWithoutGoroutines(t *testing.T) {
 	h := New(Config{PingInterval: -1, WriteTimeout: time.Hour})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		_ = h.Shutdown(ctx) // stops the timers
-	})
 	base := runtime.NumGoroutine()
 	clients := make([]*Client, 1000)
 	for i := range clients {
@@ -433,6 +439,17 @@ func TestRateWaitsWithoutGoroutines(t *testing.T) {
 		c.mu.Unlock()
 		if held != 1 {
 			t.Fatalf("client %d holds %d messages, want 1", c.id, held)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = h.Shutdown(ctx)
+	for _, c := range clients {
+		c.mu.Lock()
+		armed := c.latest.timer.Stop() // false: Shutdown stopped it
+		c.mu.Unlock()
+		if armed {
+			t.Fatalf("client %d's timer still armed after Shutdown", c.id)
 		}
 	}
 }

@@ -35,10 +35,10 @@ func (c *Client) Push(msgs []*message.Message) bool {
 		if cost == 0 {
 			continue
 		}
-		if c.latest != nil && !m.Notice() {
+		if c.latest != nil {
 			// Catch-up is not rated, but counts as sent: the rate holds
-			// across Join.
-			c.latest.sent(m, nil, now)
+			// across Join (for as many keys as the rate state keeps).
+			c.latest.sent(m, now, c.hub.cfg.MaxQueueBytes)
 		}
 		if c.queue == nil {
 			c.queue = c.hub.shardOf(c).getArray()

@@ -123,12 +123,16 @@ type Client struct {
 	// shared: backlog is (a tail of) an array other clients read too, a
 	// large Publish's (Client.enqueue): never written to, cleared or
 	// recycled.
-	shared  bool
-	pingSec uint32             // the second (unix) pings are counted in
-	pings   uint32             // pings received in pingSec
-	conn    Conn               // set once, by Add or Attach, before any writer starts
-	raw     syscall.RawConn    // conn's socket for non-blocking writes; nil for other conns
-	queue   []*message.Message // data waiting, in order, after backlog
+	shared bool
+	// slowWrites: the client's raw socket was once full (stateBlocked);
+	// with Config.Conflate its writes are bounded in bytes from then on
+	// (batchBytes, latest.go).
+	slowWrites bool
+	pingSec    uint32             // the second (unix) pings are counted in
+	pings      uint32             // pings received in pingSec
+	conn       Conn               // set once, by Add or Attach, before any writer starts
+	raw        syscall.RawConn    // conn's socket for non-blocking writes; nil for other conns
+	queue      []*message.Message // data waiting, in order, after backlog
 	// backlog is a queue longer than maxBatch that the writer took over,
 	// or a large Publish's copy shared with other clients (shared): it
 	// writes it maxBatch entries a turn, before queue.
@@ -301,6 +305,7 @@ func (c *Client) flushOne(b *batch, ws *writeScratch) {
 		if c.state == stateWriting {
 			c.state = stateBlocked
 		}
+		c.slowWrites = true
 		c.mu.Unlock()
 		go c.finishBlocked(own)
 		return
