@@ -380,3 +380,42 @@ func TestViewsLast(t *testing.T) {
 	}
 	c.ExpectQuiet(t)
 }
+
+// TestViewsPerIP: the clients of one address hold at most
+// MAX_VIEWS_PER_IP distinct views: one more is a 400 naming the limit
+// (WebSocket and SSE), more clients of a view held are served, and a view
+// given back with its last client makes room (given back for the address
+// that held it).
+func TestViewsPerIP(t *testing.T) {
+	t.Parallel()
+	_, p, s := start(t, 1, e2etest.Env{"MAX_VIEWS_PER_IP": "1"})
+	a := e2etest.Connect(t, s.URL("/ws?"+q("where", "value.i > 0")))
+	again := e2etest.Connect(t, s.URL("/ws?"+q("where", "value.i>0")))
+	ctx, cancel := e2etest.Context(t)
+	defer cancel()
+	_, err := e2etest.Dial(ctx, s.URL("/ws?"+q("fields", "i")))
+	var de *e2etest.DialError
+	if !errors.As(err, &de) || de.Status != 400 || !strings.Contains(de.Body, "MAX_VIEWS_PER_IP=1") {
+		t.Fatalf("a second distinct view: %v, want 400 naming MAX_VIEWS_PER_IP=1", err)
+	}
+	if status, body := s.Get(t, "/sse?"+q("fields", "i")); status != 400 || !strings.Contains(body, "MAX_VIEWS_PER_IP=1") {
+		t.Fatalf("SSE: %d %s, want 400 naming MAX_VIEWS_PER_IP=1", status, body)
+	}
+	p.ProduceRecords(e2etest.Record([]byte("k"), []byte(`{"i":1}`)))
+	for _, c := range []*e2etest.Client{a, again} {
+		if got := string(c.Next(t)); got != `{"i":1}` {
+			t.Fatalf("got %s", got)
+		}
+	}
+	_ = a.Close()
+	_ = again.Close()
+	e2etest.Eventually(t, "the address's view given back with its last client", func() bool {
+		ctx, cancel := e2etest.Context(t)
+		defer cancel()
+		c, err := e2etest.Dial(ctx, s.URL("/ws?"+q("fields", "i")))
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	})
+}

@@ -262,3 +262,19 @@ func BenchmarkRecordsRetained(b *testing.B) {
 		runtime.KeepAlive(views)
 	}
 }
+
+// TestErrorAnswerCapped: the 400 answer to an expression full of errors
+// names the first few, each clipped, not hundreds.
+func TestErrorAnswerCapped(t *testing.T) {
+	r := newRegistry(t, Config{})
+	_, err := r.Acquire(strings.Repeat("#", MaxExprLen), "", message.ShapePlain, "")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if n := len(err.Error()); n > 4*200+100 {
+		t.Fatalf("an answer of %d bytes: %s", n, clip(err.Error(), 300))
+	}
+	if !strings.Contains(err.Error(), "more") || !strings.Contains(err.Error(), "1:") {
+		t.Fatalf("%s: want the first errors with their positions, and how many more", err)
+	}
+}
