@@ -242,11 +242,17 @@ func (r *Registry) Acquire(where, fields string, shape message.Shape, owner stri
 		return nil, err
 	}
 	if v := r.views[req.spec]; v != nil { // built meanwhile by another client
-		return v, r.holdLocked(v, owner)
+		if err := r.holdLocked(v, owner); err != nil {
+			return nil, err
+		}
+		return v, nil
 	}
 	v := &View{r: r, spec: req.spec, filter: r.addFilterLocked(f), proj: r.addProjLocked(req)}
 	r.views[req.spec] = v
-	return v, r.holdLocked(v, owner)
+	// Cannot fail: the owner's reservation, just given back, kept its
+	// place (reserveLocked and holdLocked count the pending ones).
+	_ = r.holdLocked(v, owner)
+	return v, nil
 }
 
 // parse parses where and fields into their canonical spec. It takes no
