@@ -278,3 +278,28 @@ func TestErrorAnswerCapped(t *testing.T) {
 		t.Fatalf("%s: want the first errors with their positions, and how many more", err)
 	}
 }
+
+// BenchmarkViewHeap reports the heap a distinct view with the largest
+// regular expression accepted keeps (B/view, after a GC), for
+// DefaultMaxViews of them: what MAX_VIEWS of the most memory-hungry
+// filters hold at once.
+func BenchmarkViewHeap(b *testing.B) {
+	for range b.N {
+		r := newRegistry(b, Config{})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var views []*View
+		for i := range DefaultMaxViews {
+			v, err := r.Acquire(fmt.Sprintf(`key.matches("\\pL{190}!") || offset == %d`, i), "", message.ShapePlain, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			views = append(views, v)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(len(views)), "B/view")
+		runtime.KeepAlive(views)
+	}
+}
