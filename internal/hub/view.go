@@ -16,9 +16,10 @@ import (
 // message for the same record (sharing m's Key, Partition, Offset, Row,
 // Rows, Timestamp and Origin) with frames of its own. It must be safe for
 // concurrent use: Publish calls it, and so does a catch-up (history).
-// A View must be comparable (a pointer, as package view's are): each
-// distinct View (by interface equality) is applied once per message of a
-// Publish, the first time a client of it takes the message, and
+// Publish calls it with no lock held. A View must be comparable (a
+// pointer, as package view's are): each distinct View (by interface
+// equality) is applied once to each message of a Publish that some client
+// of it takes, every view to a message before the next message, and
 // every client of the view shares the result, its frames with it.
 type View interface {
 	Apply(m *message.Message) *message.Message
