@@ -85,6 +85,7 @@ const (
 	EnvMaxSubscriptionKeys = "MAX_SUBSCRIPTION_KEYS"
 	EnvMaxKeyLength        = "MAX_KEY_LENGTH"
 	EnvMaxViews            = "MAX_VIEWS"
+	EnvMaxViewsPerIP       = "MAX_VIEWS_PER_IP"
 	EnvMetricsAddr         = "METRICS_ADDR"
 
 	EnvMaxRecordRows   = "MAX_RECORD_ROWS"

@@ -101,6 +101,7 @@ func TestGoodValues(t *testing.T) {
 		{"trusted proxies", with(nil, "TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.5,::1"), func(c Config) any { return fmt.Sprint(c.Edge.TrustedProxies) }, "[10.0.0.0/8 192.168.1.5/32 ::1/128]"},
 		{"subscription limits", with(nil, "MAX_SUBSCRIPTION_KEYS", "8", "MAX_KEY_LENGTH", "32"), func(c Config) any { return [2]int{c.Edge.MaxSubscriptionKeys, c.Edge.MaxKeyLength} }, [2]int{8, 32}},
 		{"max views", with(nil, "MAX_VIEWS", "5"), func(c Config) any { return c.Edge.MaxViews }, 5},
+		{"max views per ip", with(nil, "MAX_VIEWS_PER_IP", "3"), func(c Config) any { return c.Edge.MaxViewsPerIP }, 3},
 		{"metrics addr", with(nil, "METRICS_ADDR", "127.0.0.1:9100"), func(c Config) any { return c.MetricsAddr }, "127.0.0.1:9100"},
 
 		// Kafka brokers.

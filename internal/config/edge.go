@@ -39,8 +39,12 @@ type Edge struct {
 	MaxKeyLength int
 	// MaxViews is MAX_VIEWS: the most distinct views (?where= and
 	// ?fields= combinations, per shape) alive at once (> 0); unset: 0,
-	// the default of 1000.
+	// the default of 100.
 	MaxViews int
+	// MaxViewsPerIP is MAX_VIEWS_PER_IP: the most distinct views the
+	// clients of one address (an IPv6 /64) hold at once (> 0); unset: 0,
+	// the default of 8.
+	MaxViewsPerIP int
 }
 
 // TLS reports whether the listener serves TLS.
@@ -53,6 +57,7 @@ func (p *parser) edge() Edge {
 		MaxSubscriptionKeys: p.integer(EnvMaxSubscriptionKeys, 0, 1),
 		MaxKeyLength:        p.integer(EnvMaxKeyLength, 0, 1),
 		MaxViews:            p.integer(EnvMaxViews, 0, 1),
+		MaxViewsPerIP:       p.integer(EnvMaxViewsPerIP, 0, 1),
 	}
 	e.TLSCertFile, _ = p.get(EnvTLSCertFile)
 	e.TLSKeyFile, _ = p.get(EnvTLSKeyFile)

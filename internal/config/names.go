@@ -38,7 +38,7 @@ var knownNames = []string{
 	EnvMaxQueueBytes, EnvWriteTimeout, EnvPingInterval, EnvMaxClientMessage, EnvSocketSendBuffer,
 	EnvPprofAddr, EnvLogLevel, EnvLogFormat, EnvViewer, EnvPublicURL,
 	EnvTLSCertFile, EnvTLSKeyFile, EnvAllowedOrigins, EnvMaxConnections, EnvMaxConnectionsPerIP,
-	EnvTrustedProxies, EnvMaxSubscriptionKeys, EnvMaxKeyLength, EnvMaxViews, EnvMetricsAddr,
+	EnvTrustedProxies, EnvMaxSubscriptionKeys, EnvMaxKeyLength, EnvMaxViews, EnvMaxViewsPerIP, EnvMetricsAddr,
 	EnvMaxRecordRows, EnvMaxDecodedBytes, EnvCompression, EnvSlowClients,
 	EnvHistoryBytes, EnvHistoryMaxAge, EnvCatchUpReaders, EnvSSEHeartbeat,
 	EnvSnapshot, EnvSnapshotMaxKeys, EnvSnapshotLookback,

@@ -198,8 +198,9 @@ type Hub struct {
 
 	// views are the distinct views of the clients that have one (view.go);
 	// viewed counts those clients, for Wants.
-	views  views
-	viewed atomic.Int64
+	views   views
+	viewed  atomic.Int64
+	viewPub viewPublish // owned by the publishing goroutine
 
 	// deflaters holds *wsframe.Deflater at Config.DeflateLevel.
 	deflaters sync.Pool

@@ -16,9 +16,10 @@ import (
 // message for the same record (sharing m's Key, Partition, Offset, Row,
 // Rows, Timestamp and Origin) with frames of its own. It must be safe for
 // concurrent use: Publish calls it, and so does a catch-up (history).
-// A View must be comparable (a pointer, as package view's are): each
-// distinct View (by interface equality) is applied once per message of a
-// Publish, the first time a client of it takes the message, and
+// Publish calls it with no lock held. A View must be comparable (a
+// pointer, as package view's are): each distinct View (by interface
+// equality) is applied once to each message of a Publish that some client
+// of it takes, every view to a message before the next message, and
 // every client of the view shares the result, its frames with it.
 type View interface {
 	Apply(m *message.Message) *message.Message
@@ -26,19 +27,23 @@ type View interface {
 
 // viewSlot is one distinct View among the hub's clients: the clients of
 // the view share it, and with it what Apply made of each message of the
-// current Publish.
+// current piece of a Publish.
 type viewSlot struct {
 	view View
 	refs int // clients of the view; guarded by the hub's viewsMu
 
-	// Owned by the publishing goroutine (Publish).
-	seq  uint64             // the Publish out is for
-	from int                // where in it the piece out is for starts
-	out  []*message.Message // per message of that piece: nil not applied yet, dropped, or Apply's result
+	// Owned by the publishing goroutine (publishViewed), and reset after
+	// each piece: a slot holds nothing of a Publish once it is queued.
+	seq uint64             // the Publish the slot was collected for
+	out []*message.Message // per message of the piece: nil not wanted, wanted, dropped, or Apply's result
 }
 
-// dropped marks, in viewSlot.out, a message the view dropped.
-var dropped = new(message.Message)
+// Marks in viewSlot.out: a message some client of the view takes (to
+// apply), a message the view dropped.
+var (
+	wanted  = new(message.Message)
+	dropped = new(message.Message)
+)
 
 // views is the hub's registry of viewSlots.
 type views struct {
@@ -72,79 +77,118 @@ func (vs *views) release(s *viewSlot) {
 	}
 }
 
-// apply returns what the view makes of msgs[i], msgs the piece from from
-// on of the Publish numbered seq (publishViewed): applied the first time it is
-// asked for, then shared. nil when the view drops it. Publishing
-// goroutine only.
-func (s *viewSlot) apply(msgs []*message.Message, i, from int, seq uint64) *message.Message {
-	if s.seq != seq || s.from != from || len(s.out) != len(msgs) {
-		s.seq, s.from = seq, from
-		if cap(s.out) >= len(msgs) {
-			s.out = s.out[:len(msgs)]
-			clear(s.out)
-		} else {
-			s.out = make([]*message.Message, len(msgs))
-		}
-	}
-	d := s.out[i]
-	if d == nil {
-		if d = s.view.Apply(msgs[i]); d == nil {
-			d = dropped
-		}
-		s.out[i] = d
-	}
-	if d == dropped {
-		return nil
-	}
-	return d
+// viewPublish is the publishing goroutine's scratch for the clients with
+// a view: the clients of the current piece and their distinct slots.
+// Owned by the publishing goroutine; emptied after each piece.
+type viewPublish struct {
+	clients []*Client
+	slots   []*viewSlot
 }
 
 // publishViewed is Publish for the clients with a view: msgs in pieces of
-// at most maxBatch messages, each to every such client before the next,
-// so that what a view made of the messages is held for one piece at a
-// time (viewSlot.out), however long the Publish (a record of many rows).
+// at most maxBatch messages. For each piece, the clients with a view are
+// collected under their shard's read lock, which is then released; each
+// distinct view is applied, with no lock held, to the messages some of
+// its clients take, message by message and view by view within a
+// message (so that the views of a record read it while it is decoded);
+// then each client queues its view's results under its own lock. A view
+// (a CEL evaluation, a projection) thus never holds up AddClient or a
+// client's teardown, nor a client's writer.
 func (h *Hub) publishViewed(msgs []*message.Message, seq uint64) uint64 {
 	var n uint64
+	vp := &h.viewPub
 	for from := 0; from < len(msgs); from += maxBatch {
 		piece := msgs[from:min(from+maxBatch, len(msgs))]
-		for i := range h.shards {
-			s := &h.shards[i]
-			s.mu.RLock()
-			for _, c := range s.viewed {
-				if c.from < seq {
-					n += c.enqueueView(piece, from, seq)
-				}
-			}
-			s.mu.RUnlock()
+		h.collectViewed(piece, seq)
+		applyViews(vp.slots, piece)
+		for _, c := range vp.clients {
+			n += c.enqueueView(piece, seq)
 		}
+		for _, s := range vp.slots {
+			clear(s.out)
+			s.out = s.out[:0]
+		}
+		clear(vp.clients)
+		vp.clients, vp.slots = vp.clients[:0], vp.slots[:0]
 	}
 	return n
 }
 
-// enqueueView queues, for a client with a view, what its view makes of
-// the messages of msgs (the piece from from on of a Publish) it takes, and returns how many it queued. The view
-// is applied before the client's lock is taken: a filter's evaluation
-// never holds up the client's writer.
-func (c *Client) enqueueView(msgs []*message.Message, from int, seq uint64) uint64 {
-	slot := c.sub.view
-	for i, m := range msgs {
-		if m.Notice() || c.sub.matches(m.Key) {
-			slot.apply(msgs, i, from, seq)
+// collectViewed gathers in h.viewPub the clients with a view that take
+// the Publish seq and are neither closing nor parked, their distinct
+// slots, and in each slot which messages of piece its clients take.
+func (h *Hub) collectViewed(piece []*message.Message, seq uint64) {
+	vp := &h.viewPub
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for _, c := range s.viewed {
+			if c.from < seq && c.live() {
+				vp.clients = append(vp.clients, c)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	for _, c := range vp.clients {
+		slot := c.sub.view
+		if slot.seq != seq || len(slot.out) != len(piece) {
+			slot.seq = seq
+			if cap(slot.out) < len(piece) {
+				slot.out = make([]*message.Message, len(piece))
+			}
+			slot.out = slot.out[:len(piece)]
+			vp.slots = append(vp.slots, slot)
+		}
+		for i, m := range piece {
+			if slot.out[i] == nil && !m.Notice() && c.sub.matches(m.Key) {
+				slot.out[i] = wanted
+			}
 		}
 	}
+}
+
+// applyViews applies each slot's view to the messages of piece its
+// clients take, message by message. No lock is held.
+func applyViews(slots []*viewSlot, piece []*message.Message) {
+	for i, m := range piece {
+		for _, s := range slots {
+			if s.out[i] != wanted {
+				continue
+			}
+			d := s.view.Apply(m)
+			if d == nil {
+				d = dropped
+			}
+			s.out[i] = d
+		}
+	}
+}
+
+// live reports whether the client is neither closing nor parked.
+func (c *Client) live() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closing && !c.parked
+}
+
+// enqueueView queues, for a client with a view, what its view made of
+// the messages of piece (its slot's results) it takes, and returns how
+// many it queued.
+func (c *Client) enqueueView(piece []*message.Message, seq uint64) uint64 {
+	out := c.sub.view.out
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing || c.parked {
 		return 0
 	}
 	var n uint64
-	for i, m := range msgs {
-		if !m.Notice() && !c.sub.matches(m.Key) {
-			continue
-		}
+	for i, m := range piece {
 		d := m
 		if !m.Notice() {
-			if d = slot.out[i]; d == dropped {
+			if !c.sub.matches(m.Key) {
+				continue
+			}
+			if d = out[i]; d == dropped {
 				continue
 			}
 		}

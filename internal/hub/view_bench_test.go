@@ -60,7 +60,7 @@ func BenchmarkPublishViews(b *testing.B) {
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			reg, err := view.New(view.Config{})
+			reg, err := view.New(view.Config{MaxViews: 1000})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -76,7 +76,7 @@ func BenchmarkPublishViews(b *testing.B) {
 					if tc.fields != nil {
 						fields = tc.fields(i)
 					}
-					v, err := reg.Acquire(where, fields, message.ShapePlain)
+					v, err := reg.Acquire(where, fields, message.ShapePlain, "")
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -195,6 +195,11 @@ func TestViewLongPublish(t *testing.T) {
 		if cap(s.out) > maxBatch {
 			t.Fatalf("the view held %d results at once, want a piece at most (%d)", cap(s.out), maxBatch)
 		}
+		for _, d := range s.out[:cap(s.out)] {
+			if d != nil {
+				t.Fatal("the view still holds a result of a queued Publish")
+			}
+		}
 	}
 }
 

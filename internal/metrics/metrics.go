@@ -168,7 +168,7 @@ var (
 // The views' metrics (package view's Registry.Stats).
 var (
 	descViews        = prometheus.NewDesc("wsdest_views", "Distinct views (where= filter, fields= projection and shape) alive now.", nil, nil)
-	descViewsRefused = prometheus.NewDesc("wsdest_views_refused_total", "Requests refused because MAX_VIEWS distinct views were alive.", nil, nil)
+	descViewsRefused = prometheus.NewDesc("wsdest_views_refused_total", "Requests refused because MAX_VIEWS distinct views were alive, or the address held MAX_VIEWS_PER_IP.", nil, nil)
 	descViewErrors   = prometheus.NewDesc("wsdest_view_eval_errors_total", "Filter evaluations that failed (a missing field, a wrong type, the cost limit); the record is not delivered to the view's clients.", nil, nil)
 )
 

@@ -30,9 +30,10 @@ func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	sc := &streamConn{w: w, rc: http.NewResponseController(w), done: make(chan struct{}), remote: remoteAddr(r)}
+	owner := s.viewOwner(r)
 	_ = sc.SetWriteDeadline(s.writeDeadline()) // for the head and the retry line
 	if _, err := sc.Write([]byte("retry: " + strconv.FormatInt(SSERetry.Milliseconds(), 10) + "\n\n")); err != nil {
-		s.releaseView(sub.View)
+		s.releaseView(sub.View, owner)
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -43,7 +44,7 @@ func (s *Server) sseStream(w http.ResponseWriter, r *http.Request, remote string
 		OnClosed: func() {
 			cancel()
 			cw.stop()
-			s.releaseView(sub.View)
+			s.releaseView(sub.View, owner)
 		},
 		Park: st.Kind != wsdest.StartLatest,
 	})

@@ -45,9 +45,10 @@ type heldExtra struct {
 	// cred closes the client when its credential expires or is revoked;
 	// nil for credentials that do neither.
 	cred *credWatch
-	// views, set when the client has a view (hub.Client.View), is the
-	// server that gives it back when the client is closed.
-	views *Server
+	// views, set when the client has a view (hub.Client.View), gives it
+	// back when the client is closed (a pointer, so that heldExtra stays
+	// in its 80-byte size class for the clients without a view).
+	views *viewHold
 }
 
 // hold prepares what a client about to join the hub keeps (its client is
@@ -60,7 +61,7 @@ func (s *Server) hold(r *http.Request, a *admission, st wsdest.Start, p auth.Pri
 	if r.TLS != nil || resuming || cred != nil || a.sub.View != nil {
 		h.extra = &heldExtra{cred: cred}
 		if a.sub.View != nil {
-			h.extra.views = s
+			h.extra.views = &viewHold{s: s, owner: s.viewOwner(r)}
 		}
 		if resuming {
 			h.extra.ctx, h.extra.cancel = context.WithCancel(context.Background())
@@ -87,7 +88,7 @@ func (h *held) closed() {
 		if e.views != nil {
 			// h.client is set: the hub calls closed (OnClosed) only
 			// after AddClient returned it.
-			e.views.releaseView(h.client.View())
+			e.views.s.releaseView(h.client.View(), e.views.owner)
 		}
 	}
 	h.slot.release()

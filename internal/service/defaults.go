@@ -26,6 +26,7 @@ func withDefaults(c config.Config) config.Config {
 	c.Edge.MaxSubscriptionKeys = cmp.Or(c.Edge.MaxSubscriptionKeys, server.DefaultMaxSubscriptionKeys)
 	c.Edge.MaxKeyLength = cmp.Or(c.Edge.MaxKeyLength, server.DefaultMaxKeyLength)
 	c.Edge.MaxViews = cmp.Or(c.Edge.MaxViews, view.DefaultMaxViews)
+	c.Edge.MaxViewsPerIP = cmp.Or(c.Edge.MaxViewsPerIP, view.DefaultMaxViewsPerOwner)
 	c.History.CatchUpReaders = cmp.Or(c.History.CatchUpReaders, history.DefaultReadConcurrency)
 	c.Snapshot.MaxKeys = cmp.Or(c.Snapshot.MaxKeys, snapshot.DefaultMaxKeys)
 	return c

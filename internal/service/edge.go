@@ -40,5 +40,5 @@ func (s *Service) logEdge(maxClients, httpConns int) {
 		"max_http_connections", httpConns, "max_connections_per_ip", perIP,
 		"trusted_proxies", len(e.TrustedProxies),
 		"max_subscription_keys", e.MaxSubscriptionKeys, "max_key_length", e.MaxKeyLength,
-		"max_views", e.MaxViews)
+		"max_views", e.MaxViews, "max_views_per_ip", e.MaxViewsPerIP)
 }

@@ -263,6 +263,11 @@ func TestViewsWithGrant(t *testing.T) {
 func TestViewsRefused(t *testing.T) {
 	t.Parallel()
 	_, p, s := start(t, 1, e2etest.Env{"MAX_VIEWS": "2"})
+	// A type error, while there is room (at MAX_VIEWS a new view is
+	// refused before its expression is compiled).
+	if status, body := s.Get(t, "/sse?"+q("where", "key > 1")); status != 400 || !strings.Contains(body, "1:5") {
+		t.Fatalf("a type error: %d %s, want 400 naming 1:5", status, body)
+	}
 	a := e2etest.Connect(t, s.URL("/ws?"+q("where", "value.i > 0")))
 	b := e2etest.Connect(t, s.URL("/ws?"+q("fields", "i")))
 	same := e2etest.Connect(t, s.URL("/ws?"+q("fields", "i"))) // the same view: no new one
@@ -270,7 +275,7 @@ func TestViewsRefused(t *testing.T) {
 		name, query, want string
 	}{
 		{"syntax", q("where", "value.i >"), "1:10"},
-		{"type", q("where", "key > 1"), "1:5"},
+		{"type, at MAX_VIEWS", q("where", "key > 1"), "MAX_VIEWS=2"},
 		{"length", q("where", "value.i > "+strings.Repeat("1", 1024)), "over the limit of 1024"},
 		{"fields", q("fields", "a,,b"), "path 2"},
 		{"max views", q("where", "value.i > 1"), "MAX_VIEWS=2"},
@@ -291,10 +296,15 @@ func TestViewsRefused(t *testing.T) {
 			}
 		})
 	}
+	// The filter of a respelled: the same view, at MAX_VIEWS.
+	respelled := e2etest.Connect(t, s.URL("/ws?"+q("where", "(value.i  >  0)")))
 	p.ProduceRecords(e2etest.Record([]byte("k"), []byte(`{"i":1,"j":2}`)))
-	if got := string(a.Next(t)); got != `{"i":1,"j":2}` {
-		t.Fatalf("filter client got %s", got)
+	for _, c := range []*e2etest.Client{a, respelled} {
+		if got := string(c.Next(t)); got != `{"i":1,"j":2}` {
+			t.Fatalf("filter client got %s", got)
+		}
 	}
+	_ = respelled.Close()
 	for _, c := range []*e2etest.Client{b, same} {
 		if got := string(c.Next(t)); got != `{"i":1}` {
 			t.Fatalf("projection client got %s", got)
@@ -319,14 +329,14 @@ func TestViewsRefused(t *testing.T) {
 // TestViewsHostile: an expression whose evaluation runs to CEL's cost
 // limit is stopped there, record by record, counted, and its client gets
 // nothing, while other clients keep being served; a regular expression
-// that backtracking engines take exponential time over runs in linear
-// time (RE2).
+// over a text whose work (its length times the pattern's program) is over
+// the cost limit's worth is refused without running, counted likewise.
 func TestViewsHostile(t *testing.T) {
 	t.Parallel()
 	_, p, s := start(t, 1, nil)
-	const ten = "[0,1,2,3,4,5,6,7,8,9]"
+	hundred := "[" + strings.Repeat("0,1,2,3,4,5,6,7,8,9,", 9) + "0,1,2,3,4,5,6,7,8,9]"
 	hostile := e2etest.Connect(t, s.URL("/ws?"+q("where",
-		ten+".all(a, "+ten+".all(b, "+ten+".all(c, "+ten+".all(d, "+ten+".all(e, a+b+c+d+e >= 0)))))")))
+		hundred+".all(a, "+hundred+".all(b, a+b >= 0 && a*b >= 0))")))
 	regex := e2etest.Connect(t, s.URL("/ws?"+q("where", `value.s.matches("^(a+)+$")`)))
 	plain := e2etest.Connect(t, s.URL("/ws"))
 	evil := `{"s":"` + strings.Repeat("a", 4096) + `!"}`
@@ -348,10 +358,10 @@ func TestViewsHostile(t *testing.T) {
 	defer cancel()
 	if err := e2etest.WaitFor(ctx, 20*time.Millisecond, func() bool {
 		_, body := s.Get(t, "/metrics")
-		return strings.Contains(body, "wsdest_view_eval_errors_total 21\n")
+		return strings.Contains(body, "wsdest_view_eval_errors_total 41\n")
 	}); err != nil {
 		_, body := s.Get(t, "/metrics")
-		t.Fatalf("the cost limit did not stop each of 21 evaluations: %v\n%s", err, grepLines(body, "wsdest_view"))
+		t.Fatalf("the cost limit did not stop each of 21 evaluations and 20 matches: %v\n%s", err, grepLines(body, "wsdest_view"))
 	}
 }
 
@@ -369,4 +379,43 @@ func TestViewsLast(t *testing.T) {
 		}
 	}
 	c.ExpectQuiet(t)
+}
+
+// TestViewsPerIP: the clients of one address hold at most
+// MAX_VIEWS_PER_IP distinct views: one more is a 400 naming the limit
+// (WebSocket and SSE), more clients of a view held are served, and a view
+// given back with its last client makes room (given back for the address
+// that held it).
+func TestViewsPerIP(t *testing.T) {
+	t.Parallel()
+	_, p, s := start(t, 1, e2etest.Env{"MAX_VIEWS_PER_IP": "1"})
+	a := e2etest.Connect(t, s.URL("/ws?"+q("where", "value.i > 0")))
+	again := e2etest.Connect(t, s.URL("/ws?"+q("where", "value.i>0")))
+	ctx, cancel := e2etest.Context(t)
+	defer cancel()
+	_, err := e2etest.Dial(ctx, s.URL("/ws?"+q("fields", "i")))
+	var de *e2etest.DialError
+	if !errors.As(err, &de) || de.Status != 400 || !strings.Contains(de.Body, "MAX_VIEWS_PER_IP=1") {
+		t.Fatalf("a second distinct view: %v, want 400 naming MAX_VIEWS_PER_IP=1", err)
+	}
+	if status, body := s.Get(t, "/sse?"+q("fields", "i")); status != 400 || !strings.Contains(body, "MAX_VIEWS_PER_IP=1") {
+		t.Fatalf("SSE: %d %s, want 400 naming MAX_VIEWS_PER_IP=1", status, body)
+	}
+	p.ProduceRecords(e2etest.Record([]byte("k"), []byte(`{"i":1}`)))
+	for _, c := range []*e2etest.Client{a, again} {
+		if got := string(c.Next(t)); got != `{"i":1}` {
+			t.Fatalf("got %s", got)
+		}
+	}
+	_ = a.Close()
+	_ = again.Close()
+	e2etest.Eventually(t, "the address's view given back with its last client", func() bool {
+		ctx, cancel := e2etest.Context(t)
+		defer cancel()
+		c, err := e2etest.Dial(ctx, s.URL("/ws?"+q("fields", "i")))
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	})
 }

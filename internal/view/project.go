@@ -2,6 +2,7 @@ package view
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/wsdest/wsdest/internal/jsonscan"
@@ -21,7 +22,30 @@ const (
 // keeping its member whole.
 type projection struct {
 	root node
-	refs int // views using it; guarded by the Registry's mu
+	id   int    // index of its projection in a record's; unique among live projections
+	gen  uint64 // unique among the registry's projections and filters
+	refs int    // views using it; guarded by the Registry's mu
+}
+
+// canonical returns the field list p keeps, its paths sorted: the same
+// list for every spelling of it (a path repeated, or named inside one
+// kept whole, or in another order), so that they make one view.
+func (p *projection) canonical() string {
+	var paths []string
+	var walk func(n *node, prefix string)
+	walk = func(n *node, prefix string) {
+		for _, c := range n.children {
+			path := prefix + c.name
+			if c.whole {
+				paths = append(paths, path)
+				continue
+			}
+			walk(c, path+".")
+		}
+	}
+	walk(&p.root, "")
+	slices.Sort(paths)
+	return strings.Join(paths, ",")
 }
 
 type node struct {

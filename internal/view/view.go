@@ -15,10 +15,15 @@
 // shapes its views frame it in.
 //
 // Bounds: an expression is at most MaxExprLen bytes, parsed with a
-// recursion limit, and every evaluation stops at Config.CostLimit (CEL's
-// runtime cost): a hostile expression costs a bounded amount of CPU per
+// recursion limit, its comprehensions nested at most two deep, and every
+// evaluation stops at Config.CostLimit (CEL's runtime cost), with the
+// calls whose work CEL under-charges charged by it (regex.go: matches,
+// its pattern a literal of a bounded program; concatenations) and time
+// zones refused: a hostile expression costs a bounded amount of CPU per
 // record. A field list has at most MaxFields paths of at most MaxPathDepth
-// members. At most Config.MaxViews distinct views are alive at once.
+// members. At most Config.MaxViews distinct views are alive at once, at
+// most Config.MaxViewsPerOwner of them held by one owner: together they
+// bound what filters cost per record.
 package view
 
 import (
@@ -40,15 +45,18 @@ import (
 // Defaults of Config.
 const (
 	// DefaultMaxViews is the default bound on distinct views alive at
-	// once (MAX_VIEWS).
-	DefaultMaxViews = 1000
+	// once (MAX_VIEWS). With DefaultCostLimit it bounds what the filters
+	// cost the publisher per record (docs/design.md, BenchmarkWorstRecord).
+	DefaultMaxViews = 100
+	// DefaultMaxViewsPerOwner is the default bound on distinct views the
+	// clients of one owner (one address) hold at once (MAX_VIEWS_PER_IP).
+	DefaultMaxViewsPerOwner = 8
 	// DefaultCostLimit is the default CEL runtime cost limit of one
 	// evaluation: about a thousand elementary operations (comparisons,
-	// member accesses, list elements), far beyond what a filter of one
-	// record needs (value.temperature > 30 costs 3), and what stops the
-	// most expensive expressions in a fraction of a millisecond
-	// (BenchmarkHostile).
-	DefaultCostLimit = 1000
+	// member accesses, list elements) or a thousand times
+	// matchStepsPerCost steps of a regular expression, far beyond what a
+	// filter of one record needs (value.temperature > 30 costs 3).
+	DefaultCostLimit = 500
 )
 
 // Config configures a Registry. Zero values mean the defaults.
@@ -56,6 +64,11 @@ type Config struct {
 	// MaxViews bounds the distinct views alive at once; a request for one
 	// more is refused (ErrTooManyViews). Default DefaultMaxViews.
 	MaxViews int
+	// MaxViewsPerOwner bounds the distinct views the clients of one owner
+	// (Acquire's owner, the server's client address) hold at once; a
+	// request for one more is refused (ErrTooManyViewsPerOwner). Default
+	// DefaultMaxViewsPerOwner.
+	MaxViewsPerOwner int
 	// CostLimit is the CEL runtime cost at which an evaluation stops (the
 	// record is then not delivered, and counted as an evaluation error).
 	// Default DefaultCostLimit.
@@ -69,10 +82,15 @@ type Config struct {
 // are alive.
 var ErrTooManyViews = errors.New("too many distinct views alive")
 
-// Spec is what makes a view distinct.
+// ErrTooManyViewsPerOwner is the error of Acquire when the owner's
+// clients hold MaxViewsPerOwner distinct views.
+var ErrTooManyViewsPerOwner = errors.New("too many distinct views held by one address")
+
+// Spec is what makes a view distinct: its filter and field list in their
+// canonical forms (the same for every spelling of them), and its shape.
 type Spec struct {
-	Where  string // the CEL expression, "" for none
-	Fields string // the field list as given, "" for none
+	Where  string // the CEL expression printed back from its parse, "" for none
+	Fields string // the field list's paths sorted, "" for none
 	Shape  message.Shape
 }
 
@@ -80,7 +98,8 @@ type Spec struct {
 type Stats struct {
 	// Alive is the number of distinct views alive.
 	Alive int `json:"alive"`
-	// Refused counts the requests refused at MaxViews.
+	// Refused counts the requests refused at MaxViews or
+	// MaxViewsPerOwner.
 	Refused uint64 `json:"refused"`
 	// EvalErrors counts the evaluations that failed (a missing field, a
 	// wrong type, the cost limit): each one drops the record for the
@@ -90,16 +109,21 @@ type Stats struct {
 
 // Registry keeps the live views. Its methods are safe for concurrent use;
 // its lock is taken by Acquire and Release only, never on the publish
-// path.
+// path, and never while an expression compiles.
 type Registry struct {
 	cfg Config
 	log *slog.Logger
 	env *cel.Env
 
 	mu      sync.Mutex
-	views   map[Spec]*View         // guarded by mu
-	filters map[string]*filter     // by expression; guarded by mu
-	projs   map[string]*projection // by field list; guarded by mu
+	views   map[Spec]*View           // guarded by mu
+	filters map[string]*filter       // by canonical expression; guarded by mu
+	projs   map[string]*projection   // by canonical field list; guarded by mu
+	owners  map[string]map[*View]int // each owner's clients of each view; guarded by mu
+	pending int                      // new views being built (reserved against MaxViews); guarded by mu
+	pendBy  map[string]int           // pending by owner; guarded by mu
+	ids     [2]idAlloc               // filter and projection ids; guarded by mu
+	gen     uint64                   // the last gen given; guarded by mu
 
 	// heads counts the live filters that read headers (NeedsHead);
 	// written under mu.
@@ -107,15 +131,38 @@ type Registry struct {
 
 	refused    atomic.Uint64
 	evalErrors atomic.Uint64
+	evals      atomic.Uint64    // evaluations of a filter (for tests)
+	projected  atomic.Uint64    // projections of a value built (for tests)
 	errLines   *ratelog.Limiter // evaluation error lines: one every 10 s
 
 	records *records // decoded records shared by every filter
 }
 
+// idAlloc hands out small integers, reusing those given back.
+type idAlloc struct {
+	free []int
+	next int
+}
+
+func (a *idAlloc) get() int {
+	if n := len(a.free); n > 0 {
+		id := a.free[n-1]
+		a.free = a.free[:n-1]
+		return id
+	}
+	a.next++
+	return a.next - 1
+}
+
+func (a *idAlloc) put(id int) { a.free = append(a.free, id) }
+
 // New returns a Registry.
 func New(cfg Config) (*Registry, error) {
 	if cfg.MaxViews <= 0 {
 		cfg.MaxViews = DefaultMaxViews
+	}
+	if cfg.MaxViewsPerOwner <= 0 {
+		cfg.MaxViewsPerOwner = DefaultMaxViewsPerOwner
 	}
 	if cfg.CostLimit == 0 {
 		cfg.CostLimit = DefaultCostLimit
@@ -132,6 +179,8 @@ func New(cfg Config) (*Registry, error) {
 		views:    make(map[Spec]*View),
 		filters:  make(map[string]*filter),
 		projs:    make(map[string]*projection),
+		owners:   make(map[string]map[*View]int),
+		pendBy:   make(map[string]int),
 		errLines: ratelog.New(10*time.Second, 1),
 		records:  newRecords(recordCacheSize, recordCacheBytes),
 	}, nil
@@ -145,99 +194,181 @@ func (r *Registry) Stats() Stats {
 	return Stats{Alive: n, Refused: r.refused.Load(), EvalErrors: r.evalErrors.Load()}
 }
 
+// request is a parsed request for a view: its spec and what to build it
+// from.
+type request struct {
+	spec   Spec
+	parsed *cel.Ast    // nil without a filter
+	proj   *projection // nil without a projection
+}
+
 // Acquire returns the view of where, fields and shape, shared with every
-// other client of the same ones, and counts one more user of it; Release
-// gives it back. It returns an error for a request to refuse with a 400:
-// an expression too long or that does not compile (the error names the
-// position), a bad field list, or ErrTooManyViews (wrapped, naming the
-// limit) when the view is new and MaxViews are alive. A new expression is
-// compiled outside the registry's lock.
-func (r *Registry) Acquire(where, fields string, shape message.Shape) (*View, error) {
-	spec := Spec{Where: where, Fields: fields, Shape: shape}
-	if v := r.reuse(spec); v != nil {
-		return v, nil
-	}
-	var proj *projection
-	if fields != "" {
-		var err error
-		if proj, err = r.parse(fields); err != nil {
-			return nil, err
-		}
-	}
-	var f *filter
-	if where != "" {
-		var err error
-		if f, err = r.compile(where); err != nil {
-			return nil, err
-		}
+// other client of the same ones (in any spelling), and counts one more
+// user of it by owner (the client's address; "" for none, which no
+// quota bounds); Release gives it back. It returns an error for a request
+// to refuse with a 400: an expression too long or that does not compile
+// (the error names the position), a bad field list, ErrTooManyViews or
+// ErrTooManyViewsPerOwner (wrapped, naming the limit) when the view is
+// new to the owner and a limit is reached. The view's place is reserved
+// against the limits before its expression is compiled, outside the
+// registry's lock.
+func (r *Registry) Acquire(where, fields string, shape message.Shape, owner string) (*View, error) {
+	req, err := r.parse(where, fields, shape)
+	if err != nil {
+		return nil, err
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if v := r.views[spec]; v != nil {
-		v.refs++
+	if v := r.views[req.spec]; v != nil {
+		err := r.holdLocked(v, owner)
+		r.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 		return v, nil
 	}
-	if len(r.views) >= r.cfg.MaxViews {
-		r.refused.Add(1)
-		return nil, fmt.Errorf("%w (MAX_VIEWS=%d)", ErrTooManyViews, r.cfg.MaxViews)
+	if err := r.reserveLocked(owner); err != nil {
+		r.mu.Unlock()
+		return nil, err
 	}
-	if f != nil {
-		if old := r.filters[where]; old != nil {
-			f = old
-		} else {
-			r.filters[where] = f
-			if f.headers {
-				r.heads.Add(1)
-			}
+	r.mu.Unlock()
+	f, err := r.compile(req)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending--
+	if r.pendBy[owner]--; r.pendBy[owner] == 0 {
+		delete(r.pendBy, owner)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v := r.views[req.spec]; v != nil { // built meanwhile by another client
+		if err := r.holdLocked(v, owner); err != nil {
+			return nil, err
 		}
-		f.refs++
+		return v, nil
 	}
-	if proj != nil {
-		if old := r.projs[fields]; old != nil {
-			proj = old
-		} else {
-			r.projs[fields] = proj
-		}
-		proj.refs++
-	}
-	v := &View{r: r, spec: spec, filter: f, proj: proj, refs: 1}
-	r.views[spec] = v
+	v := &View{r: r, spec: req.spec, filter: r.addFilterLocked(f), proj: r.addProjLocked(req)}
+	r.views[req.spec] = v
+	// Cannot fail: the owner's reservation, just given back, kept its
+	// place (reserveLocked and holdLocked count the pending ones).
+	_ = r.holdLocked(v, owner)
 	return v, nil
 }
 
-// reuse returns the live view of spec with one more user, nil if none.
-func (r *Registry) reuse(spec Spec) *View {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v := r.views[spec]
-	if v != nil {
-		v.refs++
+// parse parses where and fields into their canonical spec. It takes no
+// lock: parsing is bounded by the lengths of the two.
+func (r *Registry) parse(where, fields string, shape message.Shape) (request, error) {
+	req := request{spec: Spec{Shape: shape}}
+	if fields != "" {
+		p, err := parseFields(fields)
+		if err != nil {
+			return req, err
+		}
+		req.proj, req.spec.Fields = p, p.canonical()
 	}
-	return v
+	if where != "" {
+		parsed, err := parseWhere(r.env, where)
+		if err != nil {
+			return req, err
+		}
+		if req.spec.Where, err = canonicalWhere(parsed); err != nil {
+			return req, err
+		}
+		req.parsed = parsed
+	}
+	return req, nil
 }
 
-// compile returns the live filter of where, or compiles a new one (not
-// yet registered).
-func (r *Registry) compile(where string) (*filter, error) {
+// reserveLocked reserves the place of a new view of owner, or returns
+// the error of the limit it would pass. r.mu must be held.
+func (r *Registry) reserveLocked(owner string) error {
+	if len(r.views)+r.pending >= r.cfg.MaxViews {
+		r.refused.Add(1)
+		return fmt.Errorf("%w (MAX_VIEWS=%d)", ErrTooManyViews, r.cfg.MaxViews)
+	}
+	if owner != "" && len(r.owners[owner])+r.pendBy[owner] >= r.cfg.MaxViewsPerOwner {
+		r.refused.Add(1)
+		return fmt.Errorf("%w (MAX_VIEWS_PER_IP=%d)", ErrTooManyViewsPerOwner, r.cfg.MaxViewsPerOwner)
+	}
+	r.pending++
+	r.pendBy[owner]++
+	return nil
+}
+
+// holdLocked counts one more user of v by owner, or returns the error of
+// the owner's quota when v is new to it. r.mu must be held.
+func (r *Registry) holdLocked(v *View, owner string) error {
+	if owner != "" {
+		held := r.owners[owner]
+		if held[v] == 0 && len(held)+r.pendBy[owner] >= r.cfg.MaxViewsPerOwner {
+			r.refused.Add(1)
+			return fmt.Errorf("%w (MAX_VIEWS_PER_IP=%d)", ErrTooManyViewsPerOwner, r.cfg.MaxViewsPerOwner)
+		}
+		if held == nil {
+			held = make(map[*View]int)
+			r.owners[owner] = held
+		}
+		held[v]++
+	}
+	v.refs++
+	return nil
+}
+
+// compile returns the filter of req: the live one of its expression, or
+// a new one compiled with no lock held (not yet registered). Nil without
+// a filter.
+func (r *Registry) compile(req request) (*filter, error) {
+	if req.parsed == nil {
+		return nil, nil
+	}
 	r.mu.Lock()
-	f := r.filters[where]
+	f := r.filters[req.spec.Where]
 	r.mu.Unlock()
 	if f != nil {
 		return f, nil
 	}
-	return compileFilter(r.env, where, r.cfg.CostLimit)
+	return compileFilter(r.env, req.parsed, req.spec.Where, r.cfg.CostLimit)
 }
 
-// parse returns the live projection of fields, or parses a new one (not
-// yet registered).
-func (r *Registry) parse(fields string) (*projection, error) {
-	r.mu.Lock()
-	p := r.projs[fields]
-	r.mu.Unlock()
-	if p != nil {
-		return p, nil
+// addFilterLocked registers f, or returns the live filter of its
+// expression (one more user counted). r.mu must be held.
+func (r *Registry) addFilterLocked(f *filter) *filter {
+	if f == nil {
+		return nil
 	}
-	return parseFields(fields)
+	if old := r.filters[f.expr]; old != nil {
+		f = old
+	} else {
+		f.id, f.gen = r.ids[0].get(), r.nextGenLocked()
+		r.filters[f.expr] = f
+		if f.headers {
+			r.heads.Add(1)
+		}
+	}
+	f.refs++
+	return f
+}
+
+// addProjLocked registers req's projection, or returns the live one of
+// its field list (one more user counted). r.mu must be held.
+func (r *Registry) addProjLocked(req request) *projection {
+	p := req.proj
+	if p == nil {
+		return nil
+	}
+	if old := r.projs[req.spec.Fields]; old != nil {
+		p = old
+	} else {
+		p.id, p.gen = r.ids[1].get(), r.nextGenLocked()
+		r.projs[req.spec.Fields] = p
+	}
+	p.refs++
+	return p
+}
+
+func (r *Registry) nextGenLocked() uint64 {
+	r.gen++
+	return r.gen
 }
 
 // NeedsHead reports whether a live filter reads headers: those are read
@@ -246,11 +377,19 @@ func (r *Registry) parse(fields string) (*projection, error) {
 // history must then build envelope frames.
 func (r *Registry) NeedsHead() bool { return r.heads.Load() > 0 }
 
-// Release gives back a view Acquire returned; the last user's Release
-// forgets it.
-func (r *Registry) Release(v *View) {
+// Release gives back a view Acquire returned for owner; the last user's
+// Release forgets it.
+func (r *Registry) Release(v *View, owner string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if held := r.owners[owner]; held != nil {
+		if held[v]--; held[v] <= 0 {
+			delete(held, v)
+			if len(held) == 0 {
+				delete(r.owners, owner)
+			}
+		}
+	}
 	v.refs--
 	if v.refs > 0 {
 		return
@@ -260,6 +399,7 @@ func (r *Registry) Release(v *View) {
 		f.refs--
 		if f.refs == 0 {
 			delete(r.filters, f.expr)
+			r.ids[0].put(f.id)
 			if f.headers {
 				r.heads.Add(-1)
 			}
@@ -269,6 +409,7 @@ func (r *Registry) Release(v *View) {
 		p.refs--
 		if p.refs == 0 {
 			delete(r.projs, v.spec.Fields)
+			r.ids[1].put(p.id)
 		}
 	}
 }
@@ -313,7 +454,7 @@ func (v *View) Apply(m *message.Message) *message.Message {
 	if rec == nil {
 		rec = v.r.records.get(m)
 	}
-	value, ok := rec.projection(v.proj)
+	value, ok := rec.projection(v.r, v.proj)
 	if !ok {
 		return m
 	}

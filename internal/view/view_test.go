@@ -89,7 +89,7 @@ func TestWhere(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRegistry(t, Config{})
-			v, err := r.Acquire(tt.where, "", message.ShapePlain)
+			v, err := r.Acquire(tt.where, "", message.ShapePlain, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +108,7 @@ func TestWhere(t *testing.T) {
 
 func TestEvalErrorsCounted(t *testing.T) {
 	r := newRegistry(t, Config{})
-	v, _ := r.Acquire("value.nope > 1", "", message.ShapePlain)
+	v, _ := r.Acquire("value.nope > 1", "", message.ShapePlain, "")
 	m := encodeRec(t, rec("k", `{"a":1}`))[0]
 	v.Apply(m)
 	if s := r.Stats(); s.EvalErrors != 1 {
@@ -142,7 +142,7 @@ func TestAcquireErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRegistry(t, Config{})
-			_, err := r.Acquire(tt.where, tt.fields, message.ShapePlain)
+			_, err := r.Acquire(tt.where, tt.fields, message.ShapePlain, "")
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -158,41 +158,41 @@ func TestAcquireErrors(t *testing.T) {
 
 func TestMaxViews(t *testing.T) {
 	r := newRegistry(t, Config{MaxViews: 2})
-	a, err := r.Acquire("value.a > 1", "", message.ShapePlain)
+	a, err := r.Acquire("value.a > 1", "", message.ShapePlain, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := r.Acquire("", "a", message.ShapePlain)
+	b, err := r.Acquire("", "a", message.ShapePlain, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Acquire("value.a > 2", "", message.ShapePlain); err == nil || !strings.Contains(err.Error(), "MAX_VIEWS=2") {
+	if _, err := r.Acquire("value.a > 2", "", message.ShapePlain, ""); err == nil || !strings.Contains(err.Error(), "MAX_VIEWS=2") {
 		t.Fatalf("third view: %v, want the MAX_VIEWS refusal", err)
 	}
 	// The same view again is no new one.
-	a2, err := r.Acquire("value.a > 1", "", message.ShapePlain)
+	a2, err := r.Acquire("value.a > 1", "", message.ShapePlain, "")
 	if err != nil || a2 != a {
 		t.Fatalf("same view again: %v, %v", a2, err)
 	}
 	// Another shape is another view.
-	if _, err := r.Acquire("value.a > 1", "", message.ShapeEnvelope); err == nil {
+	if _, err := r.Acquire("value.a > 1", "", message.ShapeEnvelope, ""); err == nil {
 		t.Fatal("another shape of a view over MAX_VIEWS accepted")
 	}
-	r.Release(a)
+	r.Release(a, "")
 	if s := r.Stats(); s.Alive != 2 || s.Refused != 2 {
 		t.Fatalf("stats %+v, want 2 alive (a has a user left), 2 refused", s)
 	}
-	r.Release(a2)
-	if _, err := r.Acquire("value.a > 2", "", message.ShapePlain); err != nil {
+	r.Release(a2, "")
+	if _, err := r.Acquire("value.a > 2", "", message.ShapePlain, ""); err != nil {
 		t.Fatalf("after a view was released: %v", err)
 	}
-	r.Release(b)
+	r.Release(b, "")
 }
 
 func TestCompiledOnce(t *testing.T) {
 	r := newRegistry(t, Config{})
-	a, _ := r.Acquire("value.a > 1", "", message.ShapePlain)
-	b, _ := r.Acquire("value.a > 1", "x", message.ShapeEnvelope)
+	a, _ := r.Acquire("value.a > 1", "", message.ShapePlain, "")
+	b, _ := r.Acquire("value.a > 1", "x", message.ShapeEnvelope, "")
 	if a == b || a.filter != b.filter {
 		t.Fatal("two views of one expression compiled it twice")
 	}
@@ -201,8 +201,8 @@ func TestCompiledOnce(t *testing.T) {
 	if a.Apply(m) == nil || b.Apply(m) == nil {
 		t.Fatal("dropped")
 	}
-	if n := len(r.records.get(m).results); n != 1 {
-		t.Fatalf("the filter was evaluated into %d results for one record, want 1", n)
+	if n := r.evals.Load(); n != 1 {
+		t.Fatalf("the filter was evaluated %d times for one record, want 1", n)
 	}
 }
 
@@ -239,7 +239,7 @@ func TestProjection(t *testing.T) {
 
 func TestProjectionNotObject(t *testing.T) {
 	r := newRegistry(t, Config{})
-	v, _ := r.Acquire("", "a", message.ShapePlain)
+	v, _ := r.Acquire("", "a", message.ShapePlain, "")
 	for _, value := range []string{`[1,2]`, `5`, `"s"`, `not json`} {
 		m := encodeRec(t, rec("k", value))[0]
 		if got := v.Apply(m); got != m {
@@ -253,7 +253,7 @@ func TestProjectionShapes(t *testing.T) {
 	m := encodeRec(t, rec("k", `{"a":1,"b":{"c":2,"d":3}}`, "h", "v"))[0]
 	cursor := m.Cursor()
 	for _, shape := range []message.Shape{message.ShapePlain, message.ShapeEnvelope, message.ShapeSSEPlain, message.ShapeSSEEnvelope} {
-		v, err := r.Acquire("", "b.d", shape)
+		v, err := r.Acquire("", "b.d", shape, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,14 +289,14 @@ func TestProjectionShapes(t *testing.T) {
 func TestProjectionBuiltOnce(t *testing.T) {
 	r := newRegistry(t, Config{})
 	m := encodeRec(t, rec("k", `{"a":1,"b":2}`))[0]
-	a, _ := r.Acquire("", "a", message.ShapePlain)
-	b, _ := r.Acquire("", "a", message.ShapeEnvelope)
+	a, _ := r.Acquire("", "a", message.ShapePlain, "")
+	b, _ := r.Acquire("", "a", message.ShapeEnvelope, "")
 	if a == b || a.proj != b.proj {
 		t.Fatal("two views of one field list parsed it twice")
 	}
 	a.Apply(m)
 	b.Apply(m)
-	if n := len(r.records.get(m).projs); n != 1 {
+	if n := r.projected.Load(); n != 1 {
 		t.Fatalf("%d projections of the record built, want 1", n)
 	}
 }
@@ -305,8 +305,8 @@ func TestProjectionBuiltOnce(t *testing.T) {
 func TestDecodedOnce(t *testing.T) {
 	r := newRegistry(t, Config{})
 	m := encodeRec(t, rec("k", `{"a":1}`))[0]
-	a, _ := r.Acquire("value.a == 1", "", message.ShapePlain)
-	b, _ := r.Acquire("value.a > 0", "", message.ShapePlain)
+	a, _ := r.Acquire("value.a == 1", "", message.ShapePlain, "")
+	b, _ := r.Acquire("value.a > 0", "", message.ShapePlain, "")
 	if a.Apply(m) == nil || b.Apply(m) == nil {
 		t.Fatal("filters dropped the record")
 	}

@@ -240,7 +240,7 @@ async function scriptedChecks(connect) {
   });
   const base = `ws://127.0.0.1:${server.address().port}`;
   const got = { recs: [], notices: [], states: [], ts: [] };
-  const stream = connect(`${base}/ws`, { WebSocket, keys: ['a'], last: 5, maxRate: 2.5, minDelay: 20, maxDelay: 40, where: 'value.n > 1', fields: ['x', 'y.z'] });
+  const stream = connect(`${base}/ws`, { WebSocket, keys: ['a'], last: 5, maxRate: 2.5, minDelay: 20, maxDelay: 40, where: 'value.n > 1', fields: ['x ', ' y.z, '] });
   stream.addEventListener('record', (e) => { got.recs.push([e.detail.partition, e.detail.offset]); got.ts.push(e.detail.value.Timestamp); });
   stream.addEventListener('notice', (e) => got.notices.push(e.detail.notice));
   stream.addEventListener('state', (e) => got.states.push(e.detail.state));
@@ -259,7 +259,7 @@ async function scriptedChecks(connect) {
   'client (scripted server): after 1008 "too slow", 1001 and 1011 it reconnects with from= the last cursor, without last=, with max_rate= the maxRate option',
     ws.map((u) => u.search).join(' '));
   report(ws.length === 4 && ws.every((u) => u.searchParams.get('where') === 'value.n > 1' && u.searchParams.get('fields') === 'x,y.z'),
-    'client (scripted server): the where and fields options go with every connection, reconnects included', ws.map((u) => u.search).join(' '));
+    'client (scripted server): the where and fields options go with every connection, reconnects included, the paths trimmed', ws.map((u) => u.search).join(' '));
   report(got.ts[3] === 1796167464325734275n, 'client (scripted server): a 19-digit Timestamp beside a nested one is exact', String(got.ts[3]));
   report(latest === 'k0,k1', 'client (scripted server): a reset clears stream.latest', latest);
 

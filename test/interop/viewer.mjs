@@ -270,6 +270,10 @@ async function openChecks() {
   // keeps its subscription.
   const w4 = await open(`${origin}/?key=sensor-1`, origin);
   await until(w4.tab, () => window.wsdestViewer.total >= 3);
+  const probes = [];
+  w4.tab.on('request', (r) => { const u = new URL(r.url()); if (u.pathname === '/sse') probes.push(u); });
+  await w4.tab.selectOption('#f-start', 'last');
+  await w4.tab.fill('#f-last', '20');
   await w4.tab.fill('#f-where', 'value.temperature >');
   await w4.tab.click('#sub-form button[type="submit"]');
   const said = await until(w4.tab, () => !document.getElementById('alert').hidden);
@@ -278,6 +282,8 @@ async function openChecks() {
   const still4 = await until(w4.tab, (n) => window.wsdestViewer.total > n + 3, t4);
   report(said && /refused this view: .*where: 1:20/.test(st4.alert) && new URL(w4.tab.url()).searchParams.get('where') === null && still4,
     'viewer: a where filter that does not compile is refused with its position, and the stream goes on', JSON.stringify(st4));
+  report(probes.length > 0 && probes.every((u) => !u.searchParams.has('last') && !u.searchParams.has('from') && u.searchParams.has('where')),
+    'viewer: the check of a view asks for no start position (it starts no catch-up)', probes.map((u) => u.search).join(' '));
   await w4.context.close();
 
   // A key path opened in a browser: the public sample's /{key} and /ws/{key}.

@@ -86,7 +86,10 @@ export class WsdestStream extends EventTarget {
     // A view: the server filters (where, CEL) and projects (fields) the
     // records; it stays with every reconnect, and resuming stays exact.
     if (options.where) q.set('where', options.where);
-    const fields = [].concat(options.fields || []).join(',');
+    // fields: an array of paths or a comma-separated list; spaces around
+    // a path are not part of it.
+    const fields = [].concat(options.fields || []).flatMap((f) => String(f).split(','))
+      .map((f) => f.trim()).filter(Boolean).join(',');
     if (fields) q.set('fields', fields);
     q.set('envelope', 'true');
     // max_rate is part of the subscription: every attempt asks for it.

@@ -594,13 +594,15 @@ import { connect } from './client.js';
   // it accepts: a WebSocket refused before the upgrade reports nothing
   // but a failed connection, while the same request over SSE answers 400
   // with the reason (the position of a syntax error, the limit passed).
-  // The stream is dropped as soon as its head arrives. It resolves to the
-  // reason, '' when the view is accepted or the answer says nothing.
+  // The stream is dropped as soon as its head arrives, and asks for no
+  // start position (no last=, no from=), so that it starts no catch-up.
+  // It resolves to the reason, '' when the view is accepted or the answer
+  // says nothing.
   async function checkView(next) {
     if (!next.where && !next.fields) return '';
     const ac = new AbortController();
     try {
-      const r = await fetch(`/sse?${query(next, true)}`, { signal: ac.signal, headers: { Accept: 'text/event-stream' } });
+      const r = await fetch(`/sse?${query({ ...next, last: '', from: '' }, true)}`, { signal: ac.signal, headers: { Accept: 'text/event-stream' } });
       if (r.status === 400) return (await r.text()).trim();
       return '';
     } catch {
