@@ -196,6 +196,10 @@ func (r *slowReader) parse(now int64) {
 			r.deliver(f.Payload, now)
 		case wsframe.OpClose:
 			r.ended = true
+		case wsframe.OpPing:
+			// Answered as any client does, or the server drops it
+			// (PING_INTERVAL) however slowly it reads.
+			_, _ = r.conn.Write(AppendClientFrame(nil, wsframe.OpPong, f.Payload, [4]byte{1, 2, 3, 4}))
 		}
 		r.buf = r.buf[:copy(r.buf, r.buf[size:])]
 	}

@@ -123,7 +123,7 @@ type latest struct {
 	interval   int64 // ns between two messages of one key; 0: no rate bound
 	conflating bool  // conflated mode (see above)
 
-	keys   map[string]*keySlot // the keys with a pending message; pointers, updated in place
+	keys   map[string]*keySlot // the keys with a pending message, and recently taken ones (trimKeys); pointers, updated in place
 	nilKey keySlot             // the key of messages without one
 	// order holds the pending messages in publish order from head on;
 	// entries with a nil m were superseded or taken.
@@ -248,8 +248,17 @@ func (l *latest) sent(m *message.Message, now int64, bound int) {
 // hold makes m its key's pending message, superseding the one pending (a
 // notice keeps a place of its own); it returns whether it superseded one.
 func (l *latest) hold(m *message.Message, shape message.Shape) (superseded bool) {
+	superseded, _ = l.holdHead(m, shape)
+	return superseded
+}
+
+// holdHead is hold, and also reports whether the head of the pending
+// set may have changed (m superseded the head, or is alone), so that a
+// caller whose timer is armed for the head reschedules only then.
+func (l *latest) holdHead(m *message.Message, shape message.Shape) (superseded, head bool) {
 	s := l.slotFor(m)
 	if s.slot >= 0 {
+		head = s.slot == l.firstLive()
 		old := l.order[s.slot].m
 		l.order[s.slot] = pending{}
 		l.live--
@@ -261,7 +270,16 @@ func (l *latest) hold(m *message.Message, shape message.Shape) (superseded bool)
 	l.live++
 	l.cost += costOf(m, shape)
 	l.compact()
-	return superseded
+	return superseded, head || l.live == 1
+}
+
+// firstLive returns the index in order of the head, the first pending
+// entry (len(order) when none), moving head past taken entries.
+func (l *latest) firstLive() int {
+	for l.head < len(l.order) && l.order[l.head].m == nil {
+		l.head++
+	}
+	return l.head
 }
 
 // compact drops the nil entries of order once they outnumber the live
@@ -318,10 +336,27 @@ func (l *latest) take(p pending, now int64, shape message.Shape, bound int) {
 	l.live--
 	l.cost -= costOf(p.m, shape)
 	p.s.slot = -1
-	if p.m.Key != nil && !p.m.Notice() {
-		delete(l.keys, string(p.m.Key))
-	}
+	l.trimKeys()
 	l.sent(p.m, now, bound)
+}
+
+// trimKeys rebuilds keys with only the pending keys' slots once it holds
+// more than twice as many as there are pending messages (and 64): a key
+// taken keeps its slot meanwhile, so that a key that comes back, as
+// busy keys do, is found and reused in place, with no allocation and
+// none of the deleted entries a map probes past. Amortized, a constant
+// per message taken; keys stays bounded by the pending set.
+func (l *latest) trimKeys() {
+	if len(l.keys) <= 2*l.live+64 {
+		return
+	}
+	keys := make(map[string]*keySlot, 2*l.live)
+	for k, s := range l.keys {
+		if s.slot >= 0 {
+			keys[k] = s
+		}
+	}
+	l.keys = keys
 }
 
 // drop discards every pending message and returns how many there were.
@@ -383,7 +418,8 @@ func (c *Client) offerLatestLocked(m *message.Message, seq uint64) bool {
 // c.mu must be held.
 func (c *Client) holdLocked(m *message.Message, seq uint64, now int64) bool {
 	l := c.latest
-	if l.hold(m, c.shape) {
+	superseded, head := l.holdHead(m, c.shape)
+	if superseded {
 		c.hub.stats.superseded.Add(1)
 	}
 	bound := c.hub.cfg.MaxQueueBytes
@@ -397,7 +433,11 @@ func (c *Client) holdLocked(m *message.Message, seq uint64, now int64) bool {
 		c.closeLocked(wsframe.ClosePolicyViolation, wsframe.ReasonTooSlow, ReasonQueueFull, false)
 		return false
 	}
-	c.scheduleLocked(now)
+	if head || l.timerAt == 0 {
+		// Appended behind a head whose timer is armed: the head, and
+		// so when the writer is woken, did not change; no lookup.
+		c.scheduleLocked(now)
+	}
 	return true
 }
 
