@@ -163,3 +163,42 @@ func TestSnapshotWaitsForSeedingWithoutASlot(t *testing.T) {
 		<-snapDone
 	})
 }
+
+// At the bound, seeding never evicts what the publisher put to bring back
+// an older record of its key: the snapshot holds the value published
+// last, a={"v":"live"}, not the one it replaced.
+func TestSeedAtBoundKeepsWhatWasPublished(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		p0 := keyed(0, `b={"v":1}`, `c={"v":1}`, `a={"v":"old"}`, `a={"v":"live"}`)
+		src := &slowSource{partsSource: partsSource{recs: [][]*wsdest.Record{p0}}, after: map[int32]int64{0: 3}}
+		var log testlog.Buffer
+		logger := log.Logger(-4)
+		cfg := ReaderConfig{Topic: "t", Logger: logger}
+		cfg.setDefaults()
+		rd := newReader(cfg, src)
+		defer rd.Close()
+		enc := encode.New(encode.Options{Logger: logger})
+		tbl := snapshot.New(snapshot.Config{MaxKeys: 2, Logger: logger})
+		tbl.StartSeeding()
+		tap := NewTap(TapConfig{Encoder: enc, Table: tbl, Reader: rd, Logger: logger})
+		if err := tap.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- Seed(ctx, SeedConfig{Tap: tap, Reader: rd, Table: tbl, Encoder: enc, Logger: logger}) }()
+		time.Sleep(time.Second / 2) // seeding has its range [0, 3) and reads it
+		tap.Publish(nil, p0[3:], func() (w [message.NumShapes]bool) { return w }, func([]*message.Message) {})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range tbl.View().Messages(func([]byte) bool { return true }) {
+			t.Logf("%s@%d %s", m.Key, m.Offset, m.Frames[message.ShapePlain])
+			v, _ := wsframe.TextPayload(m.Frames[message.ShapePlain])
+			if s := fmt.Sprintf("%s=%s", m.Key, v); s == `a={"v":"old"}` {
+				t.Fatalf("the table serves %s, superseded by a={\"v\":\"live\"} published before any snapshot point", s)
+			}
+		}
+	})
+}

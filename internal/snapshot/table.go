@@ -10,7 +10,7 @@
 // last row. A record without a key is not in the table (nothing names
 // it). A record with a null value (a Kafka tombstone) removes its key.
 // At MaxKeys, the least recently updated key goes, counted (Stats) and
-// logged (Log).
+// logged (Log); while seeding, the oldest seeded record (Seed).
 //
 // Concurrency: the publisher updates the table (Put, Delete, Reset)
 // under its own lock as it publishes, and a client's snapshot is taken
@@ -22,6 +22,8 @@ package snapshot
 
 import (
 	"bytes"
+	"cmp"
+	"container/heap"
 	"context"
 	"log/slog"
 	"sync"
@@ -63,6 +65,12 @@ type Table struct {
 	live    int
 	version uint64 // moves on every change
 	view    *View  // the view of version, nil until asked for
+	// seeds holds the seeded entries while seeding, oldest record
+	// first (they join list at Seeded).
+	seeds seedHeap
+	// floor is, while seeding, the highest offset of each partition that
+	// the publisher's side evicted: seeding puts back no key at or below.
+	floor map[int32]int64
 	// seeding: tombstones leave a marker, so that seeding does not bring
 	// back a key deleted since the record it reads.
 	seeding  bool
@@ -80,7 +88,9 @@ type entry struct {
 	partition int32
 	offset    int64
 	// fromSeed: put by seeding, not yet replaced by the publisher.
-	fromSeed   bool
+	fromSeed bool
+	// heapIdx is the entry's index in Table.seeds, -1 when in the list.
+	heapIdx    int
 	prev, next *entry
 }
 
@@ -93,7 +103,7 @@ func New(cfg Config) *Table {
 		cfg.Logger = slog.Default()
 	}
 	t := &Table{cfg: cfg, log: cfg.Logger, lines: ratelog.New(10*time.Second, 1),
-		keys: make(map[string]*entry), seeded: make(chan struct{})}
+		keys: make(map[string]*entry), floor: make(map[int32]int64), seeded: make(chan struct{})}
 	t.list.next, t.list.prev = &t.list, &t.list
 	close(t.seeded)
 	return t
@@ -115,7 +125,7 @@ func (t *Table) Put(m *message.Message) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.setLocked(m.Key, m, m.Partition, m.Offset, false)
+	t.setLocked(m.Key, m, m.Partition, m.Offset)
 }
 
 // Delete removes key, deleted by a tombstone at offset of partition (the
@@ -127,7 +137,7 @@ func (t *Table) Delete(key []byte, partition int32, offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.seeding {
-		t.setLocked(bytes.Clone(key), nil, partition, offset, false)
+		t.setLocked(bytes.Clone(key), nil, partition, offset)
 		return
 	}
 	if e := t.keys[string(key)]; e != nil {
@@ -142,25 +152,24 @@ func (t *Table) Reset() {
 	defer t.mu.Unlock()
 	clear(t.keys)
 	t.list.next, t.list.prev = &t.list, &t.list
+	t.seeds = nil
+	clear(t.floor)
 	t.live = 0
 	t.version++
 }
 
 // setLocked puts (or, msg nil, marks deleted) key as the most recently
-// updated, evicting the least recently updated key past the bound.
-// t.mu must be held.
-func (t *Table) setLocked(key []byte, msg *message.Message, partition int32, offset int64, fromSeed bool) {
+// updated, evicting the least recently updated key past the bound (the
+// publisher's side; seeding uses seedLocked). t.mu must be held.
+func (t *Table) setLocked(key []byte, msg *message.Message, partition int32, offset int64) {
 	e := t.keys[keyOf(key)]
 	if e == nil {
-		e = &entry{}
+		e = &entry{heapIdx: -1}
 		t.evictLocked()
 	} else {
-		t.unlinkLocked(e)
-		if e.msg != nil {
-			t.live--
-		}
+		t.detachLocked(e)
 	}
-	e.key, e.msg, e.partition, e.offset, e.fromSeed = keyOf(key), msg, partition, offset, fromSeed
+	e.key, e.msg, e.partition, e.offset, e.fromSeed = keyOf(key), msg, partition, offset, false
 	t.keys[e.key] = e
 	t.linkLocked(e)
 	if msg != nil {
@@ -169,24 +178,60 @@ func (t *Table) setLocked(key []byte, msg *message.Message, partition int32, off
 	t.version++
 }
 
-// evictLocked makes room for one more key. t.mu must be held.
+// detachLocked takes e out of the list or the seeded heap, keeping it in
+// the map. t.mu must be held.
+func (t *Table) detachLocked(e *entry) {
+	if e.heapIdx >= 0 {
+		heap.Remove(&t.seeds, e.heapIdx)
+	} else {
+		t.unlinkLocked(e)
+	}
+	if e.msg != nil {
+		t.live--
+	}
+}
+
+// evictLocked makes room for one more key the publisher puts: a seeded
+// entry goes first, the oldest by record time (every seeded record is
+// older than what the publisher puts), then the least recently updated.
+// While seeding, evicting what the publisher put (or a tombstone marker)
+// raises its partition's floor, so that seeding never brings back an
+// older record of that key (seedLocked). t.mu must be held.
 func (t *Table) evictLocked() {
-	for len(t.keys) >= t.cfg.MaxKeys && t.list.next != &t.list {
-		e := t.list.next
+	for len(t.keys) >= t.cfg.MaxKeys {
+		var e *entry
+		switch {
+		case len(t.seeds) > 0:
+			e = t.seeds[0]
+		case t.list.next != &t.list:
+			e = t.list.next
+			if t.seeding {
+				t.raiseFloorLocked(e.partition, e.offset)
+			}
+		default:
+			return
+		}
 		if e.msg != nil {
-			t.evictions.Add(1)
-			t.unlogged++
+			t.countEvictedLocked()
 		}
 		t.removeLocked(e)
 	}
 }
 
-func (t *Table) removeLocked(e *entry) {
-	t.unlinkLocked(e)
-	delete(t.keys, e.key)
-	if e.msg != nil {
-		t.live--
+func (t *Table) raiseFloorLocked(partition int32, offset int64) {
+	if f, ok := t.floor[partition]; !ok || offset > f {
+		t.floor[partition] = offset
 	}
+}
+
+func (t *Table) countEvictedLocked() {
+	t.evictions.Add(1)
+	t.unlogged++
+}
+
+func (t *Table) removeLocked(e *entry) {
+	t.detachLocked(e)
+	delete(t.keys, e.key)
 	t.version++
 }
 
@@ -261,25 +306,57 @@ func (t *Table) StartSeeding() {
 
 // Seed puts m, read back from Kafka at start-up, unless the key holds a
 // newer message: one of the same partition at or past m's offset, or one
-// the publisher put (or deleted) in another partition.
+// the publisher put (or deleted) in another partition. At the bound, a
+// seeded record takes the place of the oldest seeded record (by record
+// time), or is dropped when it is the oldest or nothing seeded is left:
+// seeding never evicts what the publisher put, nor a tombstone marker,
+// and never puts back a key at or below its partition's floor (the
+// highest offset the publisher's side evicted while seeding). A record
+// not kept at the bound is counted as evicted. Ignored unless seeding
+// (StartSeeding).
 func (t *Table) Seed(m *message.Message) {
 	if m.Key == nil {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.newerLocked(m.Key, m.Partition, m.Offset) {
+	if !t.seeding || t.newerLocked(m.Key, m.Partition, m.Offset) {
 		return
 	}
-	t.setLocked(m.Key, m, m.Partition, m.Offset, true)
+	t.seedLocked(m)
+}
+
+// seedLocked puts m as a seeded entry (see Seed). t.mu must be held.
+func (t *Table) seedLocked(m *message.Message) {
+	if e := t.keys[keyOf(m.Key)]; e != nil {
+		t.detachLocked(e)
+		delete(t.keys, e.key)
+	} else if f, ok := t.floor[m.Partition]; ok && m.Offset <= f {
+		t.countEvictedLocked()
+		return
+	}
+	if len(t.keys) >= t.cfg.MaxKeys {
+		if len(t.seeds) == 0 || olderSeed(m, t.seeds[0].msg) {
+			t.countEvictedLocked()
+			return
+		}
+		t.countEvictedLocked()
+		t.removeLocked(t.seeds[0])
+	}
+	e := &entry{key: keyOf(m.Key), msg: m, partition: m.Partition, offset: m.Offset, fromSeed: true}
+	t.keys[e.key] = e
+	heap.Push(&t.seeds, e)
+	t.live++
+	t.version++
 }
 
 // SeedDelete removes key, deleted by a tombstone read back at start-up,
-// unless the key holds a newer message (see Seed).
+// unless the key holds a newer message (see Seed). Ignored unless
+// seeding.
 func (t *Table) SeedDelete(key []byte, partition int32, offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e := t.keys[string(key)]; e != nil && !t.newerLocked(key, partition, offset) {
+	if e := t.keys[string(key)]; t.seeding && e != nil && !t.newerLocked(key, partition, offset) {
 		t.removeLocked(e)
 	}
 }
@@ -298,7 +375,10 @@ func (t *Table) newerLocked(key []byte, partition int32, offset int64) bool {
 	}
 }
 
-// Seeded ends seeding: the tombstone markers go, and WaitSeeded returns.
+// Seeded ends seeding: the tombstone markers go, the seeded entries join
+// the eviction order as less recently updated than anything the
+// publisher put, oldest record first, and WaitSeeded returns. It walks
+// every key once, under the table's lock, at the end of start-up.
 func (t *Table) Seeded() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -306,6 +386,7 @@ func (t *Table) Seeded() {
 		return
 	}
 	t.seeding = false
+	clear(t.floor)
 	for e := t.list.next; e != &t.list; {
 		next := e.next
 		if e.msg == nil {
@@ -313,6 +394,14 @@ func (t *Table) Seeded() {
 		}
 		e = next
 	}
+	first := t.list.next
+	for len(t.seeds) > 0 {
+		e := heap.Pop(&t.seeds).(*entry)
+		e.prev, e.next = first.prev, first
+		first.prev.next = e
+		first.prev = e
+	}
+	t.version++
 	close(t.seeded)
 }
 
@@ -357,9 +446,41 @@ func (t *Table) View() *View {
 			msgs = append(msgs, e.msg)
 		}
 	}
+	for _, e := range t.seeds {
+		msgs = append(msgs, e.msg)
+	}
 	t.view = &View{version: t.version, msgs: msgs}
 	return t.view
 }
 
 // Served counts one snapshot taken by a client.
 func (t *Table) Served() { t.served.Add(1) }
+
+// olderSeed reports whether seeded record a is older than b: by record
+// time, then by place.
+func olderSeed(a, b *message.Message) bool {
+	return cmp.Or(cmp.Compare(a.Timestamp, b.Timestamp), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset)) < 0
+}
+
+// seedHeap orders seeded entries, oldest record first (container/heap).
+type seedHeap []*entry
+
+func (h seedHeap) Len() int           { return len(h) }
+func (h seedHeap) Less(i, j int) bool { return olderSeed(h[i].msg, h[j].msg) }
+func (h seedHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *seedHeap) Push(x any) {
+	e := x.(*entry)
+	e.heapIdx = len(*h)
+	*h = append(*h, e)
+}
+func (h *seedHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.heapIdx = -1
+	return e
+}
