@@ -187,7 +187,7 @@ func (s *seeder) put(dst []*message.Message, rec *wsdest.Record) []*message.Mess
 	for _, m := range dst {
 		m.Key = key
 	}
-	tbl.Seed(dst[len(dst)-1])
+	tbl.Seed(snapshot.Latest(dst))
 	return dst
 }
 

@@ -7,7 +7,7 @@
 // *message.Message, built by encode.EncodeKept: the plain frame and the
 // envelope's head), so a key costs a map entry, a list entry and a pointer
 // beyond what the history holds. A record of many Quix rows counts as its
-// last row. A record without a key is not in the table (nothing names
+// last row, a copy of its own (Latest). A record without a key is not in the table (nothing names
 // it). A record with a null value (a Kafka tombstone) removes its key.
 // At MaxKeys, the least recently updated key goes, counted (Stats) and
 // logged (Log); while seeding, the oldest seeded record (Seed).
@@ -26,6 +26,7 @@ import (
 	"container/heap"
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -483,4 +484,29 @@ func (h *seedHeap) Pop() any {
 	*h = old[:len(old)-1]
 	e.heapIdx = -1
 	return e
+}
+
+// Latest returns the message a record whose messages are msgs (at least
+// one) leaves in the table: its last. The rows of a record of many Quix
+// rows share one allocation, their Origin and one buffer per shape's
+// frames, so its last row is copied with frames and Origin of its own:
+// the table keeps one row alive, not the whole record.
+func Latest(msgs []*message.Message) *message.Message {
+	last := msgs[len(msgs)-1]
+	if len(msgs) == 1 {
+		return last
+	}
+	m := &message.Message{Key: last.Key, Offset: last.Offset, Partition: last.Partition,
+		Row: last.Row, Rows: last.Rows, Timestamp: last.Timestamp}
+	for s, f := range last.Frames {
+		m.Frames[s] = bytes.Clone(f)
+	}
+	if o := last.Origin; o != nil {
+		m.Origin = &message.Origin{Cursor: strings.Clone(o.Cursor), Head: strings.Clone(o.Head)}
+		if o.Before != nil {
+			before := o.Before.Clone()
+			m.Origin.Before = &before
+		}
+	}
+	return m
 }
