@@ -12,15 +12,6 @@ import (
 	"github.com/wsdest/wsdest/internal/message"
 )
 
-// heapNow returns the live heap after two collections.
-func heapNow() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // quixRows returns a Quix record of n rows.
 func quixRows(n int) []byte {
 	var vals, ts []string
@@ -39,7 +30,7 @@ func TestLatestKeepsOneRowOfAQuixRecord(t *testing.T) {
 	pos := wsdest.Cursor{Offsets: []int64{0}}
 	tbl := New(Config{Logger: discard()})
 	value := quixRows(rows)
-	before := int64(heapNow())
+	before := int64(liveHeap())
 	rec := &wsdest.Record{Topic: "t", Partition: 0, Offset: 0, Key: []byte("k"), Value: value, Timestamp: time.Now()}
 	msgs := enc.EncodeKept(nil, rec, [message.NumShapes]bool{}, &pos)
 	if len(msgs) != rows {
@@ -51,7 +42,7 @@ func TestLatestKeepsOneRowOfAQuixRecord(t *testing.T) {
 	last = nil
 	tbl.Put(Latest(msgs))
 	msgs, value, rec = nil, nil, nil
-	held := int64(heapNow()) - before
+	held := int64(liveHeap()) - before
 	runtime.KeepAlive(tbl)
 	if held > 256<<10 {
 		t.Fatalf("the table holds %d KB for one key's last row: the record's %d rows are kept alive", held>>10, rows)

@@ -63,9 +63,14 @@ type Table struct {
 	list entry
 	// live counts the entries that hold a message (the others are
 	// tombstone markers, kept only while seeding).
-	live    int
-	version uint64 // moves on every change
-	view    *View  // the view of version, nil until asked for
+	live int
+	// base and changes make the views (Capture, ViewOf): base is what
+	// the table held after some change, immutable, and changes are the
+	// changes since, in order, append-only (an element is never modified
+	// once appended, so a Capture's prefix stays valid).
+	base       *frozen
+	changes    []change
+	compacting bool // a goroutine folds changes into a new base (compact)
 	// seeds holds the seeded entries while seeding, oldest record
 	// first (they join list at Seeded).
 	seeds seedHeap
@@ -77,7 +82,12 @@ type Table struct {
 	seeding  bool
 	unlogged int // evictions not logged yet (Log)
 
-	seeded    chan struct{} // closed once seeding is done (or never started)
+	seeded chan struct{} // closed once seeding is done (or never started)
+
+	// viewMu guards slot, the view of the last Capture asked for (never
+	// taken with mu held, nor by the publisher).
+	viewMu    sync.Mutex
+	slot      *viewSlot
 	evictions atomic.Uint64
 	served    atomic.Uint64
 }
@@ -104,7 +114,7 @@ func New(cfg Config) *Table {
 		cfg.Logger = slog.Default()
 	}
 	t := &Table{cfg: cfg, log: cfg.Logger, lines: ratelog.New(10*time.Second, 1),
-		keys: make(map[string]*entry), floor: make(map[int32]int64), seeded: make(chan struct{})}
+		keys: make(map[string]*entry), base: &frozen{}, floor: make(map[int32]int64), seeded: make(chan struct{})}
 	t.list.next, t.list.prev = &t.list, &t.list
 	close(t.seeded)
 	return t
@@ -156,7 +166,7 @@ func (t *Table) Reset() {
 	t.seeds = nil
 	clear(t.floor)
 	t.live = 0
-	t.version++
+	t.base, t.changes = &frozen{}, nil
 }
 
 // setLocked puts (or, msg nil, marks deleted) key as the most recently
@@ -176,7 +186,7 @@ func (t *Table) setLocked(key []byte, msg *message.Message, partition int32, off
 	if msg != nil {
 		t.live++
 	}
-	t.version++
+	t.changedLocked(e.key, msg)
 }
 
 // detachLocked takes e out of the list or the seeded heap, keeping it in
@@ -233,7 +243,7 @@ func (t *Table) countEvictedLocked() {
 func (t *Table) removeLocked(e *entry) {
 	t.detachLocked(e)
 	delete(t.keys, e.key)
-	t.version++
+	t.changedLocked(e.key, nil)
 }
 
 func (t *Table) unlinkLocked(e *entry) {
@@ -348,7 +358,7 @@ func (t *Table) seedLocked(m *message.Message) {
 	t.keys[e.key] = e
 	heap.Push(&t.seeds, e)
 	t.live++
-	t.version++
+	t.changedLocked(e.key, m)
 }
 
 // SeedDelete removes key, deleted by a tombstone read back at start-up,
@@ -402,7 +412,6 @@ func (t *Table) Seeded() {
 		first.prev.next = e
 		first.prev = e
 	}
-	t.version++
 	close(t.seeded)
 }
 
@@ -430,28 +439,6 @@ func (t *Table) WaitSeeded(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// View returns what the table holds now, immutable; the same View while
-// nothing changed. Call it under the publisher's lock, so that the view
-// matches the published position.
-func (t *Table) View() *View {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.view != nil && t.view.version == t.version {
-		return t.view
-	}
-	msgs := make([]*message.Message, 0, t.live)
-	for e := t.list.next; e != &t.list; e = e.next {
-		if e.msg != nil {
-			msgs = append(msgs, e.msg)
-		}
-	}
-	for _, e := range t.seeds {
-		msgs = append(msgs, e.msg)
-	}
-	t.view = &View{version: t.version, msgs: msgs}
-	return t.view
 }
 
 // Served counts one snapshot taken by a client.

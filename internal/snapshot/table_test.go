@@ -107,115 +107,30 @@ func TestTableEvictionsCountedAndLogged(t *testing.T) {
 	}
 }
 
-// The same View while nothing changes; a new one after a change; frames
-// built once per message, shape and cursor, each with the cursor.
+// The same View while nothing changes; a new one after a change, and the
+// Capture taken before it still makes the view of its own moment; a
+// snapshot frame carries the point.
 func TestViewShared(t *testing.T) {
 	tbl := New(Config{Logger: discard()})
 	tbl.Put(msg("a", 0, 1))
+	before := tbl.Capture()
 	v := tbl.View()
-	if tbl.View() != v {
+	if tbl.View() != v || tbl.ViewOf(before) != v {
 		t.Fatal("a second View without a change is not the same")
 	}
 	all := v.Messages(func([]byte) bool { return true })
-	f1 := v.Frames(all, message.ShapeSSEEnvelope, "CUR")
-	f2 := v.Frames(all, message.ShapeSSEEnvelope, "CUR")
-	if len(f1) != 1 || f1[0] != f2[0] {
-		t.Fatal("frames for the same point are not shared")
-	}
-	if got := string(f1[0].Frames[message.ShapeSSEEnvelope]); !strings.Contains(got, "id: CUR\n") || !strings.Contains(got, `"cursor":"CUR"}`) {
+	f := Frame(all[0], message.ShapeSSEEnvelope, "CUR")
+	if got := string(f.Frames[message.ShapeSSEEnvelope]); !strings.Contains(got, "id: CUR\n") || !strings.Contains(got, `"cursor":"CUR"}`) {
 		t.Fatalf("SSE frame %q lacks the snapshot point", got)
 	}
-	if f3 := v.Frames(all, message.ShapeSSEEnvelope, "OTHER"); f3[0] == f1[0] {
-		t.Fatal("frames of another point are the first point's")
-	}
-	if p := v.Frames(all, message.ShapePlain, "CUR"); p[0] != all[0] {
+	if p := Frame(all[0], message.ShapePlain, "CUR"); p != all[0] {
 		t.Fatal("a plain frame is built again (it carries no cursor)")
 	}
 	tbl.Put(msg("b", 0, 2))
 	if tbl.View() == v {
 		t.Fatal("View after a change is the old one")
 	}
-}
-
-// At the bound while seeding, a seeded record never takes the place of
-// what the publisher put or deleted, so seeding never brings back a value
-// the publisher replaced, nor a key it deleted; seeded records make room
-// for each other by record time, not by the order seeding reads them in.
-func TestSeedAtBound(t *testing.T) {
-	type op struct {
-		kind string // put, del, seed
-		key  string
-		p    int32
-		o    int64
-		ts   int64
-	}
-	for _, tc := range []struct {
-		name      string
-		max       int
-		ops       []op
-		want      []string
-		evictions uint64
-	}{
-		{"a replaced value stays replaced", 2, []op{{"put", "a", 0, 100, 0}, {"seed", "b", 0, 1, 0}, {"seed", "c", 1, 2, 0}, {"seed", "a", 0, 50, 0}},
-			[]string{"a@0/100", "c@1/2"}, 1},
-		{"a deleted key stays deleted", 2, []op{{"del", "a", 0, 100, 0}, {"seed", "b", 0, 1, 0}, {"seed", "c", 1, 2, 0}, {"seed", "a", 0, 50, 0}},
-			[]string{"c@1/2"}, 1},
-		{"the most recent seeded record stays", 1, []op{{"seed", "recent", 0, 99, 2_000_000}, {"seed", "old", 1, 0, 1_000}},
-			[]string{"recent@0/99"}, 1},
-		{"an older seeded record makes room", 1, []op{{"seed", "old", 1, 0, 1_000}, {"seed", "recent", 0, 99, 2_000_000}},
-			[]string{"recent@0/99"}, 1},
-		{"the publisher evicts seeded records first", 2, []op{{"seed", "s", 0, 1, 0}, {"put", "a", 0, 10, 0}, {"put", "b", 0, 11, 0}},
-			[]string{"a@0/10", "b@0/11"}, 1},
-		{"no key back below what the publisher evicted", 1, []op{{"put", "a", 0, 10, 0}, {"put", "b", 0, 11, 0}, {"del", "b", 0, 12, 0}, {"seed", "a", 0, 5, 0}},
-			nil, 2},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			tbl := New(Config{MaxKeys: tc.max, Logger: discard()})
-			tbl.StartSeeding()
-			for _, o := range tc.ops {
-				m := msg(o.key, o.p, o.o)
-				m.Timestamp = o.ts
-				switch o.kind {
-				case "put":
-					tbl.Put(m)
-				case "del":
-					tbl.Delete([]byte(o.key), o.p, o.o)
-				case "seed":
-					tbl.Seed(m)
-				}
-			}
-			tbl.Seeded()
-			if got := contents(tbl); !slices.Equal(got, tc.want) {
-				t.Fatalf("table %q, want %q", got, tc.want)
-			}
-			if st := tbl.Stats(); st.Evictions != tc.evictions {
-				t.Fatalf("%d evictions, want %d", st.Evictions, tc.evictions)
-			}
-		})
-	}
-}
-
-// After seeding, seeded keys are evicted before what the publisher put,
-// oldest record first.
-func TestSeededJoinEvictionOrder(t *testing.T) {
-	tbl := New(Config{MaxKeys: 3, Logger: discard()})
-	tbl.StartSeeding()
-	for _, s := range []struct {
-		key string
-		ts  int64
-	}{{"new", 3000}, {"old", 1000}} {
-		m := msg(s.key, 0, s.ts)
-		m.Timestamp = s.ts
-		tbl.Seed(m)
-	}
-	tbl.Put(msg("live", 1, 1))
-	tbl.Seeded()
-	tbl.Put(msg("x", 1, 2))
-	if got := contents(tbl); !slices.Equal(got, []string{"new@0/3000", "live@1/1", "x@1/2"}) {
-		t.Fatalf("after one eviction: %q", got)
-	}
-	tbl.Put(msg("y", 1, 3))
-	if got := contents(tbl); !slices.Equal(got, []string{"live@1/1", "x@1/2", "y@1/3"}) {
-		t.Fatalf("after two evictions: %q", got)
+	if got := tbl.ViewOf(before).Len(); got != 1 {
+		t.Fatalf("a capture taken before a change makes a view of %d keys, want 1", got)
 	}
 }
