@@ -202,3 +202,45 @@ func TestSeedAtBoundKeepsWhatWasPublished(t *testing.T) {
 		}
 	})
 }
+
+// A client that does not read its snapshot holds at most about its queue
+// bound of framed snapshot messages, not a framed copy of every key.
+func TestSnapshotFramesBoundedByBacklog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		logger := slog.New(slog.DiscardHandler)
+		cfg := ReaderConfig{Topic: "t", Logger: logger}
+		cfg.setDefaults()
+		rd := newReader(cfg, &partsSource{recs: [][]*wsdest.Record{nil}})
+		defer rd.Close()
+		enc := encode.New(encode.Options{Logger: logger})
+		tbl := snapshot.New(snapshot.Config{Logger: logger})
+		const keys = 10_000
+		pad := strings.Repeat("x", 300)
+		pos := wsdest.Cursor{Offsets: []int64{0}}
+		for i := range keys {
+			rec := &wsdest.Record{Topic: "t", Offset: int64(i), Key: []byte(fmt.Sprintf("k%05d", i)), Value: []byte(fmt.Sprintf(`{"pad":%q}`, pad)), Timestamp: time.Now()}
+			tbl.Put(enc.EncodeKept(nil, rec, [message.NumShapes]bool{}, &pos)[0])
+		}
+		tap := NewTap(TapConfig{Encoder: enc, Table: tbl, Reader: rd, Logger: logger})
+		if err := tap.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		const queue = 64 << 10
+		h := hub.New(hub.Config{PingInterval: -1, MaxQueueBytes: queue, Logger: logger})
+		res := NewResumer(ResumerConfig{Tap: tap, Store: NewStore(StoreConfig{}), Table: tbl, Reader: rd, Encoder: enc, Logger: logger})
+		tbl.View().Messages(func([]byte) bool { return true }) // the shared view, built and sorted
+		before := int64(liveHeap())
+		c := h.AddClient(nil, hub.ClientOptions{Sub: hub.Subscription{All: true, Shape: message.ShapeSSEEnvelope}, Park: true})
+		done := make(chan error, 1)
+		go func() { done <- res.Resume(ctx, c, wsdest.Start{Kind: wsdest.StartSnapshot}, c.Matches) }()
+		synctest.Wait() // the snapshot waits for the client's backlog
+		held := int64(liveHeap()) - before
+		if held > 8*queue {
+			t.Fatalf("a client that reads nothing holds %d KB of its %d-key snapshot (queue bound %d KB)", held>>10, keys, queue>>10)
+		}
+		cancel()
+		<-done
+	})
+}
