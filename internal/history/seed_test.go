@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -243,4 +244,80 @@ func TestSnapshotFramesBoundedByBacklog(t *testing.T) {
 		cancel()
 		<-done
 	})
+}
+
+// failingSource is partsSource whose reads fail, and whose listings by
+// time too once failList is set.
+type failingSource struct {
+	partsSource
+	failList bool
+}
+
+var errFrozen = errors.New("broker frozen")
+
+func (s *failingSource) list(ctx context.Context, which listing, at time.Time) (map[int32]int64, error) {
+	switch {
+	case which != listAfter:
+		return s.partsSource.list(ctx, which, at)
+	case s.failList:
+		return nil, errFrozen
+	}
+	return s.partsSource.list(ctx, listEnd, at) // the publisher starts at the end
+}
+
+func (s *failingSource) fetch(context.Context, int32, int64, int) ([]*wsdest.Record, int64, error) {
+	return nil, 0, errFrozen
+}
+
+// A broker that answers the publisher but never the seeding keeps the
+// table unready for SNAPSHOT_SEED_TIMEOUT only: then it serves what was
+// read, and a warning says so. Meanwhile the retries are logged once, and
+// progress lines are written even before the partitions are listed.
+func TestSeedTimeoutServesWhatWasRead(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		list bool
+	}{{"listing fails", true}, {"reads fail", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				var log testlog.Buffer
+				logger := log.Logger(-4)
+				src := &failingSource{partsSource: partsSource{recs: [][]*wsdest.Record{keyed(0, `a={"v":1}`)}}}
+				cfg := ReaderConfig{Topic: "t", Logger: logger}
+				cfg.setDefaults()
+				rd := newReader(cfg, src)
+				defer rd.Close()
+				enc := encode.New(encode.Options{Logger: logger})
+				tbl := snapshot.New(snapshot.Config{Logger: logger})
+				tbl.StartSeeding()
+				tap := NewTap(TapConfig{Encoder: enc, Table: tbl, Reader: rd, Logger: logger})
+				if err := tap.Run(ctx); err != nil {
+					t.Fatal(err)
+				}
+				src.failList = tc.list // the publisher has its positions
+				var since time.Time    // everything: a read
+				if tc.list {
+					since = time.Unix(1, 0) // a listing by time
+				}
+				err := Seed(ctx, SeedConfig{Tap: tap, Reader: rd, Table: tbl, Encoder: enc, Since: since, Timeout: time.Minute, Logger: logger})
+				if err != nil {
+					t.Fatalf("Seed: %v", err)
+				}
+				if !tbl.IsSeeded() {
+					t.Fatal("the table is not ready after the seeding timeout")
+				}
+				out := log.String()
+				for _, want := range []string{"did not finish in time", "seeding the table from Kafka"} {
+					if !strings.Contains(out, want) {
+						t.Errorf("no %q in the log:\n%s", want, out)
+					}
+				}
+				if n := strings.Count(out, "seeding from Kafka failed"); n < 1 || n > 3 {
+					t.Errorf("%d retry warnings in a minute of retries every second, want one every 30 s:\n%s", n, out)
+				}
+			})
+		})
+	}
 }

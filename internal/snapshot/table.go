@@ -80,7 +80,8 @@ type Table struct {
 	// seeding: tombstones leave a marker, so that seeding does not bring
 	// back a key deleted since the record it reads.
 	seeding  bool
-	unlogged int // evictions not logged yet (Log)
+	stale    bool // reset while seeding: Seed and SeedDelete are ignored
+	unlogged int  // evictions not logged yet (Log)
 
 	seeded chan struct{} // closed once seeding is done (or never started)
 
@@ -157,10 +158,12 @@ func (t *Table) Delete(key []byte, partition int32, offset int64) {
 }
 
 // Reset empties the table (the topic was recreated: its keys' values are
-// of another topic).
+// of another topic). While seeding, what seeding reads from then on is
+// ignored: it reads the old topic's offsets (Seed).
 func (t *Table) Reset() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.stale = t.seeding
 	clear(t.keys)
 	t.list.next, t.list.prev = &t.list, &t.list
 	t.seeds = nil
@@ -311,7 +314,7 @@ func (t *Table) Get(key []byte) *message.Message {
 func (t *Table) StartSeeding() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.seeding = true
+	t.seeding, t.stale = true, false
 	t.seeded = make(chan struct{})
 }
 
@@ -324,14 +327,14 @@ func (t *Table) StartSeeding() {
 // and never puts back a key at or below its partition's floor (the
 // highest offset the publisher's side evicted while seeding). A record
 // not kept at the bound is counted as evicted. Ignored unless seeding
-// (StartSeeding).
+// (StartSeeding), and once the table was reset while seeding.
 func (t *Table) Seed(m *message.Message) {
 	if m.Key == nil {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.seeding || t.newerLocked(m.Key, m.Partition, m.Offset) {
+	if !t.seeding || t.stale || t.newerLocked(m.Key, m.Partition, m.Offset) {
 		return
 	}
 	t.seedLocked(m)
@@ -367,7 +370,7 @@ func (t *Table) seedLocked(m *message.Message) {
 func (t *Table) SeedDelete(key []byte, partition int32, offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e := t.keys[string(key)]; t.seeding && e != nil && !t.newerLocked(key, partition, offset) {
+	if e := t.keys[string(key)]; t.seeding && !t.stale && e != nil && !t.newerLocked(key, partition, offset) {
 		t.removeLocked(e)
 	}
 }

@@ -33,7 +33,7 @@ func contents(t *Table) []string {
 
 func TestTable(t *testing.T) {
 	type op struct {
-		kind string // put, del, seed, seeddel, start, done
+		kind string // put, del, seed, seeddel, start, done, reset
 		key  string
 		p    int32
 		o    int64
@@ -54,6 +54,7 @@ func TestTable(t *testing.T) {
 		{"live tombstone while seeding keeps a seed out", 0, []op{{"start", "", 0, 0}, {"del", "a", 0, 10}, {"seed", "a", 0, 5}, {"done", "", 0, 0}}, nil},
 		{"a seeded tombstone removes a seeded key", 0, []op{{"start", "", 0, 0}, {"seed", "a", 0, 1}, {"seeddel", "a", 0, 2}, {"done", "", 0, 0}}, nil},
 		{"a seeded tombstone below live is ignored", 0, []op{{"start", "", 0, 0}, {"put", "a", 0, 9}, {"seeddel", "a", 0, 2}, {"done", "", 0, 0}}, []string{"a@0/9"}},
+		{"a reset while seeding keeps seeding out", 0, []op{{"start", "", 0, 0}, {"seed", "a", 0, 1}, {"reset", "", 0, 0}, {"seed", "b", 0, 2}, {"seeddel", "a", 0, 3}, {"put", "c", 0, 0}, {"done", "", 0, 0}}, []string{"c@0/0"}},
 		{"live replaces seeded", 0, []op{{"start", "", 0, 0}, {"seed", "a", 0, 1}, {"put", "a", 0, 7}, {"done", "", 0, 0}}, []string{"a@0/7"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,6 +79,8 @@ func TestTable(t *testing.T) {
 					tbl.StartSeeding()
 				case "done":
 					tbl.Seeded()
+				case "reset":
+					tbl.Reset()
 				}
 			}
 			if got := contents(tbl); !slices.Equal(got, tc.want) {
