@@ -49,7 +49,7 @@ func (v *View) Messages(match func(key []byte) bool) []*message.Message {
 // snapshot taken at cursor: with cursor as its cursor (the envelope's
 // "cursor", the SSE event's id), built for the caller alone; a plain
 // WebSocket message, which carries no cursor, as it is. It returns nil
-// when m has no frame of the shape. Callers frame a snapshot a little at
+// when m has no frame of the shape, or none that can carry the point. Callers frame a snapshot a little at
 // a time as they push it (history), so that the framed copies a client
 // holds are bounded by its backlog, not by the number of keys.
 func Frame(m *message.Message, shape message.Shape, cursor string) *message.Message {
@@ -62,7 +62,10 @@ func Frame(m *message.Message, shape message.Shape, cursor string) *message.Mess
 	case !encode.Deliverable(m, shape):
 		return nil
 	}
-	return encode.Reframe(m, shape, cursor)
+	if f := encode.Reframe(m, shape, cursor); f != m {
+		return f
+	}
+	return nil // a frame that cannot carry the point is never sent as one
 }
 
 // End returns the notice that ends a snapshot of keys messages taken at
