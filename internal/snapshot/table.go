@@ -13,11 +13,13 @@
 // logged (Log); while seeding, the oldest seeded record (Seed).
 //
 // Concurrency: the publisher updates the table (Put, Delete, Reset)
-// under its own lock as it publishes, and a client's snapshot is taken
-// under that same lock (View), so that a View always matches one
-// published position. Seeding (Seed, SeedDelete, Seeded) runs beside the
+// under its own lock as it publishes, and a client's snapshot is
+// captured under that same lock (Capture, O(1)), so that it matches one
+// published position; its View is built from the capture outside that
+// lock (ViewOf). Seeding (Seed, SeedDelete, Seeded) runs beside the
 // publisher and never replaces what the publisher put (see Seed). The
-// Table's own lock is held for map and list work only, never for I/O.
+// Table's own lock is held for O(1) map, list and heap work only (but
+// once, at Seeded), never for I/O.
 package snapshot
 
 import (
