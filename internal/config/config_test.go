@@ -38,7 +38,7 @@ func TestDefaults(t *testing.T) {
 		Log:      Log{Level: slog.LevelInfo, Format: LogText},
 		Viewer:   true,
 		History:  History{MaxBytes: 64 << 20, SSEHeartbeat: 15 * time.Second},
-		Snapshot: Snapshot{On: true, Lookback: 24 * time.Hour},
+		Snapshot: Snapshot{On: true, Lookback: 24 * time.Hour, SeedTimeout: 5 * time.Minute},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -151,7 +151,8 @@ func TestGoodValues(t *testing.T) {
 		{"snapshot off", with(nil, "SNAPSHOT", "false"), func(c Config) any { return c.Snapshot.On }, false},
 		{"snapshot max keys", with(nil, "SNAPSHOT_MAX_KEYS", "500"), func(c Config) any { return c.Snapshot.MaxKeys }, 500},
 		{"snapshot lookback", with(nil, "SNAPSHOT_LOOKBACK", "90m"), func(c Config) any { return c.Snapshot.Lookback }, 90 * time.Minute},
-		{"snapshot earliest", with(nil, "SNAPSHOT_LOOKBACK", " Earliest"), func(c Config) any { return c.Snapshot }, Snapshot{On: true, Earliest: true}},
+		{"snapshot earliest", with(nil, "SNAPSHOT_LOOKBACK", " Earliest"), func(c Config) any { return c.Snapshot }, Snapshot{On: true, Earliest: true, SeedTimeout: 5 * time.Minute}},
+		{"snapshot seed timeout", with(nil, "SNAPSHOT_SEED_TIMEOUT", "90s"), func(c Config) any { return c.Snapshot.SeedTimeout }, 90 * time.Second},
 		{"queue bytes plain", with(nil, "MAX_QUEUE_BYTES", "1000"), func(c Config) any { return c.Clients.MaxQueueBytes }, 1000},
 		{"queue bytes KiB", with(nil, "MAX_QUEUE_BYTES", "64KiB"), func(c Config) any { return c.Clients.MaxQueueBytes }, 64 << 10},
 		{"queue bytes MiB", with(nil, "MAX_QUEUE_BYTES", "8 MiB"), func(c Config) any { return c.Clients.MaxQueueBytes }, 8 << 20},
@@ -287,6 +288,7 @@ func TestBadValues(t *testing.T) {
 		{with(nil, "SNAPSHOT", "sometimes"), "SNAPSHOT", `SNAPSHOT: "sometimes" is not a boolean (want true/false, yes/no or 1/0)`},
 		{with(nil, "SNAPSHOT_MAX_KEYS", "0"), "SNAPSHOT_MAX_KEYS", `SNAPSHOT_MAX_KEYS: "0" is too small (want at least 1)`},
 		{with(nil, "SNAPSHOT_LOOKBACK", "a day"), "SNAPSHOT_LOOKBACK", `SNAPSHOT_LOOKBACK: "a day" is not a positive duration or earliest (want e.g. 24h, 30m, or earliest for everything Kafka holds)`},
+		{with(nil, "SNAPSHOT_SEED_TIMEOUT", "0s"), "SNAPSHOT_SEED_TIMEOUT", `SNAPSHOT_SEED_TIMEOUT: "0s" is not positive (want a duration greater than 0, such as 5m0s)`},
 		{with(nil, "SNAPSHOT_LOOKBACK", "-1h"), "SNAPSHOT_LOOKBACK", `SNAPSHOT_LOOKBACK: "-1h" is not a positive duration or earliest (want e.g. 24h, 30m, or earliest for everything Kafka holds)`},
 		{with(nil, "MAX_QUEUE_BYTES", "4XB"), "MAX_QUEUE_BYTES", `MAX_QUEUE_BYTES: "4XB" is not a byte size (want an integer with an optional KiB, MiB, GiB, KB, MB or GB suffix, e.g. 4MiB)`},
 		{with(nil, "MAX_QUEUE_BYTES", "1.5MiB"), "MAX_QUEUE_BYTES", `MAX_QUEUE_BYTES: "1.5MiB" is not a byte size (want an integer with an optional KiB, MiB, GiB, KB, MB or GB suffix, e.g. 4MiB)`},

@@ -41,7 +41,7 @@ var knownNames = []string{
 	EnvTrustedProxies, EnvMaxSubscriptionKeys, EnvMaxKeyLength, EnvMaxViews, EnvMaxViewsPerIP, EnvMetricsAddr,
 	EnvMaxRecordRows, EnvMaxDecodedBytes, EnvCompression, EnvSlowClients,
 	EnvHistoryBytes, EnvHistoryMaxAge, EnvCatchUpReaders, EnvSSEHeartbeat,
-	EnvSnapshot, EnvSnapshotMaxKeys, EnvSnapshotLookback,
+	EnvSnapshot, EnvSnapshotMaxKeys, EnvSnapshotLookback, EnvSnapshotSeedTimeout,
 }
 
 // quixPrefix starts the names Quix Cloud sets.

@@ -7,15 +7,19 @@ import (
 
 // The snapshot settings.
 const (
-	EnvSnapshot         = "SNAPSHOT"
-	EnvSnapshotMaxKeys  = "SNAPSHOT_MAX_KEYS"
-	EnvSnapshotLookback = "SNAPSHOT_LOOKBACK"
+	EnvSnapshot            = "SNAPSHOT"
+	EnvSnapshotMaxKeys     = "SNAPSHOT_MAX_KEYS"
+	EnvSnapshotLookback    = "SNAPSHOT_LOOKBACK"
+	EnvSnapshotSeedTimeout = "SNAPSHOT_SEED_TIMEOUT"
 )
 
 // Defaults of the snapshot settings. The table's bound (SNAPSHOT_MAX_KEYS)
 // is the snapshot package's default when unset.
 const (
 	DefaultSnapshotLookback = 24 * time.Hour
+	// DefaultSnapshotSeedTimeout bounds the reading of SNAPSHOT_LOOKBACK
+	// at start-up.
+	DefaultSnapshotSeedTimeout = 5 * time.Minute
 	// SnapshotEarliest is the SNAPSHOT_LOOKBACK that reads every record
 	// Kafka holds (a compacted topic).
 	SnapshotEarliest = "earliest"
@@ -38,10 +42,15 @@ type Snapshot struct {
 	// Earliest is SNAPSHOT_LOOKBACK=earliest: everything Kafka holds is
 	// read (a compacted topic).
 	Earliest bool
+	// SeedTimeout is SNAPSHOT_SEED_TIMEOUT: past it, reading the lookback
+	// stops, a warning says so, and the table serves what was read.
+	// Default 5m.
+	SeedTimeout time.Duration
 }
 
 func (p *parser) snapshot() Snapshot {
-	s := Snapshot{On: p.boolean(EnvSnapshot, true), MaxKeys: p.integer(EnvSnapshotMaxKeys, 0, 1), Lookback: DefaultSnapshotLookback}
+	s := Snapshot{On: p.boolean(EnvSnapshot, true), MaxKeys: p.integer(EnvSnapshotMaxKeys, 0, 1), Lookback: DefaultSnapshotLookback,
+		SeedTimeout: p.duration(EnvSnapshotSeedTimeout, DefaultSnapshotSeedTimeout)}
 	v, ok := p.get(EnvSnapshotLookback)
 	if !ok {
 		return s

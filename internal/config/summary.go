@@ -89,6 +89,6 @@ func (c Config) Summary() []any {
 	if c.Snapshot.Earliest {
 		lookback = SnapshotEarliest
 	}
-	attrs = append(attrs, "snapshot", c.Snapshot.On, "snapshot_max_keys", c.Snapshot.MaxKeys, "snapshot_lookback", lookback)
+	attrs = append(attrs, "snapshot", c.Snapshot.On, "snapshot_max_keys", c.Snapshot.MaxKeys, "snapshot_lookback", lookback, "snapshot_seed_timeout", c.Snapshot.SeedTimeout.String())
 	return attrs
 }

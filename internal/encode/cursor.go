@@ -267,7 +267,11 @@ func Reframe(m *message.Message, shape message.Shape, cursor string) *message.Me
 // and the closing brace) in two pieces, head then rest: from m's envelope
 // frame (head ""), else from its head and plain frame.
 func envelopeBody(m *message.Message) (head string, rest []byte, ok bool) {
-	if payload, ok := wsframe.TextPayload(m.Frames[message.ShapeEnvelope]); ok {
+	payload, ok := wsframe.TextPayload(m.Frames[message.ShapeEnvelope])
+	if !ok {
+		payload, ok = sseData(m.Frames[message.ShapeSSEEnvelope])
+	}
+	if ok {
 		cursor := m.Cursor()
 		cut := envTailLen(cursor)
 		if len(payload) < cut || cursor != "" && !bytes.Equal(payload[len(payload)-cut:len(payload)-cut+len(cursorKey)], []byte(cursorKey)) {
@@ -280,6 +284,23 @@ func envelopeBody(m *message.Message) (head string, rest []byte, ok bool) {
 	}
 	plain, ok := wsframe.TextPayload(m.Frames[message.ShapePlain])
 	return m.Head(), plain, ok
+}
+
+// sseData returns the data of an SSE event of one data line (the
+// encoder's envelope events), false for anything else.
+func sseData(event []byte) ([]byte, bool) {
+	if bytes.HasPrefix(event, []byte("id: ")) {
+		_, event, _ = bytes.Cut(event, []byte("\n"))
+	}
+	data, ok := bytes.CutPrefix(event, []byte("data: "))
+	if !ok || !bytes.HasSuffix(data, []byte("\n\n")) {
+		return nil, false
+	}
+	data = data[:len(data)-2]
+	if bytes.IndexByte(data, '\n') >= 0 {
+		return nil, false
+	}
+	return data, true
 }
 
 // Deliverable reports whether m has a frame of shape or Reframe can build

@@ -13,11 +13,19 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/message"
+	"github.com/wsdest/wsdest/internal/ratelog"
 	"github.com/wsdest/wsdest/internal/snapshot"
 )
 
 // DefaultSeedProgress is how often seeding writes a progress line.
 const DefaultSeedProgress = 5 * time.Second
+
+// DefaultSeedTimeout bounds seeding (SNAPSHOT_SEED_TIMEOUT).
+const DefaultSeedTimeout = 5 * time.Minute
+
+// seedRetryLines is how often a failing seeding step is logged (the
+// retries between are counted in the next line).
+const seedRetryLines = 30 * time.Second
 
 // seedPartitions bounds the partitions seeding reads at once (each takes
 // one of the Reader's consumers, which catch-ups share).
@@ -37,6 +45,10 @@ type SeedConfig struct {
 	// Progress is how often a progress line is written. Default
 	// DefaultSeedProgress.
 	Progress time.Duration
+	// Timeout bounds seeding, from the call: past it, the table is
+	// marked seeded with what was read so far, and a warning says so.
+	// Default DefaultSeedTimeout.
+	Timeout time.Duration
 	// Logger receives the progress lines. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -50,17 +62,43 @@ type SeedConfig struct {
 // What the publisher puts meanwhile is newer, and seeding never replaces
 // it (Table.Seed). It holds one read (ReaderConfig.ChunkRecords
 // records) per partition at a time beside the table, retries a failed
-// read every second, writes a progress line every cfg.Progress, and
-// marks the table seeded (Table.Seeded) when done. It returns ctx's error
-// if ctx ends first.
+// read every second (logging it at most every 30 s), writes a progress
+// line every cfg.Progress from the start, and marks the table seeded
+// (Table.Seeded) when done, or when cfg.Timeout has passed (a warning
+// then says how far it got: the table serves what was read). It returns
+// ctx's error if ctx ends first.
 func Seed(ctx context.Context, cfg SeedConfig) error {
 	if cfg.Progress <= 0 {
 		cfg.Progress = DefaultSeedProgress
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultSeedTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &seeder{cfg: cfg, log: cfg.Logger, start: time.Now()}
+	s := &seeder{cfg: cfg, log: cfg.Logger, start: time.Now(), lines: ratelog.New(seedRetryLines, 1)}
+	stop := s.progress(ctx)
+	defer stop()
+	sctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	err := s.seed(sctx)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil && sctx.Err() != nil:
+		cfg.Table.Seeded()
+		s.log.Warn("snapshot: seeding from Kafka did not finish in time (SNAPSHOT_SEED_TIMEOUT); the table serves what was read",
+			"timeout", cfg.Timeout, "records", s.records.Load(), "keys", cfg.Table.Stats().Keys,
+			"partitions_done", s.done.Load(), "partitions", s.parts.Load())
+		return nil
+	}
+	return err
+}
+
+// seed reads every partition's range into the table and marks it seeded.
+func (s *seeder) seed(ctx context.Context) error {
+	cfg := s.cfg
 	if err := cfg.Tap.waitReady(ctx); err != nil {
 		return err
 	}
@@ -68,8 +106,7 @@ func Seed(ctx context.Context, cfg SeedConfig) error {
 	if err != nil {
 		return err
 	}
-	stop := s.progress(ctx, len(to))
-	defer stop()
+	s.parts.Store(int64(len(to)))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(seedPartitions)
 	parts := make([]int32, 0, len(to))
@@ -94,9 +131,11 @@ type seeder struct {
 	cfg   SeedConfig
 	log   *slog.Logger
 	start time.Time
+	lines *ratelog.Limiter // the retry warnings
 
 	records atomic.Int64 // records read
 	done    atomic.Int64 // partitions done
+	parts   atomic.Int64 // partitions to read, once listed
 }
 
 // ranges lists, retrying every second, where each partition's seeding
@@ -133,9 +172,15 @@ func (s *seeder) publishedOffsets() map[int32]int64 {
 	return to
 }
 
-// retry logs a failed step and waits a second; false when ctx ended.
+// retry logs a failed step (at most every 30 s a step, with the count of
+// the failures not logged) and waits a second; false when ctx ended.
 func (s *seeder) retry(ctx context.Context, step string, err error) bool {
-	s.log.Warn("snapshot: seeding from Kafka failed; retrying", "step", step, "err", err)
+	if ctx.Err() != nil {
+		return false
+	}
+	if suppressed, ok := s.lines.Allow(step); ok {
+		s.log.Warn("snapshot: seeding from Kafka failed; retrying", "step", step, "err", err, "not_logged", suppressed)
+	}
 	select {
 	case <-ctx.Done():
 		return false
@@ -187,13 +232,13 @@ func (s *seeder) put(dst []*message.Message, rec *wsdest.Record) []*message.Mess
 	for _, m := range dst {
 		m.Key = key
 	}
-	tbl.Seed(dst[len(dst)-1])
+	tbl.Seed(snapshot.Latest(dst))
 	return dst
 }
 
 // progress writes a progress line every cfg.Progress until stop is
-// called.
-func (s *seeder) progress(ctx context.Context, partitions int) (stop func()) {
+// called (partitions 0 until they are listed).
+func (s *seeder) progress(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -206,7 +251,7 @@ func (s *seeder) progress(ctx context.Context, partitions int) (stop func()) {
 				return
 			case <-tick.C:
 				s.log.Info("snapshot: seeding the table from Kafka", "records", s.records.Load(),
-					"keys", s.cfg.Table.Stats().Keys, "partitions_done", s.done.Load(), "partitions", partitions)
+					"keys", s.cfg.Table.Stats().Keys, "partitions_done", s.done.Load(), "partitions", s.parts.Load())
 			}
 		}
 	}()

@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/wsdest/wsdest"
-	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/message"
 	"github.com/wsdest/wsdest/internal/snapshot"
 )
@@ -27,21 +26,23 @@ func (r *Resumer) waitSeeded(ctx context.Context) error {
 
 // snapshot places the client at the published position P after the
 // latest message of every key it takes, as the table held it at P: the
-// two are taken together between two batches (Tap.join), the messages
-// framed with P as their cursor (shared by every client that snapshots
-// at P) and pushed outside any shared lock, paced by the client's
-// backlog, then the snapshot_end notice. The catch-up then goes on from
-// P like any other: for each key, nothing older than its snapshot message
-// follows, and nothing published after P is missed.
+// two are captured together between two batches (Tap.join), in O(1)
+// (Table.Capture: no work per key under the tap's lock); the view is
+// built from the capture outside every shared lock (Table.ViewOf, shared
+// by every client that snapshots at P), and its messages are framed with
+// P as their cursor a little at a time as they are pushed, paced by the
+// client's backlog, then the snapshot_end notice. The catch-up then goes
+// on from P like any other: for each key, nothing older than its
+// snapshot message follows, and nothing published after P is missed.
 func (j *job) snapshot(ctx context.Context) error {
 	tbl := j.r.cfg.Table
 	if tbl == nil {
 		return errNoTable
 	}
-	var view *snapshot.View
+	var capture snapshot.Capture
 	var at wsdest.Cursor
 	j.r.cfg.Tap.join(func(pub *wsdest.Cursor) bool {
-		view, at = tbl.View(), pub.Clone()
+		capture, at = tbl.Capture(), pub.Clone()
 		return true
 	})
 	if at.Topic != j.pos.Topic {
@@ -49,39 +50,47 @@ func (j *job) snapshot(ctx context.Context) error {
 	}
 	j.pos = at
 	cursor := at.String()
-	msgs := j.snapshotMessages(view, cursor)
+	view := tbl.ViewOf(capture)
 	tbl.Served()
-	if !j.push(ctx, msgs) {
+	n, ok := j.pushSnapshot(ctx, view.Messages(j.match), cursor)
+	if !ok {
 		return errLeft
 	}
-	if end := snapshot.End(j.shape, len(msgs), cursor); end != nil {
+	if end := snapshot.End(j.shape, n, cursor); end != nil {
 		j.c.Push([]*message.Message{end})
 	}
 	return nil
 }
 
-// snapshotMessages returns the client's snapshot at cursor: the view's
-// messages of the keys it takes, framed with cursor. A client with a
-// view (hub.View) gets what its view makes of each key's latest message,
-// and none for a key whose latest message the view drops; the messages
-// a filter keeps as they are share the framing of every client at
-// cursor, derived ones are framed for this client alone.
-func (j *job) snapshotMessages(view *snapshot.View, cursor string) []*message.Message {
-	msgs := view.Messages(j.match)
+// pushSnapshot frames msgs for the client at cursor and pushes them,
+// half the client's queue bound at a time (push), so that the framed
+// copies it holds beside its queue stay within that; it returns how many
+// it pushed, and false when the client left. A client with a view
+// (hub.View) gets what its view makes of each key's latest message, and
+// none for a key whose latest message the view drops.
+func (j *job) pushSnapshot(ctx context.Context, msgs []*message.Message, cursor string) (int, bool) {
 	v := j.c.View()
-	if v == nil {
-		return view.Frames(msgs, j.shape, cursor)
-	}
-	kept := msgs[:0:0]
-	var derived []*message.Message
+	limit := j.c.MaxQueueBytes() / 2
+	var batch []*message.Message
+	n, cost := 0, 0
 	for _, m := range msgs {
-		switch d := v.Apply(m); {
-		case d == nil:
-		case d == m:
-			kept = append(kept, m)
-		case encode.Deliverable(d, j.shape):
-			derived = append(derived, encode.Reframe(d, j.shape, cursor))
+		if v != nil {
+			if m = v.Apply(m); m == nil {
+				continue
+			}
+		}
+		f := snapshot.Frame(m, j.shape, cursor)
+		if f == nil {
+			continue
+		}
+		batch = append(batch, f)
+		n++
+		if cost += j.c.Cost(f); cost >= limit {
+			if !j.push(ctx, batch) {
+				return n, false
+			}
+			batch, cost = nil, 0
 		}
 	}
-	return append(view.Frames(kept, j.shape, cursor), derived...)
+	return n, j.push(ctx, batch)
 }

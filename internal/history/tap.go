@@ -345,7 +345,7 @@ func (t *Tap) encodeLocked(dst []*message.Message, recs []*wsdest.Record, want [
 
 // latestLocked updates the table with rec, whose messages are msgs: a
 // tombstone removes its key, another record makes its last message (its
-// last Quix row) the key's latest; a record without a key, or that gave
+// last Quix row, detached from the others: snapshot.Latest) the key's latest; a record without a key, or that gave
 // no message, changes nothing. t.mu must be held.
 func (t *Tap) latestLocked(rec *wsdest.Record, msgs []*message.Message) {
 	switch {
@@ -353,7 +353,7 @@ func (t *Tap) latestLocked(rec *wsdest.Record, msgs []*message.Message) {
 	case rec.Value == nil:
 		t.cfg.Table.Delete(rec.Key, rec.Partition, rec.Offset)
 	case len(msgs) > 0:
-		t.cfg.Table.Put(msgs[len(msgs)-1])
+		t.cfg.Table.Put(snapshot.Latest(msgs))
 	}
 }
 

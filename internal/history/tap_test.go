@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -12,6 +14,7 @@ import (
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/encode"
 	"github.com/wsdest/wsdest/internal/message"
+	"github.com/wsdest/wsdest/internal/snapshot"
 )
 
 // recreatableSource is a Kafka of two partitions whose every listing is
@@ -222,4 +225,49 @@ func TestTapLogsOutsideItsLock(t *testing.T) {
 			t.Fatalf("%d of the lines %q written under the tap's lock", probe.held, probe.lines)
 		}
 	})
+}
+
+// The tap puts in the table the last row of a Quix record of many rows
+// alone, not the whole record it shares an allocation with.
+func TestTapTableKeepsOneRowOfAQuixRecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const rows = 20_000
+		var vals, ts []string
+		for i := range rows {
+			vals = append(vals, fmt.Sprint(i))
+			ts = append(ts, fmt.Sprint(1796167464325734270+i))
+		}
+		value := []byte(`{"C":"JT","K":"ParameterData","V":{"NumericValues":{"a":[` + strings.Join(vals, ",") + `]},"Timestamps":[` + strings.Join(ts, ",") + `]}}`)
+		rec := &wsdest.Record{Topic: "t", Partition: 0, Offset: 0, Key: []byte("k"), Value: value, Timestamp: time.Now()}
+		logger := slog.New(slog.DiscardHandler)
+		cfg := ReaderConfig{Topic: "t", Logger: logger}
+		cfg.setDefaults()
+		rd := newReader(cfg, &partsSource{recs: [][]*wsdest.Record{{rec}}})
+		defer rd.Close()
+		tbl := snapshot.New(snapshot.Config{Logger: logger})
+		tap := NewTap(TapConfig{Encoder: encode.New(encode.Options{Logger: logger}), Table: tbl, Reader: rd, Logger: logger})
+		if err := tap.Run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		before := int64(liveHeap())
+		n := len(tap.Publish(nil, []*wsdest.Record{rec}, func() (w [message.NumShapes]bool) { return w }, func([]*message.Message) {}))
+		if n != rows {
+			t.Fatalf("%d messages published, want %d", n, rows)
+		}
+		value, rec = nil, nil
+		held := int64(liveHeap()) - before
+		runtime.KeepAlive(tap)
+		if held > 256<<10 {
+			t.Fatalf("the table holds %d KB for one key's last row: the record's %d rows are kept alive", held>>10, rows)
+		}
+	})
+}
+
+// liveHeap returns the live heap after two collections.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

@@ -40,6 +40,7 @@ func (s *Service) seed(ctx context.Context) error {
 		Table:   s.table,
 		Encoder: s.seedEnc,
 		Since:   since,
+		Timeout: s.cfg.Snapshot.SeedTimeout,
 		Logger:  s.log,
 	})
 	if ctx.Err() != nil {

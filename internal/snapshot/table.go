@@ -7,23 +7,28 @@
 // *message.Message, built by encode.EncodeKept: the plain frame and the
 // envelope's head), so a key costs a map entry, a list entry and a pointer
 // beyond what the history holds. A record of many Quix rows counts as its
-// last row. A record without a key is not in the table (nothing names
+// last row, a copy of its own (Latest). A record without a key is not in the table (nothing names
 // it). A record with a null value (a Kafka tombstone) removes its key.
 // At MaxKeys, the least recently updated key goes, counted (Stats) and
-// logged (Log).
+// logged (Log); while seeding, the oldest seeded record (Seed).
 //
 // Concurrency: the publisher updates the table (Put, Delete, Reset)
-// under its own lock as it publishes, and a client's snapshot is taken
-// under that same lock (View), so that a View always matches one
-// published position. Seeding (Seed, SeedDelete, Seeded) runs beside the
+// under its own lock as it publishes, and a client's snapshot is
+// captured under that same lock (Capture, O(1)), so that it matches one
+// published position; its View is built from the capture outside that
+// lock (ViewOf). Seeding (Seed, SeedDelete, Seeded) runs beside the
 // publisher and never replaces what the publisher put (see Seed). The
-// Table's own lock is held for map and list work only, never for I/O.
+// Table's own lock is held for O(1) map, list and heap work only (but
+// once, at Seeded), never for I/O.
 package snapshot
 
 import (
 	"bytes"
+	"cmp"
+	"container/heap"
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,15 +65,32 @@ type Table struct {
 	list entry
 	// live counts the entries that hold a message (the others are
 	// tombstone markers, kept only while seeding).
-	live    int
-	version uint64 // moves on every change
-	view    *View  // the view of version, nil until asked for
+	live int
+	// base and changes make the views (Capture, ViewOf): base is what
+	// the table held after some change, immutable, and changes are the
+	// changes since, in order, append-only (an element is never modified
+	// once appended, so a Capture's prefix stays valid).
+	base       *frozen
+	changes    []change
+	compacting bool // a goroutine folds changes into a new base (compact)
+	// seeds holds the seeded entries while seeding, oldest record
+	// first (they join list at Seeded).
+	seeds seedHeap
+	// floor is, while seeding, the highest offset of each partition that
+	// the publisher's side evicted: seeding puts back no key at or below.
+	floor map[int32]int64
 	// seeding: tombstones leave a marker, so that seeding does not bring
 	// back a key deleted since the record it reads.
 	seeding  bool
-	unlogged int // evictions not logged yet (Log)
+	stale    bool // reset while seeding: Seed and SeedDelete are ignored
+	unlogged int  // evictions not logged yet (Log)
 
-	seeded    chan struct{} // closed once seeding is done (or never started)
+	seeded chan struct{} // closed once seeding is done (or never started)
+
+	// viewMu guards slot, the view of the last Capture asked for (never
+	// taken with mu held, nor by the publisher).
+	viewMu    sync.Mutex
+	slot      *viewSlot
 	evictions atomic.Uint64
 	served    atomic.Uint64
 }
@@ -80,7 +102,9 @@ type entry struct {
 	partition int32
 	offset    int64
 	// fromSeed: put by seeding, not yet replaced by the publisher.
-	fromSeed   bool
+	fromSeed bool
+	// heapIdx is the entry's index in Table.seeds, -1 when in the list.
+	heapIdx    int
 	prev, next *entry
 }
 
@@ -93,7 +117,7 @@ func New(cfg Config) *Table {
 		cfg.Logger = slog.Default()
 	}
 	t := &Table{cfg: cfg, log: cfg.Logger, lines: ratelog.New(10*time.Second, 1),
-		keys: make(map[string]*entry), seeded: make(chan struct{})}
+		keys: make(map[string]*entry), base: &frozen{}, floor: make(map[int32]int64), seeded: make(chan struct{})}
 	t.list.next, t.list.prev = &t.list, &t.list
 	close(t.seeded)
 	return t
@@ -115,7 +139,7 @@ func (t *Table) Put(m *message.Message) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.setLocked(m.Key, m, m.Partition, m.Offset, false)
+	t.setLocked(m.Key, m, m.Partition, m.Offset)
 }
 
 // Delete removes key, deleted by a tombstone at offset of partition (the
@@ -127,7 +151,7 @@ func (t *Table) Delete(key []byte, partition int32, offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.seeding {
-		t.setLocked(bytes.Clone(key), nil, partition, offset, false)
+		t.setLocked(bytes.Clone(key), nil, partition, offset)
 		return
 	}
 	if e := t.keys[string(key)]; e != nil {
@@ -136,58 +160,95 @@ func (t *Table) Delete(key []byte, partition int32, offset int64) {
 }
 
 // Reset empties the table (the topic was recreated: its keys' values are
-// of another topic).
+// of another topic). While seeding, what seeding reads from then on is
+// ignored: it reads the old topic's offsets (Seed).
 func (t *Table) Reset() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.stale = t.seeding
 	clear(t.keys)
 	t.list.next, t.list.prev = &t.list, &t.list
+	t.seeds = nil
+	clear(t.floor)
 	t.live = 0
-	t.version++
+	t.base, t.changes = &frozen{}, nil
 }
 
 // setLocked puts (or, msg nil, marks deleted) key as the most recently
-// updated, evicting the least recently updated key past the bound.
-// t.mu must be held.
-func (t *Table) setLocked(key []byte, msg *message.Message, partition int32, offset int64, fromSeed bool) {
+// updated, evicting the least recently updated key past the bound (the
+// publisher's side; seeding uses seedLocked). t.mu must be held.
+func (t *Table) setLocked(key []byte, msg *message.Message, partition int32, offset int64) {
 	e := t.keys[keyOf(key)]
 	if e == nil {
-		e = &entry{}
+		e = &entry{heapIdx: -1}
 		t.evictLocked()
 	} else {
-		t.unlinkLocked(e)
-		if e.msg != nil {
-			t.live--
-		}
+		t.detachLocked(e)
 	}
-	e.key, e.msg, e.partition, e.offset, e.fromSeed = keyOf(key), msg, partition, offset, fromSeed
+	e.key, e.msg, e.partition, e.offset, e.fromSeed = keyOf(key), msg, partition, offset, false
 	t.keys[e.key] = e
 	t.linkLocked(e)
 	if msg != nil {
 		t.live++
 	}
-	t.version++
+	t.changedLocked(e.key, msg)
 }
 
-// evictLocked makes room for one more key. t.mu must be held.
+// detachLocked takes e out of the list or the seeded heap, keeping it in
+// the map. t.mu must be held.
+func (t *Table) detachLocked(e *entry) {
+	if e.heapIdx >= 0 {
+		heap.Remove(&t.seeds, e.heapIdx)
+	} else {
+		t.unlinkLocked(e)
+	}
+	if e.msg != nil {
+		t.live--
+	}
+}
+
+// evictLocked makes room for one more key the publisher puts: a seeded
+// entry goes first, the oldest by record time (every seeded record is
+// older than what the publisher puts), then the least recently updated.
+// While seeding, evicting what the publisher put (or a tombstone marker)
+// raises its partition's floor, so that seeding never brings back an
+// older record of that key (seedLocked). t.mu must be held.
 func (t *Table) evictLocked() {
-	for len(t.keys) >= t.cfg.MaxKeys && t.list.next != &t.list {
-		e := t.list.next
+	for len(t.keys) >= t.cfg.MaxKeys {
+		var e *entry
+		switch {
+		case len(t.seeds) > 0:
+			e = t.seeds[0]
+		case t.list.next != &t.list:
+			e = t.list.next
+			if t.seeding {
+				t.raiseFloorLocked(e.partition, e.offset)
+			}
+		default:
+			return
+		}
 		if e.msg != nil {
-			t.evictions.Add(1)
-			t.unlogged++
+			t.countEvictedLocked()
 		}
 		t.removeLocked(e)
 	}
 }
 
-func (t *Table) removeLocked(e *entry) {
-	t.unlinkLocked(e)
-	delete(t.keys, e.key)
-	if e.msg != nil {
-		t.live--
+func (t *Table) raiseFloorLocked(partition int32, offset int64) {
+	if f, ok := t.floor[partition]; !ok || offset > f {
+		t.floor[partition] = offset
 	}
-	t.version++
+}
+
+func (t *Table) countEvictedLocked() {
+	t.evictions.Add(1)
+	t.unlogged++
+}
+
+func (t *Table) removeLocked(e *entry) {
+	t.detachLocked(e)
+	delete(t.keys, e.key)
+	t.changedLocked(e.key, nil)
 }
 
 func (t *Table) unlinkLocked(e *entry) {
@@ -255,31 +316,63 @@ func (t *Table) Get(key []byte) *message.Message {
 func (t *Table) StartSeeding() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.seeding = true
+	t.seeding, t.stale = true, false
 	t.seeded = make(chan struct{})
 }
 
 // Seed puts m, read back from Kafka at start-up, unless the key holds a
 // newer message: one of the same partition at or past m's offset, or one
-// the publisher put (or deleted) in another partition.
+// the publisher put (or deleted) in another partition. At the bound, a
+// seeded record takes the place of the oldest seeded record (by record
+// time), or is dropped when it is the oldest or nothing seeded is left:
+// seeding never evicts what the publisher put, nor a tombstone marker,
+// and never puts back a key at or below its partition's floor (the
+// highest offset the publisher's side evicted while seeding). A record
+// not kept at the bound is counted as evicted. Ignored unless seeding
+// (StartSeeding), and once the table was reset while seeding.
 func (t *Table) Seed(m *message.Message) {
 	if m.Key == nil {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.newerLocked(m.Key, m.Partition, m.Offset) {
+	if !t.seeding || t.stale || t.newerLocked(m.Key, m.Partition, m.Offset) {
 		return
 	}
-	t.setLocked(m.Key, m, m.Partition, m.Offset, true)
+	t.seedLocked(m)
+}
+
+// seedLocked puts m as a seeded entry (see Seed). t.mu must be held.
+func (t *Table) seedLocked(m *message.Message) {
+	if e := t.keys[keyOf(m.Key)]; e != nil {
+		t.detachLocked(e)
+		delete(t.keys, e.key)
+	} else if f, ok := t.floor[m.Partition]; ok && m.Offset <= f {
+		t.countEvictedLocked()
+		return
+	}
+	if len(t.keys) >= t.cfg.MaxKeys {
+		if len(t.seeds) == 0 || olderSeed(m, t.seeds[0].msg) {
+			t.countEvictedLocked()
+			return
+		}
+		t.countEvictedLocked()
+		t.removeLocked(t.seeds[0])
+	}
+	e := &entry{key: keyOf(m.Key), msg: m, partition: m.Partition, offset: m.Offset, fromSeed: true}
+	t.keys[e.key] = e
+	heap.Push(&t.seeds, e)
+	t.live++
+	t.changedLocked(e.key, m)
 }
 
 // SeedDelete removes key, deleted by a tombstone read back at start-up,
-// unless the key holds a newer message (see Seed).
+// unless the key holds a newer message (see Seed). Ignored unless
+// seeding.
 func (t *Table) SeedDelete(key []byte, partition int32, offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e := t.keys[string(key)]; e != nil && !t.newerLocked(key, partition, offset) {
+	if e := t.keys[string(key)]; t.seeding && !t.stale && e != nil && !t.newerLocked(key, partition, offset) {
 		t.removeLocked(e)
 	}
 }
@@ -298,7 +391,10 @@ func (t *Table) newerLocked(key []byte, partition int32, offset int64) bool {
 	}
 }
 
-// Seeded ends seeding: the tombstone markers go, and WaitSeeded returns.
+// Seeded ends seeding: the tombstone markers go, the seeded entries join
+// the eviction order as less recently updated than anything the
+// publisher put, oldest record first, and WaitSeeded returns. It walks
+// every key once, under the table's lock, at the end of start-up.
 func (t *Table) Seeded() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -306,12 +402,20 @@ func (t *Table) Seeded() {
 		return
 	}
 	t.seeding = false
+	clear(t.floor)
 	for e := t.list.next; e != &t.list; {
 		next := e.next
 		if e.msg == nil {
 			t.removeLocked(e)
 		}
 		e = next
+	}
+	first := t.list.next
+	for len(t.seeds) > 0 {
+		e := heap.Pop(&t.seeds).(*entry)
+		e.prev, e.next = first.prev, first
+		first.prev.next = e
+		first.prev = e
 	}
 	close(t.seeded)
 }
@@ -342,24 +446,59 @@ func (t *Table) WaitSeeded(ctx context.Context) error {
 	}
 }
 
-// View returns what the table holds now, immutable; the same View while
-// nothing changed. Call it under the publisher's lock, so that the view
-// matches the published position.
-func (t *Table) View() *View {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.view != nil && t.view.version == t.version {
-		return t.view
-	}
-	msgs := make([]*message.Message, 0, t.live)
-	for e := t.list.next; e != &t.list; e = e.next {
-		if e.msg != nil {
-			msgs = append(msgs, e.msg)
-		}
-	}
-	t.view = &View{version: t.version, msgs: msgs}
-	return t.view
-}
-
 // Served counts one snapshot taken by a client.
 func (t *Table) Served() { t.served.Add(1) }
+
+// olderSeed reports whether seeded record a is older than b: by record
+// time, then by place.
+func olderSeed(a, b *message.Message) bool {
+	return cmp.Or(cmp.Compare(a.Timestamp, b.Timestamp), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset)) < 0
+}
+
+// seedHeap orders seeded entries, oldest record first (container/heap).
+type seedHeap []*entry
+
+func (h seedHeap) Len() int           { return len(h) }
+func (h seedHeap) Less(i, j int) bool { return olderSeed(h[i].msg, h[j].msg) }
+func (h seedHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *seedHeap) Push(x any) {
+	e := x.(*entry)
+	e.heapIdx = len(*h)
+	*h = append(*h, e)
+}
+func (h *seedHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.heapIdx = -1
+	return e
+}
+
+// Latest returns the message a record whose messages are msgs (at least
+// one) leaves in the table: its last. The rows of a record of many Quix
+// rows share one allocation, their Origin and one buffer per shape's
+// frames, so its last row is copied with frames and Origin of its own:
+// the table keeps one row alive, not the whole record.
+func Latest(msgs []*message.Message) *message.Message {
+	last := msgs[len(msgs)-1]
+	if len(msgs) == 1 {
+		return last
+	}
+	m := &message.Message{Key: last.Key, Offset: last.Offset, Partition: last.Partition,
+		Row: last.Row, Rows: last.Rows, Timestamp: last.Timestamp}
+	for s, f := range last.Frames {
+		m.Frames[s] = bytes.Clone(f)
+	}
+	if o := last.Origin; o != nil {
+		m.Origin = &message.Origin{Cursor: strings.Clone(o.Cursor), Head: strings.Clone(o.Head)}
+		if o.Before != nil {
+			before := o.Before.Clone()
+			m.Origin.Before = &before
+		}
+	}
+	return m
+}

@@ -33,7 +33,7 @@ func contents(t *Table) []string {
 
 func TestTable(t *testing.T) {
 	type op struct {
-		kind string // put, del, seed, seeddel, start, done
+		kind string // put, del, seed, seeddel, start, done, reset
 		key  string
 		p    int32
 		o    int64
@@ -54,6 +54,7 @@ func TestTable(t *testing.T) {
 		{"live tombstone while seeding keeps a seed out", 0, []op{{"start", "", 0, 0}, {"del", "a", 0, 10}, {"seed", "a", 0, 5}, {"done", "", 0, 0}}, nil},
 		{"a seeded tombstone removes a seeded key", 0, []op{{"start", "", 0, 0}, {"seed", "a", 0, 1}, {"seeddel", "a", 0, 2}, {"done", "", 0, 0}}, nil},
 		{"a seeded tombstone below live is ignored", 0, []op{{"start", "", 0, 0}, {"put", "a", 0, 9}, {"seeddel", "a", 0, 2}, {"done", "", 0, 0}}, []string{"a@0/9"}},
+		{"a reset while seeding keeps seeding out", 0, []op{{"start", "", 0, 0}, {"seed", "a", 0, 1}, {"reset", "", 0, 0}, {"seed", "b", 0, 2}, {"seeddel", "a", 0, 3}, {"put", "c", 0, 0}, {"done", "", 0, 0}}, []string{"c@0/0"}},
 		{"live replaces seeded", 0, []op{{"start", "", 0, 0}, {"seed", "a", 0, 1}, {"put", "a", 0, 7}, {"done", "", 0, 0}}, []string{"a@0/7"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,6 +79,8 @@ func TestTable(t *testing.T) {
 					tbl.StartSeeding()
 				case "done":
 					tbl.Seeded()
+				case "reset":
+					tbl.Reset()
 				}
 			}
 			if got := contents(tbl); !slices.Equal(got, tc.want) {
@@ -107,32 +110,30 @@ func TestTableEvictionsCountedAndLogged(t *testing.T) {
 	}
 }
 
-// The same View while nothing changes; a new one after a change; frames
-// built once per message, shape and cursor, each with the cursor.
+// The same View while nothing changes; a new one after a change, and the
+// Capture taken before it still makes the view of its own moment; a
+// snapshot frame carries the point.
 func TestViewShared(t *testing.T) {
 	tbl := New(Config{Logger: discard()})
 	tbl.Put(msg("a", 0, 1))
+	before := tbl.Capture()
 	v := tbl.View()
-	if tbl.View() != v {
+	if tbl.View() != v || tbl.ViewOf(before) != v {
 		t.Fatal("a second View without a change is not the same")
 	}
 	all := v.Messages(func([]byte) bool { return true })
-	f1 := v.Frames(all, message.ShapeSSEEnvelope, "CUR")
-	f2 := v.Frames(all, message.ShapeSSEEnvelope, "CUR")
-	if len(f1) != 1 || f1[0] != f2[0] {
-		t.Fatal("frames for the same point are not shared")
-	}
-	if got := string(f1[0].Frames[message.ShapeSSEEnvelope]); !strings.Contains(got, "id: CUR\n") || !strings.Contains(got, `"cursor":"CUR"}`) {
+	f := Frame(all[0], message.ShapeSSEEnvelope, "CUR")
+	if got := string(f.Frames[message.ShapeSSEEnvelope]); !strings.Contains(got, "id: CUR\n") || !strings.Contains(got, `"cursor":"CUR"}`) {
 		t.Fatalf("SSE frame %q lacks the snapshot point", got)
 	}
-	if f3 := v.Frames(all, message.ShapeSSEEnvelope, "OTHER"); f3[0] == f1[0] {
-		t.Fatal("frames of another point are the first point's")
-	}
-	if p := v.Frames(all, message.ShapePlain, "CUR"); p[0] != all[0] {
+	if p := Frame(all[0], message.ShapePlain, "CUR"); p != all[0] {
 		t.Fatal("a plain frame is built again (it carries no cursor)")
 	}
 	tbl.Put(msg("b", 0, 2))
 	if tbl.View() == v {
 		t.Fatal("View after a change is the old one")
+	}
+	if got := tbl.ViewOf(before).Len(); got != 1 {
+		t.Fatalf("a capture taken before a change makes a view of %d keys, want 1", got)
 	}
 }

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -13,29 +14,25 @@ import (
 )
 
 // View is what the table held at one moment: the latest message of each
-// key. It is shared by every client that snapshots while the table does
-// not change, and so are the frames it builds for them (Frames). Safe for
-// concurrent use.
+// key, immutable. It is shared by every client that snapshots while the
+// table does not change (Table.ViewOf). Safe for concurrent use.
 type View struct {
-	version uint64
-	sort    sync.Once
-	msgs    []*message.Message // by partition, then offset, once sorted
-
-	// mu guards the frames built for point, the cursor of the last
-	// snapshot taken of the view.
-	mu     sync.Mutex
-	point  string
-	framed [message.NumShapes]map[*message.Message]*message.Message
+	keys map[string]*message.Message // never modified
+	sort sync.Once
+	msgs []*message.Message // by partition, then offset, once sorted
 }
 
 // Len returns the number of keys in the view.
-func (v *View) Len() int { return len(v.msgs) }
+func (v *View) Len() int { return len(v.keys) }
+
+// Get returns key's latest message in the view, or nil.
+func (v *View) Get(key []byte) *message.Message { return v.keys[string(key)] }
 
 // Messages returns the view's messages whose key match takes, in
 // partition and offset order.
 func (v *View) Messages(match func(key []byte) bool) []*message.Message {
 	v.sort.Do(func() {
-		slices.SortFunc(v.msgs, func(a, b *message.Message) int {
+		v.msgs = slices.SortedFunc(maps.Values(v.keys), func(a, b *message.Message) int {
 			return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
 		})
 	})
@@ -48,46 +45,27 @@ func (v *View) Messages(match func(key []byte) bool) []*message.Message {
 	return out
 }
 
-// Frames returns the messages of msgs (from Messages) as a client of
-// shape gets them in a snapshot taken at cursor: each with cursor as its
-// cursor (the envelope's "cursor", the SSE event's id), built once per
-// message, shape and cursor and shared by every client that snapshots the
-// view at that cursor; plain WebSocket messages, which carry no cursor,
-// as they are. Messages that have no frame of the shape are left out.
-func (v *View) Frames(msgs []*message.Message, shape message.Shape, cursor string) []*message.Message {
-	out := make([]*message.Message, 0, len(msgs))
-	if shape == message.ShapePlain {
-		for _, m := range msgs {
-			if m.Frames[shape] != nil {
-				out = append(out, m)
-			}
+// Frame returns m (from Messages) as a client of shape gets it in a
+// snapshot taken at cursor: with cursor as its cursor (the envelope's
+// "cursor", the SSE event's id), built for the caller alone; a plain
+// WebSocket message, which carries no cursor, as it is. It returns nil
+// when m has no frame of the shape, or none that can carry the point. Callers frame a snapshot a little at
+// a time as they push it (history), so that the framed copies a client
+// holds are bounded by its backlog, not by the number of keys.
+func Frame(m *message.Message, shape message.Shape, cursor string) *message.Message {
+	switch {
+	case shape == message.ShapePlain:
+		if m.Frames[shape] == nil {
+			return nil
 		}
-		return out
+		return m
+	case !encode.Deliverable(m, shape):
+		return nil
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.point != cursor {
-		v.point = cursor
-		clear(v.framed[:])
+	if f := encode.Reframe(m, shape, cursor); f != m {
+		return f
 	}
-	built := v.framed[shape]
-	if built == nil {
-		built = make(map[*message.Message]*message.Message, len(msgs))
-		v.framed[shape] = built
-	}
-	for _, m := range msgs {
-		f, ok := built[m]
-		if !ok {
-			if encode.Deliverable(m, shape) {
-				f = encode.Reframe(m, shape, cursor)
-			}
-			built[m] = f
-		}
-		if f != nil {
-			out = append(out, f)
-		}
-	}
-	return out
+	return nil // a frame that cannot carry the point is never sent as one
 }
 
 // End returns the notice that ends a snapshot of keys messages taken at

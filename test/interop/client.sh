@@ -5,7 +5,8 @@
 # wsdest behind it is stopped and restarted, then killed and restarted; each
 # client keeps every record exactly once and in partition order. A wrong
 # token ends the stream without retries, and the example page of
-# docs/protocol.md runs as written, from another origin.
+# docs/protocol.md runs as written, from another origin. client_snapshot.mjs
+# checks the client's snapshot edges against a stand-in WebSocket.
 #
 # A first wsdest hosts the dev broker and its demo data (so the broker
 # outlives the restarts); client.mjs starts and stops the one under test.
@@ -48,6 +49,8 @@ if [[ -s $WORK/example.html ]]; then
 else
 	fail "client: no block after <!-- protocol-example: client-page --> in docs/protocol.md"
 fi
+
+run_checker client-snapshot node "$INTEROP_DIR/client_snapshot.mjs"
 
 mapfile -t env_args < <(clean_env)
 run_checker client env CHROMIUM="$CHROMIUM" node "$INTEROP_DIR/client.mjs" \

@@ -79,7 +79,10 @@ export interface WsdestOptions {
    * Start with the latest record of every key subscribed to (each a record event, its cursor the
    * snapshot point), then the notice {"notice":"snapshot_end","keys":N,"cursor":...}, then live
    * records from that point: nothing lost, nothing twice. Taken on the first connection only (until
-   * it delivered something): a reconnect resumes from the cursor. Not with from or last.
+   * it delivered something): a reconnect resumes from the cursor. A connection that drops after
+   * some of the snapshot and before snapshot_end resumes at the snapshot point, without the keys not
+   * received yet: the stream then dispatches the notice {"notice":"snapshot_incomplete","cursor":...}
+   * (made by the client). With from or last, connect throws a TypeError.
    */
   snapshot?: boolean;
   /** The WebSocket constructor; default globalThis.WebSocket (Node.js 20: the ws package). */

@@ -99,6 +99,10 @@ export class WsdestStream extends EventTarget {
       if (q.has(p) && options[p] === undefined) options = { ...options, [p]: q.get(p) };
       q.delete(p);
     }
+    const resumes = (options.from !== undefined && options.from !== '') || (options.last !== undefined && options.last !== '');
+    if (snapshotWanted(options.snapshot) && resumes) {
+      throw new TypeError('wsdest: snapshot cannot be combined with from or last (a stream that resumes needs its cursor alone)');
+    }
     this.#opts = options;
     this.#base = u;
     // Listeners added right after connect() see the first state event.
@@ -197,6 +201,13 @@ export class WsdestStream extends EventTarget {
   }
 
   #closed(code, reason) {
+    // A drop mid-snapshot resumes from the snapshot point: the keys not
+    // received yet do not come; say so (a notice of the client's own).
+    if (this.#inSnapshot && this.#cursor) {
+      this.#inSnapshot = false;
+      const msg = { notice: 'snapshot_incomplete', cursor: this.#cursor };
+      this.dispatchEvent(new WsdestEvent('notice', msg, JSON.stringify(msg)));
+    }
     const opened = this.#openedAt !== 0;
     const steady = opened && Date.now() - this.#openedAt >= STEADY_MS;
     this.#ws = null;

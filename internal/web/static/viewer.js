@@ -84,9 +84,9 @@ import { connect } from './client.js';
   // The viewer opens full: a subscription without from= or last= asks for
   // a snapshot (the latest record of every key), unless a first attempt
   // with it could not even open (a server with SNAPSHOT=false answers 400,
-  // which a browser cannot tell from a network failure): then it goes on
-  // without.
-  let snapshotOff = false, snapshotAsked = false;
+  // which a browser cannot tell from a network failure): then this
+  // subscription goes on without, and the next one asks again.
+  let snapshotAsked = false;
   let total = 0, bytes = 0, lastTotal = 0, rate = 0, notices = 0, lastTopic = '';
   const keys = new Map(); // key -> {count, time, fields: Map(name -> {text, num, el}), dirty, cells (rebuild them), row}
   let droppedKeys = 0;
@@ -111,12 +111,13 @@ import { connect } from './client.js';
   function showAlert(text) { const a = $('alert'); a.textContent = text; a.hidden = false; }
   function hideAlert() { $('alert').hidden = true; }
 
-  // subscribe (re)starts the stream for sub. Events of a stream that was
-  // replaced are ignored.
-  function subscribe() {
+  // subscribe (re)starts the stream for sub, with a snapshot unless
+  // noSnapshot (the fallback of this subscription alone: the next one asks
+  // again). Events of a stream that was replaced are ignored.
+  function subscribe(noSnapshot = false) {
     if (stream) stream.close();
     everLive = false;
-    snapshotAsked = !sub.from && !sub.last && !snapshotOff;
+    snapshotAsked = !sub.from && !sub.last && !noSnapshot;
     const s = connect(`${wsBase()}/ws`, { keys: sub.keys, from: sub.from, last: sub.last, where: sub.where, fields: sub.fields, maxRate: sub.maxRate, token: sub.token, keepLatest: false, snapshot: snapshotAsked });
     stream = s;
     s.addEventListener('state', (ev) => { if (stream === s) onState(ev.detail); });
@@ -139,8 +140,7 @@ import { connect } from './client.js';
     } else if (d.state === 'reconnecting' && d.delay === undefined) {
       setState('reconnecting', `reconnecting (attempt ${d.attempt + 1})`);
     } else if (d.state === 'reconnecting' && snapshotAsked && !everLive && !d.opened) {
-      snapshotOff = true;
-      subscribe();
+      subscribe(true);
       return;
     } else if (d.state === 'reconnecting') {
       const why = d.code === 1006 ? (everLive ? 'connection lost' : 'cannot connect')
