@@ -124,6 +124,12 @@ type Registry struct {
 	pendBy  map[string]int           // pending by owner; guarded by mu
 	ids     [2]idAlloc               // filter and projection ids; guarded by mu
 	gen     uint64                   // the last gen given; guarded by mu
+	// spelled maps a request as written (Spec of the raw where and
+	// fields) to its canonical Spec, so that a client asking for a live
+	// view in a spelling seen before costs a map lookup, not a parse
+	// (whose garbage every handshake would otherwise leave); at most
+	// maxSpellings entries, cleared when full. Guarded by mu.
+	spelled map[Spec]Spec
 
 	// heads counts the live filters that read headers (NeedsHead);
 	// written under mu.
@@ -137,6 +143,10 @@ type Registry struct {
 
 	records *records // decoded records shared by every filter
 }
+
+// maxSpellings bounds Registry.spelled: about 2 KiB an entry at most
+// (an expression of at most MaxExprLen and a field list).
+const maxSpellings = 1024
 
 // idAlloc hands out small integers, reusing those given back.
 type idAlloc struct {
@@ -181,6 +191,7 @@ func New(cfg Config) (*Registry, error) {
 		projs:    make(map[string]*projection),
 		owners:   make(map[string]map[*View]int),
 		pendBy:   make(map[string]int),
+		spelled:  make(map[Spec]Spec),
 		errLines: ratelog.New(10*time.Second, 1),
 		records:  newRecords(recordCacheSize, recordCacheBytes),
 	}, nil
@@ -213,11 +224,28 @@ type request struct {
 // against the limits before its expression is compiled, outside the
 // registry's lock.
 func (r *Registry) Acquire(where, fields string, shape message.Shape, owner string) (*View, error) {
+	raw := Spec{Where: where, Fields: fields, Shape: shape}
+	r.mu.Lock()
+	if spec, ok := r.spelled[raw]; ok {
+		if v := r.views[spec]; v != nil {
+			err := r.holdLocked(v, owner)
+			r.mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			return v, nil
+		}
+	}
+	r.mu.Unlock()
 	req, err := r.parse(where, fields, shape)
 	if err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
+	if len(r.spelled) >= maxSpellings {
+		clear(r.spelled)
+	}
+	r.spelled[raw] = req.spec
 	if v := r.views[req.spec]; v != nil {
 		err := r.holdLocked(v, owner)
 		r.mu.Unlock()

@@ -342,3 +342,24 @@ func TestRecordsBounded(t *testing.T) {
 		t.Fatal("a record over the bound alone is not kept while it is read")
 	}
 }
+
+// A client asking for a live view in a spelling seen before is given it
+// without a parse: a handshake leaves no parser garbage behind.
+func TestKnownSpellingNotParsed(t *testing.T) {
+	r := newRegistry(t, Config{})
+	const where = `has(value.Tags) && value.Tags.location == "lab" && value.temperature > 30`
+	held, err := r.Acquire(where, "temperature,Tags.location", message.ShapeEnvelope, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(50, func() {
+		v, err := r.Acquire(where, "temperature,Tags.location", message.ShapeEnvelope, "b")
+		if err != nil || v != held {
+			t.Fatalf("got %p, %v; want the live view", v, err)
+		}
+		r.Release(v, "b")
+	})
+	if allocs > 8 {
+		t.Fatalf("acquiring a live view in a known spelling allocated %.0f times; a parse allocates hundreds", allocs)
+	}
+}
