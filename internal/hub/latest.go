@@ -57,8 +57,11 @@ import (
 
 // conflateBatchBytes is about the most frame bytes a conflating client
 // hands its writer in one turn: small, so that messages wait in the
-// pending set, where they are superseded, rather than in the socket.
-const conflateBatchBytes = 16 << 10
+// pending set, where they are superseded, rather than in the socket. What
+// a conflated reader receives is at most this, its socket buffers and
+// its own receive buffer behind the latest value: at 10 KB/s, each KiB
+// here is about 0.1 s of staleness.
+const conflateBatchBytes = 4 << 10
 
 // slowBatchBytes is about the most frame bytes one write carries with
 // Config.Conflate for a client that reads slowly (conflateBatchBytes

@@ -124,14 +124,22 @@ func BenchmarkSnapshotToClient(b *testing.B) {
 	url := "ws://" + svc.Addr().String() + "/ws?envelope=true&snapshot=true"
 	b.ResetTimer()
 	for range b.N {
-		conn, _, _, err := ws.Dial(ctx, url)
+		conn, br, _, err := ws.Dial(ctx, url)
 		if err != nil {
 			b.Fatal(err)
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		// Frames that came with the handshake's answer are in br.
+		rw := io.ReadWriter(conn)
+		if br != nil {
+			rw = struct {
+				io.Reader
+				io.Writer
+			}{io.MultiReader(br, conn), conn}
+		}
 		n := 0
 		for {
-			msg, err := wsutil.ReadServerText(conn)
+			msg, err := wsutil.ReadServerText(rw)
 			if err != nil {
 				b.Fatal(err)
 			}
