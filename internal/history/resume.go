@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +66,11 @@ type Resumer struct {
 	gaps  atomic.Uint64 // gap notices sent
 	holes atomic.Uint64 // catch-ups failed closed on a hole (a bug)
 	scans chan struct{} // last=N scans of Kafka running; see lastScans
+
+	// point is the last snapshot point taken (snapshotPoint); nil
+	// until one is. pointMu guards it, never held while one is taken.
+	pointMu sync.Mutex
+	point   *snapshotPoint
 }
 
 // NewResumer returns a resumer.

@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/wsdest/wsdest"
 	"github.com/wsdest/wsdest/internal/message"
@@ -29,9 +30,10 @@ func (r *Resumer) waitSeeded(ctx context.Context) error {
 // two are captured together between two batches (Tap.join), in O(1)
 // (Table.Capture: no work per key under the tap's lock); the view is
 // built from the capture outside every shared lock (Table.ViewOf, shared
-// by every client that snapshots at P), and its messages are framed with
-// P as their cursor a little at a time as they are pushed, paced by the
-// client's backlog, then the snapshot_end notice. The catch-up then goes
+// by every client that snapshots at P; a point serves the snapshots of
+// the next snapshotReuse), and its messages are framed with P as their
+// cursor (shared by the clients at P: View.SharedFrame) as they are
+// pushed, paced by the client's backlog, then the snapshot_end notice. The catch-up then goes
 // on from P like any other: for each key, nothing older than its
 // snapshot message follows, and nothing published after P is missed.
 func (j *job) snapshot(ctx context.Context) error {
@@ -39,20 +41,23 @@ func (j *job) snapshot(ctx context.Context) error {
 	if tbl == nil {
 		return errNoTable
 	}
-	var capture snapshot.Capture
-	var at wsdest.Cursor
-	j.r.cfg.Tap.join(func(pub *wsdest.Cursor) bool {
-		capture, at = tbl.Capture(), pub.Clone()
-		return true
+	point := j.r.snapshotPoint(func() snapshotPoint {
+		var p snapshotPoint
+		j.r.cfg.Tap.join(func(pub *wsdest.Cursor) bool {
+			p.capture, p.at = tbl.Capture(), pub.Clone()
+			return true
+		})
+		p.cursor = p.at.String()
+		return p
 	})
-	if at.Topic != j.pos.Topic {
+	if point.at.Topic != j.pos.Topic {
 		return errRecreated
 	}
-	j.pos = at
-	cursor := at.String()
-	view := tbl.ViewOf(capture)
+	j.pos = point.at.Clone()
+	cursor := point.cursor
+	view := tbl.ViewOf(point.capture)
 	tbl.Served()
-	n, ok := j.pushSnapshot(ctx, view.Messages(j.match), cursor)
+	n, ok := j.pushSnapshot(ctx, view, view.Messages(j.match), cursor)
 	if !ok {
 		return errLeft
 	}
@@ -68,18 +73,24 @@ func (j *job) snapshot(ctx context.Context) error {
 // it pushed, and false when the client left. A client with a view
 // (hub.View) gets what its view makes of each key's latest message, and
 // none for a key whose latest message the view drops.
-func (j *job) pushSnapshot(ctx context.Context, msgs []*message.Message, cursor string) (int, bool) {
+func (j *job) pushSnapshot(ctx context.Context, view *snapshot.View, msgs []*message.Message, cursor string) (int, bool) {
 	v := j.c.View()
 	limit := j.c.MaxQueueBytes() / 2
 	var batch []*message.Message
 	n, cost := 0, 0
 	for _, m := range msgs {
+		kept := m
 		if v != nil {
 			if m = v.Apply(m); m == nil {
 				continue
 			}
 		}
-		f := snapshot.Frame(m, j.shape, cursor)
+		var f *message.Message
+		if m == kept {
+			f = view.SharedFrame(m, j.shape, cursor)
+		} else {
+			f = snapshot.Frame(m, j.shape, cursor) // derived for this client's view
+		}
 		if f == nil {
 			continue
 		}
@@ -93,4 +104,40 @@ func (j *job) pushSnapshot(ctx context.Context, msgs []*message.Message, cursor 
 		}
 	}
 	return n, j.push(ctx, batch)
+}
+
+// snapshotReuse is how long a snapshot point serves the snapshots that
+// follow it: a client placed at a point up to this old catches up from
+// it like any resuming client (exact, from the history), and every client
+// at one point shares its view and its frames (snapshot.View.SharedFrame)
+// instead of each building its own.
+const snapshotReuse = 250 * time.Millisecond
+
+// snapshotPoint is a table capture and the published position it was
+// taken at, with that position's text.
+type snapshotPoint struct {
+	capture snapshot.Capture
+	at      wsdest.Cursor
+	cursor  string
+	taken   time.Time
+}
+
+// snapshotPoint returns the last point taken, when it is younger than
+// snapshotReuse and of the topic the tap publishes now; otherwise one
+// from take (outside pointMu: take waits for the tap between two
+// batches), kept for the clients that follow. The returned point's
+// cursor must not be modified.
+func (r *Resumer) snapshotPoint(take func() snapshotPoint) snapshotPoint {
+	r.pointMu.Lock()
+	p := r.point
+	r.pointMu.Unlock()
+	if p != nil && time.Since(p.taken) < snapshotReuse && p.at.Topic == r.cfg.Tap.Identity() {
+		return *p
+	}
+	q := take()
+	q.taken = time.Now()
+	r.pointMu.Lock()
+	r.point = &q
+	r.pointMu.Unlock()
+	return q
 }

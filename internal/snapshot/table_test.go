@@ -137,3 +137,31 @@ func TestViewShared(t *testing.T) {
 		t.Fatalf("a capture taken before a change makes a view of %d keys, want 1", got)
 	}
 }
+
+// Clients of one view at one point share its frames; another point's
+// are built for the caller alone; past maxSharedBytes nothing more is
+// kept.
+func TestSharedFrames(t *testing.T) {
+	tbl := New(Config{Logger: discard()})
+	for _, m := range keptMessages(200) {
+		tbl.Put(m)
+	}
+	v := tbl.View()
+	all := v.Messages(func([]byte) bool { return true })
+	a := v.SharedFrame(all[0], message.ShapeEnvelope, "P1")
+	if a == nil || v.SharedFrame(all[0], message.ShapeEnvelope, "P1") != a {
+		t.Fatal("a second client at the same point did not get the same frame")
+	}
+	if !strings.Contains(string(a.Frames[message.ShapeEnvelope]), `"cursor":"P1"`) {
+		t.Fatalf("frame %q lacks the point", a.Frames[message.ShapeEnvelope])
+	}
+	b := v.SharedFrame(all[0], message.ShapeEnvelope, "P2")
+	if b == a || !strings.Contains(string(b.Frames[message.ShapeEnvelope]), `"cursor":"P2"`) {
+		t.Fatal("a client at another point got the first point's frame")
+	}
+	v.fbytes = maxSharedBytes // as if full
+	c := v.SharedFrame(all[1], message.ShapeEnvelope, "P1")
+	if c == nil || v.SharedFrame(all[1], message.ShapeEnvelope, "P1") == c {
+		t.Fatal("a frame past the bound was kept for sharing")
+	}
+}

@@ -20,6 +20,62 @@ type View struct {
 	keys map[string]*message.Message // never modified
 	sort sync.Once
 	msgs []*message.Message // by partition, then offset, once sorted
+
+	// framed holds, per shape, the frames built for one snapshot point
+	// (SharedFrame), shared by every client that snapshots at it, up to
+	// maxSharedBytes in all; guarded by fmu.
+	fmu    sync.Mutex
+	framed [message.NumShapes]sharedFrames
+	fbytes int
+}
+
+// sharedFrames are the frames of one shape built at cursor.
+type sharedFrames struct {
+	cursor string
+	m      map[*message.Message]*message.Message
+}
+
+// maxSharedBytes bounds the frames a View keeps for sharing: past it,
+// frames are built for each client alone (Frame), so that a view of many
+// keys costs at most this beside what its clients' backlogs hold.
+const maxSharedBytes = 16 << 20
+
+// SharedFrame is Frame, built once per message, shape and cursor and
+// shared by every client of the view that snapshots at cursor (up to
+// maxSharedBytes of frames per view).
+func (v *View) SharedFrame(m *message.Message, shape message.Shape, cursor string) *message.Message {
+	if shape == message.ShapePlain {
+		return Frame(m, shape, cursor) // no cursor in it: m itself
+	}
+	v.fmu.Lock()
+	c := &v.framed[shape]
+	if c.cursor == cursor && c.m != nil {
+		if f, ok := c.m[m]; ok {
+			v.fmu.Unlock()
+			return f
+		}
+	}
+	v.fmu.Unlock()
+	f := Frame(m, shape, cursor)
+	v.fmu.Lock()
+	defer v.fmu.Unlock()
+	if c.cursor != cursor || c.m == nil {
+		if c.m != nil {
+			return f // another point holds the cache: this one's frames are the caller's
+		}
+		c.cursor, c.m = cursor, make(map[*message.Message]*message.Message)
+	}
+	if g, ok := c.m[m]; ok {
+		return g // built meanwhile by another client: share it
+	}
+	if f != nil && v.fbytes+len(f.Frames[shape]) > maxSharedBytes {
+		return f
+	}
+	c.m[m] = f
+	if f != nil {
+		v.fbytes += len(f.Frames[shape])
+	}
+	return f
 }
 
 // Len returns the number of keys in the view.
