@@ -14,9 +14,10 @@
 // hold, from the Reader, the one shared Kafka catch-up reader, then joins
 // it to the live stream. A snapshot (snapshot.go) is a start position
 // like the others: the table's latest message of every key and the
-// published position, taken together between two batches, then the
-// catch-up from that position. Seed (seed.go) fills the table from Kafka
-// at start-up.
+// published position, taken together between two batches (one such
+// point serves the snapshots of the next snapshotReuse, which share its
+// frames), then the catch-up from that position. Seed (seed.go) fills
+// the table from Kafka at start-up.
 //
 // # The invariant
 //
