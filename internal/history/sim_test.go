@@ -951,10 +951,18 @@ func (c *simClient) checkSnapshot(notice string, p int32, o int64, key string, k
 		c.sim.trace("client %d: snapshot of %d keys at %v", c.id, sn.n, at.Offsets)
 		c.snap = nil
 		starts, _, _ := c.sim.k.state()
-		if c.gen < 0 && c.connGen >= 0 {
+		if c.gen < 0 {
 			// An empty snapshot: the point is of the generation the
-			// stream started in (a recreation since fails the catch-up).
-			c.gen = c.connGen
+			// service published when it was taken, which its topic id
+			// tells (fakeKafka.id: byte 0 set, byte 1 the generation),
+			// and which may be older than Kafka's when the service has
+			// not noticed a recreation yet; unknown before the service
+			// first asked, when the first record tells.
+			if id := at.Topic.ID; id[0] == 1 {
+				c.gen = int(id[1])
+			} else {
+				c.minGen = 0
+			}
 		}
 		c.next = append(c.next[:0], at.Offsets...)
 		c.firstLo = make([]int64, len(starts)) // partitions the point has none in: from their start
