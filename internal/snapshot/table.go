@@ -5,12 +5,18 @@
 //
 // The Table holds the messages the history keeps (the same
 // *message.Message, built by encode.EncodeKept: the plain frame and the
-// envelope's head), so a key costs a map entry, a list entry and a pointer
-// beyond what the history holds. A record of many Quix rows counts as its
-// last row, a copy of its own (Latest). A record without a key is not in the table (nothing names
-// it). A record with a null value (a Kafka tombstone) removes its key.
-// At MaxKeys, the least recently updated key goes, counted (Stats) and
-// logged (Log); while seeding, the oldest seeded record (Seed).
+// envelope's head), so a key costs a map entry, a list entry, an entry of
+// the base map views are built from and a pointer beyond what the
+// history holds. A record of many Quix rows counts as its last row, a
+// copy of its own (Latest). A record without a key is not in the table
+// (nothing names it). A record with a null value (a Kafka tombstone)
+// removes its key. At MaxKeys, the least recently updated key goes,
+// counted (Stats) and logged (Log); while seeding, the oldest seeded
+// record (Seed).
+//
+// A View's snapshot frames carry the snapshot point as their cursor; the
+// clients of one view at one point share them (View.SharedFrame), up to
+// a bound per view past which each client frames its own (Frame).
 //
 // Concurrency: the publisher updates the table (Put, Delete, Reset)
 // under its own lock as it publishes, and a client's snapshot is
