@@ -128,13 +128,13 @@ func (c *Client) enqueueOne(m *message.Message, seq uint64) uint64 {
 	return 1
 }
 
-// offerLocked queues m, a message of the Publish numbered seq: through
-// the latest-wins state of a client with a rate or in conflated mode
-// (latest.go), otherwise straight to the queue. It reports false when
-// the client was closed. c.mu must be held.
+// offerLocked queues m, a message of the Publish numbered seq: into the
+// pending set of a client in conflated mode (latest.go), otherwise
+// straight to the queue. It reports false when the client was closed.
+// c.mu must be held.
 func (c *Client) offerLocked(m *message.Message, seq uint64) bool {
 	if c.latest != nil {
-		return c.offerLatestLocked(m, seq)
+		return c.holdLocked(m)
 	}
 	return c.pushLocked(m, seq)
 }
@@ -159,7 +159,7 @@ func (c *Client) pushLocked(m *message.Message, seq uint64) bool {
 		older := c.queued - min(c.queued, c.pubCost)
 		c.checked, c.pubCost = seq, 0
 		if older+cost > c.hub.cfg.MaxQueueBytes {
-			if c.hub.cfg.Conflate && (c.latest == nil || !c.latest.conflating) {
+			if c.hub.cfg.Conflate {
 				return c.conflateLocked(m)
 			}
 			c.closeLocked(wsframe.ClosePolicyViolation, wsframe.ReasonTooSlow, ReasonQueueFull, false)

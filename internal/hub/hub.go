@@ -44,10 +44,12 @@
 // of more than 512 of its key) keeps that copy as its backlog instead of a
 // pointer per message of its own.
 //
-// A client with a rate bound (Subscription.MaxRate), and with
-// Config.Conflate a client that fell behind, keep at most one pending
-// message per key and hand the latest to the writer, in publish order
-// (latest.go).
+// A client with a rate bound (Subscription.MaxRate) gets what its rate
+// group hands on: the clients of one subscription, view and rate share
+// one latest-wins pending set, which hands each key on at most at the
+// rate, in publish order (rate.go). With Config.Conflate, a client that
+// fell behind keeps at most one pending message per key and hands the
+// latest to the writer, in publish order (latest.go).
 //
 // A client that negotiated permessage-deflate (Client.UseDeflate) gets
 // each frame compressed with no context takeover: the first writer that
@@ -202,6 +204,16 @@ type Hub struct {
 	viewed  atomic.Int64
 	viewPub viewPublish // owned by the publishing goroutine
 
+	// rates are the rate groups of the clients with a max_rate (rate.go);
+	// rated counts those clients. handSeq numbers the groups' hand-overs,
+	// for their clients' queue bound, and lastPub is the number of the
+	// last Publish, for Join.
+	rates   rates
+	rated   atomic.Int64
+	ratePub ratePublish // owned by the publishing goroutine
+	handSeq atomic.Uint64
+	lastPub atomic.Uint64
+
 	// deflaters holds *wsframe.Deflater at Config.DeflateLevel.
 	deflaters sync.Pool
 
@@ -339,6 +351,9 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 	if sub.View != nil {
 		h.viewed.Add(1) // before the shape count: see Wants
 	}
+	if sub.MaxRate > 0 {
+		h.rated.Add(1)
+	}
 	if tr == nil {
 		tr = WebSocket{}
 	}
@@ -351,9 +366,6 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 		onClosed: o.OnClosed,
 		added:    time.Now().UnixNano(),
 		parked:   o.Park,
-	}
-	if sub.MaxRate > 0 {
-		c.latest = newLatest(sub.MaxRate)
 	}
 	if conn != nil {
 		c.setConn(conn)
@@ -386,6 +398,8 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 	case routeView:
 		c.pos = len(s.viewed)
 		s.viewed = append(s.viewed, c)
+	case routeRated:
+		c.sub.rate().add(c)
 	default:
 		for _, k := range c.sub.exact {
 			s.exact[k] = append(s.exact[k], c)
@@ -424,6 +438,8 @@ func (h *Hub) remove(c *Client) {
 		removeAt(&s.globs, c)
 	case routeView:
 		removeAt(&s.viewed, c)
+	case routeRated:
+		c.sub.rate().remove(c)
 	default:
 		for _, k := range c.sub.exact {
 			l := s.exact[k]
@@ -445,7 +461,11 @@ func (h *Hub) remove(c *Client) {
 	s.mu.Unlock()
 	h.shapes[c.shape].Add(-1)
 	h.stats.clients.Add(-1)
-	if v := c.sub.view; v != nil {
+	if g := c.sub.rate(); g != nil {
+		h.releaseRate(g)
+		h.rated.Add(-1)
+	}
+	if v := c.sub.view(); v != nil {
 		h.views.release(v)
 		h.viewed.Add(-1)
 	}
@@ -479,6 +499,7 @@ func (h *Hub) Publish(msgs []*message.Message) {
 		seq = h.wantSeq.Add(1)
 	}
 	h.pubSeq = seq
+	h.lastPub.Store(seq)
 	// A long batch (a record of many rows, or a large fetch) is copied
 	// once, and clients that take all of it (or all of a long run of one
 	// key) share the copy as their backlog (Client.enqueue).
@@ -507,8 +528,13 @@ func (h *Hub) Publish(msgs []*message.Message) {
 		}
 		s.mu.RUnlock()
 	}
+	var groups []*rateGroup
+	if h.rated.Load() > 0 {
+		groups = h.rateGroups()
+		h.publishRated(groups, msgs, seq)
+	}
 	if h.viewed.Load() > 0 {
-		enqueued += h.publishViewed(msgs, seq)
+		enqueued += h.publishViewed(msgs, seq, groups)
 	}
 	h.stats.enqueued.Add(enqueued)
 }
@@ -711,7 +737,11 @@ func (h *Hub) gone() {
 func (h *Hub) compile(s Subscription) *compiled {
 	c := compile(s)
 	if s.View != nil {
-		c.view = h.views.acquire(s.View)
+		c.ext = &h.views.acquire(s.View).ext
+	}
+	if s.MaxRate > 0 {
+		c.ext = &h.acquireRate(&c, s.MaxRate).ext
+		return &c
 	}
 	if c.route() == routeAll {
 		return &h.all

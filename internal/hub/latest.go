@@ -7,19 +7,20 @@ import (
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
-// This file is the latest-wins part of a client's queue: the rate bound
-// of Subscription.MaxRate, and conflation (Config.Conflate), which keeps a
-// client that fell behind instead of closing it. Both hold, per client,
-// at most one pending message per key: a newer message of a key
-// supersedes (drops) the pending one. Frames stay shared: pending entries
-// are the same *message.Message pointers every other client queues; the
-// client only chooses which to send, and when.
+// This file is the latest-wins pending set, and the part of it a client
+// uses for conflation (Config.Conflate), which keeps a client that fell
+// behind instead of closing it. The rate bound of Subscription.MaxRate
+// uses the same pending set, shared by the clients of one rate group
+// (rate.go). Both hold at most one pending message per key: a newer
+// message of a key supersedes (drops) the pending one. Frames stay
+// shared: pending entries are the same *message.Message pointers every
+// other client queues; only which are sent, and when, is chosen.
 //
 // Pending messages are kept in publish order (a map from key to slot plus
-// an ordered slice, compacted) and are handed to the writer strictly in
-// that order: a message that supersedes another moves to the end. Nothing
-// is handed over while an older pending message waits for its key's
-// window. So a message's cursor (its own position) still means
+// an ordered slice, compacted) and are handed on strictly in that order:
+// a message that supersedes another moves to the end. Nothing is handed
+// on while an older pending message waits for its key's window (rate
+// only). So a message's cursor (its own position) still means
 // "everything up to here was delivered or superseded", and a client
 // resumed from any cursor it received loses nothing but superseded
 // messages. Messages without a key are one key of their own. A record of
@@ -28,32 +29,20 @@ import (
 // them in a slot of its own, never superseded and always due, so that a
 // reset never overtakes a record of the old topic.
 //
-// Rate (max_rate=N): a message is queued at once when nothing is pending
-// and its key was last handed over at least 1/N ago; otherwise it becomes
-// its key's pending message. The writer takes pending messages from the
-// head while their key's window has passed and stops at the first that
-// has not; a runtime timer (time.AfterFunc: no goroutine until it fires)
-// wakes the writer when it has. So each key is handed to the writer at
-// most N times a second (the writer may still bunch frames that waited
-// for a slow socket), and every key ends at its latest value. Two bounds
-// take precedence over the rate: a pending set over half of
-// MaxQueueBytes is handed over at once (holdLocked), and the keys sent
-// are remembered in two generations dropped whole (latest.sent), at most
-// about MaxQueueBytes of them.
-//
 // Conflation: where a client over MaxQueueBytes would be closed, it
 // switches to conflated mode instead: its queue not yet taken by the
-// writer is folded into the pending set, newer messages supersede per
-// key, and the writer drains the pending set in publish order, a piece
-// (conflateBatchBytes) a turn, so that what waits for the socket stays
-// small and what waits in the set keeps being superseded. Envelope and
-// SSE clients get {"notice":"conflated"} when it starts and
+// writer is folded into a pending set of its own, newer messages
+// supersede per key, and the writer drains the pending set in publish
+// order, a piece (conflateBatchBytes) a turn, so that what waits for the
+// socket stays small and what waits in the set keeps being superseded.
+// Envelope and SSE clients get {"notice":"conflated"} when it starts and
 // {"notice":"caught_up"} once the pending set and the queue are empty.
 // The pending set's cost (costOf: an entry's key, all its frames and
 // entryCost, what it keeps alive) plus the queue's is bounded by
-// MaxQueueBytes, in either mode: a client whose pending set would exceed
-// it (a client of more distinct keys than fit) is closed with 1008 "too
-// slow" as before.
+// MaxQueueBytes: a client whose pending set would exceed it (a client of
+// more distinct keys than fit) is closed with 1008 "too slow" as before.
+// A client of a rate group conflates the same way: what its group hands
+// it is then held, per key, in its own pending set.
 
 // conflateBatchBytes is about the most frame bytes a conflating client
 // hands its writer in one turn: small, so that messages wait in the
@@ -82,7 +71,7 @@ func (c *Client) batchBytes() int {
 	switch {
 	case !c.hub.cfg.Conflate:
 		return noBatchBytes
-	case c.latest != nil && c.latest.conflating:
+	case c.latest != nil:
 		return conflateBatchBytes
 	case c.raw != nil && !c.slowWrites:
 		return noBatchBytes
@@ -113,18 +102,21 @@ type keySlot struct {
 	slot int // index in latest.order of the key's pending message; -1 none
 }
 
-// pending is a message waiting in a client's latest-wins state, with its
-// key's slot (so that the head is taken without a map lookup).
+// pending is a message waiting in a latest-wins set, with its key's slot
+// (so that the head is taken without a map lookup), the number of the
+// Publish it came in (a rate group's clients take only what was
+// published after they joined) and what it is charged (costOf).
 type pending struct {
-	m *message.Message
-	s *keySlot
+	m    *message.Message
+	s    *keySlot
+	seq  uint64
+	cost int
 }
 
-// latest is a client's latest-wins state; every field is guarded by the
-// client's mu.
+// latest is a latest-wins pending set: a conflating client's (guarded by
+// the client's mu) or a rate group's (guarded by the group's mu).
 type latest struct {
-	interval   int64 // ns between two messages of one key; 0: no rate bound
-	conflating bool  // conflated mode (see above)
+	interval int64 // ns between two messages of one key; 0: no rate bound (conflation)
 
 	keys   map[string]*keySlot // the keys with a pending message, and recently taken ones (trimKeys); pointers, updated in place
 	nilKey keySlot             // the key of messages without one
@@ -135,24 +127,20 @@ type latest struct {
 	live  int // non-nil entries of order
 	cost  int // costOf the live entries
 
-	// When each key was last handed to the writer (rate only), in two
-	// generations: sentNew since sentAt, sentOld the one before. A
-	// generation is dropped whole (O(1)) once it is older than interval,
-	// or early once the keys of sentNew cost more than half of
-	// MaxQueueBytes, so that this state stays bounded whatever the
-	// number of keys.
+	// When each key was last handed on (rate only), in two generations:
+	// sentNew since sentAt, sentOld the one before. A generation is
+	// dropped whole (O(1)) once it is older than interval, or early once
+	// the keys of sentNew cost more than half of MaxQueueBytes, so that
+	// this state stays bounded whatever the number of keys.
 	sentNew, sentOld map[string]*sentKey
 	nilSent          int64 // for messages without a key; 0 never
 	sentAt           int64
 	sentCost         int // sentEntryCost plus key bytes of sentNew's entries
-
-	timer   *time.Timer // wakes the writer when the head's window passes; nil until needed
-	timerAt int64       // hub clock at which timer fires; 0 when not armed
 }
 
-// sentKey is an entry of a sent map: when its key was last handed to the
-// writer. It holds its key, so that a key moves from the older generation
-// to the newer, and is updated there, without allocating.
+// sentKey is an entry of a sent map: when its key was last handed on. It
+// holds its key, so that a key moves from the older generation to the
+// newer, and is updated there, without allocating.
 type sentKey struct {
 	key string
 	at  int64 // hub clock
@@ -162,15 +150,18 @@ type sentKey struct {
 // key's bytes.
 const sentEntryCost = 64
 
-// newLatest returns the state of a client with max_rate rate (0: none).
+// newLatest returns a pending set with the rate bound rate (0: none).
 func newLatest(rate float64) *latest {
 	l := &latest{keys: make(map[string]*keySlot), nilKey: keySlot{slot: -1}}
 	if rate > 0 {
-		l.interval = int64(float64(time.Second) / rate)
+		l.interval = rateInterval(rate)
 		l.sentNew = make(map[string]*sentKey)
 	}
 	return l
 }
+
+// rateInterval is the ns between two messages of one key at rate a second.
+func rateInterval(rate float64) int64 { return int64(float64(time.Second) / rate) }
 
 // find returns m's key's pending slot, nil when the key has none.
 func (l *latest) find(m *message.Message) *keySlot {
@@ -194,8 +185,8 @@ func (l *latest) slotFor(m *message.Message) *keySlot {
 	return s
 }
 
-// lastSent returns the hub clock at which m's key was last handed to the
-// writer within the remembered generations; 0 when not.
+// lastSent returns the hub clock at which m's key was last handed on
+// within the remembered generations; 0 when not.
 func (l *latest) lastSent(m *message.Message) int64 {
 	if m.Key == nil {
 		return l.nilSent
@@ -209,7 +200,7 @@ func (l *latest) lastSent(m *message.Message) int64 {
 	return 0
 }
 
-// due reports whether m may be handed over at now: always a notice, and
+// due reports whether m may be handed on at now: always a notice, and
 // a record once its key's window has passed.
 func (l *latest) due(m *message.Message, now int64) bool {
 	if l.interval == 0 || m.Notice() {
@@ -219,8 +210,8 @@ func (l *latest) due(m *message.Message, now int64) bool {
 	return last == 0 || now-last >= l.interval
 }
 
-// sent records that m was handed to the writer at now (rate only); bound
-// is MaxQueueBytes, which the sent maps' keys stay within.
+// sent records that m was handed on at now (rate only); bound is
+// MaxQueueBytes, which the sent maps' keys stay within.
 func (l *latest) sent(m *message.Message, now int64, bound int) {
 	if l.interval == 0 || m.Notice() {
 		return
@@ -248,30 +239,26 @@ func (l *latest) sent(m *message.Message, now int64, bound int) {
 	l.sentCost += len(e.key) + sentEntryCost
 }
 
-// hold makes m its key's pending message, superseding the one pending (a
-// notice keeps a place of its own); it returns whether it superseded one.
-func (l *latest) hold(m *message.Message, shape message.Shape) (superseded bool) {
-	superseded, _ = l.holdHead(m, shape)
-	return superseded
-}
-
-// holdHead is hold, and also reports whether the head of the pending
+// hold makes m, of the Publish seq, its key's pending message,
+// superseding the one pending (a notice keeps a place of its own); it
+// returns whether it superseded one, and whether the head of the pending
 // set may have changed (m superseded the head, or is alone), so that a
 // caller whose timer is armed for the head reschedules only then.
-func (l *latest) holdHead(m *message.Message, shape message.Shape) (superseded, head bool) {
+func (l *latest) hold(m *message.Message, seq uint64) (superseded, head bool) {
 	s := l.slotFor(m)
 	if s.slot >= 0 {
 		head = s.slot == l.firstLive()
-		old := l.order[s.slot].m
+		old := l.order[s.slot]
 		l.order[s.slot] = pending{}
 		l.live--
-		l.cost -= costOf(old, shape)
+		l.cost -= old.cost
 		superseded = true
 	}
+	cost := costOf(m)
 	s.slot = len(l.order)
-	l.order = append(l.order, pending{m, s})
+	l.order = append(l.order, pending{m, s, seq, cost})
 	l.live++
-	l.cost += costOf(m, shape)
+	l.cost += cost
 	l.compact()
 	return superseded, head || l.live == 1
 }
@@ -305,12 +292,9 @@ func (l *latest) compact() {
 }
 
 // headDue returns the first pending message and whether it may be handed
-// over at now; a nil m when nothing is pending.
+// on at now; a nil m when nothing is pending.
 func (l *latest) headDue(now int64) (pending, bool) {
-	for l.head < len(l.order) && l.order[l.head].m == nil {
-		l.head++
-	}
-	if l.head == len(l.order) {
+	if l.firstLive() == len(l.order) {
 		l.order, l.head = l.order[:0], 0
 		return pending{}, false
 	}
@@ -333,11 +317,11 @@ func (l *latest) nextDue() int64 {
 
 // take removes the head p (which headDue returned), frees its key's slot
 // and records it as sent.
-func (l *latest) take(p pending, now int64, shape message.Shape, bound int) {
+func (l *latest) take(p pending, now int64, bound int) {
 	l.order[l.head] = pending{}
 	l.head++
 	l.live--
-	l.cost -= costOf(p.m, shape)
+	l.cost -= p.cost
 	p.s.slot = -1
 	l.trimKeys()
 	l.sent(p.m, now, bound)
@@ -369,128 +353,39 @@ func (l *latest) drop() int {
 	l.order, l.head, l.live, l.cost = nil, 0, 0, 0
 	clear(l.keys)
 	l.nilKey = keySlot{slot: -1}
-	if l.timer != nil {
-		l.timer.Stop()
-		l.timerAt = 0
-	}
 	return n
 }
 
-// takeAll removes every pending message and returns them in publish
-// order, without recording them as sent.
-func (l *latest) takeAll() []*message.Message {
-	out := make([]*message.Message, 0, l.live)
-	for _, p := range l.order[l.head:] {
-		if p.m != nil {
-			out = append(out, p.m)
-		}
-	}
-	clear(l.order)
-	l.order, l.head, l.live, l.cost = l.order[:0], 0, 0, 0
-	clear(l.keys)
-	l.nilKey = keySlot{slot: -1}
-	return out
-}
-
-// offerLatestLocked queues m for a client with latest-wins state (a rate,
-// or conflating), as described above; like pushLocked it reports false
-// when the client was closed. c.mu must be held.
-func (c *Client) offerLatestLocked(m *message.Message, seq uint64) bool {
+// holdLocked makes m, for a conflating client, its key's pending message
+// (a notice keeps its place among them). When the pending set and the
+// queue cost more than MaxQueueBytes, the client is closed with 1008 "too
+// slow". c.mu must be held.
+func (c *Client) holdLocked(m *message.Message) bool {
 	l := c.latest
-	now := c.hub.clock()
-	if !l.conflating && l.live == 0 && l.due(m, now) {
-		if !c.pushLocked(m, seq) {
-			return false
-		}
-		if c.latest.conflating {
-			return true // pushLocked started conflation and held m
-		}
-		l.sent(m, now, c.hub.cfg.MaxQueueBytes)
-		return true
-	}
-	return c.holdLocked(m, seq, now)
-}
-
-// holdLocked makes m its key's pending message (a notice keeps its place
-// among them). When a rated client's pending set costs more than half of
-// MaxQueueBytes (many keys waiting behind one key's window), it is handed
-// to the writer at once, ahead of the keys' windows (flushLocked): the
-// rate gives way to the bound, not the client. When the pending set and
-// the queue cost more than MaxQueueBytes, the client is conflated (with
-// Config.Conflate, unless it is already) or closed with 1008 "too slow".
-// c.mu must be held.
-func (c *Client) holdLocked(m *message.Message, seq uint64, now int64) bool {
-	l := c.latest
-	superseded, head := l.holdHead(m, c.shape)
-	if superseded {
+	if superseded, _ := l.hold(m, 0); superseded {
 		c.hub.stats.superseded.Add(1)
 	}
-	bound := c.hub.cfg.MaxQueueBytes
-	if l.interval > 0 && !l.conflating && l.cost > bound/2 && c.flushLocked(seq, now) {
-		return true
-	}
-	if l.cost+c.queued > bound {
-		if c.hub.cfg.Conflate && !l.conflating {
-			return c.conflateLocked(nil)
-		}
+	if l.cost+c.queued > c.hub.cfg.MaxQueueBytes {
 		c.closeLocked(wsframe.ClosePolicyViolation, wsframe.ReasonTooSlow, ReasonQueueFull, false)
 		return false
-	}
-	if head || l.timerAt == 0 {
-		// Appended behind a head whose timer is armed: the head, and
-		// so when the writer is woken, did not change; no lookup.
-		c.scheduleLocked(now)
-	}
-	return true
-}
-
-// flushLocked moves every pending message of a rated client into the
-// queue, in publish order, as if their windows had passed, when the
-// client's queue passes pushLocked's bound (what it held from before the
-// previous Publish is within MaxQueueBytes); it reports false, moving
-// nothing, when it does not. c.mu must be held.
-func (c *Client) flushLocked(seq uint64, now int64) bool {
-	if seq != c.checked {
-		older := c.queued - min(c.queued, c.pubCost)
-		if older > c.hub.cfg.MaxQueueBytes {
-			return false
-		}
-		c.checked, c.pubCost = seq, 0
-	}
-	l := c.latest
-	if c.queue == nil {
-		c.queue = c.hub.shardOf(c).getArray()
-	}
-	for l.live > 0 {
-		p, _ := l.headDue(now)
-		l.take(p, now, c.shape, c.hub.cfg.MaxQueueBytes)
-		cost := c.Cost(p.m)
-		c.queue = append(c.queue, p.m)
-		c.queued += cost
-		c.pubCost += cost
 	}
 	return true
 }
 
 // conflateLocked switches the client to conflated mode, as pushLocked's
-// or holdLocked's bound asks, then holds m (nil: none): the queue the
-// writer has not taken and the pending set, in this order (publish
-// order), are folded into the pending set, notices keeping their places,
-// and the conflated notice is queued ahead of it. It reports false when
-// even the folded set is over the bound (the client is then closed as
-// before). c.mu must be held.
+// bound asks, then holds m (nil: none): the queue the writer has not
+// taken, in publish order, is folded into the pending set, notices
+// keeping their places, and the conflated notice is queued ahead of it.
+// It reports false when even the folded set is over the bound (the
+// client is then closed as before). c.mu must be held.
 func (c *Client) conflateLocked(m *message.Message) bool {
-	if c.latest == nil {
-		c.latest = newLatest(0)
-	}
-	l := c.latest
-	l.conflating = true
+	l := newLatest(0)
+	c.latest = l
 	c.hub.stats.conflating.Add(1)
 	c.hub.stats.conflations.Add(1)
 	// A copy: a shared backlog's array is read by other clients.
-	old := make([]*message.Message, 0, len(c.backlog)+len(c.queue)+l.live+1)
+	old := make([]*message.Message, 0, len(c.backlog)+len(c.queue)+1)
 	old = append(append(old, c.backlog...), c.queue...)
-	old = append(old, l.takeAll()...)
 	if m != nil {
 		old = append(old, m)
 	}
@@ -510,7 +405,7 @@ func (c *Client) conflateLocked(m *message.Message) bool {
 		c.queued += c.Cost(n)
 	}
 	for _, o := range old {
-		if l.hold(o, c.shape) {
+		if superseded, _ := l.hold(o, 0); superseded {
 			c.hub.stats.superseded.Add(1)
 		}
 	}
@@ -518,98 +413,44 @@ func (c *Client) conflateLocked(m *message.Message) bool {
 		c.closeLocked(wsframe.ClosePolicyViolation, wsframe.ReasonTooSlow, ReasonQueueFull, false)
 		return false
 	}
-	c.scheduleLocked(c.hub.clock())
 	return true
 }
 
-// releaseLocked moves the pending messages that are due, in publish
-// order, into the (empty) queue for the writer to take: at most maxBatch,
-// and while conflating about conflateBatchBytes of frames. It stops at the
-// first message whose key's window has not passed and arms the timer for
-// it. A conflating client whose pending set and queue are empty leaves
-// conflated mode here, and caughtUp reports that its notice is due.
-// c.mu must be held.
+// releaseLocked moves pending messages of a conflating client, in
+// publish order, into the (empty) queue for the writer to take: at most
+// maxBatch, and about conflateBatchBytes of frames. A client whose
+// pending set and queue are empty leaves conflated mode here, and
+// caughtUp reports that its notice is due. c.mu must be held.
 func (c *Client) releaseLocked() (caughtUp bool) {
 	l := c.latest
 	if l == nil || c.closing {
 		return false
 	}
-	now := c.hub.clock()
 	bytes := 0
-	for n := 0; n < maxBatch && l.live > 0; n++ {
-		p, ok := l.headDue(now)
-		if !ok || l.conflating && bytes >= conflateBatchBytes {
-			break
-		}
-		m := p.m
-		cost := c.Cost(m)
-		l.take(p, now, c.shape, c.hub.cfg.MaxQueueBytes)
+	for n := 0; n < maxBatch && l.live > 0 && bytes < conflateBatchBytes; n++ {
+		p, _ := l.headDue(0)
+		cost := c.Cost(p.m)
+		l.take(p, 0, 0)
 		if c.queue == nil {
 			c.queue = c.hub.shardOf(c).getArray()
 		}
-		c.queue = append(c.queue, m)
+		c.queue = append(c.queue, p.m)
 		c.queued += cost
 		bytes += cost
 	}
-	c.scheduleLocked(now)
-	if l.conflating && l.live == 0 && len(c.queue) == 0 && len(c.backlog) == 0 {
-		l.conflating = false
+	if l.live == 0 && len(c.queue) == 0 && len(c.backlog) == 0 {
+		c.latest = nil // an ordinary client again
 		c.hub.stats.conflating.Add(-1)
-		if l.interval == 0 {
-			c.latest = nil // an ordinary client again
-		}
 		return true
 	}
 	return false
 }
 
 // readyLocked reports whether the writer has something to take from the
-// latest-wins state now: a pending message that is due, or the end of
+// pending set of a conflating client: a pending message, or the end of
 // conflation to announce. c.mu must be held.
 func (c *Client) readyLocked() bool {
-	l := c.latest
-	if l == nil || c.closing {
-		return false
-	}
-	if l.live == 0 {
-		return l.conflating
-	}
-	_, ok := l.headDue(c.hub.clock())
-	return ok
-}
-
-// scheduleLocked arms the timer that wakes the writer when the pending
-// head's window passes, unless it is armed for then or earlier already.
-// c.mu must be held.
-func (c *Client) scheduleLocked(now int64) {
-	l := c.latest
-	if l.interval == 0 || l.live == 0 || c.closing {
-		return
-	}
-	at := l.nextDue()
-	if at <= now || l.timerAt != 0 && l.timerAt <= at {
-		return
-	}
-	l.timerAt = at
-	d := time.Duration(at - now)
-	if l.timer == nil {
-		l.timer = time.AfterFunc(d, c.rateTimer)
-		return
-	}
-	l.timer.Reset(d)
-}
-
-// rateTimer runs when a pending head's window has passed: it wakes the
-// writer, which takes what is due.
-func (c *Client) rateTimer() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.latest == nil {
-		return
-	}
-	c.latest.timerAt = 0
-	c.scheduleLocked(c.hub.clock()) // fired early: armed again
-	c.wakeLocked()
+	return c.latest != nil && !c.closing
 }
 
 // dropLatestLocked discards the pending messages of a closing client.
@@ -620,19 +461,14 @@ func (c *Client) dropLatestLocked() {
 		return
 	}
 	c.hub.stats.dropFrames.Add(uint64(l.drop()))
-	if l.conflating {
-		l.conflating = false
-		c.hub.stats.conflating.Add(-1)
-	}
+	c.latest = nil
+	c.hub.stats.conflating.Add(-1)
 }
 
-// costOf is what a pending message of a client of shape s is charged:
-// Client.Cost, plus its key (copied into the keys map) and its other
-// shapes' frames, which it keeps alive while pending.
-func costOf(m *message.Message, s message.Shape) int {
-	if m.Frames[s] == nil {
-		return 0
-	}
+// costOf is what a pending message is charged: its frame bytes of every
+// shape (it keeps them alive while pending, whichever a client reads),
+// its key (copied into the keys map) and entryCost.
+func costOf(m *message.Message) int {
 	n := entryCost + len(m.Key)
 	for _, f := range m.Frames {
 		n += len(f)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -215,29 +216,51 @@ func TestRateSendsAtOnceAndNoticesKeepTheirPlace(t *testing.T) {
 	})
 }
 
-// A rated client's catch-up (Push) is not rated; from Join on the rate
-// applies, counting what the catch-up sent.
+// A rated client's catch-up (Push) is not rated, and what its rate group
+// holds from before Join is not handed to it: the catch-up brought it.
+// From Join on it gets what the group hands on of later Publishes, at
+// the group's rate.
 func TestRateAfterCatchUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := New(Config{PingInterval: -1, WriteTimeout: time.Hour})
+		live := &timedConn{}
+		h.AddClient(live, ClientOptions{Sub: Subscription{All: true, MaxRate: 1}})
+		h.Publish([]*message.Message{ratedMsg("a", 0)})
+		h.Publish([]*message.Message{ratedMsg("a", 1)}) // held by the group
 		rc := &timedConn{}
 		c := h.AddClient(rc, ClientOptions{Sub: Subscription{All: true, MaxRate: 1}, Park: true})
+		h.Publish([]*message.Message{ratedMsg("a", 2)}) // held, superseding 1; c is parked
 		var past []*message.Message
-		for i := range 10 {
+		for i := range 3 {
 			past = append(past, ratedMsg("a", i))
 		}
 		c.Push(past)
 		c.Join()
-		h.Publish([]*message.Message{ratedMsg("a", 10)})
 		synctest.Wait()
-		if n := len(rc.deliveries()); n != 10 {
-			t.Fatalf("%d delivered at once, want the 10 of the catch-up", n)
+		if n := len(rc.deliveries()); n != 3 {
+			t.Fatalf("%d delivered at once, want the 3 of the catch-up", n)
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
+		if got, _ := parseRated(t, rc.deliveries()); len(got) != 3 {
+			t.Fatalf("got %v: the group handed on a message of before Join", got)
+		}
+		time.Sleep(time.Second)                         // the group handed 2 on a second ago
+		h.Publish([]*message.Message{ratedMsg("a", 3)}) // a's window passed: at once
+		h.Publish([]*message.Message{ratedMsg("a", 4)}) // a second later
+		synctest.Wait()
 		got, _ := parseRated(t, rc.deliveries())
-		if len(got) != 11 || got[10].I != 10 {
-			t.Fatalf("got %v, want the live message a second later", got)
+		if len(got) != 4 || got[3].I != 3 {
+			t.Fatalf("got %v, want the first live message at once", got)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		got, _ = parseRated(t, rc.deliveries())
+		if len(got) != 5 || got[4].I != 4 {
+			t.Fatalf("got %v, want the next a second later", got)
+		}
+		if ds := live.deliveries(); len(ds) != 4 {
+			t.Fatalf("the live client got %d messages, want 0, 2, 3 and 4", len(ds))
 		}
 	})
 }
@@ -418,9 +441,11 @@ func TestClientSize(t *testing.T) {
 	}
 }
 
-// A rated client waiting for its key's window holds a runtime timer, not
-// a goroutine: 1,000 clients with a message each held cost no goroutines,
-// and Shutdown stops their timers.
+// Rated clients of one subscription and rate share one rate group, which
+// waits for a key's window with a runtime timer, not a goroutine: 1,000
+// clients with a message held cost one group, one pending message and no
+// goroutine, and once they are gone the group is forgotten and its timer
+// stopped. Another rate, subscription or view is another group.
 func TestRateWaitsWithoutGoroutines(t *testing.T) {
 	h := New(Config{PingInterval: -1, WriteTimeout: time.Hour})
 	base := runtime.NumGoroutine()
@@ -428,28 +453,37 @@ func TestRateWaitsWithoutGoroutines(t *testing.T) {
 	for i := range clients {
 		clients[i] = h.AddClient(&timedConn{}, ClientOptions{Sub: Subscription{All: true, MaxRate: 0.1}})
 	}
+	h.AddClient(&timedConn{}, ClientOptions{Sub: Subscription{Keys: []string{"a"}, MaxRate: 0.1}})
+	h.AddClient(&timedConn{}, ClientOptions{Sub: Subscription{Keys: []string{"*"}, MaxRate: 0.1}}) // every key: the first group
+	h.AddClient(&timedConn{}, ClientOptions{Sub: Subscription{All: true, MaxRate: 0.2}})
 	h.Publish([]*message.Message{ratedMsg("a", 0)})
-	h.Publish([]*message.Message{ratedMsg("a", 1)}) // held for 10 s
-	if !spinUntil(func() bool { return h.Stats().Written == 1000 && runtime.NumGoroutine() <= base+20 }) {
+	h.Publish([]*message.Message{ratedMsg("a", 1)}) // held for 10 s (5 s at 0.2)
+	if !spinUntil(func() bool { return h.Stats().Written == 1003 && runtime.NumGoroutine() <= base+20 }) {
 		t.Fatalf("%d written, %d goroutines (%d before)", h.Stats().Written, runtime.NumGoroutine(), base)
 	}
-	for _, c := range clients {
-		c.mu.Lock()
-		held := c.latest.live
-		c.mu.Unlock()
-		if held != 1 {
-			t.Fatalf("client %d holds %d messages, want 1", c.id, held)
-		}
+	groups := slices.Clone(h.rateGroups())
+	if len(groups) != 3 {
+		t.Fatalf("%d rate groups, want 3", len(groups))
+	}
+	g := clients[0].sub.rate()
+	g.mu.Lock()
+	members, held := len(g.members), g.l.live
+	g.mu.Unlock()
+	if members != 1001 || held != 1 {
+		t.Fatalf("the group has %d members and holds %d messages, want 1,001 and 1", members, held)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_ = h.Shutdown(ctx)
-	for _, c := range clients {
-		c.mu.Lock()
-		armed := c.latest.timer.Stop() // false: Shutdown stopped it
-		c.mu.Unlock()
+	if n := len(h.rateGroups()); n != 0 {
+		t.Fatalf("%d rate groups after Shutdown", n)
+	}
+	for _, g := range groups {
+		g.mu.Lock()
+		armed := g.timer != nil && g.timer.Stop() // false: the last member's teardown stopped it
+		g.mu.Unlock()
 		if armed {
-			t.Fatalf("client %d's timer still armed after Shutdown", c.id)
+			t.Fatalf("group %q's timer still armed after Shutdown", g.key.sub)
 		}
 	}
 }

@@ -26,19 +26,10 @@ func (c *Client) Push(msgs []*message.Message) bool {
 	if c.closing {
 		return false
 	}
-	var now int64
-	if c.latest != nil {
-		now = c.hub.clock()
-	}
 	for _, m := range msgs {
 		cost := c.Cost(m)
 		if cost == 0 {
 			continue
-		}
-		if c.latest != nil {
-			// Catch-up is not rated, but counts as sent: the rate holds
-			// across Join (for as many keys as the rate state keeps).
-			c.latest.sent(m, now, c.hub.cfg.MaxQueueBytes)
 		}
 		if c.queue == nil {
 			c.queue = c.hub.shardOf(c).getArray()
@@ -114,6 +105,11 @@ func (c *Client) MaxQueueBytes() int { return c.hub.cfg.MaxQueueBytes }
 func (c *Client) Join() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.parked && c.sub.rate() != nil {
+		// Its rate group hands on only what the next Publishes bring:
+		// the catch-up brought everything before (rate.go).
+		c.from = c.hub.lastPub.Load()
+	}
 	c.parked = false
 	return !c.closing
 }

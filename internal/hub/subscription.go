@@ -28,7 +28,7 @@ type Subscription struct {
 	// records its keys and grant select (see View).
 	View View
 	// MaxRate, when > 0, bounds the messages of each key the client is
-	// sent to MaxRate a second, latest wins (latest.go); 0: no bound.
+	// sent to MaxRate a second, latest wins (rate.go); 0: no bound.
 	MaxRate float64
 }
 
@@ -65,9 +65,37 @@ type compiled struct {
 	exactSet map[string]struct{}
 	globs    []string
 	grant    *compiled // nil: every key granted
+	// ext holds the client's view and rate group, nil for neither: one
+	// pointer, so that clients with neither pay nothing for them, shared
+	// by the clients of a view (viewSlot.ext) or a rate group
+	// (rateGroup.ext).
+	ext *extras
+}
+
+// extras are what a subscription with a view or a rate adds.
+type extras struct {
 	// view is the client's view, nil for none: such a client is routed
-	// apart (routeView), so that clients without one pay nothing for it.
+	// apart (routeView).
 	view *viewSlot
+	// rate is the client's rate group, nil for none: such a client gets
+	// only what its group hands on (routeRated, rate.go).
+	rate *rateGroup
+}
+
+// view returns the client's view slot, nil for none.
+func (c *compiled) view() *viewSlot {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.view
+}
+
+// rate returns the client's rate group, nil for none.
+func (c *compiled) rate() *rateGroup {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.rate
 }
 
 // scanExact is the most exact keys keys() tests one by one; beyond, it
@@ -93,11 +121,14 @@ const (
 	routeAll                // every record, no test
 	routeGlob               // tested record by record with matches
 	routeView               // with a view: tested with matches, then the view applied
+	routeRated              // with a rate: in its rate group, not in the shard's lists
 )
 
 func (c *compiled) route() route {
 	switch {
-	case c.view != nil:
+	case c.rate() != nil:
+		return routeRated
+	case c.view() != nil:
 		return routeView
 	case c.all && c.grant == nil:
 		return routeAll

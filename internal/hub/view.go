@@ -30,7 +30,8 @@ type View interface {
 // current piece of a Publish.
 type viewSlot struct {
 	view View
-	refs int // clients of the view; guarded by the hub's viewsMu
+	refs int    // clients of the view; guarded by the hub's viewsMu
+	ext  extras // {view: the slot}: what its clients without a rate point to
 
 	// Owned by the publishing goroutine (publishViewed), and reset after
 	// each piece: a slot holds nothing of a Publish once it is queued.
@@ -61,6 +62,7 @@ func (vs *views) acquire(v View) *viewSlot {
 	s := vs.slots[v]
 	if s == nil {
 		s = &viewSlot{view: v}
+		s.ext.view = s
 		vs.slots[v] = s
 	}
 	s.refs++
@@ -91,18 +93,24 @@ type viewPublish struct {
 // distinct view is applied, with no lock held, to the messages some of
 // its clients take, message by message and view by view within a
 // message (so that the views of a record read it while it is decoded);
-// then each client queues its view's results under its own lock. A view
-// (a CEL evaluation, a projection) thus never holds up AddClient or a
-// client's teardown, nor a client's writer.
-func (h *Hub) publishViewed(msgs []*message.Message, seq uint64) uint64 {
+// then each client queues its view's results under its own lock, and
+// each rate group with a view (of groups) is offered them. A view (a CEL
+// evaluation, a projection) thus never holds up AddClient or a client's
+// teardown, nor a client's writer.
+func (h *Hub) publishViewed(msgs []*message.Message, seq uint64, groups []*rateGroup) uint64 {
 	var n uint64
 	vp := &h.viewPub
 	for from := 0; from < len(msgs); from += maxBatch {
 		piece := msgs[from:min(from+maxBatch, len(msgs))]
-		h.collectViewed(piece, seq)
+		h.collectViewed(piece, seq, groups)
 		applyViews(vp.slots, piece)
 		for _, c := range vp.clients {
 			n += c.enqueueView(piece, seq)
+		}
+		for _, g := range groups {
+			if slot := g.key.view; slot != nil {
+				g.offer(piece, slot.out, seq)
+			}
 		}
 		for _, s := range vp.slots {
 			clear(s.out)
@@ -116,8 +124,9 @@ func (h *Hub) publishViewed(msgs []*message.Message, seq uint64) uint64 {
 
 // collectViewed gathers in h.viewPub the clients with a view that take
 // the Publish seq and are neither closing nor parked, their distinct
-// slots, and in each slot which messages of piece its clients take.
-func (h *Hub) collectViewed(piece []*message.Message, seq uint64) {
+// slots and those of the rate groups with a view, and in each slot which
+// messages of piece its clients or groups take.
+func (h *Hub) collectViewed(piece []*message.Message, seq uint64, groups []*rateGroup) {
 	vp := &h.viewPub
 	for i := range h.shards {
 		s := &h.shards[i]
@@ -130,19 +139,29 @@ func (h *Hub) collectViewed(piece []*message.Message, seq uint64) {
 		s.mu.RUnlock()
 	}
 	for _, c := range vp.clients {
-		slot := c.sub.view
-		if slot.seq != seq || len(slot.out) != len(piece) {
-			slot.seq = seq
-			if cap(slot.out) < len(piece) {
-				slot.out = make([]*message.Message, len(piece))
-			}
-			slot.out = slot.out[:len(piece)]
-			vp.slots = append(vp.slots, slot)
+		vp.want(c.sub.view(), c.sub, piece, seq)
+	}
+	for _, g := range groups {
+		if slot := g.key.view; slot != nil {
+			vp.want(slot, g.sub, piece, seq)
 		}
-		for i, m := range piece {
-			if slot.out[i] == nil && !m.Notice() && c.sub.matches(m.Key) {
-				slot.out[i] = wanted
-			}
+	}
+}
+
+// want marks in slot the messages of piece that sub takes, as wanted,
+// first readying the slot for piece (and listing it) when it was not.
+func (vp *viewPublish) want(slot *viewSlot, sub *compiled, piece []*message.Message, seq uint64) {
+	if slot.seq != seq || len(slot.out) != len(piece) {
+		slot.seq = seq
+		if cap(slot.out) < len(piece) {
+			slot.out = make([]*message.Message, len(piece))
+		}
+		slot.out = slot.out[:len(piece)]
+		vp.slots = append(vp.slots, slot)
+	}
+	for i, m := range piece {
+		if slot.out[i] == nil && !m.Notice() && sub.matches(m.Key) {
+			slot.out[i] = wanted
 		}
 	}
 }
@@ -175,7 +194,7 @@ func (c *Client) live() bool {
 // the messages of piece (its slot's results) it takes, and returns how
 // many it queued.
 func (c *Client) enqueueView(piece []*message.Message, seq uint64) uint64 {
-	out := c.sub.view.out
+	out := c.sub.view().out
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing || c.parked {
@@ -207,8 +226,8 @@ func (c *Client) enqueueView(piece []*message.Message, seq uint64) uint64 {
 // View returns the client's view, nil when it has none, for a catch-up
 // to apply to what it pushes (Push does not).
 func (c *Client) View() View {
-	if c.sub.view == nil {
+	if c.sub.view() == nil {
 		return nil
 	}
-	return c.sub.view.view
+	return c.sub.view().view
 }

@@ -98,8 +98,11 @@ type Client struct {
 	sub      *compiled
 	tr       Transport
 	onClosed func()
-	added    int64  // unix ns
-	from     uint64 // the Wants snapshot number at Add (see Hub.Wants)
+	added    int64 // unix ns
+	// from is the Wants snapshot number at Add (see Hub.Wants); for a
+	// client of a rate group, moved by Join to the last Publish, and
+	// guarded by mu (rate.go).
+	from uint64
 
 	pos int // index in the shard's all or globs slice; guarded by the shard's mu
 
@@ -150,8 +153,8 @@ type Client struct {
 	// or the client is closing (WaitBacklog, resume.go): one pointer, so
 	// that an idle client stays within its allocation size class.
 	drain *drainWait
-	// latest is the latest-wins state of a client with a rate bound or in
-	// conflated mode (latest.go); nil for every other client.
+	// latest is the pending set of a client in conflated mode
+	// (latest.go); nil for every other client.
 	latest *latest
 	pong   []byte // the pong answering the most recent ping, not yet taken
 	// closeFrame is sent after the queue drains (nil when the transport
