@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,9 +55,17 @@ type latestChecker struct {
 }
 
 func newLatestChecker(total int) *latestChecker {
+	return newLatestCheckerOf(total, func(int) bool { return true })
+}
+
+// newLatestCheckerOf is newLatestChecker for a stream of only the records
+// i for which keep(i) holds (a view's).
+func newLatestCheckerOf(total int, keep func(i int) bool) *latestChecker {
 	c := &latestChecker{total: total, final: map[string]int{}, got: map[string]int{}}
 	for i := range total {
-		c.final[rateKeys[i%len(rateKeys)]] = i
+		if keep(i) {
+			c.final[rateKeys[i%len(rateKeys)]] = i
+		}
 	}
 	return c
 }
@@ -96,10 +105,22 @@ type arrivals struct {
 // collectLatest reads with read until every key of the records 0 to
 // total-1 produced by produceKeyed has arrived at its last value.
 func collectLatest(read func() ([]byte, error), total int) arrivals {
+	return collectLatestOf(read, total, func(int) bool { return true })
+}
+
+// collectLatestOf is collectLatest for a stream of only the records i for
+// which keep(i) holds (a view's).
+func collectLatestOf(read func() ([]byte, error), total int, keep func(i int) bool) arrivals {
 	var a arrivals
 	want := total - len(rateKeys) // records from here on are the keys' last
+	finals := 0
+	for i := want; i < total; i++ {
+		if keep(i) {
+			finals++
+		}
+	}
 	last := map[int64]bool{}
-	for len(last) < len(rateKeys) {
+	for len(last) < finals {
 		raw, err := read()
 		if err != nil {
 			a.err = err
@@ -218,6 +239,69 @@ func TestMaxRate(t *testing.T) {
 		if m := decodeEnv(t, []byte(sseResumed.Next(t).Data)); m.Offset != next {
 			t.Fatalf("sse resumed: offset %d where %d was due", m.Offset, next)
 		}
+	}
+}
+
+// TestMaxRateWithView: clients with the same where= and max_rate=1 share
+// one rate, and a client with the same where= and no rate shares the
+// view with them: the rated clients get only the view's records, each key
+// about once a second, in publish order, ending at each of its keys' last
+// record; the unrated client gets every record of the view.
+func TestMaxRateWithView(t *testing.T) {
+	b := e2etest.StartBroker(t, "rate", 1)
+	svc := e2etest.StartService(t, e2etest.BrokerEnv(b).With(e2etest.Env{config.EnvPingInterval: "1h"}))
+	svc.WaitReady(t)
+	p := e2etest.NewProducer(t, b)
+	where := "&where=" + url.QueryEscape(`key in ["a", "c"] && value.i >= 0`) // the even records
+	even := func(i int) bool { return i%2 == 0 }
+	rated := []*e2etest.Client{
+		e2etest.Connect(t, svc.URL("/ws?envelope=true&max_rate=1"+where)),
+		e2etest.Connect(t, svc.URL("/ws?max_rate=1&envelope=true"+where)),
+	}
+	all := e2etest.Connect(t, svc.URL("/ws?envelope=true"+where))
+
+	const total = 400
+	go func() {
+		for i := 0; i < total; i += 2 {
+			produceKeyed(p, i, i+2, 0)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	ctx, cancel := e2etest.Context(t)
+	defer cancel()
+	results := make(chan arrivals, len(rated))
+	for _, c := range rated {
+		go func() { results <- collectLatestOf(func() ([]byte, error) { return c.NextText(ctx) }, total, even) }()
+	}
+	for i, m := range readEnv(t, all, total/2) {
+		if m.Offset != int64(2*i) {
+			t.Fatalf("unrated client of the view: %s where offset %d was due", m.raw, 2*i)
+		}
+	}
+	for range rated {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("after %d records: %v", len(r.raw), r.err)
+		}
+		check := newLatestCheckerOf(total, even)
+		byKey := map[string][]time.Time{}
+		for i, raw := range r.raw {
+			m := decodeEnv(t, raw)
+			if !even(int(m.Offset)) {
+				t.Fatalf("rated client of the view got %s", raw)
+			}
+			check.add(t, m)
+			byKey[m.Key] = append(byKey[m.Key], r.at[i])
+		}
+		if len(byKey) != 2 {
+			t.Fatalf("keys %v, want a and c", byKey)
+		}
+		for k, at := range byKey {
+			rateArrivals(t, k, at)
+		}
+	}
+	if st := svc.Stats(t); st.Hub.Superseded == 0 {
+		t.Fatalf("superseded %d, want records superseded", st.Hub.Superseded)
 	}
 }
 
