@@ -47,10 +47,18 @@ import (
 // conflateBatchBytes is about the most frame bytes a conflating client
 // hands its writer in one turn: small, so that messages wait in the
 // pending set, where they are superseded, rather than in the socket. What
-// a conflated reader receives is at most this, its socket buffers and
-// its own receive buffer behind the latest value: at 10 KB/s, each KiB
-// here is about 0.1 s of staleness.
-const conflateBatchBytes = 4 << 10
+// a conflated reader receives is at most this, what its socket holds
+// (slowNotSentBytes not yet sent, and what is in flight) and its own
+// receive buffer behind the latest value: at 10 KB/s, each KiB here is
+// about 0.1 s of staleness.
+const conflateBatchBytes = 1 << 10
+
+// slowNotSentBytes is about the most bytes a slow reader's socket holds
+// not yet sent, with Config.Conflate (TCP_NOTSENT_LOWAT, set on a raw
+// socket once it was full): what the socket does not take waits in the
+// server, where conflation can replace it. A client that reads at once
+// never fills its socket and is not affected.
+const slowNotSentBytes = 1 << 10
 
 // slowBatchBytes is about the most frame bytes one write carries with
 // Config.Conflate for a client that reads slowly (conflateBatchBytes

@@ -25,6 +25,20 @@ func rawConnOf(conn Conn) syscall.RawConn {
 	return raw
 }
 
+// tcpNotSentLowat is TCP_NOTSENT_LOWAT (linux/tcp.h), which package
+// syscall does not name.
+const tcpNotSentLowat = 0x19
+
+// limitNotSent makes the socket take no more once about n bytes of what
+// it holds are not yet sent (TCP_NOTSENT_LOWAT): what it holds beyond
+// that is then what the network and the peer's receive buffer hold. A
+// socket that refuses it is left as it is.
+func limitNotSent(rc syscall.RawConn, n int) {
+	_ = rc.Control(func(fd uintptr) {
+		_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpNotSentLowat, n)
+	})
+}
+
 // writevNonblock writes bufs to the socket without waiting. It returns the
 // bytes written and, when the socket took only part, what is left (the
 // first element may be a tail of a frame).

@@ -15,6 +15,9 @@ type writeScratch struct{}
 // (blocking) Write from a goroutine of the client's.
 func rawConnOf(Conn) syscall.RawConn { return nil }
 
+// limitNotSent does nothing: no raw socket is written.
+func limitNotSent(syscall.RawConn, int) {}
+
 func writevNonblock(syscall.RawConn, [][]byte, *writeScratch) (int, net.Buffers, error) {
 	return 0, nil, errors.ErrUnsupported
 }

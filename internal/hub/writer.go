@@ -308,8 +308,12 @@ func (c *Client) flushOne(b *batch, ws *writeScratch) {
 		if c.state == stateWriting {
 			c.state = stateBlocked
 		}
+		first := !c.slowWrites
 		c.slowWrites = true
 		c.mu.Unlock()
+		if first && c.hub.cfg.Conflate {
+			limitNotSent(c.raw, slowNotSentBytes)
+		}
 		go c.finishBlocked(own)
 		return
 	}
