@@ -67,19 +67,24 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 // BenchmarkRoute measures routing alone: 10,000 clients each subscribed to
-// one exact key (found by map lookup) or to one pattern (tested one by one),
-// for messages that match one client each.
+// one exact key (found by map lookup), to one pattern (tested one by one),
+// or to one exact key with max_rate=1 (a rate group of its own, found by
+// its key), for messages that match one client each.
 func BenchmarkRoute(b *testing.B) {
-	for _, kind := range []string{"exact", "glob"} {
+	for _, kind := range []string{"exact", "glob", "exact-rated"} {
 		b.Run(kind, func(b *testing.B) {
 			const clients = 10000
 			h := New(Config{PingInterval: -1})
 			for i := range clients {
 				k := fmt.Sprintf("k-%d", i)
-				if kind == "glob" {
-					k += "*"
+				sub := Subscription{Keys: []string{k}}
+				switch kind {
+				case "glob":
+					sub.Keys[0] += "*"
+				case "exact-rated":
+					sub.MaxRate = 1
 				}
-				add(h, &discardConn{}, Subscription{Keys: []string{k}}, nil)
+				add(h, &discardConn{}, sub, nil)
 			}
 			msgs := benchFrames(100)
 			b.ResetTimer()

@@ -442,20 +442,7 @@ func (h *Hub) remove(c *Client) {
 		c.sub.rate().remove(c)
 	default:
 		for _, k := range c.sub.exact {
-			l := s.exact[k]
-			for i, x := range l {
-				if x == c {
-					l[i] = l[len(l)-1]
-					l[len(l)-1] = nil
-					l = l[:len(l)-1]
-					break
-				}
-			}
-			if len(l) == 0 {
-				delete(s.exact, k)
-			} else {
-				s.exact[k] = l
-			}
+			unindex(s.exact, k, c)
 		}
 	}
 	s.mu.Unlock()
@@ -468,6 +455,25 @@ func (h *Hub) remove(c *Client) {
 	if v := c.sub.view(); v != nil {
 		h.views.release(v)
 		h.viewed.Add(-1)
+	}
+}
+
+// unindex removes x from m[key], and key from m once its list is empty.
+func unindex[T comparable](m map[string][]T, key string, x T) {
+	l := m[key]
+	for i, y := range l {
+		if y == x {
+			var zero T
+			l[i] = l[len(l)-1]
+			l[len(l)-1] = zero
+			l = l[:len(l)-1]
+			break
+		}
+	}
+	if len(l) == 0 {
+		delete(m, key)
+	} else {
+		m[key] = l
 	}
 }
 
@@ -528,13 +534,13 @@ func (h *Hub) Publish(msgs []*message.Message) {
 		}
 		s.mu.RUnlock()
 	}
-	var groups []*rateGroup
+	var viewedGroups []*rateGroup
 	if h.rated.Load() > 0 {
-		groups = h.rateGroups()
-		h.publishRated(groups, msgs, seq)
+		viewedGroups = h.publishRated(msgs, seq)
+		defer h.doneRated()
 	}
 	if h.viewed.Load() > 0 {
-		enqueued += h.publishViewed(msgs, seq, groups)
+		enqueued += h.publishViewed(msgs, seq, viewedGroups)
 	}
 	h.stats.enqueued.Add(enqueued)
 }

@@ -79,7 +79,7 @@ func (c *Client) batchBytes() int {
 	switch {
 	case !c.hub.cfg.Conflate:
 		return noBatchBytes
-	case c.latest != nil:
+	case c.latest != nil && !c.latest.quiet:
 		return conflateBatchBytes
 	case c.raw != nil && !c.slowWrites:
 		return noBatchBytes
@@ -124,7 +124,11 @@ type pending struct {
 // latest is a latest-wins pending set: a conflating client's (guarded by
 // the client's mu) or a rate group's (guarded by the group's mu).
 type latest struct {
-	interval int64 // ns between two messages of one key; 0: no rate bound (conflation)
+	interval int64 // ns between two messages of one key; 0: no rate bound (a client's)
+	// quiet marks a client's set that holds what its rate group hands it
+	// while its writer is busy (Client.enqueueRated), not a conflation:
+	// no notices, not counted as conflating.
+	quiet bool
 
 	keys   map[string]*keySlot // the keys with a pending message, and recently taken ones (trimKeys); pointers, updated in place
 	nilKey keySlot             // the key of messages without one
@@ -354,6 +358,22 @@ func (l *latest) trimKeys() {
 	l.keys = keys
 }
 
+// takeAll removes every pending message and returns them in publish
+// order, without recording them as sent.
+func (l *latest) takeAll() []*message.Message {
+	out := make([]*message.Message, 0, l.live)
+	for _, p := range l.order[l.head:] {
+		if p.m != nil {
+			out = append(out, p.m)
+		}
+	}
+	clear(l.order)
+	l.order, l.head, l.live, l.cost = l.order[:0], 0, 0, 0
+	clear(l.keys)
+	l.nilKey = keySlot{slot: -1}
+	return out
+}
+
 // drop discards every pending message and returns how many there were.
 func (l *latest) drop() int {
 	n := l.live
@@ -364,20 +384,36 @@ func (l *latest) drop() int {
 	return n
 }
 
-// holdLocked makes m, for a conflating client, its key's pending message
-// (a notice keeps its place among them). When the pending set and the
-// queue cost more than MaxQueueBytes, the client is closed with 1008 "too
-// slow". c.mu must be held.
+// holdLocked makes m, for a client with a pending set of its own
+// (conflating, or holding what its rate group hands it while its writer
+// is busy), its key's pending message (a notice keeps its place among
+// them). When the pending set and the queue cost more than
+// MaxQueueBytes, a client that holds quietly is conflated (with
+// Config.Conflate) or closed with 1008 "too slow", and a conflating one
+// closed. c.mu must be held.
 func (c *Client) holdLocked(m *message.Message) bool {
 	l := c.latest
 	if superseded, _ := l.hold(m, 0); superseded {
 		c.hub.stats.superseded.Add(1)
 	}
-	if l.cost+c.queued > c.hub.cfg.MaxQueueBytes {
-		c.closeLocked(wsframe.ClosePolicyViolation, wsframe.ReasonTooSlow, ReasonQueueFull, false)
-		return false
+	if l.cost+c.queued <= c.hub.cfg.MaxQueueBytes {
+		return true
 	}
-	return true
+	if l.quiet && c.hub.cfg.Conflate {
+		return c.conflateLocked(nil)
+	}
+	c.closeLocked(wsframe.ClosePolicyViolation, wsframe.ReasonTooSlow, ReasonQueueFull, false)
+	return false
+}
+
+// holdQuietLocked starts holding what the client's rate group hands it
+// in a pending set of its own, superseded per key, as long as its writer
+// is busy with what it was handed before: a member whose link is slower
+// than its rate keeps one message per key waiting, not every hand-over.
+// c.mu must be held.
+func (c *Client) holdQuietLocked() {
+	c.latest = newLatest(0)
+	c.latest.quiet = true
 }
 
 // conflateLocked switches the client to conflated mode, as pushLocked's
@@ -387,13 +423,17 @@ func (c *Client) holdLocked(m *message.Message) bool {
 // It reports false when even the folded set is over the bound (the
 // client is then closed as before). c.mu must be held.
 func (c *Client) conflateLocked(m *message.Message) bool {
+	var held []*message.Message // a quiet set's: newer than the queue
+	if c.latest != nil {
+		held = c.latest.takeAll()
+	}
 	l := newLatest(0)
 	c.latest = l
 	c.hub.stats.conflating.Add(1)
 	c.hub.stats.conflations.Add(1)
 	// A copy: a shared backlog's array is read by other clients.
-	old := make([]*message.Message, 0, len(c.backlog)+len(c.queue)+1)
-	old = append(append(old, c.backlog...), c.queue...)
+	old := make([]*message.Message, 0, len(c.backlog)+len(c.queue)+len(held)+1)
+	old = append(append(append(old, c.backlog...), c.queue...), held...)
 	if m != nil {
 		old = append(old, m)
 	}
@@ -424,18 +464,23 @@ func (c *Client) conflateLocked(m *message.Message) bool {
 	return true
 }
 
-// releaseLocked moves pending messages of a conflating client, in
-// publish order, into the (empty) queue for the writer to take: at most
-// maxBatch, and about conflateBatchBytes of frames. A client whose
-// pending set and queue are empty leaves conflated mode here, and
-// caughtUp reports that its notice is due. c.mu must be held.
+// releaseLocked moves pending messages of a client's own set, in publish
+// order, into the (empty) queue for the writer to take: at most maxBatch,
+// and while conflating about conflateBatchBytes of frames. A client whose
+// pending set and queue are empty is an ordinary client again, and
+// caughtUp reports that the end of its conflation is to be announced.
+// c.mu must be held.
 func (c *Client) releaseLocked() (caughtUp bool) {
 	l := c.latest
 	if l == nil || c.closing {
 		return false
 	}
+	limit := conflateBatchBytes
+	if l.quiet {
+		limit = noBatchBytes
+	}
 	bytes := 0
-	for n := 0; n < maxBatch && l.live > 0 && bytes < conflateBatchBytes; n++ {
+	for n := 0; n < maxBatch && l.live > 0 && bytes < limit; n++ {
 		p, _ := l.headDue(0)
 		cost := c.Cost(p.m)
 		l.take(p, 0, 0)
@@ -448,6 +493,9 @@ func (c *Client) releaseLocked() (caughtUp bool) {
 	}
 	if l.live == 0 && len(c.queue) == 0 && len(c.backlog) == 0 {
 		c.latest = nil // an ordinary client again
+		if l.quiet {
+			return false
+		}
 		c.hub.stats.conflating.Add(-1)
 		return true
 	}
@@ -470,7 +518,9 @@ func (c *Client) dropLatestLocked() {
 	}
 	c.hub.stats.dropFrames.Add(uint64(l.drop()))
 	c.latest = nil
-	c.hub.stats.conflating.Add(-1)
+	if !l.quiet {
+		c.hub.stats.conflating.Add(-1)
+	}
 }
 
 // costOf is what a pending message is charged: its frame bytes of every

@@ -196,7 +196,7 @@ func (c *Client) queuedCost() int {
 // client.
 func TestLatestRandom(t *testing.T) {
 	ratedConflated := 0
-	for seed := range 40 {
+	for seed := range 200 {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				if latestRandom(t, uint64(seed)) {
@@ -376,10 +376,10 @@ func parseRatedEnv(t *testing.T, ds []delivery) ([]rated, []time.Time) {
 	return out, at
 }
 
-// A rated client that does not read what its rate group hands it is
-// conflated, with the notices, and its rate still applies: it gets each
-// key at most once a window, in publish order, and ends at every key's
-// latest value.
+// A rated client that does not read what its rate group hands it, and
+// holds more than MaxQueueBytes of it, is conflated, with the notices,
+// and its rate still applies: it gets each key at most once a window, in
+// publish order, and ends at every key's latest value.
 func TestRatedClientConflates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := New(Config{MaxQueueBytes: 4 << 10, Conflate: true, WriteTimeout: time.Hour, PingInterval: -1,
@@ -387,11 +387,17 @@ func TestRatedClientConflates(t *testing.T) {
 		defer func() { _ = h.Shutdown(context.Background()) }()
 		c := h.AddClient(nil, ClientOptions{Sub: Subscription{All: true, MaxRate: 1, Shape: message.ShapeEnvelope}})
 		var published []string
-		for i := range 200 { // 20 keys: more than half the bound waits, and nothing is read
+		var batch []*message.Message
+		for i := range 200 { // 20 keys: one fetch, more than the bound, handed over at once
 			k := fmt.Sprint("k", i%20)
 			published = append(published, k)
-			h.Publish([]*message.Message{ratedMsg(k, i)})
+			batch = append(batch, ratedMsg(k, i))
 		}
+		h.Publish(batch)
+		// A window later the rest comes: it does not fit beside what
+		// was not read.
+		time.Sleep(time.Second)
+		synctest.Wait()
 		if c.isClosing() || h.Stats().Conflating != 1 {
 			t.Fatalf("closing %v, conflating %d: want a conflated client", c.isClosing(), h.Stats().Conflating)
 		}

@@ -38,11 +38,20 @@ import (
 // may so come sooner than 1/N after it connected or caught up: the window
 // is the group's.
 //
+// The groups are indexed as a shard indexes its clients (rates): a group
+// of exact keys is offered only its keys' messages (and every notice),
+// found by the key; the groups of every key, of patterns or of a grant
+// test each message; the groups with a view are offered what their view
+// made of each message (publishViewed).
+//
 // Two bounds take precedence over the rate: a pending set over half of
 // MaxQueueBytes is handed on at once, and the keys handed on are
 // remembered in two generations dropped whole (latest.sent), at most
-// about MaxQueueBytes of them. A client of a group that falls behind is
-// closed, or with Config.Conflate conflated, as any other client.
+// about MaxQueueBytes of them. A member whose writer has not taken what
+// it was handed before holds what comes next in a pending set of its own,
+// one message per key (Client.enqueueRated), so that a link slower than
+// the rate costs one message per key, not a queue; past MaxQueueBytes it
+// is closed, or with Config.Conflate conflated, as any other client.
 
 // rateKey identifies a rate group: its clients' view, rate and
 // subscription (compiled.ident).
@@ -59,6 +68,12 @@ type rateGroup struct {
 	sub  *compiled // the subscription every member has (its first member's)
 	ext  extras    // {view, rate: the group}: what its members point to
 	refs int       // members, counting those being added; guarded by the hub's rates.mu
+	pos  int       // index in its list of rates (keyed, scan or viewed); guarded by rates.mu
+
+	// Owned by the publishing goroutine: the indexes of the messages of
+	// the current Publish picked for a group of exact keys.
+	pickSeq uint64
+	picks   []int
 
 	// mu guards what follows. It is held while what the group hands on
 	// is queued for its members, under each member's own mu (lock order:
@@ -72,15 +87,32 @@ type rateGroup struct {
 	out     []pending   // scratch of handOn
 }
 
-// rates is the hub's registry of rate groups.
+// rates is the hub's registry of rate groups, indexed for Publish as a
+// shard indexes its clients: a message is offered to the groups of its
+// key, to the groups that must test it, and (publishViewed) to the
+// groups with a view, never to a group of other exact keys.
 type rates struct {
-	mu     sync.Mutex
-	groups map[rateKey]*rateGroup // guarded by mu
-	gen    uint64                 // counts changes of groups; guarded by mu
+	mu     sync.RWMutex
+	groups map[rateKey]*rateGroup  // every group
+	exact  map[string][]*rateGroup // groups without a view, of exact keys only, by key
+	keyed  []*rateGroup            // those groups (notices go to every group)
+	scan   []*rateGroup            // the other groups without a view: every key, patterns, or a grant
+	viewed []*rateGroup            // groups with a view
 }
 
-// acquireRate returns the group of sub (compiled, with its view) at rate, one
-// more member counted; the member is added with add.
+// list returns the list of rs that g is in. rs.mu must be held.
+func (rs *rates) list(g *rateGroup) *[]*rateGroup {
+	switch {
+	case g.key.view != nil:
+		return &rs.viewed
+	case g.sub.keyRoute() == routeExact:
+		return &rs.keyed
+	}
+	return &rs.scan
+}
+
+// acquireRate returns the group of sub (compiled, with its view) at rate,
+// one more member counted; the member is added with add.
 func (h *Hub) acquireRate(sub *compiled, rate float64) *rateGroup {
 	k := rateKey{view: sub.view(), interval: rateInterval(rate), sub: sub.ident()}
 	rs := &h.rates
@@ -88,29 +120,36 @@ func (h *Hub) acquireRate(sub *compiled, rate float64) *rateGroup {
 	defer rs.mu.Unlock()
 	if rs.groups == nil {
 		rs.groups = make(map[rateKey]*rateGroup)
+		rs.exact = make(map[string][]*rateGroup)
 	}
 	g := rs.groups[k]
 	if g == nil {
 		g = &rateGroup{hub: h, key: k, sub: sub, l: newLatest(rate)}
 		g.ext = extras{view: k.view, rate: g}
 		rs.groups[k] = g
-		rs.gen++
+		l := rs.list(g)
+		g.pos = len(*l)
+		*l = append(*l, g)
+		if l == &rs.keyed {
+			for _, key := range sub.exact {
+				rs.exact[key] = append(rs.exact[key], g)
+			}
+		}
 	}
 	g.refs++
 	return g
 }
 
 // releaseRate counts a member of g gone (removed with remove), forgetting
-// g with its last: its pending messages are dropped and its timer
-// stopped.
+// g with its last: its pending messages and the keys it sent are dropped
+// and its timer stopped.
 func (h *Hub) releaseRate(g *rateGroup) {
 	rs := &h.rates
 	rs.mu.Lock()
 	g.refs--
 	last := g.refs == 0
 	if last {
-		delete(rs.groups, g.key)
-		rs.gen++
+		rs.forget(g)
 	}
 	rs.mu.Unlock()
 	if !last {
@@ -119,6 +158,7 @@ func (h *Hub) releaseRate(g *rateGroup) {
 	g.mu.Lock()
 	g.closed = true
 	g.l.drop()
+	g.l.keys, g.l.sentNew, g.l.sentOld = nil, nil, nil
 	if g.timer != nil {
 		g.timer.Stop()
 		g.timerAt = 0
@@ -126,33 +166,94 @@ func (h *Hub) releaseRate(g *rateGroup) {
 	g.mu.Unlock()
 }
 
-// ratePublish is the publishing goroutine's copy of the rate groups,
-// taken again only when they changed.
-type ratePublish struct {
-	gen    uint64
-	groups []*rateGroup
-}
-
-// rateGroups returns the rate groups for the publishing goroutine.
-func (h *Hub) rateGroups() []*rateGroup {
-	rp := &h.ratePub
-	rs := &h.rates
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rp.gen != rs.gen || rp.groups == nil {
-		clear(rp.groups)
-		rp.groups = rp.groups[:0]
-		for _, g := range rs.groups {
-			rp.groups = append(rp.groups, g)
-		}
-		rp.gen = rs.gen
+// forget takes g out of rs. rs.mu must be held.
+func (rs *rates) forget(g *rateGroup) {
+	delete(rs.groups, g.key)
+	l := rs.list(g)
+	last := len(*l) - 1
+	(*l)[g.pos] = (*l)[last]
+	(*l)[g.pos].pos = g.pos
+	(*l)[last] = nil
+	*l = (*l)[:last]
+	if l != &rs.keyed {
+		return
 	}
-	return rp.groups
+	for _, key := range g.sub.exact {
+		unindex(rs.exact, key, g)
+	}
 }
 
-// add makes c a member of g.
+// ratePublish is the publishing goroutine's scratch for the rate groups:
+// what the current Publish offers to, emptied after it.
+type ratePublish struct {
+	scan    []*rateGroup // rates.scan
+	touched []*rateGroup // groups of exact keys with messages picked
+	viewed  []*rateGroup // rates.viewed, for publishViewed
+}
+
+// publishRated offers msgs, a Publish seq, to the rate groups without a
+// view: the groups of exact keys only their keys' messages (and every
+// notice), the others every message. It returns the groups with a view,
+// which publishViewed offers what their view made of each message; the
+// caller hands the slice back with doneRated.
+func (h *Hub) publishRated(msgs []*message.Message, seq uint64) []*rateGroup {
+	rs, rp := &h.rates, &h.ratePub
+	rs.mu.RLock()
+	rp.scan = append(rp.scan, rs.scan...)
+	rp.viewed = append(rp.viewed, rs.viewed...)
+	if len(rs.keyed) > 0 {
+		for i, m := range msgs {
+			switch {
+			case m.Notice():
+				for _, g := range rs.keyed {
+					rp.pick(g, i, seq)
+				}
+			case m.Key != nil:
+				for _, g := range rs.exact[string(m.Key)] {
+					rp.pick(g, i, seq)
+				}
+			}
+		}
+	}
+	rs.mu.RUnlock()
+	for _, g := range rp.scan {
+		g.offer(msgs, nil, nil, seq)
+	}
+	for _, g := range rp.touched {
+		g.offer(msgs, g.picks, nil, seq)
+		if cap(g.picks) > maxBatch {
+			g.picks = nil
+		}
+		g.picks = g.picks[:0]
+	}
+	clear(rp.scan)
+	clear(rp.touched)
+	rp.scan, rp.touched = rp.scan[:0], rp.touched[:0]
+	return rp.viewed
+}
+
+// doneRated empties the list of groups with a view publishRated returned.
+func (h *Hub) doneRated() {
+	rp := &h.ratePub
+	clear(rp.viewed)
+	rp.viewed = rp.viewed[:0]
+}
+
+// pick adds the message of index i of the Publish seq to g's picks.
+func (rp *ratePublish) pick(g *rateGroup, i int, seq uint64) {
+	if g.pickSeq != seq {
+		g.pickSeq = seq
+		rp.touched = append(rp.touched, g)
+	}
+	g.picks = append(g.picks, i)
+}
+
+// add makes c a member of g. A Publish that offered g messages before c
+// was a member is not c's: c takes only the Publishes after the last one
+// begun, so that it gets each Publish whole or not at all.
 func (g *rateGroup) add(c *Client) {
 	g.mu.Lock()
+	c.from = max(c.from, g.hub.lastPub.Load())
 	c.pos = len(g.members)
 	g.members = append(g.members, c)
 	g.mu.Unlock()
@@ -167,8 +268,9 @@ func (g *rateGroup) remove(c *Client) {
 
 // offer gives the group the messages of a Publish seq (msgs, or for a
 // group with a view what the view made of them: out, per message, as
-// viewSlot.out holds it) in order, and hands on what is due at once.
-func (g *rateGroup) offer(msgs, out []*message.Message, seq uint64) {
+// viewSlot.out holds it), in order: those of index picks, or every one
+// when picks is nil; and hands on what is due at once.
+func (g *rateGroup) offer(msgs []*message.Message, picks []int, out []*message.Message, seq uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -179,7 +281,16 @@ func (g *rateGroup) offer(msgs, out []*message.Message, seq uint64) {
 	bound := g.hub.cfg.MaxQueueBytes
 	rel := g.out[:0]
 	reschedule := false
-	for i, m := range msgs {
+	n := len(msgs)
+	if picks != nil {
+		n = len(picks)
+	}
+	for j := range n {
+		i := j
+		if picks != nil {
+			i = picks[j]
+		}
+		m := msgs[i]
 		if !m.Notice() {
 			if !g.sub.matches(m.Key) {
 				continue
@@ -284,17 +395,23 @@ func (g *rateGroup) handOn(rel []pending) {
 // enqueueRated queues for a member of a rate group what the group hands
 // on (rel), but what was published before the client joined, and
 // returns how many it queued; seq numbers the hand-over for the queue
-// bound (pushLocked).
+// bound (pushLocked). While the member's writer has not taken what it
+// was handed before, the hand-over waits in a pending set of the
+// member's own, per key (holdQuietLocked).
 func (c *Client) enqueueRated(rel []pending, seq uint64) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing || c.parked {
 		return 0
 	}
+	busy := len(c.queue) > 0 || len(c.backlog) > 0
 	var n uint64
 	for _, p := range rel {
 		if p.seq <= c.from || !c.takes(p.m, nil) {
 			continue
+		}
+		if busy && c.latest == nil {
+			c.holdQuietLocked()
 		}
 		if !c.offerLocked(p.m, seq) {
 			break
@@ -303,17 +420,6 @@ func (c *Client) enqueueRated(rel []pending, seq uint64) uint64 {
 	}
 	c.wakeLocked()
 	return n
-}
-
-// publishRated offers msgs, a Publish seq, to the rate groups without a
-// view (publishViewed offers to the others, with what their view made of
-// each message).
-func (h *Hub) publishRated(groups []*rateGroup, msgs []*message.Message, seq uint64) {
-	for _, g := range groups {
-		if g.key.view == nil {
-			g.offer(msgs, nil, seq)
-		}
-	}
 }
 
 // ident returns a string that is equal for two subscriptions exactly when

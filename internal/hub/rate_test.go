@@ -74,3 +74,14 @@ func TestRateGroupNewMember(t *testing.T) {
 		}
 	})
 }
+
+// allRateGroups returns the hub's rate groups.
+func (h *Hub) allRateGroups() []*rateGroup {
+	h.rates.mu.RLock()
+	defer h.rates.mu.RUnlock()
+	var out []*rateGroup
+	for _, g := range h.rates.groups {
+		out = append(out, g)
+	}
+	return out
+}

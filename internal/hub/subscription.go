@@ -130,6 +130,14 @@ func (c *compiled) route() route {
 		return routeRated
 	case c.view() != nil:
 		return routeView
+	}
+	return c.keyRoute()
+}
+
+// keyRoute is how the hub would index a client of these keys and grant
+// without a view or rate: as the client, or its rate group.
+func (c *compiled) keyRoute() route {
+	switch {
 	case c.all && c.grant == nil:
 		return routeAll
 	case len(c.globs) > 0 || c.grant != nil:

@@ -94,7 +94,7 @@ type viewPublish struct {
 // its clients take, message by message and view by view within a
 // message (so that the views of a record read it while it is decoded);
 // then each client queues its view's results under its own lock, and
-// each rate group with a view (of groups) is offered them. A view (a CEL
+// each rate group with a view (groups) is offered them. A view (a CEL
 // evaluation, a projection) thus never holds up AddClient or a client's
 // teardown, nor a client's writer.
 func (h *Hub) publishViewed(msgs []*message.Message, seq uint64, groups []*rateGroup) uint64 {
@@ -108,9 +108,7 @@ func (h *Hub) publishViewed(msgs []*message.Message, seq uint64, groups []*rateG
 			n += c.enqueueView(piece, seq)
 		}
 		for _, g := range groups {
-			if slot := g.key.view; slot != nil {
-				g.offer(piece, slot.out, seq)
-			}
+			g.offer(piece, nil, g.key.view.out, seq)
 		}
 		for _, s := range vp.slots {
 			clear(s.out)
@@ -142,9 +140,7 @@ func (h *Hub) collectViewed(piece []*message.Message, seq uint64, groups []*rate
 		vp.want(c.sub.view(), c.sub, piece, seq)
 	}
 	for _, g := range groups {
-		if slot := g.key.view; slot != nil {
-			vp.want(slot, g.sub, piece, seq)
-		}
+		vp.want(g.key.view, g.sub, piece, seq)
 	}
 }
 

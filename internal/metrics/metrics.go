@@ -44,9 +44,10 @@ type Snapshot struct {
 	// Deliveries counts frames written to clients; DeliveredBytes their
 	// bytes; Writes the write system calls that carried them.
 	Deliveries, DeliveredBytes, Writes uint64
-	// Superseded counts messages a client with max_rate or in conflated
-	// mode dropped for a newer one of their key; Conflations the times a
-	// client entered conflated mode, Conflating the clients in it now.
+	// Superseded counts messages dropped for a newer one of their key by
+	// a max_rate (once for the clients that share it) or a client's own
+	// latest-wins set; Conflations the times a client entered conflated
+	// mode, Conflating the clients in it now.
 	Superseded, Conflations uint64
 	Conflating              int64
 	// Lag is the consumer lag by partition.
@@ -152,7 +153,7 @@ var (
 	descDeliveries  = prometheus.NewDesc("wsdest_deliveries_total", "Frames written to clients.", nil, nil)
 	descBytes       = prometheus.NewDesc("wsdest_delivered_bytes_total", "Bytes written to clients.", nil, nil)
 	descWrites      = prometheus.NewDesc("wsdest_writes_total", "Write system calls to clients (each carries one or more frames).", nil, nil)
-	descSuperseded  = prometheus.NewDesc("wsdest_superseded_total", "Messages a client with max_rate or in conflated mode (SLOW_CLIENTS=conflate) dropped because a newer message of their key replaced them.", nil, nil)
+	descSuperseded  = prometheus.NewDesc("wsdest_superseded_total", "Messages dropped because a newer message of their key replaced them while they waited: by a max_rate (counted once for the clients that share it) or by a slow or conflated client (SLOW_CLIENTS=conflate).", nil, nil)
 	descConflations = prometheus.NewDesc("wsdest_conflations_total", "Times a client fell behind and entered conflated mode (SLOW_CLIENTS=conflate).", nil, nil)
 	descConflating  = prometheus.NewDesc("wsdest_conflating_clients", "Clients in conflated mode now: behind, getting each key's latest message until they catch up.", nil, nil)
 	descLag         = prometheus.NewDesc("wsdest_consumer_lag", "High watermark minus the consumer's position, by partition, as of the partition's last fetch with records; 0 from its assignment until then.", []string{"partition"}, nil)
