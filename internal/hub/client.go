@@ -201,6 +201,7 @@ func (c *Client) UseDeflate() {
 // starts writing what was queued meanwhile. If the client is already torn
 // down, conn is closed.
 func (c *Client) Attach(conn Conn) {
+	c.hub.limitConn(conn)
 	c.mu.Lock()
 	if c.torn.Load() {
 		c.mu.Unlock()
@@ -216,11 +217,28 @@ func (c *Client) Attach(conn Conn) {
 // be held or the client not yet shared.
 func (c *Client) setConn(conn Conn) {
 	c.conn = conn
+	c.raw = rawOf(conn)
+}
+
+// rawOf returns the socket of a TCP connection or a RawSocket, for
+// non-blocking writes, or nil.
+func rawOf(conn Conn) syscall.RawConn {
 	if rs, ok := conn.(RawSocket); ok {
-		c.raw = rs.RawSocket()
+		return rs.RawSocket()
+	}
+	return rawConnOf(conn)
+}
+
+// limitConn, with Config.Conflate, makes a client's raw socket hold at
+// most about connNotSentBytes not yet sent, before its first write. It
+// is called with no lock held.
+func (h *Hub) limitConn(conn Conn) {
+	if !h.cfg.Conflate {
 		return
 	}
-	c.raw = rawConnOf(conn)
+	if raw := rawOf(conn); raw != nil {
+		limitNotSent(raw, connNotSentBytes)
+	}
 }
 
 // Pong answers a client's ping with payload. Pongs are coalesced: only

@@ -368,6 +368,7 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 		parked:   o.Park,
 	}
 	if conn != nil {
+		h.limitConn(conn)
 		c.setConn(conn)
 	}
 	c.lastRead.Store(c.added)
@@ -399,13 +400,17 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 		c.pos = len(s.viewed)
 		s.viewed = append(s.viewed, c)
 	case routeRated:
-		c.sub.rate().add(c)
+		// In its rate group, below: not under the shard's lock, which
+		// a group's hand-over must never hold up.
 	default:
 		for _, k := range c.sub.exact {
 			s.exact[k] = append(s.exact[k], c)
 		}
 	}
 	s.mu.Unlock()
+	if g := c.sub.rate(); g != nil {
+		g.add(c)
+	}
 	if m := h.standing; m != nil {
 		c.announce(m)
 	}
@@ -439,7 +444,7 @@ func (h *Hub) remove(c *Client) {
 	case routeView:
 		removeAt(&s.viewed, c)
 	case routeRated:
-		c.sub.rate().remove(c)
+		// Out of its rate group below, with no shard lock held.
 	default:
 		for _, k := range c.sub.exact {
 			unindex(s.exact, k, c)
@@ -449,6 +454,7 @@ func (h *Hub) remove(c *Client) {
 	h.shapes[c.shape].Add(-1)
 	h.stats.clients.Add(-1)
 	if g := c.sub.rate(); g != nil {
+		g.remove(c)
 		h.releaseRate(g)
 		h.rated.Add(-1)
 	}

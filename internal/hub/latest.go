@@ -53,11 +53,20 @@ import (
 // about 0.1 s of staleness.
 const conflateBatchBytes = 1 << 10
 
-// slowNotSentBytes is about the most bytes a slow reader's socket holds
-// not yet sent, with Config.Conflate (TCP_NOTSENT_LOWAT, set on a raw
-// socket once it was full): what the socket does not take waits in the
-// server, where conflation can replace it. A client that reads at once
-// never fills its socket and is not affected.
+// connNotSentBytes is about the most bytes a client's raw socket holds
+// not yet sent with Config.Conflate (TCP_NOTSENT_LOWAT, set when it is
+// attached), whatever SOCKET_SEND_BUFFER is: a slow reader's socket is
+// full once it holds this beyond what is in flight, so that it reads
+// what it holds within WriteTimeout at 64 KiB per WriteTimeout (about
+// 7 KB/s at the default 10 s) and is conflated rather than dropped.
+// Large, so that a burst on a new connection (whose receive window starts
+// small) does not make a client that reads at once look slow.
+const connNotSentBytes = 64 << 10
+
+// slowNotSentBytes is about the most bytes a conflated client's raw
+// socket holds not yet sent (TCP_NOTSENT_LOWAT, set by its writer while
+// it is conflated, takeLatestLocked): what the socket does not take
+// waits in the server, where conflation can replace it.
 const slowNotSentBytes = 1 << 10
 
 // slowBatchBytes is about the most frame bytes one write carries with
@@ -73,14 +82,16 @@ const slowBatchBytes = 64 << 10
 const noBatchBytes = int(^uint(0) >> 1)
 
 // batchBytes returns about the most frame bytes the client's next write
-// may carry (see slowBatchBytes); no bound without Config.Conflate nor
-// for a client whose raw socket was never full. c.mu must be held.
+// may carry: its piece while it holds a pending set of its own (see
+// latest.piece), otherwise, with Config.Conflate, slowBatchBytes for a
+// client whose raw socket was once full; no bound for the others. c.mu
+// must be held.
 func (c *Client) batchBytes() int {
 	switch {
+	case c.latest != nil:
+		return c.latest.pieceBytes()
 	case !c.hub.cfg.Conflate:
 		return noBatchBytes
-	case c.latest != nil && !c.latest.quiet:
-		return conflateBatchBytes
 	case c.raw != nil && !c.slowWrites:
 		return noBatchBytes
 	}
@@ -129,6 +140,17 @@ type latest struct {
 	// while its writer is busy (Client.enqueueRated), not a conflation:
 	// no notices, not counted as conflating.
 	quiet bool
+	// piece is about the most frame bytes the client's writer takes a
+	// turn while it holds this set (0: conflateBatchBytes): small, so
+	// that what waits is where newer messages replace it and a slow link
+	// finishes each write within WriteTimeout, and doubled after each
+	// write the connection took at once, up to slowBatchBytes, so that a
+	// fast link catches up; back to conflateBatchBytes after one it did
+	// not (resize).
+	piece int
+	// limited: the client's raw socket was given slowNotSentBytes while
+	// conflating (Client.takeLatestLocked).
+	limited bool
 
 	keys   map[string]*keySlot // the keys with a pending message, and recently taken ones (trimKeys); pointers, updated in place
 	nilKey keySlot             // the key of messages without one
@@ -475,10 +497,7 @@ func (c *Client) releaseLocked() (caughtUp bool) {
 	if l == nil || c.closing {
 		return false
 	}
-	limit := conflateBatchBytes
-	if l.quiet {
-		limit = noBatchBytes
-	}
+	limit := l.pieceBytes()
 	bytes := 0
 	for n := 0; n < maxBatch && l.live > 0 && bytes < limit; n++ {
 		p, _ := l.headDue(0)
@@ -500,6 +519,54 @@ func (c *Client) releaseLocked() (caughtUp bool) {
 		return true
 	}
 	return false
+}
+
+// quickWrite is how long a write to a connection that is not a raw
+// socket (whose fullness cannot be seen) may take and still count as
+// taken at once, for latest.resize.
+const quickWrite = 5 * time.Millisecond
+
+// resize doubles the piece after a write the connection took at once
+// (quick), up to slowBatchBytes, and sets it back to conflateBatchBytes
+// after one it did not.
+func (l *latest) resize(quick bool) {
+	if !quick {
+		l.piece = conflateBatchBytes
+		return
+	}
+	l.piece = min(2*l.pieceBytes(), slowBatchBytes)
+}
+
+// pieceBytes returns l.piece, or conflateBatchBytes when not set.
+func (l *latest) pieceBytes() int {
+	if l.piece == 0 {
+		return conflateBatchBytes
+	}
+	return l.piece
+}
+
+// takeLatestLocked is the writer's turn on the client's pending set, when
+// it holds one and its queue is empty: it moves a piece into the queue
+// (releaseLocked), queues the caught_up notice when conflation ends, and
+// sets b.notSent for a raw socket: slowNotSentBytes while conflating, so
+// that what a slow reader has not read waits here rather than in the
+// socket, and connNotSentBytes again once it caught up. c.mu must be
+// held.
+func (c *Client) takeLatestLocked(b *batch) {
+	l := c.latest
+	if l == nil || len(c.backlog) > 0 || len(c.queue) > 0 {
+		return
+	}
+	if c.raw != nil && !l.quiet && !l.limited {
+		l.limited = true
+		b.notSent = slowNotSentBytes
+	}
+	if c.releaseLocked() {
+		c.queueCaughtUpLocked()
+		if l.limited && c.raw != nil {
+			b.notSent = connNotSentBytes
+		}
+	}
 }
 
 // readyLocked reports whether the writer has something to take from the

@@ -4,6 +4,7 @@ package hub
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,57 +14,64 @@ import (
 	"github.com/wsdest/wsdest/internal/wsframe"
 )
 
-// With Conflate, a client whose socket was full gets a socket that holds
-// at most slowNotSentBytes not yet sent (TCP_NOTSENT_LOWAT), so that
-// what it cannot read waits in the server, where it is conflated; a
-// client whose socket never filled, and every client without Conflate,
-// keeps the kernel's default.
+// With Conflate, a client's raw socket holds at most connNotSentBytes
+// not yet sent (TCP_NOTSENT_LOWAT), whether it reads or not; while the
+// client is conflated, slowNotSentBytes, so that what it cannot read
+// waits in the server, where it is conflated; once it caught up,
+// connNotSentBytes again. Without Conflate the kernel's default stays.
 func TestConflateLimitsNotSent(t *testing.T) {
-	for _, tt := range []struct {
-		conflate, fill bool
-		limited        bool
-	}{
-		{conflate: true, fill: true, limited: true},
-		{conflate: true, fill: false},
-		{conflate: false, fill: true},
-	} {
-		t.Run(fmt.Sprintf("conflate=%v,full=%v", tt.conflate, tt.fill), func(t *testing.T) {
-			h := New(Config{Conflate: tt.conflate, WriteTimeout: time.Hour, PingInterval: -1, MaxQueueBytes: 64 << 20})
-			runHub(t, h)
+	for _, conflate := range []bool{false, true} {
+		t.Run(fmt.Sprint("conflate=", conflate), func(t *testing.T) {
+			h := New(Config{Conflate: conflate, WriteTimeout: time.Hour, PingInterval: -1, MaxQueueBytes: 1 << 20})
 			srv, cli := tcpPair(t)
 			_ = srv.SetWriteBuffer(4096)
 			_ = cli.SetReadBuffer(4096)
-			want := notSentLowat(t, srv.SyscallConn) // the kernel's default
-			if tt.limited {
-				want = slowNotSentBytes
+			def := notSentLowat(t, srv.SyscallConn) // the kernel's default
+			conn, slow, caughtUp := def, def, def
+			if conflate {
+				conn, slow, caughtUp = connNotSentBytes, slowNotSentBytes, connNotSentBytes
 			}
 			c := h.AddClient(srv, ClientOptions{Sub: Subscription{All: true}})
-			n := 1
-			if tt.fill {
-				n = 1000 // 1 MB: more than the socket buffers, never read
+			if got := notSentLowat(t, srv.SyscallConn); got != conn {
+				t.Fatalf("attached: TCP_NOTSENT_LOWAT %d, want %d", got, conn)
 			}
-			var msgs []*message.Message
-			for i := range n {
-				m := ratedMsg(fmt.Sprintf("k%d", i), i)
+			// Conflated on 100 KB of keys, not read: the writer's next
+			// turn takes a piece of its pending set and limits the
+			// socket, which soon holds all it may.
+			c.mu.Lock()
+			for i := range 100 {
+				m := ratedMsg(fmt.Sprint("k", i), i)
 				m.Frames[message.ShapePlain] = wsframe.Text([]byte(strings.Repeat("x", 1000)))
-				msgs = append(msgs, m)
+				switch {
+				case !conflate:
+					c.pushLocked(m, 1)
+				case i == 0:
+					c.conflateLocked(m)
+				default:
+					c.holdLocked(m)
+				}
 			}
-			h.Publish(msgs)
-			if !spinUntil(func() bool { return h.Stats().Writes > 0 && (!tt.fill || c.isSlow()) }) {
-				t.Fatalf("stats %+v: the socket never filled", h.Stats())
+			c.wakeLocked()
+			c.mu.Unlock()
+			if !spinUntil(func() bool { return notSentLowat(t, srv.SyscallConn) != conn || !conflate }) {
+				t.Fatal("the socket was not limited")
 			}
-			if got := notSentLowat(t, srv.SyscallConn); got != want {
-				t.Fatalf("TCP_NOTSENT_LOWAT %d, want %d", got, want)
+			if got := notSentLowat(t, srv.SyscallConn); got != slow {
+				t.Fatalf("conflated: TCP_NOTSENT_LOWAT %d, want %d", got, slow)
+			}
+			go func() { _, _ = io.Copy(io.Discard, cli) }()
+			if !spinUntil(func() bool { return notSentLowat(t, srv.SyscallConn) == caughtUp && !c.isConflating() }) {
+				t.Fatalf("caught up: TCP_NOTSENT_LOWAT %d, want %d", notSentLowat(t, srv.SyscallConn), caughtUp)
 			}
 		})
 	}
 }
 
-// isSlow reports whether the client's socket was once full.
-func (c *Client) isSlow() bool {
+// isConflating reports whether the client is in conflated mode.
+func (c *Client) isConflating() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.slowWrites
+	return c.latest != nil && !c.latest.quiet
 }
 
 func notSentLowat(t *testing.T, rc func() (syscall.RawConn, error)) int {

@@ -15,7 +15,9 @@ import (
 // (see the history package's doc): the hub itself checks nothing.
 
 // Push queues catch-up messages for a client, in order, behind what is
-// queued; a message without a frame for the client's shape is skipped.
+// queued (a notice behind what the client holds in a pending set of its
+// own, latest.go); a message without a frame for the client's shape is
+// skipped.
 // Pushed messages count in the backlog and against the queue bound of
 // live messages, but Push itself never closes the client: the caller
 // paces itself with WaitBacklog. It reports false when the client is
@@ -29,6 +31,13 @@ func (c *Client) Push(msgs []*message.Message) bool {
 	for _, m := range msgs {
 		cost := c.Cost(m)
 		if cost == 0 {
+			continue
+		}
+		if c.latest != nil && m.Notice() {
+			// An announcement to a client holding messages of its own
+			// (latest.go) takes its place behind them: it is never
+			// superseded, and it is a few bytes.
+			c.latest.hold(m, 0)
 			continue
 		}
 		if c.queue == nil {

@@ -204,6 +204,13 @@ type batch struct {
 	// forms (deflateFrames) before the write.
 	deflate bool
 	first   int // index in frames of the first data frame
+	// notSent, when not 0, is the TCP_NOTSENT_LOWAT the raw socket is to
+	// be given before the write (latest.go), outside the client's lock.
+	notSent int
+	// quick: the connection took the batch at once (a raw socket took it
+	// whole; another connection within quickWrite), so that a client's
+	// piece may grow (latest.piece).
+	quick bool
 }
 
 // deflateFrames swaps the data frames of b for their permessage-deflate
@@ -222,6 +229,7 @@ func (c *Client) deflateFrames(b *batch) {
 // anything. The state must be stateWriting. c.mu must be held.
 func (c *Client) takeLocked(b *batch) bool {
 	b.frames, b.msgs, b.final, b.chunk, b.shared, b.deflate = b.frames[:0], nil, false, false, false, false
+	b.notSent, b.quick = 0, false
 	if c.state != stateWriting {
 		return false
 	}
@@ -235,9 +243,7 @@ func (c *Client) takeLocked(b *batch) bool {
 		}
 		c.keepalive = false
 	}
-	if c.latest != nil && len(c.backlog) == 0 && len(c.queue) == 0 && c.releaseLocked() {
-		c.queueCaughtUpLocked()
-	}
+	c.takeLatestLocked(b)
 	limit := c.batchBytes()
 	if len(c.backlog) == 0 && (len(c.queue) > maxBatch || c.queued > limit) {
 		c.backlog, c.queue, c.spare = c.queue, c.spare[:0], nil
@@ -283,12 +289,17 @@ func (c *Client) flushOne(b *batch, ws *writeScratch) {
 		return
 	}
 	c.state = stateWriting
-	if !c.takeLocked(b) {
+	took := c.takeLocked(b)
+	if !took {
 		c.idleLocked()
-		c.mu.Unlock()
-		return
 	}
 	c.mu.Unlock()
+	if b.notSent != 0 {
+		limitNotSent(c.raw, b.notSent)
+	}
+	if !took {
+		return
+	}
 	c.deflateFrames(b)
 
 	st := c.hub.stats
@@ -308,16 +319,13 @@ func (c *Client) flushOne(b *batch, ws *writeScratch) {
 		if c.state == stateWriting {
 			c.state = stateBlocked
 		}
-		first := !c.slowWrites
 		c.slowWrites = true
 		c.mu.Unlock()
-		if first && c.hub.cfg.Conflate {
-			limitNotSent(c.raw, slowNotSentBytes)
-		}
 		go c.finishBlocked(own)
 		return
 	}
 	clear(b.frames)
+	b.quick = true // taken whole, at once
 	c.written(b, false)
 }
 
@@ -359,14 +367,20 @@ func (c *Client) writeLoop() {
 			return
 		}
 		c.state = stateWriting
-		if !c.takeLocked(&b) {
+		took := c.takeLocked(&b)
+		if !took {
 			c.idleLocked()
-			c.mu.Unlock()
-			return
 		}
 		c.mu.Unlock()
+		if b.notSent != 0 {
+			limitNotSent(c.raw, b.notSent)
+		}
+		if !took {
+			return
+		}
 		c.deflateFrames(&b)
 		var ok bool
+		start := time.Now()
 		if c.raw != nil {
 			ok = c.writeBlocking(&b, net.Buffers(b.frames))
 		} else {
@@ -392,6 +406,7 @@ func (c *Client) writeLoop() {
 		if !ok {
 			return
 		}
+		b.quick = time.Since(start) < quickWrite
 		if c.raw != nil {
 			_ = c.conn.SetWriteDeadline(time.Time{})
 		}
@@ -446,6 +461,9 @@ func (c *Client) written(b *batch, ownLoop bool) bool {
 	defer c.mu.Unlock()
 	if c.state != stateWriting {
 		return false // torn down meanwhile
+	}
+	if l := c.latest; l != nil && len(b.msgs) > 0 {
+		l.resize(b.quick)
 	}
 	if !c.hasWorkLocked() {
 		c.idleLocked()
