@@ -387,6 +387,12 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 
 	s := h.shardOf(c)
 	h.announceMu.RLock()
+	if g := c.sub.rate(); g != nil {
+		// In its rate group before it can be found in its shard (and so
+		// closed, and removed), and not under the shard's lock, which a
+		// group's hand-over must never hold up.
+		g.add(c)
+	}
 	s.mu.Lock()
 	s.members[c] = struct{}{}
 	switch c.sub.route() {
@@ -400,17 +406,13 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 		c.pos = len(s.viewed)
 		s.viewed = append(s.viewed, c)
 	case routeRated:
-		// In its rate group, below: not under the shard's lock, which
-		// a group's hand-over must never hold up.
+		// In its rate group, above.
 	default:
 		for _, k := range c.sub.exact {
 			s.exact[k] = append(s.exact[k], c)
 		}
 	}
 	s.mu.Unlock()
-	if g := c.sub.rate(); g != nil {
-		g.add(c)
-	}
 	if m := h.standing; m != nil {
 		c.announce(m)
 	}

@@ -33,8 +33,9 @@ import (
 // switches to conflated mode instead: its queue not yet taken by the
 // writer is folded into a pending set of its own, newer messages
 // supersede per key, and the writer drains the pending set in publish
-// order, a piece (conflateBatchBytes) a turn, so that what waits for the
-// socket stays small and what waits in the set keeps being superseded.
+// order, a piece a turn (latest.piece: from conflateBatchBytes, growing
+// while the link takes each at once), so that what waits for the socket
+// stays small and what waits in the set keeps being superseded.
 // Envelope and SSE clients get {"notice":"conflated"} when it starts and
 // {"notice":"caught_up"} once the pending set and the queue are empty.
 // The pending set's cost (costOf: an entry's key, all its frames and
@@ -44,12 +45,13 @@ import (
 // A client of a rate group conflates the same way: what its group hands
 // it is then held, per key, in its own pending set.
 
-// conflateBatchBytes is about the most frame bytes a conflating client
-// hands its writer in one turn: small, so that messages wait in the
-// pending set, where they are superseded, rather than in the socket. What
-// a conflated reader receives is at most this, what its socket holds
-// (slowNotSentBytes not yet sent, and what is in flight) and its own
-// receive buffer behind the latest value: at 10 KB/s, each KiB here is
+// conflateBatchBytes is the first piece (latest.piece) a client with a
+// pending set of its own hands its writer in a turn, and the piece after
+// a write its link did not take at once: small, so that messages wait in
+// the pending set, where they are superseded, rather than in the socket.
+// What a slow conflated reader receives is about this, what its socket
+// holds (slowNotSentBytes not yet sent, and what is in flight) and its
+// own receive buffer behind the latest value: at 10 KB/s, each KiB is
 // about 0.1 s of staleness.
 const conflateBatchBytes = 1 << 10
 
@@ -57,8 +59,8 @@ const conflateBatchBytes = 1 << 10
 // not yet sent with Config.Conflate (TCP_NOTSENT_LOWAT, set when it is
 // attached), whatever SOCKET_SEND_BUFFER is: a slow reader's socket is
 // full once it holds this beyond what is in flight, so that it reads
-// what it holds within WriteTimeout at 64 KiB per WriteTimeout (about
-// 7 KB/s at the default 10 s) and is conflated rather than dropped.
+// what it holds within WriteTimeout at 64 KiB per WriteTimeout, with the
+// rest of the write in progress, and is conflated rather than dropped.
 // Large, so that a burst on a new connection (whose receive window starts
 // small) does not make a client that reads at once look slow.
 const connNotSentBytes = 64 << 10
@@ -70,8 +72,8 @@ const connNotSentBytes = 64 << 10
 const slowNotSentBytes = 1 << 10
 
 // slowBatchBytes is about the most frame bytes one write carries with
-// Config.Conflate for a client that reads slowly (conflateBatchBytes
-// while it is conflated): a write must finish within WriteTimeout, so
+// Config.Conflate for a client that reads slowly (its piece while it
+// holds a pending set of its own): a write must finish within WriteTimeout, so
 // such a client is given small writes, and what waits stays in the queue,
 // where conflation can reduce it, not in the socket. A client reads slowly
 // once its socket was full (Client.slowWrites); a connection that is not
@@ -488,7 +490,7 @@ func (c *Client) conflateLocked(m *message.Message) bool {
 
 // releaseLocked moves pending messages of a client's own set, in publish
 // order, into the (empty) queue for the writer to take: at most maxBatch,
-// and while conflating about conflateBatchBytes of frames. A client whose
+// and about its piece (latest.piece) of frames. A client whose
 // pending set and queue are empty is an ordinary client again, and
 // caughtUp reports that the end of its conflation is to be announced.
 // c.mu must be held.

@@ -262,7 +262,9 @@ func (g *rateGroup) add(c *Client) {
 // remove takes c out of g's members.
 func (g *rateGroup) remove(c *Client) {
 	g.mu.Lock()
-	removeAt(&g.members, c)
+	if c.pos < len(g.members) && g.members[c.pos] == c {
+		removeAt(&g.members, c)
+	}
 	g.mu.Unlock()
 }
 

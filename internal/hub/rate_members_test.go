@@ -156,3 +156,35 @@ func TestRateStalledMemberHoldsUpNoOne(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// A rated client is a member of its rate group before it can be found in
+// its shard (by Shutdown or the pinger, which may tear it down), and not
+// under the shard's lock: while its group's lock is held (a hand-over),
+// AddClient waits with the client nowhere to be found, and other clients
+// are still added. Removing a client that is not a member removes no
+// other.
+func TestRatedClientInGroupBeforeShard(t *testing.T) {
+	h := New(Config{Shards: 1, PingInterval: -1, WriteTimeout: time.Hour})
+	member := h.AddClient(&timedConn{}, ClientOptions{Sub: Subscription{All: true, MaxRate: 1000}})
+	g := member.sub.rate()
+	g.mu.Lock() // a hand-over in progress
+	added := make(chan *Client)
+	go func() {
+		added <- h.AddClient(&timedConn{}, ClientOptions{Sub: Subscription{All: true, MaxRate: 1000}})
+	}()
+	other := h.AddClient(&timedConn{}, ClientOptions{Sub: Subscription{All: true}}) // the shard is free
+	if n := len(h.clients()); n != 2 {
+		g.mu.Unlock()
+		t.Fatalf("%d clients found while the rated one waits for its group, want the 2 others", n)
+	}
+	g.mu.Unlock()
+	late := <-added
+	stray := &Client{hub: h} // never a member: pos 0
+	g.remove(stray)
+	g.mu.Lock()
+	members := append([]*Client(nil), g.members...)
+	g.mu.Unlock()
+	if len(members) != 2 || members[0] != member || members[1] != late || other.sub.rate() != nil {
+		t.Fatalf("members %v, want the first client and the one added while the group was busy", members)
+	}
+}

@@ -104,7 +104,10 @@ type Client struct {
 	// guarded by mu (rate.go).
 	from uint64
 
-	pos int // index in the shard's all or globs slice; guarded by the shard's mu
+	// pos is the index in the shard's all, globs or viewed slice, guarded
+	// by the shard's mu; for a client of a rate group, in the group's
+	// members, guarded by the group's mu.
+	pos int
 
 	// Set by the reader (the poller's goroutine), read by the pinger.
 	lastRead atomic.Int64 // unix ns of the last read from the peer
@@ -290,14 +293,19 @@ func (c *Client) flushOne(b *batch, ws *writeScratch) {
 	}
 	c.state = stateWriting
 	took := c.takeLocked(b)
-	if !took {
+	if !took && b.notSent == 0 {
 		c.idleLocked()
+		c.mu.Unlock()
+		return
 	}
 	c.mu.Unlock()
 	if b.notSent != 0 {
 		limitNotSent(c.raw, b.notSent)
 	}
 	if !took {
+		// A turn that only set the socket's limit ends as a write does:
+		// no other writer sets one meanwhile.
+		c.written(b, false)
 		return
 	}
 	c.deflateFrames(b)
@@ -368,15 +376,20 @@ func (c *Client) writeLoop() {
 		}
 		c.state = stateWriting
 		took := c.takeLocked(&b)
-		if !took {
+		if !took && b.notSent == 0 {
 			c.idleLocked()
+			c.mu.Unlock()
+			return
 		}
 		c.mu.Unlock()
 		if b.notSent != 0 {
 			limitNotSent(c.raw, b.notSent)
 		}
 		if !took {
-			return
+			if !c.written(&b, true) { // as in flushOne
+				return
+			}
+			continue
 		}
 		c.deflateFrames(&b)
 		var ok bool
