@@ -385,14 +385,14 @@ func (h *Hub) AddClient(conn Conn, o ClientOptions) *Client {
 	// count, so the client may take that Publish (see Wants).
 	c.from = h.wantSeq.Load()
 
-	s := h.shardOf(c)
-	h.announceMu.RLock()
 	if g := c.sub.rate(); g != nil {
 		// In its rate group before it can be found in its shard (and so
-		// closed, and removed), and not under the shard's lock, which a
-		// group's hand-over must never hold up.
+		// closed, and removed), and under no other lock, which a group's
+		// hand-over must never hold up.
 		g.add(c)
 	}
+	s := h.shardOf(c)
+	h.announceMu.RLock()
 	s.mu.Lock()
 	s.members[c] = struct{}{}
 	switch c.sub.route() {
